@@ -1,1 +1,21 @@
+//! The conference escrow backend. Follow one agreement through the modules in this order:
+//! [`watcher`] (chain events → store) → [`reconciler`] (what must happen next) → [`orchestrator`]
+//! (rooms) and [`settler`] (operator transactions) → [`monitor`] (availability) → [`api`] (what
+//! customers and auditors read). [`service`] wires them; [`devnet`] is the local chain.
 
+pub mod agreement;
+pub mod api;
+pub mod chain;
+pub mod config;
+pub mod devnet;
+pub mod error;
+pub mod monitor;
+pub mod orchestrator;
+pub mod reconciler;
+pub mod room;
+pub mod service;
+pub mod settler;
+pub mod store;
+pub mod watcher;
+
+pub use error::{Error, Result};

@@ -1,1 +1,91 @@
-fn main() {}
+//! The service's binary: parses the command line and hands over to the library.
+
+use clap::Parser;
+use conference_backend::{
+    Result,
+    config::{Cli, Command, DevArgs, ServeArgs},
+    devnet::{self, Devnet},
+    room, service,
+};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Dev(args) => dev(args).await,
+        Command::Room(args) => match room::run(args.agreement, &args.rooms_dir, args.port).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                eprintln!("a room for agreement {} is already running", args.agreement);
+                std::process::exit(room::EXIT_ALREADY_RUNNING);
+            }
+            Err(err) => Err(err),
+        },
+    };
+    if let Err(err) = outcome {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.service.http_addr).await?;
+    service::serve(args, listener, room::shutdown_signal()).await
+}
+
+async fn dev(args: DevArgs) -> Result<()> {
+    // A fresh chain every time: state from an earlier run belongs to a chain that is gone.
+    let _ = std::fs::remove_dir_all(&args.service.data_dir);
+    let devnet = Devnet::start(&args.anvil_bin, args.anvil_port).await?;
+    let listener = tokio::net::TcpListener::bind(args.service.http_addr).await?;
+    let web = format!("http://{}/", listener.local_addr()?);
+    let customer_key = alloy::hex::encode_prefixed(devnet.customer.to_bytes());
+    println!(
+        "\nConference escrow: local stack ready\n\
+         \n  open      {web}\
+         \n  chain     {rpc} (chain id 31337)\
+         \n  escrow    {escrow}\
+         \n  offer 1   {price} wei per second, up to {max} s (deposit {deposit} wei)\
+         \n\nIn MetaMask, add the network (RPC {rpc}, chain id 31337, symbol ETH) and import the dev\
+         \ncustomer account {customer} with the private key\n  {customer_key}\
+         \n(anvil's public dev key: never send real funds to it). Ctrl-C stops everything.\n",
+        rpc = devnet.rpc_url(),
+        escrow = devnet.escrow,
+        price = devnet::OFFER_PRICE_PER_SECOND,
+        max = devnet::OFFER_MAX_DURATION,
+        deposit = Devnet::offer_deposit(),
+        customer = devnet.customer.address(),
+    );
+    println!(
+        "READY {}",
+        serde_json::json!({
+            "web": web,
+            "rpc": devnet.rpc_url(),
+            "escrow": devnet.escrow.to_string(),
+            "customer": devnet.customer.address().to_string(),
+        })
+    );
+    let serve_args = ServeArgs {
+        rpc_url: devnet.rpc_url(),
+        escrow: devnet.escrow,
+        start_block: devnet.deploy_block,
+        operator_key: conference_backend::config::Secret(devnet.operator_key()),
+        service: args.service.clone(),
+    };
+    let outcome = service::serve(serve_args, listener, room::shutdown_signal()).await;
+    // The chain goes with this process: so do its conferences.
+    let rooms = conference_backend::orchestrator::local::LocalOrchestrator::new(
+        args.service.data_dir.join("rooms"),
+        std::env::current_exe()?,
+    )?;
+    for id in rooms.list()? {
+        rooms.remove(id).await?;
+    }
+    outcome
+}

@@ -1,1 +1,279 @@
-//! End-to-end tests live in `tests/e2e_*.rs`; this crate has no library code of its own.
+//! The end-to-end harness: a fresh local stack (anvil with the escrow deployed, the backend binary as
+//! a separate process that tests can kill) and the customer's side of an agreement. Used by the
+//! tests in `tests/` and by the `demo` binary (`make demo`).
+
+use std::{
+    fs::{self, File},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::{DynProvider, Provider},
+    rpc::types::TransactionReceipt,
+};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use conference_backend::{chain::DynamicPriceEscrow, devnet::Devnet, room::RoomInfo};
+use nix::{sys::signal, unistd::Pid};
+use serde_json::Value;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+fn backend_binary() -> Result<PathBuf> {
+    let path = std::env::var_os("CONFERENCE_BACKEND_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/debug/conference-backend"));
+    ensure!(path.exists(), "{} is missing: build it first (`cargo build -p conference-backend`, or `make test`)", path.display());
+    Ok(path)
+}
+
+/// A local stack: anvil, the escrow with offer 1, and the backend process.
+pub struct Stack {
+    pub devnet: Devnet,
+    pub data_dir: PathBuf,
+    pub api: String,
+    http_addr: String,
+    backend: Option<Child>,
+    http: reqwest::Client,
+    /// The customer's view of the chain: its own key signs.
+    pub customer: DynProvider,
+}
+
+impl Stack {
+    pub async fn start(name: &str) -> Result<Self> {
+        let devnet = Devnet::start(&repo_root().join("anvil/node_modules/.bin/anvil"), 0).await?;
+        let data_dir = std::env::temp_dir().join(format!("conference-e2e-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&data_dir);
+        fs::create_dir_all(&data_dir)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let http_addr = format!("127.0.0.1:{port}");
+        let customer = devnet.provider_for(&devnet.customer)?;
+        let mut stack = Self {
+            devnet,
+            data_dir,
+            api: format!("http://{http_addr}"),
+            http_addr,
+            backend: None,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+            customer,
+        };
+        stack.start_backend().await?;
+        Ok(stack)
+    }
+
+    /// Starts the backend process and waits until its API answers.
+    pub async fn start_backend(&mut self) -> Result<()> {
+        ensure!(self.backend.is_none(), "the backend is already running");
+        let log = File::options().create(true).append(true).open(self.data_dir.join("backend.log"))?;
+        let child = Command::new(backend_binary()?)
+            .args(["serve", "--rpc-url", &self.devnet.rpc_url(), "--escrow", &self.devnet.escrow.to_string()])
+            .args(["--start-block", &self.devnet.deploy_block.to_string(), "--http", &self.http_addr])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--probe-interval-ms", "300"])
+            .env("OPERATOR_KEY", self.devnet.operator_key())
+            .env("RUST_LOG", "info,conference_backend=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.backend = Some(child);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(response) = self.http.get(format!("{}/healthz", self.api)).send().await {
+                if response.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(status) = self.backend.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("the backend exited with {status}; log: {}", self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("the backend did not answer within 30 s; log: {}", self.log_tail())
+    }
+
+    /// SIGKILL: the backend gets no chance to clean up.
+    pub fn kill_backend(&mut self) -> Result<()> {
+        let mut child = self.backend.take().context("the backend is not running")?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.data_dir.join("backend.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    pub fn escrow(&self) -> DynamicPriceEscrow::DynamicPriceEscrowInstance<DynProvider> {
+        DynamicPriceEscrow::new(self.devnet.escrow, self.customer.clone())
+    }
+
+    pub fn customer_address(&self) -> Address {
+        self.devnet.customer.address()
+    }
+
+    /// `GET /api/agreements/{id}`; `None` while the backend has not seen it.
+    pub async fn agreement(&self, id: u64) -> Result<Option<Value>> {
+        let response = self.http.get(format!("{}/api/agreements/{id}", self.api)).send().await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        ensure!(response.status().is_success(), "GET agreement {id}: {}", response.status());
+        Ok(Some(response.json().await?))
+    }
+
+    /// Waits until the agreement's record satisfies `done`.
+    pub async fn wait_for(&self, id: u64, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Result<Value> {
+        let started = Instant::now();
+        let mut last = None;
+        while started.elapsed() < timeout {
+            if let Some(record) = self.agreement(id).await? {
+                if done(&record) {
+                    return Ok(record);
+                }
+                last = Some(record);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("agreement {id} did not reach {what} within {timeout:?}; last record: {last:?}; log:\n{}", self.log_tail())
+    }
+
+    pub async fn wait_status(&self, id: u64, status: &str, timeout: Duration) -> Result<Value> {
+        self.wait_for(id, status, timeout, |r| r["status"] == status).await
+    }
+
+    /// Signs offer 1 as the customer; returns the agreement id and the receipt.
+    pub async fn customer_signs(&self) -> Result<(u64, TransactionReceipt)> {
+        let receipt = self
+            .escrow()
+            .sign(U256::from(1))
+            .value(Devnet::offer_deposit())
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        ensure!(receipt.status(), "sign reverted");
+        let signed = receipt
+            .logs()
+            .iter()
+            .find_map(|log| log.log_decode::<DynamicPriceEscrow::AgreementSigned>().ok())
+            .ok_or_else(|| anyhow!("no AgreementSigned event in the sign receipt"))?;
+        Ok((signed.inner.data.agreementId.to::<u64>(), receipt))
+    }
+
+    pub async fn customer_stops(&self, id: u64) -> Result<TransactionReceipt> {
+        let receipt = self.escrow().stop(U256::from(id)).send().await?.get_receipt().await?;
+        ensure!(receipt.status(), "stop reverted");
+        Ok(receipt)
+    }
+
+    pub async fn balance(&self, who: Address) -> Result<U256> {
+        Ok(self.customer.get_balance(who).await?)
+    }
+
+    /// Sets the next block's timestamp (chain time only moves forward).
+    pub async fn set_next_block_time(&self, timestamp: u64) -> Result<()> {
+        self.customer.raw_request::<_, Value>("evm_setNextBlockTimestamp".into(), (timestamp,)).await?;
+        Ok(())
+    }
+
+    pub async fn set_automine(&self, on: bool) -> Result<()> {
+        self.customer.raw_request::<_, Value>("evm_setAutomine".into(), (on,)).await?;
+        Ok(())
+    }
+
+    pub async fn mine(&self) -> Result<()> {
+        self.customer.raw_request::<_, Value>("evm_mine".into(), ()).await?;
+        Ok(())
+    }
+
+    /// How many times the escrow emitted `event` for agreement `id` (its first indexed topic).
+    pub async fn count_events(&self, signature_hash: B256, id: u64) -> Result<usize> {
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.devnet.escrow)
+            .event_signature(signature_hash)
+            .topic1(B256::from(U256::from(id)))
+            .from_block(0);
+        Ok(self.customer.get_logs(&filter).await?.len())
+    }
+
+    /// The room the local orchestrator published for an agreement, if any.
+    pub fn room(&self, id: u64) -> Option<RoomInfo> {
+        let bytes = fs::read(self.data_dir.join("rooms").join(format!("{id}.json"))).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub async fn room_answers(&self, join_url: &str) -> bool {
+        matches!(self.http.get(join_url).send().await, Ok(r) if r.status().is_success())
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.backend.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Rooms run in their own process groups: stop any the test left behind.
+        if let Ok(entries) = fs::read_dir(self.data_dir.join("rooms")) {
+            for entry in entries.flatten() {
+                let info = fs::read(entry.path()).ok().and_then(|b| serde_json::from_slice::<RoomInfo>(&b).ok());
+                if let Some(info) = info {
+                    let _ = signal::kill(Pid::from_raw(info.pid as i32), signal::Signal::SIGKILL);
+                }
+            }
+        }
+        // Keep the logs of a failed test for reading; remove those of a passed one.
+        if std::thread::panicking() {
+            eprintln!("backend and room logs kept in {}", self.data_dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}
+
+/// The figures of one settled agreement, checked against the contract's formula to the wei.
+#[derive(Debug)]
+pub struct Settlement {
+    pub used_seconds: u64,
+    pub charge: U256,
+    pub refund: U256,
+    pub availability_bps: u64,
+}
+
+/// Checks a settled record: charge = price × used (0 below 75% availability), refund = deposit − charge.
+pub fn check_settlement(record: &Value) -> Result<Settlement> {
+    let num = |key: &str| record[key].as_u64().with_context(|| format!("{key} missing in {record}"));
+    let wei = |key: &str| -> Result<U256> {
+        let text = record[key].as_str().with_context(|| format!("{key} missing in {record}"))?;
+        Ok(text.parse::<U256>()?)
+    };
+    let used_seconds = num("endedAt")? - num("startedAt")?;
+    let availability_bps = num("availabilityBps")?;
+    let price = wei("pricePerSecond")?;
+    let deposit = wei("deposit")?;
+    let expected_charge = if availability_bps < 7500 { U256::ZERO } else { price * U256::from(used_seconds) };
+    let (charge, refund) = (wei("charge")?, wei("refund")?);
+    ensure!(charge == expected_charge, "charge {charge} != price {price} × {used_seconds} s = {expected_charge}");
+    ensure!(refund == deposit - charge, "refund {refund} != deposit {deposit} − charge {charge}");
+    Ok(Settlement { used_seconds, charge, refund, availability_bps })
+}
+
+pub fn gas_cost(receipt: &TransactionReceipt) -> U256 {
+    U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price)
+}

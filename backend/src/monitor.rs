@@ -1,0 +1,48 @@
+//! The monitor probes the conference of every active agreement and stores each probe: the
+//! availability reported at settlement is the share of probes that succeeded while the agreement
+//! ran, and the stored probes are the evidence behind it.
+
+use std::{sync::Arc, time::Duration};
+
+use tracing::warn;
+
+use crate::{
+    Result,
+    agreement::{ChainStatus, ConferenceState},
+    orchestrator::Orchestrator,
+    store::Store,
+};
+
+pub struct Monitor {
+    pub store: Store,
+    pub orchestrator: Arc<Orchestrator>,
+}
+
+impl Monitor {
+    /// Probes every active agreement's conference once.
+    pub async fn pass(&self) -> Result<()> {
+        for a in self.store.open_agreements().await? {
+            if a.chain_status != ChainStatus::Active {
+                continue;
+            }
+            // An active agreement whose conference is not running is down, whatever the reason.
+            let ok = a.conference_state == ConferenceState::Running && self.orchestrator.probe(a.id).await?;
+            let detail = match (ok, a.conference_state) {
+                (true, _) => None,
+                (false, ConferenceState::Running) => Some("no answer".to_owned()),
+                (false, state) => Some(format!("conference {}", state.as_str())),
+            };
+            self.store.record_probe(a.id, ok, detail.as_deref()).await?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(monitor: Arc<Monitor>, interval: Duration) {
+    loop {
+        if let Err(err) = monitor.pass().await {
+            warn!(error = %err, "monitor pass failed");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,90 @@
+//! Wires the parts together: store, chain, orchestrator, and the four loops (watcher, reconciler,
+//! settler, monitor) behind the HTTP API. Follow one agreement: `watcher` records the signature →
+//! `reconciler` deploys and queues the activation → `settler` sends it → … → the settlement.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
+use tracing::{info, warn};
+
+use crate::{
+    Result,
+    api::{self, ApiContext, PublicConfig},
+    chain::Chain,
+    config::ServeArgs,
+    monitor::{self, Monitor},
+    orchestrator::{Orchestrator, local::LocalOrchestrator},
+    reconciler::{self, Reconciler},
+    settler::{self, Settler},
+    store::Store,
+    watcher::{Watcher, WatcherConfig},
+};
+
+const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
+const SETTLER_INTERVAL: Duration = Duration::from_millis(500);
+const ORPHAN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Runs the service on `listener` until `shutdown` resolves.
+pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let service = &args.service;
+    std::fs::create_dir_all(&service.data_dir)?;
+    let store = Store::open(&service.database_url()).await?;
+    let chain = Chain::connect(&args.rpc_url, args.escrow, &args.operator_key.0).await?;
+    let activation_window = chain.activation_window().await?;
+    info!(chain_id = chain.chain_id, escrow = %chain.escrow, operator = %chain.operator_address, activation_window, "connected");
+
+    let orchestrator = Arc::new(Orchestrator::Local(LocalOrchestrator::new(
+        service.data_dir.join("rooms"),
+        std::env::current_exe()?,
+    )?));
+    let events = Arc::new(Notify::new());
+    let outbox = Arc::new(Notify::new());
+
+    let watcher = Watcher {
+        chain: chain.clone(),
+        store: store.clone(),
+        config: WatcherConfig {
+            start_block: args.start_block,
+            confirmations: service.confirmations,
+            batch_blocks: service.batch_blocks.max(1),
+        },
+        notify: events.clone(),
+    };
+    let reconciler =
+        Arc::new(Reconciler::new(chain.clone(), store.clone(), orchestrator.clone(), activation_window, outbox.clone()));
+    let settler = Arc::new(Settler { chain: chain.clone(), store: store.clone() });
+    let monitor = Arc::new(Monitor { store: store.clone(), orchestrator: orchestrator.clone() });
+
+    reconciler.collect_orphans().await?;
+
+    let mut tasks = JoinSet::new();
+    let poll = service.poll_interval();
+    tasks.spawn(async move {
+        loop {
+            if let Err(err) = watcher.poll().await {
+                warn!(error = %err, "watcher poll failed");
+            }
+            tokio::time::sleep(poll).await;
+        }
+    });
+    tasks.spawn(reconciler::run(reconciler.clone(), events, RECONCILE_INTERVAL));
+    tasks.spawn(settler::run(settler, outbox, SETTLER_INTERVAL));
+    tasks.spawn(monitor::run(monitor, service.probe_interval()));
+    tasks.spawn(async move {
+        loop {
+            tokio::time::sleep(ORPHAN_INTERVAL).await;
+            if let Err(err) = reconciler.collect_orphans().await {
+                warn!(error = %err, "collecting orphaned conferences failed");
+            }
+        }
+    });
+
+    let public = PublicConfig::new(chain.chain_id, args.rpc_url.clone(), chain.escrow.to_string());
+    let app = api::router(ApiContext { store, public });
+    info!(addr = %listener.local_addr()?, "HTTP API listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    // Every step is recorded before and after it is taken, so stopping between steps loses nothing.
+    tasks.shutdown().await;
+    info!("stopped");
+    Ok(())
+}

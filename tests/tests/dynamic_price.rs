@@ -1,0 +1,131 @@
+//! One dynamic-price agreement all the way round, on a fresh anvil chain with the real backend
+//! binary and real room processes: sign → deploy → activate → 600 s → stop → undeploy → settle,
+//! checked to the wei. The second test kills the backend (SIGKILL) at the two riskiest moments.
+
+use std::time::{Duration, Instant};
+
+use alloy::{
+    primitives::U256,
+    providers::Provider,
+    sol_types::SolEvent,
+};
+use anyhow::Result;
+use conference_backend::chain::DynamicPriceEscrow;
+use conference_e2e::{Stack, check_settlement, gas_cost, process_alive};
+use serde_json::Value;
+
+const STEP: Duration = Duration::from_secs(60);
+const USED_SECONDS: u64 = 600;
+
+fn outbox_state(record: &Value, call: &str) -> Option<String> {
+    record["outbox"].as_array()?.iter().find(|item| item["call"] == call)?["state"].as_str().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_agreement_is_deployed_activated_stopped_and_settled_to_the_wei() -> Result<()> {
+    let stack = Stack::start("round").await?;
+    let customer = stack.customer_address();
+    let provider = stack.devnet.provider.address();
+    let balance_before = stack.balance(customer).await?;
+
+    let (id, sign_receipt) = stack.customer_signs().await?;
+    let signed_wall = Instant::now();
+    let active = stack.wait_status(id, "active", STEP).await?;
+    let join_url = active["joinUrl"].as_str().expect("an active agreement has a join URL").to_owned();
+    assert!(stack.room_answers(&join_url).await, "the room at {join_url} does not answer");
+    println!("signing block to room answering and activated: {} ms", signed_wall.elapsed().as_millis());
+    let room = stack.room(id).expect("the local orchestrator published the room");
+    assert!(process_alive(room.pid));
+
+    // Let the monitor gather evidence, then stop exactly 600 s of chain time after the start.
+    stack.wait_for(id, "two probes", STEP, |r| r["conference"]["probes"].as_u64() >= Some(2)).await?;
+    let started_at = active["startedAt"].as_u64().expect("startedAt");
+    stack.set_next_block_time(started_at + USED_SECONDS).await?;
+    let stop_receipt = stack.customer_stops(id).await?;
+
+    let settled = stack.wait_status(id, "settled", STEP).await?;
+    let settlement = check_settlement(&settled)?;
+    assert_eq!(settlement.used_seconds, USED_SECONDS);
+    assert_eq!(settlement.availability_bps, 10_000, "the room answered every probe: {settled}");
+    let price = U256::from(conference_backend::devnet::OFFER_PRICE_PER_SECOND);
+    assert_eq!(settlement.charge, price * U256::from(USED_SECONDS));
+
+    // The customer paid exactly the charge plus gas for its two transactions.
+    let balance_after = stack.balance(customer).await?;
+    assert_eq!(
+        balance_before - balance_after,
+        settlement.charge + gas_cost(&sign_receipt) + gas_cost(&stop_receipt),
+        "customer balance change"
+    );
+    // The provider can withdraw exactly the charge, and does.
+    let escrow = stack.escrow();
+    assert_eq!(escrow.withdrawable(provider).call().await?, settlement.charge);
+    let provider_rpc = stack.devnet.provider_for(&stack.devnet.provider)?;
+    let provider_before = provider_rpc.get_balance(provider).await?;
+    let withdraw = DynamicPriceEscrow::new(stack.devnet.escrow, provider_rpc.clone()).withdraw().send().await?.get_receipt().await?;
+    assert!(withdraw.status());
+    assert_eq!(provider_rpc.get_balance(provider).await? + gas_cost(&withdraw), provider_before + settlement.charge);
+    assert_eq!(provider_rpc.get_balance(stack.devnet.escrow).await?, U256::ZERO, "the escrow owes nothing more");
+
+    // The room is gone.
+    assert!(!process_alive(room.pid), "room process {} still runs", room.pid);
+    assert!(stack.room(id).is_none());
+    assert!(!stack.room_answers(&join_url).await);
+    assert_eq!(settled["conference"]["deployCount"], 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_killed_mid_agreement_deploys_activates_and_settles_exactly_once() -> Result<()> {
+    let mut stack = Stack::start("crash").await?;
+    let customer = stack.customer_address();
+    let balance_before = stack.balance(customer).await?;
+
+    // Hold blocks back so the activation sits in the mempool when the backend dies.
+    stack.set_automine(false).await?;
+    let pending = stack.escrow().sign(U256::from(1)).value(conference_backend::devnet::Devnet::offer_deposit()).send().await?;
+    stack.mine().await?;
+    let sign_receipt = pending.get_receipt().await?;
+    let id = 1;
+    stack.wait_for(id, "activation sent", STEP, |r| outbox_state(r, "activate").as_deref() == Some("sent")).await?;
+    let room = stack.room(id).expect("room deployed before activation");
+
+    stack.kill_backend()?;
+    stack.start_backend().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.set_automine(true).await?;
+    stack.mine().await?;
+    let active = stack.wait_status(id, "active", STEP).await?;
+    assert_eq!(stack.room(id).expect("room still published").pid, room.pid, "the room was adopted, not redeployed");
+    assert_eq!(active["conference"]["deployCount"], 1);
+
+    // Stop with blocks held back again, so the settlement is in flight when the backend dies.
+    let started_at = active["startedAt"].as_u64().expect("startedAt");
+    stack.set_automine(false).await?;
+    let pending = stack.escrow().stop(U256::from(id)).send().await?;
+    stack.set_next_block_time(started_at + USED_SECONDS).await?;
+    stack.mine().await?;
+    let stop_receipt = pending.get_receipt().await?;
+    stack.wait_for(id, "settlement sent", STEP, |r| outbox_state(r, "settle").as_deref() == Some("sent")).await?;
+    assert!(!process_alive(room.pid), "the room is removed before the settlement");
+
+    stack.kill_backend()?;
+    stack.start_backend().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.set_automine(true).await?;
+    stack.mine().await?;
+    let settled = stack.wait_status(id, "settled", STEP).await?;
+
+    let settlement = check_settlement(&settled)?;
+    assert_eq!(settlement.used_seconds, USED_SECONDS);
+    let balance_after = stack.balance(customer).await?;
+    assert_eq!(balance_before - balance_after, settlement.charge + gas_cost(&sign_receipt) + gas_cost(&stop_receipt));
+
+    // Exactly one of each, whatever the crashes.
+    assert_eq!(settled["conference"]["deployCount"], 1);
+    assert_eq!(stack.count_events(DynamicPriceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 1);
+    assert_eq!(stack.count_events(DynamicPriceEscrow::AgreementSettled::SIGNATURE_HASH, id).await?, 1);
+    let operator_nonce = stack.customer.get_transaction_count(stack.devnet.operator.address()).await?;
+    assert_eq!(operator_nonce, 2, "the operator sent one activation and one settlement, nothing else");
+    Ok(())
+}
