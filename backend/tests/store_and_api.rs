@@ -1,0 +1,121 @@
+//! The store and the HTTP API against a real SQLite database (a fresh file per test) and a real
+//! HTTP server on a free loopback port.
+
+use conference_backend::{
+    api::{self, ApiContext, PublicConfig},
+    chain::OperatorCall,
+    store::Store,
+    watcher::ChainEvent,
+};
+use serde_json::Value;
+
+async fn fresh_store(name: &str) -> Store {
+    let dir = std::env::temp_dir().join(format!("conference-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Store::open(&format!("sqlite://{}", dir.join("test.db").display())).await.unwrap()
+}
+
+fn signed_agreement_events() -> Vec<ChainEvent> {
+    vec![
+        ChainEvent::OfferPublished {
+            offer: 1,
+            provider: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC".into(),
+            price_per_second: "1000000000000".into(),
+            max_duration: 3600,
+        },
+        ChainEvent::Signed {
+            agreement: 1,
+            offer: 1,
+            customer: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
+            deposit: "3600000000000000".into(),
+            signed_at: 1_700_000_000,
+            tx_hash: "0xabc".into(),
+        },
+    ]
+}
+
+#[tokio::test]
+async fn events_applied_twice_change_nothing_the_second_time() {
+    let store = fresh_store("idempotent").await;
+    let events = signed_agreement_events();
+    store.apply_events(&events, 10).await.unwrap();
+    store.conference_running(1, "http://127.0.0.1:1/", true).await.unwrap();
+    store.apply_events(&events, 11).await.unwrap();
+
+    assert_eq!(store.cursor().await.unwrap(), Some(11));
+    let a = store.agreement(1).await.unwrap().unwrap();
+    assert_eq!(a.deposit, "3600000000000000");
+    assert_eq!(a.price_per_second, "1000000000000");
+    assert_eq!(a.max_duration, 3600);
+    assert_eq!(a.deploy_count, 1);
+    assert_eq!(a.progress(), conference_backend::agreement::Progress::Activating);
+}
+
+#[tokio::test]
+async fn the_outbox_holds_each_call_once() {
+    let store = fresh_store("outbox").await;
+    store.apply_events(&signed_agreement_events(), 3).await.unwrap();
+    assert!(store.enqueue(OperatorCall::Activate { agreement: 1 }).await.unwrap());
+    assert!(!store.enqueue(OperatorCall::Activate { agreement: 1 }).await.unwrap());
+    // A settlement queued once keeps its first availability figure.
+    assert!(store.enqueue(OperatorCall::Settle { agreement: 1, availability_bps: 9000 }).await.unwrap());
+    assert!(!store.enqueue(OperatorCall::Settle { agreement: 1, availability_bps: 100 }).await.unwrap());
+    let items = store.unfinished_outbox().await.unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1].call, OperatorCall::Settle { agreement: 1, availability_bps: 9000 });
+}
+
+#[tokio::test]
+async fn availability_is_the_share_of_successful_probes() {
+    let store = fresh_store("probes").await;
+    store.apply_events(&signed_agreement_events(), 3).await.unwrap();
+    assert_eq!(store.probe_tally(1).await.unwrap().availability_bps(), 10_000, "no probes, no evidence of an outage");
+    for ok in [true, true, true, false] {
+        store.record_probe(1, ok, None).await.unwrap();
+    }
+    let tally = store.probe_tally(1).await.unwrap();
+    assert_eq!((tally.probes, tally.probes_ok, tally.availability_bps()), (4, 3, 7_500));
+}
+
+async fn spawn_api(store: Store) -> String {
+    let public = PublicConfig::new(31337, "http://127.0.0.1:8545".into(), "0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, api::router(ApiContext { store, public })).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_api_answers_bad_ids_with_a_clear_4xx() {
+    let api = spawn_api(fresh_store("api-4xx").await).await;
+    for (path, status) in [("abc", 400), ("-1", 400), ("99999999999999999999999", 400), ("7", 404)] {
+        let response = reqwest::get(format!("{api}/api/agreements/{path}")).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes() {
+    let store = fresh_store("api-ok").await;
+    store.apply_events(&signed_agreement_events(), 3).await.unwrap();
+    let api = spawn_api(store).await;
+
+    let a: Value = reqwest::get(format!("{api}/api/agreements/1")).await.unwrap().json().await.unwrap();
+    assert_eq!(a["status"], "signed");
+    assert_eq!(a["deposit"], "3600000000000000");
+    assert_eq!(a["transactions"]["sign"], "0xabc");
+    assert_eq!(a["joinUrl"], Value::Null);
+    assert_eq!(a["conference"]["state"], "absent");
+
+    let offers: Value = reqwest::get(format!("{api}/api/offers")).await.unwrap().json().await.unwrap();
+    assert_eq!(offers[0]["deposit"], "3600000000000000");
+
+    let config: Value = reqwest::get(format!("{api}/api/config")).await.unwrap().json().await.unwrap();
+    // keccak256("sign(uint256)")[..4] and keccak256("stop(uint256)")[..4]
+    assert_eq!(config["calls"]["sign"], alloy::hex::encode_prefixed(&alloy::primitives::keccak256("sign(uint256)")[..4]));
+    assert_eq!(config["calls"]["stop"], alloy::hex::encode_prefixed(&alloy::primitives::keccak256("stop(uint256)")[..4]));
+    assert_eq!(config["chainId"], 31337);
+}
