@@ -129,3 +129,73 @@ async fn a_backend_killed_mid_agreement_deploys_activates_and_settles_exactly_on
     assert_eq!(operator_nonce, 2, "the operator sent one activation and one settlement, nothing else");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agreement_past_its_maximum_duration_is_ended_and_settled_by_the_backend() -> Result<()> {
+    let stack = Stack::start("expiry").await?;
+    let (id, _) = stack.customer_signs().await?;
+    let active = stack.wait_status(id, "active", STEP).await?;
+    let room = stack.room(id).expect("room deployed");
+    let started_at = active["startedAt"].as_u64().expect("startedAt");
+    let max_duration = conference_backend::devnet::OFFER_MAX_DURATION;
+
+    // Nobody calls anything: a block well past the expiry is enough for the backend to end it.
+    stack.set_next_block_time(started_at + max_duration + 120).await?;
+    stack.mine().await?;
+    let settled = stack.wait_status(id, "settled", STEP).await?;
+
+    let settlement = check_settlement(&settled)?;
+    assert_eq!(settlement.used_seconds, max_duration, "the end is capped at start + maximum duration");
+    assert_eq!(settlement.refund, U256::ZERO, "the whole deposit was used");
+    let operator = stack.devnet.operator.address();
+    let end_tx = settled["transactions"]["stop"].as_str().expect("end transaction").parse()?;
+    let end = stack.customer.get_transaction_by_hash(end_tx).await?.expect("end transaction on chain");
+    assert_eq!(end.inner.signer(), operator, "the backend's operator ended it");
+    assert!(!process_alive(room.pid));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customer_who_cancels_before_activation_gets_everything_back_and_no_room_stays() -> Result<()> {
+    let stack = Stack::start("cancel").await?;
+    let customer = stack.customer_address();
+    let balance_before = stack.balance(customer).await?;
+
+    // Cancel before the backend can activate: blocks are held until the stop is in.
+    stack.set_automine(false).await?;
+    let pending = stack.escrow().sign(U256::from(1)).value(conference_backend::devnet::Devnet::offer_deposit()).send().await?;
+    stack.mine().await?;
+    let sign_receipt = pending.get_receipt().await?;
+    let id = 1;
+    stack.wait_for(id, "a room", STEP, |r| r["conference"]["state"] == "running").await?;
+    let room = stack.room(id).expect("room deployed");
+    // A higher tip than the operator's puts the cancellation first in the block, before any
+    // activation the backend has sent by now (which then reverts). The gas limit is set by hand:
+    // anvil estimates against the pending block, where the activation already ran and the stop
+    // would take the cheaper path of ending an active agreement.
+    let pending = stack
+        .escrow()
+        .stop(U256::from(id))
+        .gas(200_000)
+        .max_priority_fee_per_gas(100_000_000_000)
+        .max_fee_per_gas(200_000_000_000)
+        .send()
+        .await?;
+    stack.mine().await?;
+    let stop_receipt = pending.get_receipt().await?;
+    assert!(stop_receipt.status(), "the cancellation reverted");
+    stack.set_automine(true).await?;
+
+    let refunded = stack.wait_for(id, "refunded without a room", STEP, |r| {
+        r["status"] == "refunded" && r["conference"]["state"] == "removed"
+    })
+    .await?;
+    assert_eq!(refunded["refund"], refunded["deposit"]);
+    assert_eq!(refunded["charge"], "0");
+    let balance_after = stack.balance(customer).await?;
+    assert_eq!(balance_before - balance_after, gas_cost(&sign_receipt) + gas_cost(&stop_receipt), "only gas was spent");
+    assert!(!process_alive(room.pid));
+    // The activation the backend may have queued was overtaken by the cancellation and never mined.
+    assert_eq!(stack.count_events(DynamicPriceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 0);
+    Ok(())
+}
