@@ -34,6 +34,8 @@ pub struct PublicConfig {
     pub escrow: String,
     pub calls: BTreeMap<&'static str, String>,
     pub events: BTreeMap<&'static str, String>,
+    /// Custom error selectors to names, so the page can explain a revert in words.
+    pub errors: BTreeMap<String, String>,
 }
 
 impl PublicConfig {
@@ -51,6 +53,10 @@ impl PublicConfig {
                 "AgreementSigned",
                 DynamicPriceEscrow::AgreementSigned::SIGNATURE_HASH.to_string(),
             )]),
+            errors: crate::chain::escrow_abi()
+                .errors()
+                .map(|error| (hex::encode_prefixed(error.selector()), error.name.clone()))
+                .collect(),
         }
     }
 }

@@ -24,6 +24,17 @@ alloy::sol!(
 
 pub use DynamicPriceEscrow::DynamicPriceEscrowEvents as EscrowEvent;
 
+/// The escrow's JSON ABI, from the same committed artifact as the bindings.
+pub fn escrow_abi() -> alloy::json_abi::JsonAbi {
+    #[derive(serde::Deserialize)]
+    struct Artifact {
+        abi: alloy::json_abi::JsonAbi,
+    }
+    serde_json::from_str::<Artifact>(include_str!("../abi/DynamicPriceEscrow.json"))
+        .expect("the committed artifact is checked by `make check-abi`")
+        .abi
+}
+
 /// The contract's `Status` enum, by its numeric value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnChainStatus {

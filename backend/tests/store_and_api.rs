@@ -118,4 +118,6 @@ async fn the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes() {
     assert_eq!(config["calls"]["sign"], alloy::hex::encode_prefixed(&alloy::primitives::keccak256("sign(uint256)")[..4]));
     assert_eq!(config["calls"]["stop"], alloy::hex::encode_prefixed(&alloy::primitives::keccak256("stop(uint256)")[..4]));
     assert_eq!(config["chainId"], 31337);
+    let retired = alloy::hex::encode_prefixed(&alloy::primitives::keccak256("Escrow_OfferRetired(uint256)")[..4]);
+    assert_eq!(config["errors"][retired.as_str()], "Escrow_OfferRetired");
 }
