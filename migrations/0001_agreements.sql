@@ -3,8 +3,10 @@
 
 -- Where the chain watcher resumes: the next block to read. One row.
 CREATE TABLE chain_cursor (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),
-    next_block INTEGER NOT NULL
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    next_block     INTEGER NOT NULL,
+    -- The newest block's timestamp the watcher saw: chain time, for "running for" figures.
+    head_timestamp INTEGER NOT NULL
 );
 
 -- Offers as published on-chain (immutable there, so copied once).
@@ -37,6 +39,7 @@ CREATE TABLE agreements (
     charge           TEXT,
     refund           TEXT,
     refund_deferred  INTEGER,
+    refund_reason    TEXT CHECK (refund_reason IN ('cancelledByCustomer', 'declinedByOperator', 'activationTimedOut')),
     settle_tx        TEXT,
 
     conference_state TEXT    NOT NULL DEFAULT 'absent'

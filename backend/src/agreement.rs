@@ -88,6 +88,8 @@ pub struct Agreement {
     pub charge: Option<String>,
     pub refund: Option<String>,
     pub refund_deferred: Option<bool>,
+    /// Why a never-started agreement was refunded: cancelledByCustomer, declinedByOperator, activationTimedOut.
+    pub refund_reason: Option<String>,
     #[serde(skip)]
     pub conference_state: ConferenceState,
     #[serde(skip)]

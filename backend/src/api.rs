@@ -76,7 +76,18 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/", get(|| async { Html(include_str!("../../web/index.html")) }))
         .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../../web/app.js")) }))
         .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], include_str!("../../web/style.css")) }))
+        .layer(axum::middleware::map_response(content_security_policy))
         .with_state(ctx)
+}
+
+/// The pages load nothing but their own origin's files and talk to nothing but their origin (the
+/// wallet's RPC traffic goes through the wallet, not the page).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; \
+     connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'";
+
+pub async fn content_security_policy(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    response
 }
 
 /// An API error: 4xx answers say what was wrong with the request; a 500 is logged and stays vague.
@@ -122,6 +133,8 @@ pub struct AgreementView {
     #[serde(flatten)]
     pub agreement: Agreement,
     pub status: Progress,
+    /// The chain's clock (newest block seen), for figures such as "running for".
+    pub chain_time: Option<u64>,
     pub join_url: Option<String>,
     pub transactions: BTreeMap<&'static str, Option<String>>,
     pub conference: ConferenceView,
@@ -147,6 +160,7 @@ async fn agreement(State(ctx): State<ApiContext>, Path(raw_id): Path<String>) ->
     let outbox = ctx.store.outbox_of(id).await?;
     Ok(Json(AgreementView {
         status: agreement.progress(),
+        chain_time: ctx.store.chain_time().await?,
         join_url: (agreement.conference_state == ConferenceState::Running).then(|| agreement.join_url.clone()).flatten(),
         transactions: BTreeMap::from([
             ("sign", Some(agreement.sign_tx.clone())),

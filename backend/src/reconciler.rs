@@ -198,6 +198,7 @@ mod tests {
             charge: None,
             refund: None,
             refund_deferred: None,
+            refund_reason: None,
             conference_state,
             join_url: None,
             deploy_count: 0,

@@ -5,7 +5,7 @@
 //! port) once it listens.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     fs::{self, File, TryLockError},
     path::{Path, PathBuf},
     sync::{
@@ -95,19 +95,20 @@ struct Peer {
 struct Room {
     agreement_id: u64,
     next_peer: AtomicU64,
-    peers: Mutex<HashMap<String, Peer>>,
+    /// By peer id, which counts up: the order people joined in.
+    peers: Mutex<BTreeMap<u64, Peer>>,
 }
 
 impl Room {
-    fn send(&self, to: &str, message: &Value) {
-        if let Some(peer) = self.peers.lock().expect("room lock").get(to) {
+    fn send(&self, to: u64, message: &Value) {
+        if let Some(peer) = self.peers.lock().expect("room lock").get(&to) {
             let _ = peer.outbox.send(message.to_string());
         }
     }
 
-    fn broadcast(&self, from: &str, message: &Value) {
+    fn broadcast(&self, from: u64, message: &Value) {
         for (id, peer) in self.peers.lock().expect("room lock").iter() {
-            if id != from {
+            if *id != from {
                 let _ = peer.outbox.send(message.to_string());
             }
         }
@@ -128,6 +129,7 @@ pub fn router(agreement_id: u64) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/ws", get(join))
+        .layer(axum::middleware::map_response(crate::api::content_security_policy))
         .with_state(room)
 }
 
@@ -143,7 +145,7 @@ async fn join(ws: WebSocketUpgrade, State(room): State<Arc<Room>>) -> impl IntoR
 /// Relays one participant's signalling: `hello` names them to the others; a message with `to` goes to
 /// that peer only, any other to every other peer, each with `from` added.
 async fn relay(socket: WebSocket, room: Arc<Room>) {
-    let id = room.next_peer.fetch_add(1, Ordering::Relaxed).to_string();
+    let id = room.next_peer.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut inbox) = mpsc::unbounded_channel::<String>();
     let others: Vec<Value> = {
@@ -151,12 +153,12 @@ async fn relay(socket: WebSocket, room: Arc<Room>) {
         let others = peers
             .iter()
             .filter(|(_, p)| !p.name.is_empty())
-            .map(|(id, p)| json!({ "id": id, "name": p.name }))
+            .map(|(id, p)| json!({ "id": id.to_string(), "name": p.name }))
             .collect();
-        peers.insert(id.clone(), Peer { name: String::new(), outbox: outbox.clone() });
+        peers.insert(id, Peer { name: String::new(), outbox: outbox.clone() });
         others
     };
-    let _ = outbox.send(json!({ "type": "welcome", "id": id, "peers": others }).to_string());
+    let _ = outbox.send(json!({ "type": "welcome", "id": id.to_string(), "peers": others }).to_string());
 
     let writer = tokio::spawn(async move {
         while let Some(text) = inbox.recv().await {
@@ -174,17 +176,22 @@ async fn relay(socket: WebSocket, room: Arc<Room>) {
             if let Some(peer) = room.peers.lock().expect("room lock").get_mut(&id) {
                 peer.name = name.clone();
             }
-            room.broadcast(&id, &json!({ "type": "peer-joined", "id": id, "name": name }));
+            room.broadcast(id, &json!({ "type": "peer-joined", "id": id.to_string(), "name": name }));
             continue;
         }
-        message.insert("from".into(), Value::String(id.clone()));
-        match message.get("to").and_then(Value::as_str).map(str::to_owned) {
-            Some(to) => room.send(&to, &Value::Object(message)),
-            None => room.broadcast(&id, &Value::Object(message)),
+        message.insert("from".into(), Value::String(id.to_string()));
+        match message.get("to").and_then(Value::as_str) {
+            Some(to) => {
+                // A message for a peer that is not (or no longer) here goes nowhere.
+                if let Ok(to) = to.parse() {
+                    room.send(to, &Value::Object(message));
+                }
+            }
+            None => room.broadcast(id, &Value::Object(message)),
         }
     }
 
     room.peers.lock().expect("room lock").remove(&id);
-    room.broadcast(&id, &json!({ "type": "peer-left", "id": id }));
+    room.broadcast(id, &json!({ "type": "peer-left", "id": id.to_string() }));
     writer.abort();
 }

@@ -103,18 +103,25 @@ impl Store {
         Ok(row.map(|r| r.get::<i64, _>(0) as u64))
     }
 
+    /// The newest block timestamp the watcher saw.
+    pub async fn chain_time(&self) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT head_timestamp FROM chain_cursor WHERE id = 1").fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+    }
+
     /// Records the effects of `events` and moves the cursor to `next_block`, in one transaction: either
     /// both happen or neither, so no event is lost or applied twice across a crash.
-    pub async fn apply_events(&self, events: &[ChainEvent], next_block: u64) -> Result<()> {
+    pub async fn apply_events(&self, events: &[ChainEvent], next_block: u64, head_timestamp: u64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for event in events {
             apply_event(&mut tx, event).await?;
         }
         sqlx::query(
-            "INSERT INTO chain_cursor (id, next_block) VALUES (1, ?) \
-             ON CONFLICT (id) DO UPDATE SET next_block = excluded.next_block",
+            "INSERT INTO chain_cursor (id, next_block, head_timestamp) VALUES (1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET next_block = excluded.next_block, head_timestamp = excluded.head_timestamp",
         )
         .bind(next_block as i64)
+        .bind(head_timestamp as i64)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -333,13 +340,14 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
             .execute(&mut *tx)
             .await?;
         }
-        ChainEvent::Refunded { agreement, refund, refund_deferred, tx_hash } => {
+        ChainEvent::Refunded { agreement, reason, refund, refund_deferred, tx_hash } => {
             sqlx::query(
                 "UPDATE agreements SET chain_status = 'refunded', charge = '0', refund = ?, refund_deferred = ?, \
-                 settle_tx = ? WHERE id = ?",
+                 refund_reason = ?, settle_tx = ? WHERE id = ?",
             )
             .bind(refund)
             .bind(*refund_deferred as i64)
+            .bind(*reason)
             .bind(tx_hash)
             .bind(*agreement as i64)
             .execute(&mut *tx)
@@ -406,6 +414,7 @@ fn agreement_from_row(r: &SqliteRow) -> Result<Agreement> {
         charge: r.get("charge"),
         refund: r.get("refund"),
         refund_deferred: r.get::<Option<i64>, _>("refund_deferred").map(|v| v != 0),
+        refund_reason: r.get("refund_reason"),
         conference_state: r.get::<String, _>("conference_state").parse::<ConferenceState>()?,
         join_url: r.get("join_url"),
         deploy_count: r.get::<i64, _>("deploy_count") as u64,

@@ -25,7 +25,7 @@ pub enum ChainEvent {
     Activated { agreement: u64, started_at: u64, tx_hash: String },
     Ended { agreement: u64, ended_at: u64, tx_hash: String },
     Settled { agreement: u64, availability_bps: u16, charge: String, refund: String, refund_deferred: bool, tx_hash: String },
-    Refunded { agreement: u64, refund: String, refund_deferred: bool, tx_hash: String },
+    Refunded { agreement: u64, reason: &'static str, refund: String, refund_deferred: bool, tx_hash: String },
 }
 
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub struct Watcher {
 impl Watcher {
     /// Reads what is new and records it. Returns the number of events recorded.
     pub async fn poll(&self) -> Result<usize> {
-        let (head, _) = self.chain.head().await?;
+        let (head, head_timestamp) = self.chain.head().await?;
         let Some(safe_head) = head.checked_sub(self.config.confirmations) else { return Ok(0) };
         let mut next = self.store.cursor().await?.unwrap_or(self.config.start_block);
         let mut recorded = 0;
@@ -62,7 +62,7 @@ impl Watcher {
                     events.push(event);
                 }
             }
-            self.store.apply_events(&events, to + 1).await?;
+            self.store.apply_events(&events, to + 1, head_timestamp).await?;
             if !events.is_empty() {
                 info!(from = next, to, events = events.len(), "recorded chain events");
                 self.notify.notify_waiters();
@@ -121,6 +121,11 @@ impl Watcher {
             },
             EscrowEvent::AgreementRefunded(e) => ChainEvent::Refunded {
                 agreement: id(e.agreementId),
+                reason: match e.reason {
+                    0 => "cancelledByCustomer",
+                    1 => "declinedByOperator",
+                    _ => "activationTimedOut",
+                },
                 refund: e.refund.to_string(),
                 refund_deferred: e.refundDeferred,
                 tx_hash,

@@ -39,9 +39,10 @@ fn signed_agreement_events() -> Vec<ChainEvent> {
 async fn events_applied_twice_change_nothing_the_second_time() {
     let store = fresh_store("idempotent").await;
     let events = signed_agreement_events();
-    store.apply_events(&events, 10).await.unwrap();
+    store.apply_events(&events, 10, 1_700_000_000).await.unwrap();
     store.conference_running(1, "http://127.0.0.1:1/", true).await.unwrap();
-    store.apply_events(&events, 11).await.unwrap();
+    store.apply_events(&events, 11, 1_700_000_012).await.unwrap();
+    assert_eq!(store.chain_time().await.unwrap(), Some(1_700_000_012));
 
     assert_eq!(store.cursor().await.unwrap(), Some(11));
     let a = store.agreement(1).await.unwrap().unwrap();
@@ -55,7 +56,7 @@ async fn events_applied_twice_change_nothing_the_second_time() {
 #[tokio::test]
 async fn the_outbox_holds_each_call_once() {
     let store = fresh_store("outbox").await;
-    store.apply_events(&signed_agreement_events(), 3).await.unwrap();
+    store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
     assert!(store.enqueue(OperatorCall::Activate { agreement: 1 }).await.unwrap());
     assert!(!store.enqueue(OperatorCall::Activate { agreement: 1 }).await.unwrap());
     // A settlement queued once keeps its first availability figure.
@@ -69,7 +70,7 @@ async fn the_outbox_holds_each_call_once() {
 #[tokio::test]
 async fn availability_is_the_share_of_successful_probes() {
     let store = fresh_store("probes").await;
-    store.apply_events(&signed_agreement_events(), 3).await.unwrap();
+    store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
     assert_eq!(store.probe_tally(1).await.unwrap().availability_bps(), 10_000, "no probes, no evidence of an outage");
     for ok in [true, true, true, false] {
         store.record_probe(1, ok, None).await.unwrap();
@@ -100,7 +101,7 @@ async fn the_api_answers_bad_ids_with_a_clear_4xx() {
 #[tokio::test]
 async fn the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes() {
     let store = fresh_store("api-ok").await;
-    store.apply_events(&signed_agreement_events(), 3).await.unwrap();
+    store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
     let api = spawn_api(store).await;
 
     let a: Value = reqwest::get(format!("{api}/api/agreements/1")).await.unwrap().json().await.unwrap();

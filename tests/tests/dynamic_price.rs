@@ -192,6 +192,7 @@ async fn a_customer_who_cancels_before_activation_gets_everything_back_and_no_ro
     .await?;
     assert_eq!(refunded["refund"], refunded["deposit"]);
     assert_eq!(refunded["charge"], "0");
+    assert_eq!(refunded["refundReason"], "cancelledByCustomer");
     let balance_after = stack.balance(customer).await?;
     assert_eq!(balance_before - balance_after, gas_cost(&sign_receipt) + gas_cost(&stop_receipt), "only gas was spent");
     assert!(!process_alive(room.pid));
