@@ -151,14 +151,24 @@ impl Stack {
 
     /// Signs offer 1 as the customer; returns the agreement id and the receipt.
     pub async fn customer_signs(&self) -> Result<(u64, TransactionReceipt)> {
-        let receipt = self
-            .escrow()
-            .sign(U256::from(1))
-            .value(Devnet::offer_deposit())
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
+        self.sign_offer(false).await
+    }
+
+    /// Signs with automatic mining turned off, mining just the signing block: whatever the backend
+    /// sends next waits in the mempool until the test mines again.
+    pub async fn customer_signs_holding_blocks(&self) -> Result<(u64, TransactionReceipt)> {
+        self.sign_offer(true).await
+    }
+
+    async fn sign_offer(&self, hold_blocks: bool) -> Result<(u64, TransactionReceipt)> {
+        if hold_blocks {
+            self.set_automine(false).await?;
+        }
+        let pending = self.escrow().sign(U256::from(1)).value(Devnet::offer_deposit()).send().await?;
+        if hold_blocks {
+            self.mine().await?;
+        }
+        let receipt = pending.get_receipt().await?;
         ensure!(receipt.status(), "sign reverted");
         let signed = receipt
             .logs()

@@ -82,11 +82,7 @@ async fn a_backend_killed_mid_agreement_deploys_activates_and_settles_exactly_on
     let balance_before = stack.balance(customer).await?;
 
     // Hold blocks back so the activation sits in the mempool when the backend dies.
-    stack.set_automine(false).await?;
-    let pending = stack.escrow().sign(U256::from(1)).value(conference_backend::devnet::Devnet::offer_deposit()).send().await?;
-    stack.mine().await?;
-    let sign_receipt = pending.get_receipt().await?;
-    let id = 1;
+    let (id, sign_receipt) = stack.customer_signs_holding_blocks().await?;
     stack.wait_for(id, "activation sent", STEP, |r| outbox_state(r, "activate").as_deref() == Some("sent")).await?;
     let room = stack.room(id).expect("room deployed before activation");
 
@@ -162,11 +158,7 @@ async fn a_customer_who_cancels_before_activation_gets_everything_back_and_no_ro
     let balance_before = stack.balance(customer).await?;
 
     // Cancel before the backend can activate: blocks are held until the stop is in.
-    stack.set_automine(false).await?;
-    let pending = stack.escrow().sign(U256::from(1)).value(conference_backend::devnet::Devnet::offer_deposit()).send().await?;
-    stack.mine().await?;
-    let sign_receipt = pending.get_receipt().await?;
-    let id = 1;
+    let (id, sign_receipt) = stack.customer_signs_holding_blocks().await?;
     stack.wait_for(id, "a room", STEP, |r| r["conference"]["state"] == "running").await?;
     let room = stack.room(id).expect("room deployed");
     // A higher tip than the operator's puts the cancellation first in the block, before any
