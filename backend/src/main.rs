@@ -40,8 +40,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 async fn dev(args: DevArgs) -> Result<()> {
-    // A fresh chain every time: state from an earlier run belongs to a chain that is gone.
-    let _ = std::fs::remove_dir_all(&args.service.data_dir);
+    // A fresh chain every time: the database and rooms of an earlier run belong to a chain that is
+    // gone. Only the files this command creates are removed, never the rest of the folder.
+    if args.service.database_url.is_some() {
+        return Err(conference_backend::Error::Config(
+            "dev keeps its database in --data-dir (a fresh one per run); --database-url is for serve".into(),
+        ));
+    }
+    let data_dir = &args.service.data_dir;
+    for name in ["conference.db", "conference.db-wal", "conference.db-shm"] {
+        remove_if_present(&data_dir.join(name), |p| std::fs::remove_file(p))?;
+    }
+    remove_if_present(&data_dir.join("rooms"), |p| std::fs::remove_dir_all(p))?;
     let devnet = Devnet::start(&args.anvil_bin, args.anvil_port).await?;
     let listener = tokio::net::TcpListener::bind(args.service.http_addr).await?;
     let web = format!("http://{}/", listener.local_addr()?);
@@ -88,4 +98,11 @@ async fn dev(args: DevArgs) -> Result<()> {
         rooms.remove(id).await?;
     }
     outcome
+}
+
+fn remove_if_present(path: &std::path::Path, remove: fn(&std::path::Path) -> std::io::Result<()>) -> Result<()> {
+    match remove(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+        _ => Ok(()),
+    }
 }
