@@ -123,10 +123,4 @@ impl Agreement {
             (C::Refunded, _) => Progress::Refunded,
         }
     }
-
-    /// Whether the agreement still needs the backend: not finished on-chain, or a conference to remove.
-    pub fn is_open(&self) -> bool {
-        !matches!(self.chain_status, ChainStatus::Settled | ChainStatus::Refunded)
-            || matches!(self.conference_state, ConferenceState::Running | ConferenceState::Deploying)
-    }
 }

@@ -101,10 +101,13 @@ impl Reconciler {
     /// Removes conferences that no open agreement needs (left over from a crash or another chain).
     pub async fn collect_orphans(&self) -> Result<()> {
         for id in self.orchestrator.list().await? {
-            let wanted = match self.store.agreement(id).await? {
-                Some(a) => a.is_open() && a.conference_state != K::Removed,
-                None => false,
-            };
+            // A conference the store records as running (or being deployed) is the reconciler's to
+            // keep or remove; any other is left over from a crash or from another chain.
+            let wanted = self
+                .store
+                .agreement(id)
+                .await?
+                .is_some_and(|a| matches!(a.conference_state, K::Running | K::Deploying));
             if !wanted {
                 info!(agreement = id, "removing a conference with no live agreement");
                 self.orchestrator.remove(id).await?;

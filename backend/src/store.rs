@@ -153,7 +153,7 @@ impl Store {
         row.as_ref().map(agreement_from_row).transpose()
     }
 
-    /// Agreements that still need the backend (see [`Agreement::is_open`]).
+    /// Agreements that still need the backend: not finished on-chain, or with a conference to remove.
     pub async fn open_agreements(&self) -> Result<Vec<Agreement>> {
         let rows = sqlx::query(
             "SELECT * FROM agreements WHERE chain_status NOT IN ('settled', 'refunded') \

@@ -192,3 +192,36 @@ async fn a_customer_who_cancels_before_activation_gets_everything_back_and_no_ro
     assert_eq!(stack.count_events(DynamicPriceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_with_no_agreement_is_removed_when_the_backend_starts() -> Result<()> {
+    let mut stack = Stack::start("orphan").await?;
+    stack.kill_backend()?;
+    // A room for agreement 99, which the chain never saw (as if left by a crash on another chain).
+    let mut orphan = std::process::Command::new(conference_e2e::repo_root().join("target/debug/conference-backend"))
+        .args(["room", "--agreement", "99", "--port", "0", "--rooms-dir"])
+        .arg(stack.data_dir.join("rooms"))
+        .spawn()?;
+    let started = Instant::now();
+    while stack.room(99).is_none() && started.elapsed() < STEP {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let room = stack.room(99).expect("the orphan room started");
+
+    stack.start_backend().await?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = orphan.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > STEP {
+            orphan.kill()?;
+            anyhow::bail!("the backend left the orphan room running");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert!(status.success(), "the room stopped on SIGTERM and exited cleanly: {status}");
+    assert!(stack.room(99).is_none(), "its published state is gone");
+    assert!(!process_alive(room.pid));
+    Ok(())
+}
