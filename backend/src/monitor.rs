@@ -2,9 +2,8 @@
 //! availability reported at settlement is the share of probes that succeeded while the agreement
 //! ran, and the stored probes are the evidence behind it.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use tracing::warn;
 
 use crate::{
     Result,
@@ -35,14 +34,5 @@ impl Monitor {
             self.store.record_probe(a.id, ok, detail.as_deref()).await?;
         }
         Ok(())
-    }
-}
-
-pub async fn run(monitor: Arc<Monitor>, interval: Duration) {
-    loop {
-        if let Err(err) = monitor.pass().await {
-            warn!(error = %err, "monitor pass failed");
-        }
-        tokio::time::sleep(interval).await;
     }
 }

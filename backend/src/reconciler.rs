@@ -9,7 +9,7 @@
 //! Steps that change the chain only queue an operator call in the outbox (sent exactly once by the
 //! [`crate::settler`]); the reconciler then waits for the resulting event.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc};
 
 use tokio::sync::{Mutex, Notify};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -163,19 +163,6 @@ impl Reconciler {
             self.outbox_notify.notify_one();
         }
         Ok(())
-    }
-}
-
-/// Runs passes whenever `wake` fires, and at least every `interval`.
-pub async fn run(reconciler: Arc<Reconciler>, wake: Arc<Notify>, interval: Duration) {
-    loop {
-        if let Err(err) = reconciler.pass().await {
-            warn!(error = %err, "reconcile pass failed");
-        }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(interval) => {}
-        }
     }
 }
 

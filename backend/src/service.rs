@@ -12,10 +12,10 @@ use crate::{
     api::{self, ApiContext, PublicConfig},
     chain::Chain,
     config::ServeArgs,
-    monitor::{self, Monitor},
+    monitor::Monitor,
     orchestrator::{Orchestrator, local::LocalOrchestrator},
-    reconciler::{self, Reconciler},
-    settler::{self, Settler},
+    reconciler::Reconciler,
+    settler::Settler,
     store::Store,
     watcher::{Watcher, WatcherConfig},
 };
@@ -40,7 +40,7 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl Future
     let events = Arc::new(Notify::new());
     let outbox = Arc::new(Notify::new());
 
-    let watcher = Watcher {
+    let watcher = Arc::new(Watcher {
         chain: chain.clone(),
         store: store.clone(),
         config: WatcherConfig {
@@ -49,7 +49,7 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl Future
             batch_blocks: service.batch_blocks.max(1),
         },
         notify: events.clone(),
-    };
+    });
     let reconciler =
         Arc::new(Reconciler::new(chain.clone(), store.clone(), orchestrator.clone(), activation_window, outbox.clone()));
     let settler = Arc::new(Settler { chain: chain.clone(), store: store.clone() });
@@ -59,24 +59,32 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl Future
 
     let mut tasks = JoinSet::new();
     let poll = service.poll_interval();
+    let never = Arc::new(Notify::new());
+    tasks.spawn(repeat("watcher", poll, never.clone(), move || {
+        let watcher = watcher.clone();
+        async move { watcher.poll().await.map(drop) }
+    }));
+    let r = reconciler.clone();
+    tasks.spawn(repeat("reconciler", RECONCILE_INTERVAL, events, move || {
+        let r = r.clone();
+        async move { r.pass().await }
+    }));
+    tasks.spawn(repeat("settler", SETTLER_INTERVAL, outbox, move || {
+        let settler = settler.clone();
+        async move { settler.pass().await }
+    }));
+    tasks.spawn(repeat("monitor", service.probe_interval(), never.clone(), move || {
+        let monitor = monitor.clone();
+        async move { monitor.pass().await }
+    }));
     tasks.spawn(async move {
-        loop {
-            if let Err(err) = watcher.poll().await {
-                warn!(error = %err, "watcher poll failed");
-            }
-            tokio::time::sleep(poll).await;
-        }
-    });
-    tasks.spawn(reconciler::run(reconciler.clone(), events, RECONCILE_INTERVAL));
-    tasks.spawn(settler::run(settler, outbox, SETTLER_INTERVAL));
-    tasks.spawn(monitor::run(monitor, service.probe_interval()));
-    tasks.spawn(async move {
-        loop {
-            tokio::time::sleep(ORPHAN_INTERVAL).await;
-            if let Err(err) = reconciler.collect_orphans().await {
-                warn!(error = %err, "collecting orphaned conferences failed");
-            }
-        }
+        // Orphans were collected once above; from here on, every ORPHAN_INTERVAL.
+        tokio::time::sleep(ORPHAN_INTERVAL).await;
+        repeat("orphan collector", ORPHAN_INTERVAL, never, move || {
+            let r = reconciler.clone();
+            async move { r.collect_orphans().await }
+        })
+        .await
     });
 
     let public = PublicConfig::new(chain.chain_id, args.rpc_url.clone(), chain.escrow.to_string());
@@ -87,4 +95,22 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl Future
     tasks.shutdown().await;
     info!("stopped");
     Ok(())
+}
+
+/// Runs `pass` whenever `wake` fires, and at least every `interval`. A failed pass is logged and
+/// retried on the next: every step is level-triggered, so a retry is always safe.
+async fn repeat<F, Fut>(name: &'static str, interval: Duration, wake: Arc<Notify>, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    loop {
+        if let Err(err) = pass().await {
+            warn!(task = name, error = %err, kind = err.label(), "pass failed; retrying");
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
 }

@@ -6,10 +6,9 @@
 //! Not yet here (the backend issue): fee bumping of stuck transactions, waiting for a confirmation
 //! depth, and resubmission after a reorg.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use alloy::primitives::B256;
-use tokio::sync::Notify;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::{
@@ -87,18 +86,6 @@ impl Settler {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-pub async fn run(settler: Arc<Settler>, wake: Arc<Notify>, interval: Duration) {
-    loop {
-        if let Err(err) = settler.pass().await {
-            warn!(error = %err, kind = err.label(), "settler pass failed");
-        }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(interval) => {}
         }
     }
 }

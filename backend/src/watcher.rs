@@ -65,7 +65,8 @@ impl Watcher {
             self.store.apply_events(&events, to + 1, head_timestamp).await?;
             if !events.is_empty() {
                 info!(from = next, to, events = events.len(), "recorded chain events");
-                self.notify.notify_waiters();
+                // A stored permit: a reconciler busy with a pass runs again right after it.
+                self.notify.notify_one();
             }
             recorded += events.len();
             next = to + 1;
