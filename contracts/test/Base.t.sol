@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {DynamicPriceEscrow} from "../src/DynamicPriceEscrow.sol";
-import {IDynamicPriceEscrow} from "../src/interfaces/IDynamicPriceEscrow.sol";
+import {ConferenceEscrow} from "../src/ConferenceEscrow.sol";
+import {OfferBook} from "../src/OfferBook.sol";
+import {ProviderRegistry} from "../src/ProviderRegistry.sol";
+import {IConferenceEscrow} from "../src/interfaces/IConferenceEscrow.sol";
+import {IOfferBook} from "../src/interfaces/IOfferBook.sol";
+import {IProviderRegistry} from "../src/interfaces/IProviderRegistry.sol";
+import {MockStablecoin} from "./mocks/Tokens.sol";
 
 /// @notice The forge cheatcodes these tests use (forge-std cannot be installed here; forge has them built in).
 interface Vm {
@@ -12,43 +17,133 @@ interface Vm {
     function stopPrank() external;
     function deal(address account, uint256 balance) external;
     function expectRevert(bytes calldata revertData) external;
+    function expectRevert(bytes4 selector) external;
+    function expectRevert() external;
     function expectEmit() external;
     function addr(uint256 privateKey) external returns (address);
+    function sign(uint256 privateKey, bytes32 digest) external returns (uint8 v, bytes32 r, bytes32 s);
     function label(address account, string calldata name) external;
     function assume(bool condition) external pure;
 }
 
-/// @notice The project's own assertions and shared defaults: the escrow with an owner and an operator,
-/// one published offer, and funded customers.
+/// @notice The project's own assertions and shared defaults: a registry with three providers, the escrow and
+/// its offer book
+/// with an admin and an operator, a mock stablecoin, one open offer per pricing model, funded customers.
 abstract contract BaseTest {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
-    uint64 internal constant ACTIVATION_WINDOW = 1 hours;
-    uint64 internal constant SETTLEMENT_WINDOW = 1 days;
-    uint128 internal constant PRICE = 1e12; // wei per second
-    uint64 internal constant MAX_DURATION = 3600;
-    uint256 internal constant DEPOSIT = uint256(PRICE) * MAX_DURATION;
+    uint40 internal constant ACTIVATION_WINDOW = 1 hours;
+    uint40 internal constant SETTLEMENT_WINDOW = 1 days;
+    uint40 internal constant VOTING_PERIOD = 3 days;
     uint256 internal constant T0 = 1_800_000_000;
 
-    DynamicPriceEscrow internal escrow;
-    address internal owner;
+    // Regions, as bit numbers.
+    uint8 internal constant EU = 0;
+    uint8 internal constant US = 1;
+    uint8 internal constant ASIA = 2;
+    uint32 internal constant EU_ONLY = 1; // bit EU
+    uint32 internal constant EU_US = 3; // bits EU, US
+    uint32 internal constant ALL_REGIONS = 7; // bits EU, US, ASIA
+
+    uint16 internal constant GDPR_SURCHARGE_BPS = 2000;
+    uint16 internal constant REGION_SURCHARGE_BPS = 1000;
+
+    // Price components per model: infrastructure, software, and the owner's margin. Each sums to a round price.
+    uint88 internal constant FIXED_INFRA = 0.06 ether;
+    uint88 internal constant FIXED_SOFTWARE = 0.03 ether;
+    uint88 internal constant FIXED_MARGIN = 0.01 ether; // price 0.1 ether
+    uint88 internal constant SECOND_INFRA = 6e11;
+    uint88 internal constant SECOND_SOFTWARE = 3e11;
+    uint88 internal constant SECOND_MARGIN = 1e11; // price 1e12 wei per second
+    uint88 internal constant MINUTE_INFRA = 3.6e13;
+    uint88 internal constant MINUTE_SOFTWARE = 1.8e13;
+    uint88 internal constant MINUTE_MARGIN = 0.6e13; // price 6e13 wei per minute
+    uint88 internal constant USD_INFRA = 60;
+    uint88 internal constant USD_SOFTWARE = 30;
+    uint88 internal constant USD_MARGIN = 10; // price 100 units (0.0001 mUSD) per second
+    uint88 internal constant MINIMUM_CHARGE = 1e15;
+
+    uint40 internal constant MAX_DURATION = 1 hours;
+    uint40 internal constant MAX_MINUTES_SECONDS = 10 hours;
+    uint40 internal constant MAX_WINDOW = 1 days;
+
+    ProviderRegistry internal registry;
+    ConferenceEscrow internal escrow;
+    OfferBook internal book;
+    MockStablecoin internal usd;
+    uint8 internal usdId;
+
+    address internal admin;
     address internal operator;
-    address internal provider;
     address internal customer;
+    uint256 internal customerKey = 4;
     address internal stranger;
-    uint256 internal offerId;
+    address internal infra;
+    address internal software;
+    address internal monitor;
+    address internal infraPayout;
+    address internal softwarePayout;
+    address internal monitorPayout;
+    uint32 internal infraId;
+    uint32 internal softwareId;
+    uint32 internal monitorId;
+
+    uint32 internal fixedTerms;
+    uint32 internal dynamicTerms;
+    uint32 internal minutesTerms;
+    uint32 internal flexibleTerms;
+    uint32 internal usdTerms;
 
     function setUp() public virtual {
         vm.warp(T0);
-        owner = _account(1, "owner");
+        admin = _account(1, "admin");
         operator = _account(2, "operator");
-        provider = _account(3, "provider");
-        customer = _account(4, "customer");
+        customer = _account(customerKey, "customer");
         stranger = _account(5, "stranger");
-        escrow = new DynamicPriceEscrow(owner, operator, ACTIVATION_WINDOW, SETTLEMENT_WINDOW);
-        vm.prank(owner);
-        offerId = escrow.publishOffer(provider, PRICE, MAX_DURATION);
-        vm.deal(customer, 100 ether);
+        infra = _account(11, "infra");
+        software = _account(12, "software");
+        monitor = _account(13, "monitor");
+        infraPayout = _account(21, "infraPayout");
+        softwarePayout = _account(22, "softwarePayout");
+        monitorPayout = _account(23, "monitorPayout");
+
+        registry = new ProviderRegistry();
+        escrow = new ConferenceEscrow(
+            admin, operator, registry, ACTIVATION_WINDOW, SETTLEMENT_WINDOW, VOTING_PERIOD
+        );
+        book = escrow.BOOK();
+        usd = new MockStablecoin();
+        vm.prank(admin);
+        usdId = escrow.addToken(address(usd));
+
+        infraId = _register(infra, IProviderRegistry.Role.Infrastructure, infraPayout, EU_US, true);
+        softwareId = _register(
+            software, IProviderRegistry.Role.ConferenceSoftware, softwarePayout, ALL_REGIONS, true
+        );
+        monitorId = _register(monitor, IProviderRegistry.Role.Monitoring, monitorPayout, ALL_REGIONS, false);
+
+        fixedTerms = _offer(IOfferBook.Model.FixedPrice, 0, MAX_DURATION, FIXED_INFRA, FIXED_SOFTWARE, FIXED_MARGIN, 0);
+        dynamicTerms =
+            _offer(IOfferBook.Model.DynamicPrice, 0, MAX_DURATION, SECOND_INFRA, SECOND_SOFTWARE, SECOND_MARGIN, 0);
+        minutesTerms = _offer(
+            IOfferBook.Model.TimeLimited, 0, MAX_MINUTES_SECONDS, MINUTE_INFRA, MINUTE_SOFTWARE, MINUTE_MARGIN, 0
+        );
+        flexibleTerms = _offer(
+            IOfferBook.Model.FlexiblePeriod,
+            0,
+            MAX_WINDOW,
+            SECOND_INFRA,
+            SECOND_SOFTWARE,
+            SECOND_MARGIN,
+            MINIMUM_CHARGE
+        );
+        usdTerms =
+            _offer(IOfferBook.Model.DynamicPrice, usdId, MAX_DURATION, USD_INFRA, USD_SOFTWARE, USD_MARGIN, 0);
+
+        vm.deal(customer, 1000 ether);
+        usd.mint(customer, 1e12);
+        vm.prank(customer);
+        usd.approve(address(escrow), type(uint256).max);
     }
 
     function _account(uint256 key, string memory name) internal returns (address account) {
@@ -56,29 +151,114 @@ abstract contract BaseTest {
         vm.label(account, name);
     }
 
+    function _register(address account, IProviderRegistry.Role role, address payout, uint32 regions, bool gdpr)
+        internal
+        returns (uint32 id)
+    {
+        vm.prank(account);
+        id = registry.register(role, payout, regions, gdpr);
+    }
+
+    /// Drafts an offer with the infrastructure and software providers, lets each set its component, opens it.
+    function _offer(
+        IOfferBook.Model model,
+        uint8 tokenId,
+        uint40 maxDuration,
+        uint88 infraComponent,
+        uint88 softwareComponent,
+        uint88 margin,
+        uint88 minimumCharge
+    ) internal returns (uint32 termsId) {
+        uint32[] memory ids = new uint32[](2);
+        ids[0] = infraId;
+        ids[1] = softwareId;
+        vm.prank(admin);
+        uint32 offerId = book.createOffer(
+            IOfferBook.OfferParams({
+                model: model,
+                tokenId: tokenId,
+                maxDuration: maxDuration,
+                margin: margin,
+                minimumCharge: minimumCharge,
+                gdprSurchargeBps: GDPR_SURCHARGE_BPS,
+                regionSurchargeBps: REGION_SURCHARGE_BPS
+            }),
+            ids
+        );
+        vm.prank(infra);
+        book.setComponent(offerId, infraComponent);
+        vm.prank(software);
+        book.setComponent(offerId, softwareComponent);
+        vm.prank(admin);
+        termsId = book.openOffer(offerId);
+    }
+
     // ---- agreement steps -------------------------------------------------------------------------
 
-    function _sign() internal returns (uint256 id) {
+    function _deposit(uint32 termsId, uint256 quantity) internal view returns (uint256 deposit) {
+        (deposit,) = escrow.quote(termsId, 0, false, quantity);
+    }
+
+    /// Signs a FixedPrice or DynamicPrice agreement (ETH or token) with no constraints.
+    function _sign(uint32 termsId) internal returns (uint256 id) {
+        uint256 deposit = _deposit(termsId, 0);
+        bool inEth = escrow.termsOf(termsId).tokenId == 0;
         vm.prank(customer);
-        id = escrow.sign{value: DEPOSIT}(offerId);
+        id = escrow.sign{value: inEth ? deposit : 0}(termsId, 0, false);
     }
 
-    function _signAndActivate() internal returns (uint256 id) {
-        id = _sign();
+    function _buyMinutes(uint32 minuteCount) internal returns (uint256 id) {
+        uint256 deposit = _deposit(minutesTerms, minuteCount);
+        vm.prank(customer);
+        id = escrow.buyMinutes{value: deposit}(minutesTerms, 0, false, minuteCount);
+    }
+
+    function _reserve(uint40 from, uint40 to) internal returns (uint256 id) {
+        uint256 deposit = _deposit(flexibleTerms, to - from);
+        vm.prank(customer);
+        id = escrow.reserve{value: deposit}(flexibleTerms, 0, false, from, to);
+    }
+
+    function _start(uint256 id) internal {
+        vm.prank(customer);
+        escrow.start(id);
+    }
+
+    function _activate(uint256 id) internal {
         vm.prank(operator);
-        escrow.activate(id);
+        escrow.activate(id, EU);
     }
 
-    /// Signs, activates at the current time, and stops `used` seconds later.
-    function _ended(uint256 used) internal returns (uint256 id) {
-        id = _signAndActivate();
-        vm.warp(block.timestamp + used);
+    function _stop(uint256 id) internal {
         vm.prank(customer);
         escrow.stop(id);
     }
 
-    function _status(uint256 id) internal view returns (IDynamicPriceEscrow.Status) {
-        return escrow.getAgreement(id).status;
+    function _settle(uint256 id, uint16 availabilityBps) internal {
+        vm.prank(operator);
+        escrow.settle(id, availabilityBps);
+    }
+
+    /// Signs (FixedPrice, DynamicPrice), activates now, and stops `used` seconds later.
+    function _ended(uint32 termsId, uint256 used) internal returns (uint256 id) {
+        id = _sign(termsId);
+        _activate(id);
+        vm.warp(block.timestamp + used);
+        _stop(id);
+    }
+
+    /// The customer's EIP-712 signature stopping agreement `id` at `stoppedAt`.
+    function _stopSignature(uint256 key, uint256 id, uint40 stoppedAt, uint40 deadline)
+        internal
+        returns (bytes memory)
+    {
+        uint40 startedAt = escrow.agreementOf(id).startedAt;
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, escrow.stopDigest(id, startedAt, stoppedAt, deadline));
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _status(uint256 id) internal view returns (IConferenceEscrow.Status) {
+        return escrow.agreementOf(id).status;
     }
 
     // ---- assertions ------------------------------------------------------------------------------
@@ -91,7 +271,11 @@ abstract contract BaseTest {
         if (a != b) revert(string.concat(what, ": addresses differ"));
     }
 
-    function assertEq(IDynamicPriceEscrow.Status a, IDynamicPriceEscrow.Status b, string memory what) internal pure {
+    function assertEq(bool a, bool b, string memory what) internal pure {
+        if (a != b) revert(string.concat(what, ": booleans differ"));
+    }
+
+    function assertEq(IConferenceEscrow.Status a, IConferenceEscrow.Status b, string memory what) internal pure {
         assertEq(uint256(a), uint256(b), what);
     }
 
@@ -112,67 +296,5 @@ abstract contract BaseTest {
             v /= 10;
         }
         return string(digits);
-    }
-}
-
-/// @notice A customer that refuses ETH (its refunds must be credited, never block a settlement) and
-/// can later accept and withdraw.
-contract RefusingCustomer {
-    bool public accept;
-
-    function sign(DynamicPriceEscrow escrow, uint256 offerId) external payable returns (uint256) {
-        return escrow.sign{value: msg.value}(offerId);
-    }
-
-    function stop(DynamicPriceEscrow escrow, uint256 id) external {
-        escrow.stop(id);
-    }
-
-    function withdraw(DynamicPriceEscrow escrow) external {
-        escrow.withdraw();
-    }
-
-    function setAccept(bool value) external {
-        accept = value;
-    }
-
-    receive() external payable {
-        require(accept, "refusing");
-    }
-}
-
-/// @notice A customer whose receive hook burns all the gas it is given.
-contract GasGuzzlingCustomer {
-    function sign(DynamicPriceEscrow escrow, uint256 offerId) external payable returns (uint256) {
-        return escrow.sign{value: msg.value}(offerId);
-    }
-
-    function stop(DynamicPriceEscrow escrow, uint256 id) external {
-        escrow.stop(id);
-    }
-
-    receive() external payable {
-        while (true) {}
-    }
-}
-
-/// @notice A payout address that tries to re-enter `withdraw` when paid.
-contract ReentrantProvider {
-    DynamicPriceEscrow public escrow;
-    bool public reentered;
-
-    function setEscrow(DynamicPriceEscrow escrow_) external {
-        escrow = escrow_;
-    }
-
-    function withdraw() external {
-        escrow.withdraw();
-    }
-
-    receive() external payable {
-        if (!reentered) {
-            reentered = true;
-            escrow.withdraw();
-        }
     }
 }

@@ -1,53 +1,179 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {IDynamicPriceEscrow} from "../interfaces/IDynamicPriceEscrow.sol";
+import {IConferenceEscrow} from "../interfaces/IConferenceEscrow.sol";
+import {IOfferBook} from "../interfaces/IOfferBook.sol";
 
 /// @title Errors
-/// @notice Every custom error of the escrow contracts, in one place.
+/// @notice Every custom error of the contracts, in one place, named after the contract that throws it.
 library Errors {
-    /// @notice Thrown when an offer is published with a zero price, a zero maximum duration or no provider.
-    error Escrow_InvalidOffer(uint256 pricePerSecond, uint256 maxDuration, address provider);
+    // ---------------------------------------------------------------------------------------------
+    // ProviderRegistry
+    // ---------------------------------------------------------------------------------------------
 
-    /// @notice Thrown when an offer id does not name a published offer.
-    error Escrow_UnknownOffer(uint256 offerId);
+    /// @notice Thrown when an account that already has a provider id registers again.
+    error Registry_AlreadyRegistered(address account, uint32 providerId);
 
-    /// @notice Thrown when a customer signs an offer that has been retired.
-    error Escrow_OfferRetired(uint256 offerId);
+    /// @notice Thrown when a provider gives a zero payout address or serves no region.
+    error Registry_InvalidProvider(address payout, uint32 regions);
 
-    /// @notice Thrown when the payment sent with `sign` differs from price × maximum duration.
+    /// @notice Thrown when an account that is not an active provider updates or leaves.
+    error Registry_NotActiveProvider(address account);
+
+    /// @notice Thrown when a provider id was never registered.
+    error Registry_UnknownProvider(uint32 providerId);
+
+    // ---------------------------------------------------------------------------------------------
+    // OfferBook
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Thrown when terms are malformed: a zero maximum duration, an unknown token, no providers or
+    /// more than MAX_SHARES, a zero component, or a minimum charge on a model other than FlexiblePeriod
+    /// (or none on a FlexiblePeriod offer).
+    error OfferBook_InvalidTerms();
+
+    /// @notice Thrown when an offer id was never used.
+    error OfferBook_UnknownOffer(uint32 offerId);
+
+    /// @notice Thrown when a terms id was never used.
+    error OfferBook_UnknownTerms(uint32 termsId);
+
+    /// @notice Thrown when a proposal id was never used.
+    error OfferBook_UnknownProposal(uint256 proposalId);
+
+    /// @notice Thrown when someone other than the offer's owner opens or retires it.
+    error OfferBook_NotOwner(uint32 offerId, address caller);
+
+    /// @notice Thrown when an offer is not in the status the call needs.
+    error OfferBook_WrongOfferStatus(uint32 offerId, IOfferBook.OfferStatus status);
+
+    /// @notice Thrown when the caller is not the account of one of the offer's current providers.
+    error OfferBook_NotAProvider(uint32 offerId, address caller);
+
+    /// @notice Thrown when an account without the escrow's OFFER_ADMIN_ROLE drafts an offer.
+    error OfferBook_NotOfferAdmin(address caller);
+
+    /// @notice Thrown when the same provider is named twice in one set of shares.
+    error OfferBook_DuplicateProvider(uint32 providerId);
+
+    /// @notice Thrown when a provider named in terms has left the registry (or was never registered).
+    error OfferBook_ProviderInactive(uint32 providerId);
+
+    /// @notice Thrown when an offer opens before every provider has set its component.
+    error OfferBook_ComponentMissing(uint32 offerId, uint32 providerId);
+
+    /// @notice Thrown when an offer's providers have no region in common.
+    error OfferBook_NoCommonRegion(uint32 offerId);
+
+    /// @notice Thrown when a vote comes after the deadline or after execution.
+    error OfferBook_VoteClosed(uint256 proposalId, uint256 deadline);
+
+    /// @notice Thrown when the caller is neither a current nor a proposed provider of the offer.
+    error OfferBook_NotAVoter(uint256 proposalId, address caller);
+
+    /// @notice Thrown when a provider votes twice on one proposal.
+    error OfferBook_AlreadyVoted(uint256 proposalId, uint32 providerId);
+
+    /// @notice Thrown when a proposal is executed a second time.
+    error OfferBook_AlreadyExecuted(uint256 proposalId);
+
+    /// @notice Thrown when the offer's terms changed, or it was retired, since the proposal was made.
+    error OfferBook_ProposalStale(uint256 proposalId);
+
+    /// @notice Thrown when no more than half the current providers voted yes.
+    error OfferBook_NoQuorum(uint256 proposalId, uint8 yesVotes);
+
+    /// @notice Thrown when a provider the proposal would add has not voted yes.
+    error OfferBook_ConsentMissing(uint256 proposalId);
+
+    // ---------------------------------------------------------------------------------------------
+    // ConferenceEscrow
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Thrown when the contract is deployed with a zero address or a zero window.
+    error Escrow_InvalidConfiguration();
+
+    /// @notice Thrown when anyone but the offer book publishes or closes terms.
+    error Escrow_NotOfferBook(address caller);
+
+    /// @notice Thrown when the admin adds an address without code as a token, or a 256th token.
+    error Escrow_InvalidToken(address token);
+
+    /// @notice Thrown when signing while the admin has paused signing.
+    error Escrow_Paused();
+
+    /// @notice Thrown when the terms are not open for signing (a draft, replaced by a vote, retired, unknown).
+    error Escrow_TermsNotOpen(uint32 termsId);
+
+    /// @notice Thrown when a signing function does not match the terms' pricing model.
+    error Escrow_WrongModel(uint32 termsId, IOfferBook.Model model);
+
+    /// @notice Thrown when the minutes bought are zero or more than the terms allow.
+    error Escrow_InvalidQuantity(uint256 minuteCount);
+
+    /// @notice Thrown when a reserved window is empty, already over, or longer than the terms allow.
+    error Escrow_InvalidWindow(uint256 from, uint256 to);
+
+    /// @notice Thrown when the constraints leave no region the terms serve.
+    error Escrow_NoRegionAllowed(uint32 termsId, uint32 allowedRegions);
+
+    /// @notice Thrown when the customer requires GDPR compliance and some provider of the terms is not.
+    error Escrow_GdprUnavailable(uint32 termsId);
+
+    /// @notice Thrown when the payment differs from the deposit (or ETH is sent to an ERC-20 offer).
     error Escrow_WrongDeposit(uint256 expected, uint256 sent);
 
-    /// @notice Thrown when an agreement id does not name a signed agreement.
-    error Escrow_UnknownAgreement(uint256 agreementId);
+    /// @notice Thrown when an ERC-20 delivers a different amount than was transferred (fee on transfer).
+    error Escrow_UnsupportedToken(address token, uint256 expected, uint256 received);
 
-    /// @notice Thrown when a transition is asked of an agreement in a status that does not allow it.
-    error Escrow_WrongStatus(uint256 agreementId, IDynamicPriceEscrow.Status status);
+    /// @notice Thrown when an agreement id was never used.
+    error Escrow_UnknownAgreement(uint256 agreementId);
 
     /// @notice Thrown when someone other than the agreement's customer calls a customer-only function.
     error Escrow_NotCustomer(uint256 agreementId, address caller);
 
+    /// @notice Thrown when a transition is asked of an agreement in a status that does not allow it.
+    error Escrow_WrongStatus(uint256 agreementId, IConferenceEscrow.Status status);
+
+    /// @notice Thrown when a TimeLimited session is started with no minutes left.
+    error Escrow_NoMinutesLeft(uint256 agreementId);
+
+    /// @notice Thrown when a FlexiblePeriod conference is started or activated outside its window.
+    error Escrow_OutsideWindow(uint256 agreementId, uint256 from, uint256 to);
+
+    /// @notice Thrown when an unused FlexiblePeriod window is settled before it is over.
+    error Escrow_WindowOpen(uint256 agreementId, uint256 to);
+
     /// @notice Thrown when the operator activates after the activation window has closed.
     error Escrow_ActivationWindowClosed(uint256 agreementId, uint256 deadline);
 
-    /// @notice Thrown when the customer reclaims a deposit before the activation window has closed.
+    /// @notice Thrown when the operator names a region the agreement's constraints exclude.
+    error Escrow_RegionNotAllowed(uint256 agreementId, uint8 region, uint32 allowedRegions);
+
+    /// @notice Thrown when someone reclaims before the activation window has closed.
     error Escrow_ActivationWindowOpen(uint256 agreementId, uint256 deadline);
 
-    /// @notice Thrown when `end` is called before the agreement's maximum duration has passed.
-    error Escrow_NotExpired(uint256 agreementId, uint256 expiresAt);
+    /// @notice Thrown when anyone ends a conference before its end time.
+    error Escrow_NotExpired(uint256 agreementId, uint256 endsAt);
 
-    /// @notice Thrown when the operator reports an availability above 10,000 basis points.
-    error Escrow_InvalidAvailability(uint256 availabilityBps);
+    /// @notice Thrown when availability is above 10,000 basis points.
+    error Escrow_InvalidAvailability(uint16 availabilityBps);
 
-    /// @notice Thrown when an overdue settlement is asked before the settlement window has closed.
+    /// @notice Thrown when a signed stop is submitted after its deadline.
+    error Escrow_SignatureExpired(uint256 agreementId, uint256 deadline);
+
+    /// @notice Thrown when a signed stop is not the customer's signature over this conference.
+    error Escrow_InvalidSignature(uint256 agreementId);
+
+    /// @notice Thrown when someone settles an overdue agreement before the settlement window has closed.
     error Escrow_SettlementWindowOpen(uint256 agreementId, uint256 deadline);
 
-    /// @notice Thrown when an account withdraws with nothing to withdraw.
-    error Escrow_NothingToWithdraw(address account);
+    /// @notice Thrown when an account with no credit in the token withdraws.
+    error Escrow_NothingToWithdraw(address account, uint8 tokenId);
 
-    /// @notice Thrown when a withdrawal's transfer fails.
+    /// @notice Thrown when a provider with no earnings in the token is paid out.
+    error Escrow_NoEarnings(uint32 providerId, uint8 tokenId);
+
+    /// @notice Thrown when an ETH withdrawal is refused by its recipient.
     error Escrow_TransferFailed(address to, uint256 amount);
-
-    /// @notice Thrown when the deployer passes a zero address or a zero window.
-    error Escrow_InvalidConfiguration();
 }

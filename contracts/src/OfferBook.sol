@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+import {IConferenceEscrow} from "./interfaces/IConferenceEscrow.sol";
+import {IOfferBook} from "./interfaces/IOfferBook.sol";
+import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
+import {Errors} from "./libraries/Errors.sol";
+
+/// @title OfferBook
+/// @notice See {IOfferBook}. Deployed by the escrow, which accepts terms from this contract only: no admin
+/// key can change an open offer's terms, only the providers' votes can.
+/// @dev Roles are the escrow's: drafting an offer needs its OFFER_ADMIN_ROLE.
+contract OfferBook is IOfferBook {
+    /// @notice May draft offers (a role of the escrow's).
+    bytes32 public constant OFFER_ADMIN_ROLE = keccak256("OFFER_ADMIN_ROLE");
+
+    /// @notice The most providers one offer's terms may name (bounds every loop over them).
+    uint256 public constant MAX_SHARES = 16;
+
+    /// @notice The escrow that stores the published terms and holds the money.
+    IConferenceEscrow public immutable ESCROW;
+
+    /// @notice Where providers are registered.
+    IProviderRegistry public immutable REGISTRY;
+
+    /// @notice How long a proposal's vote stays open, in seconds.
+    uint40 public immutable VOTING_PERIOD;
+
+    /// @inheritdoc IOfferBook
+    uint32 public offerCount;
+
+    /// @inheritdoc IOfferBook
+    uint256 public proposalCount;
+
+    enum Ballot {
+        None,
+        Yes,
+        No
+    }
+
+    enum PassFailure {
+        None,
+        Executed,
+        Stale,
+        NoQuorum,
+        ConsentMissing
+    }
+
+    mapping(uint32 offerId => Offer) private _offers;
+    mapping(uint256 proposalId => Proposal) private _proposals;
+    mapping(uint256 proposalId => mapping(uint32 providerId => Ballot)) private _ballots;
+
+    constructor(IConferenceEscrow escrow, IProviderRegistry registry, uint40 votingPeriod) {
+        if (address(registry) == address(0) || votingPeriod == 0) revert Errors.Escrow_InvalidConfiguration();
+        ESCROW = escrow;
+        REGISTRY = registry;
+        VOTING_PERIOD = votingPeriod;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Owner
+    // ---------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IOfferBook
+    function createOffer(OfferParams calldata params, uint32[] calldata providerIds)
+        external
+        returns (uint32 offerId)
+    {
+        if (!IAccessControl(address(ESCROW)).hasRole(OFFER_ADMIN_ROLE, msg.sender)) {
+            revert Errors.OfferBook_NotOfferAdmin(msg.sender);
+        }
+        if (params.maxDuration == 0 || (params.tokenId != 0 && ESCROW.tokenOf(params.tokenId) == address(0))) {
+            revert Errors.OfferBook_InvalidTerms();
+        }
+        _requireMinimumCharge(params.model, params.minimumCharge);
+        _requireProviders(providerIds);
+
+        offerId = ++offerCount;
+        Offer storage offer = _offers[offerId];
+        offer.owner = msg.sender;
+        offer.status = OfferStatus.Draft;
+        offer.params = params;
+        for (uint256 i; i < providerIds.length; ++i) {
+            offer.shares.push(Share({providerId: providerIds[i], component: 0}));
+        }
+        emit OfferCreated(offerId, msg.sender, params.model, params.tokenId);
+    }
+
+    /// @inheritdoc IOfferBook
+    function setComponent(uint32 offerId, uint88 component) external {
+        Offer storage offer = _offer(offerId);
+        _requireOfferStatus(offerId, offer, OfferStatus.Draft);
+        if (component == 0) revert Errors.OfferBook_InvalidTerms();
+        uint32 providerId = REGISTRY.idOf(msg.sender);
+        uint256 i = _indexOf(offer.shares, providerId);
+        if (i == type(uint256).max) revert Errors.OfferBook_NotAProvider(offerId, msg.sender);
+        offer.shares[i].component = component;
+        emit ComponentSet(offerId, providerId, component);
+    }
+
+    /// @inheritdoc IOfferBook
+    function openOffer(uint32 offerId) external returns (uint32 termsId) {
+        Offer storage offer = _ownedOffer(offerId);
+        _requireOfferStatus(offerId, offer, OfferStatus.Draft);
+        for (uint256 i; i < offer.shares.length; ++i) {
+            if (offer.shares[i].component == 0) {
+                revert Errors.OfferBook_ComponentMissing(offerId, offer.shares[i].providerId);
+            }
+        }
+        offer.status = OfferStatus.Open;
+        termsId = _publish(offerId, offer, offer.shares, offer.params.margin, offer.params.minimumCharge);
+        emit OfferOpened(offerId, termsId);
+    }
+
+    /// @inheritdoc IOfferBook
+    function retireOffer(uint32 offerId) external {
+        Offer storage offer = _ownedOffer(offerId);
+        OfferStatus status = offer.status;
+        if (status != OfferStatus.Draft && status != OfferStatus.Open) {
+            revert Errors.OfferBook_WrongOfferStatus(offerId, status);
+        }
+        offer.status = OfferStatus.Retired;
+        if (status == OfferStatus.Open) ESCROW.closeTerms(offer.termsId);
+        emit OfferRetired(offerId);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Providers: consensus decisions
+    // ---------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IOfferBook
+    function propose(uint32 offerId, Share[] calldata shares, uint88 margin, uint88 minimumCharge)
+        external
+        returns (uint256 proposalId)
+    {
+        Offer storage offer = _offer(offerId);
+        _requireOfferStatus(offerId, offer, OfferStatus.Open);
+        uint32 proposerId = REGISTRY.idOf(msg.sender);
+        if (!_contains(_members(offer.termsId), proposerId)) revert Errors.OfferBook_NotAProvider(offerId, msg.sender);
+        for (uint256 i; i < shares.length; ++i) {
+            if (shares[i].component == 0) revert Errors.OfferBook_InvalidTerms();
+        }
+
+        proposalId = ++proposalCount;
+        Proposal storage proposal = _proposals[proposalId];
+        proposal.offerId = offerId;
+        proposal.baseTermsId = offer.termsId;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        proposal.deadline = uint40(block.timestamp) + VOTING_PERIOD;
+        proposal.margin = margin;
+        proposal.minimumCharge = minimumCharge;
+        for (uint256 i; i < shares.length; ++i) {
+            proposal.shares.push(shares[i]);
+        }
+        emit ProposalCreated(proposalId, offerId, proposerId, proposal.deadline);
+    }
+
+    /// @inheritdoc IOfferBook
+    function vote(uint256 proposalId, bool support) external {
+        Proposal storage proposal = _proposal(proposalId);
+        if (proposal.executed || block.timestamp > proposal.deadline) {
+            revert Errors.OfferBook_VoteClosed(proposalId, proposal.deadline);
+        }
+        uint32 providerId = REGISTRY.idOf(msg.sender);
+        bool isMember = _contains(_members(proposal.baseTermsId), providerId);
+        if (!isMember && _indexOf(proposal.shares, providerId) == type(uint256).max) {
+            revert Errors.OfferBook_NotAVoter(proposalId, msg.sender);
+        }
+        if (_ballots[proposalId][providerId] != Ballot.None) {
+            revert Errors.OfferBook_AlreadyVoted(proposalId, providerId);
+        }
+        _ballots[proposalId][providerId] = support ? Ballot.Yes : Ballot.No;
+        if (support && isMember) ++proposal.yesVotes;
+        emit Voted(proposalId, providerId, support);
+    }
+
+    /// @inheritdoc IOfferBook
+    function execute(uint256 proposalId) external returns (uint32 termsId) {
+        Proposal storage proposal = _proposal(proposalId);
+        PassFailure failure = _passFailure(proposalId, proposal);
+        if (failure == PassFailure.Executed) revert Errors.OfferBook_AlreadyExecuted(proposalId);
+        if (failure == PassFailure.Stale) revert Errors.OfferBook_ProposalStale(proposalId);
+        if (failure == PassFailure.NoQuorum) revert Errors.OfferBook_NoQuorum(proposalId, proposal.yesVotes);
+        if (failure == PassFailure.ConsentMissing) revert Errors.OfferBook_ConsentMissing(proposalId);
+        proposal.executed = true;
+
+        uint32 offerId = proposal.offerId;
+        Offer storage offer = _offers[offerId];
+        _requireMinimumCharge(offer.params.model, proposal.minimumCharge);
+        uint32[] memory providerIds = new uint32[](proposal.shares.length);
+        for (uint256 i; i < providerIds.length; ++i) {
+            providerIds[i] = proposal.shares[i].providerId;
+        }
+        _requireProviders(providerIds);
+        termsId = _publish(offerId, offer, proposal.shares, proposal.margin, proposal.minimumCharge);
+        emit ProposalExecuted(proposalId, termsId);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Views
+    // ---------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IOfferBook
+    function hasPassed(uint256 proposalId) external view returns (bool) {
+        return _passFailure(proposalId, _proposal(proposalId)) == PassFailure.None;
+    }
+
+    /// @inheritdoc IOfferBook
+    function offerOf(uint32 offerId) external view returns (Offer memory) {
+        return _offer(offerId);
+    }
+
+    /// @inheritdoc IOfferBook
+    function proposalOf(uint256 proposalId) external view returns (Proposal memory) {
+        return _proposal(proposalId);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Internals
+    // ---------------------------------------------------------------------------------------------
+
+    /// @dev Computes a terms version's price, regions and GDPR status from its providers as registered now,
+    /// and publishes it in the escrow in place of the offer's current version.
+    function _publish(
+        uint32 offerId,
+        Offer storage offer,
+        Share[] storage shares,
+        uint88 margin,
+        uint88 minimumCharge
+    ) private returns (uint32 termsId) {
+        uint256 price = margin;
+        uint32 regions = type(uint32).max;
+        bool gdpr = true;
+        for (uint256 i; i < shares.length; ++i) {
+            IProviderRegistry.Provider memory provider = REGISTRY.providerOf(shares[i].providerId);
+            if (!provider.active) revert Errors.OfferBook_ProviderInactive(shares[i].providerId);
+            price += shares[i].component;
+            regions &= provider.regions;
+            gdpr = gdpr && provider.gdpr;
+        }
+        if (regions == 0) revert Errors.OfferBook_NoCommonRegion(offerId);
+        OfferParams storage params = offer.params;
+        IConferenceEscrow.Terms memory terms = IConferenceEscrow.Terms({
+            price: SafeCast.toUint88(price),
+            maxDuration: params.maxDuration,
+            offerId: offerId,
+            regions: regions,
+            gdprSurchargeBps: params.gdprSurchargeBps,
+            regionSurchargeBps: params.regionSurchargeBps,
+            model: params.model,
+            tokenId: params.tokenId,
+            gdpr: gdpr,
+            open: true,
+            owner: offer.owner,
+            margin: margin,
+            minimumCharge: minimumCharge,
+            shares: shares
+        });
+        termsId = ESCROW.publishTerms(terms, offer.termsId);
+        offer.termsId = termsId;
+    }
+
+    function _passFailure(uint256 proposalId, Proposal storage proposal) private view returns (PassFailure) {
+        if (proposal.executed) return PassFailure.Executed;
+        Offer storage offer = _offers[proposal.offerId];
+        if (offer.status != OfferStatus.Open || offer.termsId != proposal.baseTermsId) return PassFailure.Stale;
+        Share[] memory members = _members(proposal.baseTermsId);
+        if (uint256(proposal.yesVotes) * 2 <= members.length) return PassFailure.NoQuorum;
+        for (uint256 i; i < proposal.shares.length; ++i) {
+            uint32 providerId = proposal.shares[i].providerId;
+            if (!_contains(members, providerId) && _ballots[proposalId][providerId] != Ballot.Yes) {
+                return PassFailure.ConsentMissing;
+            }
+        }
+        return PassFailure.None;
+    }
+
+    function _requireProviders(uint32[] memory providerIds) private view {
+        uint256 count = providerIds.length;
+        if (count == 0 || count > MAX_SHARES) revert Errors.OfferBook_InvalidTerms();
+        for (uint256 i; i < count; ++i) {
+            for (uint256 j; j < i; ++j) {
+                if (providerIds[i] == providerIds[j]) revert Errors.OfferBook_DuplicateProvider(providerIds[i]);
+            }
+            if (!REGISTRY.providerOf(providerIds[i]).active) revert Errors.OfferBook_ProviderInactive(providerIds[i]);
+        }
+    }
+
+    /// @dev A FlexiblePeriod offer charges a minimum for readiness; no other model has one.
+    function _requireMinimumCharge(Model model, uint88 minimumCharge) private pure {
+        if ((model == Model.FlexiblePeriod) != (minimumCharge != 0)) revert Errors.OfferBook_InvalidTerms();
+    }
+
+    /// @dev The providers of a published terms version.
+    function _members(uint32 termsId) private view returns (Share[] memory) {
+        return ESCROW.termsOf(termsId).shares;
+    }
+
+    function _contains(Share[] memory shares, uint32 providerId) private pure returns (bool) {
+        if (providerId == 0) return false;
+        for (uint256 i; i < shares.length; ++i) {
+            if (shares[i].providerId == providerId) return true;
+        }
+        return false;
+    }
+
+    /// @dev The index of `providerId` in `shares`, or type(uint256).max if it is not there.
+    function _indexOf(Share[] storage shares, uint32 providerId) private view returns (uint256) {
+        if (providerId == 0) return type(uint256).max;
+        for (uint256 i; i < shares.length; ++i) {
+            if (shares[i].providerId == providerId) return i;
+        }
+        return type(uint256).max;
+    }
+
+    function _offer(uint32 offerId) private view returns (Offer storage offer) {
+        offer = _offers[offerId];
+        if (offer.status == OfferStatus.None) revert Errors.OfferBook_UnknownOffer(offerId);
+    }
+
+    function _ownedOffer(uint32 offerId) private view returns (Offer storage offer) {
+        offer = _offer(offerId);
+        if (offer.owner != msg.sender) revert Errors.OfferBook_NotOwner(offerId, msg.sender);
+    }
+
+    function _requireOfferStatus(uint32 offerId, Offer storage offer, OfferStatus expected) private view {
+        if (offer.status != expected) revert Errors.OfferBook_WrongOfferStatus(offerId, offer.status);
+    }
+
+    function _proposal(uint256 proposalId) private view returns (Proposal storage proposal) {
+        proposal = _proposals[proposalId];
+        if (proposal.offerId == 0) revert Errors.OfferBook_UnknownProposal(proposalId);
+    }
+}

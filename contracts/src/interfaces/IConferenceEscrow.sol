@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IOfferBook} from "./IOfferBook.sol";
+
+/// @title IConferenceEscrow
+/// @notice Escrow for conferences under every pricing model: the customer pays into the contract when
+/// signing; the operator (the backend's key) starts the conference and settles it; providers are paid for
+/// what was used, split by their price components; the customer gets the rest back, and everything back
+/// if the measured availability fell below 75% or the service never started.
+/// @dev Lifecycle of an agreement (one `status` field; transitions only through the functions below).
+///
+///     FixedPrice, DynamicPrice:   sign ──► Requested
+///     TimeLimited, FlexiblePeriod: sign ──► Idle ──start──► Requested
+///
+///     Requested ──activate(region)──► Active ──stop / end / stopAndSettle──► Ended ──settle / settleOverdue──►
+///        │                                                                     Settled (FixedPrice, DynamicPrice, FlexiblePeriod)
+///        │                                                                     Idle    (TimeLimited: the next session)
+///        └── stop (customer) / decline (operator) / reclaim (anyone, after ACTIVATION_WINDOW) ──►
+///               Refunded (FixedPrice, DynamicPrice, FlexiblePeriod: everything back)
+///               Idle     (TimeLimited: nothing consumed)
+///
+///     Idle ──close (customer)──► Settled   (TimeLimited: unused minutes back)
+///     Idle ──settle / settleOverdue after the window──► Settled   (FlexiblePeriod never started: the minimum)
+///
+/// Charges (price p after the constraint surcharge, u = endedAt - startedAt seconds):
+///     FixedPrice p · DynamicPrice p·u · TimeLimited floor(p·u/60) per session · FlexiblePeriod minimum + p·u
+/// and 0 when availability < 75%. Each charge is split at once: provider i gets floor(charge·cᵢ/P), the
+/// owner the rest (its margin and the rounding dust), where cᵢ are the components and P their sum plus
+/// the margin.
+interface IConferenceEscrow {
+    /// @notice The status of an agreement. `None` means the id was never used.
+    enum Status {
+        None,
+        Idle,
+        Requested,
+        Active,
+        Ended,
+        Settled,
+        Refunded
+    }
+
+    /// @notice Why a conference that never started was called off.
+    enum CancelReason {
+        CancelledByCustomer,
+        DeclinedByOperator,
+        ActivationTimedOut
+    }
+
+    /// @notice One version of an offer's terms, as the offer book published it. Slot 0 holds everything
+    /// signing reads. Never edited, except that `open` is cleared when a newer version or a retirement
+    /// replaces it.
+    /// @param price The sum of the components plus the margin, per unit of the model: the whole conference
+    /// (FixedPrice), a second (DynamicPrice, FlexiblePeriod) or a minute (TimeLimited).
+    /// @param maxDuration The longest conference (FixedPrice, DynamicPrice), the most seconds one may buy
+    /// (TimeLimited) or the longest window one may reserve (FlexiblePeriod).
+    /// @param regions Bit i set: every provider of these terms serves region i.
+    /// @param gdprSurchargeBps Added to the price when the customer requires GDPR compliance.
+    /// @param regionSurchargeBps Added to the price when the customer narrows the regions allowed.
+    /// @param tokenId 0 for ETH, else an ERC-20 token added by the admin.
+    /// @param gdpr Every provider of these terms declared itself GDPR-compliant when they were published.
+    /// @param open Customers may sign these terms.
+    /// @param owner The offer's owner: receives the margin and the rounding dust of every split.
+    /// @param minimumCharge FlexiblePeriod only: the non-refundable charge for keeping the service ready.
+    /// @param shares The providers and their price components.
+    struct Terms {
+        uint88 price;
+        uint40 maxDuration;
+        uint32 offerId;
+        uint32 regions;
+        uint16 gdprSurchargeBps;
+        uint16 regionSurchargeBps;
+        IOfferBook.Model model;
+        uint8 tokenId;
+        bool gdpr;
+        bool open;
+        address owner;
+        uint88 margin;
+        uint88 minimumCharge;
+        IOfferBook.Share[] shares;
+    }
+
+    /// @notice One agreement. Slot 0 is written once, at signing; slot 1 is the state machine.
+    /// @param allowedRegions Bit i set: the conference may run in region i.
+    /// @param gdpr The customer requires every provider to be GDPR-compliant.
+    /// @param region Where the operator said the current or last conference ran.
+    /// @param price The price per unit after the constraint surcharge.
+    /// @param duration The longest the next conference may run: the terms' maximum (FixedPrice,
+    /// DynamicPrice), the seconds still unused (TimeLimited) or the window's length (FlexiblePeriod).
+    /// @param startedAt When the operator activated; while Requested, when the start was requested.
+    struct Agreement {
+        address customer;
+        uint32 termsId;
+        uint32 allowedRegions;
+        IOfferBook.Model model;
+        uint8 tokenId;
+        bool gdpr;
+        Status status;
+        uint8 region;
+        uint88 price;
+        uint40 duration;
+        uint40 startedAt;
+        uint40 endedAt;
+    }
+
+    /// @notice A TimeLimited agreement's account of minutes.
+    struct MinutesAccount {
+        uint88 deposit;
+        uint88 charged;
+    }
+
+    /// @notice A FlexiblePeriod agreement's reserved window [from, to) and its minimum charge.
+    struct Window {
+        uint40 from;
+        uint40 to;
+        uint88 minimumCharge;
+    }
+
+    /// @notice Emitted when the offer book publishes a terms version: customers may sign it from now on.
+    event TermsPublished(uint32 indexed termsId, uint32 indexed offerId, IOfferBook.Model model, uint256 price);
+
+    /// @notice Emitted when a terms version closes to new agreements (replaced by a vote, or retired).
+    event TermsClosed(uint32 indexed termsId);
+
+    /// @notice Emitted when a customer signs (pays for) an agreement.
+    event AgreementSigned(
+        uint256 indexed agreementId, uint32 indexed termsId, address indexed customer, uint256 deposit
+    );
+
+    /// @notice Emitted with {AgreementSigned} for a FlexiblePeriod agreement.
+    event WindowReserved(uint256 indexed agreementId, uint256 from, uint256 to);
+
+    /// @notice Emitted when the customer asks a TimeLimited or FlexiblePeriod conference to start.
+    event StartRequested(uint256 indexed agreementId);
+
+    /// @notice Emitted when the operator has started the conference in `region`; it ends by itself at `endsAt`.
+    event AgreementActivated(uint256 indexed agreementId, uint8 region, uint256 endsAt);
+
+    /// @notice Emitted when a running conference ends: stopped by the customer, by its signature, or expired.
+    event AgreementEnded(uint256 indexed agreementId, uint256 endedAt, address by);
+
+    /// @notice Emitted when a conference is paid for. `refund` is 0 for a TimeLimited session (the unused
+    /// minutes come back at {close}); `refundDeferred` is true when the refund was credited, not sent.
+    event AgreementSettled(
+        uint256 indexed agreementId, uint16 availabilityBps, uint256 charge, uint256 refund, bool refundDeferred
+    );
+
+    /// @notice Emitted when a conference that never started is called off. `refund` is the whole deposit,
+    /// or 0 for a TimeLimited session (nothing was consumed; the account stays open).
+    event StartCancelled(uint256 indexed agreementId, CancelReason reason, uint256 refund, bool refundDeferred);
+
+    /// @notice Emitted when a customer closes a TimeLimited account and gets its unused minutes back.
+    event AgreementClosed(uint256 indexed agreementId, uint256 refund, bool refundDeferred);
+
+    /// @notice Emitted when a refund could not be sent and is kept for `account` to withdraw, or when the
+    /// offer owner's share of a charge is credited.
+    event Credited(address indexed account, uint8 indexed tokenId, uint256 amount);
+
+    /// @notice Emitted when an account withdraws its credit.
+    event Withdrawn(address indexed account, uint8 indexed tokenId, uint256 amount);
+
+    /// @notice Emitted when a provider's earnings are paid to its payout address.
+    event EarningsWithdrawn(uint32 indexed providerId, uint8 indexed tokenId, address payout, uint256 amount);
+
+    /// @notice Emitted when the admin adds an ERC-20 payment token.
+    event TokenAdded(uint8 indexed tokenId, address token);
+
+    /// @notice Emitted when the admin pauses or unpauses signing.
+    event PausedSet(bool paused);
+
+    // ----------------------------------------------------------------------------------------------
+    // Customer
+    // ----------------------------------------------------------------------------------------------
+
+    /// @notice Signs a FixedPrice or DynamicPrice agreement by paying its deposit: the price (FixedPrice) or
+    /// the price per second × the maximum duration (DynamicPrice). The conference starts at once.
+    /// @dev Requirements: signing is not paused; the terms are open and of one of these models; the
+    /// constraints can be met (see {quote}); ETH: `msg.value` is the deposit; ERC-20: no ETH, and the
+    /// contract receives exactly the deposit from the caller (allowance needed). Emits {AgreementSigned}.
+    /// @param allowedRegions Bit i set: the conference may run in region i; 0 allows every region the terms
+    /// serve at no surcharge.
+    /// @param gdpr Whether every provider must be GDPR-compliant (at the terms' surcharge).
+    function sign(uint32 termsId, uint32 allowedRegions, bool gdpr) external payable returns (uint256 agreementId);
+
+    /// @notice Buys `minuteCount` minutes of a TimeLimited offer, to be used in any number of sessions.
+    /// @dev Requirements as {sign}; `minuteCount` is not zero and `minuteCount`·60 ≤ the terms' maximum duration.
+    /// Deposit: price per minute × `minuteCount`. Emits {AgreementSigned}.
+    function buyMinutes(uint32 termsId, uint32 allowedRegions, bool gdpr, uint32 minuteCount)
+        external
+        payable
+        returns (uint256 agreementId);
+
+    /// @notice Reserves the window [`from`, `to`) of a FlexiblePeriod offer. Deposit: the minimum charge plus
+    /// the price per second × the window's length (the most it can be charged).
+    /// @dev Requirements as {sign}; `from` < `to`; `to` is in the future; `to` - `from` ≤ the terms' maximum
+    /// duration. Emits {AgreementSigned} and {WindowReserved}.
+    function reserve(uint32 termsId, uint32 allowedRegions, bool gdpr, uint40 from, uint40 to)
+        external
+        payable
+        returns (uint256 agreementId);
+
+    /// @notice Asks for a TimeLimited session or the FlexiblePeriod conference to start.
+    /// @dev Requirements: the caller is the customer; the agreement is Idle; TimeLimited: minutes remain;
+    /// FlexiblePeriod: now is inside the window and it was never started. Emits {StartRequested}.
+    function start(uint256 agreementId) external;
+
+    /// @notice Stops the conference. Before it started: calls the start off (see the lifecycle). While it
+    /// runs: ends it now, or at its end time if that has passed.
+    /// @dev Requirements: the caller is the customer; the agreement is Requested or Active.
+    /// Emits {StartCancelled} or {AgreementEnded}.
+    function stop(uint256 agreementId) external;
+
+    /// @notice Closes a TimeLimited account: the unused minutes' money goes back to the customer.
+    /// @dev Requirements: the caller is the customer; the agreement is TimeLimited and Idle.
+    /// Emits {AgreementClosed}.
+    function close(uint256 agreementId) external;
+
+    // ----------------------------------------------------------------------------------------------
+    // Operator
+    // ----------------------------------------------------------------------------------------------
+
+    /// @notice Countersigns: the conference is running in `region` from now on.
+    /// @dev Requirements: the caller has OPERATOR_ROLE; the agreement is Requested; the activation window
+    /// is open; `region` is allowed by the agreement. Emits {AgreementActivated}.
+    function activate(uint256 agreementId, uint8 region) external;
+
+    /// @notice Calls off a start the service cannot serve (see the lifecycle for the refund).
+    /// @dev Requirements: the caller has OPERATOR_ROLE; the agreement is Requested. Emits {StartCancelled}.
+    function decline(uint256 agreementId) external;
+
+    /// @notice Pays for an ended conference given the availability the monitor measured, or for a
+    /// FlexiblePeriod window that passed without a start (the minimum charge).
+    /// @dev Requirements: the caller has OPERATOR_ROLE; `availabilityBps` ≤ 10,000; the agreement is Ended,
+    /// or Idle FlexiblePeriod with its window over. Emits {AgreementSettled}.
+    function settle(uint256 agreementId, uint16 availabilityBps) external;
+
+    /// @notice Ends a running conference at the time the customer signed (EIP-712 `Stop`), then settles it:
+    /// the customer stops without paying gas. The end is the signed time, never later than now nor than the
+    /// conference's end time, never earlier than its start.
+    /// @dev Requirements: as {settle}, but the agreement is Active; `deadline` has not passed; the signature
+    /// is the customer's (EOA or ERC-1271) over (agreementId, startedAt of this conference, stoppedAt,
+    /// deadline). Emits {AgreementEnded} and {AgreementSettled}.
+    function stopAndSettle(
+        uint256 agreementId,
+        uint16 availabilityBps,
+        uint40 stoppedAt,
+        uint40 deadline,
+        bytes calldata signature
+    ) external;
+
+    // ----------------------------------------------------------------------------------------------
+    // Anyone: the calls a contract cannot make by itself
+    // ----------------------------------------------------------------------------------------------
+
+    /// @notice Ends a conference whose time is up, at its end time.
+    /// @dev Requirements: the agreement is Active and its end time has come. Emits {AgreementEnded}.
+    function end(uint256 agreementId) external;
+
+    /// @notice Calls off a start the operator did not activate within ACTIVATION_WINDOW.
+    /// @dev Requirements: the agreement is Requested and the window has passed. Emits {StartCancelled}.
+    function reclaim(uint256 agreementId) external;
+
+    /// @notice Settles at full availability a conference the operator did not settle within
+    /// SETTLEMENT_WINDOW of its end (or of a FlexiblePeriod window's end).
+    /// @dev Requirements: as {settle} without the role, and the settlement window has passed.
+    /// Emits {AgreementSettled}.
+    function settleOverdue(uint256 agreementId) external;
+
+    /// @notice Pays the caller's credit in token `tokenId` (refunds that could not be sent, the owner's
+    /// margin) to the caller.
+    /// @dev Requirements: the credit is not zero. Emits {Withdrawn}.
+    function withdraw(uint8 tokenId) external;
+
+    /// @notice Pays provider `providerId`'s earnings in token `tokenId` to its payout address. Anyone may
+    /// call it: the money can only go to the payout address the provider registered.
+    /// @dev Requirements: the earnings are not zero. Emits {EarningsWithdrawn}.
+    function withdrawEarnings(uint32 providerId, uint8 tokenId) external;
+
+    // ----------------------------------------------------------------------------------------------
+    // Offer book
+    // ----------------------------------------------------------------------------------------------
+
+    /// @notice Stores a new terms version, open for signing, and closes `replacesTermsId` (0 for none).
+    /// @dev Requirements: the caller is BOOK. Emits {TermsPublished} (and {TermsClosed}).
+    function publishTerms(Terms calldata terms, uint32 replacesTermsId) external returns (uint32 termsId);
+
+    /// @notice Closes a terms version to new agreements.
+    /// @dev Requirements: the caller is BOOK. Emits {TermsClosed}.
+    function closeTerms(uint32 termsId) external;
+
+    // ----------------------------------------------------------------------------------------------
+    // Admin
+    // ----------------------------------------------------------------------------------------------
+
+    /// @notice Adds an ERC-20 payment token. Only plain tokens are supported: see SECURITY.md.
+    /// @dev Requirements: the caller has DEFAULT_ADMIN_ROLE; fewer than 255 tokens. Emits {TokenAdded}.
+    function addToken(address token) external returns (uint8 tokenId);
+
+    /// @notice Pauses or unpauses signing. Nothing else ever pauses.
+    /// @dev Requirements: the caller has DEFAULT_ADMIN_ROLE. Emits {PausedSet}.
+    function setPaused(bool paused) external;
+
+    // ----------------------------------------------------------------------------------------------
+    // Views
+    // ----------------------------------------------------------------------------------------------
+
+    /// @notice The deposit and the price per unit that signing `termsId` with these constraints costs.
+    /// @dev Reverts as signing would (unknown or closed terms, constraints that cannot be met). `quantity`
+    /// is the minutes (TimeLimited) or the window's seconds (FlexiblePeriod), ignored otherwise.
+    function quote(uint32 termsId, uint32 allowedRegions, bool gdpr, uint256 quantity)
+        external
+        view
+        returns (uint256 deposit, uint256 price);
+
+    /// @notice The terms version `termsId`; reverts if there is none.
+    function termsOf(uint32 termsId) external view returns (Terms memory);
+
+    /// @notice The number of terms versions ever published (the highest id).
+    function termsCount() external view returns (uint32);
+
+    /// @notice The agreement `agreementId`; reverts if there is none.
+    function agreementOf(uint256 agreementId) external view returns (Agreement memory);
+
+    /// @notice A TimeLimited agreement's account of minutes (zero for other models).
+    function minutesAccountOf(uint256 agreementId) external view returns (MinutesAccount memory);
+
+    /// @notice A FlexiblePeriod agreement's window (zero for other models).
+    function windowOf(uint256 agreementId) external view returns (Window memory);
+
+    /// @notice What the agreement's customer paid in.
+    function depositOf(uint256 agreementId) external view returns (uint256);
+
+    /// @notice The EIP-712 digest a customer signs to stop a conference without gas.
+    function stopDigest(uint256 agreementId, uint40 startedAt, uint40 stoppedAt, uint40 deadline)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice The earnings provider `providerId` can withdraw in token `tokenId`.
+    function earningsOf(uint32 providerId, uint8 tokenId) external view returns (uint256);
+
+    /// @notice The credit `account` can withdraw in token `tokenId`.
+    function creditOf(address account, uint8 tokenId) external view returns (uint256);
+
+    /// @notice The ERC-20 token with id `tokenId` (address(0) for 0, ETH).
+    function tokenOf(uint8 tokenId) external view returns (address);
+
+    /// @notice The number of agreements ever signed (the highest id).
+    function agreementCount() external view returns (uint256);
+}
