@@ -497,7 +497,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         uint256 used = agreement.status == Status.Ended ? agreement.endedAt - agreement.startedAt : 0;
         uint256 minimumCharge = model == IOfferBook.Model.FlexiblePeriod ? _windows[agreementId].minimumCharge : 0;
         uint256 charge = Pricing.charge(model, agreement.price, used, minimumCharge, availabilityBps);
-        uint256 refund;
+        uint256 refund = 0;
         if (model == IOfferBook.Model.TimeLimited) {
             // The session is paid; its seconds are consumed only if it was paid for. The account stays open.
             agreement.status = Status.Idle;
@@ -518,7 +518,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     /// @dev Calls off a start that never ran. A TimeLimited session consumes nothing, and a FlexiblePeriod
     /// customer who cancels keeps the reservation: both go back to Idle. Otherwise everything is refunded.
     function _cancel(uint256 agreementId, Agreement storage agreement, CancelReason reason) private {
-        uint256 refund;
+        uint256 refund = 0;
         IOfferBook.Model model = agreement.model;
         if (
             model == IOfferBook.Model.TimeLimited

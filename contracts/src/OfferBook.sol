@@ -285,7 +285,7 @@ contract OfferBook is IOfferBook {
             for (uint256 j; j < i; ++j) {
                 if (providerIds[i] == providerIds[j]) revert Errors.OfferBook_DuplicateProvider(providerIds[i]);
             }
-            if (!REGISTRY.providerOf(providerIds[i]).active) revert Errors.OfferBook_ProviderInactive(providerIds[i]);
+            if (!REGISTRY.isActive(providerIds[i])) revert Errors.OfferBook_ProviderInactive(providerIds[i]);
         }
     }
 

@@ -51,6 +51,11 @@ contract ProviderRegistry is IProviderRegistry {
         if (provider.account == address(0)) revert Errors.Registry_UnknownProvider(providerId);
     }
 
+    /// @inheritdoc IProviderRegistry
+    function isActive(uint32 providerId) external view returns (bool) {
+        return _providers[providerId].active;
+    }
+
     function _activeIdOf(address account) private view returns (uint32 providerId) {
         providerId = idOf[account];
         if (providerId == 0 || !_providers[providerId].active) revert Errors.Registry_NotActiveProvider(account);

@@ -17,8 +17,10 @@ import {IOfferBook} from "./IOfferBook.sol";
 ///        │                                                                     Settled (FixedPrice, DynamicPrice, FlexiblePeriod)
 ///        │                                                                     Idle    (TimeLimited: the next session)
 ///        └── stop (customer) / decline (operator) / reclaim (anyone, after ACTIVATION_WINDOW) ──►
-///               Refunded (FixedPrice, DynamicPrice, FlexiblePeriod: everything back)
-///               Idle     (TimeLimited: nothing consumed)
+///               Refunded (FixedPrice, DynamicPrice: everything back; FlexiblePeriod declined or timed
+///                         out: everything back, the service was not ready)
+///               Idle     (TimeLimited: nothing consumed; FlexiblePeriod stopped by the customer: the
+///                         reservation stays, and so does its non-refundable minimum)
 ///
 ///     Idle ──close (customer)──► Settled   (TimeLimited: unused minutes back)
 ///     Idle ──settle / settleOverdue after the window──► Settled   (FlexiblePeriod never started: the minimum)
@@ -201,7 +203,8 @@ interface IConferenceEscrow {
 
     /// @notice Asks for a TimeLimited session or the FlexiblePeriod conference to start.
     /// @dev Requirements: the caller is the customer; the agreement is Idle; TimeLimited: minutes remain;
-    /// FlexiblePeriod: now is inside the window and it was never started. Emits {StartRequested}.
+    /// FlexiblePeriod: now is inside the window (a start the customer called off may be asked again).
+    /// Emits {StartRequested}.
     function start(uint256 agreementId) external;
 
     /// @notice Stops the conference. Before it started: calls the start off (see the lifecycle). While it

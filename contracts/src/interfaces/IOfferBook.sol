@@ -133,7 +133,9 @@ interface IOfferBook {
     /// terms; the new shares are valid as in {createOffer}. Emits {ProposalExecuted}.
     function execute(uint256 proposalId) external returns (uint32 termsId);
 
-    /// @notice Whether `proposalId` could be executed now.
+    /// @notice Whether `proposalId` has passed: not executed, still based on the offer's current terms, a
+    /// quorum of yes votes and every added provider's consent. {execute} also re-checks the new shares
+    /// (active, distinct providers; the minimum charge) and may still refuse them.
     function hasPassed(uint256 proposalId) external view returns (bool);
 
     /// @notice The offer `offerId`; reverts if there is none.

@@ -61,6 +61,9 @@ interface IProviderRegistry {
     /// @notice The provider with id `providerId`; reverts if there is none.
     function providerOf(uint32 providerId) external view returns (Provider memory);
 
+    /// @notice Whether `providerId` is registered and has not left (false for an unknown id).
+    function isActive(uint32 providerId) external view returns (bool);
+
     /// @notice The provider id of `account`, or 0 if it never registered.
     function idOf(address account) external view returns (uint32);
 
