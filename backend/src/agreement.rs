@@ -3,11 +3,45 @@
 
 use serde::Serialize;
 
+/// What the customer buys (the contract's `Model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Model {
+    /// One conference up to a maximum duration, for a fixed price.
+    FixedPrice,
+    /// One conference up to a maximum duration, charged per second used.
+    DynamicPrice,
+    /// Prepaid minutes, used in any number of sessions.
+    TimeLimited,
+    /// A reserved window: a minimum charge for readiness plus per-second use.
+    FlexiblePeriod,
+}
+
+impl Model {
+    pub fn from_index(value: u8) -> Option<Self> {
+        Some(match value {
+            0 => Self::FixedPrice,
+            1 => Self::DynamicPrice,
+            2 => Self::TimeLimited,
+            3 => Self::FlexiblePeriod,
+            _ => return None,
+        })
+    }
+
+    /// Whether a signature starts a conference at once (the others wait for the customer's start).
+    pub fn starts_at_signing(&self) -> bool {
+        matches!(self, Self::FixedPrice | Self::DynamicPrice)
+    }
+}
+
 /// The agreement's status on-chain, as the watcher last read it from events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChainStatus {
-    Signed,
+    /// Paid, no conference asked for (TimeLimited between sessions, FlexiblePeriod before its start).
+    Idle,
+    /// A conference is asked for and waits for the operator's activation.
+    Requested,
     Active,
     Ended,
     Settled,
@@ -30,6 +64,8 @@ pub enum ConferenceState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Progress {
+    /// Paid; no conference asked for now (minutes left to use, or a window not started).
+    Idle,
     /// Escrow locked; the service has not started the conference yet.
     Signed,
     /// The conference is being started.
@@ -66,29 +102,60 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(ChainStatus { Signed => "signed", Active => "active", Ended => "ended", Settled => "settled", Refunded => "refunded" });
+text_enum!(Model {
+    FixedPrice => "fixedPrice",
+    DynamicPrice => "dynamicPrice",
+    TimeLimited => "timeLimited",
+    FlexiblePeriod => "flexiblePeriod",
+});
+text_enum!(ChainStatus {
+    Idle => "idle",
+    Requested => "requested",
+    Active => "active",
+    Ended => "ended",
+    Settled => "settled",
+    Refunded => "refunded",
+});
 text_enum!(ConferenceState { Absent => "absent", Deploying => "deploying", Running => "running", Removed => "removed" });
 
-/// One agreement's record. Amounts are decimal strings of wei; times are chain seconds.
+/// One agreement's record. Amounts are decimal strings in the token's smallest unit (wei for ETH);
+/// times are chain seconds.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Agreement {
     pub id: u64,
-    pub offer_id: u64,
+    pub terms_id: u64,
+    pub model: Model,
     pub customer: String,
-    pub provider: String,
-    pub price_per_second: String,
-    pub max_duration: u64,
+    /// 0 for ETH, else the escrow's ERC-20 token id.
+    pub token_id: u8,
+    /// Per unit of the model, after the constraint surcharge: the conference, a second, or a minute.
+    pub price: String,
     pub deposit: String,
+    /// Bit i set: the conference may run in region i.
+    pub allowed_regions: u32,
+    pub gdpr: bool,
+    /// Seconds: the longest conference, the minutes bought × 60, or the reserved window's length.
+    pub duration: u64,
+    pub window_from: Option<u64>,
+    pub window_to: Option<u64>,
     pub chain_status: ChainStatus,
+    /// The conference being asked for or run: 1 for the one conference of FixedPrice and DynamicPrice,
+    /// counting starts otherwise (0 before the first).
+    pub session: u64,
     pub signed_at: u64,
+    pub requested_at: Option<u64>,
     pub started_at: Option<u64>,
+    pub ends_at: Option<u64>,
+    pub region: Option<u8>,
     pub ended_at: Option<u64>,
+    /// Charged so far, over every session.
+    pub charged: String,
     pub availability_bps: Option<u16>,
-    pub charge: Option<String>,
     pub refund: Option<String>,
     pub refund_deferred: Option<bool>,
-    /// Why a never-started agreement was refunded: cancelledByCustomer, declinedByOperator, activationTimedOut.
+    /// Why a conference that never started was called off: cancelledByCustomer, declinedByOperator,
+    /// activationTimedOut.
     pub refund_reason: Option<String>,
     #[serde(skip)]
     pub conference_state: ConferenceState,
@@ -110,11 +177,10 @@ impl Agreement {
     pub fn progress(&self) -> Progress {
         use {ChainStatus as C, ConferenceState as K};
         match (self.chain_status, self.conference_state) {
-            (C::Signed, K::Absent) => Progress::Signed,
-            (C::Signed, K::Deploying) => Progress::Deploying,
-            (C::Signed, K::Running) => Progress::Activating,
-            // Signed with the conference removed: the activation window closed; the customer reclaims.
-            (C::Signed, K::Removed) => Progress::Signed,
+            (C::Idle, _) => Progress::Idle,
+            (C::Requested, K::Absent | K::Removed) => Progress::Signed,
+            (C::Requested, K::Deploying) => Progress::Deploying,
+            (C::Requested, K::Running) => Progress::Activating,
             (C::Active, K::Running) => Progress::Active,
             (C::Active, _) => Progress::Deploying,
             (C::Ended, K::Running | K::Deploying) => Progress::Undeploying,
@@ -122,5 +188,10 @@ impl Agreement {
             (C::Settled, _) => Progress::Settled,
             (C::Refunded, _) => Progress::Refunded,
         }
+    }
+
+    /// Whether the conference may run in `region` under the customer's constraints.
+    pub fn allows_region(&self, region: u8) -> bool {
+        region < 32 && self.allowed_regions & (1 << region) != 0
     }
 }

@@ -21,8 +21,8 @@ use tracing::error;
 use crate::{
     Error,
     agreement::{Agreement, ConferenceState, Progress},
-    chain::DynamicPriceEscrow,
-    store::{OutboxItem, ProbeTally, Store},
+    chain::ConferenceEscrow,
+    store::{OutboxItem, ProbeTally, Session, Store},
 };
 
 /// What the web page needs to talk to the chain: public facts only.
@@ -46,12 +46,12 @@ impl PublicConfig {
             rpc_url,
             escrow,
             calls: BTreeMap::from([
-                ("sign", selector(DynamicPriceEscrow::signCall::SELECTOR)),
-                ("stop", selector(DynamicPriceEscrow::stopCall::SELECTOR)),
+                ("sign", selector(ConferenceEscrow::signCall::SELECTOR)),
+                ("stop", selector(ConferenceEscrow::stopCall::SELECTOR)),
             ]),
             events: BTreeMap::from([(
                 "AgreementSigned",
-                DynamicPriceEscrow::AgreementSigned::SIGNATURE_HASH.to_string(),
+                ConferenceEscrow::AgreementSigned::SIGNATURE_HASH.to_string(),
             )]),
             errors: crate::chain::escrow_abi()
                 .errors()
@@ -123,7 +123,7 @@ async fn config(State(ctx): State<ApiContext>) -> Json<PublicConfig> {
 }
 
 async fn offers(State(ctx): State<ApiContext>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(ctx.store.offers().await?))
+    Ok(Json(ctx.store.terms().await?))
 }
 
 /// One agreement with its progress, its transactions, its conference and the evidence of its availability.
@@ -138,6 +138,8 @@ pub struct AgreementView {
     pub join_url: Option<String>,
     pub transactions: BTreeMap<&'static str, Option<String>>,
     pub conference: ConferenceView,
+    /// Every settled conference: one for most models, one per session for timeLimited.
+    pub sessions: Vec<Session>,
     pub outbox: Vec<OutboxItem>,
 }
 
@@ -156,8 +158,9 @@ async fn agreement(State(ctx): State<ApiContext>, Path(raw_id): Path<String>) ->
         .map_err(|_| ApiError::BadRequest(format!("agreement id must be a positive integer, got {raw_id:?}")))?;
     let agreement =
         ctx.store.agreement(id).await?.ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?;
-    let probes = ctx.store.probe_tally(id).await?;
+    let probes = ctx.store.probe_tally(id, agreement.session).await?;
     let outbox = ctx.store.outbox_of(id).await?;
+    let sessions = ctx.store.sessions_of(id).await?;
     Ok(Json(AgreementView {
         status: agreement.progress(),
         chain_time: ctx.store.chain_time().await?,
@@ -169,6 +172,7 @@ async fn agreement(State(ctx): State<ApiContext>, Path(raw_id): Path<String>) ->
             ("settle", agreement.settle_tx.clone()),
         ]),
         conference: ConferenceView { state: agreement.conference_state, deploy_count: agreement.deploy_count, probes },
+        sessions,
         outbox,
         agreement,
     }))

@@ -15,14 +15,40 @@ use alloy::{
 
 use crate::{Error, Result};
 
-alloy::sol!(
-    #[sol(rpc)]
-    #[derive(Debug)]
-    DynamicPriceEscrow,
-    "abi/DynamicPriceEscrow.json"
-);
+/// Bindings of each contract in a module of its own: their ABIs share struct types (`IOfferBook.Share`).
+pub mod bindings {
+    pub mod escrow {
+        alloy::sol!(
+            #[sol(rpc)]
+            #[derive(Debug)]
+            ConferenceEscrow,
+            "abi/ConferenceEscrow.json"
+        );
+    }
+    pub mod book {
+        alloy::sol!(
+            #[sol(rpc)]
+            #[derive(Debug)]
+            OfferBook,
+            "abi/OfferBook.json"
+        );
+    }
+    pub mod registry {
+        alloy::sol!(
+            #[sol(rpc)]
+            #[derive(Debug)]
+            ProviderRegistry,
+            "abi/ProviderRegistry.json"
+        );
+    }
+}
 
-pub use DynamicPriceEscrow::DynamicPriceEscrowEvents as EscrowEvent;
+pub use bindings::{
+    book::OfferBook,
+    escrow::{ConferenceEscrow, IConferenceEscrow},
+    registry::ProviderRegistry,
+};
+pub use ConferenceEscrow::ConferenceEscrowEvents as EscrowEvent;
 
 /// The escrow's JSON ABI, from the same committed artifact as the bindings.
 pub fn escrow_abi() -> alloy::json_abi::JsonAbi {
@@ -30,16 +56,17 @@ pub fn escrow_abi() -> alloy::json_abi::JsonAbi {
     struct Artifact {
         abi: alloy::json_abi::JsonAbi,
     }
-    serde_json::from_str::<Artifact>(include_str!("../abi/DynamicPriceEscrow.json"))
+    serde_json::from_str::<Artifact>(include_str!("../abi/ConferenceEscrow.json"))
         .expect("the committed artifact is checked by `make check-abi`")
         .abi
 }
 
-/// The contract's `Status` enum, by its numeric value.
+/// The contract's agreement `Status` enum, by its numeric value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnChainStatus {
     None,
-    Signed,
+    Idle,
+    Requested,
     Active,
     Ended,
     Settled,
@@ -49,46 +76,83 @@ pub enum OnChainStatus {
 impl From<u8> for OnChainStatus {
     fn from(value: u8) -> Self {
         match value {
-            1 => Self::Signed,
-            2 => Self::Active,
-            3 => Self::Ended,
-            4 => Self::Settled,
-            5 => Self::Refunded,
+            1 => Self::Idle,
+            2 => Self::Requested,
+            3 => Self::Active,
+            4 => Self::Ended,
+            5 => Self::Settled,
+            6 => Self::Refunded,
             _ => Self::None,
         }
     }
 }
 
-/// A call the operator makes on an agreement.
+/// A call the operator makes on an agreement. Each names the conference it is about by the time the
+/// chain records in the agreement's `startedAt` while the call is due (the request time before
+/// activation, the start time after it, 0 for a FlexiblePeriod window that was never used), so a call
+/// left over from an earlier session of the same agreement is never sent into a later one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperatorCall {
-    Activate { agreement: u64 },
-    End { agreement: u64 },
-    Settle { agreement: u64, availability_bps: u16 },
+    Activate { agreement: u64, session: u64, requested_at: u64, region: u8 },
+    Decline { agreement: u64, session: u64, requested_at: u64 },
+    End { agreement: u64, session: u64, started_at: u64 },
+    Settle { agreement: u64, session: u64, started_at: u64, availability_bps: u16 },
 }
 
 impl OperatorCall {
-    pub fn calldata(&self) -> Bytes {
+    pub fn agreement(&self) -> u64 {
         match *self {
-            Self::Activate { agreement } => {
-                DynamicPriceEscrow::activateCall { agreementId: U256::from(agreement) }.abi_encode()
+            Self::Activate { agreement, .. }
+            | Self::Decline { agreement, .. }
+            | Self::End { agreement, .. }
+            | Self::Settle { agreement, .. } => agreement,
+        }
+    }
+
+    pub fn session(&self) -> u64 {
+        match *self {
+            Self::Activate { session, .. }
+            | Self::Decline { session, .. }
+            | Self::End { session, .. }
+            | Self::Settle { session, .. } => session,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Activate { .. } => "activate",
+            Self::Decline { .. } => "decline",
+            Self::End { .. } => "end",
+            Self::Settle { .. } => "settle",
+        }
+    }
+
+    pub fn calldata(&self) -> Bytes {
+        use ConferenceEscrow as E;
+        match *self {
+            Self::Activate { agreement, region, .. } => {
+                E::activateCall { agreementId: U256::from(agreement), region }.abi_encode()
             }
-            Self::End { agreement } => DynamicPriceEscrow::endCall { agreementId: U256::from(agreement) }.abi_encode(),
-            Self::Settle { agreement, availability_bps } => {
-                DynamicPriceEscrow::settleCall { agreementId: U256::from(agreement), availabilityBps: availability_bps }
-                    .abi_encode()
+            Self::Decline { agreement, .. } => E::declineCall { agreementId: U256::from(agreement) }.abi_encode(),
+            Self::End { agreement, .. } => E::endCall { agreementId: U256::from(agreement) }.abi_encode(),
+            Self::Settle { agreement, availability_bps, .. } => {
+                E::settleCall { agreementId: U256::from(agreement), availabilityBps: availability_bps }.abi_encode()
             }
         }
         .into()
     }
 
-    /// The on-chain status from which this call is still the next step. In any other status the call
-    /// has already happened (or been overtaken, e.g. by the customer's cancellation) and counts as done.
-    pub fn needed_in(&self) -> OnChainStatus {
-        match self {
-            Self::Activate { .. } => OnChainStatus::Signed,
-            Self::End { .. } => OnChainStatus::Active,
-            Self::Settle { .. } => OnChainStatus::Ended,
+    /// Whether this call is still the next step, given the agreement's on-chain status and `startedAt`.
+    /// Otherwise it has already happened, or been overtaken (the customer cancelled, someone else ended
+    /// or settled it), and counts as done.
+    pub fn is_due(&self, status: OnChainStatus, started_at: u64) -> bool {
+        match *self {
+            Self::Activate { requested_at, .. } | Self::Decline { requested_at, .. } => {
+                status == OnChainStatus::Requested && started_at == requested_at
+            }
+            Self::End { started_at: expected, .. } => status == OnChainStatus::Active && started_at == expected,
+            Self::Settle { started_at: 0, .. } => status == OnChainStatus::Idle && started_at == 0,
+            Self::Settle { started_at: expected, .. } => status == OnChainStatus::Ended && started_at == expected,
         }
     }
 }
@@ -125,8 +189,8 @@ impl Chain {
         Ok(Self { provider, escrow, chain_id, operator_address: signer.address(), operator: signer.into() })
     }
 
-    pub fn contract(&self) -> DynamicPriceEscrow::DynamicPriceEscrowInstance<DynProvider> {
-        DynamicPriceEscrow::new(self.escrow, self.provider.clone())
+    pub fn contract(&self) -> ConferenceEscrow::ConferenceEscrowInstance<DynProvider> {
+        ConferenceEscrow::new(self.escrow, self.provider.clone())
     }
 
     /// The latest block's number and timestamp.
@@ -160,13 +224,31 @@ impl Chain {
         EscrowEvent::decode_log(&log.inner).map(|decoded| decoded.data).map_err(Error::chain)
     }
 
-    pub async fn status_of(&self, agreement: u64) -> Result<OnChainStatus> {
-        let record = self.contract().getAgreement(U256::from(agreement)).call().await.map_err(Error::chain)?;
-        Ok(OnChainStatus::from(record.status))
+    /// The agreement as the contract holds it now, or at `block`.
+    pub async fn agreement_at(&self, agreement: u64, block: Option<u64>) -> Result<IConferenceEscrow::Agreement> {
+        let contract = self.contract();
+        let call = contract.agreementOf(U256::from(agreement));
+        let call = match block {
+            Some(number) => call.block(number.into()),
+            None => call,
+        };
+        call.call().await.map_err(Error::chain)
+    }
+
+    /// A terms version as the contract holds it at `block`.
+    pub async fn terms_at(&self, terms: u32, block: u64) -> Result<IConferenceEscrow::Terms> {
+        self.contract().termsOf(terms).block(block.into()).call().await.map_err(Error::chain)
+    }
+
+    /// The agreement's on-chain status and `startedAt` now.
+    pub async fn status_of(&self, agreement: u64) -> Result<(OnChainStatus, u64)> {
+        let record = self.agreement_at(agreement, None).await?;
+        Ok((OnChainStatus::from(record.status), record.startedAt.to::<u64>()))
     }
 
     pub async fn activation_window(&self) -> Result<u64> {
-        self.contract().activationWindow().call().await.map_err(Error::chain)
+        let window = self.contract().ACTIVATION_WINDOW().call().await.map_err(Error::chain)?;
+        Ok(window.to::<u64>())
     }
 
     /// Signs `call` with the next nonce and current EIP-1559 fees; fails (without signing) if the

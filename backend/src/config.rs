@@ -52,6 +52,10 @@ pub struct ServiceArgs {
     /// Where the service keeps its database (by default) and its rooms' state and logs.
     #[arg(long, env = "DATA_DIR", default_value = ".run")]
     pub data_dir: PathBuf,
+    /// The region this service runs conferences in: a bit number of the contract's region masks
+    /// (0 EU, 1 US, 2 Asia on the dev chain). Agreements whose constraints exclude it are declined.
+    #[arg(long, env = "REGION", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..32))]
+    pub region: u8,
     /// Blocks below head the watcher reads up to.
     #[arg(long, env = "CONFIRMATIONS", default_value_t = 0)]
     pub confirmations: u64,

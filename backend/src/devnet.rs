@@ -1,68 +1,164 @@
 //! A fresh local chain for development, demos and tests: anvil from the pinned npm package, the
-//! escrow deployed from its committed artifact, and one dynamic-price offer published.
+//! contracts deployed from their committed artifacts, two providers registered, and one open offer
+//! per pricing model.
 //!
-//! Accounts (anvil's well-known dev keys, worthless outside a local chain): 0 owner, 1 customer,
-//! 2 provider payout, 9 operator hot key.
+//! Accounts (anvil's well-known dev keys, worthless outside a local chain): 0 admin (owns the offers
+//! and their margin), 1 customer, 2 infrastructure provider (paid at 3), 4 conference-software
+//! provider (paid at 5), 9 operator hot key.
 
 use std::path::Path;
 
 use alloy::{
     hex,
+    network::Ethereum,
     node_bindings::{Anvil, AnvilInstance},
-    primitives::{Address, U256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    primitives::{Address, U256, aliases::{U40, U88}},
+    providers::{DynProvider, PendingTransactionBuilder, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
 
-use crate::{Error, Result, chain::DynamicPriceEscrow};
+use crate::{
+    Error, Result,
+    agreement::Model,
+    chain::{ConferenceEscrow, OfferBook, ProviderRegistry, bindings::book::IOfferBook},
+};
 
-/// The demo offer: 1,000,000,000,000 wei (1e-6 ETH) per second, for at most an hour.
-pub const OFFER_PRICE_PER_SECOND: u128 = 1_000_000_000_000;
-pub const OFFER_MAX_DURATION: u64 = 3600;
-/// Ten minutes for the operator to start a signed conference; a day to settle an ended one.
+/// Ten minutes for the operator to start a requested conference; a day to settle an ended one; three
+/// days for the providers' votes.
 pub const ACTIVATION_WINDOW: u64 = 600;
 pub const SETTLEMENT_WINDOW: u64 = 86_400;
+pub const VOTING_PERIOD: u64 = 3 * 86_400;
+
+/// Region bits: 0 EU, 1 US, 2 Asia. The infrastructure provider serves EU and US, the software
+/// provider everywhere, so the offers serve EU and US.
+pub const INFRA_REGIONS: u32 = 0b011;
+pub const SOFTWARE_REGIONS: u32 = 0b111;
+pub const GDPR_SURCHARGE_BPS: u16 = 2_000;
+pub const REGION_SURCHARGE_BPS: u16 = 1_000;
+
+/// One demo offer: its model and its price split as (infrastructure, software, margin).
+pub struct DemoOffer {
+    pub model: Model,
+    pub components: (u128, u128, u128),
+    pub max_duration: u64,
+    pub minimum_charge: u128,
+}
+
+impl DemoOffer {
+    pub fn price(&self) -> u128 {
+        self.components.0 + self.components.1 + self.components.2
+    }
+}
+
+/// The offers published at start, in order: terms version i + 1 is `OFFERS[i]`.
+pub const OFFERS: [DemoOffer; 4] = [
+    // 1e12 wei (1e-6 ETH) per second, for at most an hour: 0.0036 ETH locked.
+    DemoOffer { model: Model::DynamicPrice, components: (6e11 as u128, 3e11 as u128, 1e11 as u128), max_duration: 3600, minimum_charge: 0 },
+    // 0.001 ETH for a conference of up to an hour.
+    DemoOffer { model: Model::FixedPrice, components: (6e14 as u128, 3e14 as u128, 1e14 as u128), max_duration: 3600, minimum_charge: 0 },
+    // 6e13 wei per minute, up to ten hours' worth.
+    DemoOffer { model: Model::TimeLimited, components: (36e12 as u128, 18e12 as u128, 6e12 as u128), max_duration: 36_000, minimum_charge: 0 },
+    // 1e12 wei per second of use in a window of up to a day, plus 0.001 ETH for readiness.
+    DemoOffer {
+        model: Model::FlexiblePeriod,
+        components: (6e11 as u128, 3e11 as u128, 1e11 as u128),
+        max_duration: 86_400,
+        minimum_charge: 1e15 as u128,
+    },
+];
+
+/// The dynamic-price demo offer's terms id and deposit (the offer the web page shows first).
+pub const DYNAMIC_TERMS: u32 = 1;
 
 pub struct Devnet {
     pub anvil: AnvilInstance,
     pub escrow: Address,
+    pub book: Address,
+    pub registry: Address,
     pub deploy_block: u64,
     pub owner: PrivateKeySigner,
     pub customer: PrivateKeySigner,
-    pub provider: PrivateKeySigner,
+    pub infra: PrivateKeySigner,
+    pub infra_payout: Address,
+    pub software: PrivateKeySigner,
+    pub software_payout: Address,
     pub operator: PrivateKeySigner,
+    /// The providers' ids in the registry: (infrastructure, software).
+    pub provider_ids: (u32, u32),
 }
 
 impl Devnet {
-    /// Starts anvil on `port` (0 for any free port), deploys the escrow and publishes offer 1.
+    /// Starts anvil on `port` (0 for any free port), deploys the contracts and opens the demo offers.
     pub async fn start(anvil_bin: &Path, port: u16) -> Result<Self> {
         let anvil = Anvil::at(anvil_bin)
             .port(port)
             .try_spawn()
             .map_err(|e| Error::Config(format!("starting {} failed: {e}", anvil_bin.display())))?;
         let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
-        let (owner, customer, provider, operator) = (key(0), key(1), key(2), key(9));
+        let (owner, customer, infra, software, operator) = (key(0), key(1), key(2), key(4), key(9));
+        let (infra_payout, software_payout) = (anvil.addresses()[3], anvil.addresses()[5]);
+        let rpc_url = format!("http://127.0.0.1:{}", anvil.port());
+        let as_owner = wallet_provider(&rpc_url, &owner)?;
 
-        let owner_rpc = wallet_provider(&format!("http://127.0.0.1:{}", anvil.port()), &owner)?;
-        let escrow = DynamicPriceEscrow::deploy(
-            owner_rpc.clone(),
+        let registry = ProviderRegistry::deploy(as_owner.clone()).await.map_err(Error::chain)?;
+        let escrow = ConferenceEscrow::deploy(
+            as_owner.clone(),
             owner.address(),
             operator.address(),
-            ACTIVATION_WINDOW,
-            SETTLEMENT_WINDOW,
+            *registry.address(),
+            U40::from(ACTIVATION_WINDOW),
+            U40::from(SETTLEMENT_WINDOW),
+            U40::from(VOTING_PERIOD),
         )
         .await
         .map_err(Error::chain)?;
-        let deploy_block = owner_rpc.get_block_number().await.map_err(Error::chain)?;
-        escrow
-            .publishOffer(provider.address(), OFFER_PRICE_PER_SECOND, OFFER_MAX_DURATION)
-            .send()
-            .await
-            .map_err(Error::chain)?
-            .get_receipt()
-            .await
-            .map_err(Error::chain)?;
-        Ok(Self { escrow: *escrow.address(), deploy_block, anvil, owner, customer, provider, operator })
+        let deploy_block = as_owner.get_block_number().await.map_err(Error::chain)?;
+        let book_address = escrow.BOOK().call().await.map_err(Error::chain)?;
+
+        let mut provider_ids = Vec::new();
+        for (signer, payout, role, regions) in
+            [(&infra, infra_payout, 0u8, INFRA_REGIONS), (&software, software_payout, 1u8, SOFTWARE_REGIONS)]
+        {
+            let registry = ProviderRegistry::new(*registry.address(), wallet_provider(&rpc_url, signer)?);
+            let id = registry.register(role, payout, regions, true).call().await.map_err(Error::chain)?;
+            confirm(registry.register(role, payout, regions, true).send().await).await?;
+            provider_ids.push(id);
+        }
+
+        let book = OfferBook::new(book_address, as_owner.clone());
+        let as_infra = OfferBook::new(book_address, wallet_provider(&rpc_url, &infra)?);
+        let as_software = OfferBook::new(book_address, wallet_provider(&rpc_url, &software)?);
+        for offer in &OFFERS {
+            let params = IOfferBook::OfferParams {
+                model: offer.model as u8,
+                tokenId: 0,
+                maxDuration: U40::from(offer.max_duration),
+                margin: U88::from(offer.components.2),
+                minimumCharge: U88::from(offer.minimum_charge),
+                gdprSurchargeBps: GDPR_SURCHARGE_BPS,
+                regionSurchargeBps: REGION_SURCHARGE_BPS,
+            };
+            let offer_id = book.createOffer(params.clone(), provider_ids.clone()).call().await.map_err(Error::chain)?;
+            confirm(book.createOffer(params, provider_ids.clone()).send().await).await?;
+            confirm(as_infra.setComponent(offer_id, U88::from(offer.components.0)).send().await).await?;
+            confirm(as_software.setComponent(offer_id, U88::from(offer.components.1)).send().await).await?;
+            confirm(book.openOffer(offer_id).send().await).await?;
+        }
+        Ok(Self {
+            escrow: *escrow.address(),
+            book: book_address,
+            registry: *registry.address(),
+            deploy_block,
+            anvil,
+            owner,
+            customer,
+            infra,
+            infra_payout,
+            software,
+            software_payout,
+            operator,
+            provider_ids: (provider_ids[0], provider_ids[1]),
+        })
     }
 
     pub fn rpc_url(&self) -> String {
@@ -78,10 +174,22 @@ impl Devnet {
         wallet_provider(&self.rpc_url(), signer)
     }
 
-    /// The deposit of the demo offer.
+    /// The deposit of the dynamic-price demo offer with no constraints.
     pub fn offer_deposit() -> U256 {
-        U256::from(OFFER_PRICE_PER_SECOND) * U256::from(OFFER_MAX_DURATION)
+        let offer = &OFFERS[DYNAMIC_TERMS as usize - 1];
+        U256::from(offer.price()) * U256::from(offer.max_duration)
     }
+}
+
+/// Waits for a set-up transaction's receipt and fails if it reverted.
+async fn confirm(
+    sent: std::result::Result<PendingTransactionBuilder<Ethereum>, alloy::contract::Error>,
+) -> Result<()> {
+    let receipt = sent.map_err(Error::chain)?.get_receipt().await.map_err(Error::chain)?;
+    if !receipt.status() {
+        return Err(Error::Chain(format!("set-up transaction {} reverted", receipt.transaction_hash)));
+    }
+    Ok(())
 }
 
 fn wallet_provider(rpc_url: &str, signer: &PrivateKeySigner) -> Result<DynProvider> {

@@ -56,20 +56,21 @@ async fn dev(args: DevArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.service.http_addr).await?;
     let web = format!("http://{}/", listener.local_addr()?);
     let customer_key = alloy::hex::encode_prefixed(devnet.customer.to_bytes());
+    let offers: String = devnet::OFFERS
+        .iter()
+        .enumerate()
+        .map(|(i, offer)| format!("\n  terms {}   {} at {} wei per unit", i + 1, offer.model.as_str(), offer.price()))
+        .collect();
     println!(
         "\nConference escrow: local stack ready\n\
          \n  open      {web}\
          \n  chain     {rpc} (chain id 31337)\
-         \n  escrow    {escrow}\
-         \n  offer 1   {price} wei per second, up to {max} s (deposit {deposit} wei)\
+         \n  escrow    {escrow}{offers}\
          \n\nIn MetaMask, add the network (RPC {rpc}, chain id 31337, symbol ETH) and import the dev\
          \ncustomer account {customer} with the private key\n  {customer_key}\
          \n(anvil's public dev key: never send real funds to it). Ctrl-C stops everything.\n",
         rpc = devnet.rpc_url(),
         escrow = devnet.escrow,
-        price = devnet::OFFER_PRICE_PER_SECOND,
-        max = devnet::OFFER_MAX_DURATION,
-        deposit = Devnet::offer_deposit(),
         customer = devnet.customer.address(),
     );
     println!(

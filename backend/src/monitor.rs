@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::{
     Result,
-    agreement::{ChainStatus, ConferenceState},
+    agreement::{ChainStatus, ConferenceState, Model},
     orchestrator::Orchestrator,
     store::Store,
 };
@@ -18,10 +18,14 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Probes every active agreement's conference once.
+    /// Probes once every conference the customer is paying for: each active one, and the warm one of a
+    /// FlexiblePeriod window (its readiness is what the minimum charge pays for).
     pub async fn pass(&self) -> Result<()> {
         for a in self.store.open_agreements().await? {
-            if a.chain_status != ChainStatus::Active {
+            let warm = a.model == Model::FlexiblePeriod
+                && a.chain_status == ChainStatus::Idle
+                && a.conference_state == ConferenceState::Running;
+            if a.chain_status != ChainStatus::Active && !warm {
                 continue;
             }
             // An active agreement whose conference is not running is down, whatever the reason.
@@ -31,7 +35,7 @@ impl Monitor {
                 (false, ConferenceState::Running) => Some("no answer".to_owned()),
                 (false, state) => Some(format!("conference {}", state.as_str())),
             };
-            self.store.record_probe(a.id, ok, detail.as_deref()).await?;
+            self.store.record_probe(a.id, a.session, ok, detail.as_deref()).await?;
         }
         Ok(())
     }

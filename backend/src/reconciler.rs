@@ -1,10 +1,16 @@
 //! The reconciler: level-triggered, like a Kubernetes controller. For every open agreement it
 //! compares what the chain says with what runs, and takes the one next step that brings them
 //! together. A new event, a restart, a crashed room and an expired agreement all land in the same
-//! [`next_step`] decision, so there is one path from a signature to a settlement:
+//! [`next_step`] decision, so there is one path from a signature to a settlement, whatever the model:
 //!
-//! signed ─deploy→ conference answers ─activate→ active ─(customer stops, or expiry: end)→ ended
-//!        ─undeploy→ removed ─settle(availability)→ settled
+//! requested ─deploy→ conference answers ─activate(region)→ active ─(customer stops, or expiry: end)→
+//! ended ─undeploy→ removed ─settle(availability)→ settled (or idle again: a TimeLimited session)
+//!
+//! FixedPrice and DynamicPrice agreements are requested by their signature; TimeLimited and
+//! FlexiblePeriod ones when the customer starts a session. A FlexiblePeriod agreement also keeps a
+//! warm conference in its window while idle, so that its start is fast, and pays its minimum when
+//! the window passes unused. A conference whose constraints exclude this service's region is
+//! declined, never deployed.
 //!
 //! Steps that change the chain only queue an operator call in the outbox (sent exactly once by the
 //! [`crate::settler`]); the reconciler then waits for the resulting event.
@@ -16,7 +22,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     Result,
-    agreement::{Agreement, ChainStatus as C, ConferenceState as K},
+    agreement::{Agreement, ChainStatus as C, ConferenceState as K, Model},
     chain::{Chain, OperatorCall},
     orchestrator::Orchestrator,
     store::Store,
@@ -27,6 +33,8 @@ use crate::{
 pub enum Step {
     Deploy,
     Activate,
+    /// The constraints exclude the region this service runs in: call the start off.
+    Decline,
     End,
     Undeploy,
     Settle,
@@ -34,23 +42,47 @@ pub enum Step {
     Wait,
 }
 
-/// Decides the next step from the agreement's record and the chain's clock.
-pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64) -> Step {
-    let activation_open = chain_now <= a.signed_at + activation_window;
-    let expired = a.started_at.is_some_and(|started| chain_now >= started + a.max_duration);
-    match (a.chain_status, a.conference_state) {
-        (C::Signed, K::Absent | K::Deploying) if activation_open => Step::Deploy,
-        (C::Signed, K::Running) if activation_open => Step::Activate,
-        // Too late to activate: the customer reclaims the deposit; no conference may stay.
-        (C::Signed, K::Running | K::Deploying) => Step::Undeploy,
-        (C::Signed, K::Absent | K::Removed) => Step::Wait,
-        (C::Active, K::Running) if expired => Step::End,
-        (C::Active, K::Running) => Step::Wait,
-        // Active without a conference (it crashed or was lost): bring it back.
-        (C::Active, K::Absent | K::Deploying | K::Removed) => Step::Deploy,
-        (C::Ended | C::Settled | C::Refunded, K::Running | K::Deploying) => Step::Undeploy,
-        (C::Ended, K::Absent | K::Removed) => Step::Settle,
-        (C::Settled | C::Refunded, K::Absent | K::Removed) => Step::Wait,
+/// Decides the next step from the agreement's record, the chain's clock and the region the
+/// orchestrator runs conferences in.
+pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64, region: u8) -> Step {
+    let conference = a.conference_state;
+    let up = matches!(conference, K::Running | K::Deploying);
+    match a.chain_status {
+        C::Requested if !a.allows_region(region) => if up { Step::Undeploy } else { Step::Decline },
+        C::Requested => {
+            let activation_open = a.requested_at.is_some_and(|at| chain_now <= at + activation_window);
+            match conference {
+                K::Running if activation_open => Step::Activate,
+                _ if activation_open => Step::Deploy,
+                // Too late to activate: anyone may reclaim; no conference may stay.
+                _ if up => Step::Undeploy,
+                _ => Step::Wait,
+            }
+        }
+        C::Active => match conference {
+            K::Running if a.ends_at.is_some_and(|ends| chain_now >= ends) => Step::End,
+            K::Running => Step::Wait,
+            // Active without a conference (it crashed or was lost): bring it back.
+            K::Absent | K::Deploying | K::Removed => Step::Deploy,
+        },
+        C::Ended if up => Step::Undeploy,
+        C::Ended => Step::Settle,
+        C::Idle if a.model == Model::FlexiblePeriod => {
+            let (from, to) = (a.window_from.unwrap_or(u64::MAX), a.window_to.unwrap_or(0));
+            if chain_now >= to {
+                // The window passed without a conference: remove the warm one, charge the minimum.
+                if up { Step::Undeploy } else { Step::Settle }
+            } else if chain_now >= from && a.allows_region(region) {
+                // Ready in the window: a warm conference, so that a start is activated at once.
+                if conference == K::Running { Step::Wait } else { Step::Deploy }
+            } else if up {
+                Step::Undeploy
+            } else {
+                Step::Wait
+            }
+        }
+        C::Idle | C::Settled | C::Refunded if up => Step::Undeploy,
+        C::Idle | C::Settled | C::Refunded => Step::Wait,
     }
 }
 
@@ -59,6 +91,8 @@ pub struct Reconciler {
     pub store: Store,
     pub orchestrator: Arc<Orchestrator>,
     pub activation_window: u64,
+    /// The region the orchestrator runs conferences in (a bit number of the contract's region mask).
+    pub region: u8,
     /// Agreements being reconciled now: a slow deploy of one does not hold up the others.
     in_flight: Mutex<HashSet<u64>>,
     /// Woken when an operator call was queued.
@@ -71,9 +105,10 @@ impl Reconciler {
         store: Store,
         orchestrator: Arc<Orchestrator>,
         activation_window: u64,
+        region: u8,
         outbox_notify: Arc<Notify>,
     ) -> Self {
-        Self { chain, store, orchestrator, activation_window, in_flight: Mutex::default(), outbox_notify }
+        Self { chain, store, orchestrator, activation_window, region, in_flight: Mutex::default(), outbox_notify }
     }
 
     /// One pass over every open agreement; each is reconciled in a task of its own.
@@ -121,7 +156,7 @@ impl Reconciler {
     async fn reconcile(&self, agreement: &Agreement, chain_now: u64) -> Result<()> {
         let mut a = agreement.clone();
         loop {
-            let step = next_step(&a, chain_now, self.activation_window);
+            let step = next_step(&a, chain_now, self.activation_window, self.region);
             match step {
                 Step::Wait => return Ok(()),
                 Step::Deploy => {
@@ -138,16 +173,29 @@ impl Reconciler {
                 Step::Activate => {
                     // Countersign only once the conference answers.
                     if self.orchestrator.probe(a.id).await? {
-                        self.queue(OperatorCall::Activate { agreement: a.id }).await?;
+                        let requested_at = a.requested_at.unwrap_or_default();
+                        let (agreement, session, region) = (a.id, a.session, self.region);
+                        self.queue(OperatorCall::Activate { agreement, session, requested_at, region }).await?;
                     }
                     return Ok(());
                 }
-                Step::End => return self.queue(OperatorCall::End { agreement: a.id }).await,
+                Step::Decline => {
+                    let requested_at = a.requested_at.unwrap_or_default();
+                    info!(allowed_regions = a.allowed_regions, region = self.region, "constraints exclude this region");
+                    return self.queue(OperatorCall::Decline { agreement: a.id, session: a.session, requested_at }).await;
+                }
+                Step::End => {
+                    let started_at = a.started_at.unwrap_or_default();
+                    return self.queue(OperatorCall::End { agreement: a.id, session: a.session, started_at }).await;
+                }
                 Step::Settle => {
-                    let tally = self.store.probe_tally(a.id).await?;
+                    let tally = self.store.probe_tally(a.id, a.session).await?;
                     let availability_bps = tally.availability_bps();
                     debug!(probes = tally.probes, ok = tally.probes_ok, availability_bps, "measured availability");
-                    return self.queue(OperatorCall::Settle { agreement: a.id, availability_bps }).await;
+                    // An ended conference is named by its start; an unused window by 0 (see OperatorCall).
+                    let started_at = if a.chain_status == C::Ended { a.started_at.unwrap_or_default() } else { 0 };
+                    let call = OperatorCall::Settle { agreement: a.id, session: a.session, started_at, availability_bps };
+                    return self.queue(call).await;
                 }
             }
             a = match self.store.agreement(a.id).await? {
@@ -171,21 +219,33 @@ mod tests {
     use super::*;
     use crate::agreement::{ChainStatus, ConferenceState};
 
-    fn agreement(chain_status: ChainStatus, conference_state: ConferenceState, started_at: Option<u64>) -> Agreement {
+    const WINDOW: u64 = 600;
+    const EU: u8 = 0;
+
+    fn agreement(model: Model, chain_status: ChainStatus, conference_state: ConferenceState) -> Agreement {
         Agreement {
             id: 1,
-            offer_id: 1,
+            terms_id: 1,
+            model,
             customer: "0xc".into(),
-            provider: "0xp".into(),
-            price_per_second: "1".into(),
-            max_duration: 3600,
+            token_id: 0,
+            price: "1".into(),
             deposit: "3600".into(),
+            allowed_regions: 0b11,
+            gdpr: false,
+            duration: 3600,
+            window_from: None,
+            window_to: None,
             chain_status,
+            session: 1,
             signed_at: 1000,
-            started_at,
+            requested_at: Some(1000),
+            started_at: None,
+            ends_at: None,
+            region: None,
             ended_at: None,
+            charged: "0".into(),
             availability_bps: None,
-            charge: None,
             refund: None,
             refund_deferred: None,
             refund_reason: None,
@@ -199,41 +259,86 @@ mod tests {
         }
     }
 
-    const WINDOW: u64 = 600;
+    fn dynamic(chain_status: ChainStatus, conference_state: ConferenceState) -> Agreement {
+        agreement(Model::DynamicPrice, chain_status, conference_state)
+    }
+
+    fn running_until(mut a: Agreement, ends_at: u64) -> Agreement {
+        a.started_at = Some(1003);
+        a.ends_at = Some(ends_at);
+        a
+    }
 
     #[test]
     fn walks_one_agreement_from_signature_to_settlement() {
         use {ChainStatus as C, ConferenceState as K};
-        assert_eq!(next_step(&agreement(C::Signed, K::Absent, None), 1000, WINDOW), Step::Deploy);
-        assert_eq!(next_step(&agreement(C::Signed, K::Deploying, None), 1001, WINDOW), Step::Deploy);
-        assert_eq!(next_step(&agreement(C::Signed, K::Running, None), 1002, WINDOW), Step::Activate);
-        assert_eq!(next_step(&agreement(C::Active, K::Running, Some(1003)), 2000, WINDOW), Step::Wait);
-        assert_eq!(next_step(&agreement(C::Ended, K::Running, Some(1003)), 2000, WINDOW), Step::Undeploy);
-        assert_eq!(next_step(&agreement(C::Ended, K::Removed, Some(1003)), 2000, WINDOW), Step::Settle);
-        assert_eq!(next_step(&agreement(C::Settled, K::Removed, Some(1003)), 2000, WINDOW), Step::Wait);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Absent), 1000, WINDOW, EU), Step::Deploy);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Deploying), 1001, WINDOW, EU), Step::Deploy);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Running), 1002, WINDOW, EU), Step::Activate);
+        let active = running_until(dynamic(C::Active, K::Running), 4603);
+        assert_eq!(next_step(&active, 2000, WINDOW, EU), Step::Wait);
+        assert_eq!(next_step(&dynamic(C::Ended, K::Running), 2000, WINDOW, EU), Step::Undeploy);
+        assert_eq!(next_step(&dynamic(C::Ended, K::Removed), 2000, WINDOW, EU), Step::Settle);
+        assert_eq!(next_step(&dynamic(C::Settled, K::Removed), 2000, WINDOW, EU), Step::Wait);
     }
 
     #[test]
-    fn ends_an_agreement_exactly_at_its_expiry() {
+    fn ends_a_conference_exactly_at_its_end_time() {
         use {ChainStatus as C, ConferenceState as K};
-        let a = agreement(C::Active, K::Running, Some(1000));
-        assert_eq!(next_step(&a, 1000 + 3599, WINDOW), Step::Wait);
-        assert_eq!(next_step(&a, 1000 + 3600, WINDOW), Step::End);
+        let a = running_until(dynamic(C::Active, K::Running), 4600);
+        assert_eq!(next_step(&a, 4599, WINDOW, EU), Step::Wait);
+        assert_eq!(next_step(&a, 4600, WINDOW, EU), Step::End);
     }
 
     #[test]
     fn gives_up_activation_when_the_window_closed() {
         use {ChainStatus as C, ConferenceState as K};
-        assert_eq!(next_step(&agreement(C::Signed, K::Running, None), 1000 + WINDOW, WINDOW), Step::Activate);
-        assert_eq!(next_step(&agreement(C::Signed, K::Running, None), 1001 + WINDOW, WINDOW), Step::Undeploy);
-        assert_eq!(next_step(&agreement(C::Signed, K::Absent, None), 1001 + WINDOW, WINDOW), Step::Wait);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Running), 1000 + WINDOW, WINDOW, EU), Step::Activate);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Running), 1001 + WINDOW, WINDOW, EU), Step::Undeploy);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Absent), 1001 + WINDOW, WINDOW, EU), Step::Wait);
     }
 
     #[test]
     fn redeploys_a_lost_conference_and_removes_one_after_a_refund() {
         use {ChainStatus as C, ConferenceState as K};
-        assert_eq!(next_step(&agreement(C::Active, K::Removed, Some(1000)), 1500, WINDOW), Step::Deploy);
-        assert_eq!(next_step(&agreement(C::Refunded, K::Running, None), 1500, WINDOW), Step::Undeploy);
-        assert_eq!(next_step(&agreement(C::Refunded, K::Absent, None), 1500, WINDOW), Step::Wait);
+        let active = running_until(dynamic(C::Active, K::Removed), 4603);
+        assert_eq!(next_step(&active, 1500, WINDOW, EU), Step::Deploy);
+        assert_eq!(next_step(&dynamic(C::Refunded, K::Running), 1500, WINDOW, EU), Step::Undeploy);
+        assert_eq!(next_step(&dynamic(C::Refunded, K::Absent), 1500, WINDOW, EU), Step::Wait);
+    }
+
+    #[test]
+    fn declines_a_conference_its_constraints_keep_out_of_this_region() {
+        use {ChainStatus as C, ConferenceState as K};
+        let mut a = dynamic(C::Requested, K::Absent);
+        a.allowed_regions = 0b100;
+        assert_eq!(next_step(&a, 1000, WINDOW, EU), Step::Decline);
+        assert_eq!(next_step(&a, 1000, WINDOW, 2), Step::Deploy);
+    }
+
+    #[test]
+    fn runs_a_time_limited_session_and_waits_idle_between_sessions() {
+        use {ChainStatus as C, ConferenceState as K};
+        let idle = agreement(Model::TimeLimited, C::Idle, K::Removed);
+        assert_eq!(next_step(&idle, 5000, WINDOW, EU), Step::Wait);
+        assert_eq!(next_step(&agreement(Model::TimeLimited, C::Idle, K::Running), 5000, WINDOW, EU), Step::Undeploy);
+        let mut requested = agreement(Model::TimeLimited, C::Requested, K::Removed);
+        requested.requested_at = Some(5000);
+        assert_eq!(next_step(&requested, 5001, WINDOW, EU), Step::Deploy);
+    }
+
+    #[test]
+    fn keeps_a_flexible_window_warm_and_settles_it_when_unused() {
+        use {ChainStatus as C, ConferenceState as K};
+        let mut a = agreement(Model::FlexiblePeriod, C::Idle, K::Absent);
+        a.window_from = Some(2000);
+        a.window_to = Some(3000);
+        assert_eq!(next_step(&a, 1999, WINDOW, EU), Step::Wait);
+        assert_eq!(next_step(&a, 2000, WINDOW, EU), Step::Deploy);
+        a.conference_state = K::Running;
+        assert_eq!(next_step(&a, 2500, WINDOW, EU), Step::Wait);
+        assert_eq!(next_step(&a, 3000, WINDOW, EU), Step::Undeploy);
+        a.conference_state = K::Removed;
+        assert_eq!(next_step(&a, 3000, WINDOW, EU), Step::Settle);
     }
 }

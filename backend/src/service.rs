@@ -50,8 +50,14 @@ pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl Future
         },
         notify: events.clone(),
     });
-    let reconciler =
-        Arc::new(Reconciler::new(chain.clone(), store.clone(), orchestrator.clone(), activation_window, outbox.clone()));
+    let reconciler = Arc::new(Reconciler::new(
+        chain.clone(),
+        store.clone(),
+        orchestrator.clone(),
+        activation_window,
+        service.region,
+        outbox.clone(),
+    ));
     let settler = Arc::new(Settler { chain: chain.clone(), store: store.clone() });
     let monitor = Arc::new(Monitor { store: store.clone(), orchestrator: orchestrator.clone() });
 

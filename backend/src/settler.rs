@@ -1,4 +1,4 @@
-//! The settler sends the outbox's operator calls (activate, end, settle), each exactly once:
+//! The settler sends the outbox's operator calls (activate, decline, end, settle), each exactly once:
 //! a call is signed and stored with its nonce and hash before it is broadcast; after a crash the
 //! same signed bytes are broadcast again, never a second transaction. A call the chain shows as
 //! already done (or overtaken) counts as done without sending anything.
@@ -26,7 +26,7 @@ impl Settler {
     /// Works through every unfinished call, oldest first (one sender: nonces stay in order).
     pub async fn pass(&self) -> Result<()> {
         for item in self.store.unfinished_outbox().await? {
-            let span = info_span!("outbox", agreement = item.agreement_id, call = item.call_name);
+            let span = info_span!("outbox", agreement = item.agreement_id, session = item.session, call = item.call_name);
             self.advance(&item).instrument(span).await?;
         }
         Ok(())
@@ -35,10 +35,11 @@ impl Settler {
     async fn advance(&self, item: &OutboxItem) -> Result<()> {
         match item.state {
             OutboxState::Pending => {
-                let status = self.chain.status_of(item.agreement_id).await?;
-                if status != item.call.needed_in() {
-                    info!(?status, "already done on-chain; nothing to send");
-                    return self.store.outbox_finished(item.id, OutboxState::Done, &format!("on-chain status {status:?}")).await;
+                let (status, started_at) = self.chain.status_of(item.agreement_id).await?;
+                if !item.call.is_due(status, started_at) {
+                    info!(?status, started_at, "already done on-chain; nothing to send");
+                    let outcome = format!("on-chain status {status:?}, startedAt {started_at}");
+                    return self.store.outbox_finished(item.id, OutboxState::Done, &outcome).await;
                 }
                 let signed = match self.chain.sign(item.call).await {
                     Ok(signed) => signed,

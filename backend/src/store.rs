@@ -11,7 +11,7 @@ use sqlx::{
 
 use crate::{
     Error, Result,
-    agreement::{Agreement, ConferenceState},
+    agreement::{Agreement, ConferenceState, Model},
     chain::{OperatorCall, SignedTx},
     watcher::ChainEvent,
 };
@@ -23,16 +23,24 @@ pub struct Store {
     pool: SqlitePool,
 }
 
-/// An offer as published on-chain.
+/// A terms version as published on-chain: what a customer signs.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Offer {
+pub struct Terms {
     pub id: u64,
-    pub provider: String,
-    pub price_per_second: String,
+    pub offer_id: u64,
+    pub model: Model,
+    pub token_id: u8,
+    /// Per unit of the model: the conference (fixedPrice), a second (dynamicPrice, flexiblePeriod) or a
+    /// minute (timeLimited), before any constraint surcharge.
+    pub price: String,
     pub max_duration: u64,
-    pub deposit: String,
-    pub retired: bool,
+    pub minimum_charge: String,
+    /// What signing costs with no constraints, for the models whose deposit is fixed by the terms.
+    pub deposit: Option<String>,
+    pub regions: u32,
+    pub gdpr: bool,
+    pub open: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +62,7 @@ pub enum OutboxState {
 pub struct OutboxItem {
     pub id: i64,
     pub agreement_id: u64,
+    pub session: u64,
     #[serde(skip)]
     pub call: OperatorCall,
     #[serde(rename = "call")]
@@ -66,7 +75,7 @@ pub struct OutboxItem {
     pub outcome: Option<String>,
 }
 
-/// Probe counts of one agreement's conference.
+/// Probe counts of one conference (an agreement's session).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeTally {
@@ -128,21 +137,31 @@ impl Store {
         Ok(())
     }
 
-    pub async fn offers(&self) -> Result<Vec<Offer>> {
-        let rows = sqlx::query("SELECT id, provider, price_per_second, max_duration, retired FROM offers ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+    /// Every terms version, newest first.
+    pub async fn terms(&self) -> Result<Vec<Terms>> {
+        let rows = sqlx::query("SELECT * FROM terms ORDER BY id DESC").fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
-                let price: String = r.get("price_per_second");
+                let model: Model = r.get::<String, _>("model").parse()?;
+                let price: String = r.get("price");
                 let max_duration = r.get::<i64, _>("max_duration") as u64;
-                Ok(Offer {
+                let deposit = match model {
+                    Model::FixedPrice => Some(price.clone()),
+                    Model::DynamicPrice => Some(wei_product(&price, max_duration)?),
+                    Model::TimeLimited | Model::FlexiblePeriod => None,
+                };
+                Ok(Terms {
                     id: r.get::<i64, _>("id") as u64,
-                    provider: r.get("provider"),
-                    deposit: wei_product(&price, max_duration)?,
-                    price_per_second: price,
+                    offer_id: r.get::<i64, _>("offer_id") as u64,
+                    model,
+                    token_id: r.get::<i64, _>("token_id") as u8,
+                    deposit,
+                    price,
                     max_duration,
-                    retired: r.get::<i64, _>("retired") != 0,
+                    minimum_charge: r.get("minimum_charge"),
+                    regions: r.get::<i64, _>("regions") as u32,
+                    gdpr: r.get::<i64, _>("gdpr") != 0,
+                    open: r.get::<i64, _>("open") != 0,
                 })
             })
             .collect()
@@ -197,9 +216,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn record_probe(&self, id: u64, ok: bool, detail: Option<&str>) -> Result<()> {
-        sqlx::query("INSERT INTO probes (agreement_id, wall_at, ok, detail) VALUES (?, ?, ?, ?)")
+    pub async fn record_probe(&self, id: u64, session: u64, ok: bool, detail: Option<&str>) -> Result<()> {
+        sqlx::query("INSERT INTO probes (agreement_id, session, wall_at, ok, detail) VALUES (?, ?, ?, ?, ?)")
             .bind(id as i64)
+            .bind(session as i64)
             .bind(now_wall())
             .bind(ok as i64)
             .bind(detail)
@@ -208,24 +228,29 @@ impl Store {
         Ok(())
     }
 
-    pub async fn probe_tally(&self, id: u64) -> Result<ProbeTally> {
-        let row = sqlx::query("SELECT COUNT(*), COALESCE(SUM(ok), 0) FROM probes WHERE agreement_id = ?")
-            .bind(id as i64)
+    pub async fn probe_tally(&self, id: u64, session: u64) -> Result<ProbeTally> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(ok), 0) FROM probes WHERE agreement_id = ? AND session = ?",
+        )
+        .bind(id as i64)
+        .bind(session as i64)
             .fetch_one(&self.pool)
             .await?;
         Ok(ProbeTally { probes: row.get::<i64, _>(0) as u64, probes_ok: row.get::<i64, _>(1) as u64 })
     }
 
-    /// Queues an operator call; queuing the same call for the same agreement again changes nothing.
-    /// Returns whether the call was new.
+    /// Queues an operator call; queuing the same call for the same session of an agreement again
+    /// changes nothing. Returns whether the call was new.
     pub async fn enqueue(&self, call: OperatorCall) -> Result<bool> {
-        let (agreement, name, argument) = call_parts(call);
+        let (started_at, argument) = call_parts(call);
         let inserted = sqlx::query(
-            "INSERT INTO outbox (agreement_id, call, argument, created_wall_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (agreement_id, call) DO NOTHING",
+            "INSERT INTO outbox (agreement_id, session, call, started_at, argument, created_wall_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agreement_id, session, call) DO NOTHING",
         )
-        .bind(agreement as i64)
-        .bind(name)
+        .bind(call.agreement() as i64)
+        .bind(call.session() as i64)
+        .bind(call.name())
+        .bind(started_at as i64)
         .bind(argument)
         .bind(now_wall())
         .execute(&self.pool)
@@ -239,6 +264,25 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(outbox_from_row).collect()
+    }
+
+    /// Every settled conference of an agreement, oldest first.
+    pub async fn sessions_of(&self, agreement: u64) -> Result<Vec<Session>> {
+        let rows = sqlx::query("SELECT * FROM sessions WHERE agreement_id = ? ORDER BY session")
+            .bind(agreement as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Session {
+                session: r.get::<i64, _>("session") as u64,
+                started_at: r.get::<Option<i64>, _>("started_at").map(|v| v as u64),
+                ended_at: r.get::<Option<i64>, _>("ended_at").map(|v| v as u64),
+                availability_bps: r.get::<i64, _>("availability_bps") as u16,
+                charge: r.get("charge"),
+                settle_tx: r.get("settle_tx"),
+            })
+            .collect())
     }
 
     pub async fn outbox_of(&self, agreement: u64) -> Result<Vec<OutboxItem>> {
@@ -277,103 +321,183 @@ impl Store {
 }
 
 async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Result<()> {
-    match event {
-        ChainEvent::OfferPublished { offer, provider, price_per_second, max_duration } => {
+    let query = match event {
+        ChainEvent::TermsPublished { terms, offer, model, token_id, price, max_duration, minimum_charge, regions, gdpr } => {
             sqlx::query(
-                "INSERT INTO offers (id, provider, price_per_second, max_duration) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO terms (id, offer_id, model, token_id, price, max_duration, minimum_charge, regions, gdpr) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             )
+            .bind(*terms as i64)
             .bind(*offer as i64)
-            .bind(provider)
-            .bind(price_per_second)
+            .bind(model.as_str())
+            .bind(*token_id as i64)
+            .bind(price)
             .bind(*max_duration as i64)
-            .execute(&mut *tx)
-            .await?;
+            .bind(minimum_charge)
+            .bind(*regions as i64)
+            .bind(*gdpr as i64)
         }
-        ChainEvent::OfferRetired { offer } => {
-            sqlx::query("UPDATE offers SET retired = 1 WHERE id = ?").bind(*offer as i64).execute(&mut *tx).await?;
-        }
-        ChainEvent::Signed { agreement, offer, customer, deposit, signed_at, tx_hash } => {
-            // The agreement copies its offer's terms: offers are immutable on-chain.
+        ChainEvent::TermsClosed { terms } => sqlx::query("UPDATE terms SET open = 0 WHERE id = ?").bind(*terms as i64),
+        ChainEvent::Signed {
+            agreement,
+            terms,
+            customer,
+            deposit,
+            model,
+            token_id,
+            price,
+            allowed_regions,
+            gdpr,
+            duration,
+            signed_at,
+            tx_hash,
+        } => {
+            // FixedPrice and DynamicPrice ask for their one conference by signing.
+            let (status, session, requested_at) =
+                if model.starts_at_signing() { ("requested", 1, Some(*signed_at as i64)) } else { ("idle", 0, None) };
             sqlx::query(
-                "INSERT INTO agreements (id, offer_id, customer, provider, price_per_second, max_duration, \
-                 deposit, chain_status, signed_at, sign_tx) \
-                 SELECT ?, id, ?, provider, price_per_second, max_duration, ?, 'signed', ?, ? FROM offers WHERE id = ? \
-                 ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO agreements (id, terms_id, model, customer, token_id, price, deposit, allowed_regions, \
+                 gdpr, duration, chain_status, session, signed_at, sign_tx, requested_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             )
             .bind(*agreement as i64)
+            .bind(*terms as i64)
+            .bind(model.as_str())
             .bind(customer)
+            .bind(*token_id as i64)
+            .bind(price)
             .bind(deposit)
+            .bind(*allowed_regions as i64)
+            .bind(*gdpr as i64)
+            .bind(*duration as i64)
+            .bind(status)
+            .bind(session)
             .bind(*signed_at as i64)
             .bind(tx_hash)
-            .bind(*offer as i64)
-            .execute(&mut *tx)
-            .await?;
+            .bind(requested_at)
         }
-        ChainEvent::Activated { agreement, started_at, tx_hash } => {
-            sqlx::query("UPDATE agreements SET chain_status = 'active', started_at = ?, activate_tx = ? WHERE id = ?")
-                .bind(*started_at as i64)
-                .bind(tx_hash)
+        ChainEvent::WindowReserved { agreement, from, to } => {
+            sqlx::query("UPDATE agreements SET window_from = ?, window_to = ? WHERE id = ?")
+                .bind(*from as i64)
+                .bind(*to as i64)
                 .bind(*agreement as i64)
-                .execute(&mut *tx)
-                .await?;
         }
+        ChainEvent::StartRequested { agreement, requested_at } => sqlx::query(
+            "UPDATE agreements SET chain_status = 'requested', session = session + 1, requested_at = ?, \
+             started_at = NULL, ends_at = NULL, ended_at = NULL, activate_tx = NULL, end_tx = NULL WHERE id = ?",
+        )
+        .bind(*requested_at as i64)
+        .bind(*agreement as i64),
+        ChainEvent::Activated { agreement, started_at, ends_at, region, tx_hash } => sqlx::query(
+            "UPDATE agreements SET chain_status = 'active', started_at = ?, ends_at = ?, region = ?, activate_tx = ? \
+             WHERE id = ?",
+        )
+        .bind(*started_at as i64)
+        .bind(*ends_at as i64)
+        .bind(*region as i64)
+        .bind(tx_hash)
+        .bind(*agreement as i64),
         ChainEvent::Ended { agreement, ended_at, tx_hash } => {
             sqlx::query("UPDATE agreements SET chain_status = 'ended', ended_at = ?, end_tx = ? WHERE id = ?")
                 .bind(*ended_at as i64)
                 .bind(tx_hash)
                 .bind(*agreement as i64)
-                .execute(&mut *tx)
-                .await?;
         }
         ChainEvent::Settled { agreement, availability_bps, charge, refund, refund_deferred, tx_hash } => {
             sqlx::query(
-                "UPDATE agreements SET chain_status = 'settled', availability_bps = ?, charge = ?, refund = ?, \
-                 refund_deferred = ?, settle_tx = ? WHERE id = ?",
+                "INSERT INTO sessions (agreement_id, session, started_at, ended_at, availability_bps, charge, settle_tx) \
+                 SELECT id, session, started_at, ended_at, ?, ?, ? FROM agreements WHERE id = ? \
+                 ON CONFLICT (agreement_id, session) DO NOTHING",
             )
             .bind(*availability_bps as i64)
             .bind(charge)
-            .bind(refund)
-            .bind(*refund_deferred as i64)
             .bind(tx_hash)
             .bind(*agreement as i64)
             .execute(&mut *tx)
             .await?;
-        }
-        ChainEvent::Refunded { agreement, reason, refund, refund_deferred, tx_hash } => {
+            // A TimeLimited session is paid; the account stays open for the next one.
+            let charged = sum_wei(tx, *agreement, charge).await?;
             sqlx::query(
-                "UPDATE agreements SET chain_status = 'refunded', charge = '0', refund = ?, refund_deferred = ?, \
-                 refund_reason = ?, settle_tx = ? WHERE id = ?",
+                "UPDATE agreements SET chain_status = CASE model WHEN 'timeLimited' THEN 'idle' ELSE 'settled' END, \
+                 availability_bps = ?, charged = ?, refund = CASE model WHEN 'timeLimited' THEN refund ELSE ? END, \
+                 refund_deferred = CASE model WHEN 'timeLimited' THEN refund_deferred ELSE ? END, settle_tx = ? \
+                 WHERE id = ?",
             )
+            .bind(*availability_bps as i64)
+            .bind(charged)
+            .bind(refund)
+            .bind(*refund_deferred as i64)
+            .bind(tx_hash)
+            .bind(*agreement as i64)
+        }
+        ChainEvent::StartCancelled { agreement, reason, refund, refund_deferred, tx_hash } => {
+            // A TimeLimited session consumes nothing, and a FlexiblePeriod customer who cancels keeps
+            // the reservation: both go back to idle. Anything else was refunded in full.
+            sqlx::query(
+                "UPDATE agreements SET chain_status = CASE \
+                   WHEN model = 'timeLimited' OR (model = 'flexiblePeriod' AND ? = 'cancelledByCustomer') THEN 'idle' \
+                   ELSE 'refunded' END, \
+                 refund = ?, refund_deferred = ?, refund_reason = ?, settle_tx = ? WHERE id = ?",
+            )
+            .bind(*reason)
             .bind(refund)
             .bind(*refund_deferred as i64)
             .bind(*reason)
             .bind(tx_hash)
             .bind(*agreement as i64)
-            .execute(&mut *tx)
-            .await?;
         }
-    }
+        ChainEvent::Closed { agreement, refund, refund_deferred, tx_hash } => sqlx::query(
+            "UPDATE agreements SET chain_status = 'settled', refund = ?, refund_deferred = ?, settle_tx = ? WHERE id = ?",
+        )
+        .bind(refund)
+        .bind(*refund_deferred as i64)
+        .bind(tx_hash)
+        .bind(*agreement as i64),
+    };
+    query.execute(&mut *tx).await?;
     Ok(())
 }
 
-fn call_parts(call: OperatorCall) -> (u64, &'static str, Option<i64>) {
+/// The agreement's charged total plus `charge`.
+async fn sum_wei(tx: &mut sqlx::SqliteConnection, agreement: u64, charge: &str) -> Result<String> {
+    use alloy::primitives::U256;
+    let row = sqlx::query("SELECT charged FROM agreements WHERE id = ?").bind(agreement as i64).fetch_optional(&mut *tx).await?;
+    let Some(row) = row else { return Ok(charge.to_string()) };
+    let parse = |v: &str| U256::from_str(v).map_err(|e| Error::Config(format!("stored amount {v:?}: {e}")));
+    Ok((parse(&row.get::<String, _>(0))? + parse(charge)?).to_string())
+}
+
+/// The outbox columns of a call besides its agreement, session and name: the `startedAt` it is
+/// about, and its argument (region or availability).
+fn call_parts(call: OperatorCall) -> (u64, Option<i64>) {
     match call {
-        OperatorCall::Activate { agreement } => (agreement, "activate", None),
-        OperatorCall::End { agreement } => (agreement, "end", None),
-        OperatorCall::Settle { agreement, availability_bps } => (agreement, "settle", Some(availability_bps as i64)),
+        OperatorCall::Activate { requested_at, region, .. } => (requested_at, Some(region as i64)),
+        OperatorCall::Decline { requested_at, .. } => (requested_at, None),
+        OperatorCall::End { started_at, .. } => (started_at, None),
+        OperatorCall::Settle { started_at, availability_bps, .. } => (started_at, Some(availability_bps as i64)),
     }
 }
 
 fn outbox_from_row(r: &SqliteRow) -> Result<OutboxItem> {
     let agreement = r.get::<i64, _>("agreement_id") as u64;
+    let session = r.get::<i64, _>("session") as u64;
+    let started_at = r.get::<i64, _>("started_at") as u64;
+    let argument = r.get::<Option<i64>, _>("argument");
     let name: String = r.get("call");
     let call = match name.as_str() {
-        "activate" => OperatorCall::Activate { agreement },
-        "end" => OperatorCall::End { agreement },
+        "activate" => OperatorCall::Activate {
+            agreement,
+            session,
+            requested_at: started_at,
+            region: argument.unwrap_or_default() as u8,
+        },
+        "decline" => OperatorCall::Decline { agreement, session, requested_at: started_at },
+        "end" => OperatorCall::End { agreement, session, started_at },
         "settle" => OperatorCall::Settle {
             agreement,
-            availability_bps: r.get::<Option<i64>, _>("argument").unwrap_or(10_000) as u16,
+            session,
+            started_at,
+            availability_bps: argument.unwrap_or(10_000) as u16,
         },
         other => return Err(Error::Config(format!("unknown outbox call {other:?}"))),
     };
@@ -386,8 +510,9 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxItem> {
     Ok(OutboxItem {
         id: r.get("id"),
         agreement_id: agreement,
+        session,
         call,
-        call_name: call_parts(call).1,
+        call_name: call.name(),
         state,
         nonce: r.get::<Option<i64>, _>("nonce").map(|n| n as u64),
         tx_hash: r.get("tx_hash"),
@@ -400,18 +525,27 @@ fn agreement_from_row(r: &SqliteRow) -> Result<Agreement> {
     let opt_u64 = |col: &str| r.get::<Option<i64>, _>(col).map(|v| v as u64);
     Ok(Agreement {
         id: r.get::<i64, _>("id") as u64,
-        offer_id: r.get::<i64, _>("offer_id") as u64,
+        terms_id: r.get::<i64, _>("terms_id") as u64,
+        model: r.get::<String, _>("model").parse()?,
         customer: r.get("customer"),
-        provider: r.get("provider"),
-        price_per_second: r.get("price_per_second"),
-        max_duration: r.get::<i64, _>("max_duration") as u64,
+        token_id: r.get::<i64, _>("token_id") as u8,
+        price: r.get("price"),
         deposit: r.get("deposit"),
+        allowed_regions: r.get::<i64, _>("allowed_regions") as u32,
+        gdpr: r.get::<i64, _>("gdpr") != 0,
+        duration: r.get::<i64, _>("duration") as u64,
+        window_from: opt_u64("window_from"),
+        window_to: opt_u64("window_to"),
         chain_status: r.get::<String, _>("chain_status").parse()?,
+        session: r.get::<i64, _>("session") as u64,
         signed_at: r.get::<i64, _>("signed_at") as u64,
+        requested_at: opt_u64("requested_at"),
         started_at: opt_u64("started_at"),
+        ends_at: opt_u64("ends_at"),
+        region: r.get::<Option<i64>, _>("region").map(|v| v as u8),
         ended_at: opt_u64("ended_at"),
+        charged: r.get("charged"),
         availability_bps: r.get::<Option<i64>, _>("availability_bps").map(|v| v as u16),
-        charge: r.get("charge"),
         refund: r.get("refund"),
         refund_deferred: r.get::<Option<i64>, _>("refund_deferred").map(|v| v != 0),
         refund_reason: r.get("refund_reason"),
@@ -425,9 +559,21 @@ fn agreement_from_row(r: &SqliteRow) -> Result<Agreement> {
     })
 }
 
-/// `price × seconds` for a decimal wei string, as the contract computes a deposit.
+/// `price × seconds` for a decimal amount, as the contract computes a DynamicPrice deposit.
 fn wei_product(price: &str, seconds: u64) -> Result<String> {
     use alloy::primitives::U256;
     let price = U256::from_str(price).map_err(|e| Error::Config(format!("stored price {price:?}: {e}")))?;
     Ok((price * U256::from(seconds)).to_string())
+}
+
+/// One settled conference of an agreement.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub session: u64,
+    pub started_at: Option<u64>,
+    pub ended_at: Option<u64>,
+    pub availability_bps: u16,
+    pub charge: String,
+    pub settle_tx: String,
 }

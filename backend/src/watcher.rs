@@ -11,21 +11,50 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::{
-    Result,
+    Error, Result,
+    agreement::Model,
     chain::{Chain, EscrowEvent},
     store::Store,
 };
 
-/// What the backend keeps of one contract event.
+/// What the backend keeps of one contract event. Facts the event does not carry (an agreement's model,
+/// price and constraints; a terms version's duration and token) are read from the contract's state at the
+/// event's own block, so they are exactly what the event refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainEvent {
-    OfferPublished { offer: u64, provider: String, price_per_second: String, max_duration: u64 },
-    OfferRetired { offer: u64 },
-    Signed { agreement: u64, offer: u64, customer: String, deposit: String, signed_at: u64, tx_hash: String },
-    Activated { agreement: u64, started_at: u64, tx_hash: String },
+    TermsPublished {
+        terms: u64,
+        offer: u64,
+        model: Model,
+        token_id: u8,
+        price: String,
+        max_duration: u64,
+        minimum_charge: String,
+        regions: u32,
+        gdpr: bool,
+    },
+    TermsClosed { terms: u64 },
+    Signed {
+        agreement: u64,
+        terms: u64,
+        customer: String,
+        deposit: String,
+        model: Model,
+        token_id: u8,
+        price: String,
+        allowed_regions: u32,
+        gdpr: bool,
+        duration: u64,
+        signed_at: u64,
+        tx_hash: String,
+    },
+    WindowReserved { agreement: u64, from: u64, to: u64 },
+    StartRequested { agreement: u64, requested_at: u64 },
+    Activated { agreement: u64, started_at: u64, ends_at: u64, region: u8, tx_hash: String },
     Ended { agreement: u64, ended_at: u64, tx_hash: String },
     Settled { agreement: u64, availability_bps: u16, charge: String, refund: String, refund_deferred: bool, tx_hash: String },
-    Refunded { agreement: u64, reason: &'static str, refund: String, refund_deferred: bool, tx_hash: String },
+    StartCancelled { agreement: u64, reason: &'static str, refund: String, refund_deferred: bool, tx_hash: String },
+    Closed { agreement: u64, refund: String, refund_deferred: bool, tx_hash: String },
 }
 
 #[derive(Debug, Clone)]
@@ -74,8 +103,16 @@ impl Watcher {
         Ok(recorded)
     }
 
+    async fn block_time(&self, log: &Log) -> Result<u64> {
+        match log.block_timestamp {
+            Some(ts) => Ok(ts),
+            None => self.chain.block_timestamp(log.block_number.unwrap_or_default()).await,
+        }
+    }
+
     async fn to_event(&self, log: &Log) -> Result<Option<ChainEvent>> {
         let tx_hash = log.transaction_hash.map(|h| h.to_string()).unwrap_or_default();
+        let block = log.block_number.unwrap_or_default();
         let decoded = match Chain::decode(log) {
             Ok(event) => event,
             Err(err) => {
@@ -84,49 +121,77 @@ impl Watcher {
             }
         };
         let id = |v: alloy::primitives::U256| v.saturating_to::<u64>();
+        let model = |m: u8| Model::from_index(m).ok_or_else(|| Error::Chain(format!("unknown pricing model {m}")));
         Ok(Some(match decoded {
-            EscrowEvent::OfferPublished(e) => ChainEvent::OfferPublished {
-                offer: id(e.offerId),
-                provider: e.provider.to_string(),
-                price_per_second: e.pricePerSecond.to_string(),
-                max_duration: id(e.maxDuration),
-            },
-            EscrowEvent::OfferRetired(e) => ChainEvent::OfferRetired { offer: id(e.offerId) },
+            EscrowEvent::TermsPublished(e) => {
+                let terms = self.chain.terms_at(e.termsId, block).await?;
+                ChainEvent::TermsPublished {
+                    terms: e.termsId.into(),
+                    offer: e.offerId.into(),
+                    model: model(e.model)?,
+                    token_id: terms.tokenId,
+                    price: e.price.to_string(),
+                    max_duration: terms.maxDuration.to::<u64>(),
+                    minimum_charge: terms.minimumCharge.to_string(),
+                    regions: terms.regions,
+                    gdpr: terms.gdpr,
+                }
+            }
+            EscrowEvent::TermsClosed(e) => ChainEvent::TermsClosed { terms: e.termsId.into() },
             EscrowEvent::AgreementSigned(e) => {
-                let signed_at = match log.block_timestamp {
-                    Some(ts) => ts,
-                    None => self.chain.block_timestamp(log.block_number.unwrap_or_default()).await?,
-                };
+                let agreement = self.chain.agreement_at(id(e.agreementId), Some(block)).await?;
                 ChainEvent::Signed {
                     agreement: id(e.agreementId),
-                    offer: id(e.offerId),
+                    terms: e.termsId.into(),
                     customer: e.customer.to_string(),
                     deposit: e.deposit.to_string(),
-                    signed_at,
+                    model: model(agreement.model)?,
+                    token_id: agreement.tokenId,
+                    price: agreement.price.to_string(),
+                    allowed_regions: agreement.allowedRegions,
+                    gdpr: agreement.gdpr,
+                    duration: agreement.duration.to::<u64>(),
+                    signed_at: self.block_time(log).await?,
                     tx_hash,
                 }
             }
-            EscrowEvent::AgreementActivated(e) => {
-                ChainEvent::Activated { agreement: id(e.agreementId), started_at: id(e.startedAt), tx_hash }
+            EscrowEvent::WindowReserved(e) => {
+                ChainEvent::WindowReserved { agreement: id(e.agreementId), from: id(e.from), to: id(e.to) }
             }
+            EscrowEvent::StartRequested(e) => {
+                ChainEvent::StartRequested { agreement: id(e.agreementId), requested_at: self.block_time(log).await? }
+            }
+            EscrowEvent::AgreementActivated(e) => ChainEvent::Activated {
+                agreement: id(e.agreementId),
+                started_at: self.block_time(log).await?,
+                ends_at: id(e.endsAt),
+                region: e.region,
+                tx_hash,
+            },
             EscrowEvent::AgreementEnded(e) => {
                 ChainEvent::Ended { agreement: id(e.agreementId), ended_at: id(e.endedAt), tx_hash }
             }
             EscrowEvent::AgreementSettled(e) => ChainEvent::Settled {
                 agreement: id(e.agreementId),
-                availability_bps: id(e.availabilityBps) as u16,
+                availability_bps: e.availabilityBps,
                 charge: e.charge.to_string(),
                 refund: e.refund.to_string(),
                 refund_deferred: e.refundDeferred,
                 tx_hash,
             },
-            EscrowEvent::AgreementRefunded(e) => ChainEvent::Refunded {
+            EscrowEvent::StartCancelled(e) => ChainEvent::StartCancelled {
                 agreement: id(e.agreementId),
                 reason: match e.reason {
                     0 => "cancelledByCustomer",
                     1 => "declinedByOperator",
                     _ => "activationTimedOut",
                 },
+                refund: e.refund.to_string(),
+                refund_deferred: e.refundDeferred,
+                tx_hash,
+            },
+            EscrowEvent::AgreementClosed(e) => ChainEvent::Closed {
+                agreement: id(e.agreementId),
                 refund: e.refund.to_string(),
                 refund_deferred: e.refundDeferred,
                 tx_hash,

@@ -4,6 +4,7 @@
 use conference_backend::{
     api::{self, ApiContext, PublicConfig},
     chain::OperatorCall,
+    agreement::Model,
     store::Store,
     watcher::ChainEvent,
 };
@@ -18,17 +19,28 @@ async fn fresh_store(name: &str) -> Store {
 
 fn signed_agreement_events() -> Vec<ChainEvent> {
     vec![
-        ChainEvent::OfferPublished {
+        ChainEvent::TermsPublished {
+            terms: 1,
             offer: 1,
-            provider: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC".into(),
-            price_per_second: "1000000000000".into(),
+            model: Model::DynamicPrice,
+            token_id: 0,
+            price: "1000000000000".into(),
             max_duration: 3600,
+            minimum_charge: "0".into(),
+            regions: 0b11,
+            gdpr: true,
         },
         ChainEvent::Signed {
             agreement: 1,
-            offer: 1,
+            terms: 1,
             customer: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
             deposit: "3600000000000000".into(),
+            model: Model::DynamicPrice,
+            token_id: 0,
+            price: "1000000000000".into(),
+            allowed_regions: 0b11,
+            gdpr: false,
+            duration: 3600,
             signed_at: 1_700_000_000,
             tx_hash: "0xabc".into(),
         },
@@ -47,8 +59,9 @@ async fn events_applied_twice_change_nothing_the_second_time() {
     assert_eq!(store.cursor().await.unwrap(), Some(11));
     let a = store.agreement(1).await.unwrap().unwrap();
     assert_eq!(a.deposit, "3600000000000000");
-    assert_eq!(a.price_per_second, "1000000000000");
-    assert_eq!(a.max_duration, 3600);
+    assert_eq!(a.price, "1000000000000");
+    assert_eq!(a.duration, 3600);
+    assert_eq!((a.session, a.requested_at), (1, Some(1_700_000_000)), "a dynamic-price signature asks for its conference");
     assert_eq!(a.deploy_count, 1);
     assert_eq!(a.progress(), conference_backend::agreement::Progress::Activating);
 }
@@ -57,25 +70,33 @@ async fn events_applied_twice_change_nothing_the_second_time() {
 async fn the_outbox_holds_each_call_once() {
     let store = fresh_store("outbox").await;
     store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
-    assert!(store.enqueue(OperatorCall::Activate { agreement: 1 }).await.unwrap());
-    assert!(!store.enqueue(OperatorCall::Activate { agreement: 1 }).await.unwrap());
+    let activate = OperatorCall::Activate { agreement: 1, session: 1, requested_at: 1_700_000_000, region: 0 };
+    assert!(store.enqueue(activate).await.unwrap());
+    assert!(!store.enqueue(activate).await.unwrap());
     // A settlement queued once keeps its first availability figure.
-    assert!(store.enqueue(OperatorCall::Settle { agreement: 1, availability_bps: 9000 }).await.unwrap());
-    assert!(!store.enqueue(OperatorCall::Settle { agreement: 1, availability_bps: 100 }).await.unwrap());
+    let settle = |availability_bps| OperatorCall::Settle { agreement: 1, session: 1, started_at: 1_700_000_005, availability_bps };
+    assert!(store.enqueue(settle(9000)).await.unwrap());
+    assert!(!store.enqueue(settle(100)).await.unwrap());
+    // The next session of the same agreement is a call of its own.
+    let next = OperatorCall::Settle { agreement: 1, session: 2, started_at: 1_700_000_900, availability_bps: 10_000 };
+    assert!(store.enqueue(next).await.unwrap());
     let items = store.unfinished_outbox().await.unwrap();
-    assert_eq!(items.len(), 2);
-    assert_eq!(items[1].call, OperatorCall::Settle { agreement: 1, availability_bps: 9000 });
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].call, activate);
+    assert_eq!(items[1].call, settle(9000));
+    assert_eq!(items[2].call, next);
 }
 
 #[tokio::test]
 async fn availability_is_the_share_of_successful_probes() {
     let store = fresh_store("probes").await;
     store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
-    assert_eq!(store.probe_tally(1).await.unwrap().availability_bps(), 10_000, "no probes, no evidence of an outage");
+    assert_eq!(store.probe_tally(1, 1).await.unwrap().availability_bps(), 10_000, "no probes, no evidence of an outage");
     for ok in [true, true, true, false] {
-        store.record_probe(1, ok, None).await.unwrap();
+        store.record_probe(1, 1, ok, None).await.unwrap();
     }
-    let tally = store.probe_tally(1).await.unwrap();
+    store.record_probe(1, 2, false, Some("another session")).await.unwrap();
+    let tally = store.probe_tally(1, 1).await.unwrap();
     assert_eq!((tally.probes, tally.probes_ok, tally.availability_bps()), (4, 3, 7_500));
 }
 
@@ -113,12 +134,13 @@ async fn the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes() {
 
     let offers: Value = reqwest::get(format!("{api}/api/offers")).await.unwrap().json().await.unwrap();
     assert_eq!(offers[0]["deposit"], "3600000000000000");
+    assert_eq!(offers[0]["model"], "dynamicPrice");
 
     let config: Value = reqwest::get(format!("{api}/api/config")).await.unwrap().json().await.unwrap();
-    // keccak256("sign(uint256)")[..4] and keccak256("stop(uint256)")[..4]
-    assert_eq!(config["calls"]["sign"], alloy::hex::encode_prefixed(&alloy::primitives::keccak256("sign(uint256)")[..4]));
-    assert_eq!(config["calls"]["stop"], alloy::hex::encode_prefixed(&alloy::primitives::keccak256("stop(uint256)")[..4]));
+    let selector = |signature: &str| alloy::hex::encode_prefixed(&alloy::primitives::keccak256(signature)[..4]);
+    assert_eq!(config["calls"]["sign"], selector("sign(uint32,uint32,bool)"));
+    assert_eq!(config["calls"]["stop"], selector("stop(uint256)"));
     assert_eq!(config["chainId"], 31337);
-    let retired = alloy::hex::encode_prefixed(&alloy::primitives::keccak256("Escrow_OfferRetired(uint256)")[..4]);
-    assert_eq!(config["errors"][retired.as_str()], "Escrow_OfferRetired");
+    let closed = selector("Escrow_TermsNotOpen(uint32)");
+    assert_eq!(config["errors"][closed.as_str()], "Escrow_TermsNotOpen");
 }

@@ -15,7 +15,11 @@ use alloy::{
     rpc::types::TransactionReceipt,
 };
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use conference_backend::{chain::DynamicPriceEscrow, devnet::Devnet, room::RoomInfo};
+use conference_backend::{
+    chain::ConferenceEscrow,
+    devnet::{self, Devnet},
+    room::RoomInfo,
+};
 use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
 
@@ -111,8 +115,9 @@ impl Stack {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    pub fn escrow(&self) -> DynamicPriceEscrow::DynamicPriceEscrowInstance<DynProvider> {
-        DynamicPriceEscrow::new(self.devnet.escrow, self.customer.clone())
+    /// The escrow as the customer sees it (the customer's key signs).
+    pub fn escrow(&self) -> ConferenceEscrow::ConferenceEscrowInstance<DynProvider> {
+        ConferenceEscrow::new(self.devnet.escrow, self.customer.clone())
     }
 
     pub fn customer_address(&self) -> Address {
@@ -164,24 +169,68 @@ impl Stack {
         if hold_blocks {
             self.set_automine(false).await?;
         }
-        let pending = self.escrow().sign(U256::from(1)).value(Devnet::offer_deposit()).send().await?;
+        let pending = self.escrow().sign(devnet::DYNAMIC_TERMS, 0, false).value(Devnet::offer_deposit()).send().await?;
         if hold_blocks {
             self.mine().await?;
         }
-        let receipt = pending.get_receipt().await?;
-        ensure!(receipt.status(), "sign reverted");
-        let signed = receipt
-            .logs()
-            .iter()
-            .find_map(|log| log.log_decode::<DynamicPriceEscrow::AgreementSigned>().ok())
-            .ok_or_else(|| anyhow!("no AgreementSigned event in the sign receipt"))?;
-        Ok((signed.inner.data.agreementId.to::<u64>(), receipt))
+        signed(pending.get_receipt().await?)
+    }
+
+    /// Signs terms version `terms` (FixedPrice or DynamicPrice) with these constraints, paying `deposit`.
+    pub async fn customer_signs_terms(&self, terms: u32, allowed_regions: u32, deposit: U256) -> Result<(u64, TransactionReceipt)> {
+        signed(self.escrow().sign(terms, allowed_regions, false).value(deposit).send().await?.get_receipt().await?)
+    }
+
+    /// Buys `minutes` minutes of TimeLimited terms `terms`, paying `deposit`.
+    pub async fn customer_buys_minutes(&self, terms: u32, minutes: u32, deposit: U256) -> Result<(u64, TransactionReceipt)> {
+        signed(self.escrow().buyMinutes(terms, 0, false, minutes).value(deposit).send().await?.get_receipt().await?)
+    }
+
+    /// Reserves the window [from, to) of FlexiblePeriod terms `terms`, paying `deposit`.
+    pub async fn customer_reserves(&self, terms: u32, from: u64, to: u64, deposit: U256) -> Result<(u64, TransactionReceipt)> {
+        let (from, to) = (alloy::primitives::aliases::U40::from(from), alloy::primitives::aliases::U40::from(to));
+        signed(self.escrow().reserve(terms, 0, false, from, to).value(deposit).send().await?.get_receipt().await?)
+    }
+
+    /// Asks for a TimeLimited session or the FlexiblePeriod conference to start.
+    pub async fn customer_starts(&self, id: u64) -> Result<TransactionReceipt> {
+        mined("start", self.escrow().start(U256::from(id)).send().await?.get_receipt().await?)
+    }
+
+    /// Closes a TimeLimited account: the unused minutes' money comes back.
+    pub async fn customer_closes(&self, id: u64) -> Result<TransactionReceipt> {
+        mined("close", self.escrow().close(U256::from(id)).send().await?.get_receipt().await?)
     }
 
     pub async fn customer_stops(&self, id: u64) -> Result<TransactionReceipt> {
-        let receipt = self.escrow().stop(U256::from(id)).send().await?.get_receipt().await?;
-        ensure!(receipt.status(), "stop reverted");
-        Ok(receipt)
+        mined("stop", self.escrow().stop(U256::from(id)).send().await?.get_receipt().await?)
+    }
+
+    /// What a provider (by registry id) can withdraw in ETH.
+    pub async fn earnings(&self, provider_id: u32) -> Result<U256> {
+        Ok(self.escrow().earningsOf(provider_id, 0).call().await?)
+    }
+
+    /// The ETH credit of `account` (the offer owner's margin, refunds that could not be sent).
+    pub async fn credit(&self, account: Address) -> Result<U256> {
+        Ok(self.escrow().creditOf(account, 0).call().await?)
+    }
+
+    /// Checks that `charges` were split to the wei as the contract does for demo terms `terms`: each
+    /// provider floor(charge × component / price), summed over the charges, the owner the rest.
+    pub async fn check_split(&self, terms: u32, charges: &[U256]) -> Result<()> {
+        let offer = &devnet::OFFERS[terms as usize - 1];
+        let price = U256::from(offer.price());
+        let part = |component: u128| -> U256 {
+            charges.iter().map(|charge| *charge * U256::from(component) / price).fold(U256::ZERO, |a, b| a + b)
+        };
+        let total: U256 = charges.iter().fold(U256::ZERO, |a, b| a + *b);
+        let (infra, software) = (part(offer.components.0), part(offer.components.1));
+        let (infra_id, software_id) = self.devnet.provider_ids;
+        ensure!(self.earnings(infra_id).await? == infra, "infrastructure earnings");
+        ensure!(self.earnings(software_id).await? == software, "software earnings");
+        ensure!(self.credit(self.devnet.owner.address()).await? == total - infra - software, "owner's margin and dust");
+        Ok(())
     }
 
     pub async fn balance(&self, who: Address) -> Result<U256> {
@@ -225,6 +274,22 @@ impl Stack {
     }
 }
 
+/// The agreement id of a mined signing transaction.
+fn signed(receipt: TransactionReceipt) -> Result<(u64, TransactionReceipt)> {
+    let receipt = mined("sign", receipt)?;
+    let signed = receipt
+        .logs()
+        .iter()
+        .find_map(|log| log.log_decode::<ConferenceEscrow::AgreementSigned>().ok())
+        .ok_or_else(|| anyhow!("no AgreementSigned event in the sign receipt"))?;
+    Ok((signed.inner.data.agreementId.to::<u64>(), receipt))
+}
+
+fn mined(what: &str, receipt: TransactionReceipt) -> Result<TransactionReceipt> {
+    ensure!(receipt.status(), "{what} reverted");
+    Ok(receipt)
+}
+
 /// Whether a process with this pid exists (and is not a zombie).
 pub fn process_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -266,7 +331,8 @@ pub struct Settlement {
     pub availability_bps: u64,
 }
 
-/// Checks a settled record: charge = price × used (0 below 75% availability), refund = deposit − charge.
+/// Checks a settled DynamicPrice record: charge = price × used (0 below 75% availability), refund =
+/// deposit − charge.
 pub fn check_settlement(record: &Value) -> Result<Settlement> {
     let num = |key: &str| record[key].as_u64().with_context(|| format!("{key} missing in {record}"));
     let wei = |key: &str| -> Result<U256> {
@@ -275,10 +341,10 @@ pub fn check_settlement(record: &Value) -> Result<Settlement> {
     };
     let used_seconds = num("endedAt")? - num("startedAt")?;
     let availability_bps = num("availabilityBps")?;
-    let price = wei("pricePerSecond")?;
+    let price = wei("price")?;
     let deposit = wei("deposit")?;
     let expected_charge = if availability_bps < 7500 { U256::ZERO } else { price * U256::from(used_seconds) };
-    let (charge, refund) = (wei("charge")?, wei("refund")?);
+    let (charge, refund) = (wei("charged")?, wei("refund")?);
     ensure!(charge == expected_charge, "charge {charge} != price {price} × {used_seconds} s = {expected_charge}");
     ensure!(refund == deposit - charge, "refund {refund} != deposit {deposit} − charge {charge}");
     Ok(Settlement { used_seconds, charge, refund, availability_bps })

@@ -10,7 +10,7 @@ use alloy::{
     sol_types::SolEvent,
 };
 use anyhow::Result;
-use conference_backend::chain::DynamicPriceEscrow;
+use conference_backend::{chain::ConferenceEscrow, devnet};
 use conference_e2e::{Stack, check_settlement, gas_cost, process_alive};
 use serde_json::Value;
 
@@ -25,7 +25,6 @@ fn outbox_state(record: &Value, call: &str) -> Option<String> {
 async fn one_agreement_is_deployed_activated_stopped_and_settled_to_the_wei() -> Result<()> {
     let stack = Stack::start("round").await?;
     let customer = stack.customer_address();
-    let provider = stack.devnet.provider.address();
     let balance_before = stack.balance(customer).await?;
 
     let (id, sign_receipt) = stack.customer_signs().await?;
@@ -47,7 +46,7 @@ async fn one_agreement_is_deployed_activated_stopped_and_settled_to_the_wei() ->
     let settlement = check_settlement(&settled)?;
     assert_eq!(settlement.used_seconds, USED_SECONDS);
     assert_eq!(settlement.availability_bps, 10_000, "the room answered every probe: {settled}");
-    let price = U256::from(conference_backend::devnet::OFFER_PRICE_PER_SECOND);
+    let price = U256::from(devnet::OFFERS[devnet::DYNAMIC_TERMS as usize - 1].price());
     assert_eq!(settlement.charge, price * U256::from(USED_SECONDS));
 
     // The customer paid exactly the charge plus gas for its two transactions.
@@ -57,15 +56,17 @@ async fn one_agreement_is_deployed_activated_stopped_and_settled_to_the_wei() ->
         settlement.charge + gas_cost(&sign_receipt) + gas_cost(&stop_receipt),
         "customer balance change"
     );
-    // The provider can withdraw exactly the charge, and does.
-    let escrow = stack.escrow();
-    assert_eq!(escrow.withdrawable(provider).call().await?, settlement.charge);
-    let provider_rpc = stack.devnet.provider_for(&stack.devnet.provider)?;
-    let provider_before = provider_rpc.get_balance(provider).await?;
-    let withdraw = DynamicPriceEscrow::new(stack.devnet.escrow, provider_rpc.clone()).withdraw().send().await?.get_receipt().await?;
+    // The charge is split among the providers by their components, the owner keeping the margin; each
+    // provider's earnings go to its payout address (a cold wallet), whoever asks for them.
+    stack.check_split(devnet::DYNAMIC_TERMS, &[settlement.charge]).await?;
+    let (infra_id, software_id) = stack.devnet.provider_ids;
+    let infra_share = stack.earnings(infra_id).await?;
+    let payout_before = stack.balance(stack.devnet.infra_payout).await?;
+    let withdraw = stack.escrow().withdrawEarnings(infra_id, 0).send().await?.get_receipt().await?;
     assert!(withdraw.status());
-    assert_eq!(provider_rpc.get_balance(provider).await? + gas_cost(&withdraw), provider_before + settlement.charge);
-    assert_eq!(provider_rpc.get_balance(stack.devnet.escrow).await?, U256::ZERO, "the escrow owes nothing more");
+    assert_eq!(stack.balance(stack.devnet.infra_payout).await?, payout_before + infra_share, "paid to the payout address");
+    let owed = stack.earnings(software_id).await? + stack.credit(stack.devnet.owner.address()).await?;
+    assert_eq!(stack.balance(stack.devnet.escrow).await?, owed, "the escrow holds exactly what it still owes");
 
     // The room is gone.
     assert!(!process_alive(room.pid), "room process {} still runs", room.pid);
@@ -119,8 +120,8 @@ async fn a_backend_killed_mid_agreement_deploys_activates_and_settles_exactly_on
 
     // Exactly one of each, whatever the crashes.
     assert_eq!(settled["conference"]["deployCount"], 1);
-    assert_eq!(stack.count_events(DynamicPriceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 1);
-    assert_eq!(stack.count_events(DynamicPriceEscrow::AgreementSettled::SIGNATURE_HASH, id).await?, 1);
+    assert_eq!(stack.count_events(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 1);
+    assert_eq!(stack.count_events(ConferenceEscrow::AgreementSettled::SIGNATURE_HASH, id).await?, 1);
     let operator_nonce = stack.customer.get_transaction_count(stack.devnet.operator.address()).await?;
     assert_eq!(operator_nonce, 2, "the operator sent one activation and one settlement, nothing else");
     Ok(())
@@ -133,7 +134,7 @@ async fn an_agreement_past_its_maximum_duration_is_ended_and_settled_by_the_back
     let active = stack.wait_status(id, "active", STEP).await?;
     let room = stack.room(id).expect("room deployed");
     let started_at = active["startedAt"].as_u64().expect("startedAt");
-    let max_duration = conference_backend::devnet::OFFER_MAX_DURATION;
+    let max_duration = devnet::OFFERS[devnet::DYNAMIC_TERMS as usize - 1].max_duration;
 
     // Nobody calls anything: a block well past the expiry is enough for the backend to end it.
     stack.set_next_block_time(started_at + max_duration + 120).await?;
@@ -183,13 +184,13 @@ async fn a_customer_who_cancels_before_activation_gets_everything_back_and_no_ro
     })
     .await?;
     assert_eq!(refunded["refund"], refunded["deposit"]);
-    assert_eq!(refunded["charge"], "0");
+    assert_eq!(refunded["charged"], "0");
     assert_eq!(refunded["refundReason"], "cancelledByCustomer");
     let balance_after = stack.balance(customer).await?;
     assert_eq!(balance_before - balance_after, gas_cost(&sign_receipt) + gas_cost(&stop_receipt), "only gas was spent");
     assert!(!process_alive(room.pid));
     // The activation the backend may have queued was overtaken by the cancellation and never mined.
-    assert_eq!(stack.count_events(DynamicPriceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 0);
+    assert_eq!(stack.count_events(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 0);
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{U256, utils::format_ether};
 use anyhow::{Result, ensure};
-use conference_backend::devnet::{Devnet, OFFER_MAX_DURATION, OFFER_PRICE_PER_SECOND};
+use conference_backend::devnet::{self, Devnet};
 use conference_e2e::{Stack, check_settlement, gas_cost};
 
 const USED_SECONDS: u64 = 600;
@@ -28,10 +28,11 @@ async fn demo() -> Result<()> {
     println!("Starting a fresh local stack (anvil, escrow, backend)...");
     let stack = Stack::start("demo").await?;
     let customer = stack.customer_address();
-    let provider = stack.devnet.provider.address();
+    let offer = &devnet::OFFERS[devnet::DYNAMIC_TERMS as usize - 1];
+    let price = offer.price();
     println!("  escrow   {} on {}", stack.devnet.escrow, stack.devnet.rpc_url());
     println!("  backend  {}", stack.api);
-    println!("  offer 1  {OFFER_PRICE_PER_SECOND} wei/s for up to {OFFER_MAX_DURATION} s");
+    println!("  terms {}  {price} wei/s for up to {} s", devnet::DYNAMIC_TERMS, offer.max_duration);
 
     let balance_before = stack.balance(customer).await?;
     let (id, sign) = stack.customer_signs().await?;
@@ -56,15 +57,17 @@ async fn demo() -> Result<()> {
     ensure!(s.used_seconds == USED_SECONDS, "used {} s, expected {USED_SECONDS}", s.used_seconds);
     println!("4. the backend removed the room and settled");
     println!("   tx {}  availability {} bps", settled["transactions"]["settle"].as_str().unwrap_or("?"), s.availability_bps);
-    println!("   charge  {} = {OFFER_PRICE_PER_SECOND} wei/s × {} s", eth(s.charge), s.used_seconds);
+    println!("   charge  {} = {price} wei/s × {} s", eth(s.charge), s.used_seconds);
     println!("   refund  {} = deposit − charge", eth(s.refund));
 
     let paid = balance_before - stack.balance(customer).await?;
     let gas = gas_cost(&sign) + gas_cost(&stop);
     ensure!(paid == s.charge + gas, "the customer paid {paid} wei, expected charge {} + gas {gas}", s.charge);
-    let owed = stack.escrow().withdrawable(provider).call().await?;
-    ensure!(owed == s.charge, "the provider can withdraw {owed} wei, expected {}", s.charge);
-    println!("5. checks: customer paid charge + gas = {} exactly; provider {provider} can withdraw {}", eth(paid), eth(owed));
+    stack.check_split(devnet::DYNAMIC_TERMS, &[s.charge]).await?;
+    let (infra, software) = stack.devnet.provider_ids;
+    println!("5. checks: customer paid charge + gas = {} exactly", eth(paid));
+    println!("   split   infrastructure {}, software {}, owner's margin {}",
+        eth(stack.earnings(infra).await?), eth(stack.earnings(software).await?), eth(stack.credit(stack.devnet.owner.address()).await?));
     println!("\nDemo passed: every figure matches to the wei.");
     Ok(())
 }

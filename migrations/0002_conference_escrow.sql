@@ -1,0 +1,114 @@
+-- The escrow became ConferenceEscrow: four pricing models, terms versions instead of offers, sessions
+-- (TimeLimited agreements run many conferences; FlexiblePeriod ones keep a warm conference in a
+-- window), constraints and tokens. Records read from the old DynamicPriceEscrow cannot be carried
+-- over: that contract is no longer deployed, so its agreements, offers, probes and outbox go, and the
+-- watcher reads the new contract from its deployment block.
+DROP TABLE outbox;
+DROP TABLE probes;
+DROP TABLE agreements;
+DROP TABLE offers;
+DELETE FROM chain_cursor;
+
+-- Terms versions as published on-chain (immutable there, but for being closed to new agreements).
+CREATE TABLE terms (
+    id             INTEGER PRIMARY KEY,
+    offer_id       INTEGER NOT NULL,
+    model          TEXT    NOT NULL CHECK (model IN ('fixedPrice', 'dynamicPrice', 'timeLimited', 'flexiblePeriod')),
+    token_id       INTEGER NOT NULL,
+    -- Per unit of the model: the conference, a second, or a minute.
+    price          TEXT    NOT NULL,
+    max_duration   INTEGER NOT NULL,
+    minimum_charge TEXT    NOT NULL,
+    regions        INTEGER NOT NULL,
+    gdpr           INTEGER NOT NULL CHECK (gdpr IN (0, 1)),
+    open           INTEGER NOT NULL DEFAULT 1 CHECK (open IN (0, 1))
+);
+
+-- One row per agreement. The chain columns are written only by the watcher from events (and the
+-- contract's state at the event's block); the conference_* columns only by the reconciler.
+CREATE TABLE agreements (
+    id               INTEGER PRIMARY KEY,
+    terms_id         INTEGER NOT NULL REFERENCES terms (id),
+    model            TEXT    NOT NULL CHECK (model IN ('fixedPrice', 'dynamicPrice', 'timeLimited', 'flexiblePeriod')),
+    customer         TEXT    NOT NULL,
+    token_id         INTEGER NOT NULL,
+    price            TEXT    NOT NULL,
+    deposit          TEXT    NOT NULL,
+    allowed_regions  INTEGER NOT NULL,
+    gdpr             INTEGER NOT NULL CHECK (gdpr IN (0, 1)),
+    duration         INTEGER NOT NULL,
+    window_from      INTEGER,
+    window_to        INTEGER,
+    chain_status     TEXT    NOT NULL
+                     CHECK (chain_status IN ('idle', 'requested', 'active', 'ended', 'settled', 'refunded')),
+    -- The conference asked for or running: 1 for FixedPrice and DynamicPrice, else the starts so far.
+    session          INTEGER NOT NULL,
+    signed_at        INTEGER NOT NULL,
+    sign_tx          TEXT    NOT NULL,
+    requested_at     INTEGER,
+    started_at       INTEGER,
+    ends_at          INTEGER,
+    region           INTEGER,
+    activate_tx      TEXT,
+    ended_at         INTEGER,
+    end_tx           TEXT,
+    charged          TEXT    NOT NULL DEFAULT '0',
+    availability_bps INTEGER,
+    refund           TEXT,
+    refund_deferred  INTEGER,
+    refund_reason    TEXT CHECK (refund_reason IN ('cancelledByCustomer', 'declinedByOperator', 'activationTimedOut')),
+    settle_tx        TEXT,
+
+    conference_state TEXT    NOT NULL DEFAULT 'absent'
+                     CHECK (conference_state IN ('absent', 'deploying', 'running', 'removed')),
+    join_url         TEXT,
+    deploy_count     INTEGER NOT NULL DEFAULT 0,
+    deployed_wall_at INTEGER,
+    removed_wall_at  INTEGER
+);
+
+CREATE INDEX agreements_open ON agreements (chain_status, conference_state);
+
+-- Every settled conference of an agreement (one for most models, one per session for TimeLimited;
+-- session 0 is a FlexiblePeriod window that was never started).
+CREATE TABLE sessions (
+    agreement_id     INTEGER NOT NULL REFERENCES agreements (id),
+    session          INTEGER NOT NULL,
+    started_at       INTEGER,
+    ended_at         INTEGER,
+    availability_bps INTEGER NOT NULL,
+    charge           TEXT    NOT NULL,
+    settle_tx        TEXT    NOT NULL,
+    PRIMARY KEY (agreement_id, session)
+);
+
+-- Every probe of a running conference, by session: the evidence behind each availability figure.
+CREATE TABLE probes (
+    agreement_id INTEGER NOT NULL REFERENCES agreements (id),
+    session      INTEGER NOT NULL,
+    wall_at      INTEGER NOT NULL,
+    ok           INTEGER NOT NULL CHECK (ok IN (0, 1)),
+    detail       TEXT
+);
+
+CREATE INDEX probes_by_session ON probes (agreement_id, session);
+
+-- Transactions the operator means to send, each exactly once per session: a row is signed and stored
+-- (nonce, hash, raw bytes) before it is broadcast, so a restart re-broadcasts the same transaction
+-- instead of making a second one. `started_at` names the conference the call is about (see
+-- `OperatorCall` in backend/src/chain.rs); `argument` is the region (activate) or availability (settle).
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    agreement_id    INTEGER NOT NULL REFERENCES agreements (id),
+    session         INTEGER NOT NULL,
+    call            TEXT    NOT NULL CHECK (call IN ('activate', 'decline', 'end', 'settle')),
+    started_at      INTEGER NOT NULL,
+    argument        INTEGER,
+    state           TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'done', 'failed')),
+    nonce           INTEGER,
+    tx_hash         TEXT,
+    raw_tx          BLOB,
+    outcome         TEXT,
+    created_wall_at INTEGER NOT NULL,
+    UNIQUE (agreement_id, session, call)
+);
