@@ -87,11 +87,15 @@ export function formatTime(unixSeconds) {
 }
 
 /** The calldata of a one-uint256-argument call: selector + the argument as 32 big-endian bytes. */
-export function encodeCall(selector, argument) {
+/** ABI-encodes a call whose arguments are all static words (uint, bool). */
+export function encodeCall(selector, ...args) {
   if (!/^0x[0-9a-fA-F]{8}$/.test(selector)) throw new UserError('The service sent an invalid function selector.');
-  const value = BigInt(argument);
-  if (value < 0n || value >= 2n ** 256n) throw new UserError('The argument does not fit in a uint256.');
-  return selector.toLowerCase() + value.toString(16).padStart(64, '0');
+  const words = args.map((argument) => {
+    const value = BigInt(argument);
+    if (value < 0n || value >= 2n ** 256n) throw new UserError('An argument does not fit in a uint256.');
+    return value.toString(16).padStart(64, '0');
+  });
+  return selector.toLowerCase() + words.join('');
 }
 
 export function shortAddress(address) {
@@ -455,8 +459,8 @@ function renderWallet() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function sendCall(selector, argument, value) {
-  const tx = { from: state.account, to: state.config.escrow, data: encodeCall(selector, argument) };
+async function sendCall(selector, args, value) {
+  const tx = { from: state.account, to: state.config.escrow, data: encodeCall(selector, ...args) };
   if (value !== undefined) tx.value = `0x${BigInt(value).toString(16)}`;
   return wallet('eth_sendTransaction', [tx]);
 }
@@ -512,7 +516,8 @@ async function signOffer(offer) {
     showNotice(`Confirm in ${walletName()}: sign offer ${offer.id} and lock ${formatEth(deposit)} in the escrow.`);
     let hash;
     try {
-      hash = await sendCall(state.config.calls.sign, offer.id, deposit);
+      // sign(termsId, allowedRegions = 0: any region the offer serves, gdpr = false)
+      hash = await sendCall(state.config.calls.sign, [offer.id, 0, 0], deposit);
     } catch (err) {
       throw new UserError(describeError(err, 'sign'));
     }
@@ -559,7 +564,7 @@ async function stopAgreement() {
     showNotice(`Confirm in ${walletName()}: ${cancelling ? 'cancel' : 'stop'} agreement ${state.following}.`);
     let hash;
     try {
-      hash = await sendCall(state.config.calls.stop, state.following);
+      hash = await sendCall(state.config.calls.stop, [state.following]);
     } catch (err) {
       throw new UserError(describeError(err, 'stop'));
     }
@@ -625,7 +630,9 @@ function renderOffers() {
     return;
   }
   state.offersRendered = state.offers;
-  const offers = state.offers.filter((o) => !o.retired);
+  // This page signs the models whose deposit the terms fix; buying minutes and reserving windows come
+  // with the full web app.
+  const offers = state.offers.filter((o) => o.open && (o.model === 'dynamicPrice' || o.model === 'fixedPrice'));
   el.offersLoading.hidden = true;
   if (offers.length === 0) {
     el.offers.replaceChildren(node('li', { class: 'muted', text: 'No offer is available at the moment. Please come back later.' }));
@@ -634,28 +641,30 @@ function renderOffers() {
   const signId = offers.some((o) => String(o.id) === '1') ? '1' : String(offers[0].id);
   el.offers.replaceChildren(
     ...offers.map((offer) => {
-      const price = BigInt(offer.pricePerSecond);
+      const price = BigInt(offer.price);
       const deposit = BigInt(offer.deposit);
+      const dynamic = offer.model === 'dynamicPrice';
       const titleId = `offer-${offer.id}-title`;
       return node(
         'li',
         { class: 'offer' },
         node('h3', { id: titleId, text: `Offer ${offer.id}` }),
-        node('p', { class: 'price', text: `${formatEth(price * 3600n)} per hour` }),
+        node('p', { class: 'price', text: dynamic ? `${formatEth(price * 3600n)} per hour` : `${formatEth(price)} per conference` }),
         node(
           'dl',
           { class: 'facts' },
           facts([
-            ['Per second', amount(price)],
-            ['Per minute', amount(price * 60n)],
+            ['Pricing', dynamic ? 'Pay for the seconds you use' : 'Fixed price'],
+            ...(dynamic ? [['Per second', amount(price)], ['Per minute', amount(price * 60n)]] : []),
             ['Up to', formatDuration(offer.maxDuration)],
             ['Deposit', amount(deposit)],
-            ['Provider', node('span', { class: 'mono', title: offer.provider, text: shortAddress(offer.provider) })],
           ]),
         ),
         node('p', {
           class: 'hint',
-          text: `You lock ${formatEth(deposit)} now; you get back everything you do not use.`,
+          text: dynamic
+            ? `You lock ${formatEth(deposit)} now; you get back everything you do not use.`
+            : `You pay ${formatEth(deposit)} now; you get it all back if the conference never starts or runs badly.`,
         }),
         node('button', {
           type: 'button',
@@ -769,7 +778,7 @@ function renderAgreement() {
   el.status.dataset.status = status;
   const known = [...STATUSES, REFUNDED].find(([key]) => key === status);
   el.statusText.textContent =
-    status === 'settled' && a.charge === '0'
+    status === 'settled' && a.charged === '0'
       ? 'Done: nothing was charged; your whole deposit was refunded.'
       : known
         ? known[2]
@@ -791,9 +800,11 @@ function renderAgreement() {
   // Facts about the agreement.
   if (a) {
     const pairs = [
-      ['Price', `${formatEth(BigInt(a.pricePerSecond))} per second (${formatEth(BigInt(a.pricePerSecond) * 3600n)} per hour)`],
+      a.model === 'dynamicPrice'
+        ? ['Price', `${formatEth(BigInt(a.price))} per second (${formatEth(BigInt(a.price) * 3600n)} per hour)`]
+        : ['Price', `${formatEth(BigInt(a.price))} per conference`],
       ['Deposit', formatEth(BigInt(a.deposit))],
-      ['Longest conference', formatDuration(a.maxDuration)],
+      ['Longest conference', formatDuration(a.duration)],
       ['Signed', a.signedAt ? formatTime(a.signedAt) : '—'],
     ];
     if (a.endedAt) pairs.push(['Ended', formatTime(a.endedAt)]);
@@ -817,7 +828,7 @@ function renderAgreement() {
       el.joinUrl.textContent = 'the room link is on its way…';
     }
     el.startedAt.textContent = a.startedAt ? formatTime(a.startedAt) : '—';
-    el.expiresAt.textContent = a.startedAt ? formatTime(a.startedAt + a.maxDuration) : '—';
+    el.expiresAt.textContent = a.endsAt ? formatTime(a.endsAt) : '—';
     tick();
   }
   clearInterval(state.tickTimer);
@@ -858,15 +869,15 @@ function tick() {
   const a = state.agreement;
   if (!a || a.status !== 'active' || !a.startedAt) return;
   const now = Math.floor(Date.now() / 1000 + (state.clockOffset || 0));
-  const elapsed = Math.min(Math.max(0, now - a.startedAt), a.maxDuration);
+  const elapsed = Math.min(Math.max(0, now - a.startedAt), (a.endsAt ?? now) - a.startedAt);
   el.runningFor.textContent = formatClock(elapsed);
-  const cost = BigInt(a.pricePerSecond) * BigInt(elapsed);
+  const cost = a.model === 'dynamicPrice' ? BigInt(a.price) * BigInt(elapsed) : BigInt(a.price);
   el.costSoFar.textContent = `${formatEth(cost)} (estimated; the chain's clock decides)`;
   el.costSoFar.dataset.wei = cost.toString();
 }
 
 function renderSettlement(a) {
-  const settled = a && (a.status === 'settled' || a.status === 'refunded') && a.charge !== null && a.charge !== undefined;
+  const settled = a && (a.status === 'settled' || a.status === 'refunded') && a.refund !== null && a.refund !== undefined;
   el.settlement.hidden = !settled;
   if (!settled) return;
   const used = a.startedAt && a.endedAt ? a.endedAt - a.startedAt : 0;
@@ -879,7 +890,7 @@ function renderSettlement(a) {
     el.availability.textContent = formatBps(a.availabilityBps);
     el.availability.dataset.bps = String(a.availabilityBps);
   }
-  const charge = BigInt(a.charge ?? 0);
+  const charge = BigInt(a.charged ?? 0);
   const refund = BigInt(a.refund ?? 0);
   el.charge.textContent = formatEth(charge);
   el.charge.dataset.wei = charge.toString();
@@ -937,6 +948,7 @@ async function start() {
     renderWallet();
     renderOffers();
   } catch (err) {
+    console.error(err); // the sentence below is for the customer; the details are for whoever debugs
     el.offersLoading.hidden = true;
     showError(
       err instanceof ApiError

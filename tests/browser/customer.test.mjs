@@ -321,7 +321,7 @@ test('a customer signs offer 1, joins the room, stops, and is charged to the wei
 
     // The page's figures are the chain's, to the wei.
     const agreement = await api(`/api/agreements/${id}`);
-    const price = BigInt(offer.pricePerSecond);
+    const price = BigInt(offer.price);
     const deposit = BigInt(offer.deposit);
     assert.equal(agreement.status, 'settled');
     const used = BigInt(agreement.endedAt - agreement.startedAt);
@@ -329,7 +329,7 @@ test('a customer signs offer 1, joins the room, stops, and is charged to the wei
     const charge = price * used;
     assert.equal(await page.getAttribute('#charge', 'data-wei'), charge.toString());
     assert.equal(await page.getAttribute('#refund', 'data-wei'), (deposit - charge).toString());
-    assert.equal(agreement.charge, charge.toString());
+    assert.equal(agreement.charged, charge.toString());
     assert.equal(agreement.refund, (deposit - charge).toString());
     assert.equal(await page.getAttribute('#used-seconds', 'data-seconds'), used.toString());
     assert.match(await page.textContent('#transactions'), /0x[0-9a-f]{64}/);
