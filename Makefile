@@ -8,17 +8,21 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 BIN := anvil/node_modules/.bin
-FORGE := $(CURDIR)/$(BIN)/forge
+# The platform binary itself: the npm launcher in node_modules/.bin exits 0 even when forge fails.
+FORGE := $(CURDIR)/anvil/node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 BACKEND := target/debug/conference-backend
-ABI := backend/abi/DynamicPriceEscrow.json
-ARTIFACT := contracts/out/DynamicPriceEscrow.sol/DynamicPriceEscrow.json
+# The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
+BOUND := ConferenceEscrow OfferBook ProviderRegistry
 
-.PHONY: help run demo test test-contracts test-rust test-browser tools contracts check-abi abi build browser
+.PHONY: help run demo test test-contracts test-rust test-browser tools contracts check-abi abi build browser analyze bench-gas deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
 	@echo "make test   run every test (forge, cargo, end to end, browser)"
 	@echo "make demo   one scripted agreement end to end, headless, with every figure checked"
+	@echo "make bench-gas         gas per operation beside Sablier, PaymentSplitter and a contract-per-agreement baseline"
+	@echo "make deploy-contracts  deploy to a throwaway anvil, record contracts/deployments/31337.json, verify"
+	@echo "make analyze           slither over contracts/src"
 
 # --- set-up -----------------------------------------------------------------------------------------
 
@@ -32,15 +36,28 @@ contracts: tools
 
 # Regenerates the backend's committed bindings from a fresh contract build.
 abi: contracts
-	node contracts/export-abi.js $(ARTIFACT) > $(ABI)
+	for c in $(BOUND); do node contracts/export-abi.js contracts/out/$$c.sol/$$c.json > backend/abi/$$c.json; done
 
 # Fails if the committed bindings differ from what the contracts compile to.
 check-abi: contracts
-	@node contracts/export-abi.js $(ARTIFACT) | diff -q - $(ABI) > /dev/null || \
-	  { echo "$(ABI) is stale: run 'make abi' and commit it"; exit 1; }
+	@for c in $(BOUND); do \
+	  node contracts/export-abi.js contracts/out/$$c.sol/$$c.json | diff -q - backend/abi/$$c.json > /dev/null || \
+	    { echo "backend/abi/$$c.json is stale: run 'make abi' and commit it"; exit 1; }; \
+	done
 
 build: tools
 	cargo build --workspace --bins
+
+# Static analysis of contracts/src with slither (pinned in contracts/analyze-requirements.txt, installed
+# once into a virtualenv outside the clone); fails on any finding not triaged in the sources.
+analyze: tools
+	bash contracts/analyze.sh
+
+# Deploys the contracts to a throwaway local anvil (free loopback port, anvil's dev account 0), writes
+# contracts/deployments/31337.json with its standard-JSON inputs, and checks the deployed code against them.
+# For a testnet: RPC_URL=... DEPLOYER_PRIVATE_KEY=... contracts/script/deploy.sh (see contracts/script/README.md).
+deploy-contracts: tools
+	bash contracts/script/deploy-local.sh
 
 # Debian's Chromium for the browser tests (never a downloaded browser).
 browser:
@@ -51,10 +68,16 @@ browser:
 run: build
 	$(BACKEND) dev
 
-test: test-contracts check-abi test-rust test-browser
+test: test-contracts check-abi analyze test-rust test-browser
 
+# Every forge test, then the committed gas snapshot (unit tests) checked against this build.
 test-contracts: tools
 	cd contracts && $(FORGE) test
+	cd contracts && $(FORGE) snapshot --check --no-match-test "invariant|testFuzz" > /dev/null || \
+	  { echo "contracts/.gas-snapshot is stale: run 'make gas-snapshot' and commit it"; exit 1; }
+
+gas-snapshot: tools
+	cd contracts && $(FORGE) snapshot --no-match-test "invariant|testFuzz"
 
 test-rust: build
 	cargo test --workspace
@@ -64,3 +87,18 @@ test-browser: build browser
 
 demo: build
 	cargo run -q -p conference-e2e --bin demo
+
+# --- benchmarks ---------------------------------------------------------------------------------------
+
+# Gas per agreement beside Sablier Lockup, OpenZeppelin 4.9's PaymentSplitter and a one-contract-per-
+# agreement baseline, in one run on a local anvil (contracts/bench/README.md). Prints a table and the
+# targets (a MISS is reported, not failed); writes target/bench/gas.json.
+bench-gas: tools contracts/bench/node_modules/.package-lock.json
+	cd contracts && $(FORGE) build
+	cd contracts/bench && $(FORGE) build
+	cargo run -q -p conference-e2e --bin gas-bench
+
+# Sablier's published artifacts, from the bench's own lock file. --ignore-scripts: a dependency's
+# postinstall (a forge-std symlink) fails under npm and nothing here needs it.
+contracts/bench/node_modules/.package-lock.json: contracts/bench/package.json contracts/bench/package-lock.json
+	cd contracts/bench && npm ci --no-audit --no-fund --loglevel=error --ignore-scripts

@@ -111,6 +111,7 @@ contract OfferBook is IOfferBook {
             }
         }
         offer.status = OfferStatus.Open;
+        // slither-disable-next-line reentrancy-events -- the escrow is the immutable contract that deployed this book and makes no calls back
         termsId = _publish(offerId, offer, offer.shares, offer.params.margin, offer.params.minimumCharge);
         emit OfferOpened(offerId, termsId);
     }
@@ -123,6 +124,7 @@ contract OfferBook is IOfferBook {
             revert Errors.OfferBook_WrongOfferStatus(offerId, status);
         }
         offer.status = OfferStatus.Retired;
+        // slither-disable-next-line reentrancy-events -- the escrow is the immutable contract that deployed this book and makes no calls back
         if (status == OfferStatus.Open) ESCROW.closeTerms(offer.termsId);
         emit OfferRetired(offerId);
     }
@@ -195,6 +197,7 @@ contract OfferBook is IOfferBook {
             providerIds[i] = proposal.shares[i].providerId;
         }
         _requireProviders(providerIds);
+        // slither-disable-next-line reentrancy-events -- the escrow is the immutable contract that deployed this book and makes no calls back
         termsId = _publish(offerId, offer, proposal.shares, proposal.margin, proposal.minimumCharge);
         emit ProposalExecuted(proposalId, termsId);
     }
@@ -235,6 +238,7 @@ contract OfferBook is IOfferBook {
         uint32 regions = type(uint32).max;
         bool gdpr = true;
         for (uint256 i; i < shares.length; ++i) {
+            // slither-disable-next-line calls-loop -- the registry is immutable and trusted; at most MAX_SHARES calls
             IProviderRegistry.Provider memory provider = REGISTRY.providerOf(shares[i].providerId);
             if (!provider.active) revert Errors.OfferBook_ProviderInactive(shares[i].providerId);
             price += shares[i].component;
@@ -259,6 +263,7 @@ contract OfferBook is IOfferBook {
             minimumCharge: minimumCharge,
             shares: shares
         });
+        // slither-disable-next-line reentrancy-no-eth -- the escrow is the immutable contract that deployed this book and makes no calls back
         termsId = ESCROW.publishTerms(terms, offer.termsId);
         offer.termsId = termsId;
     }
@@ -285,6 +290,7 @@ contract OfferBook is IOfferBook {
             for (uint256 j; j < i; ++j) {
                 if (providerIds[i] == providerIds[j]) revert Errors.OfferBook_DuplicateProvider(providerIds[i]);
             }
+            // slither-disable-next-line calls-loop -- the registry is immutable and trusted; at most MAX_SHARES calls
             if (!REGISTRY.isActive(providerIds[i])) revert Errors.OfferBook_ProviderInactive(providerIds[i]);
         }
     }
