@@ -89,7 +89,7 @@ pub struct ServeArgs {
     /// JSON-RPC URL of the chain.
     #[arg(long, env = "RPC_URL")]
     pub rpc_url: String,
-    /// Address of the DynamicPriceEscrow contract.
+    /// Address of the ConferenceEscrow contract.
     #[arg(long, env = "ESCROW_ADDRESS")]
     pub escrow: Address,
     /// The block the contract was deployed in: where the watcher starts on an empty database.
