@@ -148,7 +148,8 @@ interface IConferenceEscrow {
     );
 
     /// @notice Emitted when a conference that never started is called off. `refund` is the whole deposit,
-    /// or 0 for a TimeLimited session (nothing was consumed; the account stays open).
+    /// or 0 when the agreement goes back to Idle: a TimeLimited session (nothing was consumed; the account
+    /// stays open) or a FlexiblePeriod start its customer called off (the reservation stays).
     event StartCancelled(uint256 indexed agreementId, CancelReason reason, uint256 refund, bool refundDeferred);
 
     /// @notice Emitted when a customer closes a TimeLimited account and gets its unused minutes back.
