@@ -74,8 +74,14 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/api/offers", get(offers))
         .route("/api/agreements/{id}", get(agreement))
         .route("/", get(|| async { Html(include_str!("../../web/index.html")) }))
-        .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../../web/app.js")) }))
-        .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], include_str!("../../web/style.css")) }))
+        .route(
+            "/app.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../../web/app.js")) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css")], include_str!("../../web/style.css")) }),
+        )
         .layer(axum::middleware::map_response(content_security_policy))
         .with_state(ctx)
 }
@@ -86,7 +92,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' da
      connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'";
 
 pub async fn content_security_policy(mut response: Response) -> Response {
-    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     response
 }
 
@@ -156,15 +164,20 @@ async fn agreement(State(ctx): State<ApiContext>, Path(raw_id): Path<String>) ->
     let id: u64 = raw_id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("agreement id must be a positive integer, got {raw_id:?}")))?;
-    let agreement =
-        ctx.store.agreement(id).await?.ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?;
+    let agreement = ctx
+        .store
+        .agreement(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?;
     let probes = ctx.store.probe_tally(id, agreement.session).await?;
     let outbox = ctx.store.outbox_of(id).await?;
     let sessions = ctx.store.sessions_of(id).await?;
     Ok(Json(AgreementView {
         status: agreement.progress(),
         chain_time: ctx.store.chain_time().await?,
-        join_url: (agreement.conference_state == ConferenceState::Running).then(|| agreement.join_url.clone()).flatten(),
+        join_url: (agreement.conference_state == ConferenceState::Running)
+            .then(|| agreement.join_url.clone())
+            .flatten(),
         transactions: BTreeMap::from([
             ("sign", Some(agreement.sign_tx.clone())),
             ("activate", agreement.activate_tx.clone()),

@@ -43,12 +43,12 @@ pub mod bindings {
     }
 }
 
+pub use ConferenceEscrow::ConferenceEscrowEvents as EscrowEvent;
 pub use bindings::{
     book::OfferBook,
     escrow::{ConferenceEscrow, IConferenceEscrow},
     registry::ProviderRegistry,
 };
-pub use ConferenceEscrow::ConferenceEscrowEvents as EscrowEvent;
 
 /// The escrow's JSON ABI, from the same committed artifact as the bindings.
 pub fn escrow_abi() -> alloy::json_abi::JsonAbi {
@@ -177,8 +177,10 @@ pub struct Chain {
 
 impl Chain {
     pub async fn connect(rpc_url: &str, escrow: Address, operator_key: &str) -> Result<Self> {
-        let signer: PrivateKeySigner =
-            operator_key.trim().parse().map_err(|_| Error::Config("the operator key is not a valid private key".into()))?;
+        let signer: PrivateKeySigner = operator_key
+            .trim()
+            .parse()
+            .map_err(|_| Error::Config("the operator key is not a valid private key".into()))?;
         let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {rpc_url:?}: {e}")))?;
         let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
         let chain_id = provider.get_chain_id().await.map_err(Error::chain)?;
@@ -277,7 +279,8 @@ impl Chain {
             Ok(_) => Ok(()),
             Err(err) => {
                 let text = err.to_string().to_lowercase();
-                if text.contains("already known") || text.contains("already imported") || text.contains("nonce too low") {
+                if text.contains("already known") || text.contains("already imported") || text.contains("nonce too low")
+                {
                     Ok(())
                 } else {
                     Err(Error::chain(err))

@@ -72,7 +72,9 @@ pub struct ServiceArgs {
 
 impl ServiceArgs {
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("conference.db").display()))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("conference.db").display()))
     }
 
     pub fn poll_interval(&self) -> Duration {

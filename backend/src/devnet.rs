@@ -12,7 +12,10 @@ use alloy::{
     hex,
     network::Ethereum,
     node_bindings::{Anvil, AnvilInstance},
-    primitives::{Address, U256, aliases::{U40, U88}},
+    primitives::{
+        Address, U256,
+        aliases::{U40, U88},
+    },
     providers::{DynProvider, PendingTransactionBuilder, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
@@ -53,11 +56,26 @@ impl DemoOffer {
 /// The offers published at start, in order: terms version i + 1 is `OFFERS[i]`.
 pub const OFFERS: [DemoOffer; 4] = [
     // 1e12 wei (1e-6 ETH) per second, for at most an hour: 0.0036 ETH locked.
-    DemoOffer { model: Model::DynamicPrice, components: (6e11 as u128, 3e11 as u128, 1e11 as u128), max_duration: 3600, minimum_charge: 0 },
+    DemoOffer {
+        model: Model::DynamicPrice,
+        components: (6e11 as u128, 3e11 as u128, 1e11 as u128),
+        max_duration: 3600,
+        minimum_charge: 0,
+    },
     // 0.001 ETH for a conference of up to an hour.
-    DemoOffer { model: Model::FixedPrice, components: (6e14 as u128, 3e14 as u128, 1e14 as u128), max_duration: 3600, minimum_charge: 0 },
+    DemoOffer {
+        model: Model::FixedPrice,
+        components: (6e14 as u128, 3e14 as u128, 1e14 as u128),
+        max_duration: 3600,
+        minimum_charge: 0,
+    },
     // 6e13 wei per minute, up to ten hours' worth.
-    DemoOffer { model: Model::TimeLimited, components: (36e12 as u128, 18e12 as u128, 6e12 as u128), max_duration: 36_000, minimum_charge: 0 },
+    DemoOffer {
+        model: Model::TimeLimited,
+        components: (36e12 as u128, 18e12 as u128, 6e12 as u128),
+        max_duration: 36_000,
+        minimum_charge: 0,
+    },
     // 1e12 wei per second of use in a window of up to a day, plus 0.001 ETH for readiness.
     DemoOffer {
         model: Model::FlexiblePeriod,
@@ -182,9 +200,7 @@ impl Devnet {
 }
 
 /// Waits for a set-up transaction's receipt and fails if it reverted.
-async fn confirm(
-    sent: std::result::Result<PendingTransactionBuilder<Ethereum>, alloy::contract::Error>,
-) -> Result<()> {
+async fn confirm(sent: std::result::Result<PendingTransactionBuilder<Ethereum>, alloy::contract::Error>) -> Result<()> {
     let receipt = sent.map_err(Error::chain)?.get_receipt().await.map_err(Error::chain)?;
     if !receipt.status() {
         return Err(Error::Chain(format!("set-up transaction {} reverted", receipt.transaction_hash)));

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-
 use crate::{
     Result,
     agreement::{ChainStatus, ConferenceState, Model},

@@ -48,7 +48,13 @@ pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64, region: 
     let conference = a.conference_state;
     let up = matches!(conference, K::Running | K::Deploying);
     match a.chain_status {
-        C::Requested if !a.allows_region(region) => if up { Step::Undeploy } else { Step::Decline },
+        C::Requested if !a.allows_region(region) => {
+            if up {
+                Step::Undeploy
+            } else {
+                Step::Decline
+            }
+        }
         C::Requested => {
             let activation_open = a.requested_at.is_some_and(|at| chain_now <= at + activation_window);
             match conference {
@@ -182,7 +188,9 @@ impl Reconciler {
                 Step::Decline => {
                     let requested_at = a.requested_at.unwrap_or_default();
                     info!(allowed_regions = a.allowed_regions, region = self.region, "constraints exclude this region");
-                    return self.queue(OperatorCall::Decline { agreement: a.id, session: a.session, requested_at }).await;
+                    return self
+                        .queue(OperatorCall::Decline { agreement: a.id, session: a.session, requested_at })
+                        .await;
                 }
                 Step::End => {
                     let started_at = a.started_at.unwrap_or_default();
@@ -194,7 +202,8 @@ impl Reconciler {
                     debug!(probes = tally.probes, ok = tally.probes_ok, availability_bps, "measured availability");
                     // An ended conference is named by its start; an unused window by 0 (see OperatorCall).
                     let started_at = if a.chain_status == C::Ended { a.started_at.unwrap_or_default() } else { 0 };
-                    let call = OperatorCall::Settle { agreement: a.id, session: a.session, started_at, availability_bps };
+                    let call =
+                        OperatorCall::Settle { agreement: a.id, session: a.session, started_at, availability_bps };
                     return self.queue(call).await;
                 }
             }

@@ -119,14 +119,8 @@ pub fn router(agreement_id: u64) -> Router {
     let room = Arc::new(Room { agreement_id, next_peer: AtomicU64::new(1), peers: Mutex::default() });
     Router::new()
         .route("/", get(|| async { Html(include_str!("../../web/room.html")) }))
-        .route(
-            "/room.js",
-            get(|| async { ([("content-type", "text/javascript")], include_str!("../../web/room.js")) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { ([("content-type", "text/css")], include_str!("../../web/style.css")) }),
-        )
+        .route("/room.js", get(|| async { ([("content-type", "text/javascript")], include_str!("../../web/room.js")) }))
+        .route("/style.css", get(|| async { ([("content-type", "text/css")], include_str!("../../web/style.css")) }))
         .route("/healthz", get(healthz))
         .route("/ws", get(join))
         .layer(axum::middleware::map_response(crate::api::content_security_policy))
@@ -172,7 +166,8 @@ async fn relay(socket: WebSocket, room: Arc<Room>) {
         let Message::Text(text) = message else { continue };
         let Ok(Value::Object(mut message)) = serde_json::from_str::<Value>(&text) else { continue };
         if message.get("type").and_then(Value::as_str) == Some("hello") {
-            let name = message.get("name").and_then(Value::as_str).unwrap_or("Guest").chars().take(64).collect::<String>();
+            let name =
+                message.get("name").and_then(Value::as_str).unwrap_or("Guest").chars().take(64).collect::<String>();
             if let Some(peer) = room.peers.lock().expect("room lock").get_mut(&id) {
                 peer.name = name.clone();
             }

@@ -25,7 +25,11 @@ const SETTLER_INTERVAL: Duration = Duration::from_millis(500);
 const ORPHAN_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Runs the service on `listener` until `shutdown` resolves.
-pub async fn serve(args: ServeArgs, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn serve(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let service = &args.service;
     std::fs::create_dir_all(&service.data_dir)?;
     let store = Store::open(&service.database_url()).await?;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use alloy::primitives::B256;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     Error, Result,
@@ -26,7 +26,8 @@ impl Settler {
     /// Works through every unfinished call, oldest first (one sender: nonces stay in order).
     pub async fn pass(&self) -> Result<()> {
         for item in self.store.unfinished_outbox().await? {
-            let span = info_span!("outbox", agreement = item.agreement_id, session = item.session, call = item.call_name);
+            let span =
+                info_span!("outbox", agreement = item.agreement_id, session = item.session, call = item.call_name);
             self.advance(&item).instrument(span).await?;
         }
         Ok(())

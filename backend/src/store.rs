@@ -114,7 +114,8 @@ impl Store {
 
     /// The newest block timestamp the watcher saw.
     pub async fn chain_time(&self) -> Result<Option<u64>> {
-        let row = sqlx::query("SELECT head_timestamp FROM chain_cursor WHERE id = 1").fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT head_timestamp FROM chain_cursor WHERE id = 1").fetch_optional(&self.pool).await?;
         Ok(row.map(|r| r.get::<i64, _>(0) as u64))
     }
 
@@ -168,7 +169,8 @@ impl Store {
     }
 
     pub async fn agreement(&self, id: u64) -> Result<Option<Agreement>> {
-        let row = sqlx::query("SELECT * FROM agreements WHERE id = ?").bind(id as i64).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT * FROM agreements WHERE id = ?").bind(id as i64).fetch_optional(&self.pool).await?;
         row.as_ref().map(agreement_from_row).transpose()
     }
 
@@ -229,13 +231,12 @@ impl Store {
     }
 
     pub async fn probe_tally(&self, id: u64, session: u64) -> Result<ProbeTally> {
-        let row = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(ok), 0) FROM probes WHERE agreement_id = ? AND session = ?",
-        )
-        .bind(id as i64)
-        .bind(session as i64)
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*), COALESCE(SUM(ok), 0) FROM probes WHERE agreement_id = ? AND session = ?")
+                .bind(id as i64)
+                .bind(session as i64)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(ProbeTally { probes: row.get::<i64, _>(0) as u64, probes_ok: row.get::<i64, _>(1) as u64 })
     }
 
@@ -295,13 +296,15 @@ impl Store {
 
     /// Stores a signed transaction before it is broadcast.
     pub async fn outbox_signed(&self, id: i64, tx: &SignedTx) -> Result<()> {
-        sqlx::query("UPDATE outbox SET state = 'sent', nonce = ?, tx_hash = ?, raw_tx = ? WHERE id = ? AND state = 'pending'")
-            .bind(tx.nonce as i64)
-            .bind(tx.hash.to_string())
-            .bind(&tx.raw)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', nonce = ?, tx_hash = ?, raw_tx = ? WHERE id = ? AND state = 'pending'",
+        )
+        .bind(tx.nonce as i64)
+        .bind(tx.hash.to_string())
+        .bind(&tx.raw)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -461,7 +464,10 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
 /// The agreement's charged total plus `charge`.
 async fn sum_wei(tx: &mut sqlx::SqliteConnection, agreement: u64, charge: &str) -> Result<String> {
     use alloy::primitives::U256;
-    let row = sqlx::query("SELECT charged FROM agreements WHERE id = ?").bind(agreement as i64).fetch_optional(&mut *tx).await?;
+    let row = sqlx::query("SELECT charged FROM agreements WHERE id = ?")
+        .bind(agreement as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some(row) = row else { return Ok(charge.to_string()) };
     let parse = |v: &str| U256::from_str(v).map_err(|e| Error::Config(format!("stored amount {v:?}: {e}")));
     Ok((parse(&row.get::<String, _>(0))? + parse(charge)?).to_string())
@@ -493,12 +499,9 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxItem> {
         },
         "decline" => OperatorCall::Decline { agreement, session, requested_at: started_at },
         "end" => OperatorCall::End { agreement, session, started_at },
-        "settle" => OperatorCall::Settle {
-            agreement,
-            session,
-            started_at,
-            availability_bps: argument.unwrap_or(10_000) as u16,
-        },
+        "settle" => {
+            OperatorCall::Settle { agreement, session, started_at, availability_bps: argument.unwrap_or(10_000) as u16 }
+        }
         other => return Err(Error::Config(format!("unknown outbox call {other:?}"))),
     };
     let state = match r.get::<String, _>("state").as_str() {

@@ -33,7 +33,9 @@ pub enum ChainEvent {
         regions: u32,
         gdpr: bool,
     },
-    TermsClosed { terms: u64 },
+    TermsClosed {
+        terms: u64,
+    },
     Signed {
         agreement: u64,
         terms: u64,
@@ -48,13 +50,48 @@ pub enum ChainEvent {
         signed_at: u64,
         tx_hash: String,
     },
-    WindowReserved { agreement: u64, from: u64, to: u64 },
-    StartRequested { agreement: u64, requested_at: u64 },
-    Activated { agreement: u64, started_at: u64, ends_at: u64, region: u8, tx_hash: String },
-    Ended { agreement: u64, ended_at: u64, tx_hash: String },
-    Settled { agreement: u64, availability_bps: u16, charge: String, refund: String, refund_deferred: bool, tx_hash: String },
-    StartCancelled { agreement: u64, reason: &'static str, refund: String, refund_deferred: bool, tx_hash: String },
-    Closed { agreement: u64, refund: String, refund_deferred: bool, tx_hash: String },
+    WindowReserved {
+        agreement: u64,
+        from: u64,
+        to: u64,
+    },
+    StartRequested {
+        agreement: u64,
+        requested_at: u64,
+    },
+    Activated {
+        agreement: u64,
+        started_at: u64,
+        ends_at: u64,
+        region: u8,
+        tx_hash: String,
+    },
+    Ended {
+        agreement: u64,
+        ended_at: u64,
+        tx_hash: String,
+    },
+    Settled {
+        agreement: u64,
+        availability_bps: u16,
+        charge: String,
+        refund: String,
+        refund_deferred: bool,
+        tx_hash: String,
+    },
+    StartCancelled {
+        agreement: u64,
+        reason: &'static str,
+        refund: String,
+        refund_deferred: bool,
+        tx_hash: String,
+    },
+    Closed {
+        agreement: u64,
+        refund: String,
+        refund_deferred: bool,
+        tx_hash: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -2,9 +2,9 @@
 //! HTTP server on a free loopback port.
 
 use conference_backend::{
+    agreement::Model,
     api::{self, ApiContext, PublicConfig},
     chain::OperatorCall,
-    agreement::Model,
     store::Store,
     watcher::ChainEvent,
 };
@@ -61,7 +61,11 @@ async fn events_applied_twice_change_nothing_the_second_time() {
     assert_eq!(a.deposit, "3600000000000000");
     assert_eq!(a.price, "1000000000000");
     assert_eq!(a.duration, 3600);
-    assert_eq!((a.session, a.requested_at), (1, Some(1_700_000_000)), "a dynamic-price signature asks for its conference");
+    assert_eq!(
+        (a.session, a.requested_at),
+        (1, Some(1_700_000_000)),
+        "a dynamic-price signature asks for its conference"
+    );
     assert_eq!(a.deploy_count, 1);
     assert_eq!(a.progress(), conference_backend::agreement::Progress::Activating);
 }
@@ -74,7 +78,12 @@ async fn the_outbox_holds_each_call_once() {
     assert!(store.enqueue(activate).await.unwrap());
     assert!(!store.enqueue(activate).await.unwrap());
     // A settlement queued once keeps its first availability figure.
-    let settle = |availability_bps| OperatorCall::Settle { agreement: 1, session: 1, started_at: 1_700_000_005, availability_bps };
+    let settle = |availability_bps| OperatorCall::Settle {
+        agreement: 1,
+        session: 1,
+        started_at: 1_700_000_005,
+        availability_bps,
+    };
     assert!(store.enqueue(settle(9000)).await.unwrap());
     assert!(!store.enqueue(settle(100)).await.unwrap());
     // The next session of the same agreement is a call of its own.
@@ -91,7 +100,11 @@ async fn the_outbox_holds_each_call_once() {
 async fn availability_is_the_share_of_successful_probes() {
     let store = fresh_store("probes").await;
     store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
-    assert_eq!(store.probe_tally(1, 1).await.unwrap().availability_bps(), 10_000, "no probes, no evidence of an outage");
+    assert_eq!(
+        store.probe_tally(1, 1).await.unwrap().availability_bps(),
+        10_000,
+        "no probes, no evidence of an outage"
+    );
     for ok in [true, true, true, false] {
         store.record_probe(1, 1, ok, None).await.unwrap();
     }
@@ -101,7 +114,8 @@ async fn availability_is_the_share_of_successful_probes() {
 }
 
 async fn spawn_api(store: Store) -> String {
-    let public = PublicConfig::new(31337, "http://127.0.0.1:8545".into(), "0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
+    let public =
+        PublicConfig::new(31337, "http://127.0.0.1:8545".into(), "0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, api::router(ApiContext { store, public })).await.unwrap() });

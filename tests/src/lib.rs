@@ -31,7 +31,11 @@ fn backend_binary() -> Result<PathBuf> {
     let path = std::env::var_os("CONFERENCE_BACKEND_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/debug/conference-backend"));
-    ensure!(path.exists(), "{} is missing: build it first (`cargo build -p conference-backend`, or `make test`)", path.display());
+    ensure!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build -p conference-backend`, or `make test`)",
+        path.display()
+    );
     Ok(path)
 }
 
@@ -135,7 +139,13 @@ impl Stack {
     }
 
     /// Waits until the agreement's record satisfies `done`.
-    pub async fn wait_for(&self, id: u64, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Result<Value> {
+    pub async fn wait_for(
+        &self,
+        id: u64,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
         let started = Instant::now();
         let mut last = None;
         while started.elapsed() < timeout {
@@ -147,7 +157,10 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bail!("agreement {id} did not reach {what} within {timeout:?}; last record: {last:?}; log:\n{}", self.log_tail())
+        bail!(
+            "agreement {id} did not reach {what} within {timeout:?}; last record: {last:?}; log:\n{}",
+            self.log_tail()
+        )
     }
 
     pub async fn wait_status(&self, id: u64, status: &str, timeout: Duration) -> Result<Value> {
@@ -177,17 +190,33 @@ impl Stack {
     }
 
     /// Signs terms version `terms` (FixedPrice or DynamicPrice) with these constraints, paying `deposit`.
-    pub async fn customer_signs_terms(&self, terms: u32, allowed_regions: u32, deposit: U256) -> Result<(u64, TransactionReceipt)> {
+    pub async fn customer_signs_terms(
+        &self,
+        terms: u32,
+        allowed_regions: u32,
+        deposit: U256,
+    ) -> Result<(u64, TransactionReceipt)> {
         signed(self.escrow().sign(terms, allowed_regions, false).value(deposit).send().await?.get_receipt().await?)
     }
 
     /// Buys `minutes` minutes of TimeLimited terms `terms`, paying `deposit`.
-    pub async fn customer_buys_minutes(&self, terms: u32, minutes: u32, deposit: U256) -> Result<(u64, TransactionReceipt)> {
+    pub async fn customer_buys_minutes(
+        &self,
+        terms: u32,
+        minutes: u32,
+        deposit: U256,
+    ) -> Result<(u64, TransactionReceipt)> {
         signed(self.escrow().buyMinutes(terms, 0, false, minutes).value(deposit).send().await?.get_receipt().await?)
     }
 
     /// Reserves the window [from, to) of FlexiblePeriod terms `terms`, paying `deposit`.
-    pub async fn customer_reserves(&self, terms: u32, from: u64, to: u64, deposit: U256) -> Result<(u64, TransactionReceipt)> {
+    pub async fn customer_reserves(
+        &self,
+        terms: u32,
+        from: u64,
+        to: u64,
+        deposit: U256,
+    ) -> Result<(u64, TransactionReceipt)> {
         let (from, to) = (alloy::primitives::aliases::U40::from(from), alloy::primitives::aliases::U40::from(to));
         signed(self.escrow().reserve(terms, 0, false, from, to).value(deposit).send().await?.get_receipt().await?)
     }

@@ -4,11 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use alloy::{
-    primitives::U256,
-    providers::Provider,
-    sol_types::SolEvent,
-};
+use alloy::{primitives::U256, providers::Provider, sol_types::SolEvent};
 use anyhow::Result;
 use conference_backend::{chain::ConferenceEscrow, devnet};
 use conference_e2e::{Stack, check_settlement, gas_cost, process_alive};
@@ -64,7 +60,11 @@ async fn one_agreement_is_deployed_activated_stopped_and_settled_to_the_wei() ->
     let payout_before = stack.balance(stack.devnet.infra_payout).await?;
     let withdraw = stack.escrow().withdrawEarnings(infra_id, 0).send().await?.get_receipt().await?;
     assert!(withdraw.status());
-    assert_eq!(stack.balance(stack.devnet.infra_payout).await?, payout_before + infra_share, "paid to the payout address");
+    assert_eq!(
+        stack.balance(stack.devnet.infra_payout).await?,
+        payout_before + infra_share,
+        "paid to the payout address"
+    );
     let owed = stack.earnings(software_id).await? + stack.credit(stack.devnet.owner.address()).await?;
     assert_eq!(stack.balance(stack.devnet.escrow).await?, owed, "the escrow holds exactly what it still owes");
 
@@ -179,10 +179,11 @@ async fn a_customer_who_cancels_before_activation_gets_everything_back_and_no_ro
     assert!(stop_receipt.status(), "the cancellation reverted");
     stack.set_automine(true).await?;
 
-    let refunded = stack.wait_for(id, "refunded without a room", STEP, |r| {
-        r["status"] == "refunded" && r["conference"]["state"] == "removed"
-    })
-    .await?;
+    let refunded = stack
+        .wait_for(id, "refunded without a room", STEP, |r| {
+            r["status"] == "refunded" && r["conference"]["state"] == "removed"
+        })
+        .await?;
     assert_eq!(refunded["refund"], refunded["deposit"]);
     assert_eq!(refunded["charged"], "0");
     assert_eq!(refunded["refundReason"], "cancelledByCustomer");

@@ -43,8 +43,15 @@ async fn demo() -> Result<()> {
     let active = stack.wait_status(id, "active", STEP).await?;
     let join_url = active["joinUrl"].as_str().unwrap_or_default().to_owned();
     ensure!(stack.room_answers(&join_url).await, "the room at {join_url} does not answer");
-    println!("2. the backend deployed the room and activated the agreement ({} ms after signing)", signed_at.elapsed().as_millis());
-    println!("   tx {}  started at {}  join {join_url}", active["transactions"]["activate"].as_str().unwrap_or("?"), active["startedAt"]);
+    println!(
+        "2. the backend deployed the room and activated the agreement ({} ms after signing)",
+        signed_at.elapsed().as_millis()
+    );
+    println!(
+        "   tx {}  started at {}  join {join_url}",
+        active["transactions"]["activate"].as_str().unwrap_or("?"),
+        active["startedAt"]
+    );
 
     let started_at = active["startedAt"].as_u64().unwrap_or_default();
     stack.set_next_block_time(started_at + USED_SECONDS).await?;
@@ -56,7 +63,11 @@ async fn demo() -> Result<()> {
     let s = check_settlement(&settled)?;
     ensure!(s.used_seconds == USED_SECONDS, "used {} s, expected {USED_SECONDS}", s.used_seconds);
     println!("4. the backend removed the room and settled");
-    println!("   tx {}  availability {} bps", settled["transactions"]["settle"].as_str().unwrap_or("?"), s.availability_bps);
+    println!(
+        "   tx {}  availability {} bps",
+        settled["transactions"]["settle"].as_str().unwrap_or("?"),
+        s.availability_bps
+    );
     println!("   charge  {} = {price} wei/s × {} s", eth(s.charge), s.used_seconds);
     println!("   refund  {} = deposit − charge", eth(s.refund));
 
@@ -66,8 +77,12 @@ async fn demo() -> Result<()> {
     stack.check_split(devnet::DYNAMIC_TERMS, &[s.charge]).await?;
     let (infra, software) = stack.devnet.provider_ids;
     println!("5. checks: customer paid charge + gas = {} exactly", eth(paid));
-    println!("   split   infrastructure {}, software {}, owner's margin {}",
-        eth(stack.earnings(infra).await?), eth(stack.earnings(software).await?), eth(stack.credit(stack.devnet.owner.address()).await?));
+    println!(
+        "   split   infrastructure {}, software {}, owner's margin {}",
+        eth(stack.earnings(infra).await?),
+        eth(stack.earnings(software).await?),
+        eth(stack.credit(stack.devnet.owner.address()).await?)
+    );
     println!("\nDemo passed: every figure matches to the wei.");
     Ok(())
 }

@@ -76,16 +76,9 @@ async fn main() {
 }
 
 async fn run() -> Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("tests/ has a parent")?
-        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("tests/ has a parent")?.to_path_buf();
     let chain = Chain::start(&root)?;
-    let node: Value = chain.accounts[0]
-        .rpc
-        .raw_request("anvil_nodeInfo".into(), ())
-        .await
-        .unwrap_or_default();
+    let node: Value = chain.accounts[0].rpc.raw_request("anvil_nodeInfo".into(), ()).await.unwrap_or_default();
     let hardfork = node["hardFork"].as_str().unwrap_or("unknown").to_owned();
     println!(
         "Gas benchmark on a fresh anvil ({}, hardfork {hardfork}): every figure is a receipt's gasUsed.\n",
@@ -100,11 +93,7 @@ async fn run() -> Result<()> {
 
     print_table(&contestants);
     let targets = check_targets(&project, &sablier, &baseline)?;
-    let notes = chain
-        .notes
-        .lock()
-        .map_err(|_| anyhow!("notes lock poisoned"))?
-        .clone();
+    let notes = chain.notes.lock().map_err(|_| anyhow!("notes lock poisoned"))?.clone();
     if !notes.is_empty() {
         println!("\nNotes:");
         for note in &notes {
@@ -138,40 +127,20 @@ async fn run() -> Result<()> {
 // ===================================================================================================
 
 async fn this_project(chain: &Chain) -> Result<Contestant> {
-    let mut c = Contestant::new(
-        "project",
-        "this project",
-        "ConferenceEscrow + ProviderRegistry (DynamicPrice, one provider)",
-    );
-    let (admin, customer, provider, payout, operator) = (
-        chain.account(0),
-        chain.account(1),
-        chain.account(2),
-        chain.account(3),
-        chain.account(9),
-    );
+    let mut c =
+        Contestant::new("project", "this project", "ConferenceEscrow + ProviderRegistry (DynamicPrice, one provider)");
+    let (admin, customer, provider, payout, operator) =
+        (chain.account(0), chain.account(1), chain.account(2), chain.account(3), chain.account(9));
 
     // One-time setup: the contracts, the provider, an open DynamicPrice offer priced in ETH.
     let registry_art = chain.artifact(PROJECT_OUT, "ProviderRegistry")?;
-    let (registry, gas) = chain
-        .deploy(&registry_art, &admin, &[], &[], U256::ZERO)
-        .await?;
+    let (registry, gas) = chain.deploy(&registry_art, &admin, &[], &[], U256::ZERO).await?;
     c.setup("deploy ProviderRegistry", gas);
     let escrow_art = chain.artifact(PROJECT_OUT, "ConferenceEscrow")?;
-    let windows = [
-        ("activationWindow", "600"),
-        ("settlementWindow", "86400"),
-        ("votingPeriod", "259200"),
-    ];
-    let mut ctor = args(&[
-        ("admin", admin.address),
-        ("operator", operator.address),
-        ("registry", registry.address),
-    ]);
+    let windows = [("activationWindow", "600"), ("settlementWindow", "86400"), ("votingPeriod", "259200")];
+    let mut ctor = args(&[("admin", admin.address), ("operator", operator.address), ("registry", registry.address)]);
     ctor.extend(windows.iter().map(|(k, v)| (*k, v.to_string())));
-    let (escrow, gas) = chain
-        .deploy(&escrow_art, &admin, &ctor, &[], U256::ZERO)
-        .await?;
+    let (escrow, gas) = chain.deploy(&escrow_art, &admin, &ctor, &[], U256::ZERO).await?;
     c.setup("deploy ConferenceEscrow (+ its OfferBook)", gas);
     // Offers live in the OfferBook the escrow deploys (or in the escrow itself, if it has them).
     let book = if escrow.has("createOffer") {
@@ -219,31 +188,17 @@ async fn this_project(chain: &Chain) -> Result<Contestant> {
         .send(
             &provider,
             "setComponent",
-            &[
-                ("offerId", offer_id.to_string()),
-                ("component", PRICE_PER_SECOND.to_string()),
-            ],
+            &[("offerId", offer_id.to_string()), ("component", PRICE_PER_SECOND.to_string())],
             U256::ZERO,
         )
         .await?;
     c.setup("setComponent", sent.gas);
-    let sent = book
-        .send(
-            &admin,
-            "openOffer",
-            &[("offerId", offer_id.to_string())],
-            U256::ZERO,
-        )
-        .await?;
+    let sent = book.send(&admin, "openOffer", &[("offerId", offer_id.to_string())], U256::ZERO).await?;
     c.setup("openOffer", sent.gas);
     let terms_id = sent.id()?;
 
     // The customer's deposit for the whole maximum duration, as the contract quotes it.
-    let sign = [
-        ("termsId", terms_id.to_string()),
-        ("allowedRegions", "0".into()),
-        ("gdpr", "false".into()),
-    ];
+    let sign = [("termsId", terms_id.to_string()), ("allowedRegions", "0".into()), ("gdpr", "false".into())];
     let quote = escrow
         .view(
             "quote",
@@ -269,66 +224,20 @@ async fn this_project(chain: &Chain) -> Result<Contestant> {
         c.op(sign_key, sent.gas);
         let id = sent.id()?.to_string();
         let activate = [("agreementId", id.clone()), ("region", "0".into())];
-        c.op(
-            "activate",
-            escrow
-                .send(&operator, "activate", &activate, U256::ZERO)
-                .await?
-                .gas,
-        );
+        c.op("activate", escrow.send(&operator, "activate", &activate, U256::ZERO).await?.gas);
         chain.advance(USED_SECONDS).await?;
-        c.op(
-            "stop",
-            escrow
-                .send(
-                    &customer,
-                    "stop",
-                    &[("agreementId", id.clone())],
-                    U256::ZERO,
-                )
-                .await?
-                .gas,
-        );
-        let settle = [
-            ("agreementId", id),
-            ("availabilityBps", AVAILABILITY_BPS.to_string()),
-        ];
-        c.op(
-            settle_key,
-            escrow
-                .send(&operator, "settle", &settle, U256::ZERO)
-                .await?
-                .gas,
-        );
+        c.op("stop", escrow.send(&customer, "stop", &[("agreementId", id.clone())], U256::ZERO).await?.gas);
+        let settle = [("agreementId", id), ("availabilityBps", AVAILABILITY_BPS.to_string())];
+        c.op(settle_key, escrow.send(&operator, "settle", &settle, U256::ZERO).await?.gas);
         Ok(())
     };
     agreement("sign_first", "settle_first").await?;
     agreement("sign", "settle").await?;
-    let earnings = escrow
-        .view(
-            "earningsOf",
-            &[
-                ("providerId", provider_id.to_string()),
-                ("tokenId", "0".into()),
-            ],
-        )
-        .await?;
-    check_paid(
-        "this project: the provider's earnings",
-        first_uint(&earnings)?,
-        2 * PRICE_PER_SECOND,
-    )?;
-    let withdraw = [
-        ("providerId", provider_id.to_string()),
-        ("tokenId", "0".into()),
-    ];
-    c.op(
-        "withdraw",
-        escrow
-            .send(&provider, "withdrawEarnings", &withdraw, U256::ZERO)
-            .await?
-            .gas,
-    );
+    let earnings =
+        escrow.view("earningsOf", &[("providerId", provider_id.to_string()), ("tokenId", "0".into())]).await?;
+    check_paid("this project: the provider's earnings", first_uint(&earnings)?, 2 * PRICE_PER_SECOND)?;
+    let withdraw = [("providerId", provider_id.to_string()), ("tokenId", "0".into())];
+    c.op("withdraw", escrow.send(&provider, "withdrawEarnings", &withdraw, U256::ZERO).await?.gas);
 
     c.lifecycle(&["sign", "activate", "stop", "settle", "withdraw"]);
     Ok(c)
@@ -347,127 +256,46 @@ async fn sablier(chain: &Chain) -> Result<Contestant> {
     c.contract = format!("SablierLockup (linear stream), @sablier/lockup {version}");
     let (admin, sender, recipient) = (chain.account(0), chain.account(1), chain.account(2));
 
-    let art =
-        |dir: &str, path: &str| Artifact::load(&chain.root.join(dir).join("artifacts").join(path));
-    let (helpers, gas) = chain
-        .deploy(
-            &art(SABLIER, "libraries/LockupHelpers.json")?,
-            &admin,
-            &[],
-            &[],
-            U256::ZERO,
-        )
-        .await?;
+    let art = |dir: &str, path: &str| Artifact::load(&chain.root.join(dir).join("artifacts").join(path));
+    let (helpers, gas) =
+        chain.deploy(&art(SABLIER, "libraries/LockupHelpers.json")?, &admin, &[], &[], U256::ZERO).await?;
     c.setup("deploy LockupHelpers", gas);
-    let (math, gas) = chain
-        .deploy(
-            &art(SABLIER, "libraries/LockupMath.json")?,
-            &admin,
-            &[],
-            &[],
-            U256::ZERO,
-        )
-        .await?;
+    let (math, gas) = chain.deploy(&art(SABLIER, "libraries/LockupMath.json")?, &admin, &[], &[], U256::ZERO).await?;
     c.setup("deploy LockupMath", gas);
 
     let comptroller_art = art(SABLIER_UTILS, "SablierComptroller.json")?;
-    let (implementation, gas) = chain
-        .deploy(
-            &comptroller_art,
-            &admin,
-            &args(&[("initialAdmin", admin.address)]),
-            &[],
-            U256::ZERO,
-        )
-        .await?;
+    let (implementation, gas) =
+        chain.deploy(&comptroller_art, &admin, &args(&[("initialAdmin", admin.address)]), &[], U256::ZERO).await?;
     c.setup("deploy SablierComptroller", gas);
     let initialize = function(&comptroller_art.abi, "initialize")?;
-    let init = args(&[
-        ("initialAdmin", admin.address),
-        ("initialOracle", Address::ZERO),
-    ])
-    .with("initialAirdropMinFeeUSD", 0)
-    .with("initialBobMinFeeUSD", 0)
-    .with("initialFlowMinFeeUSD", 0)
-    .with("initialLockupMinFeeUSD", 0);
-    let init_args = encode_args(
-        chain,
-        &initialize.inputs,
-        "SablierComptroller.initialize",
-        &init,
-    )?;
+    let init = args(&[("initialAdmin", admin.address), ("initialOracle", Address::ZERO)])
+        .with("initialAirdropMinFeeUSD", 0)
+        .with("initialBobMinFeeUSD", 0)
+        .with("initialFlowMinFeeUSD", 0)
+        .with("initialLockupMinFeeUSD", 0);
+    let init_args = encode_args(chain, &initialize.inputs, "SablierComptroller.initialize", &init)?;
     let init_data = hex::encode_prefixed(initialize.abi_encode_input(&init_args)?);
-    let proxy_args = [
-        ("implementation", implementation.address.to_string()),
-        ("_data", init_data),
-    ];
-    let (comptroller, gas) = chain
-        .deploy(
-            &art(SABLIER_UTILS, "ERC1967Proxy.json")?,
-            &admin,
-            &proxy_args,
-            &[],
-            U256::ZERO,
-        )
-        .await?;
+    let proxy_args = [("implementation", implementation.address.to_string()), ("_data", init_data)];
+    let (comptroller, gas) =
+        chain.deploy(&art(SABLIER_UTILS, "ERC1967Proxy.json")?, &admin, &proxy_args, &[], U256::ZERO).await?;
     c.setup("deploy comptroller proxy", gas);
 
-    let libraries = [
-        ("LockupHelpers", helpers.address),
-        ("LockupMath", math.address),
-    ];
-    let lockup_args = args(&[
-        ("initialComptroller", comptroller.address),
-        ("initialNFTDescriptor", Address::ZERO),
-    ]);
-    let (lockup, gas) = chain
-        .deploy(
-            &art(SABLIER, "SablierLockup.json")?,
-            &admin,
-            &lockup_args,
-            &libraries,
-            U256::ZERO,
-        )
-        .await?;
+    let libraries = [("LockupHelpers", helpers.address), ("LockupMath", math.address)];
+    let lockup_args = args(&[("initialComptroller", comptroller.address), ("initialNFTDescriptor", Address::ZERO)]);
+    let (lockup, gas) =
+        chain.deploy(&art(SABLIER, "SablierLockup.json")?, &admin, &lockup_args, &libraries, U256::ZERO).await?;
     c.setup("deploy SablierLockup", gas);
 
     // The token: the sender holds plenty and has approved the lockup; the recipient already holds some
     // (a provider paid in this token before), so a withdrawal does not pay for a first balance.
-    let (token, gas) = chain
-        .deploy(
-            &chain.artifact(BENCH_OUT, "MockERC20")?,
-            &admin,
-            &[],
-            &[],
-            U256::ZERO,
-        )
-        .await?;
+    let (token, gas) = chain.deploy(&chain.artifact(BENCH_OUT, "MockERC20")?, &admin, &[], &[], U256::ZERO).await?;
     c.setup("deploy MockERC20", gas);
     let deposit = U256::from(PRICE_PER_SECOND) * U256::from(MAX_DURATION);
     token
-        .send(
-            &admin,
-            "mint",
-            &args(&[("to", sender.address)]).with("amount", deposit * U256::from(10)),
-            U256::ZERO,
-        )
+        .send(&admin, "mint", &args(&[("to", sender.address)]).with("amount", deposit * U256::from(10)), U256::ZERO)
         .await?;
-    token
-        .send(
-            &admin,
-            "mint",
-            &args(&[("to", recipient.address)]).with("amount", U256::from(1)),
-            U256::ZERO,
-        )
-        .await?;
-    token
-        .send(
-            &sender,
-            "approve",
-            &args(&[("spender", lockup.address)]).with("value", U256::MAX),
-            U256::ZERO,
-        )
-        .await?;
+    token.send(&admin, "mint", &args(&[("to", recipient.address)]).with("amount", U256::from(1)), U256::ZERO).await?;
+    token.send(&sender, "approve", &args(&[("spender", lockup.address)]).with("value", U256::MAX), U256::ZERO).await?;
 
     let create = args(&[
         ("params.sender", sender.address),
@@ -485,47 +313,16 @@ async fn sablier(chain: &Chain) -> Result<Contestant> {
     .with("durations.total", MAX_DURATION);
     // The first stream ever (fresh counters and balances); it stays open while the second one, the
     // one measured, runs its whole course, as on a lockup in use.
-    c.op(
-        "create_first",
-        lockup
-            .send(&sender, "createWithDurationsLL", &create, U256::ZERO)
-            .await?
-            .gas,
-    );
-    let sent = lockup
-        .send(&sender, "createWithDurationsLL", &create, U256::ZERO)
-        .await?;
+    c.op("create_first", lockup.send(&sender, "createWithDurationsLL", &create, U256::ZERO).await?.gas);
+    let sent = lockup.send(&sender, "createWithDurationsLL", &create, U256::ZERO).await?;
     c.op("create", sent.gas);
     let stream = sent.id()?.to_string();
     chain.advance(USED_SECONDS).await?;
-    c.op(
-        "cancel",
-        lockup
-            .send(
-                &sender,
-                "cancel",
-                &[("streamId", stream.clone())],
-                U256::ZERO,
-            )
-            .await?
-            .gas,
-    );
-    let streamed = lockup
-        .view("withdrawableAmountOf", &[("streamId", stream.clone())])
-        .await?;
-    check_paid(
-        "Sablier: the recipient's withdrawable amount",
-        first_uint(&streamed)?,
-        PRICE_PER_SECOND,
-    )?;
+    c.op("cancel", lockup.send(&sender, "cancel", &[("streamId", stream.clone())], U256::ZERO).await?.gas);
+    let streamed = lockup.view("withdrawableAmountOf", &[("streamId", stream.clone())]).await?;
+    check_paid("Sablier: the recipient's withdrawable amount", first_uint(&streamed)?, PRICE_PER_SECOND)?;
     let withdraw = args(&[("to", recipient.address)]).with("streamId", &stream);
-    c.op(
-        "withdraw",
-        lockup
-            .send(&recipient, "withdrawMax", &withdraw, U256::ZERO)
-            .await?
-            .gas,
-    );
+    c.op("withdraw", lockup.send(&recipient, "withdrawMax", &withdraw, U256::ZERO).await?.gas);
 
     c.lifecycle(&["create", "cancel", "withdraw"]);
     Ok(c)
@@ -534,65 +331,27 @@ async fn sablier(chain: &Chain) -> Result<Contestant> {
 /// OpenZeppelin 4.9's PaymentSplitter: deployed once with three payees (50/30/20), paid by the customer,
 /// released to the first payee, then to the second (whose release finds the totals already written).
 async fn payment_splitter(chain: &Chain) -> Result<Contestant> {
-    let mut c = Contestant::new(
-        "paymentSplitter",
-        "PaymentSplitter",
-        "PaymentSplitter, @openzeppelin/contracts 4.9.6",
-    );
+    let mut c = Contestant::new("paymentSplitter", "PaymentSplitter", "PaymentSplitter, @openzeppelin/contracts 4.9.6");
     let (admin, customer) = (chain.account(0), chain.account(1));
     let payees = [chain.account(2), chain.account(3), chain.account(4)];
     let list = |items: &[String]| format!("[{}]", items.join(","));
     let ctor = [
-        (
-            "payees",
-            list(
-                &payees
-                    .iter()
-                    .map(|p| p.address.to_string())
-                    .collect::<Vec<_>>(),
-            ),
-        ),
+        ("payees", list(&payees.iter().map(|p| p.address.to_string()).collect::<Vec<_>>())),
         ("shares_", "[50,30,20]".to_string()),
     ];
-    let (splitter, gas) = chain
-        .deploy(
-            &chain.artifact(BENCH_OUT, "PaymentSplitter")?,
-            &admin,
-            &ctor,
-            &[],
-            U256::ZERO,
-        )
-        .await?;
+    let (splitter, gas) =
+        chain.deploy(&chain.artifact(BENCH_OUT, "PaymentSplitter")?, &admin, &ctor, &[], U256::ZERO).await?;
     c.setup("deploy PaymentSplitter (3 payees)", gas);
     let payment = U256::from(PRICE_PER_SECOND) * U256::from(USED_SECONDS);
-    c.op(
-        "receive",
-        chain.transfer(&customer, splitter.address, payment).await?,
-    );
+    c.op("receive", chain.transfer(&customer, splitter.address, payment).await?);
     let release = "release(address)";
     c.op(
         "release",
-        splitter
-            .send(
-                &payees[0],
-                release,
-                &args(&[("account", payees[0].address)]),
-                U256::ZERO,
-            )
-            .await?
-            .gas,
+        splitter.send(&payees[0], release, &args(&[("account", payees[0].address)]), U256::ZERO).await?.gas,
     );
     c.op(
         "release_second",
-        splitter
-            .send(
-                &payees[1],
-                release,
-                &args(&[("account", payees[1].address)]),
-                U256::ZERO,
-            )
-            .await?
-            .gas,
+        splitter.send(&payees[1], release, &args(&[("account", payees[1].address)]), U256::ZERO).await?.gas,
     );
     // One splitter serves every payment to the same payees, so a payment's own cost is receive + release.
     c.lifecycle(&["receive", "release"]);
@@ -613,48 +372,18 @@ async fn baseline(chain: &Chain) -> Result<Contestant> {
         .with("pricePerSecond_", PRICE_PER_SECOND)
         .with("maxDuration_", MAX_DURATION);
     let deposit = U256::from(PRICE_PER_SECOND) * U256::from(MAX_DURATION);
-    c.op(
-        "deploy_first",
-        chain.deploy(&art, &customer, &ctor, &[], deposit).await?.1,
-    );
+    c.op("deploy_first", chain.deploy(&art, &customer, &ctor, &[], deposit).await?.1);
     let (escrow, gas) = chain.deploy(&art, &customer, &ctor, &[], deposit).await?;
     c.op("deploy", gas);
-    c.op(
-        "activate",
-        escrow
-            .send(&provider, "activate", &[], U256::ZERO)
-            .await?
-            .gas,
-    );
+    c.op("activate", escrow.send(&provider, "activate", &[], U256::ZERO).await?.gas);
     chain.advance(USED_SECONDS).await?;
-    c.op(
-        "stop",
-        escrow.send(&customer, "stop", &[], U256::ZERO).await?.gas,
-    );
+    c.op("stop", escrow.send(&customer, "stop", &[], U256::ZERO).await?.gas);
     c.op(
         "settle",
-        escrow
-            .send(
-                &provider,
-                "settle",
-                &[("availabilityBps", AVAILABILITY_BPS.to_string())],
-                U256::ZERO,
-            )
-            .await?
-            .gas,
+        escrow.send(&provider, "settle", &[("availabilityBps", AVAILABILITY_BPS.to_string())], U256::ZERO).await?.gas,
     );
-    check_paid(
-        "the baseline's provider charge",
-        first_uint(&escrow.view("owed", &[]).await?)?,
-        PRICE_PER_SECOND,
-    )?;
-    c.op(
-        "withdraw",
-        escrow
-            .send(&provider, "withdraw", &[], U256::ZERO)
-            .await?
-            .gas,
-    );
+    check_paid("the baseline's provider charge", first_uint(&escrow.view("owed", &[]).await?)?, PRICE_PER_SECOND)?;
+    c.op("withdraw", escrow.send(&provider, "withdraw", &[], U256::ZERO).await?.gas);
     c.lifecycle(&["deploy", "activate", "stop", "settle", "withdraw"]);
     Ok(c)
 }
@@ -717,29 +446,14 @@ impl Contestant {
 /// The table's rows: a label and, per column (this project, Sablier, PaymentSplitter, baseline), the
 /// operation shown there.
 const ROWS: &[(&str, [&str; 4])] = &[
-    (
-        "open an agreement, the first ever",
-        ["sign_first", "create_first", "", "deploy_first"],
-    ),
-    (
-        "open an agreement, steady state",
-        ["sign", "create", "", "deploy"],
-    ),
+    ("open an agreement, the first ever", ["sign_first", "create_first", "", "deploy_first"]),
+    ("open an agreement, steady state", ["sign", "create", "", "deploy"]),
     ("pay in (PaymentSplitter: receive)", ["", "", "receive", ""]),
     ("activate", ["activate", "", "", "activate"]),
     ("stop", ["stop", "", "", "stop"]),
-    (
-        "settle, a provider's first earnings",
-        ["settle_first", "", "", ""],
-    ),
-    (
-        "settle (Sablier: cancel mid-stream)",
-        ["settle", "cancel", "", "settle"],
-    ),
-    (
-        "provider withdraws (release)",
-        ["withdraw", "withdraw", "release", "withdraw"],
-    ),
+    ("settle, a provider's first earnings", ["settle_first", "", "", ""]),
+    ("settle (Sablier: cancel mid-stream)", ["settle", "cancel", "", "settle"]),
+    ("provider withdraws (release)", ["withdraw", "withdraw", "release", "withdraw"]),
     ("release, second payee", ["", "", "release_second", ""]),
 ];
 
@@ -756,11 +470,7 @@ fn print_table(contestants: &[&Contestant; 4]) {
     for (label, keys) in ROWS {
         let mut line = format!("{label:<width$}");
         for (c, key) in contestants.iter().zip(keys) {
-            let _ = write!(
-                line,
-                " | {:>15}",
-                cell((!key.is_empty()).then(|| c.get(key)).flatten())
-            );
+            let _ = write!(line, " | {:>15}", cell((!key.is_empty()).then(|| c.get(key)).flatten()));
         }
         println!("{line}");
     }
@@ -772,77 +482,32 @@ fn print_table(contestants: &[&Contestant; 4]) {
     println!("{line}");
     println!();
     for c in contestants {
-        println!(
-            "  {:<16} {} = {}",
-            c.title,
-            c.contract,
-            c.lifecycle_ops.join(" + ")
-        );
+        println!("  {:<16} {} = {}", c.title, c.contract, c.lifecycle_ops.join(" + "));
     }
     println!();
     for c in contestants.iter().filter(|c| !c.setup.is_empty()) {
-        let steps: Vec<String> = c
-            .setup
-            .iter()
-            .map(|(k, v)| format!("{k} {}", thousands(*v)))
-            .collect();
+        let steps: Vec<String> = c.setup.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect();
         println!("  one-time setup, {}: {}", c.title, steps.join(", "));
     }
 }
 
-fn check_targets(
-    project: &Contestant,
-    sablier: &Contestant,
-    baseline: &Contestant,
-) -> Result<Vec<Value>> {
-    let get = |c: &Contestant, key: &str| {
-        c.get(key)
-            .with_context(|| format!("{} has no {key}", c.title))
-    };
+fn check_targets(project: &Contestant, sablier: &Contestant, baseline: &Contestant) -> Result<Vec<Value>> {
+    let get = |c: &Contestant, key: &str| c.get(key).with_context(|| format!("{} has no {key}", c.title));
     let lifecycle = get(project, "lifecycle")?;
     let sablier_total = get(sablier, "lifecycle")?;
     let baseline_total = get(baseline, "lifecycle")?;
     let targets = [
-        (
-            "sign (steady state) <= 75,000",
-            get(project, "sign")?,
-            TARGET_SIGN,
-            true,
-        ),
-        (
-            "activate <= 35,000",
-            get(project, "activate")?,
-            TARGET_ACTIVATE,
-            true,
-        ),
+        ("sign (steady state) <= 75,000", get(project, "sign")?, TARGET_SIGN, true),
+        ("activate <= 35,000", get(project, "activate")?, TARGET_ACTIVATE, true),
         ("stop <= 35,000", get(project, "stop")?, TARGET_STOP, true),
-        (
-            "settle <= 60,000",
-            get(project, "settle")?,
-            TARGET_SETTLE,
-            true,
-        ),
-        (
-            "lifecycle < Sablier create + cancel + withdraw",
-            lifecycle,
-            sablier_total,
-            false,
-        ),
-        (
-            "lifecycle <= 1/3 of the per-agreement baseline",
-            lifecycle,
-            baseline_total / 3,
-            true,
-        ),
+        ("settle <= 60,000", get(project, "settle")?, TARGET_SETTLE, true),
+        ("lifecycle < Sablier create + cancel + withdraw", lifecycle, sablier_total, false),
+        ("lifecycle <= 1/3 of the per-agreement baseline", lifecycle, baseline_total / 3, true),
     ];
     println!("\nTargets (this project):");
     let mut report = Vec::new();
     for (name, value, limit, inclusive) in targets {
-        let pass = if inclusive {
-            value <= limit
-        } else {
-            value < limit
-        };
+        let pass = if inclusive { value <= limit } else { value < limit };
         println!(
             "  {:<4} {name:<50} {:>9} vs {:>9}",
             if pass { "PASS" } else { "MISS" },
@@ -868,13 +533,10 @@ fn thousands(n: u64) -> String {
 
 fn package_version(dir: &Path) -> Result<String> {
     let path = dir.join("package.json");
-    let text = fs::read_to_string(&path)
-        .with_context(|| format!("{} is missing: run `make bench-gas`", path.display()))?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("{} is missing: run `make bench-gas`", path.display()))?;
     let manifest: Value = serde_json::from_str(&text)?;
-    manifest["version"]
-        .as_str()
-        .map(str::to_owned)
-        .context("package.json without a version")
+    manifest["version"].as_str().map(str::to_owned).context("package.json without a version")
 }
 
 // ===================================================================================================
@@ -899,11 +561,7 @@ struct Account {
 impl Chain {
     fn start(root: &Path) -> Result<Self> {
         let bin = root.join(ANVIL);
-        ensure!(
-            bin.exists(),
-            "{} is missing: run `make tools`",
-            bin.display()
-        );
+        ensure!(bin.exists(), "{} is missing: run `make tools`", bin.display());
         let anvil = Anvil::at(&bin)
             .arg("--disable-code-size-limit")
             .try_spawn()
@@ -914,23 +572,11 @@ impl Chain {
             .iter()
             .map(|key| {
                 let signer = PrivateKeySigner::from(key.clone());
-                let rpc = ProviderBuilder::new()
-                    .wallet(signer.clone())
-                    .connect_http(url.parse()?)
-                    .erased();
-                Ok(Account {
-                    address: signer.address(),
-                    rpc,
-                })
+                let rpc = ProviderBuilder::new().wallet(signer.clone()).connect_http(url.parse()?).erased();
+                Ok(Account { address: signer.address(), rpc })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            root: root.to_path_buf(),
-            url,
-            accounts,
-            notes: Mutex::new(BTreeSet::new()),
-            _anvil: anvil,
-        })
+        Ok(Self { root: root.to_path_buf(), url, accounts, notes: Mutex::new(BTreeSet::new()), _anvil: anvil })
     }
 
     /// anvil's dev account `i`: 0 admin, 1 customer, 2 provider, 3 provider payout, 9 operator.
@@ -946,20 +592,13 @@ impl Chain {
 
     /// A forge artifact: `<out>/<name>.sol/<name>.json`.
     fn artifact(&self, out: &str, name: &str) -> Result<Artifact> {
-        Artifact::load(
-            &self
-                .root
-                .join(out)
-                .join(format!("{name}.sol"))
-                .join(format!("{name}.json")),
-        )
+        Artifact::load(&self.root.join(out).join(format!("{name}.sol")).join(format!("{name}.json")))
     }
 
     /// Moves chain time on and mines a block.
     async fn advance(&self, seconds: u64) -> Result<()> {
         let rpc = &self.accounts[0].rpc;
-        rpc.raw_request::<_, Value>("evm_increaseTime".into(), (seconds,))
-            .await?;
+        rpc.raw_request::<_, Value>("evm_increaseTime".into(), (seconds,)).await?;
         rpc.raw_request::<_, Value>("evm_mine".into(), ()).await?;
         Ok(())
     }
@@ -976,12 +615,7 @@ impl Chain {
     ) -> Result<(Deployed<'_>, u64)> {
         let mut code = art.linked(libraries)?;
         let values = match art.abi.constructor() {
-            Some(ctor) => encode_args(
-                self,
-                &ctor.inputs,
-                &format!("{} constructor", art.name),
-                args,
-            )?,
+            Some(ctor) => encode_args(self, &ctor.inputs, &format!("{} constructor", art.name), args)?,
             None => {
                 ensure!(args.is_empty(), "{} has no constructor arguments", art.name);
                 Vec::new()
@@ -996,52 +630,33 @@ impl Chain {
                 art.name, art.runtime_size
             ));
         }
-        let tx = TransactionRequest::default()
-            .with_from(from.address)
-            .with_deploy_code(Bytes::from(code))
-            .with_value(value);
+        let tx =
+            TransactionRequest::default().with_from(from.address).with_deploy_code(Bytes::from(code)).with_value(value);
         let label = format!("deploying {}", art.name);
         let pending = match from.rpc.send_transaction(tx).await {
             Ok(pending) => pending,
             Err(err) => bail!(
                 "{label} failed: {}",
-                explain(
-                    &art.abi,
-                    err.as_error_resp().and_then(|e| e.as_revert_data()),
-                    &err
-                )
+                explain(&art.abi, err.as_error_resp().and_then(|e| e.as_revert_data()), &err)
             ),
         };
         let receipt = pending.get_receipt().await?;
         check(&receipt, &label)?;
-        let address = receipt
-            .contract_address
-            .with_context(|| format!("{label}: no contract address in the receipt"))?;
-        let deployed = Deployed {
-            name: art.name.clone(),
-            address,
-            interface: Interface::new(art.abi.clone()),
-            chain: self,
-        };
+        let address =
+            receipt.contract_address.with_context(|| format!("{label}: no contract address in the receipt"))?;
+        let deployed =
+            Deployed { name: art.name.clone(), address, interface: Interface::new(art.abi.clone()), chain: self };
         Ok((deployed, receipt.gas_used))
     }
 
     /// A contract already on chain (deployed by another contract).
     fn at(&self, art: &Artifact, address: Address) -> Deployed<'_> {
-        Deployed {
-            name: art.name.clone(),
-            address,
-            interface: Interface::new(art.abi.clone()),
-            chain: self,
-        }
+        Deployed { name: art.name.clone(), address, interface: Interface::new(art.abi.clone()), chain: self }
     }
 
     /// A plain ETH transfer (a contract's `receive`); returns its gas.
     async fn transfer(&self, from: &Account, to: Address, value: U256) -> Result<u64> {
-        let tx = TransactionRequest::default()
-            .with_from(from.address)
-            .with_to(to)
-            .with_value(value);
+        let tx = TransactionRequest::default().with_from(from.address).with_to(to).with_value(value);
         let receipt = from.rpc.send_transaction(tx).await?.get_receipt().await?;
         check(&receipt, &format!("transfer to {to}"))?;
         Ok(receipt.gas_used)
@@ -1066,19 +681,13 @@ impl Artifact {
                 path.display()
             )
         })?;
-        let json: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not JSON", path.display()))?;
-        let abi: JsonAbi = serde_json::from_value(json["abi"].clone())
-            .with_context(|| format!("the ABI in {}", path.display()))?;
-        let bytecode = json["bytecode"]["object"]
-            .as_str()
-            .with_context(|| format!("no bytecode in {}", path.display()))?;
+        let json: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        let abi: JsonAbi =
+            serde_json::from_value(json["abi"].clone()).with_context(|| format!("the ABI in {}", path.display()))?;
+        let bytecode =
+            json["bytecode"]["object"].as_str().with_context(|| format!("no bytecode in {}", path.display()))?;
         let bytecode = bytecode.trim_start_matches("0x").to_owned();
-        ensure!(
-            !bytecode.is_empty(),
-            "{} has empty bytecode (an interface or abstract contract?)",
-            path.display()
-        );
+        ensure!(!bytecode.is_empty(), "{} has empty bytecode (an interface or abstract contract?)", path.display());
         let mut links = Vec::new();
         if let Some(files) = json["bytecode"]["linkReferences"].as_object() {
             for libraries in files.values() {
@@ -1086,31 +695,15 @@ impl Artifact {
                     for r in refs.as_array().into_iter().flatten() {
                         links.push((
                             library.clone(),
-                            r["start"]
-                                .as_u64()
-                                .context("link reference without start")?
-                                as usize,
+                            r["start"].as_u64().context("link reference without start")? as usize,
                         ));
                     }
                 }
             }
         }
-        let runtime = json["deployedBytecode"]["object"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_start_matches("0x");
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("?")
-            .to_owned();
-        Ok(Self {
-            name,
-            abi,
-            bytecode,
-            links,
-            runtime_size: runtime.len() / 2,
-        })
+        let runtime = json["deployedBytecode"]["object"].as_str().unwrap_or_default().trim_start_matches("0x");
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_owned();
+        Ok(Self { name, abi, bytecode, links, runtime_size: runtime.len() / 2 })
     }
 
     /// The creation code with each library's address written over its placeholders.
@@ -1124,8 +717,7 @@ impl Artifact {
                 .with_context(|| format!("{} needs library {library} linked", self.name))?;
             code.replace_range(start * 2..start * 2 + 40, &hex::encode(address));
         }
-        hex::decode(&code)
-            .with_context(|| format!("{}'s bytecode has unlinked placeholders", self.name))
+        hex::decode(&code).with_context(|| format!("{}'s bytecode has unlinked placeholders", self.name))
     }
 }
 
@@ -1156,12 +748,7 @@ impl Deployed<'_> {
     }
 
     fn clone_at(&self, address: Address) -> Self {
-        Deployed {
-            name: self.name.clone(),
-            address,
-            interface: self.interface.clone(),
-            chain: self.chain,
-        }
+        Deployed { name: self.name.clone(), address, interface: self.interface.clone(), chain: self.chain }
     }
 
     fn instance(&self, from: &Account) -> ContractInstance<DynProvider> {
@@ -1170,40 +757,20 @@ impl Deployed<'_> {
 
     /// Sends `function` (a name, or a full signature for an overloaded one) with named arguments from
     /// `from`, after an `eth_call` of the same that yields the return values (and a revert's reason).
-    async fn send(
-        &self,
-        from: &Account,
-        function_name: &str,
-        args: &[(&str, String)],
-        value: U256,
-    ) -> Result<Sent> {
+    async fn send(&self, from: &Account, function_name: &str, args: &[(&str, String)], value: U256) -> Result<Sent> {
         let abi = self.interface.abi();
         let f = function(abi, function_name)?;
         let label = format!("{}.{}", self.name, f.name);
         let values = encode_args(self.chain, &f.inputs, &label, args)?;
         let instance = self.instance(from);
-        let call = instance
-            .function_from_selector(&f.selector(), &values)?
-            .from(from.address)
-            .value(value);
+        let call = instance.function_from_selector(&f.selector(), &values)?.from(from.address).value(value);
         let output = match call.call().await {
             Ok(output) => output,
-            Err(err) => bail!(
-                "{label} would revert: {}",
-                explain(abi, err.as_revert_data(), &err)
-            ),
+            Err(err) => bail!("{label} would revert: {}", explain(abi, err.as_revert_data(), &err)),
         };
-        let receipt = call
-            .send()
-            .await
-            .with_context(|| format!("sending {label}"))?
-            .get_receipt()
-            .await?;
+        let receipt = call.send().await.with_context(|| format!("sending {label}"))?.get_receipt().await?;
         check(&receipt, &label)?;
-        Ok(Sent {
-            gas: receipt.gas_used,
-            output,
-        })
+        Ok(Sent { gas: receipt.gas_used, output })
     }
 
     /// A view call with named arguments.
@@ -1216,10 +783,7 @@ impl Deployed<'_> {
         let call = instance.function_from_selector(&f.selector(), &values)?;
         match call.call().await {
             Ok(output) => Ok(output),
-            Err(err) => bail!(
-                "{label} reverted: {}",
-                explain(abi, err.as_revert_data(), &err)
-            ),
+            Err(err) => bail!("{label} reverted: {}", explain(abi, err.as_revert_data(), &err)),
         }
     }
 }
@@ -1227,32 +791,18 @@ impl Deployed<'_> {
 /// The charge (or streamed amount) for the conference: `per_second` × the seconds used, which are
 /// USED_SECONDS plus the second or two the chain's clock may add between blocks.
 fn check_paid(what: &str, amount: U256, per_second: u128) -> Result<()> {
-    let (low, high) = (
-        U256::from(per_second) * U256::from(USED_SECONDS),
-        U256::from(per_second) * U256::from(USED_SECONDS + 5),
-    );
-    ensure!(
-        low <= amount && amount <= high,
-        "{what} is {amount}, expected {USED_SECONDS} s × {per_second} (to 5 s)"
-    );
+    let (low, high) =
+        (U256::from(per_second) * U256::from(USED_SECONDS), U256::from(per_second) * U256::from(USED_SECONDS + 5));
+    ensure!(low <= amount && amount <= high, "{what} is {amount}, expected {USED_SECONDS} s × {per_second} (to 5 s)");
     Ok(())
 }
 
 fn first_uint(values: &[DynSolValue]) -> Result<U256> {
-    values
-        .first()
-        .and_then(DynSolValue::as_uint)
-        .map(|(v, _)| v)
-        .context("expected a uint")
+    values.first().and_then(DynSolValue::as_uint).map(|(v, _)| v).context("expected a uint")
 }
 
 fn check(receipt: &TransactionReceipt, label: &str) -> Result<()> {
-    ensure!(
-        receipt.status(),
-        "{label} reverted (tx {}, gas {})",
-        receipt.transaction_hash,
-        receipt.gas_used
-    );
+    ensure!(receipt.status(), "{label} reverted (tx {}, gas {})", receipt.transaction_hash, receipt.gas_used);
     Ok(())
 }
 
@@ -1307,12 +857,7 @@ impl With for Vec<(&'static str, String)> {
 /// Builds the positional values of `inputs` from named arguments. A struct parameter is built from its
 /// fields (`params.sender`, or `sender` when unambiguous) unless given whole. A name the function does not
 /// have is an error; a parameter not given is zero and noted.
-fn encode_args(
-    chain: &Chain,
-    params: &[Param],
-    label: &str,
-    args: &[(&str, String)],
-) -> Result<Vec<DynSolValue>> {
+fn encode_args(chain: &Chain, params: &[Param], label: &str, args: &[(&str, String)]) -> Result<Vec<DynSolValue>> {
     let mut used = BTreeSet::new();
     let mut defaulted = Vec::new();
     let values = params
@@ -1321,16 +866,10 @@ fn encode_args(
         .collect::<Result<Vec<_>>>()
         .with_context(|| format!("arguments of {label}"))?;
     for (key, _) in args {
-        ensure!(
-            used.contains(key),
-            "{label} has no parameter {key} (has the contract's interface changed?)"
-        );
+        ensure!(used.contains(key), "{label} has no parameter {key} (has the contract's interface changed?)");
     }
     if !defaulted.is_empty() {
-        chain.note(format!(
-            "{label}: not given, so zero: {}",
-            defaulted.join(", ")
-        ));
+        chain.note(format!("{label}: not given, so zero: {}", defaulted.join(", ")));
     }
     Ok(values)
 }
@@ -1342,35 +881,22 @@ fn arg_value<'a>(
     used: &mut BTreeSet<&'a str>,
     defaulted: &mut Vec<String>,
 ) -> Result<DynSolValue> {
-    let path = if prefix.is_empty() {
-        param.name.clone()
-    } else {
-        format!("{prefix}.{}", param.name)
-    };
+    let path = if prefix.is_empty() { param.name.clone() } else { format!("{prefix}.{}", param.name) };
     let ty: DynSolType = param.resolve().with_context(|| format!("type of {path}"))?;
-    let given = args.iter().find(|(k, _)| *k == path).or_else(|| {
-        args.iter()
-            .find(|(k, _)| !param.name.is_empty() && *k == param.name)
-    });
+    let given = args
+        .iter()
+        .find(|(k, _)| *k == path)
+        .or_else(|| args.iter().find(|(k, _)| !param.name.is_empty() && *k == param.name));
     if let Some((key, text)) = given {
         used.insert(key);
-        return ty
-            .coerce_str(text)
-            .with_context(|| format!("{path} = {text:?} is not a {ty}"));
+        return ty.coerce_str(text).with_context(|| format!("{path} = {text:?} is not a {ty}"));
     }
     if param.ty == "tuple" {
-        let fields = param
-            .components
-            .iter()
-            .map(|c| arg_value(c, &path, args, used, defaulted))
-            .collect::<Result<Vec<_>>>()?;
+        let fields =
+            param.components.iter().map(|c| arg_value(c, &path, args, used, defaulted)).collect::<Result<Vec<_>>>()?;
         return Ok(DynSolValue::Tuple(fields));
     }
-    defaulted.push(if path.is_empty() {
-        format!("<unnamed {ty}>")
-    } else {
-        path
-    });
+    defaulted.push(if path.is_empty() { format!("<unnamed {ty}>") } else { path });
     zero(&ty)
 }
 
@@ -1387,9 +913,7 @@ fn zero(ty: &DynSolType) -> Result<DynSolValue> {
         DynSolType::FixedArray(inner, n) => {
             DynSolValue::FixedArray((0..*n).map(|_| zero(inner)).collect::<Result<_>>()?)
         }
-        DynSolType::Tuple(items) => {
-            DynSolValue::Tuple(items.iter().map(zero).collect::<Result<_>>()?)
-        }
+        DynSolType::Tuple(items) => DynSolValue::Tuple(items.iter().map(zero).collect::<Result<_>>()?),
         other => bail!("no zero value for {other}"),
     })
 }
