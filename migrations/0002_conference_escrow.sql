@@ -93,15 +93,29 @@ CREATE TABLE probes (
 
 CREATE INDEX probes_by_session ON probes (agreement_id, session);
 
+-- Stops the customers signed off-chain (EIP-712 `Stop`), to be submitted with the settlement so that
+-- stopping costs the customer no gas. One per conference; the first one received counts.
+CREATE TABLE signed_stops (
+    agreement_id     INTEGER NOT NULL REFERENCES agreements (id),
+    session          INTEGER NOT NULL,
+    started_at       INTEGER NOT NULL,
+    stopped_at       INTEGER NOT NULL,
+    deadline         INTEGER NOT NULL,
+    signature        BLOB    NOT NULL,
+    received_wall_at INTEGER NOT NULL,
+    PRIMARY KEY (agreement_id, session)
+);
+
 -- Transactions the operator means to send, each exactly once per session: a row is signed and stored
 -- (nonce, hash, raw bytes) before it is broadcast, so a restart re-broadcasts the same transaction
 -- instead of making a second one. `started_at` names the conference the call is about (see
--- `OperatorCall` in backend/src/chain.rs); `argument` is the region (activate) or availability (settle).
+-- `OperatorCall` in backend/src/chain.rs); `argument` is the region (activate) or availability (settle,
+-- stopAndSettle, whose customer signature is read from `signed_stops`).
 CREATE TABLE outbox (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     agreement_id    INTEGER NOT NULL REFERENCES agreements (id),
     session         INTEGER NOT NULL,
-    call            TEXT    NOT NULL CHECK (call IN ('activate', 'decline', 'end', 'settle')),
+    call            TEXT    NOT NULL CHECK (call IN ('activate', 'decline', 'end', 'settle', 'stopAndSettle')),
     started_at      INTEGER NOT NULL,
     argument        INTEGER,
     state           TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'done', 'failed')),

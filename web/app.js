@@ -199,6 +199,7 @@ const el = {
   transactionsBox: $('transactions-box'),
   transactions: $('transactions'),
   stop: $('stop'),
+  stopSigned: $('stop-signed'),
   stopHint: $('stop-hint'),
   newAgreement: $('new-agreement'),
 };
@@ -244,10 +245,17 @@ class ApiError extends Error {
   }
 }
 
-async function api(path) {
+/** GET `path`, or POST `payload` as JSON to it; the answer's JSON, or an ApiError with the service's reason. */
+async function api(path, payload) {
   let response;
+  const init = { headers: { accept: 'application/json' }, cache: 'no-store' };
+  if (payload !== undefined) {
+    init.method = 'POST';
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(payload);
+  }
   try {
-    response = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' });
+    response = await fetch(path, init);
   } catch {
     throw new ApiError(0, 'The service cannot be reached: check that it is running and your connection works.');
   }
@@ -586,6 +594,66 @@ async function stopAgreement() {
   }
 }
 
+/** How long the service may take to submit a signed stop, in seconds of chain time. */
+const STOP_SIGNATURE_VALID_S = 600;
+
+/** The EIP-712 typed data of the escrow's `Stop`, as `eth_signTypedData_v4` takes it. */
+export function stopTypedData(config, agreementId, startedAt, stoppedAt, deadline) {
+  return {
+    types: {
+      EIP712Domain: [
+        { name: 'name', type: 'string' },
+        { name: 'version', type: 'string' },
+        { name: 'chainId', type: 'uint256' },
+        { name: 'verifyingContract', type: 'address' },
+      ],
+      Stop: [
+        { name: 'agreementId', type: 'uint256' },
+        { name: 'startedAt', type: 'uint40' },
+        { name: 'stoppedAt', type: 'uint40' },
+        { name: 'deadline', type: 'uint40' },
+      ],
+    },
+    primaryType: 'Stop',
+    domain: { name: 'ConferenceEscrow', version: '1', chainId: config.chainId, verifyingContract: config.escrow },
+    message: { agreementId: String(agreementId), startedAt, stoppedAt, deadline },
+  };
+}
+
+/** Stops without a transaction: the customer signs a `Stop`; the service submits it with the settlement. */
+async function stopBySignature() {
+  showError('');
+  const a = state.agreement;
+  if (state.busy || !a || a.status !== 'active') return;
+  setBusy(true);
+  try {
+    if (!(await ensureReady())) return;
+    if (!sameAddress(a.customer, state.account)) {
+      throw new UserError(
+        `Only the account that signed this agreement (${a.customer}) can stop it. Switch to that account in your wallet.`,
+      );
+    }
+    const stoppedAt = Math.max(a.startedAt, Math.floor(Date.now() / 1000 + (state.clockOffset || 0)));
+    const typed = stopTypedData(state.config, a.id, a.startedAt, stoppedAt, stoppedAt + STOP_SIGNATURE_VALID_S);
+    showNotice(`Confirm in ${walletName()}: sign that you stop agreement ${a.id} now. Signing costs no gas.`);
+    let signature;
+    try {
+      signature = await wallet('eth_signTypedData_v4', [state.account, JSON.stringify(typed)]);
+    } catch (err) {
+      throw new UserError(describeError(err, 'stop'));
+    }
+    await api(`/api/agreements/${a.id}/stop`, { stoppedAt, deadline: typed.message.deadline, signature });
+    state.stopSentFor = state.following;
+    el.agreementTitle.focus(); // the Stop buttons disappear
+    showNotice('Stopped: the service is closing the room and submits your signed stop with the settlement.');
+  } catch (err) {
+    showNotice('');
+    showError(err instanceof ApiError ? `Your stop was not accepted. ${err.message}` : describeError(err, 'stop'));
+  } finally {
+    setBusy(false);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Offers.
 // ---------------------------------------------------------------------------------------------
@@ -855,6 +923,8 @@ function renderAgreement() {
   el.stop.hidden = !stoppable || alreadyStopped;
   el.stop.textContent = a?.status === 'active' ? 'Stop the conference' : 'Cancel and get a full refund';
   el.stop.disabled = state.busy;
+  el.stopSigned.hidden = el.stop.hidden || a?.status !== 'active';
+  el.stopSigned.disabled = state.busy;
   const wrongAccount = a && state.account && !sameAddress(a.customer, state.account);
   el.stopHint.hidden = el.stop.hidden || !(wrongAccount || !state.account);
   el.stopHint.textContent = wrongAccount
@@ -927,6 +997,7 @@ function agreementFromUrl() {
 async function start() {
   el.connect.addEventListener('click', () => connect());
   el.stop.addEventListener('click', () => stopAgreement());
+  el.stopSigned.addEventListener('click', () => stopBySignature());
   window.addEventListener('popstate', () => {
     const id = agreementFromUrl();
     if (id === null) {

@@ -171,6 +171,8 @@ pub struct Agreement {
     pub end_tx: Option<String>,
     #[serde(skip)]
     pub settle_tx: Option<String>,
+    /// The customer's gasless stop of the current conference, waiting to be submitted.
+    pub signed_stop: Option<crate::chain::SignedStop>,
 }
 
 impl Agreement {

@@ -5,23 +5,24 @@ use std::collections::BTreeMap;
 
 use alloy::{
     hex,
+    primitives::{Address, Bytes},
     sol_types::{SolCall, SolEvent},
 };
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::{Path, State, rejection::JsonRejection},
     http::{StatusCode, header},
     response::{Html, IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::error;
 
 use crate::{
     Error,
-    agreement::{Agreement, ConferenceState, Progress},
-    chain::ConferenceEscrow,
+    agreement::{Agreement, ChainStatus, ConferenceState, Progress},
+    chain::{ConferenceEscrow, SignedStop},
     store::{OutboxItem, ProbeTally, Session, Store},
 };
 
@@ -73,6 +74,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/api/config", get(config))
         .route("/api/offers", get(offers))
         .route("/api/agreements/{id}", get(agreement))
+        .route("/api/agreements/{id}/stop", post(signed_stop))
         .route("/", get(|| async { Html(include_str!("../../web/index.html")) }))
         .route(
             "/app.js",
@@ -103,6 +105,8 @@ pub async fn content_security_policy(mut response: Response) -> Response {
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
+    /// The request is well formed but the agreement is not in a state that allows it.
+    Conflict(String),
     Internal(Error),
 }
 
@@ -117,6 +121,7 @@ impl IntoResponse for ApiError {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::Internal(err) => {
                 error!(error = %err, kind = err.label(), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; the service logged the details".to_owned())
@@ -160,10 +165,78 @@ pub struct ConferenceView {
     pub probes: ProbeTally,
 }
 
+fn agreement_id(raw_id: &str) -> Result<u64, ApiError> {
+    raw_id.parse().map_err(|_| ApiError::BadRequest(format!("agreement id must be a positive integer, got {raw_id:?}")))
+}
+
+/// A customer's gasless stop: the EIP-712 `Stop` it signed in its wallet.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StopRequest {
+    pub stopped_at: u64,
+    pub deadline: u64,
+    /// 65 bytes, hex with 0x.
+    pub signature: String,
+}
+
+/// `POST /api/agreements/{id}/stop`: checks that the customer signed a stop of the running conference
+/// and records it; the reconciler removes the conference and submits the stop with the settlement.
+/// Only the chain can be stopped by this: nothing is sent from here.
+async fn signed_stop(
+    State(ctx): State<ApiContext>,
+    Path(raw_id): Path<String>,
+    body: Result<Json<StopRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = agreement_id(&raw_id)?;
+    let Json(request) = body.map_err(|rejection| {
+        ApiError::BadRequest(format!(
+            "the body must be JSON {{\"stoppedAt\": seconds, \"deadline\": seconds, \"signature\": \"0x...\"}}: {}",
+            rejection.body_text()
+        ))
+    })?;
+    let agreement = ctx
+        .store
+        .agreement(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?;
+    let (ChainStatus::Active, Some(started_at)) = (agreement.chain_status, agreement.started_at) else {
+        return Err(ApiError::Conflict(format!(
+            "agreement {id} is {}: only a running conference can be stopped",
+            agreement.chain_status.as_str()
+        )));
+    };
+    if request.stopped_at < started_at {
+        return Err(ApiError::BadRequest(format!(
+            "stoppedAt {} is before the conference started (at {started_at})",
+            request.stopped_at
+        )));
+    }
+    let chain_now = ctx.store.chain_time().await?.unwrap_or_default();
+    if request.deadline <= chain_now {
+        return Err(ApiError::BadRequest(format!(
+            "the deadline {} has passed (chain time {chain_now}): sign a new stop",
+            request.deadline
+        )));
+    }
+    let signature: Bytes =
+        request.signature.parse().map_err(|_| ApiError::BadRequest("signature must be hex with 0x".to_owned()))?;
+    let stop = SignedStop { started_at, stopped_at: request.stopped_at, deadline: request.deadline, signature };
+    let escrow: Address = ctx.public.escrow.parse().map_err(|e| Error::Config(format!("escrow address: {e}")))?;
+    let signer = stop
+        .signer(id, ctx.public.chain_id, escrow)
+        .ok_or_else(|| ApiError::BadRequest("signature is not a valid 65-byte ECDSA signature".to_owned()))?;
+    if !signer.to_string().eq_ignore_ascii_case(&agreement.customer) {
+        return Err(ApiError::BadRequest(format!(
+            "the stop is signed by {signer}, not by the agreement's customer {}",
+            agreement.customer
+        )));
+    }
+    let new = ctx.store.record_signed_stop(id, agreement.session, &stop).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": new, "stop": stop }))))
+}
+
 async fn agreement(State(ctx): State<ApiContext>, Path(raw_id): Path<String>) -> Result<Json<AgreementView>, ApiError> {
-    let id: u64 = raw_id
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("agreement id must be a positive integer, got {raw_id:?}")))?;
+    let id = agreement_id(&raw_id)?;
     let agreement = ctx
         .store
         .agreement(id)

@@ -91,12 +91,86 @@ impl From<u8> for OnChainStatus {
 /// chain records in the agreement's `startedAt` while the call is due (the request time before
 /// activation, the start time after it, 0 for a FlexiblePeriod window that was never used), so a call
 /// left over from an earlier session of the same agreement is never sent into a later one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperatorCall {
-    Activate { agreement: u64, session: u64, requested_at: u64, region: u8 },
-    Decline { agreement: u64, session: u64, requested_at: u64 },
-    End { agreement: u64, session: u64, started_at: u64 },
-    Settle { agreement: u64, session: u64, started_at: u64, availability_bps: u16 },
+    Activate {
+        agreement: u64,
+        session: u64,
+        requested_at: u64,
+        region: u8,
+    },
+    Decline {
+        agreement: u64,
+        session: u64,
+        requested_at: u64,
+    },
+    End {
+        agreement: u64,
+        session: u64,
+        started_at: u64,
+    },
+    Settle {
+        agreement: u64,
+        session: u64,
+        started_at: u64,
+        availability_bps: u16,
+    },
+    /// Ends a running conference at the time the customer signed (EIP-712 `Stop`) and settles it.
+    StopAndSettle {
+        agreement: u64,
+        session: u64,
+        availability_bps: u16,
+        stop: SignedStop,
+    },
+}
+
+/// A customer's EIP-712 `Stop`: the conference (by its start), when it stopped, until when the operator
+/// may submit it, and the customer's signature.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedStop {
+    pub started_at: u64,
+    pub stopped_at: u64,
+    pub deadline: u64,
+    #[serde(skip)]
+    pub signature: Bytes,
+}
+
+alloy::sol! {
+    /// The typed message of `ConferenceEscrow.STOP_TYPEHASH`.
+    struct Stop {
+        uint256 agreementId;
+        uint40 startedAt;
+        uint40 stoppedAt;
+        uint40 deadline;
+    }
+}
+
+impl SignedStop {
+    /// The EIP-712 digest the customer signed, for the escrow at `escrow` on chain `chain_id`.
+    pub fn digest(&self, agreement: u64, chain_id: u64, escrow: Address) -> B256 {
+        use alloy::{primitives::aliases::U40, sol_types::SolStruct};
+        let domain = alloy::sol_types::eip712_domain! {
+            name: "ConferenceEscrow",
+            version: "1",
+            chain_id: chain_id,
+            verifying_contract: escrow,
+        };
+        let message = Stop {
+            agreementId: U256::from(agreement),
+            startedAt: U40::saturating_from(self.started_at),
+            stoppedAt: U40::saturating_from(self.stopped_at),
+            deadline: U40::saturating_from(self.deadline),
+        };
+        message.eip712_signing_hash(&domain)
+    }
+
+    /// The address whose key made the signature (an EOA; smart-wallet signatures are checked by the
+    /// contract alone).
+    pub fn signer(&self, agreement: u64, chain_id: u64, escrow: Address) -> Option<Address> {
+        let signature = alloy::primitives::Signature::try_from(self.signature.as_ref()).ok()?;
+        signature.recover_address_from_prehash(&self.digest(agreement, chain_id, escrow)).ok()
+    }
 }
 
 impl OperatorCall {
@@ -105,7 +179,8 @@ impl OperatorCall {
             Self::Activate { agreement, .. }
             | Self::Decline { agreement, .. }
             | Self::End { agreement, .. }
-            | Self::Settle { agreement, .. } => agreement,
+            | Self::Settle { agreement, .. }
+            | Self::StopAndSettle { agreement, .. } => agreement,
         }
     }
 
@@ -114,7 +189,8 @@ impl OperatorCall {
             Self::Activate { session, .. }
             | Self::Decline { session, .. }
             | Self::End { session, .. }
-            | Self::Settle { session, .. } => session,
+            | Self::Settle { session, .. }
+            | Self::StopAndSettle { session, .. } => session,
         }
     }
 
@@ -124,12 +200,14 @@ impl OperatorCall {
             Self::Decline { .. } => "decline",
             Self::End { .. } => "end",
             Self::Settle { .. } => "settle",
+            Self::StopAndSettle { .. } => "stopAndSettle",
         }
     }
 
     pub fn calldata(&self) -> Bytes {
         use ConferenceEscrow as E;
-        match *self {
+        use alloy::primitives::aliases::U40;
+        match self.clone() {
             Self::Activate { agreement, region, .. } => {
                 E::activateCall { agreementId: U256::from(agreement), region }.abi_encode()
             }
@@ -138,6 +216,14 @@ impl OperatorCall {
             Self::Settle { agreement, availability_bps, .. } => {
                 E::settleCall { agreementId: U256::from(agreement), availabilityBps: availability_bps }.abi_encode()
             }
+            Self::StopAndSettle { agreement, availability_bps, stop, .. } => E::stopAndSettleCall {
+                agreementId: U256::from(agreement),
+                availabilityBps: availability_bps,
+                stoppedAt: U40::saturating_from(stop.stopped_at),
+                deadline: U40::saturating_from(stop.deadline),
+                signature: stop.signature,
+            }
+            .abi_encode(),
         }
         .into()
     }
@@ -147,6 +233,7 @@ impl OperatorCall {
     /// or settled it), and counts as done.
     pub fn is_due(&self, status: OnChainStatus, started_at: u64) -> bool {
         match *self {
+            Self::StopAndSettle { ref stop, .. } => status == OnChainStatus::Active && started_at == stop.started_at,
             Self::Activate { requested_at, .. } | Self::Decline { requested_at, .. } => {
                 status == OnChainStatus::Requested && started_at == requested_at
             }
@@ -255,7 +342,7 @@ impl Chain {
 
     /// Signs `call` with the next nonce and current EIP-1559 fees; fails (without signing) if the
     /// call would revert now.
-    pub async fn sign(&self, call: OperatorCall) -> Result<SignedTx> {
+    pub async fn sign(&self, call: &OperatorCall) -> Result<SignedTx> {
         let nonce = self.provider.get_transaction_count(self.operator_address).pending().await.map_err(Error::chain)?;
         let request = TransactionRequest::default()
             .with_from(self.operator_address)

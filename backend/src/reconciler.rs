@@ -23,7 +23,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::{
     Result,
     agreement::{Agreement, ChainStatus as C, ConferenceState as K, Model},
-    chain::{Chain, OperatorCall},
+    chain::{Chain, OperatorCall, SignedStop},
     orchestrator::Orchestrator,
     store::Store,
 };
@@ -38,6 +38,8 @@ pub enum Step {
     End,
     Undeploy,
     Settle,
+    /// The customer signed a stop (EIP-712): submit it with the settlement, so stopping costs it no gas.
+    StopAndSettle,
     /// Nothing to do until the chain or the clock moves.
     Wait,
 }
@@ -65,6 +67,13 @@ pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64, region: 
                 _ => Step::Wait,
             }
         }
+        C::Active if a.signed_stop.as_ref().is_some_and(|stop| is_submittable(a, stop, chain_now)) => {
+            if up {
+                Step::Undeploy
+            } else {
+                Step::StopAndSettle
+            }
+        }
         C::Active => match conference {
             K::Running if a.ends_at.is_some_and(|ends| chain_now >= ends) => Step::End,
             K::Running => Step::Wait,
@@ -90,6 +99,11 @@ pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64, region: 
         C::Idle | C::Settled | C::Refunded if up => Step::Undeploy,
         C::Idle | C::Settled | C::Refunded => Step::Wait,
     }
+}
+
+/// Whether a signed stop is for the running conference and can still be submitted.
+fn is_submittable(a: &Agreement, stop: &SignedStop, chain_now: u64) -> bool {
+    a.started_at == Some(stop.started_at) && chain_now <= stop.deadline
 }
 
 pub struct Reconciler {
@@ -196,6 +210,13 @@ impl Reconciler {
                     let started_at = a.started_at.unwrap_or_default();
                     return self.queue(OperatorCall::End { agreement: a.id, session: a.session, started_at }).await;
                 }
+                Step::StopAndSettle => {
+                    let Some(stop) = a.signed_stop.clone() else { return Ok(()) };
+                    let availability_bps = self.store.probe_tally(a.id, a.session).await?.availability_bps();
+                    let call =
+                        OperatorCall::StopAndSettle { agreement: a.id, session: a.session, availability_bps, stop };
+                    return self.queue(call).await;
+                }
                 Step::Settle => {
                     let tally = self.store.probe_tally(a.id, a.session).await?;
                     let availability_bps = tally.availability_bps();
@@ -215,7 +236,7 @@ impl Reconciler {
     }
 
     async fn queue(&self, call: OperatorCall) -> Result<()> {
-        if self.store.enqueue(call).await? {
+        if self.store.enqueue(&call).await? {
             info!(?call, "queued");
             self.outbox_notify.notify_one();
         }
@@ -265,6 +286,7 @@ mod tests {
             activate_tx: None,
             end_tx: None,
             settle_tx: None,
+            signed_stop: None,
         }
     }
 
@@ -314,6 +336,20 @@ mod tests {
         assert_eq!(next_step(&active, 1500, WINDOW, EU), Step::Deploy);
         assert_eq!(next_step(&dynamic(C::Refunded, K::Running), 1500, WINDOW, EU), Step::Undeploy);
         assert_eq!(next_step(&dynamic(C::Refunded, K::Absent), 1500, WINDOW, EU), Step::Wait);
+    }
+
+    #[test]
+    fn submits_a_signed_stop_with_the_settlement_until_its_deadline() {
+        use {ChainStatus as C, ConferenceState as K};
+        let mut a = running_until(dynamic(C::Active, K::Running), 4603);
+        let stop = SignedStop { started_at: 1003, stopped_at: 1500, deadline: 2000, signature: Default::default() };
+        a.signed_stop = Some(stop.clone());
+        assert_eq!(next_step(&a, 1600, WINDOW, EU), Step::Undeploy, "the conference goes first");
+        a.conference_state = K::Removed;
+        assert_eq!(next_step(&a, 1600, WINDOW, EU), Step::StopAndSettle);
+        assert_eq!(next_step(&a, 2001, WINDOW, EU), Step::Deploy, "too late to submit: it runs on");
+        a.signed_stop = Some(SignedStop { started_at: 900, ..stop });
+        assert_eq!(next_step(&a, 1600, WINDOW, EU), Step::Deploy, "a stop for another conference is ignored");
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Settler {
                     let outcome = format!("on-chain status {status:?}, startedAt {started_at}");
                     return self.store.outbox_finished(item.id, OutboxState::Done, &outcome).await;
                 }
-                let signed = match self.chain.sign(item.call).await {
+                let signed = match self.chain.sign(&item.call).await {
                     Ok(signed) => signed,
                     Err(Error::Chain(reason)) if reason.contains("revert") => {
                         warn!(%reason, "the call would revert; not sending it");

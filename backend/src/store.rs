@@ -12,11 +12,35 @@ use sqlx::{
 use crate::{
     Error, Result,
     agreement::{Agreement, ConferenceState, Model},
-    chain::{OperatorCall, SignedTx},
+    chain::{OperatorCall, SignedStop, SignedTx},
     watcher::ChainEvent,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Agreements with the customer's signed stop of their current conference, if any, then `$tail`.
+macro_rules! agreements_where {
+    ($tail:literal) => {
+        concat!(
+            "SELECT a.*, s.started_at AS stop_started_at, s.stopped_at AS stop_stopped_at, ",
+            "s.deadline AS stop_deadline, s.signature AS stop_signature FROM agreements a ",
+            "LEFT JOIN signed_stops s ON s.agreement_id = a.id AND s.session = a.session ",
+            $tail
+        )
+    };
+}
+
+/// Outbox rows with the signed stop a stopAndSettle call submits, then `$tail`.
+macro_rules! outbox_where {
+    ($tail:literal) => {
+        concat!(
+            "SELECT o.*, s.started_at AS stop_started_at, s.stopped_at AS stop_stopped_at, ",
+            "s.deadline AS stop_deadline, s.signature AS stop_signature FROM outbox o ",
+            "LEFT JOIN signed_stops s ON s.agreement_id = o.agreement_id AND s.session = o.session ",
+            $tail
+        )
+    };
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -169,17 +193,16 @@ impl Store {
     }
 
     pub async fn agreement(&self, id: u64) -> Result<Option<Agreement>> {
-        let row =
-            sqlx::query("SELECT * FROM agreements WHERE id = ?").bind(id as i64).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(agreements_where!("WHERE a.id = ?")).bind(id as i64).fetch_optional(&self.pool).await?;
         row.as_ref().map(agreement_from_row).transpose()
     }
 
     /// Agreements that still need the backend: not finished on-chain, or with a conference to remove.
     pub async fn open_agreements(&self) -> Result<Vec<Agreement>> {
-        let rows = sqlx::query(
-            "SELECT * FROM agreements WHERE chain_status NOT IN ('settled', 'refunded') \
-             OR conference_state IN ('running', 'deploying') ORDER BY id",
-        )
+        let rows = sqlx::query(agreements_where!(
+            "WHERE a.chain_status NOT IN ('settled', 'refunded') \
+             OR a.conference_state IN ('running', 'deploying') ORDER BY a.id"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(agreement_from_row).collect()
@@ -242,7 +265,7 @@ impl Store {
 
     /// Queues an operator call; queuing the same call for the same session of an agreement again
     /// changes nothing. Returns whether the call was new.
-    pub async fn enqueue(&self, call: OperatorCall) -> Result<bool> {
+    pub async fn enqueue(&self, call: &OperatorCall) -> Result<bool> {
         let (started_at, argument) = call_parts(call);
         let inserted = sqlx::query(
             "INSERT INTO outbox (agreement_id, session, call, started_at, argument, created_wall_at) \
@@ -261,10 +284,29 @@ impl Store {
 
     /// Calls not finished yet, oldest first.
     pub async fn unfinished_outbox(&self) -> Result<Vec<OutboxItem>> {
-        let rows = sqlx::query("SELECT * FROM outbox WHERE state IN ('pending', 'sent') ORDER BY id")
+        let rows = sqlx::query(outbox_where!("WHERE o.state IN ('pending', 'sent') ORDER BY o.id"))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(outbox_from_row).collect()
+    }
+
+    /// Records a customer's signed stop for the agreement's current conference; the first one received
+    /// counts. Returns whether this one was new.
+    pub async fn record_signed_stop(&self, agreement: u64, session: u64, stop: &SignedStop) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO signed_stops (agreement_id, session, started_at, stopped_at, deadline, signature, \
+             received_wall_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agreement_id, session) DO NOTHING",
+        )
+        .bind(agreement as i64)
+        .bind(session as i64)
+        .bind(stop.started_at as i64)
+        .bind(stop.stopped_at as i64)
+        .bind(stop.deadline as i64)
+        .bind(stop.signature.as_ref())
+        .bind(now_wall())
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
     }
 
     /// Every settled conference of an agreement, oldest first.
@@ -287,7 +329,7 @@ impl Store {
     }
 
     pub async fn outbox_of(&self, agreement: u64) -> Result<Vec<OutboxItem>> {
-        let rows = sqlx::query("SELECT * FROM outbox WHERE agreement_id = ? ORDER BY id")
+        let rows = sqlx::query(outbox_where!("WHERE o.agreement_id = ? ORDER BY o.id"))
             .bind(agreement as i64)
             .fetch_all(&self.pool)
             .await?;
@@ -475,12 +517,15 @@ async fn sum_wei(tx: &mut sqlx::SqliteConnection, agreement: u64, charge: &str) 
 
 /// The outbox columns of a call besides its agreement, session and name: the `startedAt` it is
 /// about, and its argument (region or availability).
-fn call_parts(call: OperatorCall) -> (u64, Option<i64>) {
-    match call {
+fn call_parts(call: &OperatorCall) -> (u64, Option<i64>) {
+    match *call {
         OperatorCall::Activate { requested_at, region, .. } => (requested_at, Some(region as i64)),
         OperatorCall::Decline { requested_at, .. } => (requested_at, None),
         OperatorCall::End { started_at, .. } => (started_at, None),
         OperatorCall::Settle { started_at, availability_bps, .. } => (started_at, Some(availability_bps as i64)),
+        OperatorCall::StopAndSettle { ref stop, availability_bps, .. } => {
+            (stop.started_at, Some(availability_bps as i64))
+        }
     }
 }
 
@@ -502,6 +547,14 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxItem> {
         "settle" => {
             OperatorCall::Settle { agreement, session, started_at, availability_bps: argument.unwrap_or(10_000) as u16 }
         }
+        "stopAndSettle" => OperatorCall::StopAndSettle {
+            agreement,
+            session,
+            availability_bps: argument.unwrap_or(10_000) as u16,
+            stop: signed_stop_from_row(r)?.ok_or_else(|| {
+                Error::Config(format!("outbox stopAndSettle of agreement {agreement} has no signed stop"))
+            })?,
+        },
         other => return Err(Error::Config(format!("unknown outbox call {other:?}"))),
     };
     let state = match r.get::<String, _>("state").as_str() {
@@ -514,8 +567,8 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxItem> {
         id: r.get("id"),
         agreement_id: agreement,
         session,
-        call,
         call_name: call.name(),
+        call,
         state,
         nonce: r.get::<Option<i64>, _>("nonce").map(|n| n as u64),
         tx_hash: r.get("tx_hash"),
@@ -559,6 +612,7 @@ fn agreement_from_row(r: &SqliteRow) -> Result<Agreement> {
         activate_tx: r.get("activate_tx"),
         end_tx: r.get("end_tx"),
         settle_tx: r.get("settle_tx"),
+        signed_stop: signed_stop_from_row(r)?,
     })
 }
 
@@ -567,6 +621,17 @@ fn wei_product(price: &str, seconds: u64) -> Result<String> {
     use alloy::primitives::U256;
     let price = U256::from_str(price).map_err(|e| Error::Config(format!("stored price {price:?}: {e}")))?;
     Ok((price * U256::from(seconds)).to_string())
+}
+
+/// The signed stop joined to an agreement or outbox row (`stop_*` columns), if there is one.
+fn signed_stop_from_row(r: &SqliteRow) -> Result<Option<SignedStop>> {
+    let Some(started_at) = r.get::<Option<i64>, _>("stop_started_at") else { return Ok(None) };
+    Ok(Some(SignedStop {
+        started_at: started_at as u64,
+        stopped_at: r.get::<i64, _>("stop_stopped_at") as u64,
+        deadline: r.get::<i64, _>("stop_deadline") as u64,
+        signature: r.get::<Vec<u8>, _>("stop_signature").into(),
+    }))
 }
 
 /// One settled conference of an agreement.

@@ -75,8 +75,8 @@ async fn the_outbox_holds_each_call_once() {
     let store = fresh_store("outbox").await;
     store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
     let activate = OperatorCall::Activate { agreement: 1, session: 1, requested_at: 1_700_000_000, region: 0 };
-    assert!(store.enqueue(activate).await.unwrap());
-    assert!(!store.enqueue(activate).await.unwrap());
+    assert!(store.enqueue(&activate).await.unwrap());
+    assert!(!store.enqueue(&activate).await.unwrap());
     // A settlement queued once keeps its first availability figure.
     let settle = |availability_bps| OperatorCall::Settle {
         agreement: 1,
@@ -84,11 +84,11 @@ async fn the_outbox_holds_each_call_once() {
         started_at: 1_700_000_005,
         availability_bps,
     };
-    assert!(store.enqueue(settle(9000)).await.unwrap());
-    assert!(!store.enqueue(settle(100)).await.unwrap());
+    assert!(store.enqueue(&settle(9000)).await.unwrap());
+    assert!(!store.enqueue(&settle(100)).await.unwrap());
     // The next session of the same agreement is a call of its own.
     let next = OperatorCall::Settle { agreement: 1, session: 2, started_at: 1_700_000_900, availability_bps: 10_000 };
-    assert!(store.enqueue(next).await.unwrap());
+    assert!(store.enqueue(&next).await.unwrap());
     let items = store.unfinished_outbox().await.unwrap();
     assert_eq!(items.len(), 3);
     assert_eq!(items[0].call, activate);

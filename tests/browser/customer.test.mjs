@@ -342,3 +342,50 @@ test('a customer signs offer 1, joins the room, stops, and is charged to the wei
     throw err;
   }
 });
+
+test('a customer stops without gas by signing in the wallet, and pays only for the time used', { timeout: 300_000 }, async () => {
+  try {
+    const page = await context.newPage();
+    const pageErrors = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    const offer = (await api('/api/offers')).find((o) => String(o.id) === '1');
+
+    await page.goto(stack.web);
+    await page.locator('#sign[data-offer-id="1"]').waitFor();
+    await page.click('#connect');
+    await page.locator('#account').filter({ hasText: /0x/ }).waitFor({ timeout: 10_000 });
+    await page.click('#sign[data-offer-id="1"]');
+    await waitForStatus(page, 'active');
+    const id = new URL(page.url()).searchParams.get('agreement');
+    const nonceAfterSigning = BigInt(await rpc('eth_getTransactionCount', [stack.customer, 'latest']));
+
+    // Two minutes of conference, then the customer signs a stop: a signature, not a transaction.
+    await rpc('evm_increaseTime', [120]);
+    await rpc('evm_mine', []);
+    // The page stops at the chain's time as it knows it: wait until its running clock has caught up.
+    await page.waitForFunction(() => {
+      const [minutes] = (document.querySelector('#running-for')?.textContent ?? '').split(':').map(Number);
+      return minutes >= 2;
+    }, null, { timeout: 15_000 });
+    await page.locator('#stop-signed').waitFor();
+    await page.click('#stop-signed');
+    await waitForStatus(page, 'settled');
+
+    const agreement = await api(`/api/agreements/${id}`);
+    const used = BigInt(agreement.endedAt - agreement.startedAt);
+    assert.ok(used >= 120n, `used ${used} s, expected at least 120`);
+    const charge = BigInt(offer.price) * used;
+    assert.equal(agreement.charged, charge.toString());
+    assert.equal(agreement.refund, (BigInt(offer.deposit) - charge).toString());
+    assert.equal(await page.getAttribute('#charge', 'data-wei'), charge.toString());
+    const nonceAfterStop = BigInt(await rpc('eth_getTransactionCount', [stack.customer, 'latest']));
+    assert.equal(nonceAfterStop, nonceAfterSigning, 'the customer sent no transaction to stop');
+    assert.equal((await page.textContent('#error')).trim(), '');
+    assert.deepEqual(pageErrors, [], 'no uncaught error on the page');
+    log(`stopped by signature after ${used} s: charge ${charge} wei, no stop transaction`);
+  } catch (err) {
+    failed = true;
+    await screenshotAll('failure-signed-stop');
+    throw err;
+  }
+});

@@ -138,6 +138,13 @@ impl Stack {
         Ok(Some(response.json().await?))
     }
 
+    /// `POST` `body` to the API's `path`; returns the status code and the JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let response = self.http.post(format!("{}{path}", self.api)).json(body).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
     /// Waits until the agreement's record satisfies `done`.
     pub async fn wait_for(
         &self,

@@ -190,3 +190,56 @@ async fn a_conference_whose_constraints_exclude_this_region_is_declined_and_refu
     assert_eq!(before - stack.balance(customer).await?, gas_cost(&sign), "only gas was spent");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customer_stops_by_signing_and_pays_no_gas_for_the_stop() -> Result<()> {
+    use alloy::signers::{SignerSync, local::PrivateKeySigner};
+    use conference_backend::chain::SignedStop;
+
+    let stack = Stack::start("signed-stop").await?;
+    let customer = stack.customer_address();
+    let before = stack.balance(customer).await?;
+    let (id, sign) = stack.customer_signs().await?;
+    let active = stack.wait_status(id, "active", STEP).await?;
+    let started_at = active["startedAt"].as_u64().context("startedAt")?;
+    let room = stack.room(id).context("room")?;
+
+    // The customer signs in its wallet that it stopped 300 s after the start (chain time is past that).
+    stack.set_next_block_time(started_at + 400).await?;
+    stack.mine().await?;
+    let sign_stop = |key: &PrivateKeySigner, stopped_at: u64| -> Result<Value> {
+        let stop = SignedStop { started_at, stopped_at, deadline: started_at + 3600, signature: Default::default() };
+        let digest = stop.digest(id, stack.devnet.anvil.chain_id(), stack.devnet.escrow);
+        let signature = key.sign_hash_sync(&digest)?;
+        Ok(serde_json::json!({
+            "stoppedAt": stopped_at,
+            "deadline": stop.deadline,
+            "signature": alloy::hex::encode_prefixed(signature.as_bytes()),
+        }))
+    };
+    let path = format!("/api/agreements/{id}/stop");
+
+    // Bad input gets a clear 4xx and changes nothing.
+    let stranger = PrivateKeySigner::random();
+    let (status, answer) = stack.post(&path, &sign_stop(&stranger, started_at + 300)?).await?;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("not by the agreement's customer")), "{answer}");
+    let (status, answer) = stack.post(&path, &serde_json::json!({ "stoppedAt": "soon" })).await?;
+    assert_eq!(status, 400, "{answer}");
+    let (status, _) = stack.post("/api/agreements/999/stop", &sign_stop(&stack.devnet.customer, started_at)?).await?;
+    assert_eq!(status, 404);
+    assert_eq!(stack.agreement(id).await?.context("record")?["status"], "active", "nothing changed");
+
+    let (status, answer) = stack.post(&path, &sign_stop(&stack.devnet.customer, started_at + 300)?).await?;
+    assert_eq!(status, 202, "{answer}");
+    let settled = stack.wait_status(id, "settled", STEP).await?;
+    assert_eq!(settled["endedAt"].as_u64(), Some(started_at + 300), "the signed time is the end");
+    let charge = price_of(devnet::DYNAMIC_TERMS) * U256::from(300);
+    assert_eq!(wei(&settled, "charged")?, charge);
+    assert_eq!(before - stack.balance(customer).await?, charge + gas_cost(&sign), "no gas for the stop");
+    stack.check_split(devnet::DYNAMIC_TERMS, &[charge]).await?;
+    assert!(!process_alive(room.pid), "the room was removed");
+    let (status, _) = stack.post(&path, &sign_stop(&stack.devnet.customer, started_at + 300)?).await?;
+    assert_eq!(status, 409, "a settled agreement cannot be stopped again");
+    Ok(())
+}
