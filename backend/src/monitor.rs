@@ -24,7 +24,10 @@ impl Monitor {
             let warm = a.model == Model::FlexiblePeriod
                 && a.chain_status == ChainStatus::Idle
                 && a.conference_state == ConferenceState::Running;
-            if a.chain_status != ChainStatus::Active && !warm {
+            // A conference the customer stopped by signature is removed before its stop reaches the
+            // chain: from the signed time on, it is not owed, so its absence is no outage.
+            let stopped = a.signed_stop.as_ref().is_some_and(|stop| a.started_at == Some(stop.started_at));
+            if (a.chain_status != ChainStatus::Active && !warm) || stopped {
                 continue;
             }
             // An active agreement whose conference is not running is down, whatever the reason.

@@ -234,6 +234,7 @@ async fn a_customer_stops_by_signing_and_pays_no_gas_for_the_stop() -> Result<()
     assert_eq!(status, 202, "{answer}");
     let settled = stack.wait_status(id, "settled", STEP).await?;
     assert_eq!(settled["endedAt"].as_u64(), Some(started_at + 300), "the signed time is the end");
+    assert_eq!(settled["availabilityBps"], 10_000, "the room removed after the stop is no outage: {settled}");
     let charge = price_of(devnet::DYNAMIC_TERMS) * U256::from(300);
     assert_eq!(wei(&settled, "charged")?, charge);
     assert_eq!(before - stack.balance(customer).await?, charge + gas_cost(&sign), "no gas for the stop");
