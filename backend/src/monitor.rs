@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::{
     Result,
-    agreement::{ChainStatus, ConferenceState, Model},
+    agreement::{Agreement, ChainStatus, ConferenceState, Model},
     orchestrator::Orchestrator,
     store::Store,
 };
@@ -37,8 +37,23 @@ impl Monitor {
                 (false, ConferenceState::Running) => Some("no answer".to_owned()),
                 (false, state) => Some(format!("conference {}", state.as_str())),
             };
+            if !ok && self.changed_meanwhile(&a).await? {
+                // Removed on purpose while the probe ran (stopped, ended): not an outage.
+                continue;
+            }
             self.store.record_probe(a.id, a.session, ok, detail.as_deref()).await?;
         }
         Ok(())
+    }
+
+    /// Whether the agreement's record moved on since `seen` was read (another status, conference state,
+    /// session, or a signed stop).
+    async fn changed_meanwhile(&self, seen: &Agreement) -> Result<bool> {
+        Ok(self.store.agreement(seen.id).await?.is_none_or(|now| {
+            now.chain_status != seen.chain_status
+                || now.conference_state != seen.conference_state
+                || now.session != seen.session
+                || now.signed_stop.is_some() != seen.signed_stop.is_some()
+        }))
     }
 }
