@@ -70,8 +70,10 @@ run: build
 
 test: test-contracts check-abi analyze test-rust test-browser
 
-# Every forge test, then the committed gas snapshot (unit tests) checked against this build.
+# The sources' formatting, every forge test, then the committed gas snapshot (unit tests) checked
+# against this build.
 test-contracts: tools
+	cd contracts && $(FORGE) fmt --check src test script
 	cd contracts && $(FORGE) test
 	cd contracts && $(FORGE) snapshot --check --no-match-test "invariant|testFuzz" > /dev/null || \
 	  { echo "contracts/.gas-snapshot is stale: run 'make gas-snapshot' and commit it"; exit 1; }

@@ -83,8 +83,8 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         uint40 votingPeriod
     ) EIP712("ConferenceEscrow", "1") {
         if (
-            admin == address(0) || operator == address(0) || address(registry) == address(0)
-                || activationWindow == 0 || settlementWindow == 0
+            admin == address(0) || operator == address(0) || address(registry) == address(0) || activationWindow == 0
+                || settlementWindow == 0
         ) {
             revert Errors.Escrow_InvalidConfiguration();
         }
@@ -110,7 +110,9 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     {
         Terms storage terms = _signable(termsId);
         IOfferBook.Model model = terms.model;
-        if (model != IOfferBook.Model.FixedPrice && model != IOfferBook.Model.DynamicPrice) revert Errors.Escrow_WrongModel(termsId, model);
+        if (model != IOfferBook.Model.FixedPrice && model != IOfferBook.Model.DynamicPrice) {
+            revert Errors.Escrow_WrongModel(termsId, model);
+        }
         (uint256 price, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
         uint256 duration = terms.maxDuration;
         uint256 deposit = Pricing.deposit(model, price, duration, 0);
@@ -389,8 +391,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         uint256 duration = model == IOfferBook.Model.TimeLimited
             ? quantity * 60
             : model == IOfferBook.Model.FlexiblePeriod ? quantity : terms.maxDuration;
-        uint256 minimumCharge =
-            model == IOfferBook.Model.FlexiblePeriod ? _minimumCharge(terms, regions, gdpr) : 0;
+        uint256 minimumCharge = model == IOfferBook.Model.FlexiblePeriod ? _minimumCharge(terms, regions, gdpr) : 0;
         deposit = Pricing.deposit(model, price, duration, minimumCharge);
     }
 

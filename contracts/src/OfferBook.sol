@@ -65,10 +65,7 @@ contract OfferBook is IOfferBook {
     // ---------------------------------------------------------------------------------------------
 
     /// @inheritdoc IOfferBook
-    function createOffer(OfferParams calldata params, uint32[] calldata providerIds)
-        external
-        returns (uint32 offerId)
-    {
+    function createOffer(OfferParams calldata params, uint32[] calldata providerIds) external returns (uint32 offerId) {
         if (!IAccessControl(address(ESCROW)).hasRole(OFFER_ADMIN_ROLE, msg.sender)) {
             revert Errors.OfferBook_NotOfferAdmin(msg.sender);
         }
@@ -227,13 +224,10 @@ contract OfferBook is IOfferBook {
 
     /// @dev Computes a terms version's price, regions and GDPR status from its providers as registered now,
     /// and publishes it in the escrow in place of the offer's current version.
-    function _publish(
-        uint32 offerId,
-        Offer storage offer,
-        Share[] storage shares,
-        uint88 margin,
-        uint88 minimumCharge
-    ) private returns (uint32 termsId) {
+    function _publish(uint32 offerId, Offer storage offer, Share[] storage shares, uint88 margin, uint88 minimumCharge)
+        private
+        returns (uint32 termsId)
+    {
         uint256 price = margin;
         uint32 regions = type(uint32).max;
         bool gdpr = true;

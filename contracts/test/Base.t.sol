@@ -108,18 +108,14 @@ abstract contract BaseTest {
         monitorPayout = _account(23, "monitorPayout");
 
         registry = new ProviderRegistry();
-        escrow = new ConferenceEscrow(
-            admin, operator, registry, ACTIVATION_WINDOW, SETTLEMENT_WINDOW, VOTING_PERIOD
-        );
+        escrow = new ConferenceEscrow(admin, operator, registry, ACTIVATION_WINDOW, SETTLEMENT_WINDOW, VOTING_PERIOD);
         book = escrow.BOOK();
         usd = new MockStablecoin();
         vm.prank(admin);
         usdId = escrow.addToken(address(usd));
 
         infraId = _register(infra, IProviderRegistry.Role.Infrastructure, infraPayout, EU_US, true);
-        softwareId = _register(
-            software, IProviderRegistry.Role.ConferenceSoftware, softwarePayout, ALL_REGIONS, true
-        );
+        softwareId = _register(software, IProviderRegistry.Role.ConferenceSoftware, softwarePayout, ALL_REGIONS, true);
         monitorId = _register(monitor, IProviderRegistry.Role.Monitoring, monitorPayout, ALL_REGIONS, false);
 
         fixedTerms = _offer(IOfferBook.Model.FixedPrice, 0, MAX_DURATION, FIXED_INFRA, FIXED_SOFTWARE, FIXED_MARGIN, 0);
@@ -129,16 +125,9 @@ abstract contract BaseTest {
             IOfferBook.Model.TimeLimited, 0, MAX_MINUTES_SECONDS, MINUTE_INFRA, MINUTE_SOFTWARE, MINUTE_MARGIN, 0
         );
         flexibleTerms = _offer(
-            IOfferBook.Model.FlexiblePeriod,
-            0,
-            MAX_WINDOW,
-            SECOND_INFRA,
-            SECOND_SOFTWARE,
-            SECOND_MARGIN,
-            MINIMUM_CHARGE
+            IOfferBook.Model.FlexiblePeriod, 0, MAX_WINDOW, SECOND_INFRA, SECOND_SOFTWARE, SECOND_MARGIN, MINIMUM_CHARGE
         );
-        usdTerms =
-            _offer(IOfferBook.Model.DynamicPrice, usdId, MAX_DURATION, USD_INFRA, USD_SOFTWARE, USD_MARGIN, 0);
+        usdTerms = _offer(IOfferBook.Model.DynamicPrice, usdId, MAX_DURATION, USD_INFRA, USD_SOFTWARE, USD_MARGIN, 0);
 
         vm.deal(customer, 1000 ether);
         usd.mint(customer, 1e12);

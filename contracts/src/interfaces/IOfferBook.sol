@@ -97,9 +97,7 @@ interface IOfferBook {
     /// @dev Requirements: the caller has the escrow's OFFER_ADMIN_ROLE; `maxDuration` is not zero;
     /// `tokenId` names a payment token of the escrow; 1 to MAX_SHARES distinct active providers; a minimum
     /// charge exactly when the model is FlexiblePeriod. Emits {OfferCreated}.
-    function createOffer(OfferParams calldata params, uint32[] calldata providerIds)
-        external
-        returns (uint32 offerId);
+    function createOffer(OfferParams calldata params, uint32[] calldata providerIds) external returns (uint32 offerId);
 
     /// @notice Sets the caller's price component of a draft offer.
     /// @dev Requirements: the offer is a draft; the caller is the account of one of its providers;

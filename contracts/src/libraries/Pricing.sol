@@ -35,13 +35,11 @@ library Pricing {
     /// nothing below MIN_AVAILABILITY_BPS; else FixedPrice the price; DynamicPrice price × used;
     /// TimeLimited floor(price per minute × used / 60); FlexiblePeriod the minimum plus price × used.
     /// @dev Never more than {deposit} when `used` ≤ the duration the deposit was computed for.
-    function charge(
-        IOfferBook.Model model,
-        uint256 price,
-        uint256 used,
-        uint256 minimumCharge,
-        uint256 availabilityBps
-    ) internal pure returns (uint256) {
+    function charge(IOfferBook.Model model, uint256 price, uint256 used, uint256 minimumCharge, uint256 availabilityBps)
+        internal
+        pure
+        returns (uint256)
+    {
         if (availabilityBps < MIN_AVAILABILITY_BPS) return 0;
         if (model == IOfferBook.Model.FixedPrice) return price;
         if (model == IOfferBook.Model.TimeLimited) return price * used / 60;

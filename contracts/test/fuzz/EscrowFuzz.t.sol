@@ -428,9 +428,7 @@ contract EscrowFuzzTest is BaseTest {
             // Not before the settlement window has passed.
             vm.warp(endedAt + SETTLEMENT_WINDOW);
             vm.expectRevert(
-                abi.encodeWithSelector(
-                    Errors.Escrow_SettlementWindowOpen.selector, d.id, endedAt + SETTLEMENT_WINDOW
-                )
+                abi.encodeWithSelector(Errors.Escrow_SettlementWindowOpen.selector, d.id, endedAt + SETTLEMENT_WINDOW)
             );
             escrow.settleOverdue(d.id);
             vm.warp(endedAt + SETTLEMENT_WINDOW + 1 + bound(s.stopOffset, 0, 1000));
@@ -457,10 +455,12 @@ contract EscrowFuzzTest is BaseTest {
         }
     }
 
-    function _stopAndSettle(Deal memory d, IConferenceEscrow.Agreement memory a, SessionIn memory s, uint16 availability)
-        internal
-        returns (uint256 endedAt)
-    {
+    function _stopAndSettle(
+        Deal memory d,
+        IConferenceEscrow.Agreement memory a,
+        SessionIn memory s,
+        uint16 availability
+    ) internal returns (uint256 endedAt) {
         uint256 endsAt = uint256(a.startedAt) + a.duration;
         vm.warp(block.timestamp + bound(s.used, 0, uint256(a.duration) + 1000));
         // The signed stop may lie before the start, in the past, in the future or beyond the end.
@@ -760,9 +760,7 @@ contract EscrowFuzzTest is BaseTest {
         uint256 cb = _balance(offer.tokenId, d.who);
         uint256 eb = _balance(offer.tokenId, address(escrow));
         bytes memory ret = _as(
-            d.who,
-            abi.encodeCall(escrow.sign, (offer.termsId, d.allowedRegions, d.gdpr)),
-            offer.tokenId == 0 ? q : 0
+            d.who, abi.encodeCall(escrow.sign, (offer.termsId, d.allowedRegions, d.gdpr)), offer.tokenId == 0 ? q : 0
         );
         d.id = abi.decode(ret, (uint256));
         _signed(offer, d, cb, eb);

@@ -22,9 +22,12 @@ contract EscrowInvariantTest is BaseTest {
         super.setUp();
         // Stablecoin offers for the models the shared setUp only has in ETH, two of them with all three
         // providers (the monitor is not GDPR-compliant: those terms cannot be signed with gdpr).
-        uint32 fixedUsd = _offerWith(IOfferBook.Model.FixedPrice, 7, MAX_DURATION, [uint88(600_000), 300_000, 50_000], 50_000, 0);
-        uint32 minutesUsd = _offerWith(IOfferBook.Model.TimeLimited, 3, MAX_MINUTES_SECONDS, [uint88(6000), 3000, 500], 500, 0);
-        uint32 flexibleUsd = _offerWith(IOfferBook.Model.FlexiblePeriod, 6, MAX_WINDOW, [uint88(0), 60, 30], 10, 100_000);
+        uint32 fixedUsd =
+            _offerWith(IOfferBook.Model.FixedPrice, 7, MAX_DURATION, [uint88(600_000), 300_000, 50_000], 50_000, 0);
+        uint32 minutesUsd =
+            _offerWith(IOfferBook.Model.TimeLimited, 3, MAX_MINUTES_SECONDS, [uint88(6000), 3000, 500], 500, 0);
+        uint32 flexibleUsd =
+            _offerWith(IOfferBook.Model.FlexiblePeriod, 6, MAX_WINDOW, [uint88(0), 60, 30], 10, 100_000);
 
         uint32[] memory offerIds = new uint32[](8);
         uint32[8] memory termsIds =
@@ -146,7 +149,11 @@ contract EscrowInvariantTest is BaseTest {
                 IConferenceEscrow.MinutesAccount memory account = escrow.minutesAccountOf(id);
                 assertEq(account.charged, g.charged, string.concat(which, ": account charged"));
                 assertEq(account.deposit, g.deposit, string.concat(which, ": account deposit"));
-                assertEq(g.refunded == 0 || status == IConferenceEscrow.Status.Settled, true, string.concat(which, ": refund before close"));
+                assertEq(
+                    g.refunded == 0 || status == IConferenceEscrow.Status.Settled,
+                    true,
+                    string.concat(which, ": refund before close")
+                );
             }
         }
     }
@@ -160,7 +167,9 @@ contract EscrowInvariantTest is BaseTest {
                 owed += escrow.earningsOf(handler.providerIds(i), t);
             }
             assertEq(owed, handler.expectedCharged(t), "paid out + owed to providers and owner != total charged");
-            assertEq(handler.chargedSum(t), handler.expectedCharged(t), "charges measured per agreement != total charged");
+            assertEq(
+                handler.chargedSum(t), handler.expectedCharged(t), "charges measured per agreement != total charged"
+            );
         }
     }
 
@@ -247,9 +256,27 @@ contract EscrowInvariantTest is BaseTest {
     /// After each run (visible with -vv): what the handler did.
     function afterInvariant() public view {
         string[21] memory names = [
-            "sign", "buyMinutes", "reserve", "start", "activate", "stop", "end", "stopAndSettle", "settle",
-            "settleOverdue", "reclaim", "decline", "close", "propose", "vote", "execute", "withdraw",
-            "withdrawEarnings", "warp", "toggleRefusal", "fallback"
+            "sign",
+            "buyMinutes",
+            "reserve",
+            "start",
+            "activate",
+            "stop",
+            "end",
+            "stopAndSettle",
+            "settle",
+            "settleOverdue",
+            "reclaim",
+            "decline",
+            "close",
+            "propose",
+            "vote",
+            "execute",
+            "withdraw",
+            "withdrawEarnings",
+            "warp",
+            "toggleRefusal",
+            "fallback"
         ];
         uint256 total;
         for (uint256 i; i < 21; ++i) {
@@ -278,7 +305,11 @@ contract EscrowInvariantTest is BaseTest {
         }
         owed += escrow.creditOf(admin, t);
         uint256 balance = t == 0 ? address(escrow).balance : usd.balanceOf(address(escrow));
-        assertEq(balance, heldSum + owed, t == 0 ? "ETH: balance != held + earnings + credits" : "mUSD: balance != held + earnings + credits");
+        assertEq(
+            balance,
+            heldSum + owed,
+            t == 0 ? "ETH: balance != held + earnings + credits" : "mUSD: balance != held + earnings + credits"
+        );
     }
 
     function _log(string memory what, uint256 value) internal view {

@@ -191,9 +191,8 @@ contract Handler {
     }
 
     function stop(uint256 idSeed, uint256 waitSeed) external act {
-        (bool found, uint256 id) = _pick(
-            idSeed, _bit(IConferenceEscrow.Status.Requested) | _bit(IConferenceEscrow.Status.Active), 15
-        );
+        (bool found, uint256 id) =
+            _pick(idSeed, _bit(IConferenceEscrow.Status.Requested) | _bit(IConferenceEscrow.Status.Active), 15);
         if (!found) return _fallback(idSeed);
         _warp(waitSeed % 1200);
         Pre memory p = _pre(id);
@@ -253,10 +252,7 @@ contract Handler {
         _post(p, charge, availability);
     }
 
-    function stopAndSettle(uint256 idSeed, uint256 availabilitySeed, uint256 waitSeed, uint256 stopSeed)
-        external
-        act
-    {
+    function stopAndSettle(uint256 idSeed, uint256 availabilitySeed, uint256 waitSeed, uint256 stopSeed) external act {
         (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Active), 15);
         if (!found) return _fallback(idSeed);
         _warp(waitSeed % 2400);
@@ -373,7 +369,9 @@ contract Handler {
         if (amount == 0) return _fallback(providerSeed);
         uint256 before = _balance(tokenId, payouts[i]);
         _call(address(0xbeef), abi.encodeCall(escrow.withdrawEarnings, (providerIds[i], tokenId)), "withdrawEarnings");
-        if (_balance(tokenId, payouts[i]) - before != amount) _violate(CHARGE, "withdrawEarnings: paid other than earned");
+        if (_balance(tokenId, payouts[i]) - before != amount) {
+            _violate(CHARGE, "withdrawEarnings: paid other than earned");
+        }
         earningsWithdrawn[tokenId] += amount;
     }
 
@@ -430,10 +428,13 @@ contract Handler {
         uint256 k;
         for (uint256 i; i < 3; ++i) {
             if (mask & (1 << i) == 0) continue;
-            shares[k++] = IOfferBook.Share({providerId: providerIds[i], component: uint88(1 + seeds[i] % (2 * largest))});
+            shares[k++] =
+                IOfferBook.Share({providerId: providerIds[i], component: uint88(1 + seeds[i] % (2 * largest))});
         }
         margin = uint88(seeds[0] % (2 * largest + 1));
-        if (t.model == IOfferBook.Model.FlexiblePeriod) minimum = uint88(1 + seeds[1] % (2 * uint256(t.minimumCharge)));
+        if (t.model == IOfferBook.Model.FlexiblePeriod) {
+            minimum = uint88(1 + seeds[1] % (2 * uint256(t.minimumCharge)));
+        }
     }
 
     function vote(uint256 proposalSeed, uint256 voterSeed, uint256 supportSeed) external act {
@@ -637,9 +638,16 @@ contract Handler {
             );
         }
         uint256 charge = _measureCharge(p, a, expectedCharge);
-        uint256 refund = _delta(_balance(a.tokenId, customers[a.cust]) + escrow.creditOf(customers[a.cust], a.tokenId), p.customer, "customer");
+        uint256 refund = _delta(
+            _balance(a.tokenId, customers[a.cust]) + escrow.creditOf(customers[a.cust], a.tokenId),
+            p.customer,
+            "customer"
+        );
         if (charge != expectedCharge) {
-            _violate(CHARGE, string.concat("agreement ", _str(p.id), ": charged ", _str(charge), ", formula ", _str(expectedCharge)));
+            _violate(
+                CHARGE,
+                string.concat("agreement ", _str(p.id), ": charged ", _str(charge), ", formula ", _str(expectedCharge))
+            );
         }
         if (availability < 7500 && charge != 0) _violate(CHARGE, "charged below 75% availability");
         _checkRefund(p, a, status, charge, refund);
@@ -658,7 +666,12 @@ contract Handler {
         for (uint256 i; i < 3; ++i) {
             uint256 part = _delta(escrow.earningsOf(providerIds[i], a.tokenId), p.earnings[i], "earnings");
             if (part != expectedCharge * a.comps[i] / a.termsPrice) {
-                _violate(CHARGE, string.concat("agreement ", _str(p.id), ": provider part differs from floor(charge*c/P) of its signed terms"));
+                _violate(
+                    CHARGE,
+                    string.concat(
+                        "agreement ", _str(p.id), ": provider part differs from floor(charge*c/P) of its signed terms"
+                    )
+                );
             }
             parts += part;
         }
@@ -684,7 +697,10 @@ contract Handler {
             expected = a.deposit - a.charged - charge;
         }
         if (refund != expected) {
-            _violate(CHARGE, string.concat("agreement ", _str(p.id), ": refunded ", _str(refund), ", expected ", _str(expected)));
+            _violate(
+                CHARGE,
+                string.concat("agreement ", _str(p.id), ": refunded ", _str(refund), ", expected ", _str(expected))
+            );
         }
     }
 
@@ -786,15 +802,23 @@ contract Handler {
             delete _g[c.id];
             return _unexpected("sign", ret);
         }
-        if (_balance(a.tokenId, address(escrow)) - before != a.deposit) _violate(CHARGE, "escrow did not receive the deposit");
+        if (_balance(a.tokenId, address(escrow)) - before != a.deposit) {
+            _violate(CHARGE, "escrow did not receive the deposit");
+        }
         if (escrow.depositOf(c.id) != a.deposit) _violate(CHARGE, "depositOf differs from the deposit paid");
         if (escrow.agreementOf(c.id).price != a.price) _violate(CHARGE, "agreement price differs from the quote");
         a.last = a.model == IOfferBook.Model.FixedPrice || a.model == IOfferBook.Model.DynamicPrice
             ? IConferenceEscrow.Status.Requested
             : IConferenceEscrow.Status.Idle;
-        if (escrow.agreementOf(c.id).status != a.last) _violate(TRANSITION, "signing did not lead where the diagram says");
+        if (escrow.agreementOf(c.id).status != a.last) {
+            _violate(TRANSITION, "signing did not lead where the diagram says");
+        }
         ids.push(c.id);
-        ++done[a.model == IOfferBook.Model.TimeLimited ? "buyMinutes" : a.model == IOfferBook.Model.FlexiblePeriod ? "reserve" : "sign"];
+        ++done[
+            a.model == IOfferBook.Model.TimeLimited
+                ? "buyMinutes"
+                : a.model == IOfferBook.Model.FlexiblePeriod ? "reserve" : "sign"
+        ];
     }
 
     /// Nothing to act on: sign a new agreement of a random model instead, so that the call is not wasted.
@@ -892,9 +916,8 @@ contract Handler {
     }
 
     function _walletCall(bytes memory data, uint256 value, string memory what) internal {
-        (bool ok, bytes memory ret) = _rawCall(
-            address(this), address(wallet), abi.encodeCall(wallet.exec, (address(escrow), data, value)), 0
-        );
+        (bool ok, bytes memory ret) =
+            _rawCall(address(this), address(wallet), abi.encodeCall(wallet.exec, (address(escrow), data, value)), 0);
         if (!ok) return _unexpected(what, ret);
         ++done[what];
     }
