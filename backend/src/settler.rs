@@ -1,7 +1,7 @@
-//! The settler sends the outbox's operator calls (activate, decline, end, settle), each exactly once:
-//! a call is signed and stored with its nonce and hash before it is broadcast; after a crash the
-//! same signed bytes are broadcast again, never a second transaction. A call the chain shows as
-//! already done (or overtaken) counts as done without sending anything.
+//! The settler sends the outbox's operator calls (activate, decline, end, settle, stopAndSettle), each
+//! exactly once: a call is signed and stored with its nonce and hash before it is broadcast; after a
+//! crash the same signed bytes are broadcast again, never a second transaction. A call the chain shows
+//! as already done (or overtaken) counts as done without sending anything.
 //!
 //! Not yet here (the backend issue): fee bumping of stuck transactions, waiting for a confirmation
 //! depth, and resubmission after a reorg.
