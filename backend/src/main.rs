@@ -3,6 +3,7 @@
 use clap::Parser;
 use conference_backend::{
     Result,
+    agreement::Model,
     config::{Cli, Command, DevArgs, ServeArgs},
     devnet::{self, Devnet},
     room, service,
@@ -59,7 +60,15 @@ async fn dev(args: DevArgs) -> Result<()> {
     let offers: String = devnet::OFFERS
         .iter()
         .enumerate()
-        .map(|(i, offer)| format!("\n  terms {}   {} at {} wei per unit", i + 1, offer.model.as_str(), offer.price()))
+        .map(|(i, offer)| {
+            let unit = match offer.model {
+                Model::FixedPrice => "per conference".to_owned(),
+                Model::DynamicPrice => "per second".to_owned(),
+                Model::TimeLimited => "per minute".to_owned(),
+                Model::FlexiblePeriod => format!("per second, plus a {} wei minimum", offer.minimum_charge),
+            };
+            format!("\n  terms {}   {}: {} wei {unit}", i + 1, offer.model.as_str(), offer.price())
+        })
         .collect();
     println!(
         "\nConference escrow: local stack ready\n\
