@@ -26,8 +26,7 @@ impl Monitor {
                 && a.conference_state == ConferenceState::Running;
             // A conference the customer stopped by signature is removed before its stop reaches the
             // chain: from the signed time on, it is not owed, so its absence is no outage.
-            let stopped = a.signed_stop.as_ref().is_some_and(|stop| a.started_at == Some(stop.started_at));
-            if (a.chain_status != ChainStatus::Active && !warm) || stopped {
+            if (a.chain_status != ChainStatus::Active && !warm) || a.signed_stop_of_running().is_some() {
                 continue;
             }
             // An active agreement whose conference is not running is down, whatever the reason.

@@ -23,7 +23,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::{
     Result,
     agreement::{Agreement, ChainStatus as C, ConferenceState as K, Model},
-    chain::{Chain, OperatorCall, SignedStop},
+    chain::{Chain, OperatorCall},
     orchestrator::Orchestrator,
     store::Store,
 };
@@ -67,7 +67,8 @@ pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64, region: 
                 _ => Step::Wait,
             }
         }
-        C::Active if a.signed_stop.as_ref().is_some_and(|stop| is_submittable(a, stop, chain_now)) => {
+        // The customer signed a stop of this conference that can still be submitted.
+        C::Active if a.signed_stop_of_running().is_some_and(|stop| chain_now <= stop.deadline) => {
             if up {
                 Step::Undeploy
             } else {
@@ -99,11 +100,6 @@ pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64, region: 
         C::Idle | C::Settled | C::Refunded if up => Step::Undeploy,
         C::Idle | C::Settled | C::Refunded => Step::Wait,
     }
-}
-
-/// Whether a signed stop is for the running conference and can still be submitted.
-fn is_submittable(a: &Agreement, stop: &SignedStop, chain_now: u64) -> bool {
-    a.started_at == Some(stop.started_at) && chain_now <= stop.deadline
 }
 
 pub struct Reconciler {
@@ -247,7 +243,10 @@ impl Reconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agreement::{ChainStatus, ConferenceState};
+    use crate::{
+        agreement::{ChainStatus, ConferenceState},
+        chain::SignedStop,
+    };
 
     const WINDOW: u64 = 600;
     const EU: u8 = 0;

@@ -505,14 +505,12 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
 
 /// The agreement's charged total plus `charge`.
 async fn sum_wei(tx: &mut sqlx::SqliteConnection, agreement: u64, charge: &str) -> Result<String> {
-    use alloy::primitives::U256;
     let row = sqlx::query("SELECT charged FROM agreements WHERE id = ?")
         .bind(agreement as i64)
         .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else { return Ok(charge.to_string()) };
-    let parse = |v: &str| U256::from_str(v).map_err(|e| Error::Config(format!("stored amount {v:?}: {e}")));
-    Ok((parse(&row.get::<String, _>(0))? + parse(charge)?).to_string())
+    Ok((stored_wei(&row.get::<String, _>(0))? + stored_wei(charge)?).to_string())
 }
 
 /// The outbox columns of a call besides its agreement, session and name: the `startedAt` it is
@@ -618,9 +616,12 @@ fn agreement_from_row(r: &SqliteRow) -> Result<Agreement> {
 
 /// `price × seconds` for a decimal amount, as the contract computes a DynamicPrice deposit.
 fn wei_product(price: &str, seconds: u64) -> Result<String> {
-    use alloy::primitives::U256;
-    let price = U256::from_str(price).map_err(|e| Error::Config(format!("stored price {price:?}: {e}")))?;
-    Ok((price * U256::from(seconds)).to_string())
+    Ok((stored_wei(price)? * alloy::primitives::U256::from(seconds)).to_string())
+}
+
+/// A decimal amount as the store keeps it (base units of the token, too wide for 64 bits).
+fn stored_wei(text: &str) -> Result<alloy::primitives::U256> {
+    alloy::primitives::U256::from_str(text).map_err(|e| Error::Config(format!("stored amount {text:?}: {e}")))
 }
 
 /// The signed stop joined to an agreement or outbox row (`stop_*` columns), if there is one.
