@@ -19,15 +19,16 @@ const POLL_MS = 1000;
 const RECEIPT_POLL_MS = 500;
 
 // Readable sentences for the escrow's custom errors, when the backend publishes their selectors
-// in /api/config as `errors: {"0x12345678": "Escrow_OfferRetired", ...}`.
+// in /api/config as `errors: {"0x12345678": "Escrow_TermsNotOpen", ...}`.
 const CONTRACT_ERRORS = {
-  Escrow_UnknownOffer: 'This offer does not exist in the escrow contract.',
-  Escrow_OfferRetired: 'The provider has retired this offer: it can no longer be signed.',
+  Escrow_TermsNotOpen: 'This offer is no longer open (its terms were retired or changed by a vote): reload the page.',
+  Escrow_NoRegionAllowed: 'This offer does not serve any of the regions you allowed.',
+  Escrow_GdprUnavailable: 'Not every provider of this offer is GDPR-compliant.',
   Escrow_WrongDeposit: 'The deposit does not match the offer any more: reload the page and try again.',
   Escrow_UnknownAgreement: 'The escrow contract does not know this agreement.',
   Escrow_WrongStatus: 'The agreement has already moved on (it may already be stopped): the page will show where it stands.',
   Escrow_NotCustomer: 'Only the account that signed this agreement can stop it.',
-  EnforcedPause: 'The escrow contract is paused for maintenance: no new agreement can be signed right now.',
+  Escrow_Paused: 'The escrow contract is paused for maintenance: no new agreement can be signed right now.',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -556,6 +557,15 @@ async function signOffer(offer) {
   }
 }
 
+/** Throws unless the connected account is the one that signed `agreement` (if it is known yet). */
+function requireCustomer(agreement) {
+  if (agreement && !sameAddress(agreement.customer, state.account)) {
+    throw new UserError(
+      `Only the account that signed this agreement (${agreement.customer}) can stop it. Switch to that account in your wallet.`,
+    );
+  }
+}
+
 async function stopAgreement() {
   showError('');
   const agreement = state.agreement;
@@ -563,11 +573,7 @@ async function stopAgreement() {
   setBusy(true);
   try {
     if (!(await ensureReady())) return;
-    if (agreement && !sameAddress(agreement.customer, state.account)) {
-      throw new UserError(
-        `Only the account that signed this agreement (${agreement.customer}) can stop it. Switch to that account in your wallet.`,
-      );
-    }
+    requireCustomer(agreement);
     const cancelling = !agreement || agreement.status !== 'active';
     showNotice(`Confirm in ${walletName()}: ${cancelling ? 'cancel' : 'stop'} agreement ${state.following}.`);
     let hash;
@@ -628,11 +634,7 @@ async function stopBySignature() {
   setBusy(true);
   try {
     if (!(await ensureReady())) return;
-    if (!sameAddress(a.customer, state.account)) {
-      throw new UserError(
-        `Only the account that signed this agreement (${a.customer}) can stop it. Switch to that account in your wallet.`,
-      );
-    }
+    requireCustomer(a);
     const stoppedAt = Math.max(a.startedAt, Math.floor(Date.now() / 1000 + (state.clockOffset || 0)));
     const typed = stopTypedData(state.config, a.id, a.startedAt, stoppedAt, stoppedAt + STOP_SIGNATURE_VALID_S);
     showNotice(`Confirm in ${walletName()}: sign that you stop agreement ${a.id} now. Signing costs no gas.`);
