@@ -14,7 +14,7 @@ BACKEND := target/debug/conference-backend
 # The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
 BOUND := ConferenceEscrow OfferBook ProviderRegistry
 
-.PHONY: help run demo test test-contracts test-rust test-browser tools contracts check-abi abi build browser analyze bench-gas deploy-contracts gas-snapshot
+.PHONY: help run demo test test-contracts test-rust test-browser postgres tools contracts check-abi abi build browser analyze bench-gas deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
@@ -63,6 +63,10 @@ deploy-contracts: tools
 browser:
 	@command -v chromium > /dev/null || { apt-get update -qq && apt-get install -y -qq chromium > /dev/null; }
 
+# Debian's PostgreSQL server programs: the store's tests run each case on a private server too.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql > /dev/null; }
+
 # --- the two commands ---------------------------------------------------------------------------------
 
 run: build
@@ -81,7 +85,7 @@ test-contracts: tools
 gas-snapshot: tools
 	cd contracts && $(FORGE) snapshot --no-match-test "invariant|testFuzz"
 
-test-rust: build
+test-rust: build postgres
 	cargo test --workspace
 
 test-browser: build browser

@@ -46,7 +46,7 @@ pub struct ServiceArgs {
     /// Address the HTTP API and web page listen on.
     #[arg(long = "http", env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
-    /// SQLite database URL; defaults to `<data-dir>/conference.db`.
+    /// The database: `sqlite://<path>` (the default is `<data-dir>/conference.db`) or `postgres://…`.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Where the service keeps its database (by default) and its rooms' state and logs.

@@ -7,6 +7,7 @@ pub mod agreement;
 pub mod api;
 pub mod chain;
 pub mod config;
+pub mod devdb;
 pub mod devnet;
 pub mod error;
 pub mod monitor;

@@ -1,12 +1,12 @@
 //! Persistence (sqlx, SQLite): the watcher's cursor and the agreements it read, the conferences the
 //! reconciler ran, the probes behind each availability figure, and the operator's outbox.
 
-use std::{str::FromStr, time::Duration};
+use std::str::FromStr;
 
 use serde::Serialize;
 use sqlx::{
-    Row, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow},
+    AnyConnection, AnyPool, Executor, Row,
+    any::{AnyPoolOptions, AnyRow},
 };
 
 use crate::{
@@ -16,7 +16,10 @@ use crate::{
     watcher::ChainEvent,
 };
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+/// One set of migrations per database, kept in step: the same numbered files, the same tables and
+/// columns (checked by a test), each in its own dialect.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// Agreements with the customer's signed stop of their current conference, if any, then `$tail`.
 macro_rules! agreements_where {
@@ -42,9 +45,32 @@ macro_rules! outbox_where {
     };
 }
 
+/// The backend's database: SQLite (the embedded default) or PostgreSQL (production), chosen by the
+/// URL's scheme. Every query is written once, in SQL both understand, with `$1`-style parameters.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+/// The databases the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The dialect a database URL names by its scheme.
+    pub fn of_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else {
+            Err(Error::Config(format!("database URL {url:?}: expected sqlite://… or postgres://…")))
+        }
+    }
 }
 
 /// A terms version as published on-chain: what a customer signs.
@@ -119,15 +145,57 @@ pub fn now_wall() -> i64 {
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `url` and applies the migrations.
+    /// Opens the database at `url` (`sqlite://path`, created if missing, or `postgres://…`) and applies
+    /// the migrations.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(url)?;
+        let (url, migrations) = match dialect {
+            // Created if missing; write-ahead logging (below) lets the API read while the loops write.
+            Dialect::Sqlite if url.contains('?') => (url.to_owned(), &SQLITE_MIGRATIONS),
+            Dialect::Sqlite => (format!("{url}?mode=rwc"), &SQLITE_MIGRATIONS),
+            Dialect::Postgres => (url.to_owned(), &POSTGRES_MIGRATIONS),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        migrations.run(&pool).await?;
+        Ok(Self { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Every (table, column) of the schema the migrations made, sorted: the two migration sets must
+    /// give the same list.
+    pub async fn columns(&self) -> Result<Vec<(String, String)>> {
+        let query = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            }
+            Dialect::Postgres => {
+                "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT) FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%' ESCAPE '\\'"
+            }
+        };
+        let mut columns: Vec<(String, String)> =
+            sqlx::query(query).fetch_all(&self.pool).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
+        columns.sort();
+        Ok(columns)
     }
 
     /// The next block the watcher reads, if it has read any.
@@ -151,7 +219,7 @@ impl Store {
             apply_event(&mut tx, event).await?;
         }
         sqlx::query(
-            "INSERT INTO chain_cursor (id, next_block, head_timestamp) VALUES (1, ?, ?) \
+            "INSERT INTO chain_cursor (id, next_block, head_timestamp) VALUES (1, $1, $2) \
              ON CONFLICT (id) DO UPDATE SET next_block = excluded.next_block, head_timestamp = excluded.head_timestamp",
         )
         .bind(next_block as i64)
@@ -193,7 +261,7 @@ impl Store {
     }
 
     pub async fn agreement(&self, id: u64) -> Result<Option<Agreement>> {
-        let row = sqlx::query(agreements_where!("WHERE a.id = ?")).bind(id as i64).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(agreements_where!("WHERE a.id = $1")).bind(id as i64).fetch_optional(&self.pool).await?;
         row.as_ref().map(agreement_from_row).transpose()
     }
 
@@ -210,7 +278,7 @@ impl Store {
 
     /// Marks a deploy as started, before the orchestrator is asked, so a crash leaves a trace.
     pub async fn conference_deploying(&self, id: u64) -> Result<()> {
-        sqlx::query("UPDATE agreements SET conference_state = 'deploying' WHERE id = ?")
+        sqlx::query("UPDATE agreements SET conference_state = 'deploying' WHERE id = $1")
             .bind(id as i64)
             .execute(&self.pool)
             .await?;
@@ -220,8 +288,8 @@ impl Store {
     /// Records a running conference; `fresh` counts it as a new deployment (not an adopted one).
     pub async fn conference_running(&self, id: u64, join_url: &str, fresh: bool) -> Result<()> {
         sqlx::query(
-            "UPDATE agreements SET conference_state = 'running', join_url = ?, \
-             deploy_count = deploy_count + ?, deployed_wall_at = COALESCE(deployed_wall_at, ?) WHERE id = ?",
+            "UPDATE agreements SET conference_state = 'running', join_url = $1, \
+             deploy_count = deploy_count + $2, deployed_wall_at = COALESCE(deployed_wall_at, $3) WHERE id = $4",
         )
         .bind(join_url)
         .bind(fresh as i64)
@@ -233,7 +301,7 @@ impl Store {
     }
 
     pub async fn conference_removed(&self, id: u64) -> Result<()> {
-        sqlx::query("UPDATE agreements SET conference_state = 'removed', removed_wall_at = ? WHERE id = ?")
+        sqlx::query("UPDATE agreements SET conference_state = 'removed', removed_wall_at = $1 WHERE id = $2")
             .bind(now_wall())
             .bind(id as i64)
             .execute(&self.pool)
@@ -242,7 +310,7 @@ impl Store {
     }
 
     pub async fn record_probe(&self, id: u64, session: u64, ok: bool, detail: Option<&str>) -> Result<()> {
-        sqlx::query("INSERT INTO probes (agreement_id, session, wall_at, ok, detail) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO probes (agreement_id, session, wall_at, ok, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(id as i64)
             .bind(session as i64)
             .bind(now_wall())
@@ -255,7 +323,7 @@ impl Store {
 
     pub async fn probe_tally(&self, id: u64, session: u64) -> Result<ProbeTally> {
         let row =
-            sqlx::query("SELECT COUNT(*), COALESCE(SUM(ok), 0) FROM probes WHERE agreement_id = ? AND session = ?")
+            sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(ok), 0) AS BIGINT) FROM probes WHERE agreement_id = $1 AND session = $2")
                 .bind(id as i64)
                 .bind(session as i64)
                 .fetch_one(&self.pool)
@@ -269,7 +337,7 @@ impl Store {
         let (started_at, argument) = call_parts(call);
         let inserted = sqlx::query(
             "INSERT INTO outbox (agreement_id, session, call, started_at, argument, created_wall_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agreement_id, session, call) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agreement_id, session, call) DO NOTHING",
         )
         .bind(call.agreement() as i64)
         .bind(call.session() as i64)
@@ -295,7 +363,7 @@ impl Store {
     pub async fn record_signed_stop(&self, agreement: u64, session: u64, stop: &SignedStop) -> Result<bool> {
         let inserted = sqlx::query(
             "INSERT INTO signed_stops (agreement_id, session, started_at, stopped_at, deadline, signature, \
-             received_wall_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agreement_id, session) DO NOTHING",
+             received_wall_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (agreement_id, session) DO NOTHING",
         )
         .bind(agreement as i64)
         .bind(session as i64)
@@ -311,7 +379,7 @@ impl Store {
 
     /// Every settled conference of an agreement, oldest first.
     pub async fn sessions_of(&self, agreement: u64) -> Result<Vec<Session>> {
-        let rows = sqlx::query("SELECT * FROM sessions WHERE agreement_id = ? ORDER BY session")
+        let rows = sqlx::query("SELECT * FROM sessions WHERE agreement_id = $1 ORDER BY session")
             .bind(agreement as i64)
             .fetch_all(&self.pool)
             .await?;
@@ -329,7 +397,7 @@ impl Store {
     }
 
     pub async fn outbox_of(&self, agreement: u64) -> Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(outbox_where!("WHERE o.agreement_id = ? ORDER BY o.id"))
+        let rows = sqlx::query(outbox_where!("WHERE o.agreement_id = $1 ORDER BY o.id"))
             .bind(agreement as i64)
             .fetch_all(&self.pool)
             .await?;
@@ -339,7 +407,7 @@ impl Store {
     /// Stores a signed transaction before it is broadcast.
     pub async fn outbox_signed(&self, id: i64, tx: &SignedTx) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET state = 'sent', nonce = ?, tx_hash = ?, raw_tx = ? WHERE id = ? AND state = 'pending'",
+            "UPDATE outbox SET state = 'sent', nonce = $1, tx_hash = $2, raw_tx = $3 WHERE id = $4 AND state = 'pending'",
         )
         .bind(tx.nonce as i64)
         .bind(tx.hash.to_string())
@@ -351,7 +419,7 @@ impl Store {
     }
 
     pub async fn outbox_finished(&self, id: i64, state: OutboxState, outcome: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET state = ?, outcome = ? WHERE id = ?")
+        sqlx::query("UPDATE outbox SET state = $1, outcome = $2 WHERE id = $3")
             .bind(match state {
                 OutboxState::Done => "done",
                 OutboxState::Failed => "failed",
@@ -365,12 +433,12 @@ impl Store {
     }
 }
 
-async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Result<()> {
+async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
     let query = match event {
         ChainEvent::TermsPublished { terms, offer, model, token_id, price, max_duration, minimum_charge, regions, gdpr } => {
             sqlx::query(
                 "INSERT INTO terms (id, offer_id, model, token_id, price, max_duration, minimum_charge, regions, gdpr) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
             )
             .bind(*terms as i64)
             .bind(*offer as i64)
@@ -382,7 +450,7 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
             .bind(*regions as i64)
             .bind(*gdpr as i64)
         }
-        ChainEvent::TermsClosed { terms } => sqlx::query("UPDATE terms SET open = 0 WHERE id = ?").bind(*terms as i64),
+        ChainEvent::TermsClosed { terms } => sqlx::query("UPDATE terms SET open = 0 WHERE id = $1").bind(*terms as i64),
         ChainEvent::Signed {
             agreement,
             terms,
@@ -403,7 +471,7 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
             sqlx::query(
                 "INSERT INTO agreements (id, terms_id, model, customer, token_id, price, deposit, allowed_regions, \
                  gdpr, duration, chain_status, session, signed_at, sign_tx, requested_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING",
             )
             .bind(*agreement as i64)
             .bind(*terms as i64)
@@ -422,20 +490,20 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
             .bind(requested_at)
         }
         ChainEvent::WindowReserved { agreement, from, to } => {
-            sqlx::query("UPDATE agreements SET window_from = ?, window_to = ? WHERE id = ?")
+            sqlx::query("UPDATE agreements SET window_from = $1, window_to = $2 WHERE id = $3")
                 .bind(*from as i64)
                 .bind(*to as i64)
                 .bind(*agreement as i64)
         }
         ChainEvent::StartRequested { agreement, requested_at } => sqlx::query(
-            "UPDATE agreements SET chain_status = 'requested', session = session + 1, requested_at = ?, \
-             started_at = NULL, ends_at = NULL, ended_at = NULL, activate_tx = NULL, end_tx = NULL WHERE id = ?",
+            "UPDATE agreements SET chain_status = 'requested', session = session + 1, requested_at = $1, \
+             started_at = NULL, ends_at = NULL, ended_at = NULL, activate_tx = NULL, end_tx = NULL WHERE id = $2",
         )
         .bind(*requested_at as i64)
         .bind(*agreement as i64),
         ChainEvent::Activated { agreement, started_at, ends_at, region, tx_hash } => sqlx::query(
-            "UPDATE agreements SET chain_status = 'active', started_at = ?, ends_at = ?, region = ?, activate_tx = ? \
-             WHERE id = ?",
+            "UPDATE agreements SET chain_status = 'active', started_at = $1, ends_at = $2, region = $3, activate_tx = $4 \
+             WHERE id = $5",
         )
         .bind(*started_at as i64)
         .bind(*ends_at as i64)
@@ -443,7 +511,7 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
         .bind(tx_hash)
         .bind(*agreement as i64),
         ChainEvent::Ended { agreement, ended_at, tx_hash } => {
-            sqlx::query("UPDATE agreements SET chain_status = 'ended', ended_at = ?, end_tx = ? WHERE id = ?")
+            sqlx::query("UPDATE agreements SET chain_status = 'ended', ended_at = $1, end_tx = $2 WHERE id = $3")
                 .bind(*ended_at as i64)
                 .bind(tx_hash)
                 .bind(*agreement as i64)
@@ -451,7 +519,7 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
         ChainEvent::Settled { agreement, availability_bps, charge, refund, refund_deferred, tx_hash } => {
             sqlx::query(
                 "INSERT INTO sessions (agreement_id, session, started_at, ended_at, availability_bps, charge, settle_tx) \
-                 SELECT id, session, started_at, ended_at, ?, ?, ? FROM agreements WHERE id = ? \
+                 SELECT id, session, started_at, ended_at, $1, $2, $3 FROM agreements WHERE id = $4 \
                  ON CONFLICT (agreement_id, session) DO NOTHING",
             )
             .bind(*availability_bps as i64)
@@ -464,9 +532,9 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
             let charged = sum_wei(tx, *agreement, charge).await?;
             sqlx::query(
                 "UPDATE agreements SET chain_status = CASE model WHEN 'timeLimited' THEN 'idle' ELSE 'settled' END, \
-                 availability_bps = ?, charged = ?, refund = CASE model WHEN 'timeLimited' THEN refund ELSE ? END, \
-                 refund_deferred = CASE model WHEN 'timeLimited' THEN refund_deferred ELSE ? END, settle_tx = ? \
-                 WHERE id = ?",
+                 availability_bps = $1, charged = $2, refund = CASE model WHEN 'timeLimited' THEN refund ELSE $3 END, \
+                 refund_deferred = CASE model WHEN 'timeLimited' THEN refund_deferred ELSE $4 END, settle_tx = $5 \
+                 WHERE id = $6",
             )
             .bind(*availability_bps as i64)
             .bind(charged)
@@ -480,9 +548,9 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
             // the reservation: both go back to idle. Anything else was refunded in full.
             sqlx::query(
                 "UPDATE agreements SET chain_status = CASE \
-                   WHEN model = 'timeLimited' OR (model = 'flexiblePeriod' AND ? = 'cancelledByCustomer') THEN 'idle' \
+                   WHEN model = 'timeLimited' OR (model = 'flexiblePeriod' AND $1 = 'cancelledByCustomer') THEN 'idle' \
                    ELSE 'refunded' END, \
-                 refund = ?, refund_deferred = ?, refund_reason = ?, settle_tx = ? WHERE id = ?",
+                 refund = $2, refund_deferred = $3, refund_reason = $4, settle_tx = $5 WHERE id = $6",
             )
             .bind(*reason)
             .bind(refund)
@@ -492,7 +560,7 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
             .bind(*agreement as i64)
         }
         ChainEvent::Closed { agreement, refund, refund_deferred, tx_hash } => sqlx::query(
-            "UPDATE agreements SET chain_status = 'settled', refund = ?, refund_deferred = ?, settle_tx = ? WHERE id = ?",
+            "UPDATE agreements SET chain_status = 'settled', refund = $1, refund_deferred = $2, settle_tx = $3 WHERE id = $4",
         )
         .bind(refund)
         .bind(*refund_deferred as i64)
@@ -504,8 +572,8 @@ async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Res
 }
 
 /// The agreement's charged total plus `charge`.
-async fn sum_wei(tx: &mut sqlx::SqliteConnection, agreement: u64, charge: &str) -> Result<String> {
-    let row = sqlx::query("SELECT charged FROM agreements WHERE id = ?")
+async fn sum_wei(tx: &mut AnyConnection, agreement: u64, charge: &str) -> Result<String> {
+    let row = sqlx::query("SELECT charged FROM agreements WHERE id = $1")
         .bind(agreement as i64)
         .fetch_optional(&mut *tx)
         .await?;
@@ -527,7 +595,7 @@ fn call_parts(call: &OperatorCall) -> (u64, Option<i64>) {
     }
 }
 
-fn outbox_from_row(r: &SqliteRow) -> Result<OutboxItem> {
+fn outbox_from_row(r: &AnyRow) -> Result<OutboxItem> {
     let agreement = r.get::<i64, _>("agreement_id") as u64;
     let session = r.get::<i64, _>("session") as u64;
     let started_at = r.get::<i64, _>("started_at") as u64;
@@ -575,7 +643,7 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxItem> {
     })
 }
 
-fn agreement_from_row(r: &SqliteRow) -> Result<Agreement> {
+fn agreement_from_row(r: &AnyRow) -> Result<Agreement> {
     let opt_u64 = |col: &str| r.get::<Option<i64>, _>(col).map(|v| v as u64);
     Ok(Agreement {
         id: r.get::<i64, _>("id") as u64,
@@ -625,7 +693,7 @@ fn stored_wei(text: &str) -> Result<alloy::primitives::U256> {
 }
 
 /// The signed stop joined to an agreement or outbox row (`stop_*` columns), if there is one.
-fn signed_stop_from_row(r: &SqliteRow) -> Result<Option<SignedStop>> {
+fn signed_stop_from_row(r: &AnyRow) -> Result<Option<SignedStop>> {
     let Some(started_at) = r.get::<Option<i64>, _>("stop_started_at") else { return Ok(None) };
     Ok(Some(SignedStop {
         started_at: started_at as u64,

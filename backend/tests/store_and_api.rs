@@ -1,5 +1,5 @@
-//! The store and the HTTP API against a real SQLite database (a fresh file per test) and a real
-//! HTTP server on a free loopback port.
+//! The store and the HTTP API against real databases, each test once on SQLite (a fresh file) and once
+//! on PostgreSQL (a private server of its own), and a real HTTP server on a free loopback port.
 
 use conference_backend::{
     agreement::Model,
@@ -10,12 +10,51 @@ use conference_backend::{
 };
 use serde_json::Value;
 
-async fn fresh_store(name: &str) -> Store {
-    let dir = std::env::temp_dir().join(format!("conference-store-{name}-{}", std::process::id()));
+/// Each test below, run on both databases.
+macro_rules! on_both_databases {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $test() {
+                let dir = std::env::temp_dir().join(format!("conference-store-{}-{}", stringify!($test), std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                let url = format!("sqlite://{}", dir.join("test.db").display());
+                super::$test(conference_backend::store::Store::open(&url).await.unwrap()).await;
+                let _ = std::fs::remove_dir_all(&dir);
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $test() {
+                let server = conference_backend::devdb::PostgresServer::start(stringify!($test)).unwrap();
+                super::$test(conference_backend::store::Store::open(&server.url()).await.unwrap()).await;
+            })*
+        }
+    };
+}
+
+#[tokio::test]
+async fn both_migration_sets_make_the_same_tables_and_columns() {
+    let dir = std::env::temp_dir().join(format!("conference-store-parity-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    Store::open(&format!("sqlite://{}", dir.join("test.db").display())).await.unwrap()
+    let sqlite = Store::open(&format!("sqlite://{}", dir.join("test.db").display())).await.unwrap();
+    let server = conference_backend::devdb::PostgresServer::start("parity").unwrap();
+    let postgres = Store::open(&server.url()).await.unwrap();
+    let columns = sqlite.columns().await.unwrap();
+    assert!(columns.contains(&("agreements".into(), "chain_status".into())), "{columns:?}");
+    assert_eq!(columns, postgres.columns().await.unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
 }
+
+on_both_databases!(
+    events_applied_twice_change_nothing_the_second_time,
+    the_outbox_holds_each_call_once,
+    availability_is_the_share_of_successful_probes,
+    the_api_answers_bad_ids_with_a_clear_4xx,
+    the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes,
+);
 
 fn signed_agreement_events() -> Vec<ChainEvent> {
     vec![
@@ -47,9 +86,7 @@ fn signed_agreement_events() -> Vec<ChainEvent> {
     ]
 }
 
-#[tokio::test]
-async fn events_applied_twice_change_nothing_the_second_time() {
-    let store = fresh_store("idempotent").await;
+async fn events_applied_twice_change_nothing_the_second_time(store: Store) {
     let events = signed_agreement_events();
     store.apply_events(&events, 10, 1_700_000_000).await.unwrap();
     store.conference_running(1, "http://127.0.0.1:1/", true).await.unwrap();
@@ -70,9 +107,7 @@ async fn events_applied_twice_change_nothing_the_second_time() {
     assert_eq!(a.progress(), conference_backend::agreement::Progress::Activating);
 }
 
-#[tokio::test]
-async fn the_outbox_holds_each_call_once() {
-    let store = fresh_store("outbox").await;
+async fn the_outbox_holds_each_call_once(store: Store) {
     store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
     let activate = OperatorCall::Activate { agreement: 1, session: 1, requested_at: 1_700_000_000, region: 0 };
     assert!(store.enqueue(&activate).await.unwrap());
@@ -96,9 +131,7 @@ async fn the_outbox_holds_each_call_once() {
     assert_eq!(items[2].call, next);
 }
 
-#[tokio::test]
-async fn availability_is_the_share_of_successful_probes() {
-    let store = fresh_store("probes").await;
+async fn availability_is_the_share_of_successful_probes(store: Store) {
     store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
     assert_eq!(
         store.probe_tally(1, 1).await.unwrap().availability_bps(),
@@ -122,9 +155,8 @@ async fn spawn_api(store: Store) -> String {
     format!("http://{addr}")
 }
 
-#[tokio::test]
-async fn the_api_answers_bad_ids_with_a_clear_4xx() {
-    let api = spawn_api(fresh_store("api-4xx").await).await;
+async fn the_api_answers_bad_ids_with_a_clear_4xx(store: Store) {
+    let api = spawn_api(store).await;
     for (path, status) in [("abc", 400), ("-1", 400), ("99999999999999999999999", 400), ("7", 404)] {
         let response = reqwest::get(format!("{api}/api/agreements/{path}")).await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{path}");
@@ -133,9 +165,7 @@ async fn the_api_answers_bad_ids_with_a_clear_4xx() {
     }
 }
 
-#[tokio::test]
-async fn the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes() {
-    let store = fresh_store("api-ok").await;
+async fn the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes(store: Store) {
     store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
     let api = spawn_api(store).await;
 
