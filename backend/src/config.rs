@@ -68,6 +68,17 @@ pub struct ServiceArgs {
     /// How often the monitor probes each running conference, in milliseconds.
     #[arg(long, env = "PROBE_INTERVAL_MS", default_value_t = 2_000)]
     pub probe_interval_ms: u64,
+    /// This replica's name among the replicas sharing the database (default: host name and process id).
+    #[arg(long, env = "REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// How long the leader's lease lasts without renewal, in milliseconds: another replica takes over
+    /// within this plus the renewal interval of the leader's death.
+    #[arg(long, env = "LEASE_TTL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1_000..))]
+    pub lease_ttl_ms: u64,
+    /// How often replicas renew (leader) or try to take (the others) the lease, in milliseconds; under
+    /// half the lease's time to live.
+    #[arg(long, env = "LEASE_RENEW_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub lease_renew_ms: u64,
 }
 
 impl ServiceArgs {
@@ -83,6 +94,18 @@ impl ServiceArgs {
 
     pub fn probe_interval(&self) -> Duration {
         Duration::from_millis(self.probe_interval_ms.max(10))
+    }
+
+    pub fn lease_config(&self) -> crate::lease::LeaseConfig {
+        let holder = self.replica_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        crate::lease::LeaseConfig {
+            holder,
+            ttl: Duration::from_millis(self.lease_ttl_ms),
+            renew_every: Duration::from_millis(self.lease_renew_ms.min(self.lease_ttl_ms / 3)),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
+    sync::atomic::{AtomicU32, Ordering},
 };
 
 use crate::{Error, Result};
@@ -17,10 +18,14 @@ pub struct PostgresServer {
 }
 
 impl PostgresServer {
-    /// Initialises a cluster in a fresh directory named after `name` and starts it on a free port.
+    /// Initialises a cluster in a fresh directory and starts it on a free port. `name` says whose it is
+    /// (its start-up log is in the error if it fails).
     pub fn start(name: &str) -> Result<Self> {
+        static SERVERS: AtomicU32 = AtomicU32::new(0);
         let bin = pg_bin_dir()?;
-        let dir = std::env::temp_dir().join(format!("conference-pg-{name}-{}", std::process::id()));
+        // Short: the server's socket lives here, and socket paths are limited to about 100 bytes.
+        let serial = SERVERS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("conference-pg-{}-{serial}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         if is_root() {
@@ -30,7 +35,10 @@ impl PostgresServer {
         let server = Self { dir, bin, port };
         let data = server.data_dir();
         server.pg("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])?;
-        server.start_again()?;
+        server.start_again().map_err(|err| {
+            let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default();
+            Error::Config(format!("PostgreSQL server for {name}: {err}\n{log}"))
+        })?;
         Ok(server)
     }
 

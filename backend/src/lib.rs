@@ -10,6 +10,8 @@ pub mod config;
 pub mod devdb;
 pub mod devnet;
 pub mod error;
+pub mod fault;
+pub mod lease;
 pub mod monitor;
 pub mod orchestrator;
 pub mod reconciler;

@@ -18,6 +18,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use tokio::sync::{Mutex, Notify};
+use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
@@ -111,6 +112,8 @@ pub struct Reconciler {
     pub region: u8,
     /// Agreements being reconciled now: a slow deploy of one does not hold up the others.
     in_flight: Mutex<HashSet<u64>>,
+    /// Their tasks, so that a shutdown (or a lost lease) waits for each to finish its step.
+    tasks: TaskTracker,
     /// Woken when an operator call was queued.
     pub outbox_notify: Arc<Notify>,
 }
@@ -124,7 +127,16 @@ impl Reconciler {
         region: u8,
         outbox_notify: Arc<Notify>,
     ) -> Self {
-        Self { chain, store, orchestrator, activation_window, region, in_flight: Mutex::default(), outbox_notify }
+        Self {
+            chain,
+            store,
+            orchestrator,
+            activation_window,
+            region,
+            in_flight: Mutex::default(),
+            tasks: TaskTracker::new(),
+            outbox_notify,
+        }
     }
 
     /// One pass over every open agreement; each is reconciled in a task of its own.
@@ -136,7 +148,7 @@ impl Reconciler {
             }
             let this = Arc::clone(self);
             let span = info_span!("agreement", id = agreement.id);
-            tokio::spawn(
+            self.tasks.spawn(
                 async move {
                     if let Err(err) = this.reconcile(&agreement, chain_now).await {
                         warn!(error = %err, kind = err.label(), "reconcile failed; retrying on the next pass");
@@ -147,6 +159,13 @@ impl Reconciler {
             );
         }
         Ok(())
+    }
+
+    /// Waits until every agreement's task under way has finished its step.
+    pub async fn drain(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
     }
 
     /// Removes conferences that no open agreement needs (left over from a crash or another chain).
@@ -179,11 +198,13 @@ impl Reconciler {
                     self.store.conference_deploying(a.id).await?;
                     let deployed = self.orchestrator.deploy(a.id).await?;
                     self.store.conference_running(a.id, &deployed.join_url, deployed.fresh).await?;
+                    crate::fault::crash_point("deployed");
                     info!(join_url = %deployed.join_url, fresh = deployed.fresh, "conference running");
                 }
                 Step::Undeploy => {
                     self.orchestrator.remove(a.id).await?;
                     self.store.conference_removed(a.id).await?;
+                    crate::fault::crash_point("undeployed");
                     info!("conference removed");
                 }
                 Step::Activate => {

@@ -4,7 +4,11 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, watch},
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use crate::{
@@ -12,6 +16,7 @@ use crate::{
     api::{self, ApiContext, PublicConfig},
     chain::Chain,
     config::ServeArgs,
+    lease::Lease,
     monitor::Monitor,
     orchestrator::{Orchestrator, local::LocalOrchestrator},
     reconciler::Reconciler,
@@ -24,7 +29,9 @@ const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
 const SETTLER_INTERVAL: Duration = Duration::from_millis(500);
 const ORPHAN_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Runs the service on `listener` until `shutdown` resolves.
+/// Runs the service on `listener` until `shutdown` resolves. Every replica serves the API; the loops
+/// run only on the replica that holds the leader lease ([`crate::lease`]). On shutdown the API stops
+/// taking requests, the loops finish the step they are in, and only then is the lease given up.
 pub async fn serve(
     args: ServeArgs,
     listener: TcpListener,
@@ -43,82 +50,135 @@ pub async fn serve(
     )?));
     let events = Arc::new(Notify::new());
     let outbox = Arc::new(Notify::new());
-
-    let watcher = Arc::new(Watcher {
-        chain: chain.clone(),
-        store: store.clone(),
-        config: WatcherConfig {
-            start_block: args.start_block,
-            confirmations: service.confirmations,
-            batch_blocks: service.batch_blocks.max(1),
-        },
-        notify: events.clone(),
+    let loops = Arc::new(Loops {
+        watcher: Arc::new(Watcher {
+            chain: chain.clone(),
+            store: store.clone(),
+            config: WatcherConfig {
+                start_block: args.start_block,
+                confirmations: service.confirmations,
+                batch_blocks: service.batch_blocks.max(1),
+            },
+            notify: events.clone(),
+        }),
+        reconciler: Arc::new(Reconciler::new(
+            chain.clone(),
+            store.clone(),
+            orchestrator.clone(),
+            activation_window,
+            service.region,
+            outbox.clone(),
+        )),
+        settler: Arc::new(Settler { chain: chain.clone(), store: store.clone() }),
+        monitor: Arc::new(Monitor { store: store.clone(), orchestrator }),
+        events,
+        outbox,
+        poll: service.poll_interval(),
+        probe: service.probe_interval(),
     });
-    let reconciler = Arc::new(Reconciler::new(
-        chain.clone(),
-        store.clone(),
-        orchestrator.clone(),
-        activation_window,
-        service.region,
-        outbox.clone(),
-    ));
-    let settler = Arc::new(Settler { chain: chain.clone(), store: store.clone() });
-    let monitor = Arc::new(Monitor { store: store.clone(), orchestrator: orchestrator.clone() });
 
-    reconciler.collect_orphans().await?;
-
-    let mut tasks = JoinSet::new();
-    let poll = service.poll_interval();
-    let never = Arc::new(Notify::new());
-    tasks.spawn(repeat("watcher", poll, never.clone(), move || {
-        let watcher = watcher.clone();
-        async move { watcher.poll().await.map(drop) }
-    }));
-    let r = reconciler.clone();
-    tasks.spawn(repeat("reconciler", RECONCILE_INTERVAL, events, move || {
-        let r = r.clone();
-        async move { r.pass().await }
-    }));
-    tasks.spawn(repeat("settler", SETTLER_INTERVAL, outbox, move || {
-        let settler = settler.clone();
-        async move { settler.pass().await }
-    }));
-    tasks.spawn(repeat("monitor", service.probe_interval(), never.clone(), move || {
-        let monitor = monitor.clone();
-        async move { monitor.pass().await }
-    }));
-    tasks.spawn(async move {
-        // Orphans were collected once above; from here on, every ORPHAN_INTERVAL.
-        tokio::time::sleep(ORPHAN_INTERVAL).await;
-        repeat("orphan collector", ORPHAN_INTERVAL, never, move || {
-            let r = reconciler.clone();
-            async move { r.collect_orphans().await }
-        })
-        .await
-    });
+    let lease = Lease::new(store.clone(), service.lease_config());
+    let leading = lease.subscribe();
+    let (stop_loops, stop_lease) = (CancellationToken::new(), CancellationToken::new());
+    let lease = tokio::spawn(lease.run(stop_lease.clone()));
+    let leader = tokio::spawn(lead(loops, leading, stop_loops.clone()));
 
     let public = PublicConfig::new(chain.chain_id, args.rpc_url.clone(), chain.escrow.to_string());
     let app = api::router(ApiContext { store, public });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    // Every step is recorded before and after it is taken, so stopping between steps loses nothing.
-    tasks.shutdown().await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    // Every step is recorded before and after it is taken, and each loop finishes the one it is in.
+    stop_loops.cancel();
+    let _ = leader.await;
+    stop_lease.cancel();
+    let _ = lease.await;
     info!("stopped");
-    Ok(())
+    Ok(served?)
 }
 
-/// Runs `pass` whenever `wake` fires, and at least every `interval`. A failed pass is logged and
-/// retried on the next: every step is level-triggered, so a retry is always safe.
-async fn repeat<F, Fut>(name: &'static str, interval: Duration, wake: Arc<Notify>, mut pass: F)
+/// The loops that act, and what they need to run.
+struct Loops {
+    watcher: Arc<Watcher>,
+    reconciler: Arc<Reconciler>,
+    settler: Arc<Settler>,
+    monitor: Arc<Monitor>,
+    /// Woken when the watcher recorded events.
+    events: Arc<Notify>,
+    /// Woken when the reconciler queued an operator call.
+    outbox: Arc<Notify>,
+    poll: Duration,
+    probe: Duration,
+}
+
+/// Runs the loops whenever this replica leads, and stops them (each after its current step) when it
+/// stops leading or `stop` is cancelled.
+async fn lead(loops: Arc<Loops>, mut leading: watch::Receiver<bool>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            led = leading.wait_for(|leading| *leading) => if led.is_err() { return },
+        }
+        let term = stop.child_token();
+        let tasks = TaskTracker::new();
+        loops.start(&tasks, &term);
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = leading.wait_for(|leading| !*leading) => {}
+        }
+        term.cancel();
+        tasks.close();
+        tasks.wait().await;
+        loops.reconciler.drain().await;
+        info!("loops stopped");
+    }
+}
+
+impl Loops {
+    fn start(self: &Arc<Self>, tasks: &TaskTracker, stop: &CancellationToken) {
+        let never = Arc::new(Notify::new());
+        let this = self.clone();
+        tasks.spawn(repeat("watcher", self.poll, never.clone(), stop.clone(), move || {
+            let watcher = this.watcher.clone();
+            async move { watcher.poll().await.map(drop) }
+        }));
+        let this = self.clone();
+        tasks.spawn(repeat("reconciler", RECONCILE_INTERVAL, self.events.clone(), stop.clone(), move || {
+            let reconciler = this.reconciler.clone();
+            async move { reconciler.pass().await }
+        }));
+        let this = self.clone();
+        tasks.spawn(repeat("settler", SETTLER_INTERVAL, self.outbox.clone(), stop.clone(), move || {
+            let settler = this.settler.clone();
+            async move { settler.pass().await }
+        }));
+        let this = self.clone();
+        tasks.spawn(repeat("monitor", self.probe, never.clone(), stop.clone(), move || {
+            let monitor = this.monitor.clone();
+            async move { monitor.pass().await }
+        }));
+        // Conferences left over from a crash, a lost lease or another chain: at once, then periodically.
+        let this = self.clone();
+        tasks.spawn(repeat("orphan collector", ORPHAN_INTERVAL, never, stop.clone(), move || {
+            let reconciler = this.reconciler.clone();
+            async move { reconciler.collect_orphans().await }
+        }));
+    }
+}
+
+/// Runs `pass` whenever `wake` fires, and at least every `interval`, until `stop` is cancelled; a pass
+/// under way is finished first. A failed pass is logged and retried on the next: every step is
+/// level-triggered, so a retry is always safe.
+async fn repeat<F, Fut>(name: &'static str, interval: Duration, wake: Arc<Notify>, stop: CancellationToken, mut pass: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<()>>,
 {
-    loop {
+    while !stop.is_cancelled() {
         if let Err(err) = pass().await {
             warn!(task = name, error = %err, kind = err.label(), "pass failed; retrying");
         }
         tokio::select! {
+            _ = stop.cancelled() => {}
             _ = wake.notified() => {}
             _ = tokio::time::sleep(interval) => {}
         }

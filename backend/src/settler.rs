@@ -51,9 +51,13 @@ impl Settler {
                     Err(err) => return Err(err),
                 };
                 // Stored before broadcast: whatever happens next, this is the one transaction for the call.
-                self.store.outbox_signed(item.id, &signed).await?;
+                if !self.store.outbox_signed(item.id, &signed).await? {
+                    warn!("signed meanwhile by a replica that led before; sending that one instead");
+                    return Ok(());
+                }
                 info!(tx = %signed.hash, nonce = signed.nonce, "sending");
                 self.chain.broadcast(&signed.raw).await?;
+                crate::fault::crash_point(&format!("sent-{}", item.call_name));
                 self.await_receipt(item.id, signed.hash, Duration::from_secs(2)).await
             }
             OutboxState::Sent => {

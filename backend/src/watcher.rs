@@ -129,6 +129,9 @@ impl Watcher {
                 }
             }
             self.store.apply_events(&events, to + 1, head_timestamp).await?;
+            if events.iter().any(|e| matches!(e, ChainEvent::Signed { .. })) {
+                crate::fault::crash_point("stored");
+            }
             if !events.is_empty() {
                 info!(from = next, to, events = events.len(), "recorded chain events");
                 // A stored permit: a reconciler busy with a pass runs again right after it.

@@ -53,6 +53,7 @@ on_both_databases!(
     the_outbox_holds_each_call_once,
     availability_is_the_share_of_successful_probes,
     the_api_answers_bad_ids_with_a_clear_4xx,
+    one_replica_at_a_time_holds_the_lease_until_it_expires_or_is_given_up,
     the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes,
 );
 
@@ -187,4 +188,18 @@ async fn the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes(store
     assert_eq!(config["chainId"], 31337);
     let closed = selector("Escrow_TermsNotOpen(uint32)");
     assert_eq!(config["errors"][closed.as_str()], "Escrow_TermsNotOpen");
+}
+
+async fn one_replica_at_a_time_holds_the_lease_until_it_expires_or_is_given_up(store: Store) {
+    const TTL_MS: u64 = 1_000;
+    assert_eq!(store.acquire_lease("leader", "a", TTL_MS).await.unwrap(), Some(1));
+    assert_eq!(store.acquire_lease("leader", "b", TTL_MS).await.unwrap(), None, "held by a");
+    assert_eq!(store.acquire_lease("leader", "a", TTL_MS).await.unwrap(), Some(1), "a renews, same term");
+    tokio::time::sleep(std::time::Duration::from_millis(TTL_MS + 100)).await;
+    assert_eq!(store.acquire_lease("leader", "b", TTL_MS).await.unwrap(), Some(2), "expired: b takes over");
+    assert_eq!(store.acquire_lease("leader", "a", TTL_MS).await.unwrap(), None, "a has lost it");
+    store.release_lease("leader", "a").await.unwrap();
+    assert_eq!(store.acquire_lease("leader", "a", TTL_MS).await.unwrap(), None, "only the holder gives it up");
+    store.release_lease("leader", "b").await.unwrap();
+    assert_eq!(store.acquire_lease("leader", "a", TTL_MS).await.unwrap(), Some(1), "given up: free at once");
 }

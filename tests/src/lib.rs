@@ -39,13 +39,34 @@ fn backend_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A local stack: anvil, the escrow with offer 1, and the backend process.
+/// Where the backend keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// A file in the stack's data directory (the embedded default).
+    Sqlite,
+    /// A private PostgreSQL server of the stack's own.
+    Postgres,
+}
+
+/// One backend process of the stack and the loopback address its API listens on. Every replica shares
+/// the chain, the database and the rooms folder (the local "cluster"); one leads at a time.
+struct Replica {
+    http_addr: String,
+    process: Option<Child>,
+}
+
+/// A local stack: anvil, the escrow with offer 1, the database, and the backend process (replica 0)
+/// with any replicas a test adds.
 pub struct Stack {
     pub devnet: Devnet,
     pub data_dir: PathBuf,
+    /// Replica 0's API.
     pub api: String,
-    http_addr: String,
-    backend: Option<Child>,
+    replicas: Vec<Replica>,
+    database_url: Option<String>,
+    postgres: Option<conference_backend::devdb::PostgresServer>,
+    /// The crash point (see `conference_backend::fault`) the next start of a replica dies at.
+    crash_at: Option<String>,
     http: reqwest::Client,
     /// The customer's view of the chain: its own key signs.
     pub customer: DynProvider,
@@ -53,19 +74,28 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(name: &str) -> Result<Self> {
+        Self::start_on(name, Database::Sqlite).await
+    }
+
+    pub async fn start_on(name: &str, database: Database) -> Result<Self> {
         let devnet = Devnet::start(&repo_root().join("anvil/node_modules/.bin/anvil"), 0).await?;
         let data_dir = std::env::temp_dir().join(format!("conference-e2e-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&data_dir);
         fs::create_dir_all(&data_dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let http_addr = format!("127.0.0.1:{port}");
+        let postgres = match database {
+            Database::Sqlite => None,
+            Database::Postgres => Some(conference_backend::devdb::PostgresServer::start(name)?),
+        };
+        let http_addr = free_loopback_addr()?;
         let customer = devnet.provider_for(&devnet.customer)?;
         let mut stack = Self {
             devnet,
             data_dir,
             api: format!("http://{http_addr}"),
-            http_addr,
-            backend: None,
+            replicas: vec![Replica { http_addr, process: None }],
+            database_url: postgres.as_ref().map(|pg| pg.url()),
+            postgres,
+            crash_at: None,
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
             customer,
         };
@@ -73,50 +103,149 @@ impl Stack {
         Ok(stack)
     }
 
-    /// Starts the backend process and waits until its API answers.
+    /// Starts the backend process (replica 0) and waits until its API answers.
     pub async fn start_backend(&mut self) -> Result<()> {
-        ensure!(self.backend.is_none(), "the backend is already running");
-        let log = File::options().create(true).append(true).open(self.data_dir.join("backend.log"))?;
-        let child = Command::new(backend_binary()?)
+        self.start_replica(0).await
+    }
+
+    /// SIGKILL to replica 0: the backend gets no chance to clean up.
+    pub fn kill_backend(&mut self) -> Result<()> {
+        self.kill_replica(0)
+    }
+
+    /// Adds a replica sharing the chain, database and rooms, starts it, and returns its number.
+    pub async fn add_replica(&mut self) -> Result<usize> {
+        self.replicas.push(Replica { http_addr: free_loopback_addr()?, process: None });
+        let replica = self.replicas.len() - 1;
+        self.start_replica(replica).await?;
+        Ok(replica)
+    }
+
+    /// Starts replica `replica`'s process and waits until its API answers.
+    pub async fn start_replica(&mut self, replica: usize) -> Result<()> {
+        let http_addr = self.replicas[replica].http_addr.clone();
+        ensure!(self.replicas[replica].process.is_none(), "replica {replica} is already running");
+        let log = File::options().create(true).append(true).open(self.log_path(replica))?;
+        let mut command = Command::new(backend_binary()?);
+        command
             .args(["serve", "--rpc-url", &self.devnet.rpc_url(), "--escrow", &self.devnet.escrow.to_string()])
-            .args(["--start-block", &self.devnet.deploy_block.to_string(), "--http", &self.http_addr])
+            .args(["--start-block", &self.devnet.deploy_block.to_string(), "--http", &http_addr])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--probe-interval-ms", "300"])
+            .args(["--probe-interval-ms", "300", "--replica-id", &format!("replica-{replica}")])
             .env("OPERATOR_KEY", self.devnet.operator_key())
             .env("RUST_LOG", "info,conference_backend=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        self.backend = Some(child);
+            .stderr(log);
+        if let Some(url) = &self.database_url {
+            command.env("DATABASE_URL", url);
+        }
+        if let Some(point) = self.crash_at.take() {
+            command.env("CONFERENCE_CRASH_AT", point);
+        }
+        self.replicas[replica].process = Some(command.spawn()?);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(response) = self.http.get(format!("{}/healthz", self.api)).send().await {
+            if let Ok(response) = self.http.get(format!("http://{http_addr}/healthz")).send().await {
                 if response.status().is_success() {
                     return Ok(());
                 }
             }
-            if let Some(status) = self.backend.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("the backend exited with {status}; log: {}", self.log_tail());
+            if let Some(status) = self.replicas[replica].process.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("replica {replica} exited with {status}; log: {}", self.replica_log_tail(replica));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bail!("the backend did not answer within 30 s; log: {}", self.log_tail())
+        bail!("replica {replica} did not answer within 30 s; log: {}", self.replica_log_tail(replica))
     }
 
-    /// SIGKILL: the backend gets no chance to clean up.
-    pub fn kill_backend(&mut self) -> Result<()> {
-        let mut child = self.backend.take().context("the backend is not running")?;
+    /// Restarts replica 0 so that it kills itself with SIGKILL at `point` (see `conference_backend::fault`).
+    pub async fn restart_crashing_at(&mut self, point: &str) -> Result<()> {
+        self.kill_backend()?;
+        self.crash_at = Some(point.to_owned());
+        self.start_backend().await
+    }
+
+    /// Waits until replica 0 died at its crash point (SIGKILL), then starts it again, crashing nowhere.
+    pub async fn restart_after_crash(&mut self, timeout: Duration) -> Result<()> {
+        use std::os::unix::process::ExitStatusExt;
+        let started = Instant::now();
+        loop {
+            let child = self.replicas[0].process.as_mut().context("the backend is not running")?;
+            if let Some(status) = child.try_wait()? {
+                ensure!(
+                    status.signal() == Some(9),
+                    "the backend exited with {status}, not SIGKILL: {}",
+                    self.log_tail()
+                );
+                self.replicas[0].process = None;
+                return self.start_backend().await;
+            }
+            ensure!(started.elapsed() < timeout, "the backend did not reach its crash point: {}", self.log_tail());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: the replica gets no chance to clean up.
+    pub fn kill_replica(&mut self, replica: usize) -> Result<()> {
+        let mut child =
+            self.replicas[replica].process.take().with_context(|| format!("replica {replica} is not running"))?;
         child.kill()?;
         child.wait()?;
         Ok(())
     }
 
-    pub fn log_tail(&self) -> String {
-        let log = fs::read_to_string(self.data_dir.join("backend.log")).unwrap_or_default();
+    /// SIGTERM, as an orchestrator stops a process, and waits for it to exit; returns its exit code.
+    pub fn terminate_replica(&mut self, replica: usize) -> Result<Option<i32>> {
+        let mut child =
+            self.replicas[replica].process.take().with_context(|| format!("replica {replica} is not running"))?;
+        signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM)?;
+        Ok(child.wait()?.code())
+    }
+
+    /// Reads the API of replica `replica` from now on (e.g. after replica 0 was killed).
+    pub fn read_from(&mut self, replica: usize) {
+        self.api = format!("http://{}", self.replicas[replica].http_addr);
+    }
+
+    /// Waits until replica `replica`'s log says it took the leader lease; returns how long that took.
+    pub async fn wait_leading(&self, replica: usize, timeout: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if self.replica_log(replica).contains("took the leader lease") {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("replica {replica} did not lead within {timeout:?}; log: {}", self.replica_log_tail(replica))
+    }
+
+    /// The PostgreSQL server of a stack started on [`Database::Postgres`].
+    pub fn postgres(&self) -> Option<&conference_backend::devdb::PostgresServer> {
+        self.postgres.as_ref()
+    }
+
+    fn log_path(&self, replica: usize) -> PathBuf {
+        match replica {
+            0 => self.data_dir.join("backend.log"),
+            n => self.data_dir.join(format!("backend-{n}.log")),
+        }
+    }
+
+    /// Replica `replica`'s whole log.
+    pub fn replica_log(&self, replica: usize) -> String {
+        fs::read_to_string(self.log_path(replica)).unwrap_or_default()
+    }
+
+    fn replica_log_tail(&self, replica: usize) -> String {
+        let log = self.replica_log(replica);
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.replica_log_tail(0)
     }
 
     /// The escrow as the customer sees it (the customer's key signs).
@@ -310,6 +439,10 @@ impl Stack {
     }
 }
 
+fn free_loopback_addr() -> Result<String> {
+    Ok(format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
+}
+
 /// The agreement id of a mined signing transaction.
 fn signed(receipt: TransactionReceipt) -> Result<(u64, TransactionReceipt)> {
     let receipt = mined("sign", receipt)?;
@@ -336,9 +469,11 @@ pub fn process_alive(pid: u32) -> bool {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        if let Some(mut child) = self.backend.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        for replica in &mut self.replicas {
+            if let Some(mut child) = replica.process.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         // Rooms run in their own process groups: stop any the test left behind.
         if let Ok(entries) = fs::read_dir(self.data_dir.join("rooms")) {
