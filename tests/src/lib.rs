@@ -23,6 +23,8 @@ use conference_backend::{
 use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
 
+pub mod proxy;
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
@@ -67,6 +69,8 @@ pub struct Stack {
     postgres: Option<conference_backend::devdb::PostgresServer>,
     /// The crash point (see `conference_backend::fault`) the next start of a replica dies at.
     crash_at: Option<String>,
+    /// Between the backend and the chain, once a test asked for it ([`Stack::route_rpc_through_proxy`]).
+    rpc_proxy: Option<proxy::Proxy>,
     http: reqwest::Client,
     /// The customer's view of the chain: its own key signs.
     pub customer: DynProvider,
@@ -96,6 +100,7 @@ impl Stack {
             database_url: postgres.as_ref().map(|pg| pg.url()),
             postgres,
             crash_at: None,
+            rpc_proxy: None,
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
             customer,
         };
@@ -126,9 +131,13 @@ impl Stack {
         let http_addr = self.replicas[replica].http_addr.clone();
         ensure!(self.replicas[replica].process.is_none(), "replica {replica} is already running");
         let log = File::options().create(true).append(true).open(self.log_path(replica))?;
+        let rpc_url = match &self.rpc_proxy {
+            Some(proxy) => format!("http://{}", proxy.addr),
+            None => self.devnet.rpc_url(),
+        };
         let mut command = Command::new(backend_binary()?);
         command
-            .args(["serve", "--rpc-url", &self.devnet.rpc_url(), "--escrow", &self.devnet.escrow.to_string()])
+            .args(["serve", "--rpc-url", &rpc_url, "--escrow", &self.devnet.escrow.to_string()])
             .args(["--start-block", &self.devnet.deploy_block.to_string(), "--http", &http_addr])
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -185,6 +194,25 @@ impl Stack {
             ensure!(started.elapsed() < timeout, "the backend did not reach its crash point: {}", self.log_tail());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Restarts replica 0 talking to the chain through a proxy that [`Stack::cut_rpc`] can cut.
+    pub async fn route_rpc_through_proxy(&mut self) -> Result<()> {
+        let anvil = self.devnet.rpc_url().trim_start_matches("http://").parse()?;
+        self.rpc_proxy = Some(proxy::Proxy::start(anvil).await?);
+        self.kill_backend()?;
+        self.start_backend().await
+    }
+
+    /// Cuts (false) or restores (true) the backend's connection to the chain.
+    pub fn set_rpc_up(&self, up: bool) -> Result<()> {
+        self.rpc_proxy.as_ref().context("route_rpc_through_proxy first")?.set_up(up);
+        Ok(())
+    }
+
+    /// Whether replica 0's process still runs (it was neither killed nor has it exited).
+    pub fn backend_running(&mut self) -> bool {
+        self.replicas[0].process.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// SIGKILL: the replica gets no chance to clean up.
