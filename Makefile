@@ -14,13 +14,15 @@ BACKEND := target/debug/conference-backend
 # The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
 BOUND := ConferenceEscrow OfferBook ProviderRegistry
 
-.PHONY: help run demo test test-contracts test-rust test-browser postgres tools contracts check-abi abi build browser analyze bench-gas deploy-contracts gas-snapshot
+.PHONY: help run demo test test-contracts test-rust test-browser postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend soak deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
 	@echo "make test   run every test (forge, cargo, end to end, browser)"
 	@echo "make demo   one scripted agreement end to end, headless, with every figure checked"
 	@echo "make bench-gas         gas per operation beside Sablier, PaymentSplitter and a contract-per-agreement baseline"
+	@echo "make bench-backend     watcher catch-up, signing-to-deploy latency and memory at 1, 100, 1,000 live agreements"
+	@echo "make soak              1,000 agreements through the loop with random kills of the backend; reports losses"
 	@echo "make deploy-contracts  deploy to a throwaway anvil, record contracts/deployments/31337.json, verify"
 	@echo "make analyze           slither over contracts/src"
 
@@ -103,6 +105,18 @@ bench-gas: tools contracts/bench/node_modules/.package-lock.json
 	cd contracts && $(FORGE) build
 	cd contracts/bench && $(FORGE) build
 	cargo run -q -p conference-e2e --bin gas-bench
+
+# The backend's figures on a fresh local stack (tests/src/bin/backend-bench.rs): watcher catch-up over
+# 10,000 signed agreements (SQLite and PostgreSQL), then signing block to deploy call (p50, p99) and
+# the backend's resident memory at 1, 100 and 1,000 live agreements (each a real room process).
+bench-backend: build postgres
+	cargo run -q -p conference-e2e --bin backend-bench -- catch-up --agreements 10000
+	cargo run -q -p conference-e2e --bin backend-bench -- latency --live 1,100,1000
+
+# 1,000 agreements through the whole loop with random SIGKILLs of the backend; fails if anything was
+# lost, doubled or mis-charged. Not part of `make test` (it takes a while).
+soak: build
+	cargo run -q -p conference-e2e --bin backend-bench -- soak --agreements 1000
 
 # Sablier's published artifacts, from the bench's own lock file. --ignore-scripts: a dependency's
 # postinstall (a forge-std symlink) fails under npm and nothing here needs it.

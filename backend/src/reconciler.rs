@@ -192,64 +192,74 @@ impl Reconciler {
         let mut a = agreement.clone();
         loop {
             let step = next_step(&a, chain_now, self.activation_window, self.region);
-            match step {
-                Step::Wait => return Ok(()),
-                Step::Deploy => {
-                    self.store.conference_deploying(a.id).await?;
-                    let deployed = self.orchestrator.deploy(a.id).await?;
-                    self.store.conference_running(a.id, &deployed.join_url, deployed.fresh).await?;
-                    crate::fault::crash_point("deployed");
-                    info!(join_url = %deployed.join_url, fresh = deployed.fresh, "conference running");
-                }
-                Step::Undeploy => {
-                    self.orchestrator.remove(a.id).await?;
-                    self.store.conference_removed(a.id).await?;
-                    crate::fault::crash_point("undeployed");
-                    info!("conference removed");
-                }
-                Step::Activate => {
-                    // Countersign only once the conference answers.
-                    if self.orchestrator.probe(a.id).await? {
-                        let requested_at = a.requested_at.unwrap_or_default();
-                        let (agreement, session, region) = (a.id, a.session, self.region);
-                        self.queue(OperatorCall::Activate { agreement, session, requested_at, region }).await?;
-                    }
-                    return Ok(());
-                }
-                Step::Decline => {
-                    let requested_at = a.requested_at.unwrap_or_default();
-                    info!(allowed_regions = a.allowed_regions, region = self.region, "constraints exclude this region");
-                    return self
-                        .queue(OperatorCall::Decline { agreement: a.id, session: a.session, requested_at })
-                        .await;
-                }
-                Step::End => {
-                    let started_at = a.started_at.unwrap_or_default();
-                    return self.queue(OperatorCall::End { agreement: a.id, session: a.session, started_at }).await;
-                }
-                Step::StopAndSettle => {
-                    let Some(stop) = a.signed_stop.clone() else { return Ok(()) };
-                    let availability_bps = self.store.probe_tally(a.id, a.session).await?.availability_bps();
-                    let call =
-                        OperatorCall::StopAndSettle { agreement: a.id, session: a.session, availability_bps, stop };
-                    return self.queue(call).await;
-                }
-                Step::Settle => {
-                    let tally = self.store.probe_tally(a.id, a.session).await?;
-                    let availability_bps = tally.availability_bps();
-                    debug!(probes = tally.probes, ok = tally.probes_ok, availability_bps, "measured availability");
-                    // An ended conference is named by its start; an unused window by 0 (see OperatorCall).
-                    let started_at = if a.chain_status == C::Ended { a.started_at.unwrap_or_default() } else { 0 };
-                    let call =
-                        OperatorCall::Settle { agreement: a.id, session: a.session, started_at, availability_bps };
-                    return self.queue(call).await;
-                }
+            if step == Step::Wait {
+                return Ok(());
+            }
+            let span = info_span!("step", ?step, chain_status = a.chain_status.as_str(), session = a.session);
+            if !self.take(&a, step).instrument(span).await? {
+                return Ok(());
             }
             a = match self.store.agreement(a.id).await? {
                 Some(updated) => updated,
                 None => return Ok(()),
             };
         }
+    }
+
+    /// Takes one step. Returns true for a local step (deploy, undeploy), whose next step can follow at
+    /// once; false when the agreement now waits on the chain (a call was queued) or the clock.
+    async fn take(&self, a: &Agreement, step: Step) -> Result<bool> {
+        match step {
+            Step::Wait => return Ok(false),
+            Step::Deploy => {
+                self.store.conference_deploying(a.id).await?;
+                let deployed = self.orchestrator.deploy(a.id).await?;
+                self.store.conference_running(a.id, &deployed.join_url, deployed.fresh).await?;
+                crate::fault::crash_point("deployed");
+                info!(join_url = %deployed.join_url, fresh = deployed.fresh, "conference running");
+                return Ok(true);
+            }
+            Step::Undeploy => {
+                self.orchestrator.remove(a.id).await?;
+                self.store.conference_removed(a.id).await?;
+                crate::fault::crash_point("undeployed");
+                info!("conference removed");
+                return Ok(true);
+            }
+            Step::Activate => {
+                // Countersign only once the conference answers.
+                if self.orchestrator.probe(a.id).await? {
+                    let requested_at = a.requested_at.unwrap_or_default();
+                    let (agreement, session, region) = (a.id, a.session, self.region);
+                    self.queue(OperatorCall::Activate { agreement, session, requested_at, region }).await?;
+                }
+            }
+            Step::Decline => {
+                let requested_at = a.requested_at.unwrap_or_default();
+                info!(allowed_regions = a.allowed_regions, region = self.region, "constraints exclude this region");
+                self.queue(OperatorCall::Decline { agreement: a.id, session: a.session, requested_at }).await?;
+            }
+            Step::End => {
+                let started_at = a.started_at.unwrap_or_default();
+                self.queue(OperatorCall::End { agreement: a.id, session: a.session, started_at }).await?;
+            }
+            Step::StopAndSettle => {
+                let Some(stop) = a.signed_stop.clone() else { return Ok(false) };
+                let availability_bps = self.store.probe_tally(a.id, a.session).await?.availability_bps();
+                let call = OperatorCall::StopAndSettle { agreement: a.id, session: a.session, availability_bps, stop };
+                self.queue(call).await?;
+            }
+            Step::Settle => {
+                let tally = self.store.probe_tally(a.id, a.session).await?;
+                let availability_bps = tally.availability_bps();
+                debug!(probes = tally.probes, ok = tally.probes_ok, availability_bps, "measured availability");
+                // An ended conference is named by its start; an unused window by 0 (see OperatorCall).
+                let started_at = if a.chain_status == C::Ended { a.started_at.unwrap_or_default() } else { 0 };
+                let call = OperatorCall::Settle { agreement: a.id, session: a.session, started_at, availability_bps };
+                self.queue(call).await?;
+            }
+        }
+        Ok(false)
     }
 
     async fn queue(&self, call: OperatorCall) -> Result<()> {

@@ -210,6 +210,11 @@ impl Stack {
         Ok(())
     }
 
+    /// Replica 0's process id, while it runs.
+    pub fn backend_pid(&self) -> Option<u32> {
+        self.replicas[0].process.as_ref().map(Child::id)
+    }
+
     /// Whether replica 0's process still runs (it was neither killed nor has it exited).
     pub fn backend_running(&mut self) -> bool {
         self.replicas[0].process.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))

@@ -129,7 +129,18 @@ async fn a_backend_killed_mid_agreement_deploys_activates_and_settles_exactly_on
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agreement_past_its_maximum_duration_is_ended_and_settled_by_the_backend() -> Result<()> {
-    let stack = Stack::start("expiry").await?;
+    expires(false).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agreement_that_expired_while_the_backend_was_down_is_ended_and_settled_after() -> Result<()> {
+    expires(true).await
+}
+
+/// The expiry keeper: nobody stops the conference; the backend ends it at its maximum duration and
+/// settles it, also when the expiry passed while the backend was down (`downtime`).
+async fn expires(downtime: bool) -> Result<()> {
+    let mut stack = Stack::start(if downtime { "expiry-down" } else { "expiry" }).await?;
     let (id, _) = stack.customer_signs().await?;
     let active = stack.wait_status(id, "active", STEP).await?;
     let room = stack.room(id).expect("room deployed");
@@ -137,8 +148,14 @@ async fn an_agreement_past_its_maximum_duration_is_ended_and_settled_by_the_back
     let max_duration = devnet::OFFERS[devnet::DYNAMIC_TERMS as usize - 1].max_duration;
 
     // Nobody calls anything: a block well past the expiry is enough for the backend to end it.
+    if downtime {
+        stack.kill_backend()?;
+    }
     stack.set_next_block_time(started_at + max_duration + 120).await?;
     stack.mine().await?;
+    if downtime {
+        stack.start_backend().await?;
+    }
     let settled = stack.wait_status(id, "settled", STEP).await?;
 
     let settlement = check_settlement(&settled)?;

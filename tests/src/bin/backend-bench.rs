@@ -1,0 +1,244 @@
+//! The backend's figures, measured on a fresh local stack (real anvil, real backend binary, real rooms):
+//!
+//! - `catch-up`: the watcher's speed from a cold start over N signed agreements (events per second),
+//!   on SQLite and on PostgreSQL;
+//! - `latency`: the time from a signing block to the deploy call (p50, p99) with 1, 100 and 1,000 live
+//!   agreements, and the backend's resident memory at each level;
+//! - `soak`: N agreements through the whole loop while the backend is killed (SIGKILL) at random
+//!   moments and restarted; reports what was lost or doubled (the answer must be nothing).
+//!
+//! Prints its figures; `soak` exits non-zero if anything was lost, doubled or mis-charged.
+
+use std::time::{Duration, Instant};
+
+use alloy::{providers::Provider, sol_types::SolEvent};
+use anyhow::{Context, Result, ensure};
+use clap::{Parser, Subcommand};
+use conference_backend::{
+    chain::{Chain, ConferenceEscrow},
+    devdb::PostgresServer,
+    devnet::{self, Devnet},
+    store::Store,
+    watcher::{Watcher, WatcherConfig},
+};
+use conference_e2e::{Stack, check_settlement, repo_root};
+
+#[derive(Parser)]
+#[command(about = "The backend's speed, memory and soak figures")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watcher catch-up speed from a cold start.
+    CatchUp {
+        #[arg(long, default_value_t = 10_000)]
+        agreements: u64,
+    },
+    /// Signing block to deploy call, and resident memory, at each number of live agreements.
+    Latency {
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        live: Vec<usize>,
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+    },
+    /// Agreements through the whole loop with random kills of the backend.
+    Soak {
+        #[arg(long, default_value_t = 1_000)]
+        agreements: u64,
+        /// Agreements in flight at once.
+        #[arg(long, default_value_t = 25)]
+        wave: u64,
+        /// Seed of the kills' timing (printed, so a run can be repeated).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+const WAIT: Duration = Duration::from_secs(300);
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::CatchUp { agreements } => catch_up(agreements).await,
+        Command::Latency { live, samples } => latency(&live, samples).await,
+        Command::Soak { agreements, wave, seed } => soak(agreements, wave, seed).await,
+    }
+}
+
+/// Signs `n` DynamicPrice agreements as the dev customer, without waiting for each receipt.
+async fn sign_many(devnet: &Devnet, n: u64) -> Result<()> {
+    let customer = devnet.provider_for(&devnet.customer)?;
+    let escrow = ConferenceEscrow::new(devnet.escrow, customer);
+    let mut last = None;
+    for i in 0..n {
+        last = Some(escrow.sign(devnet::DYNAMIC_TERMS, 0, false).value(Devnet::offer_deposit()).send().await?);
+        if (i + 1) % 1_000 == 0 {
+            eprintln!("  signed {}", i + 1);
+        }
+    }
+    if let Some(pending) = last {
+        ensure!(pending.get_receipt().await?.status(), "the last signing reverted");
+    }
+    Ok(())
+}
+
+async fn catch_up(agreements: u64) -> Result<()> {
+    let devnet = Devnet::start(&repo_root().join("anvil/node_modules/.bin/anvil"), 0).await?;
+    eprintln!("signing {agreements} agreements…");
+    sign_many(&devnet, agreements).await?;
+    let dir = std::env::temp_dir().join(format!("conference-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let postgres = PostgresServer::start("bench-catch-up")?;
+    let databases = [("sqlite", format!("sqlite://{}", dir.join("bench.db").display())), ("postgres", postgres.url())];
+    println!("watcher catch-up from a cold start over {agreements} signed agreements:");
+    for (name, url) in databases {
+        let watcher = Watcher {
+            chain: Chain::connect(&devnet.rpc_url(), devnet.escrow, &devnet.operator_key()).await?,
+            store: Store::open(&url).await?,
+            config: WatcherConfig { start_block: devnet.deploy_block, confirmations: 0, batch_blocks: 2_000 },
+            notify: Default::default(),
+        };
+        let started = Instant::now();
+        let events = watcher.poll().await?;
+        let seconds = started.elapsed().as_secs_f64();
+        println!("  {name:<8} {events} events in {seconds:.2} s: {:.0} events/s", events as f64 / seconds);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn latency(levels: &[usize], samples: usize) -> Result<()> {
+    let stack = Stack::start("bench-latency").await?;
+    // Conferences running throughout; each sample is one more, measured, then stopped and settled, so
+    // that every sample sees the same number of live agreements.
+    let mut background = Vec::new();
+    println!("signing block to deploy call ({samples} samples per level), and the backend's resident memory:");
+    for &level in levels {
+        while background.len() + 1 < level {
+            background.push(stack.customer_signs().await?.0);
+        }
+        for &id in &background {
+            stack.wait_status(id, "active", WAIT).await?;
+        }
+        let mut took = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            let (id, _) = stack.customer_signs().await?;
+            let mined = Instant::now();
+            stack.wait_for(id, "a deploy", WAIT, |r| r["conference"]["state"] != "absent").await?;
+            took.push(mined.elapsed());
+            stack.wait_status(id, "active", WAIT).await?;
+            stack.customer_stops(id).await?;
+            stack.wait_status(id, "settled", WAIT).await?;
+        }
+        took.sort();
+        let percentile = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)].as_millis();
+        let rss = resident_kib(stack.backend_pid().context("the backend runs")?)?;
+        println!(
+            "  {:>5} live: p50 {} ms, p99 {} ms; backend resident memory {} MiB",
+            background.len() + 1,
+            percentile(50),
+            percentile(99),
+            rss / 1024
+        );
+    }
+    Ok(())
+}
+
+fn resident_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+/// A small, seeded generator for the kills' timing (xorshift64*), so that a run can be repeated.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+async fn soak(agreements: u64, wave: u64, seed: Option<u64>) -> Result<()> {
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    let mut dice = Dice(seed.max(1));
+    println!("soak: {agreements} agreements, {wave} at a time, random SIGKILLs (seed {seed})");
+    let mut stack = Stack::start("soak").await?;
+    let started = Instant::now();
+    let (mut ids, mut kills) = (Vec::new(), 0);
+    // Kills the backend after a random pause (while it works), then starts it again.
+    async fn maybe_kill(stack: &mut Stack, dice: &mut Dice, kills: &mut u64) -> Result<()> {
+        if dice.below(2) == 0 {
+            tokio::time::sleep(Duration::from_millis(dice.below(1_500))).await;
+            stack.kill_backend()?;
+            stack.start_backend().await?;
+            *kills += 1;
+        }
+        Ok(())
+    }
+    while (ids.len() as u64) < agreements {
+        let batch: Vec<u64> = {
+            let mut batch = Vec::new();
+            for _ in 0..wave.min(agreements - ids.len() as u64) {
+                batch.push(stack.customer_signs().await?.0);
+            }
+            batch
+        };
+        maybe_kill(&mut stack, &mut dice, &mut kills).await?;
+        for &id in &batch {
+            stack.wait_status(id, "active", WAIT).await?;
+        }
+        maybe_kill(&mut stack, &mut dice, &mut kills).await?;
+        for &id in &batch {
+            stack.customer_stops(id).await?;
+        }
+        maybe_kill(&mut stack, &mut dice, &mut kills).await?;
+        ids.extend(batch);
+        eprintln!("  {} agreements through, {kills} kills, {:.0} s", ids.len(), started.elapsed().as_secs_f64());
+    }
+    let (mut lost, mut doubled, mut wrong) = (Vec::new(), Vec::new(), Vec::new());
+    for &id in &ids {
+        match stack.wait_status(id, "settled", WAIT).await {
+            Ok(record) => {
+                if check_settlement(&record).is_err() || record["conference"]["deployCount"] != 1 {
+                    wrong.push(id);
+                }
+            }
+            Err(_) => lost.push(id),
+        }
+        let activated = stack.count_events(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?;
+        let settled = stack.count_events(ConferenceEscrow::AgreementSettled::SIGNATURE_HASH, id).await?;
+        if activated > 1 || settled > 1 {
+            doubled.push(id);
+        }
+    }
+    let nonce = stack.customer.get_transaction_count(stack.devnet.operator.address()).await?;
+    let owed = stack.escrow().earningsOf(stack.devnet.provider_ids.0, 0).call().await?
+        + stack.escrow().earningsOf(stack.devnet.provider_ids.1, 0).call().await?
+        + stack.credit(stack.devnet.owner.address()).await?;
+    let held = stack.balance(stack.devnet.escrow).await?;
+    println!(
+        "soak: {} agreements in {:.0} s with {kills} kills: lost {}, doubled {}, mis-charged or redeployed {}; \
+         operator transactions {nonce} (expected {}); escrow holds {held} wei, owes {owed} wei",
+        ids.len(),
+        started.elapsed().as_secs_f64(),
+        lost.len(),
+        doubled.len(),
+        wrong.len(),
+        2 * ids.len()
+    );
+    ensure!(
+        lost.is_empty() && doubled.is_empty() && wrong.is_empty(),
+        "lost {lost:?}, doubled {doubled:?}, wrong {wrong:?}"
+    );
+    ensure!(nonce == 2 * ids.len() as u64 && held == owed, "transactions or balances are off");
+    Ok(())
+}
