@@ -63,10 +63,10 @@ impl Settler {
                     .and_then(|h| h.parse().ok())
                     .ok_or_else(|| Error::Chain(format!("outbox row {} is sent without a hash", item.id)))?;
                 // Sent before a crash or a lost broadcast: the same bytes again, never a new transaction.
-                if self.chain.receipt(hash).await?.is_none() {
-                    if let Some(raw) = &item.raw_tx {
-                        self.chain.broadcast(raw).await?;
-                    }
+                if self.chain.receipt(hash).await?.is_none()
+                    && let Some(raw) = &item.raw_tx
+                {
+                    self.chain.broadcast(raw).await?;
                 }
                 self.await_receipt(item.id, hash, Duration::from_secs(1)).await
             }

@@ -109,6 +109,7 @@ pub struct ProbeTally {
 
 impl ProbeTally {
     /// Availability in basis points; full when nothing was measured (no evidence of an outage).
+    #[allow(clippy::manual_checked_ops)]
     pub fn availability_bps(&self) -> u16 {
         if self.probes == 0 { 10_000 } else { (self.probes_ok * 10_000 / self.probes) as u16 }
     }
