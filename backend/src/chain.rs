@@ -126,7 +126,7 @@ pub enum OperatorCall {
 
 /// A customer's EIP-712 `Stop`: the conference (by its start), when it stopped, until when the operator
 /// may submit it, and the customer's signature.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignedStop {
     pub started_at: u64,

@@ -48,7 +48,7 @@ pub struct Store {
 }
 
 /// A terms version as published on-chain: what a customer signs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Terms {
     pub id: u64,
@@ -67,7 +67,7 @@ pub struct Terms {
     pub open: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxState {
     /// Not signed yet.
@@ -81,7 +81,7 @@ pub enum OutboxState {
 }
 
 /// One intended operator transaction.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxItem {
     pub id: i64,
@@ -100,7 +100,7 @@ pub struct OutboxItem {
 }
 
 /// Probe counts of one conference (an agreement's session).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeTally {
     pub probes: u64,
@@ -637,7 +637,7 @@ fn signed_stop_from_row(r: &SqliteRow) -> Result<Option<SignedStop>> {
 }
 
 /// One settled conference of an agreement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     pub session: u64,
