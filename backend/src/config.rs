@@ -68,6 +68,9 @@ pub struct ServiceArgs {
     /// How often the monitor probes each running conference, in milliseconds.
     #[arg(long, env = "PROBE_INTERVAL_MS", default_value_t = 2_000)]
     pub probe_interval_ms: u64,
+    /// `GET /readyz` fails when the watcher is more blocks than this behind the chain's head.
+    #[arg(long, env = "READY_MAX_LAG_BLOCKS", default_value_t = 50)]
+    pub ready_max_lag_blocks: u64,
 }
 
 impl ServiceArgs {

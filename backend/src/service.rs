@@ -12,6 +12,8 @@ use crate::{
     api::{self, ApiContext, PublicConfig},
     chain::Chain,
     config::ServeArgs,
+    health::Health,
+    metrics::Metrics,
     monitor::Monitor,
     orchestrator::{Orchestrator, local::LocalOrchestrator},
     reconciler::Reconciler,
@@ -34,6 +36,8 @@ pub async fn serve(
     std::fs::create_dir_all(&service.data_dir)?;
     let store = Store::open(&service.database_url()).await?;
     let chain = Chain::connect(&args.rpc_url, args.escrow, &args.operator_key.0).await?;
+    let metrics = Metrics::new();
+    let health = Health::new(&args.rpc_url, service.ready_max_lag_blocks, metrics.clone())?;
     let activation_window = chain.activation_window().await?;
     info!(chain_id = chain.chain_id, escrow = %chain.escrow, operator = %chain.operator_address, activation_window, "connected");
 
@@ -53,6 +57,7 @@ pub async fn serve(
             batch_blocks: service.batch_blocks.max(1),
         },
         notify: events.clone(),
+        metrics: metrics.clone(),
     });
     let reconciler = Arc::new(Reconciler::new(
         chain.clone(),
@@ -61,9 +66,11 @@ pub async fn serve(
         activation_window,
         service.region,
         outbox.clone(),
+        metrics.clone(),
     ));
-    let settler = Arc::new(Settler { chain: chain.clone(), store: store.clone() });
-    let monitor = Arc::new(Monitor { store: store.clone(), orchestrator: orchestrator.clone() });
+    let settler = Arc::new(Settler { chain: chain.clone(), store: store.clone(), metrics: metrics.clone() });
+    let monitor =
+        Arc::new(Monitor { store: store.clone(), orchestrator: orchestrator.clone(), metrics: metrics.clone() });
 
     reconciler.collect_orphans().await?;
 
@@ -98,7 +105,7 @@ pub async fn serve(
     });
 
     let public = PublicConfig::new(chain.chain_id, args.rpc_url.clone(), chain.escrow.to_string());
-    let app = api::router(ApiContext { store, public });
+    let app = api::router(ApiContext { store, public, metrics, health });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     // Every step is recorded before and after it is taken, so stopping between steps loses nothing.

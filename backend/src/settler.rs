@@ -20,6 +20,7 @@ use crate::{
 pub struct Settler {
     pub chain: Chain,
     pub store: Store,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Settler {
@@ -46,6 +47,7 @@ impl Settler {
                     Ok(signed) => signed,
                     Err(Error::Chain(reason)) if reason.contains("revert") => {
                         warn!(%reason, "the call would revert; not sending it");
+                        self.metrics.tx_failed();
                         return self.store.outbox_finished(item.id, OutboxState::Failed, &reason).await;
                     }
                     Err(err) => return Err(err),
@@ -54,6 +56,7 @@ impl Settler {
                 self.store.outbox_signed(item.id, &signed).await?;
                 info!(tx = %signed.hash, nonce = signed.nonce, "sending");
                 self.chain.broadcast(&signed.raw).await?;
+                self.metrics.tx_sent();
                 self.await_receipt(item.id, signed.hash, Duration::from_secs(2)).await
             }
             OutboxState::Sent => {
@@ -80,6 +83,7 @@ impl Settler {
         loop {
             if let Some(receipt) = self.chain.receipt(hash).await? {
                 let outcome = if receipt.status() { "mined" } else { "reverted" };
+                self.metrics.tx_mined(receipt.status());
                 info!(tx = %hash, outcome, gas = receipt.gas_used, "receipt");
                 // A reverted call means the chain moved on by other means (e.g. the customer cancelled).
                 return self.store.outbox_finished(id, OutboxState::Done, outcome).await;

@@ -364,6 +364,31 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Operator calls queued and not finished (the outbox-depth gauge).
+    pub async fn outbox_depth(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE state IN ($1, $2)")
+            .bind("pending")
+            .bind("sent")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    /// Conferences the store records as running (the conferences-running gauge).
+    pub async fn conferences_running(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM agreements WHERE conference_state = $1")
+            .bind("running")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
 }
 
 async fn apply_event(tx: &mut sqlx::SqliteConnection, event: &ChainEvent) -> Result<()> {
