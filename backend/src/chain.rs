@@ -263,11 +263,9 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub async fn connect(rpc_url: &str, escrow: Address, operator_key: &str) -> Result<Self> {
-        let signer: PrivateKeySigner = operator_key
-            .trim()
-            .parse()
-            .map_err(|_| Error::Config("the operator key is not a valid private key".into()))?;
+    /// Connects to the node at `rpc_url` and checks that `escrow` holds code; `signer` is the operator's key
+    /// (see [`crate::config::OperatorKeyArgs::signer`]).
+    pub async fn connect(rpc_url: &str, escrow: Address, signer: PrivateKeySigner) -> Result<Self> {
         let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {rpc_url:?}: {e}")))?;
         let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
         let chain_id = provider.get_chain_id().await.map_err(Error::chain)?;

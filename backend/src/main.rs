@@ -95,7 +95,7 @@ async fn dev(args: DevArgs) -> Result<()> {
         rpc_url: devnet.rpc_url(),
         escrow: devnet.escrow,
         start_block: devnet.deploy_block,
-        operator_key: conference_backend::config::Secret(devnet.operator_key()),
+        operator: conference_backend::config::OperatorKeyArgs::raw(devnet.operator_key()),
         service: args.service.clone(),
     };
     let outcome = service::serve(serve_args, listener, room::shutdown_signal()).await;

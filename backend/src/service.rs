@@ -33,9 +33,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let service = &args.service;
+    // The key first: a missing or wrong key is a configuration error, found before anything is opened.
+    let signer = args.operator.signer()?;
     std::fs::create_dir_all(&service.data_dir)?;
     let store = Store::open(&service.database_url()).await?;
-    let chain = Chain::connect(&args.rpc_url, args.escrow, &args.operator_key.0).await?;
+    let chain = Chain::connect(&args.rpc_url, args.escrow, signer).await?;
     let metrics = Metrics::new();
     let health = Health::new(&args.rpc_url, service.ready_max_lag_blocks, metrics.clone())?;
     let activation_window = chain.activation_window().await?;
