@@ -296,4 +296,23 @@ mod tests {
         let bad = serve_args(&["--operator-key", "0x1234"]).unwrap().operator.signer().unwrap_err().to_string();
         assert!(bad.contains("not a valid private key") && !bad.contains("1234"), "{bad}");
     }
+
+    #[test]
+    fn the_env_sample_lists_every_setting_of_serve() {
+        use clap::CommandFactory;
+        let sample = include_str!("../../.env.sample");
+        let listed = |name: &str| {
+            sample
+                .lines()
+                .any(|line| line.trim_start_matches("# ").strip_prefix(name).is_some_and(|r| r.starts_with('=')))
+        };
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        for arg in serve.get_arguments() {
+            if let Some(name) = arg.get_env().and_then(|n| n.to_str()) {
+                assert!(listed(name), ".env.sample does not list {name}");
+            }
+        }
+        assert!(listed("RUST_LOG"));
+    }
 }
