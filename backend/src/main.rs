@@ -89,6 +89,8 @@ async fn dev(args: DevArgs) -> Result<()> {
             "rpc": devnet.rpc_url(),
             "escrow": devnet.escrow.to_string(),
             "customer": devnet.customer.address().to_string(),
+            // anvil's public dev key, for scripts that act as the customer (backend/fuzz/api-fuzz.sh).
+            "customerKey": customer_key,
         })
     );
     let serve_args = ServeArgs {
