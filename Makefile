@@ -14,7 +14,7 @@ BACKEND := target/debug/conference-backend
 # The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
 BOUND := ConferenceEscrow OfferBook ProviderRegistry
 
-.PHONY: help run demo test test-contracts test-rust test-browser tools contracts check-abi abi build browser analyze bench-gas deploy-contracts gas-snapshot
+.PHONY: help run demo test test-contracts test-rust test-api test-browser tools contracts check-abi abi build browser analyze bench-gas deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-gas         gas per operation beside Sablier, PaymentSplitter and a contract-per-agreement baseline"
 	@echo "make deploy-contracts  deploy to a throwaway anvil, record contracts/deployments/31337.json, verify"
 	@echo "make analyze           slither over contracts/src"
+	@echo "make test-api          fuzz the HTTP API against its OpenAPI document (schemathesis)"
 
 # --- set-up -----------------------------------------------------------------------------------------
 
@@ -68,7 +69,7 @@ browser:
 run: build
 	$(BACKEND) dev
 
-test: test-contracts check-abi analyze test-rust test-browser
+test: test-contracts check-abi analyze test-rust test-api test-browser
 
 # The sources' formatting, every forge test, then the committed gas snapshot (unit tests) checked
 # against this build.
@@ -83,6 +84,12 @@ gas-snapshot: tools
 
 test-rust: build
 	cargo test --workspace
+
+# The HTTP API fuzzed against its own OpenAPI document (schemathesis, pinned in backend/fuzz/requirements.txt
+# and installed once into a virtualenv outside the clone), on a fresh dev stack: no 5xx, and every status,
+# content type and body as documented.
+test-api: build
+	bash backend/fuzz/api-fuzz.sh
 
 test-browser: build browser
 	node --test tests/browser/
