@@ -1,7 +1,8 @@
 # The project's commands. Two are all a newcomer needs:
 #   make run    the local stack on its embedded defaults (anvil + contracts + backend + web page)
-#   make test   every test: contracts (forge), backend and end to end (cargo), the page (Chromium)
-# Both install what they need first, from npm, crates.io and Debian packages only.
+#   make test   every test: contracts (forge), backend and end to end (cargo), the API fuzzed
+#               (schemathesis), the page (Chromium)
+# Both install what they need first, from npm, crates.io, PyPI and Debian packages only.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
