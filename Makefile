@@ -1,7 +1,8 @@
 # The project's commands. Two are all a newcomer needs:
 #   make run    the local stack on its embedded defaults (anvil + contracts + backend + web page)
-#   make test   every test: contracts (forge), backend and end to end (cargo), the page (Chromium)
-# Both install what they need first, from npm, crates.io and Debian packages only.
+#   make test   every test: contracts (forge), backend and end to end (cargo), the API fuzzed
+#               (schemathesis), the page (Chromium)
+# Both install what they need first, from npm, crates.io, PyPI and Debian packages only.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -14,7 +15,7 @@ BACKEND := target/debug/conference-backend
 # The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
 BOUND := ConferenceEscrow OfferBook ProviderRegistry
 
-.PHONY: help run demo test test-contracts test-rust test-browser postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend soak deploy-contracts gas-snapshot
+.PHONY: help run demo test test-contracts test-rust test-api test-browser postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend soak deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
@@ -25,6 +26,7 @@ help:
 	@echo "make soak              1,000 agreements through the loop with random kills of the backend; reports losses"
 	@echo "make deploy-contracts  deploy to a throwaway anvil, record contracts/deployments/31337.json, verify"
 	@echo "make analyze           slither over contracts/src"
+	@echo "make test-api          fuzz the HTTP API against its OpenAPI document (schemathesis)"
 
 # --- set-up -----------------------------------------------------------------------------------------
 
@@ -74,7 +76,7 @@ postgres:
 run: build
 	$(BACKEND) dev
 
-test: test-contracts check-abi analyze test-rust test-browser
+test: test-contracts check-abi analyze test-rust test-api test-browser
 
 # The sources' formatting, every forge test, then the committed gas snapshot (unit tests) checked
 # against this build.
@@ -89,6 +91,12 @@ gas-snapshot: tools
 
 test-rust: build postgres
 	cargo test --workspace
+
+# The HTTP API fuzzed against its own OpenAPI document (schemathesis, pinned in backend/fuzz/requirements.txt
+# and installed once into a virtualenv outside the clone), on a fresh dev stack: no 5xx, and every status,
+# content type and body as documented.
+test-api: build
+	bash backend/fuzz/api-fuzz.sh
 
 test-browser: build browser
 	node --test tests/browser/

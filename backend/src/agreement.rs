@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// What the customer buys (the contract's `Model`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Model {
     /// One conference up to a maximum duration, for a fixed price.
@@ -35,7 +35,7 @@ impl Model {
 }
 
 /// The agreement's status on-chain, as the watcher last read it from events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChainStatus {
     /// Paid, no conference asked for (TimeLimited between sessions, FlexiblePeriod before its start).
@@ -49,7 +49,7 @@ pub enum ChainStatus {
 }
 
 /// Whether the agreement's conference exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConferenceState {
     /// Never deployed.
@@ -61,7 +61,7 @@ pub enum ConferenceState {
 }
 
 /// Where an agreement stands, in the customer's words and in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Progress {
     /// Paid; no conference asked for now (minutes left to use, or a window not started).
@@ -120,7 +120,7 @@ text_enum!(ConferenceState { Absent => "absent", Deploying => "deploying", Runni
 
 /// One agreement's record. Amounts are decimal strings in the token's smallest unit (wei for ETH);
 /// times are chain seconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Agreement {
     pub id: u64,

@@ -1,7 +1,7 @@
 //! The HTTP API (axum) and the embedded web page. Each route module's handlers are small: they read
 //! the store and shape JSON; they never act on the chain or the orchestrator.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use alloy::{
     hex,
@@ -9,25 +9,28 @@ use alloy::{
     sol_types::{SolCall, SolEvent},
 };
 use axum::{
-    Json, Router,
-    extract::{Path, State, rejection::JsonRejection},
-    http::{StatusCode, header},
+    Extension, Json, Router,
+    extract::{FromRequestParts, Path, State, rejection::JsonRejection},
+    http::{StatusCode, header, request::Parts},
     response::{Html, IntoResponse, Response},
-    routing::{get, post},
+    routing::get,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use tracing::error;
+use tracing::{error, warn};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     Error,
     agreement::{Agreement, ChainStatus, ConferenceState, Progress},
     chain::{ConferenceEscrow, SignedStop},
-    store::{OutboxItem, ProbeTally, Session, Store},
+    health::{Health, Readiness},
+    metrics::{self, Metrics},
+    store::{OutboxItem, ProbeTally, Session, Store, Terms},
 };
 
 /// What the web page needs to talk to the chain: public facts only.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicConfig {
     pub chain_id: u64,
@@ -62,20 +65,52 @@ impl PublicConfig {
     }
 }
 
+/// What the handlers read: the store, the public facts, and the operations side (metrics, readiness).
 #[derive(Clone)]
 pub struct ApiContext {
     pub store: Store,
     pub public: PublicConfig,
+    pub metrics: Metrics,
+    pub health: Health,
+}
+
+/// The document's frame; its paths come from the handlers' `#[utoipa::path]` in [`documented_routes`].
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Conference escrow backend",
+        description = "What the customer page and auditors read about agreements, offers and the chain; \
+                       the customer's gasless stop; the service's health and metrics. \
+                       Every 4xx and 5xx answer is JSON `{\"error\": \"...\"}` saying what was wrong."
+    ),
+    tags(
+        (name = "agreements", description = "Agreements as the chain and the service see them"),
+        (name = "operations", description = "Liveness, readiness, metrics and this document")
+    )
+)]
+struct ApiDoc;
+
+/// Every route of the API, each with its OpenAPI description: a route cannot be served undocumented.
+fn documented_routes() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(config))
+        .routes(routes!(offers))
+        .routes(routes!(agreement))
+        .routes(routes!(signed_stop))
+        .routes(routes!(openapi_json))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
+}
+
+/// The OpenAPI document of the API, as `GET /api/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().into_openapi()
 }
 
 pub fn router(ctx: ApiContext) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/api/config", get(config))
-        .route("/api/offers", get(offers))
-        .route("/api/agreements/{id}", get(agreement))
-        .route("/api/agreements/{id}/stop", post(signed_stop))
-        .route("/", get(|| async { Html(include_str!("../../web/index.html")) }))
+    let (api, document) = documented_routes().split_for_parts();
+    api.route("/", get(|| async { Html(include_str!("../../web/index.html")) }))
         .route(
             "/app.js",
             get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../../web/app.js")) }),
@@ -84,6 +119,9 @@ pub fn router(ctx: ApiContext) -> Router {
             "/style.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css")], include_str!("../../web/style.css")) }),
         )
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(Arc::new(document)))
         .layer(axum::middleware::map_response(content_security_policy))
         .with_state(ctx)
 }
@@ -105,9 +143,19 @@ pub async fn content_security_policy(mut response: Response) -> Response {
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
+    MethodNotAllowed(String),
     /// The request is well formed but the agreement is not in a state that allows it.
     Conflict(String),
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
     Internal(Error),
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong, in a sentence.
+    pub error: String,
 }
 
 impl From<Error> for ApiError {
@@ -121,26 +169,48 @@ impl IntoResponse for ApiError {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             ApiError::Internal(err) => {
                 error!(error = %err, kind = err.label(), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; the service logged the details".to_owned())
             }
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        (status, Json(ErrorBody { error: message })).into_response()
     }
 }
 
+/// Any path no route serves.
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no such path: {}", uri.path()))
+}
+
+/// A known path with a method it does not take (axum adds the `Allow` header listing those it does).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
+}
+
+/// The chain, the escrow and the calls and events the page uses.
+#[utoipa::path(get, path = "/api/config", tag = "agreements", responses(
+    (status = 200, description = "Public facts about the chain and the escrow contract", body = PublicConfig),
+))]
 async fn config(State(ctx): State<ApiContext>) -> Json<PublicConfig> {
     Json(ctx.public)
 }
 
-async fn offers(State(ctx): State<ApiContext>) -> Result<impl IntoResponse, ApiError> {
+/// Every terms version published on-chain, newest first.
+#[utoipa::path(get, path = "/api/offers", tag = "agreements", responses(
+    (status = 200, description = "The terms versions customers can sign (and closed ones)", body = Vec<Terms>),
+    (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+))]
+async fn offers(State(ctx): State<ApiContext>) -> Result<Json<Vec<Terms>>, ApiError> {
     Ok(Json(ctx.store.terms().await?))
 }
 
 /// One agreement with its progress, its transactions, its conference and the evidence of its availability.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgreementView {
     #[serde(flatten)]
@@ -149,6 +219,7 @@ pub struct AgreementView {
     /// The chain's clock (newest block seen), for figures such as "running for".
     pub chain_time: Option<u64>,
     pub join_url: Option<String>,
+    /// The agreement's transactions by step (sign, activate, stop, settle); null until it happened.
     pub transactions: BTreeMap<&'static str, Option<String>>,
     pub conference: ConferenceView,
     /// Every settled conference: one for most models, one per session for timeLimited.
@@ -156,7 +227,7 @@ pub struct AgreementView {
     pub outbox: Vec<OutboxItem>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConferenceView {
     pub state: ConferenceState,
@@ -165,34 +236,80 @@ pub struct ConferenceView {
     pub probes: ProbeTally,
 }
 
-fn agreement_id(raw_id: &str) -> Result<u64, ApiError> {
-    raw_id.parse().map_err(|_| ApiError::BadRequest(format!("agreement id must be a positive integer, got {raw_id:?}")))
+/// An agreement id from the request path: a decimal integer from 0 to 2^64 - 1, or a 400 saying so.
+pub struct AgreementId(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for AgreementId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|rejection| {
+            ApiError::BadRequest(format!("the agreement id is unreadable: {}", rejection.body_text()))
+        })?;
+        raw.parse().map(AgreementId).map_err(|_| {
+            ApiError::BadRequest(format!("agreement id must be an integer from 0 to {}, got {raw:?}", u64::MAX))
+        })
+    }
+}
+
+/// A JSON body axum could not take, as a 4xx that says why: 415 without a JSON content type, 413 when
+/// too large, else 400.
+fn body_rejected(rejection: JsonRejection, expected: &str) -> ApiError {
+    match rejection.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::UnsupportedMediaType("the body must be JSON, sent with Content-Type: application/json".into())
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!("the body is too large: {expected}")),
+        _ => ApiError::BadRequest(format!("the body must be JSON {expected}: {}", rejection.body_text())),
+    }
 }
 
 /// A customer's gasless stop: the EIP-712 `Stop` it signed in its wallet.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StopRequest {
+    /// When the conference stopped (chain seconds); not before it started.
     pub stopped_at: u64,
+    /// Until when the operator may submit the stop (chain seconds).
     pub deadline: u64,
     /// 65 bytes, hex with 0x.
+    #[schema(pattern = "^0x[0-9a-fA-F]{130}$")]
     pub signature: String,
 }
 
-/// `POST /api/agreements/{id}/stop`: checks that the customer signed a stop of the running conference
-/// and records it; the reconciler removes the conference and submits the stop with the settlement.
-/// Only the chain can be stopped by this: nothing is sent from here.
+/// The answer to a stop: whether it was new (the first received counts) and what was recorded.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StopAccepted {
+    pub accepted: bool,
+    pub stop: SignedStop,
+}
+
+/// Takes a customer's signed stop of the running conference (EIP-712 `Stop`): checked and recorded;
+/// the reconciler removes the conference and submits the stop with the settlement. Nothing is sent
+/// from here.
+#[utoipa::path(
+    post,
+    path = "/api/agreements/{id}/stop",
+    tag = "agreements",
+    params(("id" = u64, Path, description = "The agreement's on-chain id")),
+    request_body = StopRequest,
+    responses(
+        (status = 202, description = "Recorded (or already recorded: `accepted` is false)", body = StopAccepted),
+        (status = 400, description = "The id, the body or the signature is wrong; the sentence says which", body = ErrorBody),
+        (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
+        (status = 409, description = "The agreement has no running conference to stop", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
 async fn signed_stop(
     State(ctx): State<ApiContext>,
-    Path(raw_id): Path<String>,
+    AgreementId(id): AgreementId,
     body: Result<Json<StopRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let id = agreement_id(&raw_id)?;
+) -> Result<(StatusCode, Json<StopAccepted>), ApiError> {
     let Json(request) = body.map_err(|rejection| {
-        ApiError::BadRequest(format!(
-            "the body must be JSON {{\"stoppedAt\": seconds, \"deadline\": seconds, \"signature\": \"0x...\"}}: {}",
-            rejection.body_text()
-        ))
+        body_rejected(rejection, r#"{"stoppedAt": seconds, "deadline": seconds, "signature": "0x..."}"#)
     })?;
     let agreement = ctx
         .store
@@ -231,12 +348,27 @@ async fn signed_stop(
             agreement.customer
         )));
     }
-    let new = ctx.store.record_signed_stop(id, agreement.session, &stop).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": new, "stop": stop }))))
+    let accepted = ctx.store.record_signed_stop(id, agreement.session, &stop).await?;
+    Ok((StatusCode::ACCEPTED, Json(StopAccepted { accepted, stop })))
 }
 
-async fn agreement(State(ctx): State<ApiContext>, Path(raw_id): Path<String>) -> Result<Json<AgreementView>, ApiError> {
-    let id = agreement_id(&raw_id)?;
+/// One agreement: its terms, where it stands, its transactions, its conference and its probes.
+#[utoipa::path(
+    get,
+    path = "/api/agreements/{id}",
+    tag = "agreements",
+    params(("id" = u64, Path, description = "The agreement's on-chain id")),
+    responses(
+        (status = 200, description = "The agreement", body = AgreementView),
+        (status = 400, description = "The id is not an integer from 0 to 2^64 - 1", body = ErrorBody),
+        (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
+async fn agreement(
+    State(ctx): State<ApiContext>,
+    AgreementId(id): AgreementId,
+) -> Result<Json<AgreementView>, ApiError> {
     let agreement = ctx
         .store
         .agreement(id)
@@ -262,4 +394,47 @@ async fn agreement(State(ctx): State<ApiContext>, Path(raw_id): Path<String>) ->
         outbox,
         agreement,
     }))
+}
+
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses(
+    (status = 200, description = "The OpenAPI document of this API", body = Object),
+))]
+async fn openapi_json(
+    Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<Arc<utoipa::openapi::OpenApi>> {
+    Json(document)
+}
+
+/// Liveness: the process answers. Checks nothing else, so that a slow node never gets it restarted.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses(
+    (status = 200, description = "Alive", body = String, content_type = "text/plain", example = "ok"),
+))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers, the node answers, and the watcher keeps up with the chain.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Every check passed", body = Readiness),
+    (status = 503, description = "A check failed; its `detail` says what", body = Readiness),
+))]
+async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, Json<Readiness>) {
+    let readiness = ctx.health.check(&ctx.store).await;
+    let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(readiness))
+}
+
+/// The service's metrics in Prometheus' text format (see `backend/README.md` for each).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text format, version 0.0.4", body = String, content_type = "text/plain"),
+))]
+async fn metrics_text(State(ctx): State<ApiContext>) -> impl IntoResponse {
+    // The gauges that are facts of the database are read now; if the store fails, the scrape still
+    // answers with the rest (and those two keep their last value).
+    match tokio::try_join!(ctx.store.outbox_depth(), ctx.store.conferences_running()) {
+        Ok((outbox_depth, running)) => ctx.metrics.set_database_facts(outbox_depth, running),
+        Err(err) => warn!(error = %err, kind = err.label(), "metrics: the store's gauges were not read"),
+    }
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], ctx.metrics.encode())
 }

@@ -126,7 +126,7 @@ pub enum OperatorCall {
 
 /// A customer's EIP-712 `Stop`: the conference (by its start), when it stopped, until when the operator
 /// may submit it, and the customer's signature.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignedStop {
     pub started_at: u64,
@@ -263,11 +263,9 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub async fn connect(rpc_url: &str, escrow: Address, operator_key: &str) -> Result<Self> {
-        let signer: PrivateKeySigner = operator_key
-            .trim()
-            .parse()
-            .map_err(|_| Error::Config("the operator key is not a valid private key".into()))?;
+    /// Connects to the node at `rpc_url` and checks that `escrow` holds code; `signer` is the operator's key
+    /// (see [`crate::config::OperatorKeyArgs::signer`]).
+    pub async fn connect(rpc_url: &str, escrow: Address, signer: PrivateKeySigner) -> Result<Self> {
         let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {rpc_url:?}: {e}")))?;
         let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
         let chain_id = provider.get_chain_id().await.map_err(Error::chain)?;

@@ -1,9 +1,16 @@
 //! Configuration: command-line flags with environment fallbacks (clap). Secrets never print.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use alloy::primitives::Address;
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use clap::{Args, Parser, Subcommand};
+
+use crate::{Error, Result};
 
 #[derive(Debug, Parser)]
 #[command(name = "conference-backend", version, about = "Smart-contract-metered conferences: watch, run, settle.")]
@@ -35,7 +42,7 @@ impl fmt::Debug for Secret {
 
 impl std::str::FromStr for Secret {
     type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         Ok(Secret(s.to_owned()))
     }
 }
@@ -79,6 +86,9 @@ pub struct ServiceArgs {
     /// half the lease's time to live.
     #[arg(long, env = "LEASE_RENEW_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub lease_renew_ms: u64,
+    /// `GET /readyz` fails when the watcher is more blocks than this behind the chain's head.
+    #[arg(long, env = "READY_MAX_LAG_BLOCKS", default_value_t = 50)]
+    pub ready_max_lag_blocks: u64,
 }
 
 impl ServiceArgs {
@@ -120,11 +130,87 @@ pub struct ServeArgs {
     /// The block the contract was deployed in: where the watcher starts on an empty database.
     #[arg(long, env = "START_BLOCK", default_value_t = 0)]
     pub start_block: u64,
-    /// The operator's private key (hex). Prefer the environment variable to the flag.
-    #[arg(long, env = "OPERATOR_KEY", hide_env_values = true)]
-    pub operator_key: Secret,
+    #[command(flatten)]
+    pub operator: OperatorKeyArgs,
     #[command(flatten)]
     pub service: ServiceArgs,
+}
+
+/// Where the operator's key comes from: exactly one of a raw key and an encrypted JSON keystore (the
+/// Web3 Secret Storage format that geth, foundry's `cast wallet` and alloy write).
+#[derive(Debug, Clone, Default, Args)]
+pub struct OperatorKeyArgs {
+    /// The operator's private key (hex). Prefer the environment variable to the flag, and a keystore
+    /// to either.
+    #[arg(long, env = "OPERATOR_KEY", hide_env_values = true)]
+    pub operator_key: Option<Secret>,
+    /// An encrypted JSON keystore holding the operator's key, instead of OPERATOR_KEY. Its password
+    /// comes from OPERATOR_KEYSTORE_PASSWORD or --operator-keystore-password-file.
+    #[arg(long, env = "OPERATOR_KEYSTORE")]
+    pub operator_keystore: Option<PathBuf>,
+    /// The keystore's password. Set it in the environment, never as a flag (the command line is visible
+    /// to every user of the machine).
+    #[arg(long, env = "OPERATOR_KEYSTORE_PASSWORD", hide_env_values = true, hide = true)]
+    pub operator_keystore_password: Option<Secret>,
+    /// A file whose content (less a final newline) is the keystore's password.
+    #[arg(long, env = "OPERATOR_KEYSTORE_PASSWORD_FILE")]
+    pub operator_keystore_password_file: Option<PathBuf>,
+}
+
+impl OperatorKeyArgs {
+    /// A raw key, as `dev` passes anvil's.
+    pub fn raw(key: String) -> Self {
+        Self { operator_key: Some(Secret(key)), ..Self::default() }
+    }
+
+    /// The operator's signer, from whichever source was given; an error that names the settings when
+    /// none, or both, were.
+    pub fn signer(&self) -> Result<PrivateKeySigner> {
+        match (&self.operator_key, &self.operator_keystore) {
+            (Some(key), None) => key
+                .0
+                .trim()
+                .parse()
+                .map_err(|_| Error::Config("OPERATOR_KEY is not a valid private key (64 hex digits)".into())),
+            (None, Some(keystore)) => self.decrypt(keystore),
+            (None, None) => Err(Error::Config(
+                "no operator key: set OPERATOR_KEYSTORE (--operator-keystore) with OPERATOR_KEYSTORE_PASSWORD \
+                 or --operator-keystore-password-file, or else OPERATOR_KEY (--operator-key)"
+                    .into(),
+            )),
+            (Some(_), Some(_)) => Err(Error::Config(
+                "both OPERATOR_KEY and OPERATOR_KEYSTORE are set: give the operator key one way only".into(),
+            )),
+        }
+    }
+
+    fn decrypt(&self, keystore: &Path) -> Result<PrivateKeySigner> {
+        let password = match (&self.operator_keystore_password, &self.operator_keystore_password_file) {
+            (Some(password), None) => password.clone(),
+            (None, Some(file)) => Secret(
+                std::fs::read_to_string(file)
+                    .map_err(|e| Error::Config(format!("the keystore password file {}: {e}", file.display())))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            (None, None) => {
+                return Err(Error::Config(
+                    "OPERATOR_KEYSTORE needs its password: set OPERATOR_KEYSTORE_PASSWORD or \
+                     --operator-keystore-password-file"
+                        .into(),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "both OPERATOR_KEYSTORE_PASSWORD and --operator-keystore-password-file are set: give one".into(),
+                ));
+            }
+        };
+        PrivateKeySigner::decrypt_keystore(keystore, password.0.as_bytes()).map_err(|e| {
+            // The error says whether the file or the password was wrong; it never holds the key.
+            Error::Config(format!("the operator keystore {} could not be decrypted: {e}", keystore.display()))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -147,4 +233,109 @@ pub struct RoomArgs {
     pub rooms_dir: PathBuf,
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// anvil's public dev account 0: never a real key.
+    const DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    fn serve_args(extra: &[&str]) -> std::result::Result<ServeArgs, clap::Error> {
+        let base =
+            ["conference-backend", "serve", "--rpc-url", "http://127.0.0.1:1", "--escrow", &Address::ZERO.to_string()];
+        let cli = Cli::try_parse_from(base.iter().chain(extra))?;
+        match cli.command {
+            Command::Serve(args) => Ok(args),
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("conference-keystore-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Encrypts the dev key into `dir/operator.json` with `password`, as `cast wallet import` would.
+    fn keystore(dir: &Path, password: &str) -> (PathBuf, Address) {
+        let key = alloy::hex::decode(DEV_KEY).unwrap();
+        let (signer, _) =
+            PrivateKeySigner::encrypt_keystore(dir, &mut rand::thread_rng(), key, password, Some("operator.json"))
+                .unwrap();
+        (dir.join("operator.json"), signer.address())
+    }
+
+    #[test]
+    fn loads_the_operator_key_from_an_encrypted_keystore() {
+        let dir = temp_dir("load");
+        let (path, address) = keystore(&dir, "correct horse");
+        let password_file = dir.join("password");
+        std::fs::write(&password_file, "correct horse\n").unwrap();
+
+        let args = serve_args(&[
+            "--operator-keystore",
+            path.to_str().unwrap(),
+            "--operator-keystore-password-file",
+            password_file.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(args.operator.signer().unwrap().address(), address);
+
+        let by_password =
+            OperatorKeyArgs { operator_keystore_password: Some(Secret("correct horse".into())), ..args.operator };
+        let by_password = OperatorKeyArgs { operator_keystore_password_file: None, ..by_password };
+        assert_eq!(by_password.signer().unwrap().address(), address);
+
+        let wrong = OperatorKeyArgs { operator_keystore_password: Some(Secret("wrong".into())), ..by_password };
+        let err = wrong.signer().unwrap_err().to_string();
+        assert!(err.contains("could not be decrypted"), "{err}");
+        assert!(!err.contains(DEV_KEY), "the error must not show the key: {err}");
+    }
+
+    #[test]
+    fn exactly_one_key_source_is_required() {
+        let none = serve_args(&[]).unwrap().operator.signer().unwrap_err().to_string();
+        assert!(none.contains("no operator key") && none.contains("OPERATOR_KEYSTORE"), "{none}");
+
+        let both = serve_args(&["--operator-key", DEV_KEY, "--operator-keystore", "/nonexistent.json"])
+            .unwrap()
+            .operator
+            .signer()
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("both OPERATOR_KEY and OPERATOR_KEYSTORE"), "{both}");
+
+        let no_password = serve_args(&["--operator-keystore", "/nonexistent.json"]).unwrap().operator;
+        let no_password = no_password.signer().unwrap_err().to_string();
+        assert!(no_password.contains("OPERATOR_KEYSTORE_PASSWORD"), "{no_password}");
+
+        let raw = serve_args(&["--operator-key", DEV_KEY]).unwrap();
+        assert_eq!(raw.operator.signer().unwrap().address().to_string(), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+        assert!(!format!("{raw:?}").contains(DEV_KEY), "Debug must not print the key");
+
+        let bad = serve_args(&["--operator-key", "0x1234"]).unwrap().operator.signer().unwrap_err().to_string();
+        assert!(bad.contains("not a valid private key") && !bad.contains("1234"), "{bad}");
+    }
+
+    #[test]
+    fn the_env_sample_lists_every_setting_of_serve() {
+        use clap::CommandFactory;
+        let sample = include_str!("../../.env.sample");
+        let listed = |name: &str| {
+            sample
+                .lines()
+                .any(|line| line.trim_start_matches("# ").strip_prefix(name).is_some_and(|r| r.starts_with('=')))
+        };
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        for arg in serve.get_arguments() {
+            if let Some(name) = arg.get_env().and_then(|n| n.to_str()) {
+                assert!(listed(name), ".env.sample does not list {name}");
+            }
+        }
+        assert!(listed("RUST_LOG"));
+    }
 }

@@ -1,7 +1,8 @@
 //! The conference escrow backend. Follow one agreement through the modules in this order:
 //! [`watcher`] (chain events → store) → [`reconciler`] (what must happen next) → [`orchestrator`]
 //! (rooms) and [`settler`] (operator transactions) → [`monitor`] (availability) → [`api`] (what
-//! customers and auditors read). [`service`] wires them; [`devnet`] is the local chain.
+//! customers and auditors read). [`service`] wires them; [`devnet`] is the local chain; [`metrics`] and
+//! [`health`] are what operators read.
 
 pub mod agreement;
 pub mod api;
@@ -11,7 +12,9 @@ pub mod devdb;
 pub mod devnet;
 pub mod error;
 pub mod fault;
+pub mod health;
 pub mod lease;
+pub mod metrics;
 pub mod monitor;
 pub mod orchestrator;
 pub mod reconciler;

@@ -89,13 +89,15 @@ async fn dev(args: DevArgs) -> Result<()> {
             "rpc": devnet.rpc_url(),
             "escrow": devnet.escrow.to_string(),
             "customer": devnet.customer.address().to_string(),
+            // anvil's public dev key, for scripts that act as the customer (backend/fuzz/api-fuzz.sh).
+            "customerKey": customer_key,
         })
     );
     let serve_args = ServeArgs {
         rpc_url: devnet.rpc_url(),
         escrow: devnet.escrow,
         start_block: devnet.deploy_block,
-        operator_key: conference_backend::config::Secret(devnet.operator_key()),
+        operator: conference_backend::config::OperatorKeyArgs::raw(devnet.operator_key()),
         service: args.service.clone(),
     };
     let outcome = service::serve(serve_args, listener, room::shutdown_signal()).await;

@@ -14,6 +14,7 @@ use crate::{
 pub struct Monitor {
     pub store: Store,
     pub orchestrator: Arc<Orchestrator>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Monitor {
@@ -40,6 +41,7 @@ impl Monitor {
                 // Removed on purpose while the probe ran (stopped, ended): not an outage.
                 continue;
             }
+            self.metrics.probe(ok);
             self.store.record_probe(a.id, a.session, ok, detail.as_deref()).await?;
         }
         Ok(())

@@ -116,6 +116,7 @@ pub struct Reconciler {
     tasks: TaskTracker,
     /// Woken when an operator call was queued.
     pub outbox_notify: Arc<Notify>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Reconciler {
@@ -126,17 +127,10 @@ impl Reconciler {
         activation_window: u64,
         region: u8,
         outbox_notify: Arc<Notify>,
+        metrics: crate::metrics::Metrics,
     ) -> Self {
-        Self {
-            chain,
-            store,
-            orchestrator,
-            activation_window,
-            region,
-            in_flight: Mutex::default(),
-            tasks: TaskTracker::new(),
-            outbox_notify,
-        }
+        let (in_flight, tasks) = (Mutex::default(), TaskTracker::new());
+        Self { chain, store, orchestrator, activation_window, region, in_flight, tasks, outbox_notify, metrics }
     }
 
     /// One pass over every open agreement; each is reconciled in a task of its own.
@@ -150,6 +144,7 @@ impl Reconciler {
             let span = info_span!("agreement", id = agreement.id);
             self.tasks.spawn(
                 async move {
+                    let _timer = this.metrics.reconcile_started();
                     if let Err(err) = this.reconcile(&agreement, chain_now).await {
                         warn!(error = %err, kind = err.label(), "reconcile failed; retrying on the next pass");
                     }

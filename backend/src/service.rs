@@ -16,7 +16,9 @@ use crate::{
     api::{self, ApiContext, PublicConfig},
     chain::Chain,
     config::ServeArgs,
+    health::Health,
     lease::Lease,
+    metrics::Metrics,
     monitor::Monitor,
     orchestrator::{Orchestrator, local::LocalOrchestrator},
     reconciler::Reconciler,
@@ -38,9 +40,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let service = &args.service;
+    // The key first: a missing or wrong key is a configuration error, found before anything is opened.
+    let signer = args.operator.signer()?;
     std::fs::create_dir_all(&service.data_dir)?;
     let store = Store::open(&service.database_url()).await?;
-    let chain = Chain::connect(&args.rpc_url, args.escrow, &args.operator_key.0).await?;
+    let chain = Chain::connect(&args.rpc_url, args.escrow, signer).await?;
+    let metrics = Metrics::new();
+    let health = Health::new(&args.rpc_url, service.ready_max_lag_blocks, metrics.clone())?;
     let activation_window = chain.activation_window().await?;
     info!(chain_id = chain.chain_id, escrow = %chain.escrow, operator = %chain.operator_address, activation_window, "connected");
 
@@ -60,6 +66,7 @@ pub async fn serve(
                 batch_blocks: service.batch_blocks.max(1),
             },
             notify: events.clone(),
+            metrics: metrics.clone(),
         }),
         reconciler: Arc::new(Reconciler::new(
             chain.clone(),
@@ -68,9 +75,10 @@ pub async fn serve(
             activation_window,
             service.region,
             outbox.clone(),
+            metrics.clone(),
         )),
-        settler: Arc::new(Settler { chain: chain.clone(), store: store.clone() }),
-        monitor: Arc::new(Monitor { store: store.clone(), orchestrator }),
+        settler: Arc::new(Settler { chain: chain.clone(), store: store.clone(), metrics: metrics.clone() }),
+        monitor: Arc::new(Monitor { store: store.clone(), orchestrator, metrics: metrics.clone() }),
         events,
         outbox,
         poll: service.poll_interval(),
@@ -84,7 +92,7 @@ pub async fn serve(
     let leader = tokio::spawn(lead(loops, leading, stop_loops.clone()));
 
     let public = PublicConfig::new(chain.chain_id, args.rpc_url.clone(), chain.escrow.to_string());
-    let app = api::router(ApiContext { store, public });
+    let app = api::router(ApiContext { store, public, metrics, health });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     // Every step is recorded before and after it is taken, and each loop finishes the one it is in.

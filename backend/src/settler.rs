@@ -20,6 +20,7 @@ use crate::{
 pub struct Settler {
     pub chain: Chain,
     pub store: Store,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Settler {
@@ -46,6 +47,7 @@ impl Settler {
                     Ok(signed) => signed,
                     Err(Error::Chain(reason)) if reason.contains("revert") => {
                         warn!(%reason, "the call would revert; not sending it");
+                        self.metrics.tx_failed();
                         return self.store.outbox_finished(item.id, OutboxState::Failed, &reason).await;
                     }
                     Err(err) => return Err(err),
@@ -57,6 +59,7 @@ impl Settler {
                 }
                 info!(tx = %signed.hash, nonce = signed.nonce, "sending");
                 self.chain.broadcast(&signed.raw).await?;
+                self.metrics.tx_sent();
                 crate::fault::crash_point(&format!("sent-{}", item.call_name));
                 self.await_receipt(item.id, signed.hash, Duration::from_secs(2)).await
             }
@@ -67,10 +70,10 @@ impl Settler {
                     .and_then(|h| h.parse().ok())
                     .ok_or_else(|| Error::Chain(format!("outbox row {} is sent without a hash", item.id)))?;
                 // Sent before a crash or a lost broadcast: the same bytes again, never a new transaction.
-                if self.chain.receipt(hash).await?.is_none() {
-                    if let Some(raw) = &item.raw_tx {
-                        self.chain.broadcast(raw).await?;
-                    }
+                if self.chain.receipt(hash).await?.is_none()
+                    && let Some(raw) = &item.raw_tx
+                {
+                    self.chain.broadcast(raw).await?;
                 }
                 self.await_receipt(item.id, hash, Duration::from_secs(1)).await
             }
@@ -84,6 +87,7 @@ impl Settler {
         loop {
             if let Some(receipt) = self.chain.receipt(hash).await? {
                 let outcome = if receipt.status() { "mined" } else { "reverted" };
+                self.metrics.tx_mined(receipt.status());
                 info!(tx = %hash, outcome, gas = receipt.gas_used, "receipt");
                 // A reverted call means the chain moved on by other means (e.g. the customer cancelled).
                 return self.store.outbox_finished(id, OutboxState::Done, outcome).await;

@@ -74,7 +74,7 @@ impl Dialect {
 }
 
 /// A terms version as published on-chain: what a customer signs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Terms {
     pub id: u64,
@@ -93,7 +93,7 @@ pub struct Terms {
     pub open: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxState {
     /// Not signed yet.
@@ -107,7 +107,7 @@ pub enum OutboxState {
 }
 
 /// One intended operator transaction.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxItem {
     pub id: i64,
@@ -126,7 +126,7 @@ pub struct OutboxItem {
 }
 
 /// Probe counts of one conference (an agreement's session).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeTally {
     pub probes: u64,
@@ -135,6 +135,7 @@ pub struct ProbeTally {
 
 impl ProbeTally {
     /// Availability in basis points; full when nothing was measured (no evidence of an outage).
+    #[allow(clippy::manual_checked_ops)]
     pub fn availability_bps(&self) -> u16 {
         if self.probes == 0 { 10_000 } else { (self.probes_ok * 10_000 / self.probes) as u16 }
     }
@@ -474,6 +475,31 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Operator calls queued and not finished (the outbox-depth gauge).
+    pub async fn outbox_depth(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE state IN ($1, $2)")
+            .bind("pending")
+            .bind("sent")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    /// Conferences the store records as running (the conferences-running gauge).
+    pub async fn conferences_running(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM agreements WHERE conference_state = $1")
+            .bind("running")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
 }
 
 async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
@@ -747,7 +773,7 @@ fn signed_stop_from_row(r: &AnyRow) -> Result<Option<SignedStop>> {
 }
 
 /// One settled conference of an agreement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     pub session: u64,

@@ -110,6 +110,7 @@ pub struct Watcher {
     pub config: WatcherConfig,
     /// Woken whenever new events were recorded.
     pub notify: Arc<Notify>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Watcher {
@@ -118,6 +119,7 @@ impl Watcher {
         let (head, head_timestamp) = self.chain.head().await?;
         let Some(safe_head) = head.checked_sub(self.config.confirmations) else { return Ok(0) };
         let mut next = self.store.cursor().await?.unwrap_or(self.config.start_block);
+        self.metrics.watcher_lag(head, (safe_head + 1).saturating_sub(next));
         let mut recorded = 0;
         while next <= safe_head {
             let to = safe_head.min(next + self.config.batch_blocks - 1);
@@ -129,6 +131,8 @@ impl Watcher {
                 }
             }
             self.store.apply_events(&events, to + 1, head_timestamp).await?;
+            self.metrics.events_processed(&events);
+            self.metrics.watcher_lag(head, safe_head - to);
             if events.iter().any(|e| matches!(e, ChainEvent::Signed { .. })) {
                 crate::fault::crash_point("stored");
             }

@@ -152,7 +152,10 @@ async fn spawn_api(store: Store) -> String {
         PublicConfig::new(31337, "http://127.0.0.1:8545".into(), "0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, api::router(ApiContext { store, public })).await.unwrap() });
+    let metrics = conference_backend::metrics::Metrics::new();
+    let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, metrics.clone()).unwrap();
+    let ctx = ApiContext { store, public, metrics, health };
+    tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
     format!("http://{addr}")
 }
 

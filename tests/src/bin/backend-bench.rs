@@ -96,10 +96,11 @@ async fn catch_up(agreements: u64) -> Result<()> {
     println!("watcher catch-up from a cold start over {agreements} signed agreements:");
     for (name, url) in databases {
         let watcher = Watcher {
-            chain: Chain::connect(&devnet.rpc_url(), devnet.escrow, &devnet.operator_key()).await?,
+            chain: Chain::connect(&devnet.rpc_url(), devnet.escrow, devnet.operator.clone()).await?,
             store: Store::open(&url).await?,
             config: WatcherConfig { start_block: devnet.deploy_block, confirmations: 0, batch_blocks: 2_000 },
             notify: Default::default(),
+            metrics: conference_backend::metrics::Metrics::new(),
         };
         let started = Instant::now();
         let events = watcher.poll().await?;
