@@ -15,9 +15,9 @@ use crate::{
     monitor::Monitor,
     orchestrator::{Orchestrator, local::LocalOrchestrator},
     reconciler::Reconciler,
-    settler::Settler,
+    settler::{Settler, SettlerConfig},
     store::Store,
-    watcher::{Watcher, WatcherConfig},
+    watcher::{self, Watcher, WatcherConfig},
 };
 
 const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
@@ -43,6 +43,8 @@ pub async fn serve(
     )?));
     let events = Arc::new(Notify::new());
     let outbox = Arc::new(Notify::new());
+    // New heads (over WebSocket) wake the watcher; a fork it rolled back wakes the orphan collector.
+    let (new_heads, rolled_back) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
 
     let watcher = Arc::new(Watcher {
         chain: chain.clone(),
@@ -51,8 +53,10 @@ pub async fn serve(
             start_block: args.start_block,
             confirmations: service.confirmations,
             batch_blocks: service.batch_blocks.max(1),
+            max_reorg_depth: service.max_reorg_depth,
         },
         notify: events.clone(),
+        rolled_back: rolled_back.clone(),
     });
     let reconciler = Arc::new(Reconciler::new(
         chain.clone(),
@@ -62,7 +66,14 @@ pub async fn serve(
         service.region,
         outbox.clone(),
     ));
-    let settler = Arc::new(Settler { chain: chain.clone(), store: store.clone() });
+    let settler = Arc::new(Settler::new(
+        chain.clone(),
+        store.clone(),
+        SettlerConfig {
+            confirmations: service.confirmations,
+            fee_bump_after: Duration::from_secs(service.fee_bump_after_secs),
+        },
+    ));
     let monitor = Arc::new(Monitor { store: store.clone(), orchestrator: orchestrator.clone() });
 
     reconciler.collect_orphans().await?;
@@ -70,7 +81,8 @@ pub async fn serve(
     let mut tasks = JoinSet::new();
     let poll = service.poll_interval();
     let never = Arc::new(Notify::new());
-    tasks.spawn(repeat("watcher", poll, never.clone(), move || {
+    tasks.spawn(watcher::follow_new_heads(chain.clone(), new_heads.clone()));
+    tasks.spawn(repeat("watcher", poll, new_heads, move || {
         let watcher = watcher.clone();
         async move { watcher.poll().await.map(drop) }
     }));
@@ -83,21 +95,31 @@ pub async fn serve(
         let settler = settler.clone();
         async move { settler.pass().await }
     }));
-    tasks.spawn(repeat("monitor", service.probe_interval(), never.clone(), move || {
+    tasks.spawn(repeat("monitor", service.probe_interval(), never, move || {
         let monitor = monitor.clone();
         async move { monitor.pass().await }
     }));
     tasks.spawn(async move {
-        // Orphans were collected once above; from here on, every ORPHAN_INTERVAL.
-        tokio::time::sleep(ORPHAN_INTERVAL).await;
-        repeat("orphan collector", ORPHAN_INTERVAL, never, move || {
+        // Orphans were collected once above; from here on, every ORPHAN_INTERVAL and at once after a
+        // fork was rolled back (an agreement signed on the abandoned branch must lose its conference).
+        tokio::select! {
+            _ = tokio::time::sleep(ORPHAN_INTERVAL) => {}
+            _ = rolled_back.notified() => {}
+        }
+        repeat("orphan collector", ORPHAN_INTERVAL, rolled_back.clone(), move || {
             let r = reconciler.clone();
             async move { r.collect_orphans().await }
         })
         .await
     });
 
-    let public = PublicConfig::new(chain.chain_id, args.rpc_url.clone(), chain.escrow.to_string());
+    // The page's wallet talks HTTP; a node serving WebSocket on a port serves HTTP there too (anvil, geth).
+    let public_rpc = match args.rpc_url.split_once("://") {
+        Some(("ws", rest)) => format!("http://{rest}"),
+        Some(("wss", rest)) => format!("https://{rest}"),
+        _ => args.rpc_url.clone(),
+    };
+    let public = PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string());
     let app = api::router(ApiContext { store, public });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
