@@ -320,8 +320,7 @@ impl Chain {
 
     /// The canonical block at `number`, if the chain has one there.
     pub async fn block(&self, number: u64) -> Result<Option<BlockRef>> {
-        let block =
-            self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).await.map_err(Error::chain)?;
+        let block = self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).await.map_err(Error::chain)?;
         Ok(block.map(|b| BlockRef { number, hash: b.header.hash, parent_hash: b.header.parent_hash }))
     }
 

@@ -168,25 +168,31 @@ impl Watcher {
         let (head, head_timestamp) = self.chain.head().await?;
         let mut recorded = 0;
         // The last stored block may have been replaced even when no new block follows it yet.
-        if let Some((number, hash)) = self.store.last_block().await? {
-            if self.chain.block_hash(number).await?.map(|h| h.to_string()) != Some(hash) {
-                self.roll_back().await?;
-            }
+        if let Some((number, hash)) = self.store.last_block().await?
+            && self.chain.block_hash(number).await?.map(|h| h.to_string()) != Some(hash)
+        {
+            self.roll_back().await?;
         }
         let Some(safe_head) = head.checked_sub(self.config.confirmations) else { return Ok(0) };
         let mut next = self.store.cursor().await?.unwrap_or(self.config.start_block);
+        let mut rolled_back = false;
         while next <= safe_head {
             let to = safe_head.min(next + self.config.batch_blocks - 1);
             // `to` is read before and after the logs: if it changed, the chain moved under the read.
             let Some(last) = self.chain.block(to).await? else { return Ok(recorded) };
             let first = if next == to { last.clone() } else { self.chain.block(next).await?.unwrap_or_default() };
-            if let Some(stored) = self.store.block_hash(next.wrapping_sub(1)).await? {
-                if first.parent_hash.to_string() != stored {
-                    warn!(block = next, "the next block does not follow the last one read: the chain forked");
-                    self.roll_back().await?;
-                    next = self.store.cursor().await?.unwrap_or(self.config.start_block);
-                    continue;
+            if let Some(stored) = self.store.block_hash(next.wrapping_sub(1)).await?
+                && first.parent_hash.to_string() != stored
+            {
+                warn!(block = next, "the next block does not follow the last one read: the chain forked");
+                if rolled_back {
+                    // Still not following after a rollback: the chain is moving; read on the next poll.
+                    return Ok(recorded);
                 }
+                self.roll_back().await?;
+                rolled_back = true;
+                next = self.store.cursor().await?.unwrap_or(self.config.start_block);
+                continue;
             }
             let logs = self.chain.logs(next, to).await?;
             if self.chain.block_hash(to).await? != Some(last.hash) {
@@ -202,7 +208,12 @@ impl Watcher {
                     if blocks.last().is_none_or(|(n, _)| *n != block) {
                         blocks.push((block, block_hash.clone()));
                     }
-                    events.push(RecordedEvent { block, log_index: log.log_index.unwrap_or_default(), block_hash, event });
+                    events.push(RecordedEvent {
+                        block,
+                        log_index: log.log_index.unwrap_or_default(),
+                        block_hash,
+                        event,
+                    });
                 }
             }
             let keep_from = (to + 1).saturating_sub(self.config.max_reorg_depth.max(1));
@@ -222,13 +233,10 @@ impl Watcher {
     /// after it.
     async fn roll_back(&self) -> Result<()> {
         let stored = self.store.recent_blocks().await?;
-        let mut fork_block = None;
-        for (number, hash) in &stored {
-            if self.chain.block_hash(*number).await?.is_some_and(|h| h.to_string() == *hash) {
-                fork_block = Some(number + 1);
-                break;
-            }
-        }
+        let chain = &self.chain;
+        let fork_block =
+            fork_block(&stored, |number| async move { Ok(chain.block_hash(number).await?.map(|h| h.to_string())) })
+                .await?;
         let Some(fork_block) = fork_block else {
             return Err(Error::Chain(format!(
                 "the chain forked below the {} blocks kept (--max-reorg-depth {}): the store needs a rebuild",
@@ -349,6 +357,21 @@ impl Watcher {
             }
         }))
     }
+}
+
+/// The fork block: the one after the newest of the `stored` blocks (newest first) whose hash is still
+/// the `canonical` one at its height, or `None` if none is (the fork is deeper than what is kept).
+pub async fn fork_block<F, Fut>(stored: &[(u64, String)], mut canonical: F) -> Result<Option<u64>>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>>>,
+{
+    for (number, hash) in stored {
+        if canonical(*number).await?.as_ref() == Some(hash) {
+            return Ok(Some(number + 1));
+        }
+    }
+    Ok(None)
 }
 
 /// Over a pubsub connection (WebSocket), wakes `wake` at every new head, resubscribing whenever the
