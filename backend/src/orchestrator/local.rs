@@ -79,10 +79,10 @@ impl LocalOrchestrator {
                 let fresh = child.try_wait()?.is_none();
                 return Ok(Deployed { join_url: Self::join_url(&info), fresh });
             }
-            if let Some(status) = child.try_wait()? {
-                if status.code() != Some(room::EXIT_ALREADY_RUNNING) {
-                    return Err(Error::Orchestrator(format!("room for agreement {agreement} exited: {status}")));
-                }
+            if let Some(status) = child.try_wait()?
+                && status.code() != Some(room::EXIT_ALREADY_RUNNING)
+            {
+                return Err(Error::Orchestrator(format!("room for agreement {agreement} exited: {status}")));
             }
             if started.elapsed() > START_TIMEOUT {
                 let _ = child.start_kill();
@@ -94,10 +94,10 @@ impl LocalOrchestrator {
 
     pub async fn remove(&self, agreement: u64) -> Result<()> {
         let info_path = room::info_path(&self.rooms_dir, agreement);
-        if let Some(info) = self.read_info(agreement) {
-            if self.lock_held(agreement)? {
-                self.stop(agreement, info.pid).await?;
-            }
+        if let Some(info) = self.read_info(agreement)
+            && self.lock_held(agreement)?
+        {
+            self.stop(agreement, info.pid).await?;
         }
         match fs::remove_file(&info_path) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
