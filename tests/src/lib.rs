@@ -23,6 +23,8 @@ use conference_backend::{
 use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
 
+pub mod chain_faults;
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
@@ -49,6 +51,9 @@ pub struct Stack {
     http: reqwest::Client,
     /// The customer's view of the chain: its own key signs.
     pub customer: DynProvider,
+    /// The backend's RPC URL if not anvil's HTTP one, and flags added to its command line (chain_faults.rs).
+    backend_rpc_url: Option<String>,
+    backend_args: Vec<String>,
 }
 
 impl Stack {
@@ -68,6 +73,8 @@ impl Stack {
             backend: None,
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
             customer,
+            backend_rpc_url: None,
+            backend_args: Vec::new(),
         };
         stack.start_backend().await?;
         Ok(stack)
@@ -78,7 +85,9 @@ impl Stack {
         ensure!(self.backend.is_none(), "the backend is already running");
         let log = File::options().create(true).append(true).open(self.data_dir.join("backend.log"))?;
         let child = Command::new(backend_binary()?)
-            .args(["serve", "--rpc-url", &self.devnet.rpc_url(), "--escrow", &self.devnet.escrow.to_string()])
+            .args(["serve", "--rpc-url", &self.backend_rpc_url.clone().unwrap_or_else(|| self.devnet.rpc_url())])
+            .args(["--escrow", &self.devnet.escrow.to_string()])
+            .args(&self.backend_args)
             .args(["--start-block", &self.devnet.deploy_block.to_string(), "--http", &self.http_addr])
             .arg("--data-dir")
             .arg(&self.data_dir)
