@@ -121,30 +121,39 @@ async fn a_stuck_activation_gets_its_fees_bumped_and_is_mined_once() -> Result<(
     let sent = stack.wait_for(id, "activation sent", STEP, |r| call_field(r, "activate", "state") == "sent").await?;
     let first = call_field(&sent, "activate", "txHash").as_str().expect("a hash").to_owned();
 
-    // A base fee far above what the activation offers: the next block cannot include it.
+    // Held by the node without a block for longer than --fee-bump-after-secs: the same nonce again,
+    // with higher fees, replacing the first in the mempool.
+    let held_wall = Instant::now();
+    let bumped =
+        stack.wait_for(id, "a fee bump", STEP, |r| call_field(r, "activate", "attempts").as_u64() >= Some(2)).await?;
+    println!("held unmined to replacement signed: {} ms", held_wall.elapsed().as_millis());
+    let second = call_field(&bumped, "activate", "txHash").as_str().expect("a hash").to_owned();
+    assert_ne!(second, first);
+    assert_eq!(stack.operator_nonce(true).await?, 1, "one operator transaction in the mempool: replaced, not added");
+
+    // Then a base fee far above what it offers: anvil drops it at the next block and refuses its bytes,
+    // so the backend signs the same nonce once more at the current fees.
     stack.set_next_base_fee(1_000_000_000_000).await?;
     stack.mine().await?;
     assert_eq!(stack.operator_nonce(false).await?, 0, "the activation was not mined");
-    let stuck_wall = Instant::now();
-    let bumped =
-        stack.wait_for(id, "a fee bump", STEP, |r| call_field(r, "activate", "attempts").as_u64() >= Some(2)).await?;
-    println!("stuck to replacement signed: {} ms", stuck_wall.elapsed().as_millis());
-    let replacement = call_field(&bumped, "activate", "txHash").as_str().expect("a hash").to_owned();
-    assert_ne!(replacement, first);
+    let priced_out_wall = Instant::now();
+    let rebumped = stack
+        .wait_for(id, "a second bump", STEP, |r| call_field(r, "activate", "attempts").as_u64() >= Some(3))
+        .await?;
+    println!("priced out to replacement signed: {} ms", priced_out_wall.elapsed().as_millis());
+    let third = call_field(&rebumped, "activate", "txHash").as_str().expect("a hash").to_owned();
 
     stack.mine().await?;
     stack.set_automine(true).await?;
     let active = stack.wait_for(id, "activated", STEP, |r| call_field(r, "activate", "state") == "done").await?;
     let mined = call_field(&active, "activate", "txHash").as_str().expect("the mined hash").to_owned();
-    assert_ne!(mined, first, "the first attempt could not be mined");
+    assert_eq!(mined, third, "the API shows the attempt that was mined");
     let receipt = stack.customer.get_transaction_receipt(mined.parse()?).await?.expect("the hash shown was mined");
     assert!(receipt.status());
-    assert!(stack.customer.get_transaction_receipt(first.parse()?).await?.is_none());
-    let (first_tx, mined_tx) = (
-        stack.customer.get_transaction_by_hash(first.parse()?).await?,
-        stack.customer.get_transaction_by_hash(mined.parse()?).await?.expect("mined"),
-    );
-    assert!(first_tx.is_none_or(|tx| tx.block_number.is_none()), "the replaced attempt is not in a block");
+    for replaced in [&first, &second] {
+        assert!(stack.customer.get_transaction_receipt(replaced.parse()?).await?.is_none(), "{replaced} not mined");
+    }
+    let mined_tx = stack.customer.get_transaction_by_hash(mined.parse()?).await?.expect("mined");
     assert_eq!(alloy::consensus::Transaction::nonce(&mined_tx), 0, "the same nonce, replaced");
     assert_eq!(stack.count_events(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 1);
     assert_eq!(stack.operator_nonce(false).await?, 1);
