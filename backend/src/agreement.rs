@@ -1,10 +1,10 @@
 //! The agreement as the backend tracks it: what the chain says (`ChainStatus`, from events) and what
 //! the backend has done about it (`ConferenceState`). `Progress` is the one status a customer sees.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the customer buys (the contract's `Model`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Model {
     /// One conference up to a maximum duration, for a fixed price.

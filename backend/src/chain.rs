@@ -250,12 +250,40 @@ pub struct SignedTx {
     pub nonce: u64,
     pub hash: B256,
     pub raw: Vec<u8>,
+    pub fees: Fees,
+}
+
+/// A block as the watcher checks it against what it stored.
+#[derive(Debug, Clone, Default)]
+pub struct BlockRef {
+    pub number: u64,
+    pub hash: B256,
+    pub parent_hash: B256,
+}
+
+/// EIP-1559 fees of one transaction, in wei per gas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fees {
+    pub max_fee: u128,
+    pub priority_fee: u128,
+}
+
+impl Fees {
+    /// Fees that replace a transaction paying `self`: each raised by 1/8 (nodes ask for at least 10%),
+    /// and at least `current`.
+    pub fn bumped(self, current: Fees) -> Fees {
+        let raise = |fee: u128| fee + fee.div_ceil(8).max(1);
+        let priority_fee = raise(self.priority_fee).max(current.priority_fee);
+        Fees { max_fee: raise(self.max_fee).max(current.max_fee).max(priority_fee), priority_fee }
+    }
 }
 
 /// A connection to the chain and the escrow contract, with the operator's key.
 #[derive(Clone)]
 pub struct Chain {
     pub provider: DynProvider,
+    /// Whether the connection is a WebSocket (subscriptions work) rather than HTTP.
+    pubsub: bool,
     pub escrow: Address,
     pub chain_id: u64,
     operator: EthereumWallet,
@@ -266,14 +294,37 @@ impl Chain {
     /// Connects to the node at `rpc_url` and checks that `escrow` holds code; `signer` is the operator's key
     /// (see [`crate::config::OperatorKeyArgs::signer`]).
     pub async fn connect(rpc_url: &str, escrow: Address, signer: PrivateKeySigner) -> Result<Self> {
-        let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {rpc_url:?}: {e}")))?;
-        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
+        // By the URL: WebSocket (new heads are pushed) or HTTP (the watcher polls).
+        let pubsub = rpc_url.starts_with("ws://") || rpc_url.starts_with("wss://");
+        let provider = if pubsub {
+            let ws = alloy::providers::WsConnect::new(rpc_url);
+            ProviderBuilder::new().disable_recommended_fillers().connect_ws(ws).await.map_err(Error::chain)?.erased()
+        } else {
+            let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {rpc_url:?}: {e}")))?;
+            ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased()
+        };
         let chain_id = provider.get_chain_id().await.map_err(Error::chain)?;
         let code = provider.get_code_at(escrow).await.map_err(Error::chain)?;
         if code.is_empty() {
             return Err(Error::Config(format!("no contract at escrow address {escrow} on chain {chain_id}")));
         }
-        Ok(Self { provider, escrow, chain_id, operator_address: signer.address(), operator: signer.into() })
+        Ok(Self { provider, pubsub, escrow, chain_id, operator_address: signer.address(), operator: signer.into() })
+    }
+
+    /// Whether the connection can subscribe (WebSocket).
+    pub fn is_pubsub(&self) -> bool {
+        self.pubsub
+    }
+
+    /// The canonical block at `number`, if the chain has one there.
+    pub async fn block(&self, number: u64) -> Result<Option<BlockRef>> {
+        let block = self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).await.map_err(Error::chain)?;
+        Ok(block.map(|b| BlockRef { number, hash: b.header.hash, parent_hash: b.header.parent_hash }))
+    }
+
+    /// The hash of the canonical block at `number`, if any.
+    pub async fn block_hash(&self, number: u64) -> Result<Option<B256>> {
+        Ok(self.block(number).await?.map(|b| b.hash))
     }
 
     pub fn contract(&self) -> ConferenceEscrow::ConferenceEscrowInstance<DynProvider> {
@@ -338,10 +389,20 @@ impl Chain {
         Ok(window.to::<u64>())
     }
 
-    /// Signs `call` with the next nonce and current EIP-1559 fees; fails (without signing) if the
-    /// call would revert now.
-    pub async fn sign(&self, call: &OperatorCall) -> Result<SignedTx> {
-        let nonce = self.provider.get_transaction_count(self.operator_address).pending().await.map_err(Error::chain)?;
+    /// The fees a transaction should offer now (the node's EIP-1559 estimate).
+    pub async fn current_fees(&self) -> Result<Fees> {
+        let fees = self.provider.estimate_eip1559_fees().await.map_err(Error::chain)?;
+        Ok(Fees { max_fee: fees.max_fee_per_gas, priority_fee: fees.max_priority_fee_per_gas })
+    }
+
+    /// The operator's transactions the node counts: mined only (`pending` false) or with its mempool.
+    pub async fn operator_nonce(&self, pending: bool) -> Result<u64> {
+        let count = self.provider.get_transaction_count(self.operator_address);
+        if pending { count.pending().await } else { count.latest().await }.map_err(Error::chain)
+    }
+
+    /// Signs `call` with `nonce` and `fees`; fails (without signing) if the call would revert now.
+    pub async fn sign(&self, call: &OperatorCall, nonce: u64, fees: Fees) -> Result<SignedTx> {
         let request = TransactionRequest::default()
             .with_from(self.operator_address)
             .with_to(self.escrow)
@@ -349,13 +410,44 @@ impl Chain {
             .with_chain_id(self.chain_id)
             .with_nonce(nonce);
         let gas = self.provider.estimate_gas(request.clone()).await.map_err(Error::chain)?;
-        let fees = self.provider.estimate_eip1559_fees().await.map_err(Error::chain)?;
-        let request = request
-            .with_gas_limit(gas + gas / 5)
-            .with_max_fee_per_gas(fees.max_fee_per_gas)
-            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        self.sign_request(request.with_gas_limit(gas + gas / 5), fees).await
+    }
+
+    /// Signs the transaction `raw` again with other fees: the same nonce, call and gas limit, so that
+    /// it replaces `raw` in the mempool (only one of them can be mined).
+    pub async fn resign(&self, raw: &[u8], fees: Fees) -> Result<SignedTx> {
+        use alloy::consensus::Transaction;
+        let old = Self::decode_tx(raw)?;
+        let request = TransactionRequest::default()
+            .with_from(self.operator_address)
+            .with_to(old.to().unwrap_or(self.escrow))
+            .with_input(old.input().clone())
+            .with_chain_id(self.chain_id)
+            .with_nonce(old.nonce())
+            .with_gas_limit(old.gas_limit());
+        self.sign_request(request, fees).await
+    }
+
+    /// The fees a signed transaction offers.
+    pub fn fees_of(raw: &[u8]) -> Result<Fees> {
+        use alloy::consensus::Transaction;
+        let tx = Self::decode_tx(raw)?;
+        Ok(Fees {
+            max_fee: tx.max_fee_per_gas(),
+            priority_fee: tx.max_priority_fee_per_gas().unwrap_or(tx.max_fee_per_gas()),
+        })
+    }
+
+    fn decode_tx(raw: &[u8]) -> Result<TxEnvelope> {
+        use alloy::eips::Decodable2718;
+        TxEnvelope::decode_2718(&mut &raw[..]).map_err(Error::chain)
+    }
+
+    async fn sign_request(&self, request: TransactionRequest, fees: Fees) -> Result<SignedTx> {
+        let nonce = request.nonce.unwrap_or_default();
+        let request = request.with_max_fee_per_gas(fees.max_fee).with_max_priority_fee_per_gas(fees.priority_fee);
         let envelope: TxEnvelope = request.build(&self.operator).await.map_err(Error::chain)?;
-        Ok(SignedTx { nonce, hash: *envelope.tx_hash(), raw: envelope.encoded_2718() })
+        Ok(SignedTx { nonce, hash: *envelope.tx_hash(), raw: envelope.encoded_2718(), fees })
     }
 
     /// Broadcasts a signed transaction. Re-broadcasting one the node already has is not an error.
@@ -372,6 +464,12 @@ impl Chain {
                 }
             }
         }
+    }
+
+    /// Whether the node has the transaction (in its mempool or mined).
+    pub async fn transaction_known(&self, hash: B256) -> Result<bool> {
+        let tx = self.provider.get_transaction_by_hash(hash).await.map_err(Error::chain)?;
+        Ok(tx.is_some())
     }
 
     pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>> {

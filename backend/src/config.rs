@@ -63,9 +63,16 @@ pub struct ServiceArgs {
     /// (0 EU, 1 US, 2 Asia on the dev chain). Agreements whose constraints exclude it are declined.
     #[arg(long, env = "REGION", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..32))]
     pub region: u8,
-    /// Blocks below head the watcher reads up to.
+    /// Blocks below head the watcher reads up to, and blocks an operator transaction's receipt must
+    /// have on top of it before its call counts as done.
     #[arg(long, env = "CONFIRMATIONS", default_value_t = 0)]
     pub confirmations: u64,
+    /// The deepest chain reorganisation the watcher can roll back: how many recent block hashes it keeps.
+    #[arg(long, env = "MAX_REORG_DEPTH", default_value_t = 64)]
+    pub max_reorg_depth: u64,
+    /// Seconds an operator transaction may wait unmined in the node's mempool before its fees are bumped.
+    #[arg(long, env = "FEE_BUMP_AFTER_SECS", default_value_t = 30)]
+    pub fee_bump_after_secs: u64,
     /// The most blocks per `eth_getLogs` call.
     #[arg(long, env = "LOG_BATCH_BLOCKS", default_value_t = 2_000)]
     pub batch_blocks: u64,
@@ -121,7 +128,7 @@ impl ServiceArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// JSON-RPC URL of the chain.
+    /// JSON-RPC URL of the chain: `http(s)://` (polled) or `ws(s)://` (new heads pushed).
     #[arg(long, env = "RPC_URL")]
     pub rpc_url: String,
     /// Address of the ConferenceEscrow contract.

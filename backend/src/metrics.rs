@@ -175,9 +175,9 @@ impl Metrics {
 
     /// The watcher recorded `events` in the store (counted once they are committed); a settlement among
     /// them adds its availability to the histogram.
-    pub fn events_processed(&self, events: &[ChainEvent]) {
-        self.0.events.inc_by(events.len() as u64);
+    pub fn events_processed<'a>(&self, events: impl IntoIterator<Item = &'a ChainEvent>) {
         for event in events {
+            self.0.events.inc();
             if let ChainEvent::Settled { availability_bps, .. } = event {
                 self.settled(*availability_bps);
             }

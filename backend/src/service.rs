@@ -22,9 +22,9 @@ use crate::{
     monitor::Monitor,
     orchestrator::{Orchestrator, local::LocalOrchestrator},
     reconciler::Reconciler,
-    settler::Settler,
+    settler::{Settler, SettlerConfig},
     store::Store,
-    watcher::{Watcher, WatcherConfig},
+    watcher::{self, Watcher, WatcherConfig},
 };
 
 const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
@@ -56,6 +56,8 @@ pub async fn serve(
     )?));
     let events = Arc::new(Notify::new());
     let outbox = Arc::new(Notify::new());
+    // New heads (over WebSocket) wake the watcher; a fork it rolled back wakes the orphan collector.
+    let (new_heads, rolled_back) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let loops = Arc::new(Loops {
         watcher: Arc::new(Watcher {
             chain: chain.clone(),
@@ -64,8 +66,10 @@ pub async fn serve(
                 start_block: args.start_block,
                 confirmations: service.confirmations,
                 batch_blocks: service.batch_blocks.max(1),
+                max_reorg_depth: service.max_reorg_depth,
             },
             notify: events.clone(),
+            rolled_back: rolled_back.clone(),
             metrics: metrics.clone(),
         }),
         reconciler: Arc::new(Reconciler::new(
@@ -77,10 +81,21 @@ pub async fn serve(
             outbox.clone(),
             metrics.clone(),
         )),
-        settler: Arc::new(Settler { chain: chain.clone(), store: store.clone(), metrics: metrics.clone() }),
+        settler: Arc::new(Settler::new(
+            chain.clone(),
+            store.clone(),
+            SettlerConfig {
+                confirmations: service.confirmations,
+                fee_bump_after: Duration::from_secs(service.fee_bump_after_secs),
+            },
+            metrics.clone(),
+        )),
         monitor: Arc::new(Monitor { store: store.clone(), orchestrator, metrics: metrics.clone() }),
+        chain: chain.clone(),
         events,
         outbox,
+        new_heads,
+        rolled_back,
         poll: service.poll_interval(),
         probe: service.probe_interval(),
     });
@@ -91,7 +106,13 @@ pub async fn serve(
     let lease = tokio::spawn(lease.run(stop_lease.clone()));
     let leader = tokio::spawn(lead(loops, leading, stop_loops.clone()));
 
-    let public = PublicConfig::new(chain.chain_id, args.rpc_url.clone(), chain.escrow.to_string());
+    // The page's wallet talks HTTP; a node serving WebSocket on a port serves HTTP there too (anvil, geth).
+    let public_rpc = match args.rpc_url.split_once("://") {
+        Some(("ws", rest)) => format!("http://{rest}"),
+        Some(("wss", rest)) => format!("https://{rest}"),
+        _ => args.rpc_url.clone(),
+    };
+    let public = PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string());
     let app = api::router(ApiContext { store, public, metrics, health });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
@@ -114,6 +135,12 @@ struct Loops {
     events: Arc<Notify>,
     /// Woken when the reconciler queued an operator call.
     outbox: Arc<Notify>,
+    /// Follows new heads (over WebSocket) for the watcher.
+    chain: Chain,
+    /// Woken by each new head (WebSocket only; over HTTP the watcher polls every `poll`).
+    new_heads: Arc<Notify>,
+    /// Woken when the watcher rolled records back to a fork: the orphan collector runs at once.
+    rolled_back: Arc<Notify>,
     poll: Duration,
     probe: Duration,
 }
@@ -144,8 +171,16 @@ async fn lead(loops: Arc<Loops>, mut leading: watch::Receiver<bool>, stop: Cance
 impl Loops {
     fn start(self: &Arc<Self>, tasks: &TaskTracker, stop: &CancellationToken) {
         let never = Arc::new(Notify::new());
+        let (chain, new_heads) = (self.chain.clone(), self.new_heads.clone());
+        let following = stop.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = following.cancelled() => {}
+                _ = watcher::follow_new_heads(chain, new_heads) => {}
+            }
+        });
         let this = self.clone();
-        tasks.spawn(repeat("watcher", self.poll, never.clone(), stop.clone(), move || {
+        tasks.spawn(repeat("watcher", self.poll, self.new_heads.clone(), stop.clone(), move || {
             let watcher = this.watcher.clone();
             async move { watcher.poll().await.map(drop) }
         }));
@@ -164,9 +199,11 @@ impl Loops {
             let monitor = this.monitor.clone();
             async move { monitor.pass().await }
         }));
-        // Conferences left over from a crash, a lost lease or another chain: at once, then periodically.
+        // Conferences left over from a crash, a lost lease or another chain: at once, then periodically,
+        // and at once after a fork was rolled back (an agreement signed on the abandoned branch must
+        // lose its conference).
         let this = self.clone();
-        tasks.spawn(repeat("orphan collector", ORPHAN_INTERVAL, never, stop.clone(), move || {
+        tasks.spawn(repeat("orphan collector", ORPHAN_INTERVAL, self.rolled_back.clone(), stop.clone(), move || {
             let reconciler = this.reconciler.clone();
             async move { reconciler.collect_orphans().await }
         }));

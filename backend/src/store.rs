@@ -1,5 +1,7 @@
-//! Persistence (sqlx, SQLite): the watcher's cursor and the agreements it read, the conferences the
-//! reconciler ran, the probes behind each availability figure, and the operator's outbox.
+//! Persistence (sqlx, SQLite or PostgreSQL): the watcher's cursor, the recent blocks and the events
+//! it read (to roll back a fork), the agreements they make, the conferences the reconciler ran, the
+//! probes behind each availability figure, and the operator's outbox with every transaction signed for
+//! each call.
 
 use std::str::FromStr;
 
@@ -38,7 +40,8 @@ macro_rules! outbox_where {
     ($tail:literal) => {
         concat!(
             "SELECT o.*, s.started_at AS stop_started_at, s.stopped_at AS stop_stopped_at, ",
-            "s.deadline AS stop_deadline, s.signature AS stop_signature FROM outbox o ",
+            "s.deadline AS stop_deadline, s.signature AS stop_signature, ",
+            "(SELECT CAST(COUNT(*) AS BIGINT) FROM outbox_attempts t WHERE t.outbox_id = o.id) AS attempts FROM outbox o ",
             "LEFT JOIN signed_stops s ON s.agreement_id = o.agreement_id AND s.session = o.session ",
             $tail
         )
@@ -106,6 +109,17 @@ pub enum OutboxState {
     Failed,
 }
 
+impl OutboxState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// One intended operator transaction.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -119,10 +133,45 @@ pub struct OutboxItem {
     pub call_name: &'static str,
     pub state: OutboxState,
     pub nonce: Option<u64>,
+    /// The latest transaction signed for the call; once done, the one that was mined.
     pub tx_hash: Option<String>,
     #[serde(skip)]
     pub raw_tx: Option<Vec<u8>>,
     pub outcome: Option<String>,
+    /// Transactions signed for the call (more than one: fee bumps, or a new nonce after a drop).
+    pub attempts: u64,
+    /// The block its transaction was mined in, once seen.
+    pub mined_block: Option<u64>,
+}
+
+/// One transaction signed for an outbox call.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub attempt: i64,
+    pub nonce: u64,
+    pub tx_hash: String,
+    pub raw_tx: Vec<u8>,
+    pub sent_wall_at: i64,
+}
+
+/// An event as the watcher applies it: where the chain emitted it, and what it says.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    pub block: u64,
+    pub log_index: u64,
+    pub block_hash: String,
+    pub event: ChainEvent,
+}
+
+/// What a rollback to a fork block undid.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rollback {
+    /// Agreements whose signature was on the abandoned branch: deleted with their probes, stops and calls.
+    pub removed_agreements: Vec<u64>,
+    /// Agreements rebuilt from their remaining events.
+    pub rebuilt_agreements: Vec<u64>,
+    /// Done operator calls of rebuilt agreements, handed back to the settler to check again.
+    pub reopened_calls: u64,
 }
 
 /// Probe counts of one conference (an agreement's session).
@@ -135,9 +184,8 @@ pub struct ProbeTally {
 
 impl ProbeTally {
     /// Availability in basis points; full when nothing was measured (no evidence of an outage).
-    #[allow(clippy::manual_checked_ops)]
     pub fn availability_bps(&self) -> u16 {
-        if self.probes == 0 { 10_000 } else { (self.probes_ok * 10_000 / self.probes) as u16 }
+        (self.probes_ok * 10_000).checked_div(self.probes).map_or(10_000, |bps| bps as u16)
     }
 }
 
@@ -213,22 +261,139 @@ impl Store {
     }
 
     /// Records the effects of `events` and moves the cursor to `next_block`, in one transaction: either
-    /// both happen or neither, so no event is lost or applied twice across a crash.
+    /// both happen or neither, so no event is lost or applied twice across a crash. The events are not
+    /// kept for a rollback (the watcher uses [`Store::apply_block_events`]).
     pub async fn apply_events(&self, events: &[ChainEvent], next_block: u64, head_timestamp: u64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for event in events {
             apply_event(&mut tx, event).await?;
         }
-        sqlx::query(
-            "INSERT INTO chain_cursor (id, next_block, head_timestamp) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET next_block = excluded.next_block, head_timestamp = excluded.head_timestamp",
-        )
-        .bind(next_block as i64)
-        .bind(head_timestamp as i64)
-        .execute(&mut *tx)
-        .await?;
+        set_cursor(&mut tx, next_block, head_timestamp).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The watcher's batch, in one transaction: each event (kept with its position, and applied unless
+    /// it was already), the hashes of the blocks read (those below `keep_from` are pruned), the cursor.
+    pub async fn apply_block_events(
+        &self,
+        events: &[RecordedEvent],
+        blocks: &[(u64, String)],
+        next_block: u64,
+        head_timestamp: u64,
+        keep_from: u64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for recorded in events {
+            let json = serde_json::to_string(&recorded.event).map_err(|e| Error::Config(e.to_string()))?;
+            let inserted = sqlx::query(
+                "INSERT INTO chain_events (block_number, log_index, block_hash, agreement_id, terms_id, event) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (block_number, log_index) DO NOTHING",
+            )
+            .bind(recorded.block as i64)
+            .bind(recorded.log_index as i64)
+            .bind(&recorded.block_hash)
+            .bind(recorded.event.agreement().map(|id| id as i64))
+            .bind(recorded.event.terms().map(|id| id as i64))
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                apply_event(&mut tx, &recorded.event).await?;
+            }
+        }
+        for (number, hash) in blocks {
+            sqlx::query(
+                "INSERT INTO chain_blocks (number, hash) VALUES ($1, $2) \
+                 ON CONFLICT (number) DO UPDATE SET hash = excluded.hash",
+            )
+            .bind(*number as i64)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM chain_blocks WHERE number < $1").bind(keep_from as i64).execute(&mut *tx).await?;
+        set_cursor(&mut tx, next_block, head_timestamp).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest block the watcher stored a hash of.
+    pub async fn last_block(&self) -> Result<Option<(u64, String)>> {
+        Ok(self.recent_blocks().await?.into_iter().next())
+    }
+
+    /// The stored block hashes, newest first.
+    pub async fn recent_blocks(&self) -> Result<Vec<(u64, String)>> {
+        let rows =
+            sqlx::query("SELECT number, hash FROM chain_blocks ORDER BY number DESC").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| (r.get::<i64, _>(0) as u64, r.get(1))).collect())
+    }
+
+    /// The stored hash of block `number`, if it is kept.
+    pub async fn block_hash(&self, number: u64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT hash FROM chain_blocks WHERE number = $1")
+            .bind(number as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Undoes everything read from `fork_block` on, in one transaction with the cursor (set back to
+    /// `fork_block`): the events are deleted, agreements signed on the abandoned branch go with their
+    /// probes, stops and calls, and every other agreement or terms version those events touched is
+    /// rebuilt by replaying its remaining events. Conference columns are kept; done calls of rebuilt
+    /// agreements are reopened for the settler to check against the chain again.
+    pub async fn roll_back_to(&self, fork_block: u64) -> Result<Rollback> {
+        use std::collections::BTreeSet;
+        let mut tx = self.pool.begin().await?;
+        let undone = sqlx::query("SELECT event FROM chain_events WHERE block_number >= $1")
+            .bind(fork_block as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        let (mut agreements, mut signed, mut terms, mut published) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for row in &undone {
+            let event = stored_event(&row.get::<String, _>(0))?;
+            match event {
+                ChainEvent::Signed { agreement, .. } => signed.insert(agreement),
+                ChainEvent::TermsPublished { terms, .. } => published.insert(terms),
+                _ => false,
+            };
+            agreements.extend(event.agreement());
+            terms.extend(event.terms());
+        }
+        for statement in
+            ["DELETE FROM chain_events WHERE block_number >= $1", "DELETE FROM chain_blocks WHERE number >= $1"]
+        {
+            sqlx::query(statement).bind(fork_block as i64).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE chain_cursor SET next_block = $1 WHERE id = 1 AND next_block > $1")
+            .bind(fork_block as i64)
+            .execute(&mut *tx)
+            .await?;
+        let mut report = Rollback::default();
+        for &id in &signed {
+            delete_agreement(&mut tx, id).await?;
+            report.removed_agreements.push(id);
+        }
+        for &id in agreements.difference(&signed) {
+            report.reopened_calls += rebuild_agreement(&mut tx, id).await?;
+            report.rebuilt_agreements.push(id);
+        }
+        for &id in &published {
+            sqlx::query("DELETE FROM terms WHERE id = $1").bind(id as i64).execute(&mut *tx).await?;
+        }
+        for &id in terms.difference(&published) {
+            sqlx::query("UPDATE terms SET open = 1 WHERE id = $1").bind(id as i64).execute(&mut *tx).await?;
+            for event in remaining_events(&mut tx, Of::Terms, id).await? {
+                if !matches!(event, ChainEvent::TermsPublished { .. }) {
+                    apply_event(&mut tx, &event).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
     }
 
     /// Every terms version, newest first.
@@ -405,19 +570,86 @@ impl Store {
         rows.iter().map(outbox_from_row).collect()
     }
 
-    /// Stores a signed transaction before it is broadcast. Returns false if the call was signed already
-    /// (by a replica that led before): then this transaction must not be broadcast.
-    pub async fn outbox_signed(&self, id: i64, tx: &SignedTx) -> Result<bool> {
-        let stored = sqlx::query(
-            "UPDATE outbox SET state = 'sent', nonce = $1, tx_hash = $2, raw_tx = $3 WHERE id = $4 AND state = 'pending'",
+    /// Stores a transaction signed for call `id` before it is broadcast, as its next attempt and its
+    /// latest transaction, if the call is still in state `from` (pending for a first transaction, sent
+    /// for a replacement). Returns false, storing nothing, if it is not: it must not be broadcast then.
+    pub async fn record_attempt(&self, id: i64, from: OutboxState, tx: &SignedTx) -> Result<bool> {
+        let mut db = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE outbox SET state = 'sent', nonce = $1, tx_hash = $2, raw_tx = $3, mined_block = NULL \
+             WHERE id = $4 AND state = $5",
         )
         .bind(tx.nonce as i64)
         .bind(tx.hash.to_string())
         .bind(&tx.raw)
         .bind(id)
+        .bind(from.as_str())
+        .execute(&mut *db)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO outbox_attempts (outbox_id, attempt, nonce, tx_hash, raw_tx, max_fee, priority_fee, sent_wall_at) \
+             SELECT $1, CAST(COALESCE(MAX(attempt), 0) + 1 AS BIGINT), $2, $3, $4, $5, $6, $7 \
+             FROM outbox_attempts WHERE outbox_id = $1",
+        )
+        .bind(id)
+        .bind(tx.nonce as i64)
+        .bind(tx.hash.to_string())
+        .bind(&tx.raw)
+        .bind(tx.fees.max_fee.to_string())
+        .bind(tx.fees.priority_fee.to_string())
+        .bind(now_wall())
+        .execute(&mut *db)
+        .await?;
+        db.commit().await?;
+        Ok(true)
+    }
+
+    /// Every transaction signed for call `id`, first first.
+    pub async fn attempts(&self, id: i64) -> Result<Vec<Attempt>> {
+        let rows = sqlx::query("SELECT * FROM outbox_attempts WHERE outbox_id = $1 ORDER BY attempt")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Attempt {
+                attempt: r.get("attempt"),
+                nonce: r.get::<i64, _>("nonce") as u64,
+                tx_hash: r.get("tx_hash"),
+                raw_tx: r.get("raw_tx"),
+                sent_wall_at: r.get("sent_wall_at"),
+            })
+            .collect())
+    }
+
+    /// Records that attempt `tx_hash` of call `id` was mined in `block`; the call is done once
+    /// `confirmed` (the block is deep enough), and stays sent until then.
+    pub async fn outbox_mined(
+        &self,
+        id: i64,
+        attempt: &Attempt,
+        block: u64,
+        confirmed: bool,
+        outcome: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET state = CASE WHEN $1 = 1 THEN 'done' ELSE state END, \
+             outcome = CASE WHEN $1 = 1 THEN $2 ELSE outcome END, nonce = $3, tx_hash = $4, raw_tx = $5, \
+             mined_block = $6 WHERE id = $7 AND state = 'sent'",
+        )
+        .bind(confirmed as i64)
+        .bind(outcome)
+        .bind(attempt.nonce as i64)
+        .bind(&attempt.tx_hash)
+        .bind(&attempt.raw_tx)
+        .bind(block as i64)
+        .bind(id)
         .execute(&self.pool)
         .await?;
-        Ok(stored.rows_affected() == 1)
+        Ok(())
     }
 
     /// Takes the lease `name` for `holder` for `ttl_ms`, or renews it, if it is free, expired or already
@@ -462,8 +694,30 @@ impl Store {
         Ok(row.get::<i64, _>(0) as u64)
     }
 
+    /// Hands a sent call back to be signed anew (its nonce was taken by another transaction while the
+    /// call is still due). Its attempts stay as history.
+    pub async fn outbox_resign(&self, id: i64, outcome: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'pending', outcome = $1, mined_block = NULL WHERE id = $2 AND state = 'sent'",
+        )
+        .bind(outcome)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One past the highest nonce of the operator's calls in flight (sent, not mined or dropped yet):
+    /// with the node's pending count, the next nonce to sign with.
+    pub async fn next_nonce_in_flight(&self) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT CAST(MAX(nonce) AS BIGINT) FROM outbox WHERE state = 'sent'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<Option<i64>, _>(0).map(|n| n as u64 + 1))
+    }
+
     pub async fn outbox_finished(&self, id: i64, state: OutboxState, outcome: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET state = $1, outcome = $2 WHERE id = $3")
+        sqlx::query("UPDATE outbox SET state = $1, outcome = $2 WHERE id = $3 AND state IN ('pending', 'sent')")
             .bind(match state {
                 OutboxState::Done => "done",
                 OutboxState::Failed => "failed",
@@ -534,9 +788,7 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
             signed_at,
             tx_hash,
         } => {
-            // FixedPrice and DynamicPrice ask for their one conference by signing.
-            let (status, session, requested_at) =
-                if model.starts_at_signing() { ("requested", 1, Some(*signed_at as i64)) } else { ("idle", 0, None) };
+            let (status, session, requested_at) = signed_state(*model, *signed_at);
             sqlx::query(
                 "INSERT INTO agreements (id, terms_id, model, customer, token_id, price, deposit, allowed_regions, \
                  gdpr, duration, chain_status, session, signed_at, sign_tx, requested_at) \
@@ -621,10 +873,10 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
                    ELSE 'refunded' END, \
                  refund = $2, refund_deferred = $3, refund_reason = $4, settle_tx = $5 WHERE id = $6",
             )
-            .bind(*reason)
+            .bind(reason)
             .bind(refund)
             .bind(*refund_deferred as i64)
-            .bind(*reason)
+            .bind(reason)
             .bind(tx_hash)
             .bind(*agreement as i64)
         }
@@ -638,6 +890,131 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
     };
     query.execute(&mut *tx).await?;
     Ok(())
+}
+
+/// What a signature makes of an agreement: FixedPrice and DynamicPrice ask for their one conference
+/// by signing; the others wait idle for a start.
+fn signed_state(model: Model, signed_at: u64) -> (&'static str, i64, Option<i64>) {
+    if model.starts_at_signing() { ("requested", 1, Some(signed_at as i64)) } else { ("idle", 0, None) }
+}
+
+async fn set_cursor(tx: &mut AnyConnection, next_block: u64, head_timestamp: u64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO chain_cursor (id, next_block, head_timestamp) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET next_block = excluded.next_block, head_timestamp = excluded.head_timestamp",
+    )
+    .bind(next_block as i64)
+    .bind(head_timestamp as i64)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn stored_event(json: &str) -> Result<ChainEvent> {
+    serde_json::from_str(json).map_err(|e| Error::Config(format!("stored chain event {json:?}: {e}")))
+}
+
+/// What kept events are about.
+enum Of {
+    Agreement,
+    Terms,
+}
+
+/// The kept events of one agreement or terms version, in chain order.
+async fn remaining_events(tx: &mut AnyConnection, of: Of, id: u64) -> Result<Vec<ChainEvent>> {
+    let rows = sqlx::query(match of {
+        Of::Agreement => "SELECT event FROM chain_events WHERE agreement_id = $1 ORDER BY block_number, log_index",
+        Of::Terms => "SELECT event FROM chain_events WHERE terms_id = $1 ORDER BY block_number, log_index",
+    })
+    .bind(id as i64)
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter().map(|r| stored_event(&r.get::<String, _>(0))).collect()
+}
+
+/// Deletes an agreement that the canonical chain does not have, with everything that refers to it.
+async fn delete_agreement(tx: &mut AnyConnection, id: u64) -> Result<()> {
+    for statement in [
+        "DELETE FROM outbox_attempts WHERE outbox_id IN (SELECT id FROM outbox WHERE agreement_id = $1)",
+        "DELETE FROM outbox WHERE agreement_id = $1",
+        "DELETE FROM probes WHERE agreement_id = $1",
+        "DELETE FROM signed_stops WHERE agreement_id = $1",
+        "DELETE FROM sessions WHERE agreement_id = $1",
+        "DELETE FROM agreements WHERE id = $1",
+    ] {
+        sqlx::query(statement).bind(id as i64).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Rebuilds an agreement's chain columns and sessions from its remaining events (its signature first),
+/// keeping its conference columns; drops probes and stops of sessions that no longer exist; reopens its
+/// done calls. Returns how many calls were reopened.
+async fn rebuild_agreement(tx: &mut AnyConnection, id: u64) -> Result<u64> {
+    let events = remaining_events(tx, Of::Agreement, id).await?;
+    let Some(ChainEvent::Signed {
+        terms,
+        customer,
+        deposit,
+        model,
+        token_id,
+        price,
+        allowed_regions,
+        gdpr,
+        duration,
+        signed_at,
+        tx_hash,
+        ..
+    }) = events.first()
+    else {
+        // Read before migration 0003 kept events: its history is not here to replay.
+        tracing::warn!(agreement = id, "no kept signature to rebuild from; the record is left as it was");
+        return Ok(0);
+    };
+    let (status, session, requested_at) = signed_state(*model, *signed_at);
+    sqlx::query("DELETE FROM sessions WHERE agreement_id = $1").bind(id as i64).execute(&mut *tx).await?;
+    sqlx::query(
+        "UPDATE agreements SET terms_id = $1, model = $2, customer = $3, token_id = $4, price = $5, deposit = $6, \
+         allowed_regions = $7, gdpr = $8, duration = $9, chain_status = $10, session = $11, signed_at = $12, \
+         sign_tx = $13, requested_at = $14, window_from = NULL, window_to = NULL, started_at = NULL, \
+         ends_at = NULL, region = NULL, activate_tx = NULL, ended_at = NULL, end_tx = NULL, charged = '0', \
+         availability_bps = NULL, refund = NULL, refund_deferred = NULL, refund_reason = NULL, settle_tx = NULL \
+         WHERE id = $15",
+    )
+    .bind(*terms as i64)
+    .bind(model.as_str())
+    .bind(customer)
+    .bind(*token_id as i64)
+    .bind(price)
+    .bind(deposit)
+    .bind(*allowed_regions as i64)
+    .bind(*gdpr as i64)
+    .bind(*duration as i64)
+    .bind(status)
+    .bind(session)
+    .bind(*signed_at as i64)
+    .bind(tx_hash)
+    .bind(requested_at)
+    .bind(id as i64)
+    .execute(&mut *tx)
+    .await?;
+    for event in &events[1..] {
+        apply_event(tx, event).await?;
+    }
+    for statement in [
+        "DELETE FROM probes WHERE agreement_id = $1 AND session > (SELECT session FROM agreements WHERE id = $1)",
+        "DELETE FROM signed_stops WHERE agreement_id = $1 AND session > (SELECT session FROM agreements WHERE id = $1)",
+    ] {
+        sqlx::query(statement).bind(id as i64).execute(&mut *tx).await?;
+    }
+    let reopened = sqlx::query(
+        "UPDATE outbox SET state = CASE WHEN tx_hash IS NULL THEN 'pending' ELSE 'sent' END, mined_block = NULL, \
+         outcome = 'reopened: its block may have left the chain' WHERE agreement_id = $1 AND state = 'done'",
+    )
+    .bind(id as i64)
+    .execute(&mut *tx)
+    .await?;
+    Ok(reopened.rows_affected())
 }
 
 /// The agreement's charged total plus `charge`.
@@ -709,6 +1086,8 @@ fn outbox_from_row(r: &AnyRow) -> Result<OutboxItem> {
         tx_hash: r.get("tx_hash"),
         raw_tx: r.get("raw_tx"),
         outcome: r.get("outcome"),
+        attempts: r.get::<i64, _>("attempts") as u64,
+        mined_block: r.get::<Option<i64>, _>("mined_block").map(|b| b as u64),
     })
 }
 

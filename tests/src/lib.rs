@@ -23,6 +23,7 @@ use conference_backend::{
 use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
 
+pub mod chain_faults;
 pub mod proxy;
 
 pub fn repo_root() -> PathBuf {
@@ -74,6 +75,9 @@ pub struct Stack {
     http: reqwest::Client,
     /// The customer's view of the chain: its own key signs.
     pub customer: DynProvider,
+    /// The backend's RPC URL if not anvil's HTTP one, and flags added to its command line (chain_faults.rs).
+    backend_rpc_url: Option<String>,
+    backend_args: Vec<String>,
 }
 
 impl Stack {
@@ -103,6 +107,8 @@ impl Stack {
             rpc_proxy: None,
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
             customer,
+            backend_rpc_url: None,
+            backend_args: Vec::new(),
         };
         stack.start_backend().await?;
         Ok(stack)
@@ -131,13 +137,15 @@ impl Stack {
         let http_addr = self.replicas[replica].http_addr.clone();
         ensure!(self.replicas[replica].process.is_none(), "replica {replica} is already running");
         let log = File::options().create(true).append(true).open(self.log_path(replica))?;
-        let rpc_url = match &self.rpc_proxy {
-            Some(proxy) => format!("http://{}", proxy.addr),
-            None => self.devnet.rpc_url(),
+        let rpc_url = match (&self.rpc_proxy, &self.backend_rpc_url) {
+            (Some(proxy), _) => format!("http://{}", proxy.addr),
+            (None, Some(url)) => url.clone(),
+            (None, None) => self.devnet.rpc_url(),
         };
         let mut command = Command::new(backend_binary()?);
         command
             .args(["serve", "--rpc-url", &rpc_url, "--escrow", &self.devnet.escrow.to_string()])
+            .args(&self.backend_args)
             .args(["--start-block", &self.devnet.deploy_block.to_string(), "--http", &http_addr])
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -156,10 +164,10 @@ impl Stack {
         self.replicas[replica].process = Some(command.spawn()?);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(response) = self.http.get(format!("http://{http_addr}/healthz")).send().await {
-                if response.status().is_success() {
-                    return Ok(());
-                }
+            if let Ok(response) = self.http.get(format!("http://{http_addr}/healthz")).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
             }
             if let Some(status) = self.replicas[replica].process.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 bail!("replica {replica} exited with {status}; log: {}", self.replica_log_tail(replica));

@@ -98,8 +98,14 @@ async fn catch_up(agreements: u64) -> Result<()> {
         let watcher = Watcher {
             chain: Chain::connect(&devnet.rpc_url(), devnet.escrow, devnet.operator.clone()).await?,
             store: Store::open(&url).await?,
-            config: WatcherConfig { start_block: devnet.deploy_block, confirmations: 0, batch_blocks: 2_000 },
+            config: WatcherConfig {
+                start_block: devnet.deploy_block,
+                confirmations: 0,
+                batch_blocks: 2_000,
+                max_reorg_depth: 64,
+            },
             notify: Default::default(),
+            rolled_back: Default::default(),
             metrics: conference_backend::metrics::Metrics::new(),
         };
         let started = Instant::now();
