@@ -66,17 +66,6 @@ struct Inner {
     availability: Histogram,
 }
 
-/// Where the watcher was when it last read the chain's head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WatcherProgress {
-    /// The chain's head block then.
-    pub head: u64,
-    /// Blocks up to head (less the confirmation depth) it had still to read then.
-    pub lag: u64,
-    /// Unix seconds.
-    pub read_at: u64,
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -161,16 +150,6 @@ impl Metrics {
         self.0.watcher_head.set(saturating_i64(head));
         self.0.watcher_lag.set(saturating_i64(lag));
         self.0.watcher_read_at.set(saturating_i64(unix_now()));
-    }
-
-    /// Where the watcher was at its last look, if it has looked yet.
-    pub fn watcher_progress(&self) -> Option<WatcherProgress> {
-        let read_at = self.0.watcher_read_at.get();
-        (read_at > 0).then(|| WatcherProgress {
-            head: self.0.watcher_head.get().max(0) as u64,
-            lag: self.0.watcher_lag.get().max(0) as u64,
-            read_at: read_at as u64,
-        })
     }
 
     /// The watcher recorded `events` in the store (counted once they are committed); a settlement among
@@ -278,14 +257,5 @@ mod tests {
         assert!(text.contains("conference_probes_total{outcome=\"failed\"} 1"), "{text}");
         assert!(text.contains("conference_settlement_availability_bps_bucket{le=\"7499\"} 1"), "{text}");
         assert!(text.contains("conference_settlement_availability_bps_count 2"), "{text}");
-    }
-
-    #[test]
-    fn the_watcher_has_no_progress_until_it_looks() {
-        let metrics = Metrics::new();
-        assert_eq!(metrics.watcher_progress(), None);
-        metrics.watcher_lag(120, 3);
-        let progress = metrics.watcher_progress().unwrap();
-        assert_eq!((progress.head, progress.lag), (120, 3));
     }
 }

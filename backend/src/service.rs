@@ -46,7 +46,6 @@ pub async fn serve(
     let store = Store::open(&service.database_url()).await?;
     let chain = Chain::connect(&args.rpc_url, args.escrow, signer).await?;
     let metrics = Metrics::new();
-    let health = Health::new(&args.rpc_url, service.ready_max_lag_blocks, metrics.clone())?;
     let activation_window = chain.activation_window().await?;
     info!(chain_id = chain.chain_id, escrow = %chain.escrow, operator = %chain.operator_address, activation_window, "connected");
 
@@ -104,7 +103,7 @@ pub async fn serve(
     let leading = lease.subscribe();
     let (stop_loops, stop_lease) = (CancellationToken::new(), CancellationToken::new());
     let lease = tokio::spawn(lease.run(stop_lease.clone()));
-    let leader = tokio::spawn(lead(loops, leading, stop_loops.clone()));
+    let leader = tokio::spawn(lead(loops, leading.clone(), stop_loops.clone()));
 
     // The page's wallet talks HTTP; a node serving WebSocket on a port serves HTTP there too (anvil, geth).
     let public_rpc = match args.rpc_url.split_once("://") {
@@ -112,6 +111,7 @@ pub async fn serve(
         Some(("wss", rest)) => format!("https://{rest}"),
         _ => args.rpc_url.clone(),
     };
+    let health = Health::new(&public_rpc, service.ready_max_lag_blocks, service.confirmations, leading.clone())?;
     let public = PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string());
     let app = api::router(ApiContext { store, public, metrics, health });
     info!(addr = %listener.local_addr()?, "HTTP API listening");

@@ -58,7 +58,8 @@ async fn nothing_listening() -> String {
 async fn spawn_api(store: Store, rpc_url: &str, metrics: Metrics) -> String {
     let public =
         PublicConfig::new(31337, "http://127.0.0.1:8545".into(), "0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
-    let health = Health::new(rpc_url, 50, metrics.clone()).unwrap();
+    let (_, leading) = tokio::sync::watch::channel(true);
+    let health = Health::new(rpc_url, 50, 0, leading).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = api::router(ApiContext { store, public, metrics, health });
@@ -116,18 +117,20 @@ fn check<'a>(body: &'a Value, name: &str) -> &'a Value {
 #[tokio::test]
 async fn ready_when_the_database_and_node_answer_and_the_watcher_keeps_up() {
     let head = Arc::new(AtomicU64::new(1_000));
-    let metrics = Metrics::new();
-    let api = spawn_api(fresh_store("ready").await, &stand_in_node(head.clone()).await, metrics.clone()).await;
+    let store = fresh_store("ready").await;
+    let api = spawn_api(store.clone(), &stand_in_node(head.clone()).await, Metrics::new()).await;
 
     let (status, body) = readiness(&api).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "the watcher has not looked yet: {body}");
     assert_eq!(check(&body, "watcher")["ok"], false);
     assert_eq!(check(&body, "rpc")["ok"], true);
 
-    metrics.watcher_lag(1_000, 0);
+    // The watcher (this replica's or the leader's) has read up to the head: the next block is 1,001.
+    store.apply_events(&[], 1_001, 1_700_000_000).await.unwrap();
     let (status, body) = readiness(&api).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["ready"], true);
+    assert_eq!(body["role"], "leader");
     for name in ["database", "rpc", "watcher"] {
         assert_eq!(check(&body, name)["ok"], true, "{body}");
     }
@@ -143,9 +146,9 @@ async fn ready_when_the_database_and_node_answer_and_the_watcher_keeps_up() {
 
 #[tokio::test]
 async fn not_ready_when_the_node_does_not_answer() {
-    let metrics = Metrics::new();
-    metrics.watcher_lag(10, 0);
-    let api = spawn_api(fresh_store("unready").await, &nothing_listening().await, metrics).await;
+    let store = fresh_store("unready").await;
+    store.apply_events(&[], 11, 1_700_000_000).await.unwrap();
+    let api = spawn_api(store, &nothing_listening().await, Metrics::new()).await;
     let (status, body) = readiness(&api).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["ready"], false);

@@ -153,7 +153,8 @@ async fn spawn_api(store: Store) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let metrics = conference_backend::metrics::Metrics::new();
-    let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, metrics.clone()).unwrap();
+    let (_, leading) = tokio::sync::watch::channel(true);
+    let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, 0, leading).unwrap();
     let ctx = ApiContext { store, public, metrics, health };
     tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
     format!("http://{addr}")

@@ -247,7 +247,12 @@ impl Stack {
 
     /// Reads the API of replica `replica` from now on (e.g. after replica 0 was killed).
     pub fn read_from(&mut self, replica: usize) {
-        self.api = format!("http://{}", self.replicas[replica].http_addr);
+        self.api = self.api_of(replica);
+    }
+
+    /// The base URL of replica `replica`'s API.
+    pub fn api_of(&self, replica: usize) -> String {
+        format!("http://{}", self.replicas[replica].http_addr)
     }
 
     /// Waits until replica `replica`'s log says it took the leader lease; returns how long that took.

@@ -58,7 +58,11 @@ async fn the_database_unreachable_for_30_s_loses_nothing() -> Result<()> {
     let mut stack = Stack::start_on("db-outage", Database::Postgres).await?;
     ride_out(&mut stack, Duration::from_secs(30), |stack, up| {
         let server = stack.postgres().expect("a PostgreSQL stack");
-        if up { server.start_again()? } else { server.stop()? }
+        if up {
+            server.start_again()?
+        } else {
+            server.stop()?
+        }
         Ok(())
     })
     .await

@@ -69,6 +69,12 @@ async fn a_leader_stopped_gracefully_hands_over_at_once() -> Result<()> {
     let follower = stack.add_replica().await?;
     let (id, _) = stack.customer_signs().await?;
     stack.wait_status(id, "active", STEP).await?;
+    // Both are ready to serve: the follower's records are the leader's, in the shared database.
+    for (replica, role) in [(0, "leader"), (follower, "follower")] {
+        let response = reqwest::get(format!("{}/readyz", stack.api_of(replica))).await?;
+        assert_eq!(response.status(), 200, "replica {replica}");
+        assert_eq!(response.json::<serde_json::Value>().await?["role"], role, "replica {replica}");
+    }
 
     let stopped = Instant::now();
     assert_eq!(stack.terminate_replica(0)?, Some(0), "SIGTERM: a clean exit");
