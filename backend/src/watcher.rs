@@ -24,6 +24,7 @@
 use std::{sync::Arc, time::Duration};
 
 use alloy::{providers::Provider, rpc::types::Log};
+use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
@@ -139,6 +140,9 @@ impl ChainEvent {
     }
 }
 
+/// How many events' contract reads (state and block time at the event's block) are in flight at once.
+const READS_IN_FLIGHT: usize = 16;
+
 #[derive(Debug, Clone)]
 pub struct WatcherConfig {
     /// The block to start from when the store has no cursor (the contract's deployment block).
@@ -203,8 +207,14 @@ impl Watcher {
             }
             let mut events = Vec::with_capacity(logs.len());
             let mut blocks = vec![(to, last.hash.to_string())];
-            for log in &logs {
-                if let Some(event) = self.to_event(log).await? {
+            // Each event may need the contract's state at its block: read for several at once, in order.
+            let decoded: Vec<Option<ChainEvent>> = stream::iter(logs.iter().cloned())
+                .map(|log| async move { self.to_event(&log).await })
+                .buffered(READS_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            for (log, event) in logs.iter().zip(decoded) {
+                if let Some(event) = event {
                     let block = log.block_number.unwrap_or_default();
                     let block_hash = log.block_hash.unwrap_or_default().to_string();
                     if blocks.last().is_none_or(|(n, _)| *n != block) {
@@ -387,7 +397,7 @@ pub async fn follow_new_heads(chain: Chain, wake: Arc<Notify>) {
     if !chain.is_pubsub() {
         return;
     }
-    use futures::StreamExt;
+
     loop {
         match chain.provider.subscribe_blocks().await {
             Ok(subscription) => {
