@@ -26,7 +26,7 @@ use crate::{
     chain::{ConferenceEscrow, SignedStop},
     health::{Health, Readiness},
     metrics::{self, Metrics},
-    store::{OutboxItem, ProbeTally, Session, Store, Terms},
+    store::{OutboxItem, Probe, ProbeTally, Session, Store, Terms},
 };
 
 /// What the web page needs to talk to the chain: public facts only.
@@ -96,6 +96,7 @@ fn documented_routes() -> OpenApiRouter<ApiContext> {
         .routes(routes!(config))
         .routes(routes!(offers))
         .routes(routes!(agreement))
+        .routes(routes!(probes))
         .routes(routes!(signed_stop))
         .routes(routes!(openapi_json))
         .routes(routes!(healthz))
@@ -394,6 +395,73 @@ async fn agreement(
         outbox,
         agreement,
     }))
+}
+
+/// The evidence behind an agreement's availability: every probe of each of its conferences (when, and
+/// whether the conference answered, with what failed), the tally, and the figure that settlement
+/// reports (or reported) from it. Below 75 % the customer is refunded in full.
+#[utoipa::path(
+    get,
+    path = "/api/agreements/{id}/probes",
+    tag = "agreements",
+    params(("id" = u64, Path, description = "The agreement's on-chain id")),
+    responses(
+        (status = 200, description = "The agreement's probes, by conference", body = ProbesView),
+        (status = 400, description = "The id is not an integer from 0 to 2^64 - 1", body = ErrorBody),
+        (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
+async fn probes(State(ctx): State<ApiContext>, AgreementId(id): AgreementId) -> Result<Json<ProbesView>, ApiError> {
+    let agreement = ctx
+        .store
+        .agreement(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?;
+    let mut sessions: Vec<SessionProbes> = Vec::new();
+    for probe in ctx.store.probes_of(id).await? {
+        if sessions.last().is_none_or(|s| s.session != probe.session) {
+            let tally = ctx.store.probe_tally(id, probe.session).await?;
+            let availability_bps = tally.availability_bps();
+            sessions.push(SessionProbes { session: probe.session, tally, availability_bps, probes: Vec::new() });
+        }
+        if let Some(session) = sessions.last_mut() {
+            session.probes.push(probe);
+        }
+    }
+    Ok(Json(ProbesView {
+        agreement_id: id,
+        full_refund_below_bps: FULL_REFUND_BELOW_BPS,
+        current_session: agreement.session,
+        sessions,
+    }))
+}
+
+/// Availability under this many basis points refunds the customer in full (the contract's rule).
+const FULL_REFUND_BELOW_BPS: u16 = 7_500;
+
+/// `GET /api/agreements/{id}/probes`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ProbesView {
+    agreement_id: u64,
+    /// Availability below this (basis points) refunds the customer in full.
+    full_refund_below_bps: u16,
+    /// The conference the agreement is on now.
+    current_session: u64,
+    /// Each conference that was probed, oldest first.
+    sessions: Vec<SessionProbes>,
+}
+
+/// The probes of one conference of an agreement and what they add up to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SessionProbes {
+    session: u64,
+    tally: ProbeTally,
+    /// Successful probes / probes, in basis points: the figure settlement reports for this conference.
+    availability_bps: u16,
+    probes: Vec<Probe>,
 }
 
 /// This document (OpenAPI 3.1).

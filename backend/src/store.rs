@@ -174,6 +174,16 @@ pub struct Rollback {
     pub reopened_calls: u64,
 }
 
+/// One probe of a conference: when (unix seconds, wall clock), whether it answered, and if not, why.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    pub session: u64,
+    pub at: u64,
+    pub ok: bool,
+    pub detail: Option<String>,
+}
+
 /// Probe counts of one conference (an agreement's session).
 #[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -485,6 +495,25 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Every probe of an agreement, by session, oldest first.
+    pub async fn probes_of(&self, id: u64) -> Result<Vec<Probe>> {
+        let rows = sqlx::query(
+            "SELECT session, wall_at, ok, detail FROM probes WHERE agreement_id = $1 ORDER BY session, wall_at",
+        )
+        .bind(id as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Probe {
+                session: r.get::<i64, _>("session") as u64,
+                at: r.get::<i64, _>("wall_at") as u64,
+                ok: r.get::<i64, _>("ok") != 0,
+                detail: r.get("detail"),
+            })
+            .collect())
     }
 
     pub async fn probe_tally(&self, id: u64, session: u64) -> Result<ProbeTally> {

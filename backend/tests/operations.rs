@@ -218,6 +218,7 @@ async fn the_openapi_document_describes_every_route_and_error() {
         ("/api/config", "get"),
         ("/api/offers", "get"),
         ("/api/agreements/{id}", "get"),
+        ("/api/agreements/{id}/probes", "get"),
         ("/api/agreements/{id}/stop", "post"),
         ("/api/openapi.json", "get"),
         ("/healthz", "get"),

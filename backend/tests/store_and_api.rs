@@ -145,6 +145,20 @@ async fn availability_is_the_share_of_successful_probes(store: Store) {
     store.record_probe(1, 2, false, Some("another session")).await.unwrap();
     let tally = store.probe_tally(1, 1).await.unwrap();
     assert_eq!((tally.probes, tally.probes_ok, tally.availability_bps()), (4, 3, 7_500));
+
+    // The evidence, as a customer or an auditor reads it: each conference's probes and its figure.
+    let api = spawn_api(store).await;
+    let view: Value = reqwest::get(format!("{api}/api/agreements/1/probes")).await.unwrap().json().await.unwrap();
+    assert_eq!(view["fullRefundBelowBps"], 7_500);
+    let sessions = view["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{view}");
+    assert_eq!((sessions[0]["session"].as_u64(), sessions[0]["availabilityBps"].as_u64()), (Some(1), Some(7_500)));
+    assert_eq!(sessions[0]["probes"].as_array().unwrap().len(), 4);
+    assert_eq!(sessions[1]["probes"][0]["ok"], false);
+    assert_eq!(sessions[1]["probes"][0]["detail"], "another session");
+    assert_eq!(sessions[1]["availabilityBps"], 0);
+    let unknown = reqwest::get(format!("{api}/api/agreements/7/probes")).await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
 }
 
 async fn spawn_api(store: Store) -> String {
