@@ -15,7 +15,7 @@ BACKEND := target/debug/conference-backend
 # The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
 BOUND := ConferenceEscrow OfferBook ProviderRegistry
 
-.PHONY: help run demo test test-contracts test-rust test-api test-browser postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend soak deploy-contracts gas-snapshot
+.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend soak deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
@@ -76,7 +76,7 @@ postgres:
 run: build
 	$(BACKEND) dev
 
-test: test-contracts check-abi analyze test-rust test-api test-browser
+test: test-contracts check-abi analyze lint-rust test-rust test-api test-browser
 
 # The sources' formatting, every forge test, then the committed gas snapshot (unit tests) checked
 # against this build.
@@ -95,6 +95,11 @@ test-rust: build postgres
 # The HTTP API fuzzed against its own OpenAPI document (schemathesis, pinned in backend/fuzz/requirements.txt
 # and installed once into a virtualenv outside the clone), on a fresh dev stack: no 5xx, and every status,
 # content type and body as documented.
+# The Rust sources' formatting, and clippy with every warning an error.
+lint-rust:
+	cargo fmt --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
 test-api: build
 	bash backend/fuzz/api-fuzz.sh
 
