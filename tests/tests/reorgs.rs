@@ -182,3 +182,49 @@ async fn a_whole_round_over_websocket_is_driven_by_new_heads() -> Result<()> {
     assert!(log.contains("following new heads"), "the backend subscribed to new heads");
     Ok(())
 }
+
+/// With `--confirmations 2` the watcher reads an event only once two blocks are on top of it, and an
+/// operator call counts as done only once its receipt is two blocks deep. Blocks are mined by hand here
+/// (automine mines one per transaction), so every wait is on the chain, not on the clock.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_two_confirmations_events_and_receipts_wait_until_two_blocks_deep() -> Result<()> {
+    let stack = Stack::start_with("confirmations", false, &["--confirmations", "2"]).await?;
+    let (id, _) = stack.customer_signs().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(stack.agreement(id).await?.is_none(), "the signing is read only once it is two blocks deep");
+
+    stack.mine().await?;
+    stack.mine().await?;
+    // Seen, deployed, and the activation sent and mined (automine) in a block of its own: not yet deep.
+    let sent =
+        stack.wait_for(id, "activation mined", STEP, |r| call_field(r, "activate", "minedBlock").is_u64()).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let shallow = stack.agreement(id).await?.expect("seen");
+    assert_eq!(call_field(&shallow, "activate", "state"), "sent", "one block deep is not done: {shallow}");
+    assert_eq!(shallow["status"], sent["status"], "nor is its event read yet: {shallow}");
+
+    stack.mine().await?;
+    stack.mine().await?;
+    stack
+        .wait_for(id, "active, activation done", STEP, |r| {
+            r["status"] == "active" && call_field(r, "activate", "state") == "done"
+        })
+        .await?;
+
+    stack.customer_stops(id).await?;
+    stack.mine().await?;
+    stack.mine().await?;
+    stack.wait_for(id, "settlement mined", STEP, |r| call_field(r, "settle", "minedBlock").is_u64()).await?;
+    stack.mine().await?;
+    stack.mine().await?;
+    let settled = stack
+        .wait_for(id, "settled, settlement done", STEP, |r| {
+            r["status"] == "settled" && call_field(r, "settle", "state") == "done"
+        })
+        .await?;
+    check_settlement(&settled)?;
+    assert_eq!(stack.count_events(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 1);
+    assert_eq!(stack.count_events(ConferenceEscrow::AgreementSettled::SIGNATURE_HASH, id).await?, 1);
+    assert_eq!(stack.operator_nonce(false).await?, 2);
+    Ok(())
+}
