@@ -31,8 +31,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 tools="$root/anvil/node_modules/.bin"
 requirements="$here/analyze-requirements.txt"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/conference-tools"
-venv="${SLITHER_VENV:-$cache/slither-venv}"
 
 # forge itself, not the npm package's launcher in node_modules/.bin: that one always exits 0, even
 # when the compile fails.
@@ -43,21 +41,7 @@ if [[ ! -x "$tools/solcjs" || ! -x "$forge_bin" ]]; then
 fi
 
 # --- install (once per version of analyze-requirements.txt) -------------------------------------
-want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-installed() { [[ -x "$venv/bin/slither" && "$(cat "$venv/.requirements.sha256" 2> /dev/null)" == "$want" ]]; }
-if ! installed; then
-  mkdir -p "$cache"
-  exec 9> "$cache/slither-venv.lock"
-  flock 9 # two runs at once install once
-  if ! installed; then
-    echo "analyze: installing slither into $venv" >&2
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$want" > "$venv/.requirements.sha256"
-  fi
-  exec 9>&-
-fi
+venv="$("$root/anvil/python-tool.sh" slither "$requirements" "${SLITHER_VENV:-}")"
 
 # --- build ----------------------------------------------------------------------------------------
 # Into a private folder, never contracts/out or contracts/cache, which `make contracts`, `forge test`

@@ -30,8 +30,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 requirements="$here/requirements.txt"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/conference-tools"
-venv="${SCHEMATHESIS_VENV:-$cache/schemathesis-venv}"
 backend="${BACKEND:-${CARGO_TARGET_DIR:-$root/target}/debug/conference-backend}"
 max_examples="${FUZZ_MAX_EXAMPLES:-60}"
 
@@ -47,21 +45,7 @@ if [[ ! -x "$root/anvil/node_modules/.bin/anvil" || ! -x "$cast" ]]; then
 fi
 
 # --- install (once per version of requirements.txt) -----------------------------------------------
-want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-installed() { [[ -x "$venv/bin/schemathesis" && "$(cat "$venv/.requirements.sha256" 2> /dev/null)" == "$want" ]]; }
-if ! installed; then
-  mkdir -p "$cache"
-  exec 9> "$cache/schemathesis-venv.lock"
-  flock 9 # two runs at once install once
-  if ! installed; then
-    echo "api-fuzz: installing schemathesis into $venv" >&2
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$want" > "$venv/.requirements.sha256"
-  fi
-  exec 9>&-
-fi
+venv="$("$root/anvil/python-tool.sh" schemathesis "$requirements" "${SCHEMATHESIS_VENV:-}")"
 
 # --- the backend ----------------------------------------------------------------------------------
 work="$(mktemp -d)"

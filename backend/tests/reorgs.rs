@@ -8,29 +8,8 @@ use conference_backend::{
     watcher::{ChainEvent, fork_block},
 };
 
-/// Each test below, run on both databases.
-macro_rules! on_both_databases {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $test() {
-                let dir = std::env::temp_dir().join(format!("conference-reorgs-{}-{}", stringify!($test), std::process::id()));
-                let _ = std::fs::remove_dir_all(&dir);
-                std::fs::create_dir_all(&dir).unwrap();
-                let url = format!("sqlite://{}", dir.join("test.db").display());
-                super::$test(conference_backend::store::Store::open(&url).await.unwrap()).await;
-                let _ = std::fs::remove_dir_all(&dir);
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $test() {
-                let server = conference_backend::devdb::PostgresServer::start(stringify!($test)).unwrap();
-                super::$test(conference_backend::store::Store::open(&server.url()).await.unwrap()).await;
-            })*
-        }
-    };
-}
+#[macro_use]
+mod common;
 
 on_both_databases!(
     a_fork_removes_an_agreement_signed_on_the_abandoned_branch,

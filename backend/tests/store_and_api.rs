@@ -10,29 +10,8 @@ use conference_backend::{
 };
 use serde_json::Value;
 
-/// Each test below, run on both databases.
-macro_rules! on_both_databases {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $test() {
-                let dir = std::env::temp_dir().join(format!("conference-store-{}-{}", stringify!($test), std::process::id()));
-                let _ = std::fs::remove_dir_all(&dir);
-                std::fs::create_dir_all(&dir).unwrap();
-                let url = format!("sqlite://{}", dir.join("test.db").display());
-                super::$test(conference_backend::store::Store::open(&url).await.unwrap()).await;
-                let _ = std::fs::remove_dir_all(&dir);
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $test() {
-                let server = conference_backend::devdb::PostgresServer::start(stringify!($test)).unwrap();
-                super::$test(conference_backend::store::Store::open(&server.url()).await.unwrap()).await;
-            })*
-        }
-    };
-}
+#[macro_use]
+mod common;
 
 #[tokio::test]
 async fn both_migration_sets_make_the_same_tables_and_columns() {
