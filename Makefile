@@ -121,13 +121,16 @@ bench-gas: tools contracts/bench/node_modules/.package-lock.json
 
 # The backend's figures on a fresh local stack (tests/src/bin/backend-bench.rs): watcher catch-up over
 # 10,000 signed agreements (SQLite and PostgreSQL), then signing block to deploy call (p50, p99) and
-# the backend's resident memory at 1, 100 and 1,000 live agreements (each a real room process). The
-# backend (and so its rooms) is the release build, as an operator runs it.
+# the backend's resident memory at 1, 100 and 1,000 live agreements (each a real room process), over
+# HTTP polling and then over WebSocket new heads. The backend (and so its rooms) is the release build,
+# as an operator runs it.
 bench-backend: build postgres
 	cargo build --release -p conference-backend
 	cargo run -q -p conference-e2e --bin backend-bench -- catch-up --agreements 10000
 	CONFERENCE_BACKEND_BIN=target/release/conference-backend \
 	  cargo run -q -p conference-e2e --bin backend-bench -- latency --live 1,100,1000
+	CONFERENCE_BACKEND_BIN=target/release/conference-backend \
+	  cargo run -q -p conference-e2e --bin backend-bench -- latency --live 1,100 --websocket
 
 # 1,000 agreements through the whole loop with random SIGKILLs of the backend; fails if anything was
 # lost, doubled or mis-charged. Not part of `make test` (it takes a while).

@@ -149,7 +149,7 @@ impl Stack {
             .args(["--start-block", &self.devnet.deploy_block.to_string(), "--http", &http_addr])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--probe-interval-ms", "300", "--replica-id", &format!("replica-{replica}")])
+            .args(["--replica-id", &format!("replica-{replica}")])
             .env("OPERATOR_KEY", self.devnet.operator_key())
             .env("RUST_LOG", "info,conference_backend=debug")
             .stdin(Stdio::null())
@@ -157,6 +157,10 @@ impl Stack {
             .stderr(log);
         if let Some(url) = &self.database_url {
             command.env("DATABASE_URL", url);
+        }
+        // Probes often, so that tests gather evidence quickly, unless the test set its own interval.
+        if !self.backend_args.iter().any(|arg| arg == "--probe-interval-ms") {
+            command.args(["--probe-interval-ms", "300"]);
         }
         if let Some(point) = self.crash_at.take() {
             command.env("CONFERENCE_CRASH_AT", point);

@@ -43,6 +43,9 @@ enum Command {
         live: Vec<usize>,
         #[arg(long, default_value_t = 50)]
         samples: usize,
+        /// Follow the chain over WebSocket (new heads pushed) instead of polling over HTTP.
+        #[arg(long)]
+        websocket: bool,
     },
     /// Agreements through the whole loop with random kills of the backend.
     Soak {
@@ -63,7 +66,7 @@ const WAIT: Duration = Duration::from_secs(300);
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::CatchUp { agreements } => catch_up(agreements).await,
-        Command::Latency { live, samples } => latency(&live, samples).await,
+        Command::Latency { live, samples, websocket } => latency(&live, samples, websocket).await,
         Command::Soak { agreements, wave, seed } => soak(agreements, wave, seed).await,
     }
 }
@@ -126,12 +129,14 @@ async fn catch_up(agreements: u64) -> Result<()> {
     Ok(())
 }
 
-async fn latency(levels: &[usize], samples: usize) -> Result<()> {
-    let stack = Stack::start("bench-latency").await?;
+async fn latency(levels: &[usize], samples: usize, websocket: bool) -> Result<()> {
+    // The service's own probe interval (2 s), not the tests' quicker one: a thousand rooms are probed.
+    let stack = Stack::start_with("bench-latency", websocket, &["--probe-interval-ms", "2000"]).await?;
+    let transport = if websocket { "WebSocket new heads" } else { "HTTP polling every 250 ms" };
     // Conferences running throughout; each sample is one more, measured, then stopped and settled, so
     // that every sample sees the same number of live agreements.
     let mut background = Vec::new();
-    println!("signing block to deploy call ({samples} samples per level), and the backend's resident memory:");
+    println!("signing block to deploy call ({samples} samples per level, {transport}), and the backend's memory:");
     for &level in levels {
         while background.len() + 1 < level {
             background.push(stack.customer_signs().await?.0);
