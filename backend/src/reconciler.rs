@@ -215,8 +215,11 @@ impl Reconciler {
                 return Ok(true);
             }
             Step::Undeploy => {
-                self.orchestrator.remove(a.id).await?;
+                // Recorded first: a probe that fails while the room goes is then seen as a removal by
+                // the monitor, not counted as an outage; after a crash here the orphan collector
+                // removes a room recorded as removed.
                 self.store.conference_removed(a.id).await?;
+                self.orchestrator.remove(a.id).await?;
                 crate::fault::crash_point("undeployed");
                 info!("conference removed");
                 return Ok(true);
