@@ -9,7 +9,6 @@ use std::sync::{
 
 use axum::{Json, Router, routing::post};
 use conference_backend::{
-    agreement::Model,
     api::{self, ApiContext, PublicConfig},
     chain::OperatorCall,
     health::Health,
@@ -18,9 +17,11 @@ use conference_backend::{
     watcher::ChainEvent,
 };
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 
-const CUSTOMER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+#[macro_use]
+#[allow(unused_macros)]
+mod common;
+use serde_json::{Value, json};
 
 async fn fresh_store(name: &str) -> Store {
     let dir = std::env::temp_dir().join(format!("conference-ops-{name}-{}", std::process::id()));
@@ -69,31 +70,8 @@ async fn spawn_api(store: Store, rpc_url: &str, metrics: Metrics) -> String {
 
 fn signed_and_active() -> Vec<ChainEvent> {
     vec![
-        ChainEvent::TermsPublished {
-            terms: 1,
-            offer: 1,
-            model: Model::DynamicPrice,
-            token_id: 0,
-            price: "1000000000000".into(),
-            max_duration: 3600,
-            minimum_charge: "0".into(),
-            regions: 0b11,
-            gdpr: false,
-        },
-        ChainEvent::Signed {
-            agreement: 1,
-            terms: 1,
-            customer: CUSTOMER.into(),
-            deposit: "3600000000000000".into(),
-            model: Model::DynamicPrice,
-            token_id: 0,
-            price: "1000000000000".into(),
-            allowed_regions: 0b11,
-            gdpr: false,
-            duration: 3600,
-            signed_at: 1_700_000_000,
-            tx_hash: "0xabc".into(),
-        },
+        common::terms_published(),
+        common::signed(),
         ChainEvent::Activated {
             agreement: 1,
             started_at: 1_700_000_005,

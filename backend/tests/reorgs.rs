@@ -2,7 +2,7 @@
 //! fresh file) and once on PostgreSQL (a private server of its own).
 
 use conference_backend::{
-    agreement::{ChainStatus, ConferenceState, Model},
+    agreement::{ChainStatus, ConferenceState},
     chain::{Fees, OperatorCall, SignedTx},
     store::{OutboxState, RecordedEvent, Store},
     watcher::{ChainEvent, fork_block},
@@ -11,6 +11,8 @@ use conference_backend::{
 #[macro_use]
 mod common;
 
+use common::{SIGNED_AT, signed, terms_published};
+
 on_both_databases!(
     a_fork_removes_an_agreement_signed_on_the_abandoned_branch,
     a_fork_under_a_settlement_rebuilds_it_and_reopens_its_call,
@@ -18,43 +20,11 @@ on_both_databases!(
     the_next_nonce_is_past_every_call_in_flight,
 );
 
-const SIGNED_AT: u64 = 1_700_000_000;
 const STARTED_AT: u64 = 1_700_000_010;
 const ENDED_AT: u64 = 1_700_000_610;
 
 fn at(block: u64, log_index: u64, event: ChainEvent) -> RecordedEvent {
     RecordedEvent { block, log_index, block_hash: format!("0x{block:064x}"), event }
-}
-
-fn terms_published() -> ChainEvent {
-    ChainEvent::TermsPublished {
-        terms: 1,
-        offer: 1,
-        model: Model::DynamicPrice,
-        token_id: 0,
-        price: "1000000000000".into(),
-        max_duration: 3600,
-        minimum_charge: "0".into(),
-        regions: 0b11,
-        gdpr: true,
-    }
-}
-
-fn signed() -> ChainEvent {
-    ChainEvent::Signed {
-        agreement: 1,
-        terms: 1,
-        customer: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
-        deposit: "3600000000000000".into(),
-        model: Model::DynamicPrice,
-        token_id: 0,
-        price: "1000000000000".into(),
-        allowed_regions: 0b11,
-        gdpr: false,
-        duration: 3600,
-        signed_at: SIGNED_AT,
-        tx_hash: "0xabc".into(),
-    }
 }
 
 fn settled() -> ChainEvent {

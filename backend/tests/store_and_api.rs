@@ -2,7 +2,6 @@
 //! on PostgreSQL (a private server of its own), and a real HTTP server on a free loopback port.
 
 use conference_backend::{
-    agreement::Model,
     api::{self, ApiContext, PublicConfig},
     chain::OperatorCall,
     store::Store,
@@ -37,33 +36,7 @@ on_both_databases!(
 );
 
 fn signed_agreement_events() -> Vec<ChainEvent> {
-    vec![
-        ChainEvent::TermsPublished {
-            terms: 1,
-            offer: 1,
-            model: Model::DynamicPrice,
-            token_id: 0,
-            price: "1000000000000".into(),
-            max_duration: 3600,
-            minimum_charge: "0".into(),
-            regions: 0b11,
-            gdpr: true,
-        },
-        ChainEvent::Signed {
-            agreement: 1,
-            terms: 1,
-            customer: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
-            deposit: "3600000000000000".into(),
-            model: Model::DynamicPrice,
-            token_id: 0,
-            price: "1000000000000".into(),
-            allowed_regions: 0b11,
-            gdpr: false,
-            duration: 3600,
-            signed_at: 1_700_000_000,
-            tx_hash: "0xabc".into(),
-        },
-    ]
+    vec![common::terms_published(), common::signed()]
 }
 
 async fn events_applied_twice_change_nothing_the_second_time(store: Store) {

@@ -3,6 +3,7 @@
 
 /// Runs each named `async fn(Store)` as two tests, `sqlite::<name>` and `postgres::<name>`. Names stay
 /// under about 67 characters: the PostgreSQL server's socket path is limited.
+#[allow(unused_macros)]
 macro_rules! on_both_databases {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -24,4 +25,47 @@ macro_rules! on_both_databases {
             })*
         }
     };
+}
+
+use conference_backend::{agreement::Model, watcher::ChainEvent};
+
+/// The dev chain's customer (anvil's account 1).
+#[allow(dead_code)]
+pub const CUSTOMER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+#[allow(dead_code)]
+pub const SIGNED_AT: u64 = 1_700_000_000;
+
+/// Terms version 1: DynamicPrice, 1e12 wei per second for at most an hour, EU and US, GDPR offered.
+#[allow(dead_code)]
+pub fn terms_published() -> ChainEvent {
+    ChainEvent::TermsPublished {
+        terms: 1,
+        offer: 1,
+        model: Model::DynamicPrice,
+        token_id: 0,
+        price: "1000000000000".into(),
+        max_duration: 3600,
+        minimum_charge: "0".into(),
+        regions: 0b11,
+        gdpr: true,
+    }
+}
+
+/// Agreement 1 on terms 1, signed by [`CUSTOMER`] at [`SIGNED_AT`] for the whole hour's deposit.
+#[allow(dead_code)]
+pub fn signed() -> ChainEvent {
+    ChainEvent::Signed {
+        agreement: 1,
+        terms: 1,
+        customer: CUSTOMER.into(),
+        deposit: "3600000000000000".into(),
+        model: Model::DynamicPrice,
+        token_id: 0,
+        price: "1000000000000".into(),
+        allowed_regions: 0b11,
+        gdpr: false,
+        duration: 3600,
+        signed_at: SIGNED_AT,
+        tx_hash: "0xabc".into(),
+    }
 }
