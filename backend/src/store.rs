@@ -981,48 +981,23 @@ async fn delete_agreement(tx: &mut AnyConnection, id: u64) -> Result<()> {
 /// done calls. Returns how many calls were reopened.
 async fn rebuild_agreement(tx: &mut AnyConnection, id: u64) -> Result<u64> {
     let events = remaining_events(tx, Of::Agreement, id).await?;
-    let Some(ChainEvent::Signed {
-        terms,
-        customer,
-        deposit,
-        model,
-        token_id,
-        price,
-        allowed_regions,
-        gdpr,
-        duration,
-        signed_at,
-        tx_hash,
-        ..
-    }) = events.first()
-    else {
+    let Some(&ChainEvent::Signed { model, signed_at, .. }) = events.first() else {
         // Read before migration 0003 kept events: its history is not here to replay.
         tracing::warn!(agreement = id, "no kept signature to rebuild from; the record is left as it was");
         return Ok(0);
     };
-    let (status, session, requested_at) = signed_state(*model, *signed_at);
+    // Back to the state its signature made (the signature's own columns are the kept event's already:
+    // a rebuilt agreement's signing is still on the chain), then its later events again.
+    let (status, session, requested_at) = signed_state(model, signed_at);
     sqlx::query("DELETE FROM sessions WHERE agreement_id = $1").bind(id as i64).execute(&mut *tx).await?;
     sqlx::query(
-        "UPDATE agreements SET terms_id = $1, model = $2, customer = $3, token_id = $4, price = $5, deposit = $6, \
-         allowed_regions = $7, gdpr = $8, duration = $9, chain_status = $10, session = $11, signed_at = $12, \
-         sign_tx = $13, requested_at = $14, window_from = NULL, window_to = NULL, started_at = NULL, \
-         ends_at = NULL, region = NULL, activate_tx = NULL, ended_at = NULL, end_tx = NULL, charged = '0', \
-         availability_bps = NULL, refund = NULL, refund_deferred = NULL, refund_reason = NULL, settle_tx = NULL \
-         WHERE id = $15",
+        "UPDATE agreements SET chain_status = $1, session = $2, requested_at = $3, window_from = NULL, \
+         window_to = NULL, started_at = NULL, ends_at = NULL, region = NULL, activate_tx = NULL, ended_at = NULL, \
+         end_tx = NULL, charged = '0', availability_bps = NULL, refund = NULL, refund_deferred = NULL, \
+         refund_reason = NULL, settle_tx = NULL WHERE id = $4",
     )
-    .bind(*terms as i64)
-    .bind(model.as_str())
-    .bind(customer)
-    .bind(*token_id as i64)
-    .bind(price)
-    .bind(deposit)
-    .bind(*allowed_regions as i64)
-    .bind(*gdpr as i64)
-    .bind(*duration as i64)
     .bind(status)
     .bind(session)
-    .bind(*signed_at as i64)
-    .bind(tx_hash)
     .bind(requested_at)
     .bind(id as i64)
     .execute(&mut *tx)
