@@ -418,16 +418,21 @@ async fn probes(State(ctx): State<ApiContext>, AgreementId(id): AgreementId) -> 
         .agreement(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?;
+    // Grouped by session (the store gives them in that order), each tally counted from its own probes.
     let mut sessions: Vec<SessionProbes> = Vec::new();
     for probe in ctx.store.probes_of(id).await? {
         if sessions.last().is_none_or(|s| s.session != probe.session) {
-            let tally = ctx.store.probe_tally(id, probe.session).await?;
-            let availability_bps = tally.availability_bps();
-            sessions.push(SessionProbes { session: probe.session, tally, availability_bps, probes: Vec::new() });
+            let tally = ProbeTally::default();
+            sessions.push(SessionProbes { session: probe.session, tally, availability_bps: 0, probes: Vec::new() });
         }
         if let Some(session) = sessions.last_mut() {
+            session.tally.probes += 1;
+            session.tally.probes_ok += u64::from(probe.ok);
             session.probes.push(probe);
         }
+    }
+    for session in &mut sessions {
+        session.availability_bps = session.tally.availability_bps();
     }
     Ok(Json(ProbesView {
         agreement_id: id,
