@@ -312,11 +312,7 @@ async fn signed_stop(
     let Json(request) = body.map_err(|rejection| {
         body_rejected(rejection, r#"{"stoppedAt": seconds, "deadline": seconds, "signature": "0x..."}"#)
     })?;
-    let agreement = ctx
-        .store
-        .agreement(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?;
+    let agreement = seen_agreement(&ctx.store, id).await?;
     let (ChainStatus::Active, Some(started_at)) = (agreement.chain_status, agreement.started_at) else {
         return Err(ApiError::Conflict(format!(
             "agreement {id} is {}: only a running conference can be stopped",
@@ -353,6 +349,11 @@ async fn signed_stop(
     Ok((StatusCode::ACCEPTED, Json(StopAccepted { accepted, stop })))
 }
 
+/// The agreement `id` as the store has it, or the API's 404 for one never seen on-chain.
+async fn seen_agreement(store: &Store, id: u64) -> Result<Agreement, ApiError> {
+    store.agreement(id).await?.ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))
+}
+
 /// One agreement: its terms, where it stands, its transactions, its conference and its probes.
 #[utoipa::path(
     get,
@@ -370,11 +371,7 @@ async fn agreement(
     State(ctx): State<ApiContext>,
     AgreementId(id): AgreementId,
 ) -> Result<Json<AgreementView>, ApiError> {
-    let agreement = ctx
-        .store
-        .agreement(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?;
+    let agreement = seen_agreement(&ctx.store, id).await?;
     let probes = ctx.store.probe_tally(id, agreement.session).await?;
     let outbox = ctx.store.outbox_of(id).await?;
     let sessions = ctx.store.sessions_of(id).await?;
@@ -413,11 +410,7 @@ async fn agreement(
     )
 )]
 async fn probes(State(ctx): State<ApiContext>, AgreementId(id): AgreementId) -> Result<Json<ProbesView>, ApiError> {
-    let agreement = ctx
-        .store
-        .agreement(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?;
+    let agreement = seen_agreement(&ctx.store, id).await?;
     // Grouped by session (the store gives them in that order), each tally counted from its own probes.
     let mut sessions: Vec<SessionProbes> = Vec::new();
     for probe in ctx.store.probes_of(id).await? {
