@@ -15,7 +15,7 @@ BACKEND := target/debug/conference-backend
 # The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
 BOUND := ConferenceEscrow OfferBook ProviderRegistry
 
-.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend soak deploy-contracts gas-snapshot
+.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend soak deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
@@ -27,6 +27,8 @@ help:
 	@echo "make deploy-contracts  deploy to a throwaway anvil, record contracts/deployments/31337.json, verify"
 	@echo "make analyze           slither over contracts/src"
 	@echo "make test-api          fuzz the HTTP API against its OpenAPI document (schemathesis)"
+	@echo "make test-deploy       render deploy/ (kubectl kustomize) and validate every manifest offline against Kubernetes $(KUBE_VALIDATE_VERSION)"
+	@echo "make kube              build (once) and cache kube-apiserver 1.20.2, etcd and kubectl for the Kubernetes tests"
 
 # --- set-up -----------------------------------------------------------------------------------------
 
@@ -71,12 +73,20 @@ browser:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql > /dev/null; }
 
+# A real kube-apiserver for the Kubernetes tests (tests/src/kube.rs), built once from Debian's source
+# package and cached outside the clone (a few minutes the first time), plus etcd and kubectl 1.20.
+# The Rust tests find the binary through KUBE_APISERVER_BIN.
+KUBE_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/conference-tools/kubernetes-v1.20.2
+export KUBE_APISERVER_BIN ?= $(KUBE_CACHE)/kube-apiserver
+kube:
+	@bash anvil/kube-apiserver.sh kubectl > /dev/null
+
 # --- the two commands ---------------------------------------------------------------------------------
 
 run: build
 	$(BACKEND) dev
 
-test: test-contracts check-abi analyze lint-rust test-rust test-api test-browser
+test: test-contracts check-abi analyze lint-rust test-rust test-deploy test-api test-browser
 
 # The sources' formatting, every forge test, then the committed gas snapshot (unit tests) checked
 # against this build.
@@ -89,7 +99,7 @@ test-contracts: tools
 gas-snapshot: tools
 	cd contracts && $(FORGE) snapshot --no-match-test "invariant|testFuzz"
 
-test-rust: build postgres
+test-rust: build postgres kube
 	cargo test --workspace
 
 # The HTTP API fuzzed against its own OpenAPI document (schemathesis, pinned in backend/fuzz/requirements.txt
@@ -105,6 +115,18 @@ test-api: build
 
 test-browser: build browser
 	node --test tests/browser/
+
+# The deploy/ manifests as kubectl 1.20's kustomize renders them, each document checked offline against
+# the schemas of a current Kubernetes, strictly (an unknown field fails): kubernetes-validate, pinned
+# in deploy/validate-requirements.txt and installed once into a virtualenv outside the clone.
+# tests/tests/kube_rbac.rs applies the same rendering to a real API server.
+KUBE_VALIDATE_VERSION := 1.33.0
+test-deploy: kube
+	@venv="$$(bash anvil/python-tool.sh kubernetes-validate deploy/validate-requirements.txt)"; \
+	  rendered="$$(mktemp)"; trap 'rm -f "$$rendered"' EXIT; \
+	  "$$(bash anvil/kube-apiserver.sh kubectl)" kustomize deploy > "$$rendered"; \
+	  "$$venv/bin/kubernetes-validate" --strict --quiet -k $(KUBE_VALIDATE_VERSION) "$$rendered"; \
+	  echo "deploy/: $$(grep -c '^kind:' "$$rendered") manifests valid for Kubernetes $(KUBE_VALIDATE_VERSION)"
 
 demo: build
 	cargo run -q -p conference-e2e --bin demo
