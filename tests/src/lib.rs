@@ -24,6 +24,7 @@ use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
 
 pub mod chain_faults;
+pub mod kube;
 pub mod proxy;
 
 pub fn repo_root() -> PathBuf {
