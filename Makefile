@@ -78,6 +78,7 @@ postgres:
 # The Rust tests find the binary through KUBE_APISERVER_BIN.
 KUBE_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/conference-tools/kubernetes-v1.20.2
 export KUBE_APISERVER_BIN ?= $(KUBE_CACHE)/kube-apiserver
+# One call provides all three (it prints kubectl's path, which the rules that need it ask for themselves).
 kube:
 	@bash anvil/kube-apiserver.sh kubectl > /dev/null
 

@@ -161,6 +161,7 @@ impl TestCluster {
         let pid = std::process::id();
         // A short path on tmpfs: etcd fsyncs every write.
         let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        remove_stale_dirs(&base);
         let dir = base.join(format!("kc-{name}-{pid}-{sequence}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -300,7 +301,9 @@ impl TestCluster {
     fn spawn(&mut self, mut command: Command, what: &str) -> Result<()> {
         let log = fs::File::create(self.dir.join(format!("{what}.log")))?;
         command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
-        // If this process dies without unwinding (SIGKILL, abort), take the server down with it.
+        // If this process dies without unwinding (SIGKILL, abort), take the server down with it. The
+        // signal follows the spawning thread, which lives as long as the test (or runtime) that
+        // started the cluster.
         unsafe {
             command.pre_exec(|| prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from));
         }
@@ -361,6 +364,20 @@ impl Drop for TestCluster {
             let _ = child.wait();
         }
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Clusters of test processes that died without unwinding (SIGKILL) leave their directory behind
+/// (their servers die with them): removed by the next start.
+fn remove_stale_dirs(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("kc-") else { continue };
+        let owner = rest.rsplit('-').nth(1).and_then(|pid| pid.parse::<u32>().ok());
+        if owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 
