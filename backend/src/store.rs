@@ -599,6 +599,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if newer.rows_affected() != 1 {
+            // At once, not when the dropped transaction's connection is next used: SQLite holds its write
+            // lock until then, and another writer (the watcher) would find the database locked.
+            tx.rollback().await?;
             return Ok(false);
         }
         sqlx::query("DELETE FROM participants WHERE agreement_id = $1")
