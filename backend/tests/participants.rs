@@ -404,3 +404,48 @@ async fn a_rollback_deletes_the_registration_of_a_removed_agreement(store: Store
     assert!(store.agreement(1).await.unwrap().is_some());
     assert_eq!(store.conference_settings(1).await.unwrap(), None);
 }
+
+/// The two messages hashed by hand from the EIP-712 specification (what a wallet computes for
+/// `eth_signTypedData_v4` with these types) equal what the service recovers signers from: the page and
+/// the service agree on the type strings and on how the arrays are encoded.
+#[test]
+fn the_typed_messages_hash_as_eip712_specifies() {
+    use alloy::primitives::{B256, keccak256};
+    let word = |value: U256| B256::from(value);
+    let address_word = |address: Address| B256::left_padding_from(address.as_slice());
+    let domain = escrow_domain(CHAIN_ID, ESCROW.parse().unwrap());
+    let digest = |struct_hash: B256| {
+        keccak256([&[0x19, 0x01][..], domain.separator().as_slice(), struct_hash.as_slice()].concat())
+    };
+
+    let type_hash = keccak256(
+        "Participants(uint256 agreementId,address[] participants,uint8[] regions,uint8 quality,uint64 issuedAt)",
+    );
+    let (addresses, regions) = (vec![participant(), stranger()], vec![1u8, 2]);
+    let struct_hash = keccak256(
+        [
+            type_hash,
+            word(U256::from(1)),
+            keccak256(addresses.iter().flat_map(|a| address_word(*a).0).collect::<Vec<u8>>()),
+            keccak256(regions.iter().flat_map(|r| word(U256::from(*r)).0).collect::<Vec<u8>>()),
+            word(U256::from(Quality::FullHd.index())),
+            word(U256::from(1_700_000_000u64)),
+        ]
+        .concat(),
+    );
+    let message = Participants {
+        agreementId: U256::from(1),
+        participants: addresses,
+        regions,
+        quality: Quality::FullHd.index(),
+        issuedAt: 1_700_000_000,
+    };
+    assert_eq!(message.eip712_signing_hash(&domain), digest(struct_hash));
+
+    let type_hash = keccak256("Join(uint256 agreementId,address participant,uint64 expires)");
+    let struct_hash = keccak256(
+        [type_hash, word(U256::from(1)), address_word(participant()), word(U256::from(1_700_000_600u64))].concat(),
+    );
+    let message = Join { agreementId: U256::from(1), participant: participant(), expires: 1_700_000_600 };
+    assert_eq!(message.eip712_signing_hash(&domain), digest(struct_hash));
+}
