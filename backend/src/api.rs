@@ -16,7 +16,7 @@ use axum::{
     routing::get,
 };
 use serde::{Deserialize, Serialize};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -25,6 +25,7 @@ use crate::{
     agreement::{Agreement, ChainStatus, ConferenceState, Progress},
     chain::{ConferenceEscrow, SignedStop},
     health::{Health, Readiness},
+    jitsi::{ConferenceSettings, JoinTokens, MAX_PARTICIPANTS, Quality},
     metrics::{self, Metrics},
     store::{OutboxItem, Probe, ProbeTally, Session, Store, Terms},
 };
@@ -65,13 +66,15 @@ impl PublicConfig {
     }
 }
 
-/// What the handlers read: the store, the public facts, and the operations side (metrics, readiness).
+/// What the handlers read: the store, the public facts, the operations side (metrics, readiness), and
+/// the issuer of join tokens.
 #[derive(Clone)]
 pub struct ApiContext {
     pub store: Store,
     pub public: PublicConfig,
     pub metrics: Metrics,
     pub health: Health,
+    pub join_tokens: JoinTokens,
 }
 
 /// The document's frame; its paths come from the handlers' `#[utoipa::path]` in [`documented_routes`].
@@ -80,7 +83,8 @@ pub struct ApiContext {
     info(
         title = "Conference escrow backend",
         description = "What the customer page and auditors read about agreements, offers and the chain; \
-                       the customer's gasless stop; the service's health and metrics. \
+                       the customer's gasless stop; who may join a conference (the customer's signed \
+                       participant list) and their join tokens; the service's health and metrics. \
                        Every 4xx and 5xx answer is JSON `{\"error\": \"...\"}` saying what was wrong."
     ),
     tags(
@@ -98,6 +102,8 @@ fn documented_routes() -> OpenApiRouter<ApiContext> {
         .routes(routes!(agreement))
         .routes(routes!(probes))
         .routes(routes!(signed_stop))
+        .routes(routes!(register_participants))
+        .routes(routes!(join_token))
         .routes(routes!(openapi_json))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -145,6 +151,8 @@ pub enum ApiError {
     BadRequest(String),
     NotFound(String),
     MethodNotAllowed(String),
+    /// Well formed and correctly signed, but by someone the agreement does not let do this.
+    Forbidden(String),
     /// The request is well formed but the agreement is not in a state that allows it.
     Conflict(String),
     PayloadTooLarge(String),
@@ -171,6 +179,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
@@ -223,6 +232,9 @@ pub struct AgreementView {
     /// The agreement's transactions by step (sign, activate, stop, settle); null until it happened.
     pub transactions: BTreeMap<&'static str, Option<String>>,
     pub conference: ConferenceView,
+    /// The customer's registration of who may join: how many and in what quality (never who: addresses
+    /// and regions are personal data). Null until the customer registered any.
+    pub participants: Option<RegisteredParticipants>,
     /// Every settled conference: one for most models, one per session for timeLimited.
     pub sessions: Vec<Session>,
     pub outbox: Vec<OutboxItem>,
@@ -349,6 +361,305 @@ async fn signed_stop(
     Ok((StatusCode::ACCEPTED, Json(StopAccepted { accepted, stop })))
 }
 
+/// How far a registration's `issuedAt` may be ahead of the service's clock (wallets' clocks drift). A
+/// bound at all, because the newest registration wins: one dated far ahead would lock the list.
+pub const MAX_ISSUED_AHEAD_SECS: u64 = 300;
+
+/// How far ahead a participant's signed `Join` may expire: until then it is as good as a join token.
+pub const MAX_JOIN_AHEAD_SECS: u64 = 600;
+
+/// The customer's list of who may join its conference, signed in its wallet as the EIP-712
+/// `Participants(uint256 agreementId, address[] participants, uint8[] regions, uint8 quality, uint64
+/// issuedAt)` in the escrow's domain, with `participants` and `regions` in the order of this list and
+/// `quality` 0 sd, 1 hd, 2 fullhd.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParticipantsRequest {
+    /// Who may join besides the customer: at most 100, each address once. Replaces any earlier list
+    /// (an empty one leaves the conference to the customer alone).
+    #[schema(max_items = 100)]
+    pub participants: Vec<ParticipantEntry>,
+    pub quality: Quality,
+    /// When the customer signed, in unix seconds: later than the registration stored, and at most
+    /// 300 s ahead of the service's (wall) clock.
+    pub issued_at: u64,
+    /// 65 bytes, hex with 0x.
+    #[schema(pattern = "^0x[0-9a-fA-F]{130}$")]
+    pub signature: String,
+}
+
+/// One participant of a registration.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantEntry {
+    /// The participant's wallet address, hex with 0x (any case).
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
+    pub address: String,
+    /// Where the participant joins from: a bit number of the contract's region masks (0 EU, 1 US,
+    /// 2 Asia on the dev chain), for placing the conference.
+    #[schema(maximum = 31)]
+    pub region: u8,
+}
+
+/// A registration as stored: how many may join besides the customer, and in what quality (the
+/// addresses are not shown: they are personal data).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredParticipants {
+    pub count: u64,
+    pub quality: Quality,
+    /// The `issuedAt` the customer signed; a new registration must be later.
+    pub issued_at: u64,
+}
+
+impl RegisteredParticipants {
+    pub fn of(settings: &ConferenceSettings) -> Self {
+        Self { count: settings.participants.len() as u64, quality: settings.quality, issued_at: settings.issued_at }
+    }
+}
+
+/// Registers who may join the agreement's conference, replacing the whole earlier list: the customer's
+/// EIP-712 `Participants`, checked against the agreement's customer. Only those listed and the customer
+/// get join tokens. The newest `issuedAt` wins; nothing changes on any error.
+#[utoipa::path(
+    post,
+    path = "/api/agreements/{id}/participants",
+    tag = "agreements",
+    params(("id" = u64, Path, description = "The agreement's on-chain id")),
+    request_body = ParticipantsRequest,
+    responses(
+        (status = 200, description = "Registered: the list now stored (its size and quality)", body = RegisteredParticipants),
+        (status = 400, description = "The id, the body, an address, a region, `issuedAt` or the signature is wrong; the sentence says which", body = ErrorBody),
+        (status = 403, description = "The signature is not the agreement's customer's", body = ErrorBody),
+        (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
+        (status = 409, description = "A registration as new or newer is stored, or the agreement is over", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
+async fn register_participants(
+    State(ctx): State<ApiContext>,
+    AgreementId(id): AgreementId,
+    body: Result<Json<ParticipantsRequest>, JsonRejection>,
+) -> Result<Json<RegisteredParticipants>, ApiError> {
+    let Json(request) = body.map_err(|rejection| {
+        body_rejected(
+            rejection,
+            r#"{"participants": [{"address": "0x...", "region": 0}], "quality": "sd"|"hd"|"fullhd", "issuedAt": seconds, "signature": "0x..."}"#,
+        )
+    })?;
+    let agreement = seen_agreement(&ctx.store, id).await?;
+    if matches!(agreement.chain_status, ChainStatus::Settled | ChainStatus::Refunded) {
+        return Err(ApiError::Conflict(format!(
+            "agreement {id} is {}: it will run no conference to register participants for",
+            agreement.chain_status.as_str()
+        )));
+    }
+    if request.participants.len() > MAX_PARTICIPANTS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_PARTICIPANTS} participants may be registered, got {}",
+            request.participants.len()
+        )));
+    }
+    let mut participants = Vec::with_capacity(request.participants.len());
+    for (i, entry) in request.participants.iter().enumerate() {
+        let address = parse_address(&entry.address).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "participants[{i}].address must be an address (0x and 40 hex digits), got {:?}",
+                entry.address
+            ))
+        })?;
+        if entry.region >= 32 {
+            return Err(ApiError::BadRequest(format!(
+                "participants[{i}].region must be a region's bit number from 0 to 31, got {}",
+                entry.region
+            )));
+        }
+        if participants.iter().any(|(seen, _)| *seen == address) {
+            return Err(ApiError::BadRequest(format!("participants[{i}]: {address} is listed twice")));
+        }
+        participants.push((address, entry.region));
+    }
+    let now = crate::store::now_wall() as u64;
+    if request.issued_at > now + MAX_ISSUED_AHEAD_SECS {
+        return Err(ApiError::BadRequest(format!(
+            "issuedAt {} is more than {MAX_ISSUED_AHEAD_SECS} s ahead of the service's clock ({now}): sign with the \
+             current time",
+            request.issued_at
+        )));
+    }
+    let signature = parse_signature(&request.signature)?;
+    let message = crate::chain::Participants {
+        agreementId: alloy::primitives::U256::from(id),
+        participants: participants.iter().map(|(address, _)| *address).collect(),
+        regions: participants.iter().map(|(_, region)| *region).collect(),
+        quality: request.quality.index(),
+        issuedAt: request.issued_at,
+    };
+    let signer = crate::chain::typed_data_signer(&message, ctx.public.chain_id, escrow(&ctx)?, &signature)
+        .ok_or_else(|| ApiError::BadRequest("signature is not a valid 65-byte ECDSA signature".to_owned()))?;
+    if !is_customer(&agreement, signer) {
+        return Err(ApiError::Forbidden(format!(
+            "the participants are signed by {signer}, not by the agreement's customer {}: only the customer \
+             registers who may join",
+            agreement.customer
+        )));
+    }
+    let settings = ConferenceSettings { quality: request.quality, participants, issued_at: request.issued_at };
+    if !ctx.store.register_participants(id, &settings, &signature).await? {
+        let stored = ctx.store.conference_settings(id).await?.map_or(0, |stored| stored.issued_at);
+        return Err(ApiError::Conflict(format!(
+            "a registration issued at {stored} is stored; this one (issuedAt {}) is not newer: sign the list \
+             again with the current time",
+            request.issued_at
+        )));
+    }
+    // Who is registered is personal data: the log says how many, never who.
+    info!(
+        agreement = id,
+        count = settings.participants.len(),
+        quality = settings.quality.as_str(),
+        "participants registered"
+    );
+    Ok(Json(RegisteredParticipants::of(&settings)))
+}
+
+/// A participant's (or the customer's) request to join, signed in its wallet as the EIP-712
+/// `Join(uint256 agreementId, address participant, uint64 expires)` in the escrow's domain.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The address that joins: the customer or a registered participant; the signer.
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
+    pub address: String,
+    /// Until when the signed request may be used, in unix seconds: not passed, and at most 600 s
+    /// ahead of the service's (wall) clock.
+    pub expires: u64,
+    /// 65 bytes, hex with 0x.
+    #[schema(pattern = "^0x[0-9a-fA-F]{130}$")]
+    pub signature: String,
+}
+
+/// A join token and the conference's URL carrying it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinTokenView {
+    /// Jitsi Meet's JWT (HS256): room, user (the address; moderator for the customer), validity.
+    pub token: String,
+    /// The conference's join URL with the token as its `jwt` parameter.
+    pub join_url: String,
+    /// When the token stops letting anyone in (unix seconds).
+    pub expires_at: u64,
+}
+
+/// Issues a join token for the agreement's running conference to its customer (as moderator) or to a
+/// participant the customer registered, who proves its address with a signed EIP-712 `Join`.
+#[utoipa::path(
+    post,
+    path = "/api/agreements/{id}/join-token",
+    tag = "agreements",
+    params(("id" = u64, Path, description = "The agreement's on-chain id")),
+    request_body = JoinRequest,
+    responses(
+        (status = 200, description = "A token, and the join URL with it", body = JoinTokenView),
+        (status = 400, description = "The id, the body, the address, `expires` or the signature is wrong; the sentence says which", body = ErrorBody),
+        (status = 403, description = "The signature is not the address's, or the address is neither the customer nor registered", body = ErrorBody),
+        (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
+        (status = 409, description = "The agreement has no conference running now", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
+async fn join_token(
+    State(ctx): State<ApiContext>,
+    AgreementId(id): AgreementId,
+    body: Result<Json<JoinRequest>, JsonRejection>,
+) -> Result<Json<JoinTokenView>, ApiError> {
+    let Json(request) = body.map_err(|rejection| {
+        body_rejected(rejection, r#"{"address": "0x...", "expires": seconds, "signature": "0x..."}"#)
+    })?;
+    let agreement = seen_agreement(&ctx.store, id).await?;
+    let address = parse_address(&request.address).ok_or_else(|| {
+        ApiError::BadRequest(format!("address must be an address (0x and 40 hex digits), got {:?}", request.address))
+    })?;
+    let now = crate::store::now_wall() as u64;
+    if request.expires <= now {
+        return Err(ApiError::BadRequest(format!(
+            "expires {} has passed (the service's clock says {now}): sign a new join",
+            request.expires
+        )));
+    }
+    if request.expires > now + MAX_JOIN_AHEAD_SECS {
+        return Err(ApiError::BadRequest(format!(
+            "expires {} is more than {MAX_JOIN_AHEAD_SECS} s ahead of the service's clock ({now}): a signed join \
+             lasts at most 10 minutes",
+            request.expires
+        )));
+    }
+    let signature = parse_signature(&request.signature)?;
+    let message = crate::chain::Join {
+        agreementId: alloy::primitives::U256::from(id),
+        participant: address,
+        expires: request.expires,
+    };
+    let signer = crate::chain::typed_data_signer(&message, ctx.public.chain_id, escrow(&ctx)?, &signature)
+        .ok_or_else(|| ApiError::BadRequest("signature is not a valid 65-byte ECDSA signature".to_owned()))?;
+    if signer != address {
+        return Err(ApiError::Forbidden(format!(
+            "the join is signed by {signer}, not by {address}: sign it with the wallet of the address that joins"
+        )));
+    }
+    let moderator = is_customer(&agreement, address);
+    if !moderator && !ctx.store.is_participant(id, address).await? {
+        return Err(ApiError::Forbidden(format!(
+            "{address} is not registered for agreement {id}: only its customer and the participants the customer \
+             registered may join"
+        )));
+    }
+    let running = agreement.conference_state == ConferenceState::Running
+        && matches!(agreement.chain_status, ChainStatus::Requested | ChainStatus::Active);
+    let Some(base) = agreement.join_url.as_deref().filter(|_| running) else {
+        return Err(ApiError::Conflict(format!(
+            "agreement {id} has no conference running now (on-chain {}, conference {}): ask again once it is active",
+            agreement.chain_status.as_str(),
+            agreement.conference_state.as_str()
+        )));
+    };
+    let issued = ctx.join_tokens.issue(id, address, moderator, now)?;
+    // Never the token, nor who: the agreement and the role.
+    info!(agreement = id, moderator, "join token issued");
+    Ok(Json(JoinTokenView {
+        join_url: crate::jitsi::join_url(base, &issued.token),
+        token: issued.token,
+        expires_at: issued.expires_at,
+    }))
+}
+
+/// An address as the API takes it: 0x and 40 hex digits, any case (no checksum is required).
+fn parse_address(text: &str) -> Option<Address> {
+    let digits = text.strip_prefix("0x")?;
+    (digits.len() == 40 && digits.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digits.parse().ok()).flatten()
+}
+
+/// A signature as the API takes it: hex with 0x (its length is checked when it is recovered).
+fn parse_signature(text: &str) -> Result<Bytes, ApiError> {
+    text.strip_prefix("0x")
+        .and_then(|digits| hex::decode(digits).ok())
+        .map(Bytes::from)
+        .ok_or_else(|| ApiError::BadRequest("signature must be hex with 0x".to_owned()))
+}
+
+/// The escrow whose EIP-712 domain the service's typed messages are signed in.
+fn escrow(ctx: &ApiContext) -> Result<Address, ApiError> {
+    Ok(ctx.public.escrow.parse().map_err(|e| Error::Config(format!("escrow address: {e}")))?)
+}
+
+fn is_customer(agreement: &Agreement, address: Address) -> bool {
+    agreement.customer.parse::<Address>().is_ok_and(|customer| customer == address)
+}
+
 /// The agreement `id` as the store has it, or the API's 404 for one never seen on-chain.
 async fn seen_agreement(store: &Store, id: u64) -> Result<Agreement, ApiError> {
     store.agreement(id).await?.ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))
@@ -375,7 +686,9 @@ async fn agreement(
     let probes = ctx.store.probe_tally(id, agreement.session).await?;
     let outbox = ctx.store.outbox_of(id).await?;
     let sessions = ctx.store.sessions_of(id).await?;
+    let participants = ctx.store.conference_settings(id).await?.map(|settings| RegisteredParticipants::of(&settings));
     Ok(Json(AgreementView {
+        participants,
         status: agreement.progress(),
         chain_time: ctx.store.chain_time().await?,
         join_url: (agreement.conference_state == ConferenceState::Running)

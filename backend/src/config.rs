@@ -96,6 +96,29 @@ pub struct ServiceArgs {
     /// `GET /readyz` fails when the watcher is more blocks than this behind the chain's head.
     #[arg(long, env = "READY_MAX_LAG_BLOCKS", default_value_t = 50)]
     pub ready_max_lag_blocks: u64,
+    #[command(flatten)]
+    pub jitsi: JitsiArgs,
+}
+
+/// The join tokens the API issues to a conference's customer and registered participants (Jitsi Meet's
+/// JWT authentication, HS256): the Kubernetes orchestrator's prosody must be configured with the same
+/// app id and secret.
+#[derive(Debug, Clone, Args)]
+pub struct JitsiArgs {
+    /// The tokens' issuer (`iss`), Jitsi's `app_id`.
+    #[arg(long, env = "JITSI_APP_ID", default_value = "conference")]
+    pub jitsi_app_id: String,
+    /// The secret the tokens are signed with, Jitsi's `app_secret`. Unset: a random secret per process,
+    /// enough for local rooms (they check no token) but required by the Kubernetes orchestrator. Set it
+    /// in the environment, never as a flag.
+    #[arg(long, env = "JITSI_APP_SECRET", hide_env_values = true)]
+    pub jitsi_app_secret: Option<Secret>,
+    /// The tokens' subject (`sub`): the Jitsi domain (tenant) they are for, or `*` for any.
+    #[arg(long, env = "JITSI_DOMAIN", default_value = "*")]
+    pub jitsi_domain: String,
+    /// How long a join token lets its holder in, in seconds (Jitsi checks it when joining).
+    #[arg(long, env = "JITSI_TOKEN_TTL_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    pub jitsi_token_ttl_secs: u64,
 }
 
 impl ServiceArgs {

@@ -13,6 +13,7 @@ pub mod devnet;
 pub mod error;
 pub mod fault;
 pub mod health;
+pub mod jitsi;
 pub mod lease;
 pub mod metrics;
 pub mod monitor;

@@ -17,6 +17,7 @@ use crate::{
     chain::Chain,
     config::ServeArgs,
     health::Health,
+    jitsi::JoinTokens,
     lease::Lease,
     metrics::Metrics,
     monitor::Monitor,
@@ -113,7 +114,8 @@ pub async fn serve(
     };
     let health = Health::new(&public_rpc, service.ready_max_lag_blocks, service.confirmations, leading.clone())?;
     let public = PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string());
-    let app = api::router(ApiContext { store, public, metrics, health });
+    let join_tokens = JoinTokens::from_args(&service.jitsi)?;
+    let app = api::router(ApiContext { store, public, metrics, health, join_tokens });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     // Every step is recorded before and after it is taken, and each loop finishes the one it is in.

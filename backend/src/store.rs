@@ -11,6 +11,7 @@ use sqlx::{
     any::{AnyPoolOptions, AnyRow},
 };
 
+pub use crate::jitsi::{ConferenceSettings, Quality};
 use crate::{
     Error, Result,
     agreement::{Agreement, ConferenceState, Model},
@@ -166,7 +167,8 @@ pub struct RecordedEvent {
 /// What a rollback to a fork block undid.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Rollback {
-    /// Agreements whose signature was on the abandoned branch: deleted with their probes, stops and calls.
+    /// Agreements whose signature was on the abandoned branch: deleted with their probes, stops, calls and
+    /// registered participants.
     pub removed_agreements: Vec<u64>,
     /// Agreements rebuilt from their remaining events.
     pub rebuilt_agreements: Vec<u64>,
@@ -572,6 +574,94 @@ impl Store {
         Ok(inserted.rows_affected() == 1)
     }
 
+    /// Replaces the agreement's registration (its quality and the whole participant list, in the order
+    /// given) with `settings` and the customer's `signature` of it, if it is newer (a larger `issued_at`)
+    /// than the one stored, in one transaction. Returns false, changing nothing, if it is not.
+    pub async fn register_participants(
+        &self,
+        agreement: u64,
+        settings: &ConferenceSettings,
+        signature: &[u8],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // One statement decides: concurrent registrations serialize on the row, and only a newer one writes.
+        let newer = sqlx::query(
+            "INSERT INTO conference_settings (agreement_id, quality, issued_at, signature, received_wall_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (agreement_id) DO UPDATE SET quality = excluded.quality, \
+             issued_at = excluded.issued_at, signature = excluded.signature, \
+             received_wall_at = excluded.received_wall_at WHERE conference_settings.issued_at < excluded.issued_at",
+        )
+        .bind(agreement as i64)
+        .bind(settings.quality.as_str())
+        .bind(stored_seconds(settings.issued_at)?)
+        .bind(signature)
+        .bind(now_wall())
+        .execute(&mut *tx)
+        .await?;
+        if newer.rows_affected() != 1 {
+            // At once, not when the dropped transaction's connection is next used: SQLite holds its write
+            // lock until then, and another writer (the watcher) would find the database locked.
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM participants WHERE agreement_id = $1")
+            .bind(agreement as i64)
+            .execute(&mut *tx)
+            .await?;
+        for (position, (address, region)) in settings.participants.iter().enumerate() {
+            sqlx::query("INSERT INTO participants (agreement_id, address, region, position) VALUES ($1, $2, $3, $4)")
+                .bind(agreement as i64)
+                .bind(crate::jitsi::lowercase(*address))
+                .bind(*region as i64)
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The agreement's registration (quality, participants with their regions, when the customer signed
+    /// it), if the customer registered any.
+    pub async fn conference_settings(&self, agreement: u64) -> Result<Option<ConferenceSettings>> {
+        let Some(row) = sqlx::query("SELECT quality, issued_at FROM conference_settings WHERE agreement_id = $1")
+            .bind(agreement as i64)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query("SELECT address, region FROM participants WHERE agreement_id = $1 ORDER BY position")
+            .bind(agreement as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let participants = rows
+            .iter()
+            .map(|r| {
+                let address: String = r.get(0);
+                let address = address.parse().map_err(|e| {
+                    Error::Config(format!("stored participant {address:?} of agreement {agreement}: {e}"))
+                })?;
+                Ok((address, r.get::<i64, _>(1) as u8))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some(ConferenceSettings {
+            quality: row.get::<String, _>(0).parse()?,
+            participants,
+            issued_at: row.get::<i64, _>(1) as u64,
+        }))
+    }
+
+    /// Whether `address` is among the agreement's registered participants.
+    pub async fn is_participant(&self, agreement: u64, address: alloy::primitives::Address) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM participants WHERE agreement_id = $1 AND address = $2")
+            .bind(agreement as i64)
+            .bind(crate::jitsi::lowercase(address))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Every settled conference of an agreement, oldest first.
     pub async fn sessions_of(&self, agreement: u64) -> Result<Vec<Session>> {
         let rows = sqlx::query("SELECT * FROM sessions WHERE agreement_id = $1 ORDER BY session")
@@ -969,6 +1059,9 @@ async fn delete_agreement(tx: &mut AnyConnection, id: u64) -> Result<()> {
         "DELETE FROM probes WHERE agreement_id = $1",
         "DELETE FROM signed_stops WHERE agreement_id = $1",
         "DELETE FROM sessions WHERE agreement_id = $1",
+        // Its registration too: the agreement id may name another customer's agreement on the new branch.
+        "DELETE FROM participants WHERE agreement_id = $1",
+        "DELETE FROM conference_settings WHERE agreement_id = $1",
         "DELETE FROM agreements WHERE id = $1",
     ] {
         sqlx::query(statement).bind(id as i64).execute(&mut *tx).await?;
@@ -1132,6 +1225,11 @@ fn agreement_from_row(r: &AnyRow) -> Result<Agreement> {
         settle_tx: r.get("settle_tx"),
         signed_stop: signed_stop_from_row(r)?,
     })
+}
+
+/// Unix seconds as a BIGINT column holds them: up to 2^63 - 1 (the API refuses anything later first).
+fn stored_seconds(seconds: u64) -> Result<i64> {
+    i64::try_from(seconds).map_err(|_| Error::Config(format!("{seconds} seconds do not fit a BIGINT column")))
 }
 
 /// `price × seconds` for a decimal amount, as the contract computes a DynamicPrice deposit.

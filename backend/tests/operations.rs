@@ -63,7 +63,7 @@ async fn spawn_api(store: Store, rpc_url: &str, metrics: Metrics) -> String {
     let health = Health::new(rpc_url, 50, 0, leading).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = api::router(ApiContext { store, public, metrics, health });
+    let app = api::router(ApiContext { store, public, metrics, health, join_tokens: common::join_tokens() });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
 }
@@ -198,6 +198,8 @@ async fn the_openapi_document_describes_every_route_and_error() {
         ("/api/agreements/{id}", "get"),
         ("/api/agreements/{id}/probes", "get"),
         ("/api/agreements/{id}/stop", "post"),
+        ("/api/agreements/{id}/participants", "post"),
+        ("/api/agreements/{id}/join-token", "post"),
         ("/api/openapi.json", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
@@ -226,6 +228,14 @@ async fn the_openapi_document_describes_every_route_and_error() {
     for status in ["202", "400", "404", "409", "413", "415"] {
         assert!(document["paths"]["/api/agreements/{id}/stop"]["post"]["responses"][status].is_object(), "{status}");
     }
+    for path in ["/api/agreements/{id}/participants", "/api/agreements/{id}/join-token"] {
+        for status in ["200", "400", "403", "404", "409", "413", "415", "500"] {
+            assert!(document["paths"][path]["post"]["responses"][status].is_object(), "{path} {status}");
+        }
+    }
+    let registration = &document["components"]["schemas"]["ParticipantsRequest"];
+    assert_eq!(registration["properties"]["participants"]["maxItems"], 100, "{registration}");
+    assert_eq!(document["components"]["schemas"]["Quality"]["enum"], json!(["sd", "hd", "fullhd"]));
 }
 
 /// Sends `request` and checks the answer is `status` with a JSON `{"error": "<a sentence>"}`.

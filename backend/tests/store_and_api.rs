@@ -121,7 +121,7 @@ async fn spawn_api(store: Store) -> String {
     let metrics = conference_backend::metrics::Metrics::new();
     let (_, leading) = tokio::sync::watch::channel(true);
     let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, 0, leading).unwrap();
-    let ctx = ApiContext { store, public, metrics, health };
+    let ctx = ApiContext { store, public, metrics, health, join_tokens: common::join_tokens() };
     tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
     format!("http://{addr}")
 }

@@ -69,3 +69,13 @@ pub fn signed() -> ChainEvent {
         tx_hash: "0xabc".into(),
     }
 }
+
+/// The secret the tests' join tokens are signed with (never a real one).
+#[allow(dead_code)]
+pub const JITSI_SECRET: &[u8] = b"the tests' Jitsi app secret";
+
+/// The issuer the tests' APIs use: app id `conference`, any domain, an hour.
+#[allow(dead_code)]
+pub fn join_tokens() -> conference_backend::jitsi::JoinTokens {
+    conference_backend::jitsi::JoinTokens::new("conference", JITSI_SECRET, "*", 3600).unwrap()
+}

@@ -1,0 +1,354 @@
+//! Who may join a conference, and how they prove it to Jitsi Meet. The customer registers its
+//! participants (EIP-712 `Participants`, [`crate::chain::Participants`]); the API stores them
+//! ([`crate::store::Store::register_participants`]) and issues a join token ([`JoinTokens`]) to the
+//! customer (as moderator) and to each registered participant who signs a `Join` with its wallet.
+//! The Kubernetes orchestrator reads [`ConferenceSettings`] (quality, participants' regions) to place
+//! and size the conference, and configures its Jitsi Meet with the same app id and secret, so that
+//! prosody accepts exactly these tokens.
+
+use alloy::primitives::Address;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, config::JitsiArgs};
+
+/// The most participants one registration may name (the customer comes on top). The contract has no
+/// limit; this one keeps a registration's signature, its row count and a conference's size bounded.
+pub const MAX_PARTICIPANTS: usize = 100;
+
+/// The Jitsi room of an agreement's conference: the `room` claim of its join tokens, and the room name
+/// the orchestrator gives Jitsi Meet.
+pub fn room_name(agreement: u64) -> String {
+    format!("conference-{agreement}")
+}
+
+/// The video quality the customer chose for its conference.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    /// 360p.
+    Sd,
+    /// 720p.
+    #[default]
+    Hd,
+    /// 1080p.
+    FullHd,
+}
+
+impl Quality {
+    /// The value the EIP-712 `Participants.quality` carries: 0 sd, 1 hd, 2 fullhd.
+    pub fn index(self) -> u8 {
+        match self {
+            Self::Sd => 0,
+            Self::Hd => 1,
+            Self::FullHd => 2,
+        }
+    }
+
+    pub fn from_index(value: u8) -> Option<Self> {
+        Some(match value {
+            0 => Self::Sd,
+            1 => Self::Hd,
+            2 => Self::FullHd,
+            _ => return None,
+        })
+    }
+
+    /// The video height in pixels (Jitsi's `resolution` and `constraints.video.height.ideal`).
+    pub fn height(self) -> u16 {
+        match self {
+            Self::Sd => 360,
+            Self::Hd => 720,
+            Self::FullHd => 1080,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sd => "sd",
+            Self::Hd => "hd",
+            Self::FullHd => "fullhd",
+        }
+    }
+}
+
+impl std::str::FromStr for Quality {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sd" => Ok(Self::Sd),
+            "hd" => Ok(Self::Hd),
+            "fullhd" => Ok(Self::FullHd),
+            other => Err(Error::Config(format!("unknown Quality {other:?}"))),
+        }
+    }
+}
+
+/// An agreement's registration as the store keeps it: what the orchestrator needs to place and size
+/// the conference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceSettings {
+    pub quality: Quality,
+    /// Each participant's address and the region it joins from (a bit number of the contract's region
+    /// masks), in the order the customer signed them. The customer is not among them unless it named
+    /// itself.
+    pub participants: Vec<(Address, u8)>,
+    /// Unix seconds (wall clock) the customer put in its signed registration; a larger one replaces it.
+    pub issued_at: u64,
+}
+
+/// The claims of a Jitsi Meet join token (prosody's `token` authentication, HS256).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinClaims {
+    /// Always `jitsi`.
+    pub aud: String,
+    /// The app id (`JITSI_APP_ID`), prosody's `app_id`.
+    pub iss: String,
+    /// The Jitsi domain (tenant) the token is for; `*` for any.
+    pub sub: String,
+    /// [`room_name`] of the agreement.
+    pub room: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub context: JoinContext,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinContext {
+    pub user: JoinUser,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinUser {
+    /// The wallet address, lowercase hex with 0x.
+    pub id: String,
+    /// The address shortened for display, e.g. `0x7099…79c8`.
+    pub name: String,
+    /// The customer moderates its conference; participants do not.
+    pub moderator: bool,
+}
+
+/// A token issued, with when it stops working (unix seconds).
+#[derive(Clone)]
+pub struct JoinToken {
+    pub token: String,
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A token is a credential: it is never printed, not even by accident in a log line.
+        f.debug_struct("JoinToken").field("token", &"[redacted]").field("expires_at", &self.expires_at).finish()
+    }
+}
+
+/// Issues join tokens for the conferences of this service: HS256 with the app secret Jitsi Meet's
+/// prosody is configured with.
+#[derive(Clone)]
+pub struct JoinTokens {
+    app_id: String,
+    subject: String,
+    ttl_secs: u64,
+    key: EncodingKey,
+}
+
+impl std::fmt::Debug for JoinTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinTokens")
+            .field("app_id", &self.app_id)
+            .field("subject", &self.subject)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl JoinTokens {
+    /// An issuer signing with `secret`.
+    pub fn new(app_id: impl Into<String>, secret: &[u8], subject: impl Into<String>, ttl_secs: u64) -> Result<Self> {
+        if secret.is_empty() {
+            return Err(Error::Config("JITSI_APP_SECRET is empty".into()));
+        }
+        Ok(Self { app_id: app_id.into(), subject: subject.into(), ttl_secs, key: EncodingKey::from_secret(secret) })
+    }
+
+    /// The issuer the settings describe. Without `JITSI_APP_SECRET` it signs with a random secret of
+    /// this process: enough for the local orchestrator (its rooms check no token), but the tokens do
+    /// not survive a restart and no Jitsi Meet can check them, so the Kubernetes orchestrator needs the
+    /// secret set (the same one its prosody is given).
+    pub fn from_args(args: &JitsiArgs) -> Result<Self> {
+        let secret = match &args.jitsi_app_secret {
+            Some(secret) => secret.0.clone().into_bytes(),
+            None => {
+                tracing::warn!(
+                    "JITSI_APP_SECRET is not set: join tokens are signed with a random secret of this process, \
+                     will not survive a restart, and no Jitsi Meet can check them (set it for the Kubernetes \
+                     orchestrator)"
+                );
+                // 32 bytes from a cryptographic generator seeded by the OS: a throwaway key's, the random
+                // source the crate already links.
+                alloy::hex::encode(alloy::signers::local::PrivateKeySigner::random().to_bytes()).into_bytes()
+            }
+        };
+        Self::new(args.jitsi_app_id.clone(), &secret, args.jitsi_domain.clone(), args.jitsi_token_ttl_secs)
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    /// The claims of a token for `address` to join agreement `agreement`'s conference, valid from `now`
+    /// (unix seconds) for the configured time to live.
+    pub fn claims(&self, agreement: u64, address: Address, moderator: bool, now: u64) -> JoinClaims {
+        JoinClaims {
+            aud: "jitsi".into(),
+            iss: self.app_id.clone(),
+            sub: self.subject.clone(),
+            room: room_name(agreement),
+            iat: now,
+            nbf: now,
+            exp: now.saturating_add(self.ttl_secs),
+            context: JoinContext { user: JoinUser { id: lowercase(address), name: short_address(address), moderator } },
+        }
+    }
+
+    /// A signed token for `address` (see [`JoinTokens::claims`]).
+    pub fn issue(&self, agreement: u64, address: Address, moderator: bool, now: u64) -> Result<JoinToken> {
+        let claims = self.claims(agreement, address, moderator, now);
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            .map_err(|e| Error::Config(format!("join token: {e}")))?;
+        Ok(JoinToken { token, expires_at: claims.exp })
+    }
+}
+
+/// `address` as lowercase hex with 0x: how the store keeps participants and tokens name users.
+pub fn lowercase(address: Address) -> String {
+    alloy::hex::encode_prefixed(address)
+}
+
+/// `0x7099…79c8`: enough of an address to tell participants apart on screen.
+pub fn short_address(address: Address) -> String {
+    let hex = lowercase(address);
+    format!("{}…{}", &hex[..6], &hex[hex.len() - 4..])
+}
+
+/// The conference's join URL with the token as Jitsi Meet reads it (`jwt` query parameter).
+pub fn join_url(base: &str, token: &str) -> String {
+    let (base, fragment) = match base.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (base, None),
+    };
+    let separator = match base.rsplit_once('?') {
+        Some((_, "")) => "",
+        Some((_, query)) if query.ends_with('&') => "",
+        Some(_) => "&",
+        None => "?",
+    };
+    let mut url = format!("{base}{separator}jwt={token}");
+    if let Some(fragment) = fragment {
+        url.push('#');
+        url.push_str(fragment);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    const SECRET: &[u8] = b"a test secret, never a real one";
+    const CUSTOMER: Address = alloy::primitives::address!("70997970C51812dc3A010C7d01b50e0d17dc79C8");
+
+    fn decode(token: &str) -> JoinClaims {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&["jitsi"]);
+        validation.set_issuer(&["conference"]);
+        validation.validate_nbf = true;
+        jsonwebtoken::decode::<JoinClaims>(token, &DecodingKey::from_secret(SECRET), &validation).unwrap().claims
+    }
+
+    #[test]
+    fn a_token_carries_exactly_jitsis_claims() {
+        let tokens = JoinTokens::new("conference", SECRET, "*", 3600).unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let issued = tokens.issue(7, CUSTOMER, true, now).unwrap();
+        assert_eq!(issued.expires_at, now + 3600);
+        let claims = decode(&issued.token);
+        assert_eq!(
+            claims,
+            JoinClaims {
+                aud: "jitsi".into(),
+                iss: "conference".into(),
+                sub: "*".into(),
+                room: "conference-7".into(),
+                iat: now,
+                nbf: now,
+                exp: now + 3600,
+                context: JoinContext {
+                    user: JoinUser {
+                        id: "0x70997970c51812dc3a010c7d01b50e0d17dc79c8".into(),
+                        name: "0x7099…79c8".into(),
+                        moderator: true,
+                    }
+                },
+            }
+        );
+        let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+        assert_eq!(header.alg, Algorithm::HS256);
+        // The raw JSON, as prosody reads it: `context.user.moderator` a JSON boolean.
+        let json = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&issued.token).unwrap().claims;
+        assert_eq!(json["context"]["user"]["moderator"], serde_json::Value::Bool(true));
+        assert_eq!(json.as_object().unwrap().len(), 8, "{json}");
+    }
+
+    #[test]
+    fn a_participant_is_no_moderator_and_another_secret_does_not_verify() {
+        let tokens = JoinTokens::new("conference", SECRET, "meet.example.org", 60).unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let participant = alloy::primitives::address!("3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
+        let issued = tokens.issue(1, participant, false, now).unwrap();
+        let claims = decode(&issued.token);
+        assert!(!claims.context.user.moderator);
+        assert_eq!(claims.sub, "meet.example.org");
+        assert_eq!(claims.exp, now + 60);
+        assert_eq!(claims.context.user.id, "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc");
+
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&["jitsi"]);
+        let other = DecodingKey::from_secret(b"another secret");
+        assert!(jsonwebtoken::decode::<JoinClaims>(&issued.token, &other, &validation).is_err());
+        assert!(!format!("{issued:?}").contains(&issued.token), "Debug never shows the token");
+        assert!(!format!("{tokens:?}").contains("test secret"));
+    }
+
+    #[test]
+    fn the_token_goes_into_the_join_url_as_jwt() {
+        assert_eq!(join_url("http://127.0.0.1:9/", "t"), "http://127.0.0.1:9/?jwt=t");
+        assert_eq!(
+            join_url("https://meet.example/conference-1?lang=en", "t"),
+            "https://meet.example/conference-1?lang=en&jwt=t"
+        );
+        assert_eq!(join_url("https://meet.example/r?", "t"), "https://meet.example/r?jwt=t");
+        assert_eq!(join_url("https://meet.example/r#config.x=1", "t"), "https://meet.example/r?jwt=t#config.x=1");
+    }
+
+    #[test]
+    fn quality_names_and_indices() {
+        for (quality, name, index, height) in
+            [(Quality::Sd, "sd", 0, 360), (Quality::Hd, "hd", 1, 720), (Quality::FullHd, "fullhd", 2, 1080)]
+        {
+            assert_eq!(serde_json::to_value(quality).unwrap(), name);
+            assert_eq!(name.parse::<Quality>().unwrap(), quality);
+            assert_eq!((quality.index(), Quality::from_index(index), quality.height()), (index, Some(quality), height));
+        }
+        assert_eq!(Quality::default(), Quality::Hd);
+        assert_eq!(Quality::from_index(3), None);
+        assert_eq!(room_name(42), "conference-42");
+    }
+}
