@@ -1,7 +1,7 @@
 //! The conference escrow backend. Follow one agreement through the modules in this order:
-//! [`watcher`] (chain events → store) → [`reconciler`] (what must happen next) → [`orchestrator`]
-//! (rooms) and [`settler`] (operator transactions) → [`monitor`] (availability) → [`api`] (what
-//! customers and auditors read). [`service`] wires them; [`devnet`] is the local chain; [`metrics`] and
+//! [`watcher`] (chain events → store) → [`reconciler`] (what must happen next) → [`placement`] (which
+//! cluster) and [`orchestrator`] (local rooms, or Jitsi pods on Kubernetes) and [`settler`] (operator
+//! transactions) → [`monitor`] (availability) → [`api`] (what customers and auditors read). [`service`] wires them; [`devnet`] is the local chain; [`metrics`] and
 //! [`health`] are what operators read.
 
 pub mod agreement;
@@ -18,6 +18,7 @@ pub mod lease;
 pub mod metrics;
 pub mod monitor;
 pub mod orchestrator;
+pub mod placement;
 pub mod reconciler;
 pub mod room;
 pub mod service;

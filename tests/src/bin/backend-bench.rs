@@ -7,6 +7,9 @@
 //! - `soak`: N agreements through the whole loop while the backend is killed (SIGKILL) at random
 //!   moments and restarted; reports what was lost or doubled (the answer must be nothing).
 //!
+//! - `placement`: placement decisions per second (the Decision Maker alone, no cluster), for M clusters
+//!   and N agreements.
+//!
 //! Prints its figures; `soak` exits non-zero if anything was lost, doubled or mis-charged.
 
 use std::time::{Duration, Instant};
@@ -58,6 +61,15 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Placement decisions per second.
+    Placement {
+        #[arg(long, default_value_t = 100)]
+        clusters: u64,
+        #[arg(long, default_value_t = 10_000)]
+        agreements: u64,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 const WAIT: Duration = Duration::from_secs(300);
@@ -68,6 +80,7 @@ async fn main() -> Result<()> {
         Command::CatchUp { agreements } => catch_up(agreements).await,
         Command::Latency { live, samples, websocket } => latency(&live, samples, websocket).await,
         Command::Soak { agreements, wave, seed } => soak(agreements, wave, seed).await,
+        Command::Placement { clusters, agreements, runs } => placement(clusters, agreements, runs),
     }
 }
 
@@ -261,5 +274,55 @@ async fn soak(agreements: u64, wave: u64, seed: Option<u64>) -> Result<()> {
         "lost {lost:?}, doubled {doubled:?}, wrong {wrong:?}"
     );
     ensure!(nonce == 2 * ids.len() as u64 && held == owed, "transactions or balances are off");
+    Ok(())
+}
+
+/// Places `agreements` conferences one after another on `clusters` clusters in 8 regions (each
+/// placement takes its CPU from the chosen cluster, as the orchestrator's load count does), with
+/// random constraints and 1 to 40 participants in random regions; `runs` times, same inputs.
+fn placement(clusters: u64, agreements: u64, runs: usize) -> Result<()> {
+    use conference_backend::placement::{Candidate, LatencyTable, Need, place};
+    const REGIONS: u64 = 8;
+    let mut dice = Dice(42);
+    let latency = LatencyTable {
+        ms: (0..REGIONS)
+            .map(|from| (0..REGIONS).map(|to| if from == to { 10 } else { 60 + 20 * (from + to) as u32 }).collect())
+            .collect(),
+        unknown_ms: 250,
+    };
+    let fleet: Vec<Candidate> = (0..clusters)
+        .map(|_| Candidate { region: dice.below(REGIONS) as u8, gdpr: dice.below(2) == 0, free_millicores: 4_000_000 })
+        .collect();
+    let needs: Vec<Need> = (0..agreements)
+        .map(|_| Need {
+            allowed_regions: (1 + dice.below((1 << REGIONS) - 1)) as u32,
+            gdpr: dice.below(4) == 0,
+            participant_regions: (0..1 + dice.below(40)).map(|_| dice.below(REGIONS) as u8).collect(),
+            millicores: 300 + 50 * dice.below(40),
+        })
+        .collect();
+    let mut rates = Vec::new();
+    let mut placed = 0;
+    for _ in 0..runs {
+        let mut fleet = fleet.clone();
+        let started = Instant::now();
+        placed = 0;
+        for need in &needs {
+            if let Ok(index) = place(need, &fleet, &latency) {
+                fleet[index].free_millicores -= need.millicores;
+                placed += 1;
+            }
+        }
+        rates.push(agreements as f64 / started.elapsed().as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    println!(
+        "placement: {clusters} clusters, {agreements} agreements ({placed} placed, {} fit nowhere), {runs} runs: \
+         median {median:.0} decisions/s (min {:.0}, max {:.0})",
+        agreements - placed,
+        rates[0],
+        rates[rates.len() - 1]
+    );
     Ok(())
 }
