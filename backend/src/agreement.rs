@@ -161,6 +161,9 @@ pub struct Agreement {
     pub conference_state: ConferenceState,
     #[serde(skip)]
     pub join_url: Option<String>,
+    /// Where the conference runs (placement's choice), reported by the activation.
+    #[serde(skip)]
+    pub conference_region: Option<u8>,
     #[serde(skip)]
     pub deploy_count: u64,
     #[serde(skip)]

@@ -59,8 +59,9 @@ pub struct ServiceArgs {
     /// Where the service keeps its database (by default) and its rooms' state and logs.
     #[arg(long, env = "DATA_DIR", default_value = ".run")]
     pub data_dir: PathBuf,
-    /// The region this service runs conferences in: a bit number of the contract's region masks
-    /// (0 EU, 1 US, 2 Asia on the dev chain). Agreements whose constraints exclude it are declined.
+    /// The region the local orchestrator runs conferences in: a bit number of the contract's region
+    /// masks (0 EU, 1 US, 2 Asia on the dev chain). Agreements whose constraints exclude it are
+    /// declined. (The Kubernetes orchestrator takes each cluster's region from the clusters file.)
     #[arg(long, env = "REGION", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..32))]
     pub region: u8,
     /// Blocks below head the watcher reads up to, and blocks an operator transaction's receipt must
@@ -98,6 +99,20 @@ pub struct ServiceArgs {
     pub ready_max_lag_blocks: u64,
     #[command(flatten)]
     pub jitsi: JitsiArgs,
+    /// Where conferences run: `local` (a room process per conference on this machine, in `--region`)
+    /// or `kubernetes` (a Jitsi Meet pod per conference, on the clusters of `--clusters-file`).
+    #[arg(long, env = "ORCHESTRATOR", value_enum, default_value_t = OrchestratorKind::Local)]
+    pub orchestrator: OrchestratorKind,
+    /// The Kubernetes orchestrator's clusters, latency table, pools and Jitsi settings (TOML; see
+    /// `deploy/README.md`).
+    #[arg(long, env = "CLUSTERS_FILE")]
+    pub clusters_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OrchestratorKind {
+    Local,
+    Kubernetes,
 }
 
 /// The join tokens the API issues to a conference's customer and registered participants (Jitsi Meet's

@@ -63,6 +63,16 @@ impl Quality {
         }
     }
 
+    /// The bitrate of one video stream at this height, in kbit/s (what the conference pod is sized by:
+    /// see `orchestrator::jitsi_pod`).
+    pub fn stream_kbps(self) -> u64 {
+        match self {
+            Self::Sd => 500,
+            Self::Hd => 1_500,
+            Self::FullHd => 3_000,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sd => "sd",

@@ -105,6 +105,7 @@ async fn dev(args: DevArgs) -> Result<()> {
     let rooms = conference_backend::orchestrator::local::LocalOrchestrator::new(
         args.service.data_dir.join("rooms"),
         std::env::current_exe()?,
+        args.service.region,
     )?;
     for id in rooms.list()? {
         rooms.remove(id).await?;

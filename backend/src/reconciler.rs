@@ -9,8 +9,8 @@
 //! FixedPrice and DynamicPrice agreements are requested by their signature; TimeLimited and
 //! FlexiblePeriod ones when the customer starts a session. A FlexiblePeriod agreement also keeps a
 //! warm conference in its window while idle, so that its start is fast, and pays its minimum when
-//! the window passes unused. A conference whose constraints exclude this service's region is
-//! declined, never deployed.
+//! the window passes unused. A requested conference that no cluster can take (its constraints
+//! exclude every one, or none has room) is declined, and the customer refunded, never left hanging.
 //!
 //! Steps that change the chain only queue an operator call in the outbox (sent exactly once by the
 //! [`crate::settler`]); the reconciler then waits for the resulting event.
@@ -25,7 +25,7 @@ use crate::{
     Result,
     agreement::{Agreement, ChainStatus as C, ConferenceState as K, Model},
     chain::{Chain, OperatorCall},
-    orchestrator::Orchestrator,
+    orchestrator::{Conference, Orchestrator},
     store::Store,
 };
 
@@ -34,8 +34,6 @@ use crate::{
 pub enum Step {
     Deploy,
     Activate,
-    /// The constraints exclude the region this service runs in: call the start off.
-    Decline,
     End,
     Undeploy,
     Settle,
@@ -45,19 +43,12 @@ pub enum Step {
     Wait,
 }
 
-/// Decides the next step from the agreement's record, the chain's clock and the region the
-/// orchestrator runs conferences in.
-pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64, region: u8) -> Step {
+/// Decides the next step from the agreement's record and the chain's clock. Where a conference goes,
+/// and whether one can go anywhere, is the deploy step's question (see [`Reconciler::take`]).
+pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64) -> Step {
     let conference = a.conference_state;
     let up = matches!(conference, K::Running | K::Deploying);
     match a.chain_status {
-        C::Requested if !a.allows_region(region) => {
-            if up {
-                Step::Undeploy
-            } else {
-                Step::Decline
-            }
-        }
         C::Requested => {
             let activation_open = a.requested_at.is_some_and(|at| chain_now <= at + activation_window);
             match conference {
@@ -89,7 +80,7 @@ pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64, region: 
             if chain_now >= to {
                 // The window passed without a conference: remove the warm one, charge the minimum.
                 if up { Step::Undeploy } else { Step::Settle }
-            } else if chain_now >= from && a.allows_region(region) {
+            } else if chain_now >= from {
                 // Ready in the window: a warm conference, so that a start is activated at once.
                 if conference == K::Running { Step::Wait } else { Step::Deploy }
             } else if up {
@@ -108,8 +99,6 @@ pub struct Reconciler {
     pub store: Store,
     pub orchestrator: Arc<Orchestrator>,
     pub activation_window: u64,
-    /// The region the orchestrator runs conferences in (a bit number of the contract's region mask).
-    pub region: u8,
     /// Agreements being reconciled now: a slow deploy of one does not hold up the others.
     in_flight: Mutex<HashSet<u64>>,
     /// Their tasks, so that a shutdown (or a lost lease) waits for each to finish its step.
@@ -125,12 +114,11 @@ impl Reconciler {
         store: Store,
         orchestrator: Arc<Orchestrator>,
         activation_window: u64,
-        region: u8,
         outbox_notify: Arc<Notify>,
         metrics: crate::metrics::Metrics,
     ) -> Self {
         let (in_flight, tasks) = (Mutex::default(), TaskTracker::new());
-        Self { chain, store, orchestrator, activation_window, region, in_flight, tasks, outbox_notify, metrics }
+        Self { chain, store, orchestrator, activation_window, in_flight, tasks, outbox_notify, metrics }
     }
 
     /// One pass over every open agreement; each is reconciled in a task of its own.
@@ -186,7 +174,7 @@ impl Reconciler {
     async fn reconcile(&self, agreement: &Agreement, chain_now: u64) -> Result<()> {
         let mut a = agreement.clone();
         loop {
-            let step = next_step(&a, chain_now, self.activation_window, self.region);
+            let step = next_step(&a, chain_now, self.activation_window);
             if step == Step::Wait {
                 return Ok(());
             }
@@ -207,11 +195,31 @@ impl Reconciler {
         match step {
             Step::Wait => return Ok(false),
             Step::Deploy => {
+                let conference = self.conference(a).await?;
+                // Placement first, unless a deploy is already under way (it is adopted, wherever it is).
+                if a.conference_state != K::Deploying
+                    && let Err(no_fit) = self.orchestrator.fit(&conference)
+                {
+                    if a.chain_status == C::Requested {
+                        // Never (constraints) or not now (no room): either way the customer is refunded.
+                        info!(
+                            ?no_fit,
+                            allowed_regions = a.allowed_regions,
+                            gdpr = a.gdpr,
+                            "no cluster fits: declining"
+                        );
+                        let requested_at = a.requested_at.unwrap_or_default();
+                        self.queue(OperatorCall::Decline { agreement: a.id, session: a.session, requested_at }).await?;
+                    } else {
+                        debug!(?no_fit, "no cluster fits the warm or lost conference now; trying again later");
+                    }
+                    return Ok(false);
+                }
                 self.store.conference_deploying(a.id).await?;
-                let deployed = self.orchestrator.deploy(a.id).await?;
-                self.store.conference_running(a.id, &deployed.join_url, deployed.fresh).await?;
+                let deployed = self.orchestrator.deploy(&conference).await?;
+                self.store.conference_running(a.id, &deployed).await?;
                 crate::fault::crash_point("deployed");
-                info!(join_url = %deployed.join_url, fresh = deployed.fresh, "conference running");
+                info!(join_url = %deployed.join_url, fresh = deployed.fresh, region = deployed.region, "conference running");
                 return Ok(true);
             }
             Step::Undeploy => {
@@ -225,17 +233,14 @@ impl Reconciler {
                 return Ok(true);
             }
             Step::Activate => {
-                // Countersign only once the conference answers.
-                if self.orchestrator.probe(a.id).await? {
+                // Countersign only once the conference answers, naming the region it runs in.
+                if let Some(region) = a.conference_region
+                    && self.orchestrator.probe(a.id).await?
+                {
                     let requested_at = a.requested_at.unwrap_or_default();
-                    let (agreement, session, region) = (a.id, a.session, self.region);
-                    self.queue(OperatorCall::Activate { agreement, session, requested_at, region }).await?;
+                    self.queue(OperatorCall::Activate { agreement: a.id, session: a.session, requested_at, region })
+                        .await?;
                 }
-            }
-            Step::Decline => {
-                let requested_at = a.requested_at.unwrap_or_default();
-                info!(allowed_regions = a.allowed_regions, region = self.region, "constraints exclude this region");
-                self.queue(OperatorCall::Decline { agreement: a.id, session: a.session, requested_at }).await?;
             }
             Step::End => {
                 let started_at = a.started_at.unwrap_or_default();
@@ -260,6 +265,27 @@ impl Reconciler {
         Ok(false)
     }
 
+    /// The conference the agreement asks for: its constraints from the chain, its participants and
+    /// quality as the customer registered them.
+    async fn conference(&self, a: &Agreement) -> Result<Conference> {
+        let settings = self.store.conference_settings(a.id).await?;
+        let quality = settings.as_ref().map(|s| s.quality).unwrap_or_default();
+        Ok(Conference {
+            agreement: a.id,
+            customer: a.customer.clone(),
+            allowed_regions: a.allowed_regions,
+            gdpr: a.gdpr,
+            participant_regions: settings
+                .iter()
+                .flat_map(|s| s.participants.iter().map(|(_, region)| *region))
+                .collect(),
+            // The customer joins too.
+            participants: settings.as_ref().map(|s| s.participants.len() as u64 + 1),
+            stream_kbps: quality.stream_kbps(),
+            warm_start: a.model == Model::FlexiblePeriod,
+        })
+    }
+
     async fn queue(&self, call: OperatorCall) -> Result<()> {
         if self.store.enqueue(&call).await? {
             info!(?call, "queued");
@@ -278,7 +304,6 @@ mod tests {
     };
 
     const WINDOW: u64 = 600;
-    const EU: u8 = 0;
 
     fn agreement(model: Model, chain_status: ChainStatus, conference_state: ConferenceState) -> Agreement {
         Agreement {
@@ -309,6 +334,7 @@ mod tests {
             refund_reason: None,
             conference_state,
             join_url: None,
+            conference_region: None,
             deploy_count: 0,
             sign_tx: "0x".into(),
             activate_tx: None,
@@ -331,39 +357,39 @@ mod tests {
     #[test]
     fn walks_one_agreement_from_signature_to_settlement() {
         use {ChainStatus as C, ConferenceState as K};
-        assert_eq!(next_step(&dynamic(C::Requested, K::Absent), 1000, WINDOW, EU), Step::Deploy);
-        assert_eq!(next_step(&dynamic(C::Requested, K::Deploying), 1001, WINDOW, EU), Step::Deploy);
-        assert_eq!(next_step(&dynamic(C::Requested, K::Running), 1002, WINDOW, EU), Step::Activate);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Absent), 1000, WINDOW), Step::Deploy);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Deploying), 1001, WINDOW), Step::Deploy);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Running), 1002, WINDOW), Step::Activate);
         let active = running_until(dynamic(C::Active, K::Running), 4603);
-        assert_eq!(next_step(&active, 2000, WINDOW, EU), Step::Wait);
-        assert_eq!(next_step(&dynamic(C::Ended, K::Running), 2000, WINDOW, EU), Step::Undeploy);
-        assert_eq!(next_step(&dynamic(C::Ended, K::Removed), 2000, WINDOW, EU), Step::Settle);
-        assert_eq!(next_step(&dynamic(C::Settled, K::Removed), 2000, WINDOW, EU), Step::Wait);
+        assert_eq!(next_step(&active, 2000, WINDOW), Step::Wait);
+        assert_eq!(next_step(&dynamic(C::Ended, K::Running), 2000, WINDOW), Step::Undeploy);
+        assert_eq!(next_step(&dynamic(C::Ended, K::Removed), 2000, WINDOW), Step::Settle);
+        assert_eq!(next_step(&dynamic(C::Settled, K::Removed), 2000, WINDOW), Step::Wait);
     }
 
     #[test]
     fn ends_a_conference_exactly_at_its_end_time() {
         use {ChainStatus as C, ConferenceState as K};
         let a = running_until(dynamic(C::Active, K::Running), 4600);
-        assert_eq!(next_step(&a, 4599, WINDOW, EU), Step::Wait);
-        assert_eq!(next_step(&a, 4600, WINDOW, EU), Step::End);
+        assert_eq!(next_step(&a, 4599, WINDOW), Step::Wait);
+        assert_eq!(next_step(&a, 4600, WINDOW), Step::End);
     }
 
     #[test]
     fn gives_up_activation_when_the_window_closed() {
         use {ChainStatus as C, ConferenceState as K};
-        assert_eq!(next_step(&dynamic(C::Requested, K::Running), 1000 + WINDOW, WINDOW, EU), Step::Activate);
-        assert_eq!(next_step(&dynamic(C::Requested, K::Running), 1001 + WINDOW, WINDOW, EU), Step::Undeploy);
-        assert_eq!(next_step(&dynamic(C::Requested, K::Absent), 1001 + WINDOW, WINDOW, EU), Step::Wait);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Running), 1000 + WINDOW, WINDOW), Step::Activate);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Running), 1001 + WINDOW, WINDOW), Step::Undeploy);
+        assert_eq!(next_step(&dynamic(C::Requested, K::Absent), 1001 + WINDOW, WINDOW), Step::Wait);
     }
 
     #[test]
     fn redeploys_a_lost_conference_and_removes_one_after_a_refund() {
         use {ChainStatus as C, ConferenceState as K};
         let active = running_until(dynamic(C::Active, K::Removed), 4603);
-        assert_eq!(next_step(&active, 1500, WINDOW, EU), Step::Deploy);
-        assert_eq!(next_step(&dynamic(C::Refunded, K::Running), 1500, WINDOW, EU), Step::Undeploy);
-        assert_eq!(next_step(&dynamic(C::Refunded, K::Absent), 1500, WINDOW, EU), Step::Wait);
+        assert_eq!(next_step(&active, 1500, WINDOW), Step::Deploy);
+        assert_eq!(next_step(&dynamic(C::Refunded, K::Running), 1500, WINDOW), Step::Undeploy);
+        assert_eq!(next_step(&dynamic(C::Refunded, K::Absent), 1500, WINDOW), Step::Wait);
     }
 
     #[test]
@@ -372,32 +398,23 @@ mod tests {
         let mut a = running_until(dynamic(C::Active, K::Running), 4603);
         let stop = SignedStop { started_at: 1003, stopped_at: 1500, deadline: 2000, signature: Default::default() };
         a.signed_stop = Some(stop.clone());
-        assert_eq!(next_step(&a, 1600, WINDOW, EU), Step::Undeploy, "the conference goes first");
+        assert_eq!(next_step(&a, 1600, WINDOW), Step::Undeploy, "the conference goes first");
         a.conference_state = K::Removed;
-        assert_eq!(next_step(&a, 1600, WINDOW, EU), Step::StopAndSettle);
-        assert_eq!(next_step(&a, 2001, WINDOW, EU), Step::Deploy, "too late to submit: it runs on");
+        assert_eq!(next_step(&a, 1600, WINDOW), Step::StopAndSettle);
+        assert_eq!(next_step(&a, 2001, WINDOW), Step::Deploy, "too late to submit: it runs on");
         a.signed_stop = Some(SignedStop { started_at: 900, ..stop });
-        assert_eq!(next_step(&a, 1600, WINDOW, EU), Step::Deploy, "a stop for another conference is ignored");
-    }
-
-    #[test]
-    fn declines_a_conference_its_constraints_keep_out_of_this_region() {
-        use {ChainStatus as C, ConferenceState as K};
-        let mut a = dynamic(C::Requested, K::Absent);
-        a.allowed_regions = 0b100;
-        assert_eq!(next_step(&a, 1000, WINDOW, EU), Step::Decline);
-        assert_eq!(next_step(&a, 1000, WINDOW, 2), Step::Deploy);
+        assert_eq!(next_step(&a, 1600, WINDOW), Step::Deploy, "a stop for another conference is ignored");
     }
 
     #[test]
     fn runs_a_time_limited_session_and_waits_idle_between_sessions() {
         use {ChainStatus as C, ConferenceState as K};
         let idle = agreement(Model::TimeLimited, C::Idle, K::Removed);
-        assert_eq!(next_step(&idle, 5000, WINDOW, EU), Step::Wait);
-        assert_eq!(next_step(&agreement(Model::TimeLimited, C::Idle, K::Running), 5000, WINDOW, EU), Step::Undeploy);
+        assert_eq!(next_step(&idle, 5000, WINDOW), Step::Wait);
+        assert_eq!(next_step(&agreement(Model::TimeLimited, C::Idle, K::Running), 5000, WINDOW), Step::Undeploy);
         let mut requested = agreement(Model::TimeLimited, C::Requested, K::Removed);
         requested.requested_at = Some(5000);
-        assert_eq!(next_step(&requested, 5001, WINDOW, EU), Step::Deploy);
+        assert_eq!(next_step(&requested, 5001, WINDOW), Step::Deploy);
     }
 
     #[test]
@@ -406,12 +423,12 @@ mod tests {
         let mut a = agreement(Model::FlexiblePeriod, C::Idle, K::Absent);
         a.window_from = Some(2000);
         a.window_to = Some(3000);
-        assert_eq!(next_step(&a, 1999, WINDOW, EU), Step::Wait);
-        assert_eq!(next_step(&a, 2000, WINDOW, EU), Step::Deploy);
+        assert_eq!(next_step(&a, 1999, WINDOW), Step::Wait);
+        assert_eq!(next_step(&a, 2000, WINDOW), Step::Deploy);
         a.conference_state = K::Running;
-        assert_eq!(next_step(&a, 2500, WINDOW, EU), Step::Wait);
-        assert_eq!(next_step(&a, 3000, WINDOW, EU), Step::Undeploy);
+        assert_eq!(next_step(&a, 2500, WINDOW), Step::Wait);
+        assert_eq!(next_step(&a, 3000, WINDOW), Step::Undeploy);
         a.conference_state = K::Removed;
-        assert_eq!(next_step(&a, 3000, WINDOW, EU), Step::Settle);
+        assert_eq!(next_step(&a, 3000, WINDOW), Step::Settle);
     }
 }

@@ -12,16 +12,16 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use crate::{
-    Result,
+    Error, Result,
     api::{self, ApiContext, PublicConfig},
     chain::Chain,
-    config::ServeArgs,
+    config::{OrchestratorKind, ServeArgs},
     health::Health,
     jitsi::JoinTokens,
     lease::Lease,
     metrics::Metrics,
     monitor::Monitor,
-    orchestrator::{Orchestrator, local::LocalOrchestrator},
+    orchestrator::{Orchestrator, jitsi_pod::Owner, kubernetes::KubernetesOrchestrator, local::LocalOrchestrator},
     reconciler::Reconciler,
     settler::{Settler, SettlerConfig},
     store::Store,
@@ -31,6 +31,7 @@ use crate::{
 const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
 const SETTLER_INTERVAL: Duration = Duration::from_millis(500);
 const ORPHAN_INTERVAL: Duration = Duration::from_secs(30);
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Runs the service on `listener` until `shutdown` resolves. Every replica serves the API; the loops
 /// run only on the replica that holds the leader lease ([`crate::lease`]). On shutdown the API stops
@@ -41,6 +42,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let service = &args.service;
+    // kube and alloy both speak TLS through rustls, which needs one crypto provider for the process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // The key first: a missing or wrong key is a configuration error, found before anything is opened.
     let signer = args.operator.signer()?;
     std::fs::create_dir_all(&service.data_dir)?;
@@ -50,10 +53,30 @@ pub async fn serve(
     let activation_window = chain.activation_window().await?;
     info!(chain_id = chain.chain_id, escrow = %chain.escrow, operator = %chain.operator_address, activation_window, "connected");
 
-    let orchestrator = Arc::new(Orchestrator::Local(LocalOrchestrator::new(
-        service.data_dir.join("rooms"),
-        std::env::current_exe()?,
-    )?));
+    let upkeep = Arc::new(Notify::new());
+    let orchestrator = Arc::new(match service.orchestrator {
+        OrchestratorKind::Local => Orchestrator::Local(LocalOrchestrator::new(
+            service.data_dir.join("rooms"),
+            std::env::current_exe()?,
+            service.region,
+        )?),
+        OrchestratorKind::Kubernetes => {
+            let file = service
+                .clusters_file
+                .as_deref()
+                .ok_or_else(|| Error::Config("ORCHESTRATOR=kubernetes needs CLUSTERS_FILE (--clusters-file)".into()))?;
+            let owner = Owner { chain_id: chain.chain_id, contract: format!("{:#x}", chain.escrow) };
+            if service.jitsi.jitsi_app_secret.is_none() {
+                // Prosody checks join tokens with the secret in the cluster's Secret: a random one
+                // here would sign tokens no conference accepts.
+                return Err(Error::Config("ORCHESTRATOR=kubernetes needs JITSI_APP_SECRET".into()));
+            }
+            let app_id = service.jitsi.jitsi_app_id.clone();
+            Orchestrator::Kubernetes(Box::new(
+                KubernetesOrchestrator::connect(file, owner, app_id, upkeep.clone()).await?,
+            ))
+        }
+    });
     let events = Arc::new(Notify::new());
     let outbox = Arc::new(Notify::new());
     // New heads (over WebSocket) wake the watcher; a fork it rolled back wakes the orphan collector.
@@ -77,7 +100,6 @@ pub async fn serve(
             store.clone(),
             orchestrator.clone(),
             activation_window,
-            service.region,
             outbox.clone(),
             metrics.clone(),
         )),
@@ -96,6 +118,7 @@ pub async fn serve(
         outbox,
         new_heads,
         rolled_back,
+        upkeep,
         poll: service.poll_interval(),
         probe: service.probe_interval(),
     });
@@ -143,6 +166,8 @@ struct Loops {
     new_heads: Arc<Notify>,
     /// Woken when the watcher rolled records back to a fork: the orphan collector runs at once.
     rolled_back: Arc<Notify>,
+    /// Woken when the orchestrator wants upkeep at once (a warm pod was handed over).
+    upkeep: Arc<Notify>,
     poll: Duration,
     probe: Duration,
 }
@@ -208,6 +233,12 @@ impl Loops {
         tasks.spawn(repeat("orphan collector", ORPHAN_INTERVAL, self.rolled_back.clone(), stop.clone(), move || {
             let reconciler = this.reconciler.clone();
             async move { reconciler.collect_orphans().await }
+        }));
+        // Warm pools refilled and cluster load counted, by the leader only (one pool, not one per replica).
+        let this = self.clone();
+        tasks.spawn(repeat("orchestrator upkeep", UPKEEP_INTERVAL, self.upkeep.clone(), stop.clone(), move || {
+            let orchestrator = this.reconciler.orchestrator.clone();
+            async move { orchestrator.maintain().await }
         }));
     }
 }

@@ -16,6 +16,7 @@ use crate::{
     Error, Result,
     agreement::{Agreement, ConferenceState, Model},
     chain::{OperatorCall, SignedStop, SignedTx},
+    orchestrator::Deployed,
     watcher::ChainEvent,
 };
 
@@ -463,14 +464,16 @@ impl Store {
         Ok(())
     }
 
-    /// Records a running conference; `fresh` counts it as a new deployment (not an adopted one).
-    pub async fn conference_running(&self, id: u64, join_url: &str, fresh: bool) -> Result<()> {
+    /// Records a running conference and where it runs; `fresh` counts it as a new deployment (not an
+    /// adopted one).
+    pub async fn conference_running(&self, id: u64, deployed: &Deployed) -> Result<()> {
         sqlx::query(
-            "UPDATE agreements SET conference_state = 'running', join_url = $1, \
-             deploy_count = deploy_count + $2, deployed_wall_at = COALESCE(deployed_wall_at, $3) WHERE id = $4",
+            "UPDATE agreements SET conference_state = 'running', join_url = $1, conference_region = $2, \
+             deploy_count = deploy_count + $3, deployed_wall_at = COALESCE(deployed_wall_at, $4) WHERE id = $5",
         )
-        .bind(join_url)
-        .bind(fresh as i64)
+        .bind(&deployed.join_url)
+        .bind(i64::from(deployed.region))
+        .bind(deployed.fresh as i64)
         .bind(now_wall())
         .bind(id as i64)
         .execute(&self.pool)
@@ -1218,6 +1221,7 @@ fn agreement_from_row(r: &AnyRow) -> Result<Agreement> {
         refund_reason: r.get("refund_reason"),
         conference_state: r.get::<String, _>("conference_state").parse::<ConferenceState>()?,
         join_url: r.get("join_url"),
+        conference_region: r.get::<Option<i64>, _>("conference_region").map(|v| v as u8),
         deploy_count: r.get::<i64, _>("deploy_count") as u64,
         sign_tx: r.get("sign_tx"),
         activate_tx: r.get("activate_tx"),

@@ -143,7 +143,7 @@ async fn not_ready_when_the_node_does_not_answer() {
 async fn metrics_name_every_series_and_read_the_database_facts() {
     let store = fresh_store("metrics").await;
     store.apply_events(&signed_and_active(), 5, 1_700_000_010).await.unwrap();
-    store.conference_running(1, "http://127.0.0.1:1/", true).await.unwrap();
+    store.conference_running(1, &common::deployed()).await.unwrap();
     let end = OperatorCall::End { agreement: 1, session: 1, started_at: 1_700_000_005 };
     store.enqueue(&end).await.unwrap();
 

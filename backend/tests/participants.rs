@@ -12,6 +12,7 @@ use conference_backend::{
     api::{self, ApiContext, PublicConfig},
     chain::{Join, Participants, escrow_domain},
     jitsi::{ConferenceSettings, JoinClaims, JoinContext, JoinUser, Quality},
+    orchestrator::Deployed,
     store::{RecordedEvent, Store},
     watcher::ChainEvent,
 };
@@ -105,7 +106,7 @@ async fn running(store: &Store) {
         .apply_events(&[common::terms_published(), common::signed(), activated], 5, common::SIGNED_AT + 5)
         .await
         .unwrap();
-    store.conference_running(1, JOIN_URL, true).await.unwrap();
+    store.conference_running(1, &Deployed { join_url: JOIN_URL.into(), fresh: true, region: 0 }).await.unwrap();
 }
 
 async fn post(url: String, body: &Value) -> (u16, Value) {
@@ -326,7 +327,13 @@ async fn the_customer_and_registered_participants_get_join_tokens(store: Store) 
     }
 
     // A join URL with a query of its own gets the token appended with `&`.
-    store.conference_running(1, "https://meet.example/conference-1?lang=en", false).await.unwrap();
+    store
+        .conference_running(
+            1,
+            &Deployed { join_url: "https://meet.example/conference-1?lang=en".into(), fresh: false, region: 0 },
+        )
+        .await
+        .unwrap();
     let participant = key(PARTICIPANT_KEY);
     let (status, answer) = post(url, &join(&participant, 1, participant.address(), now() + 60)).await;
     assert_eq!(status, 200, "{answer}");

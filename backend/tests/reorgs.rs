@@ -56,7 +56,7 @@ fn signed_tx(nonce: u64, byte: u8) -> SignedTx {
 
 async fn a_fork_removes_an_agreement_signed_on_the_abandoned_branch(store: Store) {
     read(&store, vec![at(5, 0, terms_published()), at(10, 3, signed())], 10).await;
-    store.conference_running(1, "http://127.0.0.1:1/", true).await.unwrap();
+    store.conference_running(1, &common::deployed()).await.unwrap();
     store.record_probe(1, 1, true, None).await.unwrap();
     let activate = OperatorCall::Activate { agreement: 1, session: 1, requested_at: SIGNED_AT, region: 0 };
     store.enqueue(&activate).await.unwrap();
@@ -102,7 +102,7 @@ async fn a_fork_under_a_settlement_rebuilds_it_and_reopens_its_call(store: Store
         at(12, 1, ChainEvent::Ended { agreement: 1, ended_at: ENDED_AT, tx_hash: "0xe9d".into() }),
     ];
     read(&store, history, 12).await;
-    store.conference_running(1, "http://127.0.0.1:1/", true).await.unwrap();
+    store.conference_running(1, &common::deployed()).await.unwrap();
     store.conference_removed(1).await.unwrap();
     let settle = OperatorCall::Settle { agreement: 1, session: 1, started_at: STARTED_AT, availability_bps: 10_000 };
     store.enqueue(&settle).await.unwrap();

@@ -42,7 +42,7 @@ fn signed_agreement_events() -> Vec<ChainEvent> {
 async fn events_applied_twice_change_nothing_the_second_time(store: Store) {
     let events = signed_agreement_events();
     store.apply_events(&events, 10, 1_700_000_000).await.unwrap();
-    store.conference_running(1, "http://127.0.0.1:1/", true).await.unwrap();
+    store.conference_running(1, &common::deployed()).await.unwrap();
     store.apply_events(&events, 11, 1_700_000_012).await.unwrap();
     assert_eq!(store.chain_time().await.unwrap(), Some(1_700_000_012));
 

@@ -13,15 +13,18 @@ use std::{
 use nix::{sys::signal, unistd::Pid};
 use tracing::{info, warn};
 
-use super::Deployed;
+use super::{Conference, Deployed};
 use crate::{
     Error, Result,
+    placement::NoFit,
     room::{self, RoomInfo},
 };
 
 pub struct LocalOrchestrator {
     rooms_dir: PathBuf,
     room_binary: PathBuf,
+    /// The one region rooms run in (a bit number of the contract's region masks).
+    region: u8,
     http: reqwest::Client,
 }
 
@@ -30,13 +33,20 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl LocalOrchestrator {
     /// `room_binary` is this service's own binary, run with the `room` subcommand.
-    pub fn new(rooms_dir: PathBuf, room_binary: PathBuf) -> Result<Self> {
+    pub fn new(rooms_dir: PathBuf, room_binary: PathBuf, region: u8) -> Result<Self> {
         fs::create_dir_all(&rooms_dir)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| Error::Orchestrator(e.to_string()))?;
-        Ok(Self { rooms_dir, room_binary, http })
+        Ok(Self { rooms_dir, room_binary, region, http })
+    }
+
+    /// Rooms run in one region, for as many conferences as the machine takes; GDPR is not checked
+    /// (the local orchestrator is for development and tests).
+    pub fn fit(&self, conference: &Conference) -> Result<(), NoFit> {
+        let allowed = self.region < 32 && conference.allowed_regions & (1 << self.region) != 0;
+        if allowed { Ok(()) } else { Err(NoFit::Excluded) }
     }
 
     pub fn join_url(info: &RoomInfo) -> String {
@@ -56,9 +66,10 @@ impl LocalOrchestrator {
         Ok(answers_for_agreement.then_some(info))
     }
 
-    pub async fn deploy(&self, agreement: u64) -> Result<Deployed> {
+    pub async fn deploy(&self, conference: &Conference) -> Result<Deployed> {
+        let (agreement, region) = (conference.agreement, self.region);
         if let Some(info) = self.find(agreement).await? {
-            return Ok(Deployed { join_url: Self::join_url(&info), fresh: false });
+            return Ok(Deployed { join_url: Self::join_url(&info), fresh: false, region });
         }
         let log = File::options().create(true).append(true).open(self.rooms_dir.join(format!("{agreement}.log")))?;
         let mut command = tokio::process::Command::new(&self.room_binary);
@@ -77,7 +88,7 @@ impl LocalOrchestrator {
                 info!(agreement, port = info.port, pid = info.pid, "room started");
                 // A room that found the lock taken exits at once; the one holding it is the one found.
                 let fresh = child.try_wait()?.is_none();
-                return Ok(Deployed { join_url: Self::join_url(&info), fresh });
+                return Ok(Deployed { join_url: Self::join_url(&info), fresh, region });
             }
             if let Some(status) = child.try_wait()?
                 && status.code() != Some(room::EXIT_ALREADY_RUNNING)

@@ -79,3 +79,9 @@ pub const JITSI_SECRET: &[u8] = b"the tests' Jitsi app secret";
 pub fn join_tokens() -> conference_backend::jitsi::JoinTokens {
     conference_backend::jitsi::JoinTokens::new("conference", JITSI_SECRET, "*", 3600).unwrap()
 }
+
+/// A conference as the local orchestrator reports one running in region 0.
+#[allow(dead_code)]
+pub fn deployed() -> conference_backend::orchestrator::Deployed {
+    conference_backend::orchestrator::Deployed { join_url: "http://127.0.0.1:1/".into(), fresh: true, region: 0 }
+}

@@ -1,0 +1,754 @@
+//! The Kubernetes orchestrator: one Jitsi Meet pod and Service per conference ([`super::jitsi_pod`]),
+//! on the cluster [`crate::placement`] picks among those configured, optionally handed over from a
+//! pool of warm pods. Everything it knows is in the clusters (labels name each object's agreement,
+//! chain and contract), so a restarted backend adopts what runs and collects what is left over.
+//!
+//! The clusters file (TOML, `--clusters-file`):
+//!
+//! ```toml
+//! [latency]          # placement's table: ms[from participant region][to cluster region]
+//! ms = [[10, 90, 180], [90, 10, 150], [180, 150, 10]]
+//!
+//! [conference]       # optional; the defaults are shown
+//! default_participants = 10   # when the customer registered none
+//! grace_period_secs = 30
+//! start_timeout_secs = 300
+//! warm_pool_for = "flexible"  # or "all": which agreements get a warm pod when one is ready
+//!
+//! [jitsi]            # optional: images and settings (see JitsiSettings)
+//!
+//! [[cluster]]
+//! name = "eu"
+//! region = 0                  # a bit number of the contract's region masks
+//! gdpr = true
+//! capacity_millicores = 16000 # CPU for conferences (warm pods count)
+//! namespace = "conferences"
+//! kubeconfig = "/etc/conference/eu.kubeconfig"  # omitted: the cluster the backend runs in
+//! context = "eu"              # omitted: the file's current context
+//! service_type = "LoadBalancer"
+//! warm_pool = 2               # idle pods kept ready
+//! ```
+//!
+//! The latency table is read again whenever the file changes, so a probe that measures latencies
+//! (or an operator) refreshes placement by rewriting it, without a restart.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use serde::Deserialize;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::{
+    Conference, Deployed,
+    jitsi_pod::{self, AGREEMENT, JitsiSettings, Owner, POOL, PodPlan, Sizing},
+};
+use crate::{
+    Error, Result,
+    placement::{self, Candidate, LatencyTable, Need, NoFit},
+};
+
+/// The clusters file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClustersFile {
+    #[serde(default)]
+    pub latency: LatencyTable,
+    #[serde(default)]
+    pub conference: ConferenceSettings,
+    #[serde(default)]
+    pub jitsi: JitsiSettings,
+    #[serde(rename = "cluster")]
+    pub clusters: Vec<ClusterConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConferenceSettings {
+    pub default_participants: u64,
+    pub grace_period_secs: u32,
+    pub start_timeout_secs: u64,
+    pub warm_pool_for: WarmPoolFor,
+}
+
+impl Default for ConferenceSettings {
+    fn default() -> Self {
+        Self {
+            default_participants: 10,
+            grace_period_secs: 30,
+            start_timeout_secs: 300,
+            warm_pool_for: WarmPoolFor::Flexible,
+        }
+    }
+}
+
+/// Which agreements are handed a warm pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarmPoolFor {
+    /// FlexiblePeriod agreements, whose minimum charge pays for a fast start.
+    Flexible,
+    All,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub region: u8,
+    #[serde(default)]
+    pub gdpr: bool,
+    pub capacity_millicores: u64,
+    #[serde(default = "ClusterConfig::default_namespace")]
+    pub namespace: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    #[serde(default = "ClusterConfig::default_service_type")]
+    pub service_type: String,
+    #[serde(default)]
+    pub warm_pool: u32,
+    /// The participants a warm pod is sized for (default: the conference default).
+    pub warm_participants: Option<u64>,
+}
+
+impl ClusterConfig {
+    fn default_namespace() -> String {
+        "conferences".into()
+    }
+
+    fn default_service_type() -> String {
+        "LoadBalancer".into()
+    }
+}
+
+impl ClustersFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("the clusters file {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| Error::Config(format!("the clusters file {}: {e}", path.display())))
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let file: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut names = BTreeSet::new();
+        for cluster in &file.clusters {
+            if cluster.region >= 32 {
+                return Err(format!("cluster {}: region {} is not 0..31", cluster.name, cluster.region));
+            }
+            if !names.insert(&cluster.name) {
+                return Err(format!("cluster {} is listed twice", cluster.name));
+            }
+        }
+        if file.clusters.is_empty() {
+            return Err("no [[cluster]] is listed".into());
+        }
+        Ok(file)
+    }
+}
+
+struct Cluster {
+    config: ClusterConfig,
+    pods: Api<Pod>,
+    services: Api<Service>,
+    /// CPU requested by this deployment's pods there, as last counted (and added to on each deploy).
+    used_millicores: AtomicU64,
+}
+
+pub struct KubernetesOrchestrator {
+    clusters: Vec<Cluster>,
+    owner: Owner,
+    settings: ConferenceSettings,
+    jitsi: JitsiSettings,
+    app_id: String,
+    latency: RwLock<LatencyTable>,
+    file: PathBuf,
+    file_modified: Mutex<Option<SystemTime>>,
+    /// Woken when a warm pod was handed over, so the pool is refilled at once.
+    pool_drawn: Arc<Notify>,
+}
+
+/// Annotation: the CPU a pod requests in all, for counting a cluster's load.
+const MILLICORES: &str = "conference.escrow/millicores";
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl KubernetesOrchestrator {
+    /// Connects to every configured cluster. `app_id` is the JWT issuer prosody is told to accept;
+    /// `pool_drawn` is woken whenever a warm pod is handed over (the upkeep loop waits on it).
+    pub async fn connect(file: &Path, owner: Owner, app_id: String, pool_drawn: Arc<Notify>) -> Result<Self> {
+        let config = ClustersFile::read(file)?;
+        let mut clients = Vec::new();
+        for cluster in &config.clusters {
+            clients.push(client_for(cluster).await?);
+        }
+        let this = Self::with_clients(config, clients, file, owner, app_id, pool_drawn);
+        for cluster in &this.clusters {
+            this.count_load(cluster).await?;
+        }
+        Ok(this)
+    }
+
+    /// The orchestrator over clients made already, one per cluster of `config`, in its order.
+    pub fn with_clients(
+        config: ClustersFile,
+        clients: Vec<Client>,
+        file: &Path,
+        owner: Owner,
+        app_id: String,
+        pool_drawn: Arc<Notify>,
+    ) -> Self {
+        let clusters = config
+            .clusters
+            .into_iter()
+            .zip(clients)
+            .map(|(cluster, client)| Cluster {
+                pods: Api::namespaced(client.clone(), &cluster.namespace),
+                services: Api::namespaced(client, &cluster.namespace),
+                config: cluster,
+                used_millicores: AtomicU64::new(0),
+            })
+            .collect();
+        Self {
+            clusters,
+            owner,
+            settings: config.conference,
+            jitsi: config.jitsi,
+            app_id,
+            latency: RwLock::new(config.latency),
+            file: file.to_owned(),
+            file_modified: Mutex::new(std::fs::metadata(file).and_then(|m| m.modified()).ok()),
+            pool_drawn,
+        }
+    }
+
+    pub fn sizing(&self, conference: &Conference) -> Sizing {
+        let participants = conference.participants.unwrap_or(self.settings.default_participants);
+        Sizing { participants, stream_kbps: conference.stream_kbps }
+    }
+
+    /// Which cluster the conference would go to now.
+    pub fn place(&self, conference: &Conference) -> std::result::Result<usize, NoFit> {
+        let need = Need {
+            allowed_regions: conference.allowed_regions,
+            gdpr: conference.gdpr,
+            participant_regions: conference.participant_regions.clone(),
+            millicores: self.sizing(conference).pod_millicores(),
+        };
+        let candidates: Vec<Candidate> = self
+            .clusters
+            .iter()
+            .map(|c| Candidate {
+                region: c.config.region,
+                gdpr: c.config.gdpr,
+                free_millicores: c.config.capacity_millicores.saturating_sub(c.used_millicores.load(Ordering::Relaxed)),
+            })
+            .collect();
+        placement::place(&need, &candidates, &self.latency.read().unwrap())
+    }
+
+    pub async fn deploy(&self, conference: &Conference) -> Result<Deployed> {
+        let id = conference.agreement;
+        let (index, fresh) = match self.find(id).await? {
+            Some((index, _)) => (index, false),
+            None => {
+                let index = self.place(conference).map_err(|no_fit| {
+                    Error::Orchestrator(format!("no cluster fits agreement {id} now ({no_fit:?})"))
+                })?;
+                let cluster = &self.clusters[index];
+                let sizing = self.sizing(conference);
+                let warm = conference.warm_start || self.settings.warm_pool_for == WarmPoolFor::All;
+                if !(warm && self.hand_over_warm_pod(cluster, conference, &sizing).await?) {
+                    self.create_pod(cluster, Some(conference), &jitsi_pod::conference_name(id), &sizing).await?;
+                }
+                (index, true)
+            }
+        };
+        let cluster = &self.clusters[index];
+        match cluster.services.create(&PostParams::default(), &self.service(cluster, id)).await {
+            Ok(_) => {}
+            Err(err) if is_status(&err, 409) => {}
+            Err(err) => return Err(kube_error("creating the Service", err)),
+        }
+        let host = self.wait_until_answering(cluster, id).await?;
+        info!(agreement = id, cluster = cluster.config.name, fresh, %host, "conference answers");
+        Ok(Deployed {
+            join_url: format!("https://{host}/{}", crate::jitsi::room_name(id)),
+            fresh,
+            region: cluster.config.region,
+        })
+    }
+
+    /// Deletes the agreement's pods and Service in every cluster; what is already gone is fine.
+    pub async fn remove(&self, agreement: u64) -> Result<()> {
+        let grace = DeleteParams::default().grace_period(self.settings.grace_period_secs);
+        for cluster in &self.clusters {
+            match cluster.services.delete(&jitsi_pod::conference_name(agreement), &grace).await {
+                Ok(_) => {}
+                Err(err) if is_status(&err, 404) => {}
+                Err(err) => return Err(kube_error("deleting the Service", err)),
+            }
+            for pod in self.pods_of(cluster, &format!("{AGREEMENT}={agreement}")).await? {
+                let name = pod.metadata.name.unwrap_or_default();
+                match cluster.pods.delete(&name, &grace).await {
+                    Ok(_) => info!(agreement, cluster = cluster.config.name, pod = name, "pod deleted"),
+                    Err(err) if is_status(&err, 404) => {}
+                    Err(err) => return Err(kube_error("deleting the pod", err)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the agreement's pod is ready and its Service answers.
+    pub async fn probe(&self, agreement: u64) -> Result<bool> {
+        let Some((index, pod)) = self.find(agreement).await? else { return Ok(false) };
+        let cluster = &self.clusters[index];
+        if !is_ready(&pod) {
+            return Ok(false);
+        }
+        match self.service_host(cluster, agreement).await? {
+            Some(host) => Ok(answers(&host).await),
+            None => Ok(false),
+        }
+    }
+
+    /// Agreements with a pod or a Service of this deployment in any cluster.
+    pub async fn list(&self) -> Result<Vec<u64>> {
+        let mut ids = BTreeSet::new();
+        let params = ListParams::default().labels(&self.owner.selector(AGREEMENT));
+        for cluster in &self.clusters {
+            for pod in self.pods_of(cluster, AGREEMENT).await? {
+                ids.extend(agreement_of(&pod.metadata));
+            }
+            let services = cluster.services.list(&params).await.map_err(|e| kube_error("listing Services", e))?;
+            ids.extend(services.items.iter().filter_map(|s| agreement_of(&s.metadata)));
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Background upkeep: counts each cluster's load, keeps its warm pool at size, and reads the
+    /// latency table again if the clusters file changed.
+    pub async fn maintain(&self) -> Result<()> {
+        self.reload_latency();
+        for cluster in &self.clusters {
+            let warm = self.pods_of(cluster, &format!("{POOL}=warm")).await?;
+            let want = cluster.config.warm_pool as usize;
+            for _ in warm.len()..want {
+                let name = format!("conference-warm-{}", alloy::hex::encode(rand::random::<[u8; 4]>()));
+                self.create_pod(cluster, None, &name, &self.warm_sizing(cluster)).await?;
+                info!(cluster = cluster.config.name, pod = name, "warm pod created");
+            }
+            for pod in warm.iter().skip(want) {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                match cluster.pods.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => info!(cluster = cluster.config.name, pod = name, "surplus warm pod deleted"),
+                    Err(err) if is_status(&err, 404) => {}
+                    Err(err) => return Err(kube_error("deleting a surplus warm pod", err)),
+                }
+            }
+            self.count_load(cluster).await?;
+        }
+        Ok(())
+    }
+
+    fn warm_sizing(&self, cluster: &Cluster) -> Sizing {
+        let participants = cluster.config.warm_participants.unwrap_or(self.settings.default_participants);
+        Sizing { participants, stream_kbps: crate::jitsi::Quality::default().stream_kbps() }
+    }
+
+    fn reload_latency(&self) {
+        let modified = std::fs::metadata(&self.file).and_then(|m| m.modified()).ok();
+        let mut seen = self.file_modified.lock().unwrap();
+        if modified.is_none() || modified == *seen {
+            return;
+        }
+        *seen = modified;
+        match ClustersFile::read(&self.file) {
+            Ok(file) => {
+                info!(file = %self.file.display(), "latency table read again");
+                *self.latency.write().unwrap() = file.latency;
+            }
+            Err(err) => warn!(%err, "the clusters file changed but cannot be read; keeping the latency table"),
+        }
+    }
+
+    /// The agreement's live pod (not being deleted), and the index of its cluster.
+    async fn find(&self, agreement: u64) -> Result<Option<(usize, Pod)>> {
+        for (index, cluster) in self.clusters.iter().enumerate() {
+            if let Some(pod) = self.pods_of(cluster, &format!("{AGREEMENT}={agreement}")).await?.into_iter().next() {
+                return Ok(Some((index, pod)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// This deployment's pods in the cluster that match `selector` and are not being deleted.
+    async fn pods_of(&self, cluster: &Cluster, selector: &str) -> Result<Vec<Pod>> {
+        let params = ListParams::default().labels(&self.owner.selector(selector));
+        let pods = cluster.pods.list(&params).await.map_err(|e| kube_error("listing pods", e))?;
+        Ok(pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect())
+    }
+
+    async fn count_load(&self, cluster: &Cluster) -> Result<()> {
+        let used = self
+            .pods_of(cluster, "")
+            .await?
+            .iter()
+            .filter_map(|p| p.metadata.annotations.as_ref()?.get(MILLICORES)?.parse::<u64>().ok())
+            .sum();
+        cluster.used_millicores.store(used, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn create_pod(
+        &self,
+        cluster: &Cluster,
+        conference: Option<&Conference>,
+        name: &str,
+        sizing: &Sizing,
+    ) -> Result<()> {
+        let mut annotations = self.annotations(cluster, sizing);
+        if let Some(conference) = conference {
+            annotations.extend(conference_annotations(conference));
+        }
+        let plan = PodPlan {
+            name: name.to_owned(),
+            agreement: conference.map(|c| c.agreement),
+            owner: &self.owner,
+            sizing: *sizing,
+            jitsi: &self.jitsi,
+            app_id: &self.app_id,
+            internal_passwords: (random_secret(), random_secret()),
+            grace_period_secs: i64::from(self.settings.grace_period_secs),
+            annotations,
+        };
+        match cluster.pods.create(&PostParams::default(), &jitsi_pod::pod(&plan)).await {
+            Ok(_) => {
+                cluster.used_millicores.fetch_add(sizing.pod_millicores(), Ordering::Relaxed);
+                Ok(())
+            }
+            // Created by an earlier attempt that crashed before recording it: adopted below.
+            Err(err) if is_status(&err, 409) => Ok(()),
+            Err(err) => Err(kube_error("creating the pod", err)),
+        }
+    }
+
+    fn annotations(&self, cluster: &Cluster, sizing: &Sizing) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::from([
+            (MILLICORES.to_owned(), sizing.pod_millicores().to_string()),
+            ("conference.escrow/cluster".to_owned(), cluster.config.name.clone()),
+            ("conference.escrow/region".to_owned(), cluster.config.region.to_string()),
+            ("conference.escrow/chain-id".to_owned(), self.owner.chain_id.to_string()),
+            ("conference.escrow/contract".to_owned(), self.owner.contract.clone()),
+        ])
+    }
+
+    /// Hands a ready warm pod big enough for the conference over to it: the pod is relabelled with
+    /// the agreement, on the condition that nobody changed it since it was read, so two hand-overs
+    /// can never take the same pod.
+    async fn hand_over_warm_pod(&self, cluster: &Cluster, conference: &Conference, sizing: &Sizing) -> Result<bool> {
+        for pod in self.pods_of(cluster, &format!("{POOL}=warm")).await? {
+            let warm_sizing = self.warm_sizing(cluster);
+            if !is_ready(&pod) || !warm_sizing.covers(sizing) {
+                continue;
+            }
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let mut annotations = serde_json::Map::new();
+            for (key, value) in conference_annotations(conference) {
+                annotations.insert(key, value.into());
+            }
+            let patch = serde_json::json!({
+                "metadata": {
+                    "resourceVersion": pod.metadata.resource_version,
+                    "labels": { POOL: null, AGREEMENT: conference.agreement.to_string() },
+                    "annotations": annotations,
+                }
+            });
+            match cluster.pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => {
+                    info!(
+                        agreement = conference.agreement,
+                        cluster = cluster.config.name,
+                        pod = name,
+                        "warm pod handed over"
+                    );
+                    self.pool_drawn.notify_one();
+                    return Ok(true);
+                }
+                // Taken or changed meanwhile: try the next one.
+                Err(err) if is_status(&err, 409) => continue,
+                Err(err) => return Err(kube_error("handing over a warm pod", err)),
+            }
+        }
+        Ok(false)
+    }
+
+    fn service(&self, cluster: &Cluster, agreement: u64) -> Service {
+        jitsi_pod::service(&self.owner, agreement, &cluster.config.service_type)
+    }
+
+    /// The address participants reach the Service at: the load balancer's, else the cluster IP.
+    async fn service_host(&self, cluster: &Cluster, agreement: u64) -> Result<Option<String>> {
+        let service = cluster
+            .services
+            .get_opt(&jitsi_pod::conference_name(agreement))
+            .await
+            .map_err(|e| kube_error("reading the Service", e))?;
+        Ok(service.and_then(|s| {
+            let ingress = s.status.and_then(|st| st.load_balancer?.ingress?.into_iter().next());
+            let balanced = ingress.and_then(|i| i.hostname.or(i.ip));
+            let load_balancer = s.spec.as_ref().and_then(|spec| spec.type_.as_deref()) == Some("LoadBalancer");
+            if load_balancer { balanced } else { s.spec?.cluster_ip.filter(|ip| ip != "None") }
+        }))
+    }
+
+    /// Waits until the pod is ready and its Service answers; the Service's address.
+    async fn wait_until_answering(&self, cluster: &Cluster, agreement: u64) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(self.settings.start_timeout_secs);
+        loop {
+            if let Some((_, pod)) = self.find(agreement).await?
+                && is_ready(&pod)
+                && let Some(host) = self.service_host(cluster, agreement).await?
+                && answers(&host).await
+            {
+                return Ok(host);
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Orchestrator(format!(
+                    "the conference of agreement {agreement} did not answer within {} s",
+                    self.settings.start_timeout_secs
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn conference_annotations(conference: &Conference) -> Vec<(String, String)> {
+    vec![
+        (AGREEMENT.to_owned(), conference.agreement.to_string()),
+        ("conference.escrow/customer".to_owned(), conference.customer.clone()),
+    ]
+}
+
+async fn client_for(cluster: &ClusterConfig) -> Result<Client> {
+    let config = match &cluster.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| Error::Config(format!("cluster {}: kubeconfig {}: {e}", cluster.name, path.display())))?;
+            let options = KubeConfigOptions { context: cluster.context.clone(), ..Default::default() };
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| Error::Config(format!("cluster {}: {e}", cluster.name)))?
+        }
+        None => kube::Config::incluster()
+            .map_err(|e| Error::Config(format!("cluster {}: not running in a cluster: {e}", cluster.name)))?,
+    };
+    Client::try_from(config).map_err(|e| Error::Config(format!("cluster {}: {e}", cluster.name)))
+}
+
+fn random_secret() -> String {
+    alloy::hex::encode(rand::random::<[u8; 24]>())
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn agreement_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<u64> {
+    meta.labels.as_ref()?.get(AGREEMENT)?.parse().ok()
+}
+
+/// Whether the Service's HTTPS port accepts a connection.
+async fn answers(host: &str) -> bool {
+    let address = format!("{host}:{}", jitsi_pod::HTTPS_PORT);
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address)).await, Ok(Ok(_)))
+}
+
+fn is_status(err: &kube::Error, code: u16) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == code)
+}
+
+fn kube_error(doing: &str, err: kube::Error) -> Error {
+    Error::Orchestrator(format!("{doing}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The orchestrator's requests against a mock API (tower-test): which objects it asks for, by
+    //! which selectors, and how it takes 404 and 409. The same paths run against a real API server
+    //! in `tests/tests/kubernetes.rs`.
+
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+    use tower_test::mock::{self, Handle};
+
+    use super::*;
+
+    const FILE: &str = r#"
+        [latency]
+        ms = [[10, 90], [90, 10]]
+
+        [[cluster]]
+        name = "eu"
+        region = 0
+        gdpr = true
+        capacity_millicores = 8000
+        warm_pool = 1
+    "#;
+
+    fn orchestrator() -> (KubernetesOrchestrator, Handle<Request<Body>, Response<Body>>, Arc<Notify>) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "conferences");
+        let owner = Owner { chain_id: 31337, contract: "0xabc".into() };
+        let drawn = Arc::new(Notify::new());
+        let config = ClustersFile::parse(FILE).unwrap();
+        let this = KubernetesOrchestrator::with_clients(
+            config,
+            vec![client],
+            Path::new("/nonexistent"),
+            owner,
+            "conference".into(),
+            drawn.clone(),
+        );
+        (this, handle, drawn)
+    }
+
+    /// Answers the next request with `status` and `body`, after checking its method and path.
+    async fn answer(
+        handle: &mut Handle<Request<Body>, Response<Body>>,
+        method: Method,
+        path_and_query: &str,
+        status: StatusCode,
+        body: Value,
+    ) -> Value {
+        let (request, respond) = handle.next_request().await.expect("a request");
+        assert_eq!(request.method(), method);
+        let uri = request.uri().to_string();
+        let decoded = uri.replace("%3D", "=").replace("%2C", ",").replace("%2F", "/");
+        assert_eq!(decoded, path_and_query);
+        let sent = request.into_body().collect_bytes().await.unwrap();
+        respond
+            .send_response(Response::builder().status(status).body(Body::from(body.to_string().into_bytes())).unwrap());
+        serde_json::from_slice(&sent).unwrap_or(Value::Null)
+    }
+
+    fn status(code: u16, reason: &str) -> Value {
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": reason})
+    }
+
+    fn list(items: Vec<Value>) -> Value {
+        json!({"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items})
+    }
+
+    fn pod(name: &str, labels: Value, ready: bool, deleting: bool) -> Value {
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": labels, "resourceVersion": format!("rv-{name}")},
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+        });
+        if deleting {
+            pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        pod
+    }
+
+    const PODS: &str = "/api/v1/namespaces/conferences/pods";
+    const OWNER: &str = "app.kubernetes.io/managed-by=conference-backend,conference.escrow/chain=31337,conference.escrow/contract=0xabc";
+
+    #[tokio::test]
+    async fn removing_what_is_already_gone_succeeds() {
+        let (orchestrator, mut api, _) = orchestrator();
+        let served = tokio::spawn(async move {
+            let path = "/api/v1/namespaces/conferences/services/conference-7?";
+            let delete = answer(&mut api, Method::DELETE, path, StatusCode::NOT_FOUND, status(404, "NotFound")).await;
+            assert_eq!(delete["gracePeriodSeconds"], 30, "deleted with the configured grace period");
+            let selector = format!("{PODS}?&labelSelector={OWNER},conference.escrow/agreement=7");
+            answer(&mut api, Method::GET, &selector, StatusCode::OK, list(vec![])).await;
+        });
+        orchestrator.remove(7).await.unwrap();
+        served.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn lists_agreements_with_a_pod_or_a_service_and_skips_pods_being_deleted() {
+        let (orchestrator, mut api, _) = orchestrator();
+        let served = tokio::spawn(async move {
+            let pods = list(vec![
+                pod("conference-3", json!({"conference.escrow/agreement": "3"}), true, false),
+                pod("conference-4", json!({"conference.escrow/agreement": "4"}), true, true),
+            ]);
+            let query = format!("?&labelSelector={OWNER},conference.escrow/agreement");
+            answer(&mut api, Method::GET, &format!("{PODS}{query}"), StatusCode::OK, pods).await;
+            let services = list(vec![
+                json!({"metadata": {"name": "conference-5", "labels": {"conference.escrow/agreement": "5"}}}),
+            ]);
+            let path = format!("/api/v1/namespaces/conferences/services{query}");
+            answer(&mut api, Method::GET, &path, StatusCode::OK, services).await;
+        });
+        assert_eq!(orchestrator.list().await.unwrap(), vec![3, 5]);
+        served.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_warm_pod_taken_meanwhile_is_skipped_for_the_next() {
+        let (orchestrator, mut api, drawn) = orchestrator();
+        let served = tokio::spawn(async move {
+            let warm = json!({"conference.escrow/pool": "warm"});
+            let pods = list(vec![
+                pod("conference-warm-a", warm.clone(), true, false),
+                pod("conference-warm-b", warm, true, false),
+            ]);
+            let query = format!("?&labelSelector={OWNER},conference.escrow/pool=warm");
+            answer(&mut api, Method::GET, &format!("{PODS}{query}"), StatusCode::OK, pods).await;
+            let first = format!("{PODS}/conference-warm-a?");
+            let patch = answer(&mut api, Method::PATCH, &first, StatusCode::CONFLICT, status(409, "Conflict")).await;
+            assert_eq!(patch["metadata"]["resourceVersion"], "rv-conference-warm-a", "only if unchanged since read");
+            assert_eq!(patch["metadata"]["labels"]["conference.escrow/pool"], Value::Null, "no longer in the pool");
+            assert_eq!(patch["metadata"]["labels"]["conference.escrow/agreement"], "9");
+            let second = format!("{PODS}/conference-warm-b?");
+            let handed = pod("conference-warm-b", json!({"conference.escrow/agreement": "9"}), true, false);
+            answer(&mut api, Method::PATCH, &second, StatusCode::OK, handed).await;
+        });
+        let conference = Conference {
+            agreement: 9,
+            customer: "0xc".into(),
+            allowed_regions: 1,
+            gdpr: false,
+            participant_regions: vec![],
+            participants: Some(3),
+            stream_kbps: 1_500,
+            warm_start: true,
+        };
+        let sizing = orchestrator.sizing(&conference);
+        assert!(orchestrator.hand_over_warm_pod(&orchestrator.clusters[0], &conference, &sizing).await.unwrap());
+        served.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), drawn.notified()).await.expect("the pool is refilled at once");
+    }
+
+    #[test]
+    fn the_clusters_file_is_checked() {
+        assert!(ClustersFile::parse(FILE).is_ok());
+        assert!(ClustersFile::parse("[latency]\nms = []\n").unwrap_err().contains("cluster"));
+        let twice = "[[cluster]]\nname='a'\nregion=0\ncapacity_millicores=1\n[[cluster]]\nname='a'\nregion=1\ncapacity_millicores=1\n";
+        assert!(ClustersFile::parse(twice).unwrap_err().contains("listed twice"));
+        let typo = "[[cluster]]\nname='a'\nregion=0\ncapacity_milicores=1\n";
+        assert!(ClustersFile::parse(typo).unwrap_err().contains("capacity_milicores"));
+        let far = "[[cluster]]\nname='a'\nregion=40\ncapacity_millicores=1\n";
+        assert!(ClustersFile::parse(far).unwrap_err().contains("0..31"));
+    }
+}
