@@ -394,7 +394,8 @@ fn free_port() -> Result<u16> {
 }
 
 /// The kubelet's and kube-proxy's stand-in for one namespace (as kwok does): marks every pod
-/// Running and Ready `start_delay` after it appears, and answers HTTP on clusterIP:443 of every
+/// Running and Ready `start_delay` after it appears, removes a pod being deleted at once (its
+/// containers "stop" without waiting out the grace period), and answers HTTP on clusterIP:443 of every
 /// Service with a loopback cluster IP for as long as the Service exists. Dropping it stops all.
 pub struct FakeNode {
     tasks: Vec<JoinHandle<()>>,
@@ -434,7 +435,12 @@ async fn run_pods(pods: Api<Pod>, start_delay: Duration) {
         match event {
             Ok(Event::Apply(pod) | Event::InitApply(pod)) => {
                 let uid = pod.uid().unwrap_or_default();
-                if is_ready(&pod) || pod.metadata.deletion_timestamp.is_some() {
+                if pod.metadata.deletion_timestamp.is_some() {
+                    // A kubelet stops the containers within the grace period, then removes the pod for
+                    // good; this stand-in's containers stop at once.
+                    starting.remove(&uid);
+                    tokio::spawn(finish_deletion(pods.clone(), pod.name_any()));
+                } else if pod_ready(&pod) {
                     starting.remove(&uid);
                 } else {
                     starting
@@ -454,7 +460,16 @@ async fn run_pods(pods: Api<Pod>, start_delay: Duration) {
     }
 }
 
-fn is_ready(pod: &Pod) -> bool {
+async fn finish_deletion(pods: Api<Pod>, name: String) {
+    if let Err(error) = pods.delete(&name, &kube::api::DeleteParams::default().grace_period(0)).await
+        && !matches!(&error, kube::Error::Api(status) if status.code == 404)
+    {
+        eprintln!("fake node: removing pod {name}: {error}");
+    }
+}
+
+/// Whether the pod has the condition Ready=True.
+pub fn pod_ready(pod: &Pod) -> bool {
     let conditions = pod.status.as_ref().and_then(|status| status.conditions.as_ref());
     conditions.is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
@@ -548,5 +563,95 @@ async fn answer_http(listener: TcpListener) {
                 .await;
             let _ = stream.shutdown().await;
         });
+    }
+}
+
+/// One test cluster as the backend's clusters file describes it.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub name: &'static str,
+    pub region: u8,
+    pub gdpr: bool,
+    pub capacity_millicores: u64,
+    pub warm_pool: u32,
+}
+
+/// Several test clusters ready for the backend: `deploy/`'s manifests applied (so the backend acts as
+/// its ServiceAccount, bound by the Role there), a stand-in node in each conference namespace, a
+/// kubeconfig per cluster for the `backend` user, and the clusters file naming them.
+pub struct KubeClusters {
+    // Dropped first: the stand-in nodes stop watching before their clusters go.
+    _nodes: Vec<FakeNode>,
+    pub clusters: Vec<TestCluster>,
+    /// The admin's client of each cluster, for the tests' own reads and writes.
+    pub admins: Vec<Client>,
+    /// The clusters file to hand the backend (`--clusters-file`).
+    pub file: PathBuf,
+}
+
+/// The Jitsi app secret of the tests (never a real one).
+pub const TEST_JITSI_SECRET: &str = "the tests' Jitsi app secret";
+
+/// The latency table of the test clusters: regions 0 (EU) and 1 (US), 10 ms within one, 90 across.
+pub const TEST_LATENCY: &str = "[latency]\nms = [[10, 90], [90, 10]]\n";
+
+impl KubeClusters {
+    /// Starts the clusters (at once), with pods starting `start_delay` after they are created.
+    pub async fn start(name: &str, specs: &[ClusterSpec], start_delay: Duration) -> Result<Self> {
+        let started = futures::future::join_all(specs.iter().map(|spec| TestCluster::start(spec.name))).await;
+        let clusters = started.into_iter().collect::<Result<Vec<_>>>()?;
+        let manifests = kustomize(&crate::repo_root().join("deploy"))?;
+        let dir = std::env::temp_dir().join(format!("conference-clusters-{name}-{}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        let mut file = format!(
+            "{TEST_LATENCY}\n[conference]\ngrace_period_secs = 30\nstart_timeout_secs = 120\nwarm_pool_for = \"flexible\"\n"
+        );
+        let (mut admins, mut nodes) = (Vec::new(), Vec::new());
+        for (cluster, spec) in clusters.iter().zip(specs) {
+            let admin = cluster.client("admin").await?;
+            apply_yaml(&admin, &manifests).await?;
+            nodes.push(FakeNode::start(admin.clone(), "conferences", start_delay));
+            admins.push(admin);
+            let kubeconfig = dir.join(format!("{}.kubeconfig", spec.name));
+            cluster.kubeconfig("backend", &kubeconfig)?;
+            file.push_str(&format!(
+                "\n[[cluster]]\nname = \"{}\"\nregion = {}\ngdpr = {}\ncapacity_millicores = {}\n\
+                 namespace = \"conferences\"\nkubeconfig = \"{}\"\nservice_type = \"ClusterIP\"\nwarm_pool = {}\n",
+                spec.name,
+                spec.region,
+                spec.gdpr,
+                spec.capacity_millicores,
+                kubeconfig.display(),
+                spec.warm_pool
+            ));
+        }
+        let path = dir.join("clusters.toml");
+        fs::write(&path, file)?;
+        Ok(Self { clusters, admins, file: path, _nodes: nodes })
+    }
+
+    /// The local stack with its backend on these clusters (the Kubernetes orchestrator).
+    pub async fn stack(&self, name: &str) -> Result<crate::Stack> {
+        let file = self.file.to_string_lossy().into_owned();
+        let flags = ["--orchestrator", "kubernetes", "--clusters-file", &file, "--jitsi-app-secret", TEST_JITSI_SECRET];
+        crate::Stack::start_with(name, false, &flags).await
+    }
+
+    pub fn pods(&self, cluster: usize) -> Api<Pod> {
+        Api::namespaced(self.admins[cluster].clone(), "conferences")
+    }
+
+    pub fn services(&self, cluster: usize) -> Api<Service> {
+        Api::namespaced(self.admins[cluster].clone(), "conferences")
+    }
+
+    /// The live pods of agreement `id` (or of the warm pool, for None) in `cluster`.
+    pub async fn pods_of(&self, cluster: usize, id: Option<u64>) -> Result<Vec<Pod>> {
+        let selector = match id {
+            Some(id) => format!("conference.escrow/agreement={id}"),
+            None => "conference.escrow/pool=warm".to_owned(),
+        };
+        let pods = self.pods(cluster).list(&kube::api::ListParams::default().labels(&selector)).await?;
+        Ok(pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect())
     }
 }

@@ -494,8 +494,8 @@ fn free_loopback_addr() -> Result<String> {
     Ok(format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
 }
 
-/// The agreement id of a mined signing transaction.
-fn signed(receipt: TransactionReceipt) -> Result<(u64, TransactionReceipt)> {
+/// The agreement id of a mined signing transaction (sign, buyMinutes or reserve).
+pub fn signed(receipt: TransactionReceipt) -> Result<(u64, TransactionReceipt)> {
     let receipt = mined("sign", receipt)?;
     let signed = receipt
         .logs()
