@@ -15,7 +15,7 @@ BACKEND := target/debug/conference-backend
 # The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
 BOUND := ConferenceEscrow OfferBook ProviderRegistry
 
-.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend soak deploy-contracts gas-snapshot
+.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend bench-kube soak deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-gas         gas per operation beside Sablier, PaymentSplitter and a contract-per-agreement baseline"
 	@echo "make bench-backend     watcher catch-up, signing-to-deploy latency and memory at 1, 100, 1,000 live agreements"
 	@echo "make soak              1,000 agreements through the loop with random kills of the backend; reports losses"
+	@echo "make bench-kube        signed agreement to Jitsi pod answering (cold, warm pool) on a test API server; placement speed"
 	@echo "make deploy-contracts  deploy to a throwaway anvil, record contracts/deployments/31337.json, verify"
 	@echo "make analyze           slither over contracts/src"
 	@echo "make test-api          fuzz the HTTP API against its OpenAPI document (schemathesis)"
@@ -159,6 +160,15 @@ bench-backend: build postgres
 # lost, doubled or mis-charged. Not part of `make test` (it takes a while).
 soak: build
 	cargo run -q -p conference-e2e --bin backend-bench -- soak --agreements 1000
+
+# The Kubernetes orchestrator: signed agreement to Service answering on a test API server, cold and from
+# the warm pool (the stand-in node starts pods at once, then after 5 s as a real node pulling images
+# might), and placement decisions per second for 100 clusters and 10,000 agreements (release build).
+bench-kube: build kube
+	cargo build --release -p conference-backend -p conference-e2e
+	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 10
+	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 5 --node-delay-ms 5000
+	target/release/backend-bench placement --clusters 100 --agreements 10000
 
 # Sablier's published artifacts, from the bench's own lock file. --ignore-scripts: a dependency's
 # postinstall (a forge-std symlink) fails under npm and nothing here needs it.

@@ -598,13 +598,23 @@ pub const TEST_LATENCY: &str = "[latency]\nms = [[10, 90], [90, 10]]\n";
 impl KubeClusters {
     /// Starts the clusters (at once), with pods starting `start_delay` after they are created.
     pub async fn start(name: &str, specs: &[ClusterSpec], start_delay: Duration) -> Result<Self> {
+        Self::start_with(name, specs, start_delay, "flexible").await
+    }
+
+    /// As [`KubeClusters::start`], with the clusters file's `warm_pool_for` (`flexible` or `all`).
+    pub async fn start_with(
+        name: &str,
+        specs: &[ClusterSpec],
+        start_delay: Duration,
+        warm_pool_for: &str,
+    ) -> Result<Self> {
         let started = futures::future::join_all(specs.iter().map(|spec| TestCluster::start(spec.name))).await;
         let clusters = started.into_iter().collect::<Result<Vec<_>>>()?;
         let manifests = kustomize(&crate::repo_root().join("deploy"))?;
         let dir = std::env::temp_dir().join(format!("conference-clusters-{name}-{}", std::process::id()));
         fs::create_dir_all(&dir)?;
         let mut file = format!(
-            "{TEST_LATENCY}\n[conference]\ngrace_period_secs = 30\nstart_timeout_secs = 120\nwarm_pool_for = \"flexible\"\n"
+            "{TEST_LATENCY}\n[conference]\ngrace_period_secs = 30\nstart_timeout_secs = 120\nwarm_pool_for = \"{warm_pool_for}\"\n"
         );
         let (mut admins, mut nodes) = (Vec::new(), Vec::new());
         for (cluster, spec) in clusters.iter().zip(specs) {

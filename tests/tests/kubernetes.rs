@@ -21,6 +21,7 @@ use conference_e2e::{
     kube::{ClusterSpec, KubeClusters},
 };
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::serde::Deserialize;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 
@@ -305,5 +306,21 @@ async fn the_warm_pool_hands_over_a_ready_pod_and_refills() -> Result<()> {
         Ok(ready_warm().await?.is_some_and(|p| p.metadata.name.as_deref() != Some(warm.as_str())))
     })
     .await?;
+    Ok(())
+}
+
+#[test]
+fn the_sample_clusters_file_in_deploy_is_one_the_backend_reads() -> Result<()> {
+    let config = std::fs::read_to_string(conference_e2e::repo_root().join("deploy/config.yaml"))?;
+    let clusters_map = serde_yaml::Deserializer::from_str(&config)
+        .map(serde_yaml::Value::deserialize)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|doc| doc["metadata"]["name"] == "conference-clusters")
+        .context("the ConfigMap conference-clusters")?;
+    let text = clusters_map["data"]["clusters.toml"].as_str().context("clusters.toml")?;
+    let file = conference_backend::orchestrator::kubernetes::ClustersFile::parse(text).map_err(anyhow::Error::msg)?;
+    assert_eq!(file.clusters.len(), 1);
+    assert_eq!(file.clusters[0].kubeconfig, None, "the sample is the cluster the backend runs in");
     Ok(())
 }

@@ -740,6 +740,52 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), drawn.notified()).await.expect("the pool is refilled at once");
     }
 
+    #[tokio::test]
+    async fn a_rewritten_latency_table_changes_placement_without_a_restart() {
+        let dir = std::env::temp_dir().join(format!("conference-latency-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("clusters.toml");
+        let file = |eu_to_eu: u32| {
+            format!(
+                "[latency]\nms = [[{eu_to_eu}, 90], [90, 10]]\n\
+                 [[cluster]]\nname = 'eu'\nregion = 0\ncapacity_millicores = 8000\n\
+                 [[cluster]]\nname = 'us'\nregion = 1\ncapacity_millicores = 8000\n"
+            )
+        };
+        std::fs::write(&path, file(10)).unwrap();
+        let (service, _api) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "conferences");
+        let config = ClustersFile::read(&path).unwrap();
+        let owner = Owner { chain_id: 1, contract: "0xabc".into() };
+        let orchestrator = KubernetesOrchestrator::with_clients(
+            config,
+            vec![client.clone(), client],
+            &path,
+            owner,
+            "conference".into(),
+            Arc::new(Notify::new()),
+        );
+        let conference = Conference {
+            agreement: 1,
+            customer: "0xc".into(),
+            allowed_regions: 0b11,
+            gdpr: false,
+            participant_regions: vec![0, 0],
+            participants: Some(3),
+            stream_kbps: 1_500,
+            warm_start: false,
+        };
+        assert_eq!(orchestrator.place(&conference), Ok(0), "EU participants: the EU cluster");
+        // A probe measured the EU cluster as slow from the EU: it rewrites the table.
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&path, file(500)).unwrap();
+        let later = SystemTime::now() + Duration::from_secs(1);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+        orchestrator.reload_latency();
+        assert_eq!(orchestrator.place(&conference), Ok(1), "now the US cluster is closer to them");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn the_clusters_file_is_checked() {
         assert!(ClustersFile::parse(FILE).is_ok());

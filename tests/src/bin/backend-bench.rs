@@ -7,6 +7,8 @@
 //! - `soak`: N agreements through the whole loop while the backend is killed (SIGKILL) at random
 //!   moments and restarted; reports what was lost or doubled (the answer must be nothing).
 //!
+//! - `kube-start`: from a signed agreement to its conference's Service answering, on a test API server
+//!   (tests/src/kube.rs), cold (a new pod) and from the warm pool;
 //! - `placement`: placement decisions per second (the Decision Maker alone, no cluster), for M clusters
 //!   and N agreements.
 //!
@@ -61,6 +63,14 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Signed agreement to the Service answering on a test API server, cold and from the warm pool.
+    KubeStart {
+        #[arg(long, default_value_t = 10)]
+        samples: usize,
+        /// How long the stand-in node takes to start a pod (a real one pulls images and starts Jitsi).
+        #[arg(long, default_value_t = 0)]
+        node_delay_ms: u64,
+    },
     /// Placement decisions per second.
     Placement {
         #[arg(long, default_value_t = 100)]
@@ -81,6 +91,9 @@ async fn main() -> Result<()> {
         Command::Latency { live, samples, websocket } => latency(&live, samples, websocket).await,
         Command::Soak { agreements, wave, seed } => soak(agreements, wave, seed).await,
         Command::Placement { clusters, agreements, runs } => placement(clusters, agreements, runs),
+        Command::KubeStart { samples, node_delay_ms } => {
+            kube_start(samples, Duration::from_millis(node_delay_ms)).await
+        }
     }
 }
 
@@ -324,5 +337,50 @@ fn placement(clusters: u64, agreements: u64, runs: usize) -> Result<()> {
         rates[0],
         rates[rates.len() - 1]
     );
+    Ok(())
+}
+
+/// Signs `samples` DynamicPrice agreements one after another and times each from its signing receipt
+/// to the backend recording its conference running, which it does once the pod is ready and the
+/// Service answers on 443. Cold: no warm pool. Warm: a pool of one, refilled between samples, with
+/// every model taking a warm pod.
+async fn kube_start(samples: usize, node_delay: Duration) -> Result<()> {
+    use conference_e2e::kube::{ClusterSpec, KubeClusters, pod_ready};
+    for (mode, warm_pool) in [("cold", 0), ("warm pool", 1)] {
+        let spec = ClusterSpec { name: "bench", region: 0, gdpr: true, capacity_millicores: 1_000_000, warm_pool };
+        let clusters = KubeClusters::start_with("kube-start", &[spec], node_delay, "all").await?;
+        let stack = clusters.stack("kube-start").await?;
+        let mut times = Vec::new();
+        for _ in 0..samples {
+            if warm_pool > 0 {
+                let deadline = Instant::now() + WAIT;
+                while !clusters.pods_of(0, None).await?.iter().any(pod_ready) {
+                    ensure!(Instant::now() < deadline, "no warm pod became ready");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            let (id, _) = stack.customer_signs().await?;
+            let signed = Instant::now();
+            loop {
+                let record = stack.agreement(id).await?;
+                if record.is_some_and(|r| r["conference"]["state"] == "running") {
+                    break;
+                }
+                ensure!(signed.elapsed() < WAIT, "agreement {id}: no conference within {WAIT:?}\n{}", stack.log_tail());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            times.push(signed.elapsed());
+            stack.customer_stops(id).await?;
+        }
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "kube-start {mode}: {samples} samples, node start {} ms: p50 {:.0} ms, min {:.0} ms, max {:.0} ms",
+            node_delay.as_millis(),
+            ms(times[times.len() / 2]),
+            ms(times[0]),
+            ms(times[times.len() - 1])
+        );
+    }
     Ok(())
 }
