@@ -167,7 +167,8 @@ soak: build
 bench-kube: build kube
 	cargo build --release -p conference-backend -p conference-e2e
 	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 10
-	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 5 --node-delay-ms 5000
+	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 10 --websocket
+	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 5 --node-delay-ms 5000 --websocket
 	target/release/backend-bench placement --clusters 100 --agreements 10000
 
 # Sablier's published artifacts, from the bench's own lock file. --ignore-scripts: a dependency's

@@ -9,7 +9,6 @@ use alloy::{
     sol_types::SolStruct,
 };
 use conference_backend::{
-    api::{self, ApiContext, PublicConfig},
     chain::{Join, Participants, escrow_domain},
     jitsi::{ConferenceSettings, JoinClaims, JoinContext, JoinUser, Quality},
     orchestrator::Deployed,
@@ -30,8 +29,6 @@ on_both_databases!(
     a_rollback_deletes_the_registration_of_a_removed_agreement,
 );
 
-const CHAIN_ID: u64 = 31337;
-const ESCROW: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 /// anvil's public dev accounts 1 (the customer, [`common::CUSTOMER`]), 2 and 3: never real keys.
 const CUSTOMER_KEY: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 const PARTICIPANT_KEY: &str = "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
@@ -48,7 +45,7 @@ fn now() -> u64 {
 
 /// `message` signed by `signer` in the escrow's EIP-712 domain, as a wallet's `eth_signTypedData_v4` would.
 fn sign<T: SolStruct>(signer: &PrivateKeySigner, message: &T) -> String {
-    let domain = escrow_domain(CHAIN_ID, ESCROW.parse().unwrap());
+    let domain = escrow_domain(common::CHAIN_ID, common::ESCROW.parse().unwrap());
     let signature = signer.sign_hash_sync(&message.eip712_signing_hash(&domain)).unwrap();
     alloy::hex::encode_prefixed(signature.as_bytes())
 }
@@ -74,18 +71,6 @@ fn registration(signer: &PrivateKeySigner, participants: &[(Address, u8)], quali
 fn join(signer: &PrivateKeySigner, agreement: u64, address: Address, expires: u64) -> Value {
     let message = Join { agreementId: U256::from(agreement), participant: address, expires };
     json!({ "address": address.to_string(), "expires": expires, "signature": sign(signer, &message) })
-}
-
-async fn spawn_api(store: Store) -> String {
-    let public = PublicConfig::new(CHAIN_ID, "http://127.0.0.1:8545".into(), ESCROW.into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let metrics = conference_backend::metrics::Metrics::new();
-    let (_, leading) = tokio::sync::watch::channel(true);
-    let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, 0, leading).unwrap();
-    let ctx = ApiContext { store, public, metrics, health, join_tokens: common::join_tokens() };
-    tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
-    format!("http://{addr}")
 }
 
 /// Agreement 1 signed by [`common::CUSTOMER`] (a DynamicPrice one: its conference is requested).
@@ -133,7 +118,7 @@ fn stranger() -> Address {
 
 async fn a_registration_is_stored_and_replaced_whole_by_a_newer_one(store: Store) {
     signed(&store).await;
-    let api = spawn_api(store.clone()).await;
+    let api = common::spawn_api(store.clone()).await;
     let url = format!("{api}/api/agreements/1/participants");
     let customer = key(CUSTOMER_KEY);
     assert_eq!(store.conference_settings(1).await.unwrap(), None, "nothing registered yet");
@@ -181,7 +166,7 @@ async fn a_registration_is_stored_and_replaced_whole_by_a_newer_one(store: Store
 
 async fn an_older_or_equal_registration_is_refused_and_changes_nothing(store: Store) {
     signed(&store).await;
-    let api = spawn_api(store.clone()).await;
+    let api = common::spawn_api(store.clone()).await;
     let url = format!("{api}/api/agreements/1/participants");
     let customer = key(CUSTOMER_KEY);
     let issued = now();
@@ -201,7 +186,7 @@ async fn an_older_or_equal_registration_is_refused_and_changes_nothing(store: St
 
 async fn registrations_not_by_the_customer_or_malformed_change_nothing(store: Store) {
     signed(&store).await;
-    let api = spawn_api(store.clone()).await;
+    let api = common::spawn_api(store.clone()).await;
     let url = format!("{api}/api/agreements/1/participants");
     let customer = key(CUSTOMER_KEY);
     let issued = now();
@@ -287,7 +272,7 @@ fn decode(token: &str) -> JoinClaims {
 
 async fn the_customer_and_registered_participants_get_join_tokens(store: Store) {
     running(&store).await;
-    let api = spawn_api(store.clone()).await;
+    let api = common::spawn_api(store.clone()).await;
     let customer = key(CUSTOMER_KEY);
     let (status, _) = post(
         format!("{api}/api/agreements/1/participants"),
@@ -351,7 +336,7 @@ async fn join_tokens_are_refused_to_others_and_without_a_conference(store: Store
         )
         .await
         .unwrap();
-    let api = spawn_api(store.clone()).await;
+    let api = common::spawn_api(store.clone()).await;
     let url = format!("{api}/api/agreements/1/join-token");
     let (participant_key, stranger_key) = (key(PARTICIPANT_KEY), key(STRANGER_KEY));
     let soon = now() + 300;
@@ -420,7 +405,7 @@ fn the_typed_messages_hash_as_eip712_specifies() {
     use alloy::primitives::{B256, keccak256};
     let word = |value: U256| B256::from(value);
     let address_word = |address: Address| B256::left_padding_from(address.as_slice());
-    let domain = escrow_domain(CHAIN_ID, ESCROW.parse().unwrap());
+    let domain = escrow_domain(common::CHAIN_ID, common::ESCROW.parse().unwrap());
     let digest = |struct_hash: B256| {
         keccak256([&[0x19, 0x01][..], domain.separator().as_slice(), struct_hash.as_slice()].concat())
     };

@@ -1,12 +1,7 @@
 //! The store and the HTTP API against real databases, each test once on SQLite (a fresh file) and once
 //! on PostgreSQL (a private server of its own), and a real HTTP server on a free loopback port.
 
-use conference_backend::{
-    api::{self, ApiContext, PublicConfig},
-    chain::OperatorCall,
-    store::Store,
-    watcher::ChainEvent,
-};
+use conference_backend::{chain::OperatorCall, store::Store, watcher::ChainEvent};
 use serde_json::Value;
 
 #[macro_use]
@@ -99,7 +94,7 @@ async fn availability_is_the_share_of_successful_probes(store: Store) {
     assert_eq!((tally.probes, tally.probes_ok, tally.availability_bps()), (4, 3, 7_500));
 
     // The evidence, as a customer or an auditor reads it: each conference's probes and its figure.
-    let api = spawn_api(store).await;
+    let api = common::spawn_api(store).await;
     let view: Value = reqwest::get(format!("{api}/api/agreements/1/probes")).await.unwrap().json().await.unwrap();
     assert_eq!(view["fullRefundBelowBps"], 7_500);
     let sessions = view["sessions"].as_array().unwrap();
@@ -113,21 +108,8 @@ async fn availability_is_the_share_of_successful_probes(store: Store) {
     assert_eq!(unknown.status().as_u16(), 404);
 }
 
-async fn spawn_api(store: Store) -> String {
-    let public =
-        PublicConfig::new(31337, "http://127.0.0.1:8545".into(), "0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let metrics = conference_backend::metrics::Metrics::new();
-    let (_, leading) = tokio::sync::watch::channel(true);
-    let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, 0, leading).unwrap();
-    let ctx = ApiContext { store, public, metrics, health, join_tokens: common::join_tokens() };
-    tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
-    format!("http://{addr}")
-}
-
 async fn the_api_answers_bad_ids_with_a_clear_4xx(store: Store) {
-    let api = spawn_api(store).await;
+    let api = common::spawn_api(store).await;
     for (path, status) in [("abc", 400), ("-1", 400), ("99999999999999999999999", 400), ("7", 404)] {
         let response = reqwest::get(format!("{api}/api/agreements/{path}")).await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{path}");
@@ -138,7 +120,7 @@ async fn the_api_answers_bad_ids_with_a_clear_4xx(store: Store) {
 
 async fn the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes(store: Store) {
     store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
-    let api = spawn_api(store).await;
+    let api = common::spawn_api(store).await;
 
     let a: Value = reqwest::get(format!("{api}/api/agreements/1")).await.unwrap().json().await.unwrap();
     assert_eq!(a["status"], "signed");

@@ -642,9 +642,14 @@ impl KubeClusters {
 
     /// The local stack with its backend on these clusters (the Kubernetes orchestrator).
     pub async fn stack(&self, name: &str) -> Result<crate::Stack> {
+        self.stack_over(name, false).await
+    }
+
+    /// As [`KubeClusters::stack`], the backend following the chain over WebSocket if `websocket`.
+    pub async fn stack_over(&self, name: &str, websocket: bool) -> Result<crate::Stack> {
         let file = self.file.to_string_lossy().into_owned();
         let flags = ["--orchestrator", "kubernetes", "--clusters-file", &file, "--jitsi-app-secret", TEST_JITSI_SECRET];
-        crate::Stack::start_with(name, false, &flags).await
+        crate::Stack::start_with(name, websocket, &flags).await
     }
 
     pub fn pods(&self, cluster: usize) -> Api<Pod> {

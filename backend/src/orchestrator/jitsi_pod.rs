@@ -31,6 +31,9 @@ pub const CHAIN: &str = "conference.escrow/chain";
 pub const CONTRACT: &str = "conference.escrow/contract";
 /// `warm` on an idle pod of the pool; removed when the pod is handed to an agreement.
 pub const POOL: &str = "conference.escrow/pool";
+/// Annotations: what the pod was sized for.
+pub const PARTICIPANTS: &str = "conference.escrow/participants";
+pub const STREAM_KBPS: &str = "conference.escrow/stream-kbps";
 
 /// The most videos a participant receives (Jitsi's `channelLastN`).
 pub const LAST_N: u64 = 20;
@@ -186,8 +189,8 @@ pub fn pod(plan: &PodPlan) -> Pod {
     let mut annotations = plan.annotations.clone();
     annotations.insert("kubernetes.io/egress-bandwidth".into(), format!("{}M", sizing.egress_mbps()));
     annotations.insert("kubernetes.io/ingress-bandwidth".into(), format!("{}M", sizing.ingress_mbps()));
-    annotations.insert("conference.escrow/participants".into(), sizing.participants.to_string());
-    annotations.insert("conference.escrow/stream-kbps".into(), sizing.stream_kbps.to_string());
+    annotations.insert(PARTICIPANTS.into(), sizing.participants.to_string());
+    annotations.insert(STREAM_KBPS.into(), sizing.stream_kbps.to_string());
 
     let (jicofo_password, jvb_password) = &plan.internal_passwords;
     let xmpp = [

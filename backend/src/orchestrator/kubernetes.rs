@@ -345,9 +345,16 @@ impl KubernetesOrchestrator {
         for cluster in &self.clusters {
             let warm = self.pods_of(cluster, &format!("{POOL}=warm")).await?;
             let want = cluster.config.warm_pool as usize;
+            let sizing = self.warm_sizing(cluster);
             for _ in warm.len()..want {
+                // Idle pods never take the room a paid conference needs.
+                let used = cluster.used_millicores.load(Ordering::Relaxed);
+                if used + sizing.pod_millicores() > cluster.config.capacity_millicores {
+                    warn!(cluster = cluster.config.name, used, "no room for another warm pod");
+                    break;
+                }
                 let name = format!("conference-warm-{}", alloy::hex::encode(rand::random::<[u8; 4]>()));
-                self.create_pod(cluster, None, &name, &self.warm_sizing(cluster)).await?;
+                self.create_pod(cluster, None, &name, &sizing).await?;
                 info!(cluster = cluster.config.name, pod = name, "warm pod created");
             }
             for pod in warm.iter().skip(want) {
@@ -460,7 +467,8 @@ impl KubernetesOrchestrator {
     /// can never take the same pod.
     async fn hand_over_warm_pod(&self, cluster: &Cluster, conference: &Conference, sizing: &Sizing) -> Result<bool> {
         for pod in self.pods_of(cluster, &format!("{POOL}=warm")).await? {
-            let warm_sizing = self.warm_sizing(cluster);
+            // Sized as its annotations say (the pool's size may have been changed since it was made).
+            let warm_sizing = sizing_of(&pod).unwrap_or_else(|| self.warm_sizing(cluster));
             if !is_ready(&pod) || !warm_sizing.covers(sizing) {
                 continue;
             }
@@ -561,6 +569,15 @@ async fn client_for(cluster: &ClusterConfig) -> Result<Client> {
 
 fn random_secret() -> String {
     alloy::hex::encode(rand::random::<[u8; 24]>())
+}
+
+/// The size a conference pod was made for, from the annotations [`jitsi_pod::pod`] writes.
+fn sizing_of(pod: &Pod) -> Option<Sizing> {
+    let annotations = pod.metadata.annotations.as_ref()?;
+    Some(Sizing {
+        participants: annotations.get(jitsi_pod::PARTICIPANTS)?.parse().ok()?,
+        stream_kbps: annotations.get(jitsi_pod::STREAM_KBPS)?.parse().ok()?,
+    })
 }
 
 fn is_ready(pod: &Pod) -> bool {
@@ -705,11 +722,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_warm_pod_taken_meanwhile_is_skipped_for_the_next() {
+    async fn a_warm_pod_too_small_not_ready_or_taken_meanwhile_is_skipped_for_the_next() {
         let (orchestrator, mut api, drawn) = orchestrator();
         let served = tokio::spawn(async move {
             let warm = json!({"conference.escrow/pool": "warm"});
+            // Made for two participants (before the pool's size changed): too small for three.
+            let mut small = pod("conference-warm-small", warm.clone(), true, false);
+            small["metadata"]["annotations"] =
+                json!({"conference.escrow/participants": "2", "conference.escrow/stream-kbps": "1500"});
             let pods = list(vec![
+                small,
+                pod("conference-warm-starting", warm.clone(), false, false),
                 pod("conference-warm-a", warm.clone(), true, false),
                 pod("conference-warm-b", warm, true, false),
             ]);

@@ -85,3 +85,24 @@ pub fn join_tokens() -> conference_backend::jitsi::JoinTokens {
 pub fn deployed() -> conference_backend::orchestrator::Deployed {
     conference_backend::orchestrator::Deployed { join_url: "http://127.0.0.1:1/".into(), fresh: true, region: 0 }
 }
+
+/// The chain and escrow the API tests' agreements belong to (anvil's, as the dev chain deploys it).
+#[allow(dead_code)]
+pub const CHAIN_ID: u64 = 31337;
+#[allow(dead_code)]
+pub const ESCROW: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+
+/// The API over `store` on a free loopback port (no node behind it); its base URL.
+#[allow(dead_code)]
+pub async fn spawn_api(store: conference_backend::store::Store) -> String {
+    use conference_backend::api::{self, ApiContext, PublicConfig};
+    let public = PublicConfig::new(CHAIN_ID, "http://127.0.0.1:8545".into(), ESCROW.into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let metrics = conference_backend::metrics::Metrics::new();
+    let (_, leading) = tokio::sync::watch::channel(true);
+    let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, 0, leading).unwrap();
+    let ctx = ApiContext { store, public, metrics, health, join_tokens: join_tokens() };
+    tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
+    format!("http://{addr}")
+}
