@@ -17,6 +17,10 @@ pub enum Error {
     #[error("conference orchestrator: {0}")]
     Orchestrator(String),
 
+    /// No cluster can take the conference (its constraints, or no room): nothing was deployed.
+    #[error("placement: {0}")]
+    NoPlacement(String),
+
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 
@@ -32,6 +36,7 @@ impl Error {
             Error::Migration(_) => "migration",
             Error::Chain(_) => "chain",
             Error::Orchestrator(_) => "orchestrator",
+            Error::NoPlacement(_) => "placement",
             Error::Io(_) => "io",
             Error::Config(_) => "config",
         }

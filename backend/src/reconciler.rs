@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
-    Result,
+    Error, Result,
     agreement::{Agreement, ChainStatus as C, ConferenceState as K, Model},
     chain::{Chain, OperatorCall},
     orchestrator::{Conference, Orchestrator},
@@ -216,7 +216,16 @@ impl Reconciler {
                     return Ok(false);
                 }
                 self.store.conference_deploying(a.id).await?;
-                let deployed = self.orchestrator.deploy(&conference).await?;
+                let deployed = match self.orchestrator.deploy(&conference).await {
+                    Ok(deployed) => deployed,
+                    Err(err @ Error::NoPlacement(_)) => {
+                        // Nothing was created: recorded as such, the next pass checks the fit again
+                        // (and declines a requested conference if nothing fits).
+                        self.store.conference_removed(a.id).await?;
+                        return Err(err);
+                    }
+                    Err(err) => return Err(err),
+                };
                 self.store.conference_running(a.id, &deployed).await?;
                 crate::fault::crash_point("deployed");
                 info!(join_url = %deployed.join_url, fresh = deployed.fresh, region = deployed.region, "conference running");
@@ -270,10 +279,16 @@ impl Reconciler {
     async fn conference(&self, a: &Agreement) -> Result<Conference> {
         let settings = self.store.conference_settings(a.id).await?;
         let quality = settings.as_ref().map(|s| s.quality).unwrap_or_default();
+        // A conference already activated is brought back (after a loss) in the region the chain
+        // recorded for it, not wherever placement would put a new one.
+        let allowed_regions = match (a.chain_status, a.region) {
+            (C::Active, Some(region)) if region < 32 => 1 << region,
+            _ => a.allowed_regions,
+        };
         Ok(Conference {
             agreement: a.id,
             customer: a.customer.clone(),
-            allowed_regions: a.allowed_regions,
+            allowed_regions,
             gdpr: a.gdpr,
             participant_regions: settings
                 .iter()

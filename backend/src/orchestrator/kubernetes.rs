@@ -263,9 +263,10 @@ impl KubernetesOrchestrator {
         let (index, fresh) = match self.find(id).await? {
             Some((index, _)) => (index, false),
             None => {
-                let index = self.place(conference).map_err(|no_fit| {
-                    Error::Orchestrator(format!("no cluster fits agreement {id} now ({no_fit:?})"))
-                })?;
+                // Room can go between the reconciler's fit check and here (another deploy took it).
+                let index = self
+                    .place(conference)
+                    .map_err(|no_fit| Error::NoPlacement(format!("no cluster fits agreement {id} now ({no_fit:?})")))?;
                 let cluster = &self.clusters[index];
                 let sizing = self.sizing(conference);
                 let warm = conference.warm_start || self.settings.warm_pool_for == WarmPoolFor::All;
