@@ -508,7 +508,8 @@ impl KubernetesOrchestrator {
         jitsi_pod::service(&self.owner, agreement, &cluster.config.service_type)
     }
 
-    /// The address participants reach the Service at: the load balancer's, else the cluster IP.
+    /// The address participants reach the Service at, as a URL's host: the load balancer's, else the
+    /// cluster IP.
     async fn service_host(&self, cluster: &Cluster, agreement: u64) -> Result<Option<String>> {
         let service = cluster
             .services
@@ -519,7 +520,8 @@ impl KubernetesOrchestrator {
             let ingress = s.status.and_then(|st| st.load_balancer?.ingress?.into_iter().next());
             let balanced = ingress.and_then(|i| i.hostname.or(i.ip));
             let load_balancer = s.spec.as_ref().and_then(|spec| spec.type_.as_deref()) == Some("LoadBalancer");
-            if load_balancer { balanced } else { s.spec?.cluster_ip.filter(|ip| ip != "None") }
+            let host = if load_balancer { balanced } else { s.spec?.cluster_ip.filter(|ip| ip != "None") };
+            host.map(|host| url_host(&host))
         }))
     }
 
@@ -588,6 +590,11 @@ fn is_ready(pod: &Pod) -> bool {
 
 fn agreement_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<u64> {
     meta.labels.as_ref()?.get(AGREEMENT)?.parse().ok()
+}
+
+/// An IPv6 address in brackets, as URLs and socket addresses write it; anything else as it is.
+fn url_host(host: &str) -> String {
+    if host.parse::<std::net::Ipv6Addr>().is_ok() { format!("[{host}]") } else { host.to_owned() }
 }
 
 /// Whether the Service's HTTPS port accepts a connection.
@@ -808,6 +815,13 @@ mod tests {
         orchestrator.reload_latency();
         assert_eq!(orchestrator.place(&conference), Ok(1), "now the US cluster is closer to them");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn service_addresses_are_written_as_url_hosts() {
+        assert_eq!(url_host("10.96.0.7"), "10.96.0.7");
+        assert_eq!(url_host("fd00::7"), "[fd00::7]");
+        assert_eq!(url_host("meet-eu.example.org"), "meet-eu.example.org");
     }
 
     #[test]
