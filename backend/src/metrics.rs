@@ -27,7 +27,7 @@ use crate::watcher::ChainEvent;
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Every metric's name, for the docs and the tests: each one appears in a scrape from the start.
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "conference_watcher_lag_blocks",
     "conference_watcher_head_block",
     "conference_watcher_last_read_timestamp_seconds",
@@ -39,6 +39,7 @@ pub const NAMES: [&str; 11] = [
     "conference_running",
     "conference_probes_total",
     "conference_settlement_availability_bps",
+    "conference_placements_total",
 ];
 
 /// Availability buckets in basis points. A settlement under 7,500 (75%) refunds the customer in full,
@@ -46,6 +47,8 @@ pub const NAMES: [&str; 11] = [
 const AVAILABILITY_BUCKETS: [f64; 9] = [0.0, 2_500.0, 5_000.0, 7_499.0, 9_000.0, 9_500.0, 9_900.0, 9_999.0, 10_000.0];
 
 type OutcomeLabel = [(&'static str, &'static str); 1];
+
+const PLACEMENT_OUTCOMES: [&str; 3] = ["deployed", "excluded", "full"];
 
 /// A handle on the service's metrics; clones share one registry.
 #[derive(Clone)]
@@ -64,6 +67,7 @@ struct Inner {
     running: Gauge,
     probes: Family<OutcomeLabel, Counter>,
     availability: Histogram,
+    placements: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -125,9 +129,19 @@ impl Metrics {
             "The availability each settlement reported on-chain, in basis points (under 7500 refunds in full)",
             availability.clone(),
         );
-        // Both outcomes from the start, so that a rate over them is defined before the first failure.
+        let placements = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "placements",
+            "Conferences placed and deployed (deployed), or declined because no cluster meets their \
+             constraints (excluded) or none has room (full)",
+            placements.clone(),
+        );
+        // Every outcome from the start, so that a rate over them is defined before the first of each.
         for outcome in ["ok", "failed"] {
             let _ = probes.get_or_create(&[("outcome", outcome)]);
+        }
+        for outcome in PLACEMENT_OUTCOMES {
+            let _ = placements.get_or_create(&[("outcome", outcome)]);
         }
         Self(Arc::new(Inner {
             registry,
@@ -142,6 +156,7 @@ impl Metrics {
             running,
             probes,
             availability,
+            placements,
         }))
     }
 
@@ -193,6 +208,16 @@ impl Metrics {
     /// The monitor probed a conference.
     pub fn probe(&self, ok: bool) {
         self.0.probes.get_or_create(&[("outcome", if ok { "ok" } else { "failed" })]).inc();
+    }
+
+    /// The reconciler deployed a conference where placement put it, or found that none fits.
+    pub fn placement(&self, outcome: Result<(), crate::placement::NoFit>) {
+        let label = match outcome {
+            Ok(()) => "deployed",
+            Err(crate::placement::NoFit::Excluded) => "excluded",
+            Err(crate::placement::NoFit::Full) => "full",
+        };
+        self.0.placements.get_or_create(&[("outcome", label)]).inc();
     }
 
     /// The gauges that are facts of the database, read at a scrape.
@@ -257,5 +282,17 @@ mod tests {
         assert!(text.contains("conference_probes_total{outcome=\"failed\"} 1"), "{text}");
         assert!(text.contains("conference_settlement_availability_bps_bucket{le=\"7499\"} 1"), "{text}");
         assert!(text.contains("conference_settlement_availability_bps_count 2"), "{text}");
+    }
+
+    #[test]
+    fn counts_placements_by_outcome() {
+        let metrics = Metrics::new();
+        metrics.placement(Ok(()));
+        metrics.placement(Err(crate::placement::NoFit::Full));
+        metrics.placement(Ok(()));
+        let text = metrics.encode();
+        assert!(text.contains("conference_placements_total{outcome=\"deployed\"} 2"), "{text}");
+        assert!(text.contains("conference_placements_total{outcome=\"full\"} 1"), "{text}");
+        assert!(text.contains("conference_placements_total{outcome=\"excluded\"} 0"), "{text}");
     }
 }

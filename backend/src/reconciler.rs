@@ -209,7 +209,10 @@ impl Reconciler {
                             "no cluster fits: declining"
                         );
                         let requested_at = a.requested_at.unwrap_or_default();
-                        self.queue(OperatorCall::Decline { agreement: a.id, session: a.session, requested_at }).await?;
+                        let call = OperatorCall::Decline { agreement: a.id, session: a.session, requested_at };
+                        if self.queue(call).await? {
+                            self.metrics.placement(Err(no_fit));
+                        }
                     } else {
                         debug!(?no_fit, "no cluster fits the warm or lost conference now; trying again later");
                     }
@@ -227,6 +230,9 @@ impl Reconciler {
                     Err(err) => return Err(err),
                 };
                 self.store.conference_running(a.id, &deployed).await?;
+                if deployed.fresh {
+                    self.metrics.placement(Ok(()));
+                }
                 crate::fault::crash_point("deployed");
                 info!(join_url = %deployed.join_url, fresh = deployed.fresh, region = deployed.region, "conference running");
                 return Ok(true);
@@ -301,12 +307,14 @@ impl Reconciler {
         })
     }
 
-    async fn queue(&self, call: OperatorCall) -> Result<()> {
-        if self.store.enqueue(&call).await? {
+    /// Queues an operator call; whether it is new (a call already queued is not queued again).
+    async fn queue(&self, call: OperatorCall) -> Result<bool> {
+        let new = self.store.enqueue(&call).await?;
+        if new {
             info!(?call, "queued");
             self.outbox_notify.notify_one();
         }
-        Ok(())
+        Ok(new)
     }
 }
 

@@ -234,6 +234,12 @@ async fn constraints_outweigh_latency_and_room_and_a_conference_no_cluster_can_t
     for cluster in 0..2 {
         assert!(clusters.pods_of(cluster, Some(refused)).await?.is_empty(), "no pod for a declined conference");
     }
+    let metrics = reqwest::get(format!("{}/metrics", stack.api)).await?.text().await?;
+    for line in
+        ["conference_placements_total{outcome=\"deployed\"} 1", "conference_placements_total{outcome=\"excluded\"} 1"]
+    {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing from /metrics:\n{metrics}");
+    }
     Ok(())
 }
 
