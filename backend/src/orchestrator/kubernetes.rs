@@ -47,6 +47,7 @@ use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     config::{KubeConfigOptions, Kubeconfig},
+    runtime::wait::await_condition,
 };
 use serde::Deserialize;
 use tokio::sync::Notify;
@@ -525,22 +526,36 @@ impl KubernetesOrchestrator {
         }))
     }
 
-    /// Waits until the pod is ready and its Service answers; the Service's address.
+    /// Waits until the pod is ready (watching it, so a start is seen as it happens) and its Service
+    /// answers; the Service's address.
     async fn wait_until_answering(&self, cluster: &Cluster, agreement: u64) -> Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(self.settings.start_timeout_secs);
+        let timeout = Duration::from_secs(self.settings.start_timeout_secs);
+        let too_late = || {
+            Error::Orchestrator(format!(
+                "the conference of agreement {agreement} did not answer within {} s",
+                self.settings.start_timeout_secs
+            ))
+        };
+        let deadline = Instant::now() + timeout;
+        let Some((_, pod)) = self.find(agreement).await? else {
+            return Err(Error::Orchestrator(format!("the pod of agreement {agreement} is gone")));
+        };
+        let name = pod.metadata.name.unwrap_or_default();
+        let ready = await_condition(cluster.pods.clone(), &name, |pod: Option<&Pod>| pod.is_some_and(is_ready));
+        match tokio::time::timeout(timeout, ready).await {
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => return Err(Error::Orchestrator(format!("pod {name} was deleted while starting"))),
+            Ok(Err(err)) => return Err(Error::Orchestrator(format!("watching pod {name}: {err}"))),
+            Err(_) => return Err(too_late()),
+        }
         loop {
-            if let Some((_, pod)) = self.find(agreement).await?
-                && is_ready(&pod)
-                && let Some(host) = self.service_host(cluster, agreement).await?
+            if let Some(host) = self.service_host(cluster, agreement).await?
                 && answers(&host).await
             {
                 return Ok(host);
             }
             if Instant::now() > deadline {
-                return Err(Error::Orchestrator(format!(
-                    "the conference of agreement {agreement} did not answer within {} s",
-                    self.settings.start_timeout_secs
-                )));
+                return Err(too_late());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
