@@ -200,9 +200,4 @@ impl Agreement {
     pub fn signed_stop_of_running(&self) -> Option<&crate::chain::SignedStop> {
         self.signed_stop.as_ref().filter(|stop| self.started_at == Some(stop.started_at))
     }
-
-    /// Whether the conference may run in `region` under the customer's constraints.
-    pub fn allows_region(&self, region: u8) -> bool {
-        region < 32 && self.allowed_regions & (1 << region) != 0
-    }
 }

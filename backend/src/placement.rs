@@ -76,8 +76,12 @@ impl LatencyTable {
 
 /// Whether a cluster meets the agreement's constraints (rule 1).
 pub fn admits(candidate: &Candidate, need: &Need) -> bool {
-    let region_allowed = candidate.region < 32 && need.allowed_regions & (1 << candidate.region) != 0;
-    region_allowed && (candidate.gdpr || !need.gdpr)
+    region_allowed(need.allowed_regions, candidate.region) && (candidate.gdpr || !need.gdpr)
+}
+
+/// Whether a region mask (bit i set: region i) allows `region`; masks have 32 bits.
+pub fn region_allowed(allowed_regions: u32, region: u8) -> bool {
+    region < 32 && allowed_regions & (1 << region) != 0
 }
 
 /// The index of the cluster to run the conference on.

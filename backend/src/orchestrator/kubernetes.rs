@@ -261,8 +261,8 @@ impl KubernetesOrchestrator {
 
     pub async fn deploy(&self, conference: &Conference) -> Result<Deployed> {
         let id = conference.agreement;
-        let (index, fresh) = match self.find(id).await? {
-            Some((index, _)) => (index, false),
+        let (index, pod, fresh) = match self.find(id).await? {
+            Some((index, pod)) => (index, pod.metadata.name.unwrap_or_default(), false),
             None => {
                 // Room can go between the reconciler's fit check and here (another deploy took it).
                 let index = self
@@ -271,10 +271,17 @@ impl KubernetesOrchestrator {
                 let cluster = &self.clusters[index];
                 let sizing = self.sizing(conference);
                 let warm = conference.warm_start || self.settings.warm_pool_for == WarmPoolFor::All;
-                if !(warm && self.hand_over_warm_pod(cluster, conference, &sizing).await?) {
-                    self.create_pod(cluster, Some(conference), &jitsi_pod::conference_name(id), &sizing).await?;
-                }
-                (index, true)
+                let handed_over =
+                    if warm { self.hand_over_warm_pod(cluster, conference, &sizing).await? } else { None };
+                let pod = match handed_over {
+                    Some(pod) => pod,
+                    None => {
+                        let name = jitsi_pod::conference_name(id);
+                        self.create_pod(cluster, Some(conference), &name, &sizing).await?;
+                        name
+                    }
+                };
+                (index, pod, true)
             }
         };
         let cluster = &self.clusters[index];
@@ -283,7 +290,7 @@ impl KubernetesOrchestrator {
             Err(err) if is_status(&err, 409) => {}
             Err(err) => return Err(kube_error("creating the Service", err)),
         }
-        let host = self.wait_until_answering(cluster, id).await?;
+        let host = self.wait_until_answering(cluster, id, &pod).await?;
         info!(agreement = id, cluster = cluster.config.name, fresh, %host, "conference answers");
         Ok(Deployed {
             join_url: format!("https://{host}/{}", crate::jitsi::room_name(id)),
@@ -341,11 +348,13 @@ impl KubernetesOrchestrator {
     }
 
     /// Background upkeep: counts each cluster's load, keeps its warm pool at size, and reads the
-    /// latency table again if the clusters file changed.
+    /// latency table again if the clusters file changed. One list of each cluster's pods serves all.
     pub async fn maintain(&self) -> Result<()> {
         self.reload_latency();
         for cluster in &self.clusters {
-            let warm = self.pods_of(cluster, &format!("{POOL}=warm")).await?;
+            let pods = self.pods_of(cluster, "").await?;
+            cluster.used_millicores.store(pods.iter().filter_map(millicores_of).sum(), Ordering::Relaxed);
+            let warm: Vec<&Pod> = pods.iter().filter(|p| label(p, POOL) == Some("warm")).collect();
             let want = cluster.config.warm_pool as usize;
             let sizing = self.warm_sizing(cluster);
             for _ in warm.len()..want {
@@ -366,8 +375,8 @@ impl KubernetesOrchestrator {
                     Err(err) if is_status(&err, 404) => {}
                     Err(err) => return Err(kube_error("deleting a surplus warm pod", err)),
                 }
+                cluster.used_millicores.fetch_sub(millicores_of(pod).unwrap_or(0), Ordering::Relaxed);
             }
-            self.count_load(cluster).await?;
         }
         Ok(())
     }
@@ -411,12 +420,7 @@ impl KubernetesOrchestrator {
     }
 
     async fn count_load(&self, cluster: &Cluster) -> Result<()> {
-        let used = self
-            .pods_of(cluster, "")
-            .await?
-            .iter()
-            .filter_map(|p| p.metadata.annotations.as_ref()?.get(MILLICORES)?.parse::<u64>().ok())
-            .sum();
+        let used = self.pods_of(cluster, "").await?.iter().filter_map(millicores_of).sum();
         cluster.used_millicores.store(used, Ordering::Relaxed);
         Ok(())
     }
@@ -467,7 +471,13 @@ impl KubernetesOrchestrator {
     /// Hands a ready warm pod big enough for the conference over to it: the pod is relabelled with
     /// the agreement, on the condition that nobody changed it since it was read, so two hand-overs
     /// can never take the same pod.
-    async fn hand_over_warm_pod(&self, cluster: &Cluster, conference: &Conference, sizing: &Sizing) -> Result<bool> {
+    /// The name of the pod handed over, if one was.
+    async fn hand_over_warm_pod(
+        &self,
+        cluster: &Cluster,
+        conference: &Conference,
+        sizing: &Sizing,
+    ) -> Result<Option<String>> {
         for pod in self.pods_of(cluster, &format!("{POOL}=warm")).await? {
             // Sized as its annotations say (the pool's size may have been changed since it was made).
             let warm_sizing = sizing_of(&pod).unwrap_or_else(|| self.warm_sizing(cluster));
@@ -495,14 +505,14 @@ impl KubernetesOrchestrator {
                         "warm pod handed over"
                     );
                     self.pool_drawn.notify_one();
-                    return Ok(true);
+                    return Ok(Some(name));
                 }
                 // Taken or changed meanwhile: try the next one.
                 Err(err) if is_status(&err, 409) => continue,
                 Err(err) => return Err(kube_error("handing over a warm pod", err)),
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     fn service(&self, cluster: &Cluster, agreement: u64) -> Service {
@@ -526,9 +536,9 @@ impl KubernetesOrchestrator {
         }))
     }
 
-    /// Waits until the pod is ready (watching it, so a start is seen as it happens) and its Service
-    /// answers; the Service's address.
-    async fn wait_until_answering(&self, cluster: &Cluster, agreement: u64) -> Result<String> {
+    /// Waits until the agreement's pod `name` is ready (watching it, so a start is seen as it happens)
+    /// and its Service answers; the Service's address.
+    async fn wait_until_answering(&self, cluster: &Cluster, agreement: u64, name: &str) -> Result<String> {
         let timeout = Duration::from_secs(self.settings.start_timeout_secs);
         let too_late = || {
             Error::Orchestrator(format!(
@@ -537,11 +547,7 @@ impl KubernetesOrchestrator {
             ))
         };
         let deadline = Instant::now() + timeout;
-        let Some((_, pod)) = self.find(agreement).await? else {
-            return Err(Error::Orchestrator(format!("the pod of agreement {agreement} is gone")));
-        };
-        let name = pod.metadata.name.unwrap_or_default();
-        let ready = await_condition(cluster.pods.clone(), &name, |pod: Option<&Pod>| pod.is_some_and(is_ready));
+        let ready = await_condition(cluster.pods.clone(), name, |pod: Option<&Pod>| pod.is_some_and(is_ready));
         match tokio::time::timeout(timeout, ready).await {
             Ok(Ok(Some(_))) => {}
             Ok(Ok(None)) => return Err(Error::Orchestrator(format!("pod {name} was deleted while starting"))),
@@ -601,6 +607,15 @@ fn sizing_of(pod: &Pod) -> Option<Sizing> {
 fn is_ready(pod: &Pod) -> bool {
     let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
     conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The CPU a pod of this deployment requests in all, from its annotation.
+fn millicores_of(pod: &Pod) -> Option<u64> {
+    pod.metadata.annotations.as_ref()?.get(MILLICORES)?.parse().ok()
+}
+
+fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 fn agreement_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<u64> {
@@ -781,7 +796,9 @@ mod tests {
             warm_start: true,
         };
         let sizing = orchestrator.sizing(&conference);
-        assert!(orchestrator.hand_over_warm_pod(&orchestrator.clusters[0], &conference, &sizing).await.unwrap());
+        let handed_over =
+            orchestrator.hand_over_warm_pod(&orchestrator.clusters[0], &conference, &sizing).await.unwrap();
+        assert_eq!(handed_over.as_deref(), Some("conference-warm-b"));
         served.await.unwrap();
         tokio::time::timeout(Duration::from_secs(1), drawn.notified()).await.expect("the pool is refilled at once");
     }

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::{Conference, Deployed};
 use crate::{
     Error, Result,
-    placement::NoFit,
+    placement::{self, NoFit},
     room::{self, RoomInfo},
 };
 
@@ -45,8 +45,7 @@ impl LocalOrchestrator {
     /// Rooms run in one region, for as many conferences as the machine takes; GDPR is not checked
     /// (the local orchestrator is for development and tests).
     pub fn fit(&self, conference: &Conference) -> Result<(), NoFit> {
-        let allowed = self.region < 32 && conference.allowed_regions & (1 << self.region) != 0;
-        if allowed { Ok(()) } else { Err(NoFit::Excluded) }
+        if placement::region_allowed(conference.allowed_regions, self.region) { Ok(()) } else { Err(NoFit::Excluded) }
     }
 
     pub fn join_url(info: &RoomInfo) -> String {
