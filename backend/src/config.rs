@@ -137,6 +137,24 @@ pub struct JitsiArgs {
 }
 
 impl ServiceArgs {
+    /// The Kubernetes orchestrator's clusters file (None for the local orchestrator), checked before
+    /// anything is opened: that orchestrator needs the file, and JITSI_APP_SECRET, because prosody
+    /// checks join tokens with the secret in the cluster's Secret and a random one here would sign
+    /// tokens no conference accepts.
+    pub fn clusters_file(&self) -> Result<Option<&Path>> {
+        if self.orchestrator == OrchestratorKind::Local {
+            return Ok(None);
+        }
+        let file = self
+            .clusters_file
+            .as_deref()
+            .ok_or_else(|| Error::Config("ORCHESTRATOR=kubernetes needs CLUSTERS_FILE (--clusters-file)".into()))?;
+        if self.jitsi.jitsi_app_secret.is_none() {
+            return Err(Error::Config("ORCHESTRATOR=kubernetes needs JITSI_APP_SECRET".into()));
+        }
+        Ok(Some(file))
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()
@@ -363,6 +381,18 @@ mod tests {
 
         let bad = serve_args(&["--operator-key", "0x1234"]).unwrap().operator.signer().unwrap_err().to_string();
         assert!(bad.contains("not a valid private key") && !bad.contains("1234"), "{bad}");
+    }
+
+    #[test]
+    fn the_kubernetes_orchestrator_needs_its_clusters_file_and_the_jitsi_secret() {
+        let local = serve_args(&[]).unwrap();
+        assert_eq!(local.service.clusters_file().unwrap(), None);
+        let no_file = serve_args(&["--orchestrator", "kubernetes", "--jitsi-app-secret", "s"]).unwrap();
+        assert!(no_file.service.clusters_file().unwrap_err().to_string().contains("needs CLUSTERS_FILE"));
+        let no_secret = serve_args(&["--orchestrator", "kubernetes", "--clusters-file", "/c.toml"]).unwrap();
+        assert!(no_secret.service.clusters_file().unwrap_err().to_string().contains("needs JITSI_APP_SECRET"));
+        let both = ["--orchestrator", "kubernetes", "--clusters-file", "/c.toml", "--jitsi-app-secret", "s"];
+        assert_eq!(serve_args(&both).unwrap().service.clusters_file().unwrap(), Some(Path::new("/c.toml")));
     }
 
     #[test]

@@ -12,10 +12,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 use crate::{
-    Error, Result,
+    Result,
     api::{self, ApiContext, PublicConfig},
     chain::Chain,
-    config::{OrchestratorKind, ServeArgs},
+    config::ServeArgs,
     health::Health,
     jitsi::JoinTokens,
     lease::Lease,
@@ -46,6 +46,7 @@ pub async fn serve(
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // The key first: a missing or wrong key is a configuration error, found before anything is opened.
     let signer = args.operator.signer()?;
+    let clusters_file = service.clusters_file()?;
     std::fs::create_dir_all(&service.data_dir)?;
     let store = Store::open(&service.database_url()).await?;
     let chain = Chain::connect(&args.rpc_url, args.escrow, signer).await?;
@@ -54,23 +55,14 @@ pub async fn serve(
     info!(chain_id = chain.chain_id, escrow = %chain.escrow, operator = %chain.operator_address, activation_window, "connected");
 
     let upkeep = Arc::new(Notify::new());
-    let orchestrator = Arc::new(match service.orchestrator {
-        OrchestratorKind::Local => Orchestrator::Local(LocalOrchestrator::new(
+    let orchestrator = Arc::new(match clusters_file {
+        None => Orchestrator::Local(LocalOrchestrator::new(
             service.data_dir.join("rooms"),
             std::env::current_exe()?,
             service.region,
         )?),
-        OrchestratorKind::Kubernetes => {
-            let file = service
-                .clusters_file
-                .as_deref()
-                .ok_or_else(|| Error::Config("ORCHESTRATOR=kubernetes needs CLUSTERS_FILE (--clusters-file)".into()))?;
+        Some(file) => {
             let owner = Owner { chain_id: chain.chain_id, contract: format!("{:#x}", chain.escrow) };
-            if service.jitsi.jitsi_app_secret.is_none() {
-                // Prosody checks join tokens with the secret in the cluster's Secret: a random one
-                // here would sign tokens no conference accepts.
-                return Err(Error::Config("ORCHESTRATOR=kubernetes needs JITSI_APP_SECRET".into()));
-            }
             let app_id = service.jitsi.jitsi_app_id.clone();
             Orchestrator::Kubernetes(Box::new(
                 KubernetesOrchestrator::connect(file, owner, app_id, upkeep.clone()).await?,
