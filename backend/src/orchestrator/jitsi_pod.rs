@@ -103,7 +103,7 @@ impl Sizing {
 
     /// The CPU the whole pod requests: what placement counts against a cluster's capacity.
     pub fn pod_millicores(&self) -> u64 {
-        SMALL_CONTAINERS.iter().map(|(_, millicores, _)| millicores).sum::<u64>() + self.jvb_millicores()
+        WEB.0 + PROSODY.0 + JICOFO.0 + self.jvb_millicores()
     }
 
     /// Whether a pod sized `self` can host a conference sized `other`.
@@ -116,8 +116,10 @@ fn round_up(value: u64, step: u64) -> u64 {
     value.div_ceil(step) * step
 }
 
-/// web, prosody, jicofo: (name, millicores, MiB).
-const SMALL_CONTAINERS: [(&str, u64, u64); 3] = [("web", 100, 128), ("prosody", 100, 128), ("jicofo", 100, 384)];
+/// The small containers' (millicores, MiB), whatever the conference's size.
+const WEB: (u64, u64) = (100, 128);
+const PROSODY: (u64, u64) = (100, 128);
+const JICOFO: (u64, u64) = (100, 384);
 
 /// The images and Jitsi settings every conference pod gets.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -246,18 +248,11 @@ pub fn pod(plan: &PodPlan) -> Pod {
         jvb.push(plain("JVB_ADVERTISE_IPS", ips));
     }
 
-    let small = |name: &str| SMALL_CONTAINERS.iter().find(|(n, ..)| *n == name).map(|&(_, m, mib)| (m, mib)).unwrap();
     let containers = vec![
-        container(
-            "web",
-            &plan.jitsi.web_image,
-            web,
-            small("web"),
-            &[("https", HTTPS_PORT, "TCP"), ("http", 80, "TCP")],
-        )
-        .with_readiness(80, "/"),
-        container("prosody", &plan.jitsi.prosody_image, prosody, small("prosody"), &[("xmpp-client", 5222, "TCP")]),
-        container("jicofo", &plan.jitsi.jicofo_image, jicofo, small("jicofo"), &[]),
+        container("web", &plan.jitsi.web_image, web, WEB, &[("https", HTTPS_PORT, "TCP"), ("http", 80, "TCP")])
+            .with_readiness(80, "/"),
+        container("prosody", &plan.jitsi.prosody_image, prosody, PROSODY, &[("xmpp-client", 5222, "TCP")]),
+        container("jicofo", &plan.jitsi.jicofo_image, jicofo, JICOFO, &[]),
         container(
             "jvb",
             &plan.jitsi.jvb_image,
