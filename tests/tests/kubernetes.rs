@@ -171,7 +171,10 @@ async fn a_signed_agreement_gets_exactly_its_pod_and_service_where_placement_cho
 
     // The customer stops: the pod and the Service go, and the agreement is settled.
     stack.customer_stops(id).await?;
-    stack.wait_status(id, "settled", WAIT).await?;
+    let settled = stack.wait_status(id, "settled", WAIT).await?;
+    // Charged for the time used at the availability the probes of the pod measured, refunded the
+    // rest, to the wei.
+    conference_e2e::check_settlement(&settled)?;
     eventually("the pod and Service removed", || async {
         Ok(clusters.pods(us).get_opt(&name).await?.is_none() && clusters.services(us).get_opt(&name).await?.is_none())
     })
@@ -231,6 +234,8 @@ async fn constraints_outweigh_latency_and_room_and_a_conference_no_cluster_can_t
     let (refused, _) = conference_e2e::signed(sign.get_receipt().await?)?;
     let refunded = stack.wait_status(refused, "refunded", WAIT).await?;
     assert_eq!(refunded["refundReason"], "declinedByOperator");
+    assert_eq!(refunded["refund"], deposit.to_string(), "the whole deposit back, to the wei");
+    assert_eq!(refunded["charged"], "0");
     for cluster in 0..2 {
         assert!(clusters.pods_of(cluster, Some(refused)).await?.is_empty(), "no pod for a declined conference");
     }
