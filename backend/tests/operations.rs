@@ -63,7 +63,8 @@ async fn spawn_api(store: Store, rpc_url: &str, metrics: Metrics) -> String {
     let health = Health::new(rpc_url, 50, 0, leading).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = api::router(ApiContext { store, public, metrics, health, join_tokens: common::join_tokens() });
+    let signin = conference_backend::session::SignIn::new(&format!("http://{addr}"), 31337).unwrap();
+    let app = api::router(ApiContext { store, public, metrics, health, join_tokens: common::join_tokens(), signin });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
 }
