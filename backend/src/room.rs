@@ -183,31 +183,23 @@ struct JoinQuery {
     token: Option<String>,
 }
 
-/// A refusal to join, as `{"error"}`.
-fn refused(status: StatusCode, error: String) -> Response {
-    (status, Json(json!({ "error": error }))).into_response()
-}
-
 impl Room {
     /// The claims of `token` if it lets its holder into this room, else the refusal: 401 for a missing,
     /// unreadable, wrongly signed or expired token, 403 for another room's.
-    fn admit(&self, token: Option<&str>) -> Result<RoomClaims, Response> {
+    fn admit(&self, token: Option<&str>) -> Result<RoomClaims, (StatusCode, String)> {
         let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return Err(refused(StatusCode::UNAUTHORIZED, "a join token is required: /ws?token=…".into()));
+            return Err((StatusCode::UNAUTHORIZED, "a join token is required: /ws?token=…".into()));
         };
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let claims = jsonwebtoken::decode::<RoomClaims>(token, &self.key, &validation)
-            .map_err(|e| refused(StatusCode::UNAUTHORIZED, format!("the join token is not valid here: {e}")))?
+            .map_err(|e| (StatusCode::UNAUTHORIZED, format!("the join token is not valid here: {e}")))?
             .claims;
         let room = room_name(self.agreement_id);
         if claims.room != room {
-            return Err(refused(
-                StatusCode::FORBIDDEN,
-                format!("the join token is for {}, this is {room}", claims.room),
-            ));
+            return Err((StatusCode::FORBIDDEN, format!("the join token is for {}, this is {room}", claims.room)));
         }
         Ok(claims)
     }
@@ -222,7 +214,8 @@ async fn join(
     let token = query.ok().and_then(|Query(q)| q.token);
     let claims = match room.admit(token.as_deref()) {
         Ok(claims) => claims,
-        Err(refusal) => return refusal,
+        // As `{"error"}`, like the backend's API.
+        Err((status, error)) => return (status, Json(json!({ "error": error }))).into_response(),
     };
     match ws {
         Ok(ws) => ws.on_upgrade(move |socket| relay(socket, room, claims.sub)).into_response(),

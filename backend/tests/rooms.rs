@@ -53,7 +53,7 @@ async fn next_json(socket: &mut Socket) -> Value {
 }
 
 fn refusal(result: Result<Socket, (u16, Value)>) -> (u16, String) {
-    let (status, body) = result.err().expect("refused");
+    let Err((status, body)) = result else { panic!("let in, not refused") };
     (status, body["error"].as_str().unwrap_or_default().to_owned())
 }
 

@@ -11,10 +11,7 @@ use alloy::{
 };
 use anyhow::{Context, Result, ensure};
 use conference_backend::devnet;
-use conference_e2e::{
-    Stack,
-    kube::{ClusterSpec, KubeClusters},
-};
+use conference_e2e::kube::{ClusterSpec, KubeClusters};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::serde::Deserialize;
 use kube::api::PostParams;
