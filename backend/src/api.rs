@@ -25,7 +25,7 @@ use crate::{
     agreement::{Agreement, ChainStatus, ConferenceState, Progress},
     chain::{ConferenceEscrow, SignedStop},
     health::{Health, Readiness},
-    jitsi::{ConferenceSettings, JoinTokens, MAX_PARTICIPANTS, Quality},
+    jitsi::{ConferenceSettings, JoinTokens, MAX_PARTICIPANTS, Quality, RoomKind},
     metrics::{self, Metrics},
     store::{OutboxItem, Probe, ProbeTally, Session, Store, Terms},
 };
@@ -75,6 +75,8 @@ pub struct ApiContext {
     pub metrics: Metrics,
     pub health: Health,
     pub join_tokens: JoinTokens,
+    /// What Sign-In with Ethereum messages must name (the private routes take its sessions).
+    pub signin: crate::session::SignIn,
 }
 
 /// The document's frame; its paths come from the handlers' `#[utoipa::path]` in [`documented_routes`].
@@ -83,12 +85,13 @@ pub struct ApiContext {
     info(
         title = "Conference escrow backend",
         description = "What the customer page and auditors read about agreements, offers and the chain; \
-                       the customer's gasless stop; who may join a conference (the customer's signed \
-                       participant list) and their join tokens; the service's health and metrics. \
+                       the customer's gasless stop; Sign-In with Ethereum sessions; who may join a \
+                       conference (the customer's participant list) and their join tokens; the service's health and metrics. \
                        Every 4xx and 5xx answer is JSON `{\"error\": \"...\"}` saying what was wrong."
     ),
     tags(
         (name = "agreements", description = "Agreements as the chain and the service see them"),
+        (name = "session", description = "Sign-In with Ethereum (EIP-4361): the session cookie the private routes take"),
         (name = "operations", description = "Liveness, readiness, metrics and this document")
     )
 )]
@@ -104,6 +107,9 @@ fn documented_routes() -> OpenApiRouter<ApiContext> {
         .routes(routes!(signed_stop))
         .routes(routes!(register_participants))
         .routes(routes!(join_token))
+        .routes(routes!(crate::session::nonce))
+        .routes(routes!(crate::session::verify))
+        .routes(routes!(crate::session::session, crate::session::sign_out))
         .routes(routes!(openapi_json))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -151,6 +157,8 @@ pub enum ApiError {
     BadRequest(String),
     NotFound(String),
     MethodNotAllowed(String),
+    /// No valid session (or a failed sign-in check): who is asking is not known.
+    Unauthorized(String),
     /// Well formed and correctly signed, but by someone the agreement does not let do this.
     Forbidden(String),
     /// The request is well formed but the agreement is not in a state that allows it.
@@ -179,6 +187,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
@@ -267,7 +276,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AgreementId {
 
 /// A JSON body axum could not take, as a 4xx that says why: 415 without a JSON content type, 413 when
 /// too large, else 400.
-fn body_rejected(rejection: JsonRejection, expected: &str) -> ApiError {
+pub(crate) fn body_rejected(rejection: JsonRejection, expected: &str) -> ApiError {
     match rejection.status() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::UnsupportedMediaType("the body must be JSON, sent with Content-Type: application/json".into())
@@ -361,31 +370,15 @@ async fn signed_stop(
     Ok((StatusCode::ACCEPTED, Json(StopAccepted { accepted, stop })))
 }
 
-/// How far a registration's `issuedAt` may be ahead of the service's clock (wallets' clocks drift). A
-/// bound at all, because the newest registration wins: one dated far ahead would lock the list.
-pub const MAX_ISSUED_AHEAD_SECS: u64 = 300;
-
-/// How far ahead a participant's signed `Join` may expire: until then it is as good as a join token.
-pub const MAX_JOIN_AHEAD_SECS: u64 = 600;
-
-/// The customer's list of who may join its conference, signed in its wallet as the EIP-712
-/// `Participants(uint256 agreementId, address[] participants, uint8[] regions, uint8 quality, uint64
-/// issuedAt)` in the escrow's domain, with `participants` and `regions` in the order of this list and
-/// `quality` 0 sd, 1 hd, 2 fullhd.
+/// The customer's list of who may join its conference, sent from its signed-in session.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct ParticipantsRequest {
     /// Who may join besides the customer: at most 100, each address once. Replaces any earlier list
     /// (an empty one leaves the conference to the customer alone).
     #[schema(max_items = 100)]
     pub participants: Vec<ParticipantEntry>,
     pub quality: Quality,
-    /// When the customer signed, in unix seconds: later than the registration stored, and at most
-    /// 300 s ahead of the service's (wall) clock.
-    pub issued_at: u64,
-    /// 65 bytes, hex with 0x.
-    #[schema(pattern = "^0x[0-9a-fA-F]{130}$")]
-    pub signature: String,
 }
 
 /// One participant of a registration.
@@ -408,7 +401,7 @@ pub struct ParticipantEntry {
 pub struct RegisteredParticipants {
     pub count: u64,
     pub quality: Quality,
-    /// The `issuedAt` the customer signed; a new registration must be later.
+    /// When the registration was made (the service's clock, unix seconds).
     pub issued_at: u64,
 }
 
@@ -418,9 +411,9 @@ impl RegisteredParticipants {
     }
 }
 
-/// Registers who may join the agreement's conference, replacing the whole earlier list: the customer's
-/// EIP-712 `Participants`, checked against the agreement's customer. Only those listed and the customer
-/// get join tokens. The newest `issuedAt` wins; nothing changes on any error.
+/// Registers who may join the agreement's conference, replacing the whole earlier list: only the
+/// agreement's customer, signed in ([`crate::session`]). Only those listed and the customer get join
+/// tokens. The registration is dated by the service's clock; nothing changes on any error.
 #[utoipa::path(
     post,
     path = "/api/agreements/{id}/participants",
@@ -429,10 +422,11 @@ impl RegisteredParticipants {
     request_body = ParticipantsRequest,
     responses(
         (status = 200, description = "Registered: the list now stored (its size and quality)", body = RegisteredParticipants),
-        (status = 400, description = "The id, the body, an address, a region, `issuedAt` or the signature is wrong; the sentence says which", body = ErrorBody),
-        (status = 403, description = "The signature is not the agreement's customer's", body = ErrorBody),
+        (status = 400, description = "The id, the body, an address or a region is wrong; the sentence says which", body = ErrorBody),
+        (status = 401, description = "Not signed in (no valid `session` cookie)", body = ErrorBody),
+        (status = 403, description = "The session's address is not the agreement's customer", body = ErrorBody),
         (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
-        (status = 409, description = "A registration as new or newer is stored, or the agreement is over", body = ErrorBody),
+        (status = 409, description = "A later registration is stored, or the agreement is over", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
         (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
@@ -441,15 +435,22 @@ impl RegisteredParticipants {
 async fn register_participants(
     State(ctx): State<ApiContext>,
     AgreementId(id): AgreementId,
+    signed_in: crate::session::SignedIn,
     body: Result<Json<ParticipantsRequest>, JsonRejection>,
 ) -> Result<Json<RegisteredParticipants>, ApiError> {
     let Json(request) = body.map_err(|rejection| {
         body_rejected(
             rejection,
-            r#"{"participants": [{"address": "0x...", "region": 0}], "quality": "sd"|"hd"|"fullhd", "issuedAt": seconds, "signature": "0x..."}"#,
+            r#"{"participants": [{"address": "0x...", "region": 0}], "quality": "sd"|"hd"|"fullhd"}"#,
         )
     })?;
     let agreement = seen_agreement(&ctx.store, id).await?;
+    if !is_customer(&agreement, signed_in.address) {
+        return Err(ApiError::Forbidden(format!(
+            "{} is signed in, not the agreement's customer {}: only the customer registers who may join",
+            signed_in.address, agreement.customer
+        )));
+    }
     if matches!(agreement.chain_status, ChainStatus::Settled | ChainStatus::Refunded) {
         return Err(ApiError::Conflict(format!(
             "agreement {id} is {}: it will run no conference to register participants for",
@@ -481,38 +482,13 @@ async fn register_participants(
         }
         participants.push((address, entry.region));
     }
-    let now = crate::store::now_wall() as u64;
-    if request.issued_at > now + MAX_ISSUED_AHEAD_SECS {
-        return Err(ApiError::BadRequest(format!(
-            "issuedAt {} is more than {MAX_ISSUED_AHEAD_SECS} s ahead of the service's clock ({now}): sign with the \
-             current time",
-            request.issued_at
-        )));
-    }
-    let signature = parse_signature(&request.signature)?;
-    let message = crate::chain::Participants {
-        agreementId: alloy::primitives::U256::from(id),
-        participants: participants.iter().map(|(address, _)| *address).collect(),
-        regions: participants.iter().map(|(_, region)| *region).collect(),
-        quality: request.quality.index(),
-        issuedAt: request.issued_at,
-    };
-    let signer = crate::chain::typed_data_signer(&message, ctx.public.chain_id, escrow(&ctx)?, &signature)
-        .ok_or_else(|| ApiError::BadRequest("signature is not a valid 65-byte ECDSA signature".to_owned()))?;
-    if !is_customer(&agreement, signer) {
-        return Err(ApiError::Forbidden(format!(
-            "the participants are signed by {signer}, not by the agreement's customer {}: only the customer \
-             registers who may join",
-            agreement.customer
-        )));
-    }
-    let settings = ConferenceSettings { quality: request.quality, participants, issued_at: request.issued_at };
-    if !ctx.store.register_participants(id, &settings, &signature).await? {
+    let issued_at = crate::store::now_wall() as u64;
+    let settings = ConferenceSettings { quality: request.quality, participants, issued_at };
+    if !ctx.store.register_participants(id, &settings, signed_in.address).await? {
+        // Only when another replica's clock is ahead of this one's.
         let stored = ctx.store.conference_settings(id).await?.map_or(0, |stored| stored.issued_at);
         return Err(ApiError::Conflict(format!(
-            "a registration issued at {stored} is stored; this one (issuedAt {}) is not newer: sign the list \
-             again with the current time",
-            request.issued_at
+            "a registration made at {stored} is stored, later than this one ({issued_at}): send it again"
         )));
     }
     // Who is registered is personal data: the log says how many, never who.
@@ -525,92 +501,45 @@ async fn register_participants(
     Ok(Json(RegisteredParticipants::of(&settings)))
 }
 
-/// A participant's (or the customer's) request to join, signed in its wallet as the EIP-712
-/// `Join(uint256 agreementId, address participant, uint64 expires)` in the escrow's domain.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JoinRequest {
-    /// The address that joins: the customer or a registered participant; the signer.
-    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub address: String,
-    /// Until when the signed request may be used, in unix seconds: not passed, and at most 600 s
-    /// ahead of the service's (wall) clock.
-    pub expires: u64,
-    /// 65 bytes, hex with 0x.
-    #[schema(pattern = "^0x[0-9a-fA-F]{130}$")]
-    pub signature: String,
-}
-
-/// A join token and the conference's URL carrying it.
+/// A join token and where to join with it.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinTokenView {
-    /// Jitsi Meet's JWT (HS256): room, user (the address; moderator for the customer), validity.
+    /// HS256. Jitsi Meet's JWT (room, user: the address, moderator for the customer, validity), or a
+    /// local room's (`sub` the address, `room`, validity, `moderator`).
     pub token: String,
-    /// The conference's join URL with the token as its `jwt` parameter.
+    /// Jitsi: the conference's URL with the token as its `jwt` parameter. Local: the room process's base
+    /// URL (`http://127.0.0.1:<port>/`); the page opens `ws://127.0.0.1:<port>/ws?token=<token>`.
     pub join_url: String,
     /// When the token stops letting anyone in (unix seconds).
     pub expires_at: u64,
+    pub room: RoomKind,
 }
 
-/// Issues a join token for the agreement's running conference to its customer (as moderator) or to a
-/// participant the customer registered, who proves its address with a signed EIP-712 `Join`.
+/// Issues a join token for the agreement's running conference to the signed-in address: its customer
+/// (as moderator) or a participant the customer registered. No body (or `{}`).
 #[utoipa::path(
     post,
     path = "/api/agreements/{id}/join-token",
     tag = "agreements",
     params(("id" = u64, Path, description = "The agreement's on-chain id")),
-    request_body = JoinRequest,
     responses(
-        (status = 200, description = "A token, and the join URL with it", body = JoinTokenView),
-        (status = 400, description = "The id, the body, the address, `expires` or the signature is wrong; the sentence says which", body = ErrorBody),
-        (status = 403, description = "The signature is not the address's, or the address is neither the customer nor registered", body = ErrorBody),
+        (status = 200, description = "A token, and where to join with it", body = JoinTokenView),
+        (status = 400, description = "The id is not an integer from 0 to 2^64 - 1", body = ErrorBody),
+        (status = 401, description = "Not signed in (no valid `session` cookie)", body = ErrorBody),
+        (status = 403, description = "The session's address is neither the customer nor registered", body = ErrorBody),
         (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
         (status = 409, description = "The agreement has no conference running now", body = ErrorBody),
-        (status = 413, description = "The body is too large", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
         (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
     )
 )]
 async fn join_token(
     State(ctx): State<ApiContext>,
     AgreementId(id): AgreementId,
-    body: Result<Json<JoinRequest>, JsonRejection>,
+    signed_in: crate::session::SignedIn,
 ) -> Result<Json<JoinTokenView>, ApiError> {
-    let Json(request) = body.map_err(|rejection| {
-        body_rejected(rejection, r#"{"address": "0x...", "expires": seconds, "signature": "0x..."}"#)
-    })?;
     let agreement = seen_agreement(&ctx.store, id).await?;
-    let address = parse_address(&request.address).ok_or_else(|| {
-        ApiError::BadRequest(format!("address must be an address (0x and 40 hex digits), got {:?}", request.address))
-    })?;
-    let now = crate::store::now_wall() as u64;
-    if request.expires <= now {
-        return Err(ApiError::BadRequest(format!(
-            "expires {} has passed (the service's clock says {now}): sign a new join",
-            request.expires
-        )));
-    }
-    if request.expires > now + MAX_JOIN_AHEAD_SECS {
-        return Err(ApiError::BadRequest(format!(
-            "expires {} is more than {MAX_JOIN_AHEAD_SECS} s ahead of the service's clock ({now}): a signed join \
-             lasts at most 10 minutes",
-            request.expires
-        )));
-    }
-    let signature = parse_signature(&request.signature)?;
-    let message = crate::chain::Join {
-        agreementId: alloy::primitives::U256::from(id),
-        participant: address,
-        expires: request.expires,
-    };
-    let signer = crate::chain::typed_data_signer(&message, ctx.public.chain_id, escrow(&ctx)?, &signature)
-        .ok_or_else(|| ApiError::BadRequest("signature is not a valid 65-byte ECDSA signature".to_owned()))?;
-    if signer != address {
-        return Err(ApiError::Forbidden(format!(
-            "the join is signed by {signer}, not by {address}: sign it with the wallet of the address that joins"
-        )));
-    }
+    let address = signed_in.address;
     let moderator = is_customer(&agreement, address);
     if !moderator && !ctx.store.is_participant(id, address).await? {
         return Err(ApiError::Forbidden(format!(
@@ -627,13 +556,14 @@ async fn join_token(
             agreement.conference_state.as_str()
         )));
     };
-    let issued = ctx.join_tokens.issue(id, address, moderator, now)?;
+    let issued = ctx.join_tokens.issue(id, address, moderator, crate::store::now_wall() as u64)?;
     // Never the token, nor who: the agreement and the role.
     info!(agreement = id, moderator, "join token issued");
     Ok(Json(JoinTokenView {
-        join_url: crate::jitsi::join_url(base, &issued.token),
+        join_url: ctx.join_tokens.join_url(base, &issued.token),
         token: issued.token,
         expires_at: issued.expires_at,
+        room: ctx.join_tokens.room(),
     }))
 }
 
@@ -641,19 +571,6 @@ async fn join_token(
 fn parse_address(text: &str) -> Option<Address> {
     let digits = text.strip_prefix("0x")?;
     (digits.len() == 40 && digits.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digits.parse().ok()).flatten()
-}
-
-/// A signature as the API takes it: hex with 0x (its length is checked when it is recovered).
-fn parse_signature(text: &str) -> Result<Bytes, ApiError> {
-    text.strip_prefix("0x")
-        .and_then(|digits| hex::decode(digits).ok())
-        .map(Bytes::from)
-        .ok_or_else(|| ApiError::BadRequest("signature must be hex with 0x".to_owned()))
-}
-
-/// The escrow whose EIP-712 domain the service's typed messages are signed in.
-fn escrow(ctx: &ApiContext) -> Result<Address, ApiError> {
-    Ok(ctx.public.escrow.parse().map_err(|e| Error::Config(format!("escrow address: {e}")))?)
 }
 
 fn is_customer(agreement: &Agreement, address: Address) -> bool {

@@ -146,28 +146,6 @@ alloy::sol! {
     }
 }
 
-alloy::sol! {
-    /// The customer's registration of who may join its conference (off-chain, in the escrow's EIP-712
-    /// domain like `Stop`): `regions[i]` is where `participants[i]` joins from (a bit number of the
-    /// region masks), `quality` 0 sd, 1 hd, 2 fullhd, `issuedAt` unix seconds (the newest registration
-    /// wins).
-    struct Participants {
-        uint256 agreementId;
-        address[] participants;
-        uint8[] regions;
-        uint8 quality;
-        uint64 issuedAt;
-    }
-
-    /// A participant's request for a join token (off-chain, same domain), valid until `expires` (unix
-    /// seconds).
-    struct Join {
-        uint256 agreementId;
-        address participant;
-        uint64 expires;
-    }
-}
-
 /// The escrow's EIP-712 domain on chain `chain_id`, which every typed message of the service is signed in.
 pub fn escrow_domain(chain_id: u64, escrow: Address) -> alloy::sol_types::Eip712Domain {
     alloy::sol_types::eip712_domain! {
@@ -176,18 +154,6 @@ pub fn escrow_domain(chain_id: u64, escrow: Address) -> alloy::sol_types::Eip712
         chain_id: chain_id,
         verifying_contract: escrow,
     }
-}
-
-/// The address whose key signed `message` in the escrow's domain (an EOA's 65-byte signature), if the
-/// signature is one.
-pub fn typed_data_signer<T: alloy::sol_types::SolStruct>(
-    message: &T,
-    chain_id: u64,
-    escrow: Address,
-    signature: &[u8],
-) -> Option<Address> {
-    let signature = alloy::primitives::Signature::try_from(signature).ok()?;
-    signature.recover_address_from_prehash(&message.eip712_signing_hash(&escrow_domain(chain_id, escrow))).ok()
 }
 
 impl SignedStop {

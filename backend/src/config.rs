@@ -56,6 +56,11 @@ pub struct ServiceArgs {
     /// The database: `sqlite://<path>` (the default is `<data-dir>/conference.db`) or `postgres://…`.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// The service's public URL as browsers reach it (e.g. `https://conference.example`): Sign-In with
+    /// Ethereum messages must name its host as their domain and its origin as their URI. Default:
+    /// `http://<the bound HTTP address>`.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Where the service keeps its database (by default) and its rooms' state and logs.
     #[arg(long, env = "DATA_DIR", default_value = ".run")]
     pub data_dir: PathBuf,
@@ -123,9 +128,9 @@ pub struct JitsiArgs {
     /// The tokens' issuer (`iss`), Jitsi's `app_id`.
     #[arg(long, env = "JITSI_APP_ID", default_value = "conference")]
     pub jitsi_app_id: String,
-    /// The secret the tokens are signed with, Jitsi's `app_secret`. Unset: a random secret per process,
-    /// enough for local rooms (they check no token) but required by the Kubernetes orchestrator. Set it
-    /// in the environment, never as a flag.
+    /// The secret the tokens are signed with, Jitsi's `app_secret`: required by the Kubernetes
+    /// orchestrator (the local one's rooms check tokens signed with `<data-dir>/rooms/join-secret`,
+    /// which the service makes). Set it in the environment, never as a flag.
     #[arg(long, env = "JITSI_APP_SECRET", hide_env_values = true)]
     pub jitsi_app_secret: Option<Secret>,
     /// The tokens' subject (`sub`): the Jitsi domain (tenant) they are for, or `*` for any.

@@ -1,10 +1,11 @@
-//! Who may join a conference, and how they prove it to Jitsi Meet. The customer registers its
-//! participants (EIP-712 `Participants`, [`crate::chain::Participants`]); the API stores them
+//! Who may join a conference, and how they prove it to the conference. The customer, signed in with
+//! Ethereum ([`crate::session`]), registers its participants; the API stores them
 //! ([`crate::store::Store::register_participants`]) and issues a join token ([`JoinTokens`]) to the
-//! customer (as moderator) and to each registered participant who signs a `Join` with its wallet.
-//! The Kubernetes orchestrator reads [`ConferenceSettings`] (quality, participants' regions) to place
-//! and size the conference, and configures its Jitsi Meet with the same app id and secret, so that
-//! prosody accepts exactly these tokens.
+//! customer (as moderator) and to each registered participant, signed in likewise. The Kubernetes
+//! orchestrator reads [`ConferenceSettings`] (quality, participants' regions) to place and size the
+//! conference, and configures its Jitsi Meet with the same app id and secret, so that prosody accepts
+//! exactly these tokens ([`JoinClaims`]). The local orchestrator's rooms check theirs
+//! ([`RoomClaims`]) with the secret the backend keeps in the rooms folder ([`crate::room::join_secret`]).
 
 use alloy::primitives::Address;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -36,7 +37,7 @@ pub enum Quality {
 }
 
 impl Quality {
-    /// The value the EIP-712 `Participants.quality` carries: 0 sd, 1 hd, 2 fullhd.
+    /// The quality's number: 0 sd, 1 hd, 2 fullhd.
     pub fn index(self) -> u8 {
         match self {
             Self::Sd => 0,
@@ -100,10 +101,10 @@ impl std::str::FromStr for Quality {
 pub struct ConferenceSettings {
     pub quality: Quality,
     /// Each participant's address and the region it joins from (a bit number of the contract's region
-    /// masks), in the order the customer signed them. The customer is not among them unless it named
+    /// masks), in the order the customer listed them. The customer is not among them unless it named
     /// itself.
     pub participants: Vec<(Address, u8)>,
-    /// Unix seconds (wall clock) the customer put in its signed registration; a larger one replaces it.
+    /// Unix seconds (the service's wall clock) the registration was made at; a later one replaces it.
     pub issued_at: u64,
 }
 
@@ -139,6 +140,31 @@ pub struct JoinUser {
     pub moderator: bool,
 }
 
+/// The claims of a local room's join token (HS256 with the rooms folder's secret): the room checks the
+/// signature, `room` and `exp`, and shows `sub` as the participant's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomClaims {
+    /// The wallet address that joins, EIP-55 checksummed.
+    pub sub: String,
+    /// [`room_name`] of the agreement.
+    pub room: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    /// The customer moderates its conference; participants do not.
+    pub moderator: bool,
+}
+
+/// Which kind of conference join tokens are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomKind {
+    /// A room process of the local orchestrator: the page opens its WebSocket with the token.
+    Local,
+    /// Jitsi Meet (the Kubernetes orchestrator): the join URL carries the token as `jwt`.
+    Jitsi,
+}
+
 /// A token issued, with when it stops working (unix seconds).
 #[derive(Clone)]
 pub struct JoinToken {
@@ -154,13 +180,14 @@ impl std::fmt::Debug for JoinToken {
 }
 
 /// Issues join tokens for the conferences of this service: HS256 with the app secret Jitsi Meet's
-/// prosody is configured with.
+/// prosody is configured with, or with the local rooms' secret.
 #[derive(Clone)]
 pub struct JoinTokens {
     app_id: String,
     subject: String,
     ttl_secs: u64,
     key: EncodingKey,
+    room: RoomKind,
 }
 
 impl std::fmt::Debug for JoinTokens {
@@ -170,38 +197,53 @@ impl std::fmt::Debug for JoinTokens {
             .field("subject", &self.subject)
             .field("ttl_secs", &self.ttl_secs)
             .field("key", &"[redacted]")
+            .field("room", &self.room)
             .finish()
     }
 }
 
 impl JoinTokens {
-    /// An issuer signing with `secret`.
+    /// An issuer of Jitsi Meet tokens signing with `secret`.
     pub fn new(app_id: impl Into<String>, secret: &[u8], subject: impl Into<String>, ttl_secs: u64) -> Result<Self> {
         if secret.is_empty() {
             return Err(Error::Config("JITSI_APP_SECRET is empty".into()));
         }
-        Ok(Self { app_id: app_id.into(), subject: subject.into(), ttl_secs, key: EncodingKey::from_secret(secret) })
+        Ok(Self {
+            app_id: app_id.into(),
+            subject: subject.into(),
+            ttl_secs,
+            key: EncodingKey::from_secret(secret),
+            room: RoomKind::Jitsi,
+        })
     }
 
-    /// The issuer the settings describe. Without `JITSI_APP_SECRET` it signs with a random secret of
-    /// this process: enough for the local orchestrator (its rooms check no token), but the tokens do
-    /// not survive a restart and no Jitsi Meet can check them, so the Kubernetes orchestrator needs the
-    /// secret set (the same one its prosody is given).
+    /// An issuer of local rooms' tokens ([`RoomClaims`]) signing with the rooms folder's `secret`.
+    pub fn local(secret: &[u8], ttl_secs: u64) -> Result<Self> {
+        if secret.is_empty() {
+            return Err(Error::Config("the local rooms' join secret is empty".into()));
+        }
+        Ok(Self {
+            app_id: String::new(),
+            subject: String::new(),
+            ttl_secs,
+            key: EncodingKey::from_secret(secret),
+            room: RoomKind::Local,
+        })
+    }
+
+    /// The issuer of Jitsi Meet tokens the settings describe: JITSI_APP_SECRET must be set (the same one
+    /// the Kubernetes orchestrator's prosody is given).
     pub fn from_args(args: &JitsiArgs) -> Result<Self> {
-        let secret = match &args.jitsi_app_secret {
-            Some(secret) => secret.0.clone().into_bytes(),
-            None => {
-                tracing::warn!(
-                    "JITSI_APP_SECRET is not set: join tokens are signed with a random secret of this process, \
-                     will not survive a restart, and no Jitsi Meet can check them (set it for the Kubernetes \
-                     orchestrator)"
-                );
-                // 32 bytes from a cryptographic generator seeded by the OS: a throwaway key's, the random
-                // source the crate already links.
-                alloy::hex::encode(alloy::signers::local::PrivateKeySigner::random().to_bytes()).into_bytes()
-            }
-        };
-        Self::new(args.jitsi_app_id.clone(), &secret, args.jitsi_domain.clone(), args.jitsi_token_ttl_secs)
+        let secret = args
+            .jitsi_app_secret
+            .as_ref()
+            .ok_or_else(|| Error::Config("JITSI_APP_SECRET is not set: Jitsi Meet's join tokens need it".into()))?;
+        Self::new(args.jitsi_app_id.clone(), secret.0.as_bytes(), args.jitsi_domain.clone(), args.jitsi_token_ttl_secs)
+    }
+
+    /// Which conferences the tokens are for.
+    pub fn room(&self) -> RoomKind {
+        self.room
     }
 
     pub fn app_id(&self) -> &str {
@@ -227,12 +269,43 @@ impl JoinTokens {
         }
     }
 
-    /// A signed token for `address` (see [`JoinTokens::claims`]).
+    /// The claims of a local room's token for `address` (see [`JoinTokens::claims`]).
+    pub fn room_claims(&self, agreement: u64, address: Address, moderator: bool, now: u64) -> RoomClaims {
+        RoomClaims {
+            sub: address.to_string(),
+            room: room_name(agreement),
+            iat: now,
+            nbf: now,
+            exp: now.saturating_add(self.ttl_secs),
+            moderator,
+        }
+    }
+
+    /// A signed token for `address`: Jitsi Meet's ([`JoinTokens::claims`]) or a local room's
+    /// ([`JoinTokens::room_claims`]).
     pub fn issue(&self, agreement: u64, address: Address, moderator: bool, now: u64) -> Result<JoinToken> {
-        let claims = self.claims(agreement, address, moderator, now);
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .map_err(|e| Error::Config(format!("join token: {e}")))?;
-        Ok(JoinToken { token, expires_at: claims.exp })
+        let header = Header::new(Algorithm::HS256);
+        let (token, expires_at) = match self.room {
+            RoomKind::Jitsi => {
+                let claims = self.claims(agreement, address, moderator, now);
+                (jsonwebtoken::encode(&header, &claims, &self.key), claims.exp)
+            }
+            RoomKind::Local => {
+                let claims = self.room_claims(agreement, address, moderator, now);
+                (jsonwebtoken::encode(&header, &claims, &self.key), claims.exp)
+            }
+        };
+        let token = token.map_err(|e| Error::Config(format!("join token: {e}")))?;
+        Ok(JoinToken { token, expires_at })
+    }
+
+    /// The URL a token's holder joins at, from the conference's `base` URL: Jitsi Meet's with the token
+    /// as `jwt`; a local room's as it is (the page opens the room's WebSocket with the token).
+    pub fn join_url(&self, base: &str, token: &str) -> String {
+        match self.room {
+            RoomKind::Jitsi => join_url(base, token),
+            RoomKind::Local => base.to_owned(),
+        }
     }
 }
 

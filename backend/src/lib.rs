@@ -22,6 +22,7 @@ pub mod placement;
 pub mod reconciler;
 pub mod room;
 pub mod service;
+pub mod session;
 pub mod settler;
 pub mod store;
 pub mod watcher;

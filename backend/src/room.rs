@@ -1,12 +1,16 @@
-//! The conference room of the local orchestrator: a process of its own per agreement, serving the
-//! room page and a WebSocket relay that carries WebRTC signalling among the participants (the media
-//! flows peer to peer). It holds an exclusive lock on `<rooms>/<agreement>.lock` for its whole life,
-//! so two rooms can never run for one agreement, and publishes `<rooms>/<agreement>.json` (pid and
-//! port) once it listens.
+//! The conference room of the local orchestrator: a process of its own per agreement, serving a
+//! WebSocket relay that carries WebRTC signalling among the participants (the media flows peer to
+//! peer; the web app, on the backend's origin, renders the room and opens `ws://…/ws?token=…` here).
+//! Only holders of a join token for this room get in: HS256 with the secret the backend keeps in
+//! `<rooms>/join-secret` ([`join_secret`]), checked before the WebSocket is opened. It holds an
+//! exclusive lock on `<rooms>/<agreement>.lock` for its whole life, so two rooms can never run for one
+//! agreement, and publishes `<rooms>/<agreement>.json` (pid and port) once it listens.
 
 use std::{
     collections::BTreeMap,
     fs::{self, File, TryLockError},
+    io::Write as _,
+    os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
@@ -17,19 +21,25 @@ use std::{
 use axum::{
     Json, Router,
     extract::{
-        State,
-        ws::{Message, WebSocket, WebSocketUpgrade},
+        Query, State,
+        rejection::QueryRejection,
+        ws::{Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
-    response::{Html, IntoResponse},
+    http::StatusCode,
+    response::{IntoResponse, Response},
     routing::get,
 };
 use futures::{SinkExt, StreamExt};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    jitsi::{RoomClaims, room_name},
+};
 
 /// What a running room publishes about itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,6 +58,38 @@ pub fn lock_path(rooms_dir: &Path, agreement: u64) -> PathBuf {
     rooms_dir.join(format!("{agreement}.lock"))
 }
 
+/// The file in the rooms folder that holds the secret local join tokens are signed with.
+pub const JOIN_SECRET_FILE: &str = "join-secret";
+
+/// The secret local join tokens are signed with, from `<rooms>/join-secret`: made once (32 random
+/// bytes, hex, mode 0600) by whichever comes first, the backend or a room, and read by both. It is
+/// written aside and linked into place, so that no one ever reads a half-written secret.
+pub fn join_secret(rooms_dir: &Path) -> Result<Vec<u8>> {
+    let path = rooms_dir.join(JOIN_SECRET_FILE);
+    match fs::read(&path) {
+        Ok(secret) if !secret.is_empty() => return Ok(secret),
+        Ok(_) => return Err(Error::Config(format!("{} is empty: remove it to make a new one", path.display()))),
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+        Err(_) => {}
+    }
+    fs::create_dir_all(rooms_dir)?;
+    let aside = rooms_dir.join(format!("{JOIN_SECRET_FILE}.{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&aside);
+    let mut file = File::options().write(true).create_new(true).mode(0o600).open(&aside)?;
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    file.write_all(alloy::hex::encode(bytes).as_bytes())?;
+    file.sync_all()?;
+    let linked = fs::hard_link(&aside, &path);
+    fs::remove_file(&aside)?;
+    match linked {
+        // Another process made it first: its secret is the one.
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => return Err(err.into()),
+        _ => {}
+    }
+    Ok(fs::read(&path)?)
+}
+
 /// The exit code of a room that found another room already running for its agreement.
 pub const EXIT_ALREADY_RUNNING: i32 = 3;
 
@@ -62,6 +104,7 @@ pub async fn run(agreement_id: u64, rooms_dir: &Path, port: u16) -> Result<bool>
         Err(TryLockError::Error(err)) => return Err(err.into()),
     }
 
+    let secret = join_secret(rooms_dir)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let port = listener.local_addr()?.port();
     let info = RoomInfo { agreement_id, pid: std::process::id(), port };
@@ -71,7 +114,7 @@ pub async fn run(agreement_id: u64, rooms_dir: &Path, port: u16) -> Result<bool>
     fs::rename(&tmp, &path)?;
     info!(agreement_id, port, "room listening");
 
-    let served = axum::serve(listener, router(agreement_id)).with_graceful_shutdown(shutdown_signal()).await;
+    let served = axum::serve(listener, router(agreement_id, &secret)).with_graceful_shutdown(shutdown_signal()).await;
     let _ = fs::remove_file(&path);
     drop(lock);
     served?;
@@ -94,6 +137,8 @@ struct Peer {
 
 struct Room {
     agreement_id: u64,
+    /// Checks the join tokens (the rooms folder's secret).
+    key: DecodingKey,
     next_peer: AtomicU64,
     /// By peer id, which counts up: the order people joined in.
     peers: Mutex<BTreeMap<u64, Peer>>,
@@ -115,16 +160,17 @@ impl Room {
     }
 }
 
-pub fn router(agreement_id: u64) -> Router {
-    let room = Arc::new(Room { agreement_id, next_peer: AtomicU64::new(1), peers: Mutex::default() });
-    Router::new()
-        .route("/", get(|| async { Html(include_str!("../../web/room.html")) }))
-        .route("/room.js", get(|| async { ([("content-type", "text/javascript")], include_str!("../../web/room.js")) }))
-        .route("/style.css", get(|| async { ([("content-type", "text/css")], include_str!("../../web/style.css")) }))
-        .route("/healthz", get(healthz))
-        .route("/ws", get(join))
-        .layer(axum::middleware::map_response(crate::api::content_security_policy))
-        .with_state(room)
+/// The room's routes: `/healthz` (the monitor's probe) and `/ws?token=…` (the signalling WebSocket).
+/// `secret` checks the join tokens. The WebSocket is opened from the backend's origin (the web app's
+/// page), another origin than the room's: the token, not the origin, decides who gets in.
+pub fn router(agreement_id: u64, secret: &[u8]) -> Router {
+    let room = Arc::new(Room {
+        agreement_id,
+        key: DecodingKey::from_secret(secret),
+        next_peer: AtomicU64::new(1),
+        peers: Mutex::default(),
+    });
+    Router::new().route("/healthz", get(healthz)).route("/ws", get(join)).with_state(room)
 }
 
 async fn healthz(State(room): State<Arc<Room>>) -> Json<Value> {
@@ -132,13 +178,56 @@ async fn healthz(State(room): State<Arc<Room>>) -> Json<Value> {
     Json(json!({ "agreementId": room.agreement_id, "participants": participants }))
 }
 
-async fn join(ws: WebSocketUpgrade, State(room): State<Arc<Room>>) -> impl IntoResponse {
-    ws.on_upgrade(move |socket| relay(socket, room))
+#[derive(Deserialize)]
+struct JoinQuery {
+    token: Option<String>,
 }
 
-/// Relays one participant's signalling: `hello` names them to the others; a message with `to` goes to
-/// that peer only, any other to every other peer, each with `from` added.
-async fn relay(socket: WebSocket, room: Arc<Room>) {
+impl Room {
+    /// The claims of `token` if it lets its holder into this room, else the refusal: 401 for a missing,
+    /// unreadable, wrongly signed or expired token, 403 for another room's.
+    fn admit(&self, token: Option<&str>) -> Result<RoomClaims, (StatusCode, String)> {
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Err((StatusCode::UNAUTHORIZED, "a join token is required: /ws?token=…".into()));
+        };
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let claims = jsonwebtoken::decode::<RoomClaims>(token, &self.key, &validation)
+            .map_err(|e| (StatusCode::UNAUTHORIZED, format!("the join token is not valid here: {e}")))?
+            .claims;
+        let room = room_name(self.agreement_id);
+        if claims.room != room {
+            return Err((StatusCode::FORBIDDEN, format!("the join token is for {}, this is {room}", claims.room)));
+        }
+        Ok(claims)
+    }
+}
+
+/// Opens the signalling WebSocket for the holder of a valid join token (checked before the upgrade).
+async fn join(
+    State(room): State<Arc<Room>>,
+    query: Result<Query<JoinQuery>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let token = query.ok().and_then(|Query(q)| q.token);
+    let claims = match room.admit(token.as_deref()) {
+        Ok(claims) => claims,
+        // As `{"error"}`, like the backend's API.
+        Err((status, error)) => return (status, Json(json!({ "error": error }))).into_response(),
+    };
+    match ws {
+        Ok(ws) => ws.on_upgrade(move |socket| relay(socket, room, claims.sub)).into_response(),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// Relays one participant's signalling under `name` (its token's address): `welcome` tells it its id,
+/// its name and who is here; its `hello` announces it to the others (`peer-joined`, with the token's
+/// name, whatever the `hello` says); a message with `to` goes to that peer only, any other to every
+/// other peer, each with `from` added.
+async fn relay(socket: WebSocket, room: Arc<Room>, name: String) {
     let id = room.next_peer.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut inbox) = mpsc::unbounded_channel::<String>();
@@ -152,7 +241,7 @@ async fn relay(socket: WebSocket, room: Arc<Room>) {
         peers.insert(id, Peer { name: String::new(), outbox: outbox.clone() });
         others
     };
-    let _ = outbox.send(json!({ "type": "welcome", "id": id.to_string(), "peers": others }).to_string());
+    let _ = outbox.send(json!({ "type": "welcome", "id": id.to_string(), "name": name, "peers": others }).to_string());
 
     let writer = tokio::spawn(async move {
         while let Some(text) = inbox.recv().await {
@@ -166,8 +255,6 @@ async fn relay(socket: WebSocket, room: Arc<Room>) {
         let Message::Text(text) = message else { continue };
         let Ok(Value::Object(mut message)) = serde_json::from_str::<Value>(&text) else { continue };
         if message.get("type").and_then(Value::as_str) == Some("hello") {
-            let name =
-                message.get("name").and_then(Value::as_str).unwrap_or("Guest").chars().take(64).collect::<String>();
             if let Some(peer) = room.peers.lock().expect("room lock").get_mut(&id) {
                 peer.name = name.clone();
             }

@@ -23,6 +23,8 @@ use crate::{
     monitor::Monitor,
     orchestrator::{Orchestrator, jitsi_pod::Owner, kubernetes::KubernetesOrchestrator, local::LocalOrchestrator},
     reconciler::Reconciler,
+    room,
+    session::SignIn,
     settler::{Settler, SettlerConfig},
     store::Store,
     watcher::{self, Watcher, WatcherConfig},
@@ -55,12 +57,11 @@ pub async fn serve(
     info!(chain_id = chain.chain_id, escrow = %chain.escrow, operator = %chain.operator_address, activation_window, "connected");
 
     let upkeep = Arc::new(Notify::new());
+    let rooms_dir = service.data_dir.join("rooms");
     let orchestrator = Arc::new(match clusters_file {
-        None => Orchestrator::Local(LocalOrchestrator::new(
-            service.data_dir.join("rooms"),
-            std::env::current_exe()?,
-            service.region,
-        )?),
+        None => {
+            Orchestrator::Local(LocalOrchestrator::new(rooms_dir.clone(), std::env::current_exe()?, service.region)?)
+        }
         Some(file) => {
             let owner = Owner { chain_id: chain.chain_id, contract: format!("{:#x}", chain.escrow) };
             let app_id = service.jitsi.jitsi_app_id.clone();
@@ -129,8 +130,19 @@ pub async fn serve(
     };
     let health = Health::new(&public_rpc, service.ready_max_lag_blocks, service.confirmations, leading.clone())?;
     let public = PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string());
-    let join_tokens = JoinTokens::from_args(&service.jitsi)?;
-    let app = api::router(ApiContext { store, public, metrics, health, join_tokens });
+    // Local rooms check tokens signed with the rooms folder's secret; Jitsi Meet with JITSI_APP_SECRET.
+    let join_tokens = match clusters_file {
+        None => JoinTokens::local(&room::join_secret(&rooms_dir)?, service.jitsi.jitsi_token_ttl_secs)?,
+        Some(_) => JoinTokens::from_args(&service.jitsi)?,
+    };
+    // The port is known only now: `--http 127.0.0.1:0` lets the kernel choose.
+    let public_url = match &service.public_url {
+        Some(url) => url.clone(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
+    let signin = SignIn::new(&public_url, chain.chain_id)?;
+    info!(public_url, "sign-in messages must name this URL");
+    let app = api::router(ApiContext { store, public, metrics, health, join_tokens, signin });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     // Every step is recorded before and after it is taken, and each loop finishes the one it is in.

@@ -202,6 +202,17 @@ impl ProbeTally {
     }
 }
 
+/// What a sign-in found of its nonce when it used it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceUse {
+    /// Issued, unused and unexpired: now used.
+    Consumed,
+    /// Issued but expired (now deleted).
+    Expired,
+    /// Never issued, or used already.
+    Unknown,
+}
+
 pub fn now_wall() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -578,27 +589,31 @@ impl Store {
     }
 
     /// Replaces the agreement's registration (its quality and the whole participant list, in the order
-    /// given) with `settings` and the customer's `signature` of it, if it is newer (a larger `issued_at`)
-    /// than the one stored, in one transaction. Returns false, changing nothing, if it is not.
+    /// given) with `settings`, made by `registered_by` (the customer's signed-in session), if it is not
+    /// older (an `issued_at` at least the stored one's: the later of two in one second wins) than the one
+    /// stored, in one transaction. Returns false, changing nothing, if it is older.
     pub async fn register_participants(
         &self,
         agreement: u64,
         settings: &ConferenceSettings,
-        signature: &[u8],
+        registered_by: alloy::primitives::Address,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         // One statement decides: concurrent registrations serialize on the row, and only a newer one writes.
         let newer = sqlx::query(
-            "INSERT INTO conference_settings (agreement_id, quality, issued_at, signature, received_wall_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (agreement_id) DO UPDATE SET quality = excluded.quality, \
-             issued_at = excluded.issued_at, signature = excluded.signature, \
-             received_wall_at = excluded.received_wall_at WHERE conference_settings.issued_at < excluded.issued_at",
+            "INSERT INTO conference_settings (agreement_id, quality, issued_at, signature, received_wall_at, \
+             registered_by) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agreement_id) DO UPDATE SET \
+             quality = excluded.quality, issued_at = excluded.issued_at, signature = excluded.signature, \
+             received_wall_at = excluded.received_wall_at, registered_by = excluded.registered_by \
+             WHERE conference_settings.issued_at <= excluded.issued_at",
         )
         .bind(agreement as i64)
         .bind(settings.quality.as_str())
         .bind(stored_seconds(settings.issued_at)?)
-        .bind(signature)
+        // No EIP-712 signature any more (the column predates sessions): the session's address is the evidence.
+        .bind(Vec::<u8>::new())
         .bind(now_wall())
+        .bind(crate::jitsi::lowercase(registered_by))
         .execute(&mut *tx)
         .await?;
         if newer.rows_affected() != 1 {
@@ -663,6 +678,75 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
+    }
+
+    /// Stores a Sign-In with Ethereum nonce until `expires_at` (unix seconds), and purges the nonces and
+    /// sessions that have expired (lazily, here: nonces are asked for before every sign-in).
+    pub async fn create_siwe_nonce(&self, nonce: &str, expires_at: u64) -> Result<()> {
+        let now = now_wall();
+        sqlx::query("DELETE FROM siwe_nonces WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM siwe_sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        sqlx::query("INSERT INTO siwe_nonces (nonce, expires_at) VALUES ($1, $2)")
+            .bind(nonce)
+            .bind(stored_seconds(expires_at)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Uses up a nonce, atomically (one statement deletes it: of two sign-ins with it, one gets it): what
+    /// it was. An expired nonce is deleted too.
+    pub async fn consume_siwe_nonce(&self, nonce: &str, now: u64) -> Result<NonceUse> {
+        let row = sqlx::query("DELETE FROM siwe_nonces WHERE nonce = $1 RETURNING expires_at")
+            .bind(nonce)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row.map(|r| r.get::<i64, _>(0) as u64) {
+            None => NonceUse::Unknown,
+            Some(expires_at) if expires_at <= now => NonceUse::Expired,
+            Some(_) => NonceUse::Consumed,
+        })
+    }
+
+    /// Stores a signed-in session: the hash of its token, who signed in, until when (unix seconds).
+    pub async fn create_siwe_session(
+        &self,
+        token_hash: &str,
+        address: alloy::primitives::Address,
+        expires_at: u64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO siwe_sessions (token_hash, address, expires_at, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(crate::jitsi::lowercase(address))
+            .bind(stored_seconds(expires_at)?)
+            .bind(now_wall())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The session whose token hashes to `token_hash`, if it has not expired at `now`: its address and
+    /// when it expires.
+    pub async fn siwe_session(&self, token_hash: &str, now: u64) -> Result<Option<(alloy::primitives::Address, u64)>> {
+        let row =
+            sqlx::query("SELECT address, expires_at FROM siwe_sessions WHERE token_hash = $1 AND expires_at > $2")
+                .bind(token_hash)
+                .bind(stored_seconds(now)?)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            let address: String = r.get(0);
+            let address =
+                address.parse().map_err(|e| Error::Config(format!("stored session address {address:?}: {e}")))?;
+            Ok((address, r.get::<i64, _>(1) as u64))
+        })
+        .transpose()
+    }
+
+    /// Ends a session (signing out); nothing if there is none.
+    pub async fn delete_siwe_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM siwe_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Every settled conference of an agreement, oldest first.

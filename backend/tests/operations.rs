@@ -63,7 +63,8 @@ async fn spawn_api(store: Store, rpc_url: &str, metrics: Metrics) -> String {
     let health = Health::new(rpc_url, 50, 0, leading).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = api::router(ApiContext { store, public, metrics, health, join_tokens: common::join_tokens() });
+    let signin = conference_backend::session::SignIn::new(&format!("http://{addr}"), 31337).unwrap();
+    let app = api::router(ApiContext { store, public, metrics, health, join_tokens: common::join_tokens(), signin });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
 }
@@ -200,18 +201,27 @@ async fn the_openapi_document_describes_every_route_and_error() {
         ("/api/agreements/{id}/stop", "post"),
         ("/api/agreements/{id}/participants", "post"),
         ("/api/agreements/{id}/join-token", "post"),
+        ("/api/siwe/nonce", "post"),
+        ("/api/siwe/verify", "post"),
+        ("/api/session", "get"),
+        ("/api/session", "delete"),
         ("/api/openapi.json", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
     ];
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), expected.len(), "{:?}", paths.keys());
+    let methods: usize = paths.values().map(|operations| operations.as_object().unwrap().len()).sum();
+    assert_eq!(methods, expected.len(), "{:?}", paths.keys());
     for (path, method) in expected {
         let responses = document["paths"][path][method]["responses"]
             .as_object()
             .unwrap_or_else(|| panic!("{method} {path} is not described"));
         for (status, response) in responses {
+            if status == "204" {
+                assert!(response.get("content").is_none(), "{path} {status}: no content");
+                continue;
+            }
             let content = response["content"].as_object().unwrap_or_else(|| panic!("{path} {status}: no content"));
             assert!(content.values().all(|media| media["schema"].is_object()), "{path} {status}: no schema");
             if status.starts_with('4') || (status.starts_with('5') && path.starts_with("/api/")) {
@@ -228,11 +238,16 @@ async fn the_openapi_document_describes_every_route_and_error() {
     for status in ["202", "400", "404", "409", "413", "415"] {
         assert!(document["paths"]["/api/agreements/{id}/stop"]["post"]["responses"][status].is_object(), "{status}");
     }
-    for path in ["/api/agreements/{id}/participants", "/api/agreements/{id}/join-token"] {
-        for status in ["200", "400", "403", "404", "409", "413", "415", "500"] {
+    for (path, statuses) in [
+        ("/api/agreements/{id}/participants", &["200", "400", "401", "403", "404", "409", "413", "415", "500"][..]),
+        ("/api/agreements/{id}/join-token", &["200", "400", "401", "403", "404", "409", "500"]),
+        ("/api/siwe/verify", &["200", "400", "401", "413", "415", "500"]),
+    ] {
+        for status in statuses {
             assert!(document["paths"][path]["post"]["responses"][status].is_object(), "{path} {status}");
         }
     }
+    assert!(document["paths"]["/api/session"]["get"]["responses"]["401"].is_object());
     let registration = &document["components"]["schemas"]["ParticipantsRequest"];
     assert_eq!(registration["properties"]["participants"]["maxItems"], 100, "{registration}");
     assert_eq!(document["components"]["schemas"]["Quality"]["enum"], json!(["sd", "hd", "fullhd"]));

@@ -320,9 +320,23 @@ impl Stack {
 
     /// `POST` `body` to the API's `path`; returns the status code and the JSON answer.
     pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
-        let response = self.http.post(format!("{}{path}", self.api)).json(body).send().await?;
+        self.post_as("", path, body).await
+    }
+
+    /// `POST` `body` to the API's `path` with the session `cookie` (from [`Stack::sign_in_customer`]).
+    pub async fn post_as(&self, cookie: &str, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let mut request = self.http.post(format!("{}{path}", self.api)).json(body);
+        if !cookie.is_empty() {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await?))
+    }
+
+    /// Signs the customer in with Ethereum (EIP-4361, its key signing): the session cookie.
+    pub async fn sign_in_customer(&self) -> Result<String> {
+        Ok(conference_backend::session::sign_in(&self.api, &self.devnet.customer).await?)
     }
 
     /// Waits until the agreement's record satisfies `done`.
@@ -485,8 +499,10 @@ impl Stack {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Whether the local room at `join_url` (its base URL) answers its health check.
     pub async fn room_answers(&self, join_url: &str) -> bool {
-        matches!(self.http.get(join_url).send().await, Ok(r) if r.status().is_success())
+        let url = format!("{}/healthz", join_url.trim_end_matches('/'));
+        matches!(self.http.get(url).send().await, Ok(r) if r.status().is_success())
     }
 }
 

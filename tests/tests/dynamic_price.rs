@@ -8,7 +8,7 @@ use alloy::{primitives::U256, providers::Provider, sol_types::SolEvent};
 use anyhow::Result;
 use conference_backend::{chain::ConferenceEscrow, devnet};
 use conference_e2e::{Stack, check_settlement, gas_cost, process_alive};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const STEP: Duration = Duration::from_secs(60);
 const USED_SECONDS: u64 = 600;
@@ -31,6 +31,19 @@ async fn one_agreement_is_deployed_activated_stopped_and_settled_to_the_wei() ->
     println!("signing block to room answering and activated: {} ms", signed_wall.elapsed().as_millis());
     let room = stack.room(id).expect("the local orchestrator published the room");
     assert!(process_alive(room.pid));
+
+    // The signed-in customer's join token opens the room's WebSocket: the room process checks it with
+    // the secret the backend made (past the token check, a plain GET is refused only for not upgrading).
+    let session = stack.sign_in_customer().await?;
+    let (status, token) = stack.post_as(&session, &format!("/api/agreements/{id}/join-token"), &json!({})).await?;
+    assert_eq!(status, 200, "{token}");
+    assert_eq!((token["room"].as_str(), token["joinUrl"].as_str()), (Some("local"), Some(join_url.as_str())));
+    let ws = format!("{join_url}ws");
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(&ws).send().await?.status(), 401, "no token");
+    // A JWT is URL-safe base64 and dots: it goes into the query as it is.
+    let with_token = http.get(format!("{ws}?token={}", token["token"].as_str().unwrap_or_default())).send().await?;
+    assert!(![401, 403].contains(&with_token.status().as_u16()), "the room refused the backend's token");
 
     // Let the monitor gather evidence, then stop exactly 600 s of chain time after the start.
     stack.wait_for(id, "two probes", STEP, |r| r["conference"]["probes"].as_u64() >= Some(2)).await?;

@@ -8,18 +8,10 @@ use std::time::{Duration, Instant};
 use alloy::{
     primitives::{Address, U256},
     providers::Provider,
-    signers::SignerSync,
-    sol_types::SolStruct,
 };
 use anyhow::{Context, Result, ensure};
-use conference_backend::{
-    chain::{Participants, escrow_domain},
-    devnet,
-};
-use conference_e2e::{
-    Stack,
-    kube::{ClusterSpec, KubeClusters},
-};
+use conference_backend::devnet;
+use conference_e2e::kube::{ClusterSpec, KubeClusters};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::serde::Deserialize;
 use kube::api::PostParams;
@@ -182,24 +174,12 @@ async fn a_signed_agreement_gets_exactly_its_pod_and_service_where_placement_cho
     Ok(())
 }
 
-/// The customer's EIP-712 registration of `participants` (address, region) for agreement `id`.
-fn registration(stack: &Stack, id: u64, participants: &[(Address, u8)]) -> Result<Value> {
-    let issued_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let message = Participants {
-        agreementId: U256::from(id),
-        participants: participants.iter().map(|(address, _)| *address).collect(),
-        regions: participants.iter().map(|(_, region)| *region).collect(),
-        quality: 1,
-        issuedAt: issued_at,
-    };
-    let domain = escrow_domain(31337, stack.devnet.escrow);
-    let signature = stack.devnet.customer.sign_hash_sync(&message.eip712_signing_hash(&domain))?;
-    Ok(json!({
+/// The customer's registration of `participants` (address, region), in HD.
+fn registration(participants: &[(Address, u8)]) -> Value {
+    json!({
         "participants": participants.iter().map(|(a, r)| json!({"address": a.to_string(), "region": r})).collect::<Vec<_>>(),
         "quality": "hd",
-        "issuedAt": issued_at,
-        "signature": alloy::hex::encode_prefixed(signature.as_bytes()),
-    }))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,8 +196,10 @@ async fn constraints_outweigh_latency_and_room_and_a_conference_no_cluster_can_t
     let (id, _) = conference_e2e::signed(buy.get_receipt().await?)?;
     stack.wait_status(id, "idle", WAIT).await?;
     let us_participants: Vec<(Address, u8)> = (1..=3).map(|i| (Address::with_last_byte(i), US)).collect();
-    let (status, answer) =
-        stack.post(&format!("/api/agreements/{id}/participants"), &registration(&stack, id, &us_participants)?).await?;
+    let customer = stack.sign_in_customer().await?;
+    let (status, answer) = stack
+        .post_as(&customer, &format!("/api/agreements/{id}/participants"), &registration(&us_participants))
+        .await?;
     assert_eq!(status, 200, "{answer}");
     stack.customer_starts(id).await?;
     let active = stack.wait_status(id, "active", WAIT).await?;

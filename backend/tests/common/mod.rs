@@ -92,9 +92,20 @@ pub const CHAIN_ID: u64 = 31337;
 #[allow(dead_code)]
 pub const ESCROW: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 
-/// The API over `store` on a free loopback port (no node behind it); its base URL.
+/// The API over `store` on a free loopback port (no node behind it), issuing Jitsi join tokens; its
+/// base URL.
 #[allow(dead_code)]
 pub async fn spawn_api(store: conference_backend::store::Store) -> String {
+    spawn_api_with(store, join_tokens()).await
+}
+
+/// The API over `store` issuing `join_tokens`; its base URL (also its public URL: sign-in messages
+/// name it).
+#[allow(dead_code)]
+pub async fn spawn_api_with(
+    store: conference_backend::store::Store,
+    join_tokens: conference_backend::jitsi::JoinTokens,
+) -> String {
     use conference_backend::api::{self, ApiContext, PublicConfig};
     let public = PublicConfig::new(CHAIN_ID, "http://127.0.0.1:8545".into(), ESCROW.into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -102,7 +113,21 @@ pub async fn spawn_api(store: conference_backend::store::Store) -> String {
     let metrics = conference_backend::metrics::Metrics::new();
     let (_, leading) = tokio::sync::watch::channel(true);
     let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, 0, leading).unwrap();
-    let ctx = ApiContext { store, public, metrics, health, join_tokens: join_tokens() };
+    let signin = conference_backend::session::SignIn::new(&format!("http://{addr}"), CHAIN_ID).unwrap();
+    let ctx = ApiContext { store, public, metrics, health, join_tokens, signin };
     tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
     format!("http://{addr}")
+}
+
+/// anvil's public dev accounts 1 (the customer, [`CUSTOMER`]), 2 and 3: never real keys.
+#[allow(dead_code)]
+pub const CUSTOMER_KEY: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+#[allow(dead_code)]
+pub const PARTICIPANT_KEY: &str = "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+#[allow(dead_code)]
+pub const STRANGER_KEY: &str = "7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+
+#[allow(dead_code)]
+pub fn key(hex: &str) -> alloy::signers::local::PrivateKeySigner {
+    hex.parse().unwrap()
 }
