@@ -12,8 +12,11 @@ BIN := anvil/node_modules/.bin
 # The platform binary itself: the npm launcher in node_modules/.bin exits 0 even when forge fails.
 FORGE := $(CURDIR)/anvil/node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 BACKEND := target/debug/conference-backend
-# The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
-BOUND := ConferenceEscrow OfferBook ProviderRegistry
+# The contracts the backend binds to: their ABI and bytecode are committed under backend/abi
+# (MockStablecoin, from contracts/test/mocks/Tokens.sol, is the dev chain's stablecoin).
+BOUND := ConferenceEscrow OfferBook ProviderRegistry MockStablecoin
+# A bound contract's forge artifact, whichever source file declares it.
+artifact = $$(ls contracts/out/*/$(1).json)
 
 .PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend bench-kube soak deploy-contracts gas-snapshot
 
@@ -43,12 +46,12 @@ contracts: tools
 
 # Regenerates the backend's committed bindings from a fresh contract build.
 abi: contracts
-	for c in $(BOUND); do node contracts/export-abi.js contracts/out/$$c.sol/$$c.json > backend/abi/$$c.json; done
+	for c in $(BOUND); do node contracts/export-abi.js $(call artifact,$$c) > backend/abi/$$c.json; done
 
 # Fails if the committed bindings differ from what the contracts compile to.
 check-abi: contracts
 	@for c in $(BOUND); do \
-	  node contracts/export-abi.js contracts/out/$$c.sol/$$c.json | diff -q - backend/abi/$$c.json > /dev/null || \
+	  node contracts/export-abi.js $(call artifact,$$c) | diff -q - backend/abi/$$c.json > /dev/null || \
 	    { echo "backend/abi/$$c.json is stale: run 'make abi' and commit it"; exit 1; }; \
 	done
 
