@@ -25,5 +25,6 @@ pub mod service;
 pub mod settler;
 pub mod store;
 pub mod watcher;
+pub mod web;
 
 pub use error::{Error, Result};

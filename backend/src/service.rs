@@ -128,7 +128,21 @@ pub async fn serve(
         _ => args.rpc_url.clone(),
     };
     let health = Health::new(&public_rpc, service.ready_max_lag_blocks, service.confirmations, leading.clone())?;
-    let public = PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string());
+    // What the web app reads once: the contracts beside the escrow, and its currencies as they are now.
+    let (book, registry) = chain.book_and_registry().await?;
+    let tokens = chain.tokens().await?;
+    let public = PublicConfig {
+        orchestrator: service.orchestrator,
+        // The bound address (PUBLIC_URL is to name the origin clients use, once configurable).
+        public_url: format!("http://{}", listener.local_addr()?),
+        explorer: service.explorer()?,
+        ..PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string()).with_deployment(
+            book.to_string(),
+            registry.to_string(),
+            args.start_block,
+            tokens,
+        )
+    };
     let join_tokens = JoinTokens::from_args(&service.jitsi)?;
     let app = api::router(ApiContext { store, public, metrics, health, join_tokens });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
