@@ -848,6 +848,7 @@ pub struct AgreementsQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only agreements with a smaller id: the last id of the previous page, for the next one.
+    #[param(maximum = 9223372036854775807_u64)]
     pub before: Option<u64>,
 }
 
@@ -879,6 +880,9 @@ async fn agreements(
         })?),
         None => None,
     };
+    if query.before.is_some_and(|before| i64::try_from(before).is_err()) {
+        return Err(ApiError::BadRequest(format!("before must be an agreement id from 0 to {}", i64::MAX)));
+    }
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit must be from 1 to {MAX_PAGE}, got {limit}")));
@@ -909,15 +913,24 @@ const EVENTS_KEEP_ALIVE: Duration = Duration::from_secs(15);
     tag = "agreements",
     params(("id" = u64, Path, description = "The agreement's on-chain id")),
     responses(
-        (status = 200, description = "An endless stream of `progress` events (and at most one `unseen` first)",
-         body = String, content_type = "text/event-stream"),
-        (status = 400, description = "The id is not an integer from 0 to 2^64 - 1", body = ErrorBody),
+        (status = 200, description = "An endless stream of `progress` events (and at most one `unseen` first); \
+                                      the schema is one event's",
+         body = StreamEvent, content_type = "text/event-stream"),
+        (status = 400, description = "The id is not an integer from 0 to 2^63 - 1 (the largest id the service \
+                                      can record)", body = ErrorBody),
     )
 )]
 async fn agreement_events(
     State(ctx): State<ApiContext>,
     AgreementId(id): AgreementId,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // An id the store cannot hold would be awaited for ever.
+    if i64::try_from(id).is_err() {
+        return Err(ApiError::BadRequest(format!(
+            "agreement id must be an integer from 0 to {} to be followed, got {id}",
+            i64::MAX
+        )));
+    }
     /// What the stream remembers between reads: the JSON it sent last, and whether it said `unseen`.
     struct Follow {
         store: Store,
@@ -948,7 +961,27 @@ async fn agreement_events(
             tokio::time::sleep(EVENTS_POLL).await;
         }
     });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(EVENTS_KEEP_ALIVE).text("keep-alive"))
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(EVENTS_KEEP_ALIVE).text("keep-alive")))
+}
+
+/// One event of `GET /api/agreements/{id}/events`, as the OpenAPI document describes an event of a
+/// stream (the handler writes them as Server-Sent Events, never as this struct).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct StreamEvent {
+    event: StreamEventName,
+    /// `progress`: the JSON of `GET /api/agreements/{id}`; `unseen`: `{}`.
+    data: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum StreamEventName {
+    /// The agreement as it is now.
+    Progress,
+    /// The agreement has not been seen on-chain yet (sent once, first).
+    Unseen,
 }
 
 /// The evidence behind an agreement's availability: every probe of each of its conferences (when, and

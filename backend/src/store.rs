@@ -452,7 +452,7 @@ impl Store {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Agreement>> {
-        // Ids are BIGINT: any `before` past the largest one is the same as none.
+        // Ids are BIGINT: a `before` past the largest one is the same as none.
         let before = before.map_or(i64::MAX, |id| i64::try_from(id).unwrap_or(i64::MAX));
         let rows = match customer {
             // Addresses are stored checksummed, as the watcher reads them; compared in lower case.
