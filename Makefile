@@ -12,10 +12,13 @@ BIN := anvil/node_modules/.bin
 # The platform binary itself: the npm launcher in node_modules/.bin exits 0 even when forge fails.
 FORGE := $(CURDIR)/anvil/node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 BACKEND := target/debug/conference-backend
-# The contracts the backend binds to: their ABI and bytecode are committed under backend/abi.
-BOUND := ConferenceEscrow OfferBook ProviderRegistry
+# The contracts the backend binds to: their ABI and bytecode are committed under backend/abi
+# (MockStablecoin, from contracts/test/mocks/Tokens.sol, is the dev chain's stablecoin).
+BOUND := ConferenceEscrow OfferBook ProviderRegistry MockStablecoin
+# A bound contract's forge artifact, whichever source file declares it.
+artifact = $$(ls contracts/out/*/$(1).json)
 
-.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools contracts check-abi abi build browser analyze bench-gas bench-backend bench-kube soak deploy-contracts gas-snapshot
+.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools web contracts check-abi abi build browser analyze bench-gas bench-backend bench-kube soak deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
@@ -38,21 +41,28 @@ tools: anvil/node_modules/.package-lock.json
 anvil/node_modules/.package-lock.json: anvil/package.json anvil/package-lock.json
 	cd anvil && npm ci --no-audit --no-fund --loglevel=error
 
+# The web app's dependencies (from web/'s lock file), and its production build in web/dist, which the
+# backend embeds (backend/build.rs refuses to compile without it). Vite skips nothing: it rebuilds each time.
+web: web/node_modules/.package-lock.json
+	cd web && npm run build
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
 contracts: tools
 	cd contracts && $(FORGE) build
 
 # Regenerates the backend's committed bindings from a fresh contract build.
 abi: contracts
-	for c in $(BOUND); do node contracts/export-abi.js contracts/out/$$c.sol/$$c.json > backend/abi/$$c.json; done
+	for c in $(BOUND); do node contracts/export-abi.js $(call artifact,$$c) > backend/abi/$$c.json; done
 
 # Fails if the committed bindings differ from what the contracts compile to.
 check-abi: contracts
 	@for c in $(BOUND); do \
-	  node contracts/export-abi.js contracts/out/$$c.sol/$$c.json | diff -q - backend/abi/$$c.json > /dev/null || \
+	  node contracts/export-abi.js $(call artifact,$$c) | diff -q - backend/abi/$$c.json > /dev/null || \
 	    { echo "backend/abi/$$c.json is stale: run 'make abi' and commit it"; exit 1; }; \
 	done
 
-build: tools
+build: tools web
 	cargo build --workspace --bins
 
 # Static analysis of contracts/src with slither (pinned in contracts/analyze-requirements.txt, installed
@@ -108,7 +118,7 @@ test-rust: build postgres kube
 # and installed once into a virtualenv outside the clone), on a fresh dev stack: no 5xx, and every status,
 # content type and body as documented.
 # The Rust sources' formatting, and clippy with every warning an error.
-lint-rust:
+lint-rust: web
 	cargo fmt --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
@@ -138,7 +148,7 @@ demo: build
 # Gas per agreement beside Sablier Lockup, OpenZeppelin 4.9's PaymentSplitter and a one-contract-per-
 # agreement baseline, in one run on a local anvil (contracts/bench/README.md). Prints a table and the
 # targets (a MISS is reported, not failed); writes target/bench/gas.json.
-bench-gas: tools contracts/bench/node_modules/.package-lock.json
+bench-gas: tools web contracts/bench/node_modules/.package-lock.json
 	cd contracts && $(FORGE) build
 	cd contracts/bench && $(FORGE) build
 	cargo run -q -p conference-e2e --bin gas-bench

@@ -1,7 +1,7 @@
 //! The HTTP API (axum) and the embedded web page. Each route module's handlers are small: they read
 //! the store and shape JSON; they never act on the chain or the orchestrator.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, convert::Infallible, sync::Arc, time::Duration};
 
 use alloy::{
     hex,
@@ -10,11 +10,17 @@ use alloy::{
 };
 use axum::{
     Extension, Json, Router,
-    extract::{FromRequestParts, Path, State, rejection::JsonRejection},
+    extract::{
+        FromRequestParts, Path, Query, State,
+        rejection::{JsonRejection, QueryRejection},
+    },
     http::{StatusCode, header, request::Parts},
-    response::{Html, IntoResponse, Response},
-    routing::get,
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
 };
+use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 use utoipa::OpenApi;
@@ -23,33 +29,85 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     Error,
     agreement::{Agreement, ChainStatus, ConferenceState, Progress},
-    chain::{ConferenceEscrow, SignedStop},
+    chain::{ConferenceEscrow, Optimizer, SignedStop, TokenInfo},
+    config::OrchestratorKind,
     health::{Health, Readiness},
     jitsi::{ConferenceSettings, JoinTokens, MAX_PARTICIPANTS, Quality, RoomKind},
     metrics::{self, Metrics},
     store::{OutboxItem, Probe, ProbeTally, Session, Store, Terms},
 };
 
-/// What the web page needs to talk to the chain: public facts only.
+/// What the web app needs to talk to the chain and to explain it: public facts only.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicConfig {
     pub chain_id: u64,
+    /// The chain's JSON-RPC endpoint (HTTP), for reading the chain without a wallet.
     pub rpc_url: String,
     pub escrow: String,
+    /// The OfferBook the escrow takes its terms from.
+    pub book: String,
+    /// The ProviderRegistry the escrow pays providers through.
+    pub registry: String,
+    /// The block the escrow was deployed in: the first block to read its events from.
+    pub deploy_block: u64,
+    /// Where conferences run: `local` (room processes on the service's machine, reached on 127.0.0.1)
+    /// or `kubernetes` (Jitsi Meet pods).
+    pub orchestrator: OrchestratorKind,
+    /// The service's public origin (what Sign-In with Ethereum messages name).
+    pub public_url: String,
+    /// The currencies agreements can be paid in: ETH (id 0) and the escrow's ERC-20 tokens.
+    pub tokens: Vec<TokenInfo>,
+    /// The names of the contracts' region bits: `regions[i]` is bit i of a region mask.
+    pub regions: Vec<&'static str>,
+    /// The contracts, with the compiler settings to verify their deployed code against the sources.
+    pub contracts: Vec<ContractInfo>,
+    /// A block explorer's base URL for links to transactions and addresses; null without one.
+    pub explorer: Option<String>,
     pub calls: BTreeMap<&'static str, String>,
     pub events: BTreeMap<&'static str, String>,
     /// Custom error selectors to names, so the page can explain a revert in words.
     pub errors: BTreeMap<String, String>,
 }
 
+/// The names of the contracts' region bits, from bit 0 (as the dev chain's providers use them).
+pub const REGION_NAMES: [&str; 3] = ["EU", "US", "Asia"];
+
+/// A contract of the service and how it was compiled.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractInfo {
+    /// ConferenceEscrow, OfferBook or ProviderRegistry.
+    pub name: &'static str,
+    pub address: String,
+    /// solc's version, e.g. `0.8.37+commit.f401782d`.
+    pub compiler: String,
+    pub optimizer: Optimizer,
+    pub evm_version: String,
+    /// Where the verified sources can be read; null when unknown.
+    pub source_url: Option<String>,
+}
+
 impl PublicConfig {
+    /// The facts of a chain and escrow alone: the OfferBook and ProviderRegistry unknown (the zero
+    /// address) until [`PublicConfig::with_deployment`] names them, ETH the only currency, the local
+    /// orchestrator, no explorer.
     pub fn new(chain_id: u64, rpc_url: String, escrow: String) -> Self {
         let selector = |s: [u8; 4]| hex::encode_prefixed(s);
+        let unknown = Address::ZERO.to_string();
         Self {
             chain_id,
             rpc_url,
+            contracts: contracts(&escrow, &unknown, &unknown),
             escrow,
+            book: unknown.clone(),
+            registry: unknown,
+            deploy_block: 0,
+            orchestrator: OrchestratorKind::Local,
+            public_url: String::new(),
+            tokens: vec![TokenInfo { id: 0, symbol: "ETH".into(), decimals: 18, address: None }],
+            regions: REGION_NAMES.to_vec(),
+            explorer: None,
             calls: BTreeMap::from([
                 ("sign", selector(ConferenceEscrow::signCall::SELECTOR)),
                 ("stop", selector(ConferenceEscrow::stopCall::SELECTOR)),
@@ -64,6 +122,50 @@ impl PublicConfig {
                 .collect(),
         }
     }
+
+    /// With the escrow's OfferBook and ProviderRegistry, its deployment block and its currencies, as
+    /// the service reads them from the chain at start.
+    pub fn with_deployment(self, book: String, registry: String, deploy_block: u64, tokens: Vec<TokenInfo>) -> Self {
+        Self { contracts: contracts(&self.escrow, &book, &registry), book, registry, deploy_block, tokens, ..self }
+    }
+
+    /// The page's Content-Security-Policy: its own origin's files only; it talks to its origin, to the
+    /// chain's RPC endpoint (the web app reads the chain itself) and, with the local orchestrator, to the
+    /// room processes on 127.0.0.1 (their signalling WebSocket).
+    pub fn content_security_policy(&self) -> String {
+        let mut connect = vec!["'self'".to_owned()];
+        if let Ok(rpc) = reqwest::Url::parse(&self.rpc_url) {
+            let origin = rpc.origin();
+            if origin.is_tuple() {
+                connect.push(origin.ascii_serialization());
+            }
+        }
+        if self.orchestrator == OrchestratorKind::Local {
+            connect.extend(["ws://127.0.0.1:*".to_owned(), "http://127.0.0.1:*".to_owned()]);
+        }
+        format!(
+            "default-src 'self'; connect-src {}; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+             media-src 'self' blob: mediastream:; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; \
+             form-action 'none'",
+            connect.join(" ")
+        )
+    }
+}
+
+/// The three contracts at their addresses, with their artifacts' compiler settings.
+fn contracts(escrow: &str, book: &str, registry: &str) -> Vec<ContractInfo> {
+    crate::chain::compiler_settings()
+        .into_iter()
+        .zip([escrow, book, registry])
+        .map(|((name, settings), address)| ContractInfo {
+            name,
+            address: address.to_owned(),
+            compiler: settings.version,
+            optimizer: settings.optimizer,
+            evm_version: settings.evm_version,
+            source_url: None,
+        })
+        .collect()
 }
 
 /// What the handlers read: the store, the public facts, the operations side (metrics, readiness), and
@@ -102,7 +204,9 @@ fn documented_routes() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(config))
         .routes(routes!(offers))
+        .routes(routes!(agreements))
         .routes(routes!(agreement))
+        .routes(routes!(agreement_events))
         .routes(routes!(probes))
         .routes(routes!(signed_stop))
         .routes(routes!(register_participants))
@@ -121,26 +225,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_routes().into_openapi()
 }
 
+/// The API, the web app's build (`web/dist`, see [`crate::web`]) and, on every answer, the page's
+/// Content-Security-Policy ([`PublicConfig::content_security_policy`]).
 pub fn router(ctx: ApiContext) -> Router {
+    let policy = header::HeaderValue::from_str(&ctx.public.content_security_policy())
+        .unwrap_or(header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     let (api, document) = documented_routes().split_for_parts();
-    api.route("/", get(|| async { Html(include_str!("../../web/index.html")) }))
-        .route(
-            "/app.js",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../../web/app.js")) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { ([(header::CONTENT_TYPE, "text/css")], include_str!("../../web/style.css")) }),
-        )
-        .fallback(unknown_route)
+    api.fallback(crate::web::serve)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(Arc::new(document)))
-        .layer(axum::middleware::map_response(content_security_policy))
+        .layer(axum::middleware::map_response(move |mut response: Response| {
+            let policy = policy.clone();
+            async move {
+                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
+                response
+            }
+        }))
         .with_state(ctx)
 }
 
-/// The pages load nothing but their own origin's files and talk to nothing but their origin (the
-/// wallet's RPC traffic goes through the wallet, not the page).
+/// The strictest policy: nothing but the page's own origin. The room pages use it (and the API falls
+/// back to it should its computed policy not be a valid header).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; \
      connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'";
 
@@ -199,11 +304,6 @@ impl IntoResponse for ApiError {
         };
         (status, Json(ErrorBody { error: message })).into_response()
     }
-}
-
-/// Any path no route serves.
-async fn unknown_route(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no such path: {}", uri.path()))
 }
 
 /// A known path with a method it does not take (axum adds the `Allow` header listing those it does).
@@ -599,29 +699,206 @@ async fn agreement(
     State(ctx): State<ApiContext>,
     AgreementId(id): AgreementId,
 ) -> Result<Json<AgreementView>, ApiError> {
-    let agreement = seen_agreement(&ctx.store, id).await?;
-    let probes = ctx.store.probe_tally(id, agreement.session).await?;
-    let outbox = ctx.store.outbox_of(id).await?;
-    let sessions = ctx.store.sessions_of(id).await?;
-    let participants = ctx.store.conference_settings(id).await?.map(|settings| RegisteredParticipants::of(&settings));
-    Ok(Json(AgreementView {
+    let view = agreement_view(&ctx.store, id).await?;
+    Ok(Json(view.ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?))
+}
+
+/// The agreement `id` as `GET /api/agreements/{id}` and its event stream show it; None if it has not
+/// been seen on-chain.
+pub async fn agreement_view(store: &Store, id: u64) -> crate::Result<Option<AgreementView>> {
+    let Some(agreement) = store.agreement(id).await? else {
+        return Ok(None);
+    };
+    let probes = store.probe_tally(id, agreement.session).await?;
+    let outbox = store.outbox_of(id).await?;
+    let sessions = store.sessions_of(id).await?;
+    let participants = store.conference_settings(id).await?.map(|settings| RegisteredParticipants::of(&settings));
+    Ok(Some(AgreementView {
         participants,
         status: agreement.progress(),
-        chain_time: ctx.store.chain_time().await?,
+        chain_time: store.chain_time().await?,
         join_url: (agreement.conference_state == ConferenceState::Running)
             .then(|| agreement.join_url.clone())
             .flatten(),
-        transactions: BTreeMap::from([
-            ("sign", Some(agreement.sign_tx.clone())),
-            ("activate", agreement.activate_tx.clone()),
-            ("stop", agreement.end_tx.clone()),
-            ("settle", agreement.settle_tx.clone()),
-        ]),
+        transactions: transactions(&agreement),
         conference: ConferenceView { state: agreement.conference_state, deploy_count: agreement.deploy_count, probes },
         sessions,
         outbox,
         agreement,
     }))
+}
+
+/// The agreement's transactions by step (sign, activate, stop, settle); null until it happened.
+fn transactions(agreement: &Agreement) -> BTreeMap<&'static str, Option<String>> {
+    BTreeMap::from([
+        ("sign", Some(agreement.sign_tx.clone())),
+        ("activate", agreement.activate_tx.clone()),
+        ("stop", agreement.end_tx.clone()),
+        ("settle", agreement.settle_tx.clone()),
+    ])
+}
+
+/// One agreement in a list: its record, where it stands and its transactions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementSummary {
+    #[serde(flatten)]
+    pub agreement: Agreement,
+    pub status: Progress,
+    /// The agreement's transactions by step (sign, activate, stop, settle); null until it happened.
+    pub transactions: BTreeMap<&'static str, Option<String>>,
+}
+
+/// The most agreements one page lists, and how many it lists unless told.
+pub const MAX_PAGE: u32 = 1_000;
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// Which agreements `GET /api/agreements` lists.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementsQuery {
+    /// Only this customer's agreements (0x and 40 hex digits, any case); all agreements without it.
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
+    pub customer: Option<String>,
+    /// How many agreements at most (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Only agreements with a smaller id: the last id of the previous page, for the next one.
+    #[param(maximum = 9223372036854775807_u64)]
+    pub before: Option<u64>,
+}
+
+/// Agreements newest first: a customer's history, or every agreement for auditors, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/agreements",
+    tag = "agreements",
+    params(AgreementsQuery),
+    responses(
+        (status = 200, description = "The agreements, newest (largest id) first", body = Vec<AgreementSummary>),
+        (status = 400, description = "A query parameter is wrong; the sentence says which", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
+async fn agreements(
+    State(ctx): State<ApiContext>,
+    query: Result<Query<AgreementsQuery>, QueryRejection>,
+) -> Result<Json<Vec<AgreementSummary>>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::BadRequest(format!(
+            "the query must be customer=0x…, limit=1..{MAX_PAGE} and before=<agreement id>: {}",
+            rejection.body_text()
+        ))
+    })?;
+    let customer = match &query.customer {
+        Some(text) => Some(parse_address(text).ok_or_else(|| {
+            ApiError::BadRequest(format!("customer must be an address (0x and 40 hex digits), got {text:?}"))
+        })?),
+        None => None,
+    };
+    if query.before.is_some_and(|before| i64::try_from(before).is_err()) {
+        return Err(ApiError::BadRequest(format!("before must be an agreement id from 0 to {}", i64::MAX)));
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit must be from 1 to {MAX_PAGE}, got {limit}")));
+    }
+    let page = ctx.store.agreements_page(customer, query.before, limit).await?;
+    Ok(Json(
+        page.into_iter()
+            .map(|agreement| AgreementSummary {
+                status: agreement.progress(),
+                transactions: transactions(&agreement),
+                agreement,
+            })
+            .collect(),
+    ))
+}
+
+/// How often an event stream reads the store, and how often it says it is alive while nothing changes.
+const EVENTS_POLL: Duration = Duration::from_millis(250);
+const EVENTS_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The agreement as it changes (Server-Sent Events): an `event: progress` whose data is the JSON of
+/// `GET /api/agreements/{id}`, at once and again whenever that JSON changes (the store is read about
+/// every 250 ms, so every replica serves it); a `: keep-alive` comment every 15 s. An agreement not
+/// seen on-chain yet gets one `event: unseen` (data `{}`), then its first `progress` once it is seen.
+#[utoipa::path(
+    get,
+    path = "/api/agreements/{id}/events",
+    tag = "agreements",
+    params(("id" = u64, Path, description = "The agreement's on-chain id")),
+    responses(
+        (status = 200, description = "An endless stream of `progress` events (and at most one `unseen` first); \
+                                      the schema is one event's",
+         body = StreamEvent, content_type = "text/event-stream"),
+        (status = 400, description = "The id is not an integer from 0 to 2^63 - 1 (the largest id the service \
+                                      can record)", body = ErrorBody),
+    )
+)]
+async fn agreement_events(
+    State(ctx): State<ApiContext>,
+    AgreementId(id): AgreementId,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // An id the store cannot hold would be awaited for ever.
+    if i64::try_from(id).is_err() {
+        return Err(ApiError::BadRequest(format!(
+            "agreement id must be an integer from 0 to {} to be followed, got {id}",
+            i64::MAX
+        )));
+    }
+    /// What the stream remembers between reads: the JSON it sent last, and whether it said `unseen`.
+    struct Follow {
+        store: Store,
+        id: u64,
+        sent: Option<String>,
+        said_unseen: bool,
+    }
+    let follow = Follow { store: ctx.store, id, sent: None, said_unseen: false };
+    let events = futures::stream::unfold(follow, |mut follow| async move {
+        loop {
+            match agreement_view(&follow.store, follow.id).await {
+                Ok(Some(view)) => match serde_json::to_string(&view) {
+                    Ok(json) if follow.sent.as_ref() != Some(&json) => {
+                        follow.sent = Some(json.clone());
+                        return Some((Ok(Event::default().event("progress").data(json)), follow));
+                    }
+                    Ok(_) => {}
+                    Err(err) => warn!(agreement = follow.id, error = %err, "event stream: the view did not serialize"),
+                },
+                Ok(None) if !follow.said_unseen => {
+                    follow.said_unseen = true;
+                    return Some((Ok(Event::default().event("unseen").data("{}")), follow));
+                }
+                Ok(None) => {}
+                // The stream's status is sent already: a failed read is logged and retried.
+                Err(err) => warn!(agreement = follow.id, error = %err, kind = err.label(), "event stream: read failed"),
+            }
+            tokio::time::sleep(EVENTS_POLL).await;
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(EVENTS_KEEP_ALIVE).text("keep-alive")))
+}
+
+/// One event of `GET /api/agreements/{id}/events`, as the OpenAPI document describes an event of a
+/// stream (the handler writes them as Server-Sent Events, never as this struct).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct StreamEvent {
+    event: StreamEventName,
+    /// `progress`: the JSON of `GET /api/agreements/{id}`; `unseen`: `{}`.
+    data: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum StreamEventName {
+    /// The agreement as it is now.
+    Progress,
+    /// The agreement has not been seen on-chain yet (sent once, first).
+    Unseen,
 }
 
 /// The evidence behind an agreement's availability: every probe of each of its conferences (when, and

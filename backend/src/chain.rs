@@ -41,6 +41,25 @@ pub mod bindings {
             "abi/ProviderRegistry.json"
         );
     }
+    /// The dev chain's stablecoin (contracts/test/mocks/Tokens.sol), deployed by [`crate::devnet`].
+    pub mod stablecoin {
+        alloy::sol!(
+            #[sol(rpc)]
+            #[derive(Debug)]
+            MockStablecoin,
+            "abi/MockStablecoin.json"
+        );
+    }
+    /// What the service reads of any ERC-20 token the escrow takes.
+    pub mod erc20 {
+        alloy::sol! {
+            #[sol(rpc)]
+            interface IERC20Metadata {
+                function symbol() external view returns (string);
+                function decimals() external view returns (uint8);
+            }
+        }
+    }
 }
 
 pub use ConferenceEscrow::ConferenceEscrowEvents as EscrowEvent;
@@ -48,7 +67,21 @@ pub use bindings::{
     book::OfferBook,
     escrow::{ConferenceEscrow, IConferenceEscrow},
     registry::ProviderRegistry,
+    stablecoin::MockStablecoin,
 };
+
+/// A currency agreements can be paid in: ETH (id 0) or one of the escrow's ERC-20 tokens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    /// The escrow's token id: 0 for ETH, then 1, 2, … in the order the admin added them.
+    pub id: u8,
+    /// What the token calls itself (`symbol()`).
+    pub symbol: String,
+    /// The token's `decimals()`: amounts are in units of 10^-decimals.
+    pub decimals: u8,
+    /// The token's contract; null for ETH.
+    pub address: Option<String>,
+}
 
 /// The escrow's JSON ABI, from the same committed artifact as the bindings.
 pub fn escrow_abi() -> alloy::json_abi::JsonAbi {
@@ -59,6 +92,40 @@ pub fn escrow_abi() -> alloy::json_abi::JsonAbi {
     serde_json::from_str::<Artifact>(include_str!("../abi/ConferenceEscrow.json"))
         .expect("the committed artifact is checked by `make check-abi`")
         .abi
+}
+
+/// How a committed artifact (backend/abi) was compiled: what an auditor needs to verify the deployed
+/// code against the sources.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompilerSettings {
+    /// solc's version, e.g. `0.8.37+commit.f401782d`.
+    pub version: String,
+    pub optimizer: Optimizer,
+    pub evm_version: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Optimizer {
+    pub enabled: bool,
+    pub runs: u64,
+}
+
+/// The contracts the service names in `GET /api/config`, with the compiler settings of their committed
+/// artifacts (written by contracts/export-abi.js, checked by `make check-abi`).
+pub fn compiler_settings() -> [(&'static str, CompilerSettings); 3] {
+    #[derive(serde::Deserialize)]
+    struct Artifact {
+        compiler: CompilerSettings,
+    }
+    let read = |json: &str| {
+        serde_json::from_str::<Artifact>(json).expect("the committed artifact is checked by `make check-abi`").compiler
+    };
+    [
+        ("ConferenceEscrow", read(include_str!("../abi/ConferenceEscrow.json"))),
+        ("OfferBook", read(include_str!("../abi/OfferBook.json"))),
+        ("ProviderRegistry", read(include_str!("../abi/ProviderRegistry.json"))),
+    ]
 }
 
 /// The contract's agreement `Status` enum, by its numeric value.
@@ -339,6 +406,31 @@ impl Chain {
 
     pub fn contract(&self) -> ConferenceEscrow::ConferenceEscrowInstance<DynProvider> {
         ConferenceEscrow::new(self.escrow, self.provider.clone())
+    }
+
+    /// The OfferBook and ProviderRegistry the escrow was deployed with.
+    pub async fn book_and_registry(&self) -> Result<(Address, Address)> {
+        let contract = self.contract();
+        let book = contract.BOOK().call().await.map_err(Error::chain)?;
+        let registry = contract.REGISTRY().call().await.map_err(Error::chain)?;
+        Ok((book, registry))
+    }
+
+    /// ETH and every ERC-20 token the escrow takes (`tokenOf(1)`, `tokenOf(2)`, … up to the first
+    /// unset id), each with its symbol and decimals as the token reports them.
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        let mut tokens = vec![TokenInfo { id: 0, symbol: "ETH".into(), decimals: 18, address: None }];
+        for id in 1..=u8::MAX {
+            let address = self.contract().tokenOf(id).call().await.map_err(Error::chain)?;
+            if address == Address::ZERO {
+                break;
+            }
+            let token = bindings::erc20::IERC20Metadata::new(address, self.provider.clone());
+            let symbol = token.symbol().call().await.map_err(Error::chain)?;
+            let decimals = token.decimals().call().await.map_err(Error::chain)?;
+            tokens.push(TokenInfo { id, symbol, decimals, address: Some(address.to_string()) });
+        }
+        Ok(tokens)
     }
 
     /// The latest block's number and timestamp.

@@ -112,9 +112,14 @@ pub struct ServiceArgs {
     /// `deploy/README.md`).
     #[arg(long, env = "CLUSTERS_FILE")]
     pub clusters_file: Option<PathBuf>,
+    /// A block explorer's base URL (e.g. `https://sepolia.etherscan.io`), for the web app's links to
+    /// transactions (`<url>/tx/<hash>`) and addresses (`<url>/address/<address>`); none by default.
+    #[arg(long, env = "EXPLORER_URL")]
+    pub explorer_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum OrchestratorKind {
     Local,
     Kubernetes,
@@ -158,6 +163,16 @@ impl ServiceArgs {
             return Err(Error::Config("ORCHESTRATOR=kubernetes needs JITSI_APP_SECRET".into()));
         }
         Ok(Some(file))
+    }
+
+    /// The block explorer's base URL without a trailing slash, if one is set; an error unless it is an
+    /// http(s) URL.
+    pub fn explorer(&self) -> Result<Option<String>> {
+        let Some(url) = &self.explorer_url else { return Ok(None) };
+        match reqwest::Url::parse(url) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(Some(url.trim_end_matches('/').to_owned())),
+            _ => Err(Error::Config(format!("EXPLORER_URL must be an http(s) URL, got {url:?}"))),
+        }
     }
 
     pub fn database_url(&self) -> String {

@@ -1,6 +1,7 @@
 //! A fresh local chain for development, demos and tests: anvil from the pinned npm package, the
-//! contracts deployed from their committed artifacts, two providers registered, and one open offer
-//! per pricing model.
+//! contracts deployed from their committed artifacts, two providers registered, one open offer per
+//! pricing model in ETH, and a mock stablecoin (token 1, 6 decimals, 10,000 units minted to the
+//! customer) with a dynamic-price offer in it.
 //!
 //! Accounts (anvil's well-known dev keys, worthless outside a local chain): 0 admin (owns the offers
 //! and their margin), 1 customer, 2 infrastructure provider (paid at 3), 4 conference-software
@@ -23,7 +24,7 @@ use alloy::{
 use crate::{
     Error, Result,
     agreement::Model,
-    chain::{ConferenceEscrow, OfferBook, ProviderRegistry, bindings::book::IOfferBook},
+    chain::{ConferenceEscrow, MockStablecoin, OfferBook, ProviderRegistry, bindings::book::IOfferBook},
 };
 
 /// Ten minutes for the operator to start a requested conference; a day to settle an ended one; three
@@ -39,9 +40,11 @@ pub const SOFTWARE_REGIONS: u32 = 0b111;
 pub const GDPR_SURCHARGE_BPS: u16 = 2_000;
 pub const REGION_SURCHARGE_BPS: u16 = 1_000;
 
-/// One demo offer: its model and its price split as (infrastructure, software, margin).
+/// One demo offer: its model, its currency and its price split as (infrastructure, software, margin).
 pub struct DemoOffer {
     pub model: Model,
+    /// 0 for ETH, [`STABLECOIN_TOKEN_ID`] for the mock stablecoin.
+    pub token_id: u8,
     pub components: (u128, u128, u128),
     pub max_duration: u64,
     pub minimum_charge: u128,
@@ -53,10 +56,18 @@ impl DemoOffer {
     }
 }
 
-/// The offers published at start, in order: terms version i + 1 is `OFFERS[i]`.
-pub const OFFERS: [DemoOffer; 4] = [
+/// The escrow's token id of the dev chain's stablecoin (the first token added), its decimals, and what
+/// the customer is minted of it at start: 10,000 units.
+pub const STABLECOIN_TOKEN_ID: u8 = 1;
+pub const STABLECOIN_DECIMALS: u8 = 6;
+pub const STABLECOIN_MINTED: u128 = 10_000 * 10u128.pow(STABLECOIN_DECIMALS as u32);
+
+/// The offers published at start, in order: terms version i + 1 is `OFFERS[i]`. New offers go at the
+/// end: tests and scripts rely on terms 1-4.
+pub const OFFERS: [DemoOffer; 5] = [
     // 1e12 wei (1e-6 ETH) per second, for at most an hour: 0.0036 ETH locked.
     DemoOffer {
+        token_id: 0,
         model: Model::DynamicPrice,
         components: (6e11 as u128, 3e11 as u128, 1e11 as u128),
         max_duration: 3600,
@@ -64,6 +75,7 @@ pub const OFFERS: [DemoOffer; 4] = [
     },
     // 0.001 ETH for a conference of up to an hour.
     DemoOffer {
+        token_id: 0,
         model: Model::FixedPrice,
         components: (6e14 as u128, 3e14 as u128, 1e14 as u128),
         max_duration: 3600,
@@ -71,6 +83,7 @@ pub const OFFERS: [DemoOffer; 4] = [
     },
     // 6e13 wei per minute, up to ten hours' worth.
     DemoOffer {
+        token_id: 0,
         model: Model::TimeLimited,
         components: (36e12 as u128, 18e12 as u128, 6e12 as u128),
         max_duration: 36_000,
@@ -78,10 +91,19 @@ pub const OFFERS: [DemoOffer; 4] = [
     },
     // 1e12 wei per second of use in a window of up to a day, plus 0.001 ETH for readiness.
     DemoOffer {
+        token_id: 0,
         model: Model::FlexiblePeriod,
         components: (6e11 as u128, 3e11 as u128, 1e11 as u128),
         max_duration: 86_400,
         minimum_charge: 1e15 as u128,
+    },
+    // 1,000 units of the stablecoin (0.001 USD) per second, for at most an hour: 3.6 USD locked.
+    DemoOffer {
+        token_id: STABLECOIN_TOKEN_ID,
+        model: Model::DynamicPrice,
+        components: (600, 300, 100),
+        max_duration: 3600,
+        minimum_charge: 0,
     },
 ];
 
@@ -93,6 +115,8 @@ pub struct Devnet {
     pub escrow: Address,
     pub book: Address,
     pub registry: Address,
+    /// The mock stablecoin, the escrow's token [`STABLECOIN_TOKEN_ID`].
+    pub token: Address,
     pub deploy_block: u64,
     pub owner: PrivateKeySigner,
     pub customer: PrivateKeySigner,
@@ -133,6 +157,14 @@ impl Devnet {
         let deploy_block = as_owner.get_block_number().await.map_err(Error::chain)?;
         let book_address = escrow.BOOK().call().await.map_err(Error::chain)?;
 
+        let token = MockStablecoin::deploy(as_owner.clone()).await.map_err(Error::chain)?;
+        let token_id = escrow.addToken(*token.address()).call().await.map_err(Error::chain)?;
+        if token_id != STABLECOIN_TOKEN_ID {
+            return Err(Error::Chain(format!("the stablecoin would be token {token_id}, not {STABLECOIN_TOKEN_ID}")));
+        }
+        confirm(escrow.addToken(*token.address()).send().await).await?;
+        confirm(token.mint(customer.address(), U256::from(STABLECOIN_MINTED)).send().await).await?;
+
         let mut provider_ids = Vec::new();
         for (signer, payout, role, regions) in
             [(&infra, infra_payout, 0u8, INFRA_REGIONS), (&software, software_payout, 1u8, SOFTWARE_REGIONS)]
@@ -149,7 +181,7 @@ impl Devnet {
         for offer in &OFFERS {
             let params = IOfferBook::OfferParams {
                 model: offer.model as u8,
-                tokenId: 0,
+                tokenId: offer.token_id,
                 maxDuration: U40::from(offer.max_duration),
                 margin: U88::from(offer.components.2),
                 minimumCharge: U88::from(offer.minimum_charge),
@@ -166,6 +198,7 @@ impl Devnet {
             escrow: *escrow.address(),
             book: book_address,
             registry: *registry.address(),
+            token: *token.address(),
             deploy_block,
             anvil,
             owner,

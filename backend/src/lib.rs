@@ -26,5 +26,6 @@ pub mod session;
 pub mod settler;
 pub mod store;
 pub mod watcher;
+pub mod web;
 
 pub use error::{Error, Result};

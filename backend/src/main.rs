@@ -67,19 +67,25 @@ async fn dev(args: DevArgs) -> Result<()> {
                 Model::TimeLimited => "per minute".to_owned(),
                 Model::FlexiblePeriod => format!("per second, plus a {} wei minimum", offer.minimum_charge),
             };
-            format!("\n  terms {}   {}: {} wei {unit}", i + 1, offer.model.as_str(), offer.price())
+            let currency = match offer.token_id {
+                0 => "wei".to_owned(),
+                id => format!("units of token {id} ({} decimals)", devnet::STABLECOIN_DECIMALS),
+            };
+            format!("\n  terms {}   {}: {} {currency} {unit}", i + 1, offer.model.as_str(), offer.price())
         })
         .collect();
     println!(
         "\nConference escrow: local stack ready\n\
          \n  open      {web}\
          \n  chain     {rpc} (chain id 31337)\
-         \n  escrow    {escrow}{offers}\
+         \n  escrow    {escrow}\
+         \n  token 1   {token} (a mock stablecoin, 6 decimals; the customer has 10,000){offers}\
          \n\nIn MetaMask, add the network (RPC {rpc}, chain id 31337, symbol ETH) and import the dev\
          \ncustomer account {customer} with the private key\n  {customer_key}\
          \n(anvil's public dev key: never send real funds to it). Ctrl-C stops everything.\n",
         rpc = devnet.rpc_url(),
         escrow = devnet.escrow,
+        token = devnet.token,
         customer = devnet.customer.address(),
     );
     println!(
@@ -88,6 +94,7 @@ async fn dev(args: DevArgs) -> Result<()> {
             "web": web,
             "rpc": devnet.rpc_url(),
             "escrow": devnet.escrow.to_string(),
+            "token": devnet.token.to_string(),
             "customer": devnet.customer.address().to_string(),
             // anvil's public dev key, for scripts that act as the customer (backend/fuzz/api-fuzz.sh).
             "customerKey": customer_key,

@@ -129,12 +129,9 @@ pub async fn serve(
         _ => args.rpc_url.clone(),
     };
     let health = Health::new(&public_rpc, service.ready_max_lag_blocks, service.confirmations, leading.clone())?;
-    let public = PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string());
-    // Local rooms check tokens signed with the rooms folder's secret; Jitsi Meet with JITSI_APP_SECRET.
-    let join_tokens = match clusters_file {
-        None => JoinTokens::local(&room::join_secret(&rooms_dir)?, service.jitsi.jitsi_token_ttl_secs)?,
-        Some(_) => JoinTokens::from_args(&service.jitsi)?,
-    };
+    // What the web app reads once: the contracts beside the escrow, and its currencies as they are now.
+    let (book, registry) = chain.book_and_registry().await?;
+    let tokens = chain.tokens().await?;
     // The port is known only now: `--http 127.0.0.1:0` lets the kernel choose.
     let public_url = match &service.public_url {
         Some(url) => url.clone(),
@@ -142,6 +139,22 @@ pub async fn serve(
     };
     let signin = SignIn::new(&public_url, chain.chain_id)?;
     info!(public_url, "sign-in messages must name this URL");
+    let public = PublicConfig {
+        orchestrator: service.orchestrator,
+        public_url,
+        explorer: service.explorer()?,
+        ..PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string()).with_deployment(
+            book.to_string(),
+            registry.to_string(),
+            args.start_block,
+            tokens,
+        )
+    };
+    // Local rooms check tokens signed with the rooms folder's secret; Jitsi Meet with JITSI_APP_SECRET.
+    let join_tokens = match clusters_file {
+        None => JoinTokens::local(&room::join_secret(&rooms_dir)?, service.jitsi.jitsi_token_ttl_secs)?,
+        Some(_) => JoinTokens::from_args(&service.jitsi)?,
+    };
     let app = api::router(ApiContext { store, public, metrics, health, join_tokens, signin });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;

@@ -455,6 +455,37 @@ impl Store {
         row.as_ref().map(agreement_from_row).transpose()
     }
 
+    /// Up to `limit` agreements with an id below `before` (all without it), newest (largest id) first;
+    /// only `customer`'s if given.
+    pub async fn agreements_page(
+        &self,
+        customer: Option<alloy::primitives::Address>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Agreement>> {
+        // Ids are BIGINT: a `before` past the largest one is the same as none.
+        let before = before.map_or(i64::MAX, |id| i64::try_from(id).unwrap_or(i64::MAX));
+        let rows = match customer {
+            // Addresses are stored checksummed, as the watcher reads them; compared in lower case.
+            Some(customer) => {
+                sqlx::query(agreements_where!("WHERE a.id < $1 AND LOWER(a.customer) = $2 ORDER BY a.id DESC LIMIT $3"))
+                    .bind(before)
+                    .bind(format!("{customer:#x}"))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(agreements_where!("WHERE a.id < $1 ORDER BY a.id DESC LIMIT $2"))
+                    .bind(before)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(agreement_from_row).collect()
+    }
+
     /// Agreements that still need the backend: not finished on-chain, or with a conference to remove.
     pub async fn open_agreements(&self) -> Result<Vec<Agreement>> {
         let rows = sqlx::query(agreements_where!(

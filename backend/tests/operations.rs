@@ -196,7 +196,9 @@ async fn the_openapi_document_describes_every_route_and_error() {
     let expected = [
         ("/api/config", "get"),
         ("/api/offers", "get"),
+        ("/api/agreements", "get"),
         ("/api/agreements/{id}", "get"),
+        ("/api/agreements/{id}/events", "get"),
         ("/api/agreements/{id}/probes", "get"),
         ("/api/agreements/{id}/stop", "post"),
         ("/api/agreements/{id}/participants", "post"),
@@ -235,6 +237,10 @@ async fn the_openapi_document_describes_every_route_and_error() {
     for status in ["400", "404"] {
         assert!(document["paths"]["/api/agreements/{id}"]["get"]["responses"][status].is_object());
     }
+    let events = &document["paths"]["/api/agreements/{id}/events"]["get"]["responses"];
+    assert!(events["200"]["content"]["text/event-stream"].is_object(), "{events}");
+    assert!(events["400"].is_object(), "{events}");
+    assert!(document["paths"]["/api/agreements"]["get"]["responses"]["400"].is_object());
     for status in ["202", "400", "404", "409", "413", "415"] {
         assert!(document["paths"]["/api/agreements/{id}/stop"]["post"]["responses"][status].is_object(), "{status}");
     }
