@@ -1,0 +1,8 @@
+// TODO(issue 6): the offers page; being written.
+import { h, replace } from '../dom';
+import type { Page } from '../main';
+
+const page: Page = (root) => {
+  replace(root, h('h1', {}, 'offers'));
+};
+export default page;
