@@ -2,6 +2,16 @@
 // UserError so the page shows the sentence.
 import { UserError } from './errors';
 
+/** A refusal from the service: its sentence, and the HTTP status for pages that act on it (401, 403, 409). */
+export class ApiError extends UserError {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export type Model = 'fixedPrice' | 'dynamicPrice' | 'timeLimited' | 'flexiblePeriod';
 export type Progress = 'idle' | 'signed' | 'deploying' | 'activating' | 'active' | 'undeploying' | 'settling' | 'settled' | 'refunded';
 
@@ -14,7 +24,8 @@ export interface Terms {
   price: string;
   maxDuration: number;
   minimumCharge: string;
-  deposit: string;
+  /** What signing costs without constraints, for the models whose deposit the terms fix (else null). */
+  deposit: string | null;
   regions: number;
   gdpr: boolean;
   open: boolean;
@@ -85,11 +96,11 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   try {
     json = text ? JSON.parse(text) : undefined;
   } catch {
-    throw new UserError(`The service answered ${response.status} with something that is not JSON.`);
+    throw new ApiError(response.status, `The service answered ${response.status} with something that is not JSON.`);
   }
   if (!response.ok) {
     const message = (json as { error?: string } | undefined)?.error;
-    throw new UserError(message ?? `The service answered ${response.status}.`);
+    throw new ApiError(response.status, message ?? `The service answered ${response.status}.`);
   }
   return json as T;
 }

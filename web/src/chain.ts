@@ -40,3 +40,58 @@ export function publicClient(cfg: Config): PublicClient {
 export function explorerLink(cfg: Config, kind: 'tx' | 'address', value: string): string | null {
   return cfg.explorer ? `${cfg.explorer.replace(/\/$/, '')}/${kind}/${value}` : null;
 }
+
+/** The errors of OpenZeppelin's ERC-20 (the stablecoin), so a token's refusal inside an escrow call
+ *  is decoded and explained rather than shown as an unknown revert. */
+export const tokenErrorsAbi = [
+  { type: 'error', name: 'ERC20InsufficientAllowance', inputs: [{ name: 'spender', type: 'address' }, { name: 'allowance', type: 'uint256' }, { name: 'needed', type: 'uint256' }] },
+  { type: 'error', name: 'ERC20InsufficientBalance', inputs: [{ name: 'sender', type: 'address' }, { name: 'balance', type: 'uint256' }, { name: 'needed', type: 'uint256' }] },
+] as const satisfies Abi;
+
+/** The contracts' models in their enum order (`IOfferBook.Model`). */
+export const MODELS = ['fixedPrice', 'dynamicPrice', 'timeLimited', 'flexiblePeriod'] as const;
+
+/** A terms version as the escrow stores it (`termsOf`). */
+export interface ChainTerms {
+  price: bigint;
+  maxDuration: number;
+  offerId: number;
+  regions: number;
+  gdprSurchargeBps: number;
+  regionSurchargeBps: number;
+  model: number;
+  tokenId: number;
+  gdpr: boolean;
+  open: boolean;
+  owner: `0x${string}`;
+  margin: bigint;
+  minimumCharge: bigint;
+  shares: readonly { providerId: number; component: bigint }[];
+}
+
+/** An agreement as the escrow stores it (`agreementOf`). */
+export interface ChainAgreement {
+  customer: `0x${string}`;
+  termsId: number;
+  allowedRegions: number;
+  model: number;
+  tokenId: number;
+  gdpr: boolean;
+  status: number;
+  region: number;
+  price: bigint;
+  duration: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** The escrow's agreement statuses in their enum order (`IConferenceEscrow.Status`). */
+export const CHAIN_STATUS = ['none', 'idle', 'requested', 'active', 'ended', 'settled', 'refunded'] as const;
+
+/** The contracts' charge formula (Pricing.charge): what one conference that ran `used` seconds costs. */
+export function chargeOf(model: string, price: bigint, used: bigint, minimumCharge: bigint, availabilityBps: number): bigint {
+  if (availabilityBps < 7500) return 0n;
+  if (model === 'fixedPrice') return price;
+  if (model === 'timeLimited') return (price * used) / 60n;
+  return minimumCharge + price * used;
+}

@@ -16,6 +16,13 @@ const CONTRACT_ERRORS: Record<string, string> = {
   Escrow_WrongStatus: 'The agreement has already moved on (it may already be stopped): the page shows where it stands.',
   Escrow_NotCustomer: 'Only the account that signed this agreement can do that.',
   Escrow_Paused: 'The escrow contract is paused for maintenance: no new agreement can be signed right now.',
+  Escrow_InvalidWindow: 'The window is not valid: it must end in the future, after it starts, and be no longer than the offer allows.',
+  Escrow_InvalidQuantity: 'That number of minutes cannot be bought: at least one, and no more than the offer allows.',
+  Escrow_OutsideWindow: 'The conference can only start inside its reserved window.',
+  Escrow_NoMinutesLeft: 'No minutes are left on this account: buy more under a new agreement.',
+  Escrow_WrongModel: 'This action does not apply to this offer’s pricing model.',
+  ERC20InsufficientAllowance: 'The escrow may not take that much of your tokens yet: approve the amount first.',
+  ERC20InsufficientBalance: 'Your account does not hold enough of the token to pay this.',
 };
 
 /** The EIP-1193 / EIP-1474 error code of a wallet error, wherever the wallet put it. */

@@ -4,6 +4,8 @@
 import './style.css';
 import { h, replace, showError } from './dom';
 import { userMessage } from './errors';
+// The header's wallet (connect, account, network, balances) on every page.
+import './wallet';
 
 /** A page draws itself into `root`; it may return a function that stops its streams and timers. */
 export type Page = (root: HTMLElement, params: string[]) => Promise<(() => void) | void> | (() => void) | void;
