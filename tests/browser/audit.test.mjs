@@ -18,6 +18,7 @@ const root = path.resolve(here, '../..');
 const require = createRequire(path.join(root, 'web/package.json'));
 const { createPublicClient, encodeFunctionData, http } = require('viem');
 const escrowAbi = require(path.join(root, 'backend/abi/ConferenceEscrow.json')).abi;
+const bookAbi = require(path.join(root, 'backend/abi/OfferBook.json')).abi;
 
 const log = (...args) => console.log(...args);
 let stack;
@@ -57,6 +58,8 @@ async function waitForChainStatus(id, chainStatus, timeout = 90_000) {
   throw new Error(`agreement ${id} did not reach ${chainStatus} within ${timeout / 1000} s (last: ${last})`);
 }
 
+/** Offer `offerId`'s current terms version (a vote may have replaced the first). */
+const termsOf = async (offerId) => (await chain.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] })).termsId;
 const latestId = async () => Number(await read('agreementCount'));
 const advance = async (seconds) => {
   await rpc('evm_increaseTime', [seconds]);
@@ -78,22 +81,25 @@ before(async () => {
   chain = createPublicClient({ transport: http(stack.rpc) });
   accounts = await rpc('eth_accounts', []);
 
-  // Dynamic price (terms 1) and fixed price (terms 2).
-  for (const [termsId, seconds] of [[1, 601], [2, 45]]) {
+  // Dynamic price (offer 1) and fixed price (offer 2).
+  for (const [offerId, seconds] of [[1, 601], [2, 45]]) {
+    const termsId = await termsOf(offerId);
     const [deposit] = await read('quote', [termsId, 0, false, 0n]);
     await transact(accounts[1], 'sign', [termsId, 0, false], deposit);
     await runSession(await latestId(), seconds, 'settled');
   }
   // Dynamic price with GDPR and narrowed regions: the surcharge.
   {
-    const [deposit] = await read('quote', [1, 0b001, true, 0n]);
-    await transact(accounts[1], 'sign', [1, 0b001, true], deposit);
+    const termsId = await termsOf(1);
+    const [deposit] = await read('quote', [termsId, 0b001, true, 0n]);
+    await transact(accounts[1], 'sign', [termsId, 0b001, true], deposit);
     await runSession(await latestId(), 77, 'settled');
   }
-  // Time-limited (terms 3): five minutes bought, two sessions of 61 s and 119 s, then closed.
+  // Time-limited (offer 3): five minutes bought, two sessions of 61 s and 119 s, then closed.
   {
-    const [deposit] = await read('quote', [3, 0, false, 5n]);
-    await transact(accounts[1], 'buyMinutes', [3, 0, false, 5], deposit);
+    const termsId = await termsOf(3);
+    const [deposit] = await read('quote', [termsId, 0, false, 5n]);
+    await transact(accounts[1], 'buyMinutes', [termsId, 0, false, 5], deposit);
     const id = await latestId();
     for (const seconds of [61, 119]) {
       await transact(accounts[1], 'start', [BigInt(id)]);
@@ -102,11 +108,12 @@ before(async () => {
     await transact(accounts[1], 'close', [BigInt(id)]);
     await waitForChainStatus(id, 'settled');
   }
-  // Flexible period (terms 4): a one-hour window from now, started, run 200 s, stopped.
+  // Flexible period (offer 4): a one-hour window from now, started, run 200 s, stopped.
   {
+    const termsId = await termsOf(4);
     const now = Number((await chain.getBlock()).timestamp);
-    const [deposit] = await read('quote', [4, 0, false, 3600n]);
-    await transact(accounts[1], 'reserve', [4, 0, false, now, now + 3600], deposit);
+    const [deposit] = await read('quote', [termsId, 0, false, 3600n]);
+    await transact(accounts[1], 'reserve', [termsId, 0, false, now, now + 3600], deposit);
     const id = await latestId();
     await transact(accounts[1], 'start', [BigInt(id)]);
     await runSession(id, 200, 'settled');
@@ -211,7 +218,10 @@ test('a figure the service misreports by one wei is flagged on exactly that row'
   assert.equal(await flagged.count(), 1);
   assert.equal(await flagged.getAttribute('data-agreement-id'), String(target));
   assert.equal(await flagged.getAttribute('data-mismatch'), 'charged');
-  const warning = flagged.locator('li[data-figure="charged"][data-source="service"]');
+  assert.match(await flagged.locator('td.check').textContent(), /charged differs/);
+  assert.equal(await page.locator('tr.mismatch-detail').count(), 1);
+  const warning = page.locator(`tr.mismatch-detail[data-mismatch-for="${target}"] li[data-figure="charged"][data-source="service"]`);
+  assert.equal(await page.locator('tr.mismatch-detail li').count(), 1, 'one figure flagged');
   const text = await warning.textContent();
   const expected = String(BigInt(tampered) - 1n);
   assert.ok(text.includes(`shows ${tampered}`) && text.includes(`expected ${expected}`), text);

@@ -11,6 +11,9 @@ import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } fro
 import { readLedger, selfCheck, serviceMismatches, toCsv, usedSeconds, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
 import type { Page } from '../main';
 
+/** The audit table's columns. */
+const COLUMNS = ['Agreement', 'Offer', 'Status', 'Check', 'Deposit', 'Used', 'Availability', 'Charged', 'Refund', ''];
+
 /** The most agreements the service lists in one answer (the API's maximum). */
 const PAGE = 1000;
 
@@ -76,7 +79,7 @@ function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummar
   const amount = (value: bigint | null, id: string, service: string | null | undefined, chain: bigint | null) =>
     h('td', { class: 'amount', 'data-figure': id, 'data-wei': value === null ? '' : String(value), 'data-chain': chain === null ? '' : String(chain), 'data-service': service ?? '' },
       value === null ? '—' : formatAmount(value, t));
-  const evidence = h('tr', { class: 'evidence', hidden: true, 'data-evidence-for': ag.id }, h('td', { colspan: 11 }, 'Loading the evidence…'));
+  const evidence = h('tr', { class: 'evidence', hidden: true, 'data-evidence-for': ag.id }, h('td', { colspan: COLUMNS.length }, 'Loading the evidence…'));
   let loaded = false;
   const toggle = h('button', { type: 'button', class: 'button small', 'aria-expanded': 'false', 'data-toggle': ag.id }, 'Evidence');
   toggle.addEventListener('click', () => {
@@ -88,26 +91,30 @@ function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummar
       void showEvidence(cfg, ag, evidence.firstElementChild as HTMLElement);
     }
   });
+  const figures = [...new Set(mismatches.map((m) => m.figure))];
   const row = h('tr', {
     class: mismatches.length ? 'agreement mismatch' : 'agreement',
     'data-agreement-id': ag.id,
-    'data-mismatch': mismatches.length ? [...new Set(mismatches.map((m) => m.figure))].join(' ') : null,
+    'data-mismatch': mismatches.length ? figures.join(' ') : null,
   },
-    h('th', { scope: 'row' }, h('a', { href: `/agreement/${ag.id}` }, `#${ag.id}`)),
+    h('th', { scope: 'row' }, h('a', { href: `/agreement/${ag.id}` }, `#${ag.id}`), h('br'), h('span', { class: 'muted mono', title: ag.customer }, shortAddress(ag.customer))),
     h('td', {}, `offer ${ag.offerId}, terms ${ag.termsId}`, h('br'), h('span', { class: 'muted' }, ag.model)),
-    h('td', { class: 'mono', title: ag.customer }, shortAddress(ag.customer)),
     h('td', { 'data-status': ag.status }, ag.status),
+    h('td', { class: mismatches.length ? 'check warn' : 'check ok', 'data-mismatches': mismatches.length },
+      mismatches.length ? `⚠ ${figures.join(', ')} differ${figures.length === 1 ? 's' : ''}` : '✓ agrees'),
     amount(ag.deposit, 'deposit', summary?.deposit, ag.deposit),
     h('td', { 'data-seconds': usedSeconds(ag) }, ag.sessions.length ? formatDuration(usedSeconds(ag)) : '—'),
     h('td', { 'data-bps': last?.availabilityBps ?? '' }, last?.availabilityBps != null ? formatBps(last.availabilityBps) : '—'),
     amount(ag.expectedCharged, 'charged', summary?.charged, ag.charged),
     amount(ag.expectedRefund, 'refund', summary?.refund, ag.refund),
-    h('td', { class: mismatches.length ? 'check warn' : 'check ok', 'data-mismatches': mismatches.length },
-      mismatches.length
-        ? h('ul', { class: 'mismatches' }, ...mismatches.map((m) => h('li', { 'data-figure': m.figure, 'data-source': m.source }, '⚠ ', describe(m))))
-        : '✓ all figures agree'),
     h('td', {}, toggle));
-  return [row, evidence];
+  // What differs, spelled out in a full-width row under the flagged one: expected against shown.
+  const detail = mismatches.length
+    ? h('tr', { class: 'mismatch-detail', 'data-mismatch-for': ag.id },
+      h('td', { colspan: COLUMNS.length, class: 'notice' },
+        h('ul', { class: 'mismatches' }, ...mismatches.map((m) => h('li', { 'data-figure': m.figure, 'data-source': m.source }, '⚠ ', `#${ag.id} `, describe(m))))))
+    : null;
+  return detail ? [row, detail, evidence] : [row, evidence];
 }
 
 interface ProbesView {
@@ -184,7 +191,7 @@ const page: Page = async (root) => {
       h('div', { class: 'row' }, reload, csv),
       h('div', { class: 'table-scroll' },
         h('table', { id: 'agreements' },
-          h('thead', {}, h('tr', {}, ...['Agreement', 'Offer', 'Customer', 'Status', 'Deposit', 'Used', 'Availability', 'Charged', 'Refund', 'Check', ''].map((t) => h('th', { scope: 'col' }, t)))),
+          h('thead', {}, h('tr', {}, ...COLUMNS.map((t) => h('th', { scope: 'col' }, t)))),
           tbody))));
 
   async function load(): Promise<void> {
@@ -209,9 +216,10 @@ const page: Page = async (root) => {
     status.dataset.flagged = String(flagged.length);
     status.dataset.block = String(ledger.toBlock);
     status.className = figures || unknown.length ? 'alert' : '';
-    status.textContent = `${ledger.agreements.length} agreements on chain up to block ${ledger.toBlock}; ` +
-      (figures ? `${figures} figures differ, in ${flagged.length} agreements (flagged below).` : 'every figure agrees with the formulas and the service.') +
-      (unknown.length ? ` The service lists ${unknown.length} agreements the chain does not know: ${unknown.map((s) => `#${s.id}`).join(', ')}.` : '');
+    const n = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
+    status.textContent = `${n(ledger.agreements.length, 'agreement', 'agreements')} on chain up to block ${ledger.toBlock}; ` +
+      (figures ? `${n(figures, 'figure differs', 'figures differ')}, in ${n(flagged.length, 'agreement', 'agreements')} (flagged below).` : 'every figure agrees with the formulas and the service.') +
+      (unknown.length ? ` The service lists ${n(unknown.length, 'agreement', 'agreements')} the chain does not know: ${unknown.map((s) => `#${s.id}`).join(', ')}.` : '');
     if (csvUrl) URL.revokeObjectURL(csvUrl);
     csvUrl = URL.createObjectURL(new Blob([toCsv(ledger, byId)], { type: 'text/csv' }));
     csv.href = csvUrl;

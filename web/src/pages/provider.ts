@@ -130,7 +130,7 @@ const page: Page = async (root) => {
     const provider: Provider = { id, account: p.account, role: Number(p.role), active: p.active, gdpr: p.gdpr, regions: Number(p.regions), payout: p.payout };
     const sections = await Promise.all([offersAndProposals(provider), income(provider)]);
     if (mine !== generation) return;
-    replace(root, h('h1', {}, 'Providers'), providerCard(provider), ...sections[0], sections[1]);
+    replace(root, h('h1', {}, 'Providers'), providerCard(provider), sections[1], ...sections[0]);
     root.dataset.ready = String(Date.now());
   }
 
