@@ -77,9 +77,9 @@ async function runSession(id, seconds, settledAs) {
 before(async () => {
   stack = await startStack();
   browser = await launch();
-  cfg = await api('/api/config');
+  cfg = stack.config;
   chain = createPublicClient({ transport: http(stack.rpc) });
-  accounts = await rpc('eth_accounts', []);
+  accounts = stack.accounts;
 
   // Dynamic price (offer 1) and fixed price (offer 2).
   for (const [offerId, seconds] of [[1, 601], [2, 45]]) {
@@ -147,10 +147,7 @@ async function chainFigures() {
 }
 
 async function openAudit(setup) {
-  const page = await openPage(browser, 'about:blank', {});
-  const errors = [];
-  page.on('pageerror', (err) => errors.push(err.message));
-  page.errors = errors;
+  const page = await openPage(browser, 'about:blank');
   if (setup) await setup(page);
   await page.goto(new URL('/audit', stack.web).href);
   await page.locator('#audit-summary[data-agreements]').waitFor({ timeout: 60_000 });

@@ -8,7 +8,7 @@ import { config, regionNames, token, type Config } from '../config';
 import { h, replace, showError, showNotice } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatTime, shortAddress } from '../format';
-import { incomeOf, readEvents, readLedger, readOffer, readTerms, type ChainOffer, type ChainTerms, type Share } from '../ledger';
+import { incomeOf, readEvents, readLedger, readOffer, readTerms, type ChainOffer, type ChainTerms, type IncomeLine, type Share } from '../ledger';
 import type { Page } from '../main';
 import { account, connect, onWalletChange, send } from '../wallet';
 
@@ -366,11 +366,22 @@ const page: Page = async (root) => {
     const offerRows = [...perOffer.values()].sort((a, b) => a.offerId - b.offerId).map((e) =>
       h('tr', { 'data-income-offer': e.offerId, 'data-token-id': e.tokenId, 'data-wei': String(e.amount) },
         h('th', { scope: 'row' }, `Offer ${e.offerId}`), h('td', {}, e.count), h('td', { class: 'amount' }, formatAmount(e.amount, token(cfg, e.tokenId)))));
-    const agreementRows = lines.map((l) => {
+    // One row per agreement: a time-limited one is charged (and split) once per conference.
+    const perAgreement = new Map<number, IncomeLine & { settlements: number }>();
+    for (const line of lines) {
+      const entry = perAgreement.get(line.agreementId);
+      if (entry) {
+        entry.charge += line.charge;
+        entry.amount += line.amount;
+        entry.settlements += 1;
+        entry.settleTx = line.settleTx;
+      } else perAgreement.set(line.agreementId, { ...line, settlements: 1 });
+    }
+    const agreementRows = [...perAgreement.values()].map((l) => {
       const link = l.settleTx ? explorerLink(cfg, 'tx', l.settleTx) : null;
       return h('tr', { 'data-income-agreement': l.agreementId, 'data-wei': String(l.amount), 'data-charge': String(l.charge) },
         h('th', { scope: 'row' }, h('a', { href: `/agreement/${l.agreementId}` }, `#${l.agreementId}`)),
-        h('td', {}, `offer ${l.offerId}, terms ${l.termsId}`),
+        h('td', {}, `offer ${l.offerId}, terms ${l.termsId}`, l.settlements > 1 ? h('span', { class: 'muted' }, ` (${l.settlements} conferences)`) : ''),
         h('td', { class: 'amount' }, formatAmount(l.charge, token(cfg, l.tokenId))),
         h('td', { class: 'amount' }, formatAmount(l.amount, token(cfg, l.tokenId))),
         h('td', { class: 'mono' }, l.settleTx ? (link ? h('a', { href: link, target: '_blank', rel: 'noopener' }, shortAddress(l.settleTx)) : shortAddress(l.settleTx)) : '—'));
@@ -401,7 +412,7 @@ const page: Page = async (root) => {
       h('h3', {}, 'Per offer'),
       offerRows.length ? h('table', { id: 'income-offers' }, h('thead', {}, h('tr', {}, ...['Offer', 'Settlements', 'Your income'].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...offerRows)) : h('p', { class: 'muted' }, 'No settled charge yet.'),
       h('h3', {}, 'Per agreement'),
-      agreementRows.length ? h('div', { class: 'table-scroll' }, h('table', { id: 'income-agreements' }, h('thead', {}, h('tr', {}, ...['Agreement', 'Terms', 'Charge', 'Your part', 'Settlement'].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...agreementRows))) : null);
+      agreementRows.length ? h('div', { class: 'table-scroll' }, h('table', { id: 'income-agreements' }, h('thead', {}, h('tr', {}, ...['Agreement', 'Terms', 'Charged', 'Your part', 'Last settlement'].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...agreementRows))) : null);
   }
 
   const stop = onWalletChange(() => void render().catch((err) => showError(message(err))));
