@@ -215,6 +215,8 @@ const page: Page = async (root) => {
         passed: passed as boolean, votes, executedTermsId,
       };
     }));
+    // The members a proposal counts are those of the terms it was based on, which may be an older version.
+    await Promise.all([...new Set(proposals.map((pr) => pr.baseTermsId))].filter((t) => !terms.has(t)).map(async (t) => terms.set(t, await readTerms(client, cfg, t))));
     const relevant = proposals.filter((pr) => mine.some((o) => o.id === pr.offerId) || pr.shares.some((s) => s.providerId === p.id)).reverse();
     return [offersSection(p, mine, terms, sharesOf), proposalsSection(p, relevant, offers, terms, now), proposeForm(p, mine.filter((o) => o.status === 'open' && sharesOf(o).some((s) => s.providerId === p.id)), terms)];
   }
@@ -240,15 +242,15 @@ const page: Page = async (root) => {
         h('td', {}, o.status, current ? ` (terms ${o.termsId})` : ''),
         h('td', { class: 'amount', 'data-component': mineShare ? String(mineShare.component) : '' }, mineShare?.component ? formatAmount(mineShare.component, t) : 'not set'),
         h('td', { class: 'amount', 'data-price': String(price) }, formatAmount(price, t)),
-        h('td', {}, shares.map((s) => `provider ${s.providerId}: ${s.component}`).join(', '), `; margin ${current ? current.margin : o.margin}`),
-        h('td', {}, action));
+        h('td', {}, action),
+        h('td', {}, shares.map((s) => `provider ${s.providerId}: ${s.component}`).join(', '), `; margin ${current ? current.margin : o.margin}`));
     });
     return h('section', { class: 'card', id: 'offers' },
       h('h2', {}, 'Your offers'),
       h('p', { class: 'hint' }, 'Each offer’s price is its providers’ components plus the owner’s margin; every charge is split in that proportion. Amounts in base units are per the model’s unit (conference, second or minute).'),
       offers.length
         ? h('div', { class: 'table-scroll' }, h('table', { id: 'offers-table' },
-          h('thead', {}, h('tr', {}, ...['Offer', 'Model', 'Status', 'Your component', 'Price', 'Shares (base units)', ''].map((x) => h('th', { scope: 'col' }, x)))),
+          h('thead', {}, h('tr', {}, ...['Offer', 'Model', 'Status', 'Your component', 'Price', '', 'Shares (base units)'].map((x) => h('th', { scope: 'col' }, x)))),
           h('tbody', {}, ...rows)))
         : h('p', { class: 'muted' }, 'No offer names your provider yet: an offer admin drafts offers and names their providers.'));
   }
@@ -287,22 +289,22 @@ const page: Page = async (root) => {
       return h('tr', { 'data-proposal-id': pr.id, 'data-status': status, 'data-yes': pr.yesVotes },
         h('th', { scope: 'row' }, `#${pr.id}`),
         h('td', {}, `offer ${pr.offerId} (from terms ${pr.baseTermsId})`),
+        h('td', { class: 'proposal-status' }, status === 'executed' && pr.executedTermsId ? `executed: terms ${pr.executedTermsId}` : status),
+        h('td', {}, ...actions),
         h('td', {}, h('ul', { class: 'plain' }, ...pr.shares.map((s) => h('li', { 'data-share-provider': s.providerId, 'data-component': String(s.component) }, `provider ${s.providerId}: ${formatAmount(s.component, t)}`))),
           h('span', { 'data-margin': String(pr.margin) }, `margin ${formatAmount(pr.margin, t)}`),
           pr.minimumCharge ? h('span', { 'data-minimum': String(pr.minimumCharge) }, `, minimum charge ${formatAmount(pr.minimumCharge, t)}`) : '',
           h('br'), h('span', { class: 'muted' }, `price ${formatAmount(total, t)}`)),
         h('td', {}, `${pr.yesVotes} of ${members.length} yes (more than ${Math.floor(members.length / 2)} needed)`, h('br'),
           h('span', { class: 'muted' }, [...pr.votes].map(([pid, yes]) => `provider ${pid}: ${yes ? 'yes' : 'no'}`).join(', ') || 'no votes yet')),
-        h('td', {}, formatTime(pr.deadline)),
-        h('td', { class: 'proposal-status' }, status === 'executed' && pr.executedTermsId ? `executed: terms ${pr.executedTermsId}` : status),
-        h('td', {}, ...actions));
+        h('td', {}, formatTime(pr.deadline)));
     });
     return h('section', { class: 'card', id: 'proposals' },
       h('h2', {}, 'Proposals'),
       h('p', { class: 'hint' }, 'A proposal passes when more than half of the offer’s current providers vote yes before its deadline and every provider it adds votes yes; anyone may then execute it, which opens a new terms version. Agreements keep the terms they signed.'),
       proposals.length
         ? h('div', { class: 'table-scroll' }, h('table', { id: 'proposals-table' },
-          h('thead', {}, h('tr', {}, ...['Proposal', 'Offer', 'Proposed terms', 'Votes', 'Deadline', 'Status', ''].map((x) => h('th', { scope: 'col' }, x)))),
+          h('thead', {}, h('tr', {}, ...['Proposal', 'Offer', 'Status', '', 'Proposed terms', 'Votes', 'Deadline'].map((x) => h('th', { scope: 'col' }, x)))),
           h('tbody', {}, ...rows)))
         : h('p', { class: 'muted' }, 'No proposal on your offers.'));
   }
