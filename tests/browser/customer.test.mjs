@@ -1,133 +1,48 @@
-// The customer page in headless Chromium, against the real local stack (`conference-backend dev`:
-// anvil + escrow + offer 1 + backend + web page), with an injected EIP-1193 wallet that forwards to
-// anvil (whose dev accounts are unlocked, so eth_sendTransaction needs no key here).
+// The customer's and the participants' pages in headless Chromium against the real local stack
+// (harness.mjs): a click-through per pricing model with the money checked to the wei on-chain
+// afterwards, the stablecoin with its approval, constraints with their surcharge, a rejected signature,
+// a wrong network, the registered participants in a connected WebRTC call and an unregistered one
+// refused. One stack for the whole file; screenshots of each main screen in target/browser-artifacts/.
 //
-//   node --test tests/browser/
-//
-// Environment: CONFERENCE_BACKEND_BIN (default target/debug/conference-backend), CHROMIUM_BIN
-// (default /usr/bin/chromium). A failed run keeps its temp directory (backend log, screenshots).
+//   node --test tests/browser/customer.test.mjs
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { createWriteStream, existsSync, mkdtempSync, rmSync, mkdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
+import { launch, openPage, root, rpc, screenshot, startStack } from './harness.mjs';
 
-const require = createRequire(import.meta.url);
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const { chromium } = require(path.join(root, 'anvil/node_modules/playwright-core'));
-
-const BACKEND_BIN = path.resolve(root, process.env.CONFERENCE_BACKEND_BIN || 'target/debug/conference-backend');
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
+const require = createRequire(path.join(root, 'web/package.json'));
+const { createPublicClient, http } = require('viem');
+const escrowAbi = require(path.join(root, 'backend/abi/ConferenceEscrow.json')).abi;
+const erc20Abi = [
+  { type: 'function', name: 'balanceOf', stateMutability: 'view', inputs: [{ name: 'a', type: 'address' }], outputs: [{ type: 'uint256' }] },
 ];
-const READY_TIMEOUT_MS = 120_000;
-const STATUS_TIMEOUT_MS = 60_000;
 
-const work = mkdtempSync(path.join(tmpdir(), 'conference-browser-'));
-const shots = path.join(work, 'screenshots');
-let backend = null; // the child process
-let stack = null; // the READY line's JSON
-let browser = null;
-let context = null;
-let failed = false;
-
+const STATUS_TIMEOUT_MS = 90_000;
 const log = (...args) => console.log(...args);
 
+let stack;
+let browser;
+let chain; // a viem public client on the stack's anvil
+let customer;
+
+before(async () => {
+  stack = await startStack();
+  log(`stack ready: ${stack.web} (rpc ${stack.rpc})`);
+  browser = await launch();
+  chain = createPublicClient({ transport: http(stack.rpc) });
+  customer = stack.customer;
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await stack?.stop();
+});
+
 // ---------------------------------------------------------------------------------------------
-// The local stack.
+// Helpers.
 // ---------------------------------------------------------------------------------------------
-
-function startBackend() {
-  if (!existsSync(BACKEND_BIN)) {
-    throw new Error(`${BACKEND_BIN} does not exist: build it first (cargo build --workspace --bins, or make build)`);
-  }
-  const logFile = path.join(work, 'backend.log');
-  const out = createWriteStream(logFile);
-  // Its own process group, so that anvil and the rooms it starts can be cleaned up with it.
-  const child = spawn(
-    BACKEND_BIN,
-    ['dev', '--http', '127.0.0.1:0', '--anvil-port', '0', '--data-dir', path.join(work, 'data')],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } },
-  );
-  backend = child;
-  child.stderr.pipe(out);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`the backend printed no READY line within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}`)),
-      READY_TIMEOUT_MS,
-    );
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      out.write(`[stdout] ${line}\n`);
-      if (!line.startsWith('READY ')) return;
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(line.slice('READY '.length)));
-      } catch (err) {
-        reject(new Error(`the READY line is not JSON: ${line}`));
-      }
-    });
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`starting ${BACKEND_BIN} failed: ${err.message}`));
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      let tail = '';
-      try {
-        tail = readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n');
-      } catch {}
-      reject(new Error(`the backend exited (${signal || code}) before it was ready:\n${tail}`));
-    });
-  });
-}
-
-async function stopBackend() {
-  const child = backend;
-  if (!child || child.pid === undefined) return;
-  backend = null;
-  const exited = child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((resolve) => child.once('exit', resolve));
-  try {
-    child.kill('SIGTERM');
-  } catch {}
-  const timeout = new Promise((resolve) => setTimeout(() => resolve('timeout'), 5000));
-  if ((await Promise.race([exited, timeout])) === 'timeout') {
-    log('the backend did not stop within 5 s of SIGTERM: killing it');
-  }
-  // Whatever is left of its process group (the backend itself after a timeout, anvil, rooms).
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {}
-}
-
-async function rpc(method, params = []) {
-  const response = await fetch(stack.rpc, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  const body = await response.json();
-  if (body.error) throw new Error(`${method}: ${body.error.message}`);
-  return body.result;
-}
 
 async function api(pathname) {
   const response = await fetch(new URL(pathname, stack.web));
@@ -135,257 +50,388 @@ async function api(pathname) {
   return response.json();
 }
 
-// ---------------------------------------------------------------------------------------------
-// The injected wallet: EIP-1193, announced through EIP-6963, forwarding to anvil through Node.
-// ---------------------------------------------------------------------------------------------
-
-function installWallet({ customer }) {
-  const listeners = new Map();
-  const provider = {
-    isTestWallet: true,
-    async request({ method, params } = {}) {
-      switch (method) {
-        case 'eth_requestAccounts':
-        case 'eth_accounts':
-          return [customer];
-        case 'wallet_switchEthereumChain':
-        case 'wallet_addEthereumChain':
-          return null;
-        default: {
-          const answer = await window.__rpc(method, params ?? []);
-          if (answer.error) {
-            const err = new Error(answer.error.message);
-            err.code = answer.error.code;
-            err.data = answer.error.data;
-            throw err;
-          }
-          return answer.result;
-        }
-      }
-    },
-    on(event, handler) {
-      if (!listeners.has(event)) listeners.set(event, new Set());
-      listeners.get(event).add(handler);
-      return provider;
-    },
-    removeListener(event, handler) {
-      listeners.get(event)?.delete(handler);
-      return provider;
-    },
-  };
-  const info = Object.freeze({
-    uuid: '00000000-0000-4000-8000-000000000001',
-    name: 'Test Wallet',
-    icon: 'data:image/svg+xml,<svg xmlns="http://www.w3.org/2000/svg"/>',
-    rdns: 'test.wallet',
-  });
-  const announce = () =>
-    window.dispatchEvent(new CustomEvent('eip6963:announceProvider', { detail: Object.freeze({ info, provider }) }));
-  window.addEventListener('eip6963:requestProvider', announce);
-  window.ethereum = provider;
-  announce();
+async function advance(seconds) {
+  await rpc('evm_increaseTime', [seconds]);
+  await rpc('evm_mine', []);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Page helpers.
-// ---------------------------------------------------------------------------------------------
+const read = (functionName, args) => chain.readContract({ address: stack.escrow, abi: escrowAbi, functionName, args });
 
-/** Waits until #status says `status`, failing early with the page's own error sentence. */
-async function waitForStatus(page, status, timeout = STATUS_TIMEOUT_MS) {
+/** The escrow's events about agreement `id`, decoded. */
+async function eventsOf(id, eventName) {
+  return chain.getContractEvents({ address: stack.escrow, abi: escrowAbi, eventName, args: { agreementId: BigInt(id) }, fromBlock: BigInt(stack.config.deployBlock) });
+}
+
+/** What `from` paid in gas for its transactions mined after block `since`. */
+async function gasSpentSince(from, since) {
+  const head = await chain.getBlockNumber();
+  let spent = 0n;
+  for (let n = since + 1n; n <= head; n++) {
+    const block = await chain.getBlock({ blockNumber: n, includeTransactions: true });
+    for (const tx of block.transactions) {
+      if (tx.from.toLowerCase() !== from.toLowerCase()) continue;
+      const receipt = await chain.getTransactionReceipt({ hash: tx.hash });
+      spent += receipt.gasUsed * receipt.effectiveGasPrice;
+    }
+  }
+  return spent;
+}
+
+/** Waits until the agreement page's `#status` says `status`, failing at once on the page's error sentence. */
+async function waitStatus(page, status, timeout = STATUS_TIMEOUT_MS) {
   const deadline = Date.now() + timeout;
   let last = '';
   while (Date.now() < deadline) {
     const { current, error } = await page.evaluate(() => ({
       current: document.querySelector('#status')?.dataset.status ?? '',
-      error: document.querySelector('#error')?.textContent.trim() ?? '',
+      error: document.querySelector('#error:not([hidden])')?.textContent?.trim() ?? '',
     }));
     if (error) throw new Error(`the page shows an error while waiting for "${status}": ${error}`);
     if (current !== last) {
-      log(`status: ${current || '(none yet)'}`);
+      log(`  status: ${current || '(none yet)'}`);
       last = current;
     }
     if (current === status) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`the status did not reach "${status}" within ${timeout / 1000} s (last: "${last}")`);
 }
 
-async function screenshotAll(label) {
-  if (!context) return;
-  mkdirSync(shots, { recursive: true });
-  let i = 0;
-  for (const page of context.pages()) {
-    i += 1;
-    try {
-      await page.screenshot({ path: path.join(shots, `${label}-${i}.png`), fullPage: true });
-    } catch {}
+/** The page's error sentence, or ''. */
+const errorText = async (page) => (await page.locator('#error').isVisible()) ? (await page.textContent('#error')).trim() : '';
+
+/** Opens the offers as the customer, connects, chooses terms `termsId` and waits for the quote with its
+ *  gas estimate (which needs the wallet). `fill` sets the form. Returns the page and the quote's figures. */
+async function chooseOffer(termsId, { page, fill } = {}) {
+  page ??= await openPage(browser, stack.web, { account: customer });
+  await page.locator(`[data-testid="choose-${termsId}"]`).waitFor();
+  if (!(await page.locator('#account').count())) {
+    await page.click('#connect');
+    await page.locator('#account').waitFor();
   }
-  log(`screenshots in ${shots}`);
+  await page.click(`[data-testid="choose-${termsId}"]`);
+  await page.locator('#quote-deposit').waitFor();
+  if (fill) {
+    await fill(page);
+    await page.waitForTimeout(400); // the quote is read again 150 ms after the last change
+  }
+  await page.locator('#quote-gas, [data-testid="quote-error"]').first().waitFor();
+  const deposit = BigInt(await page.getAttribute('#quote-deposit', 'data-units'));
+  const price = BigInt(await page.getAttribute('#quote-price', 'data-units'));
+  return { page, deposit, price };
+}
+
+/** Presses "Pay" and waits for the agreement's page; returns its id. */
+async function pay(page) {
+  await page.locator('#pay:not([disabled])').waitFor();
+  await page.click('#pay');
+  await page.waitForURL(/\/agreement\/\d+$/, { timeout: 30_000 });
+  return Number(new URL(page.url()).pathname.split('/').pop());
+}
+
+/** The settlement's figures as the page shows them. */
+async function shown(page) {
+  return {
+    charge: BigInt(await page.getAttribute('#charge', 'data-wei')),
+    refund: BigInt(await page.getAttribute('#refund', 'data-wei')),
+    checked: await page.getAttribute('#charge-check', 'data-ok'),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
-// The test.
+// The pricing models.
 // ---------------------------------------------------------------------------------------------
 
-before(async () => {
-  log(`temp directory: ${work}`);
-  failed = true; // until the test itself passes
-  stack = await startBackend();
-  log(`stack ready: ${JSON.stringify(stack)}`);
-  browser = await chromium.launch({ executablePath: CHROMIUM_BIN, args: CHROMIUM_ARGS, headless: true });
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.exposeFunction('__rpc', async (method, params) => {
-    const response = await fetch(stack.rpc, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-    });
-    const body = await response.json();
-    return body.error ? { error: body.error } : { result: body.result ?? null };
+test('dynamic price: pay, follow to active with the join link, stop, settled to the wei', { timeout: 240_000 }, async () => {
+  const { page, deposit, price } = await chooseOffer(1);
+  await screenshot(page, 'quote');
+  const terms = (await api('/api/offers')).find((t) => t.id === 1);
+  assert.equal(price, BigInt(terms.price));
+  assert.equal(deposit, BigInt(terms.deposit), 'the quote locks price × the longest duration');
+  assert.equal(await page.getAttribute('#quote-refundable', 'data-units'), deposit.toString());
+  assert.ok(BigInt(await page.getAttribute('#quote-gas', 'data-wei')) > 0n, 'a gas estimate in ETH');
+
+  const before = await chain.getBalance({ address: customer });
+  const since = await chain.getBlockNumber();
+  const pressed = Date.now();
+  const id = await pay(page);
+  await page.locator('#steps li[aria-current="step"]').waitFor();
+  await screenshot(page, 'agreement-progress');
+  await page.locator('#join-link').waitFor({ timeout: STATUS_TIMEOUT_MS });
+  const payToJoinMs = Date.now() - pressed;
+  log(`pay → join URL shown: ${payToJoinMs} ms`);
+  await waitStatus(page, 'active');
+  assert.equal(await page.getAttribute('#join-link', 'href'), new URL(`/join/${id}`, stack.web).href);
+  assert.equal(await page.getAttribute('#steps li[aria-current="step"]', 'data-step'), 'active');
+  await screenshot(page, 'agreement-active');
+
+  await advance(600);
+  await page.click('#stop');
+  await waitStatus(page, 'settled');
+  await page.locator('#charge-check').waitFor();
+  await screenshot(page, 'settlement');
+
+  const a = await read('agreementOf', [BigInt(id)]);
+  const used = BigInt(a.endedAt - a.startedAt);
+  assert.ok(used >= 600n, `used ${used} s`);
+  const [settled] = await eventsOf(id, 'AgreementSettled');
+  const charge = price * used;
+  assert.equal(settled.args.charge, charge, 'charge = price × seconds used');
+  assert.equal(settled.args.refund, deposit - charge, 'refund = deposit − price × seconds used');
+  assert.equal(settled.args.refundDeferred, false);
+  const figures = await shown(page);
+  assert.deepEqual(figures, { charge, refund: deposit - charge, checked: 'true' });
+  const gas = await gasSpentSince(customer, since);
+  const after = await chain.getBalance({ address: customer });
+  assert.equal(before - after, deposit - (deposit - charge) + gas, 'the customer paid the charge and the gas, nothing else');
+  assert.equal(await errorText(page), '');
+  assert.deepEqual(page.errors, []);
+  log(`dynamic: ${used} s, charge ${charge}, refund ${deposit - charge}, gas ${gas}`);
+  await page.context().close();
+});
+
+test('fixed price: pay, active, a gasless signed stop, the price charged', { timeout: 240_000 }, async () => {
+  const { page, deposit, price } = await chooseOffer(2);
+  assert.equal(deposit, price, 'a fixed price locks the price');
+  const before = await chain.getBalance({ address: customer });
+  const since = await chain.getBlockNumber();
+  const id = await pay(page);
+  await waitStatus(page, 'active');
+  await advance(300);
+  const nonce = await chain.getTransactionCount({ address: customer });
+  await page.click('#stop-signed');
+  await waitStatus(page, 'settled');
+  assert.equal(await chain.getTransactionCount({ address: customer }), nonce, 'no transaction to stop');
+  const [settled] = await eventsOf(id, 'AgreementSettled');
+  assert.equal(settled.args.charge, price);
+  assert.equal(settled.args.refund, 0n);
+  await page.locator('#charge-check').waitFor();
+  assert.deepEqual(await shown(page), { charge: price, refund: 0n, checked: 'true' });
+  const gas = await gasSpentSince(customer, since);
+  assert.equal(before - (await chain.getBalance({ address: customer })), price + gas);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('minutes: buy ten, start a session, stop, close the account for the unused minutes', { timeout: 240_000 }, async () => {
+  const { page, deposit, price } = await chooseOffer(3, { fill: (p) => p.fill('#minutes', '10') });
+  assert.equal(deposit, price * 10n);
+  const before = await chain.getBalance({ address: customer });
+  const since = await chain.getBlockNumber();
+  const id = await pay(page);
+  await waitStatus(page, 'idle');
+  await page.locator('#minutes-left[data-seconds="600"]').waitFor();
+  await page.click('#start');
+  await waitStatus(page, 'active');
+  await advance(125);
+  await page.click('#stop');
+  await page.locator('#settlement:not([hidden]) #charge-check').waitFor({ timeout: STATUS_TIMEOUT_MS });
+  await waitStatus(page, 'idle');
+  const a = await read('agreementOf', [BigInt(id)]);
+  const [session] = await eventsOf(id, 'AgreementSettled');
+  const used = BigInt(a.endedAt - a.startedAt);
+  const charge = (price * used) / 60n;
+  assert.equal(session.args.charge, charge, 'a session costs ⌊price per minute × seconds ÷ 60⌋');
+  assert.equal(await page.getAttribute('#charge-check', 'data-ok'), 'true');
+  await page.locator(`#minutes-left[data-seconds="${600n - used}"]`).waitFor();
+  await page.click('#close');
+  await waitStatus(page, 'settled');
+  const [closed] = await eventsOf(id, 'AgreementClosed');
+  assert.equal(closed.args.refund, deposit - charge, 'closing returns the unused minutes');
+  assert.equal(await page.getAttribute('#refund', 'data-wei'), (deposit - charge).toString());
+  const gas = await gasSpentSince(customer, since);
+  assert.equal(before - (await chain.getBalance({ address: customer })), charge + gas);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('flexible window: reserve, start inside it, stop; the minimum stays charged', { timeout: 240_000 }, async () => {
+  const { page, deposit, price } = await chooseOffer(4);
+  const minimum = BigInt(await page.getAttribute('#quote-minimum', 'data-units'));
+  assert.equal(await page.getAttribute('#quote-refundable', 'data-units'), (deposit - minimum).toString());
+  const before = await chain.getBalance({ address: customer });
+  const since = await chain.getBlockNumber();
+  const id = await pay(page);
+  await waitStatus(page, 'idle');
+  await page.locator('#start:not([disabled])').waitFor();
+  await page.click('#start');
+  await waitStatus(page, 'active');
+  await advance(90);
+  await page.click('#stop');
+  await waitStatus(page, 'settled');
+  const a = await read('agreementOf', [BigInt(id)]);
+  const used = BigInt(a.endedAt - a.startedAt);
+  const charge = minimum + price * used;
+  const [settled] = await eventsOf(id, 'AgreementSettled');
+  assert.equal(settled.args.charge, charge, 'minimum + price × seconds used');
+  assert.equal(settled.args.refund, deposit - charge);
+  await page.locator('#charge-check').waitFor();
+  assert.deepEqual(await shown(page), { charge, refund: deposit - charge, checked: 'true' });
+  const gas = await gasSpentSince(customer, since);
+  assert.equal(before - (await chain.getBalance({ address: customer })), charge + gas);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('constraints: GDPR and one region cost the surcharges, and the conference runs in that region', { timeout: 240_000 }, async () => {
+  const terms = (await api('/api/offers')).find((t) => t.id === 1);
+  const { page, deposit, price } = await chooseOffer(1, {
+    fill: async (p) => {
+      await p.check('#gdpr');
+      await p.uncheck('#region-1');
+    },
   });
-  await context.addInitScript(installWallet, { customer: stack.customer });
+  const onChain = await read('termsOf', [1]);
+  const bps = 10_000n + BigInt(onChain.gdprSurchargeBps) + BigInt(onChain.regionSurchargeBps);
+  assert.equal(price, (BigInt(terms.price) * bps) / 10_000n, 'both surcharges on the price');
+  assert.equal(deposit, price * BigInt(terms.maxDuration));
+  const id = await pay(page);
+  await waitStatus(page, 'active');
+  const view = await api(`/api/agreements/${id}`);
+  assert.equal(view.region, 0, 'the conference runs in the one region allowed');
+  assert.equal(view.allowedRegions, 1);
+  assert.equal(view.gdpr, true);
+  assert.equal(view.deposit, deposit.toString());
+  await page.click('#stop');
+  await waitStatus(page, 'settled');
+  await page.context().close();
 });
 
-after(async () => {
-  try {
-    if (browser) await browser.close();
-  } catch {}
-  await stopBackend();
-  if (failed) log(`kept for inspection: ${work}`);
-  else rmSync(work, { recursive: true, force: true });
+test('stablecoin: approve, pay, settle; token balances exact', { timeout: 240_000 }, async () => {
+  const token = stack.config.tokens.find((t) => t.id !== 0);
+  assert.ok(token?.address, 'the dev chain has a stablecoin');
+  const stable = (await api('/api/offers')).find((t) => t.tokenId === token.id && t.open);
+  assert.ok(stable, 'an offer priced in the stablecoin');
+  const balance = (who) => chain.readContract({ address: token.address, abi: erc20Abi, functionName: 'balanceOf', args: [who] });
+  const { page, deposit, price } = await chooseOffer(stable.id);
+  await page.locator('#approve:not([hidden])').waitFor();
+  assert.equal(await page.getAttribute('#pay', 'disabled'), '', 'no payment before the approval');
+  const before = await balance(customer);
+  const escrowBefore = await balance(stack.escrow);
+  await page.click('#approve');
+  await page.locator('#approve[hidden]').waitFor({ state: 'attached' });
+  const id = await pay(page);
+  assert.equal(await balance(customer), before - deposit);
+  assert.equal(await balance(stack.escrow), escrowBefore + deposit);
+  await waitStatus(page, 'active');
+  await advance(300);
+  await page.click('#stop');
+  await waitStatus(page, 'settled');
+  const a = await read('agreementOf', [BigInt(id)]);
+  const charge = price * BigInt(a.endedAt - a.startedAt);
+  const [settled] = await eventsOf(id, 'AgreementSettled');
+  assert.equal(settled.args.charge, charge);
+  assert.equal(await balance(customer), before - charge, 'the customer paid exactly the charge in tokens');
+  await page.locator('#charge-check').waitFor();
+  assert.deepEqual(await shown(page), { charge, refund: deposit - charge, checked: 'true' });
+  await page.context().close();
 });
 
-test('a customer signs offer 1, joins the room, stops, and is charged to the wei', { timeout: 300_000 }, async () => {
-  try {
-    const page = await context.newPage();
-    const pageErrors = [];
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+// ---------------------------------------------------------------------------------------------
+// Failures the customer must understand.
+// ---------------------------------------------------------------------------------------------
 
-    const offers = await api('/api/offers');
-    const offer = offers.find((o) => String(o.id) === '1');
-    assert.ok(offer, 'the stack publishes offer 1');
+test('a rejected signature: the page says so and nothing is sent', { timeout: 120_000 }, async () => {
+  const page = await openPage(browser, stack.web, { account: customer, reject: 'eth_sendTransaction' });
+  await chooseOffer(1, { page });
+  const nonce = await chain.getTransactionCount({ address: customer });
+  await page.click('#pay');
+  await page.locator('#error:not([hidden])').waitFor();
+  assert.match(await errorText(page), /rejected the request in your wallet: nothing was signed or sent/);
+  assert.equal(await chain.getTransactionCount({ address: customer }), nonce);
+  assert.equal(new URL(page.url()).pathname, '/');
+  await page.context().close();
+});
 
-    // Connect.
-    await page.goto(stack.web);
-    await page.locator('#sign[data-offer-id="1"]').waitFor();
-    await page.click('#connect');
-    await page.locator('#account').filter({ hasText: /0x/ }).waitFor({ timeout: 10_000 });
-    assert.equal((await page.textContent('#account')).trim().toLowerCase(), stack.customer.toLowerCase());
-    await page.locator('#balance').filter({ hasText: /ETH/ }).waitFor({ timeout: 10_000 });
+test('a wrong network: the page says so, offers to switch, and sends nothing', { timeout: 120_000 }, async () => {
+  const page = await openPage(browser, stack.web, { account: customer, chainId: 1 });
+  await page.locator('[data-testid="choose-1"]').waitFor();
+  await page.click('#connect');
+  await page.locator('#switch-network').waitFor();
+  assert.match(await page.textContent('#network'), /Wrong network: your wallet is on chain 1/);
+  assert.match(await errorText(page), /declined to switch networks/);
+  await page.click('[data-testid="choose-1"]');
+  await page.locator('#quote-deposit').waitFor();
+  const nonce = await chain.getTransactionCount({ address: customer });
+  await page.click('#pay');
+  await page.locator('#error:not([hidden])', { hasText: 'another network' }).waitFor();
+  assert.match(await errorText(page), /on another network \(chain 1\).*nothing was sent/);
+  assert.equal(await chain.getTransactionCount({ address: customer }), nonce);
+  const sent = await page.evaluate(() => window.__testWallet.requests.filter((m) => m === 'eth_sendTransaction').length);
+  assert.equal(sent, 0, 'the wallet was never asked to send');
+  await page.context().close();
+});
 
-    // Sign offer 1 and wait for the conference.
-    await page.click('#sign[data-offer-id="1"]');
-    await waitForStatus(page, 'active');
-    const id = new URL(page.url()).searchParams.get('agreement');
-    assert.match(id ?? '', /^\d+$/, 'the URL names the agreement');
-    const joinUrl = await page.getAttribute('#join-url', 'href');
-    assert.match(joinUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+\/$/);
-    assert.equal(await page.getAttribute('#join-url', 'target'), '_blank');
-    log(`agreement ${id} is active; room at ${joinUrl}`);
+// ---------------------------------------------------------------------------------------------
+// Participants.
+// ---------------------------------------------------------------------------------------------
 
-    // The room: two participants see each other in the list and get each other's video.
-    const alice = await context.newPage();
-    alice.on('pageerror', (err) => pageErrors.push(`room: ${err.message}`));
-    await alice.goto(joinUrl);
-    await alice.fill('#name', 'Alice');
-    await alice.click('#join');
-    await alice.locator('#participants li', { hasText: 'Alice' }).waitFor({ timeout: 15_000 });
-    const bob = await context.newPage();
-    bob.on('pageerror', (err) => pageErrors.push(`room: ${err.message}`));
-    await bob.goto(joinUrl);
-    await bob.fill('#name', 'Bob');
-    await bob.click('#join');
-    for (const [who, room] of [['Alice', alice], ['Bob', bob]]) {
-      await room.locator('#participants li', { hasText: 'Alice' }).waitFor({ timeout: 15_000 });
-      await room.locator('#participants li', { hasText: 'Bob' }).waitFor({ timeout: 15_000 });
-      await room.waitForFunction(
-        () => [...document.querySelectorAll('#videos .tile:not(.local) video')].some((v) => v.videoWidth > 0),
-        null,
-        { timeout: 20_000 },
-      );
-      log(`${who} sees and receives the other participant`);
-    }
-    const health = await (await fetch(new URL('/healthz', joinUrl))).json();
-    assert.equal(health.participants, 2);
-    assert.equal(String(health.agreementId), id);
-    await bob.click('#leave');
-    await alice.locator('#participants li').filter({ hasText: 'Bob' }).waitFor({ state: 'detached', timeout: 10_000 });
+test('registered participants meet in a connected WebRTC call; an unregistered address is refused', { timeout: 300_000 }, async () => {
+  const [alice, bob, mallory] = [stack.accounts[6], stack.accounts[7], stack.accounts[8]];
+  const { page } = await chooseOffer(1);
+  const id = await pay(page);
+  await waitStatus(page, 'active');
 
-    // Ten minutes of conference, then stop.
-    await rpc('evm_increaseTime', [600]);
-    await rpc('evm_mine', []);
-    await page.bringToFront();
-    await page.click('#stop');
-    await waitForStatus(page, 'settled');
-    await page.locator('#settlement').waitFor();
+  // The customer registers two participants on the agreement's page (the form has a row per expected participant).
+  const rows = page.locator('[data-testid="participant-row"]');
+  await rows.first().waitFor();
+  while ((await rows.count()) < 2) await page.click('#add-participant');
+  await rows.nth(0).locator('input[name=address]').fill(alice);
+  await rows.nth(1).locator('input[name=address]').fill(bob);
+  await page.selectOption('#participants-quality', 'hd');
+  await page.click('#register');
+  await page.locator('#participants-result[data-count="2"]').waitFor({ timeout: 30_000 });
+  assert.equal(await errorText(page), '');
 
-    // The page's figures are the chain's, to the wei.
-    const agreement = await api(`/api/agreements/${id}`);
-    const price = BigInt(offer.price);
-    const deposit = BigInt(offer.deposit);
-    assert.equal(agreement.status, 'settled');
-    const used = BigInt(agreement.endedAt - agreement.startedAt);
-    assert.ok(used >= 600n, `used ${used} s, expected at least 600`);
-    const charge = price * used;
-    assert.equal(await page.getAttribute('#charge', 'data-wei'), charge.toString());
-    assert.equal(await page.getAttribute('#refund', 'data-wei'), (deposit - charge).toString());
-    assert.equal(agreement.charged, charge.toString());
-    assert.equal(agreement.refund, (deposit - charge).toString());
-    assert.equal(await page.getAttribute('#used-seconds', 'data-seconds'), used.toString());
-    assert.match(await page.textContent('#transactions'), /0x[0-9a-f]{64}/);
-    assert.equal((await page.textContent('#error')).trim(), '');
-    assert.deepEqual(pageErrors, [], 'no uncaught error on any page');
-    log(`settled: ${used} s used, charge ${charge} wei, refund ${deposit - charge} wei`);
-    failed = false;
-  } catch (err) {
-    await screenshotAll('failure');
-    throw err;
+  const join = new URL(`/join/${id}`, stack.web).href;
+  const rooms = [];
+  for (const who of [alice, bob]) {
+    const room = await openPage(browser, join, { account: who });
+    await room.click('#join');
+    await room.locator('#participants li').first().waitFor({ timeout: 30_000 });
+    rooms.push(room);
   }
+  for (const room of rooms) {
+    await room.waitForFunction(() => document.querySelector('#videos .tile:not(.local)')?.dataset.connection === 'connected', null, { timeout: 30_000 });
+    await room.waitForFunction(() => [...document.querySelectorAll('#videos .tile:not(.local) video')].some((v) => v.videoWidth > 0), null, { timeout: 30_000 });
+    const names = await room.locator('#participants li').evaluateAll((items) => items.map((li) => li.dataset.address.toLowerCase()));
+    assert.deepEqual(names.sort(), [alice.toLowerCase(), bob.toLowerCase()].sort());
+  }
+  await screenshot(rooms[0], 'room-two-participants');
+
+  const stranger = await openPage(browser, join, { account: mallory });
+  await stranger.click('#join');
+  await stranger.locator('#join-refused:not([hidden])').waitFor({ timeout: 30_000 });
+  assert.match(await stranger.textContent('#join-refused'), /is not registered for this conference/);
+  assert.equal(await stranger.locator('#room').count(), 0);
+  await screenshot(stranger, 'join-refused');
+
+  await rooms[1].click('#leave');
+  await rooms[0].locator('#participants li').nth(1).waitFor({ state: 'detached', timeout: 15_000 });
+  await page.click('#stop');
+  await waitStatus(page, 'settled');
+  for (const p of [...rooms, stranger]) {
+    assert.deepEqual(p.errors, []);
+    await p.context().close();
+  }
+
+  // The history lists every agreement of this customer, newest first, each linking to its page.
+  await page.goto(new URL('/history', stack.web).href);
+  await page.click('#connect');
+  await page.locator('[data-testid="history-row"]').first().waitFor();
+  const ids = await page.locator('[data-testid="history-row"]').evaluateAll((items) => items.map((tr) => Number(tr.dataset.agreementId)));
+  assert.equal(ids[0], id, 'newest first');
+  assert.deepEqual([...ids].sort((x, y) => y - x), ids);
+  await screenshot(page, 'history');
+  await page.context().close();
 });
 
-test('a customer stops without gas by signing in the wallet, and pays only for the time used', { timeout: 300_000 }, async () => {
-  try {
-    const page = await context.newPage();
-    const pageErrors = [];
-    page.on('pageerror', (err) => pageErrors.push(err.message));
-    const offer = (await api('/api/offers')).find((o) => String(o.id) === '1');
-
-    await page.goto(stack.web);
-    await page.locator('#sign[data-offer-id="1"]').waitFor();
-    await page.click('#connect');
-    await page.locator('#account').filter({ hasText: /0x/ }).waitFor({ timeout: 10_000 });
-    await page.click('#sign[data-offer-id="1"]');
-    await waitForStatus(page, 'active');
-    const id = new URL(page.url()).searchParams.get('agreement');
-    const nonceAfterSigning = BigInt(await rpc('eth_getTransactionCount', [stack.customer, 'latest']));
-
-    // Two minutes of conference, then the customer signs a stop: a signature, not a transaction.
-    await rpc('evm_increaseTime', [120]);
-    await rpc('evm_mine', []);
-    // The page stops at the chain's time as it knows it: wait until its running clock has caught up.
-    await page.waitForFunction(() => {
-      const [minutes] = (document.querySelector('#running-for')?.textContent ?? '').split(':').map(Number);
-      return minutes >= 2;
-    }, null, { timeout: 15_000 });
-    await page.locator('#stop-signed').waitFor();
-    await page.click('#stop-signed');
-    await waitForStatus(page, 'settled');
-
-    const agreement = await api(`/api/agreements/${id}`);
-    const used = BigInt(agreement.endedAt - agreement.startedAt);
-    assert.ok(used >= 120n, `used ${used} s, expected at least 120`);
-    const charge = BigInt(offer.price) * used;
-    assert.equal(agreement.charged, charge.toString());
-    assert.equal(agreement.refund, (BigInt(offer.deposit) - charge).toString());
-    assert.equal(await page.getAttribute('#charge', 'data-wei'), charge.toString());
-    const nonceAfterStop = BigInt(await rpc('eth_getTransactionCount', [stack.customer, 'latest']));
-    assert.equal(nonceAfterStop, nonceAfterSigning, 'the customer sent no transaction to stop');
-    assert.equal((await page.textContent('#error')).trim(), '');
-    assert.deepEqual(pageErrors, [], 'no uncaught error on the page');
-    log(`stopped by signature after ${used} s: charge ${charge} wei, no stop transaction`);
-  } catch (err) {
-    failed = true;
-    await screenshotAll('failure-signed-stop');
-    throw err;
-  }
+test('the offers fit a phone-sized screen', { timeout: 60_000 }, async () => {
+  const page = await openPage(browser, stack.web, { account: customer, viewport: { width: 375, height: 800 } });
+  await page.locator('[data-testid="choose-1"]').waitFor();
+  await screenshot(page, 'offers-phone');
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 375), 'no horizontal scrolling at 375 px');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await screenshot(page, 'offers');
+  await page.context().close();
 });

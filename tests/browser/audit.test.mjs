@@ -1,0 +1,254 @@
+// The audit page in headless Chromium, with no wallet, against the real local stack (harness.mjs) where
+// agreements of every model were signed, run and settled through the chain: the contracts are listed,
+// every agreement is there and no figure differs; a service answer tampered by one wei is flagged on
+// exactly that row and figure; the CSV download carries the chain's figures in base units.
+//
+//   node --test tests/browser/audit.test.mjs
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launch, openPage, rpc, screenshot, startStack } from './harness.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const require = createRequire(path.join(root, 'web/package.json'));
+const { createPublicClient, encodeFunctionData, http } = require('viem');
+const escrowAbi = require(path.join(root, 'backend/abi/ConferenceEscrow.json')).abi;
+const bookAbi = require(path.join(root, 'backend/abi/OfferBook.json')).abi;
+
+const log = (...args) => console.log(...args);
+let stack;
+let browser;
+let chain;
+let accounts;
+let cfg;
+
+async function api(pathname) {
+  const response = await fetch(new URL(pathname, stack.web));
+  assert.equal(response.status, 200, `GET ${pathname} answered ${response.status}`);
+  return response.json();
+}
+
+async function transact(from, functionName, args, value = 0n) {
+  const hash = await rpc('eth_sendTransaction', [{ from, to: cfg.escrow, data: encodeFunctionData({ abi: escrowAbi, functionName, args }), value: `0x${value.toString(16)}` }]);
+  const receipt = await chain.waitForTransactionReceipt({ hash });
+  assert.equal(receipt.status, 'success', `${functionName} reverted`);
+  return receipt;
+}
+
+const read = (functionName, args = []) => chain.readContract({ address: cfg.escrow, abi: escrowAbi, functionName, args });
+
+/** Waits until the service records the agreement in `chainStatus` (it follows the chain's events). */
+async function waitForChainStatus(id, chainStatus, timeout = 90_000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    const response = await fetch(new URL(`/api/agreements/${id}`, stack.web));
+    if (response.ok) {
+      const view = await response.json();
+      last = `${view.chainStatus}/${view.status}`;
+      if (view.chainStatus === chainStatus && (chainStatus !== 'active' || view.status === 'active')) return view;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`agreement ${id} did not reach ${chainStatus} within ${timeout / 1000} s (last: ${last})`);
+}
+
+/** Offer `offerId`'s current terms version (a vote may have replaced the first). */
+const termsOf = async (offerId) => (await chain.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] })).termsId;
+const latestId = async () => Number(await read('agreementCount'));
+const advance = async (seconds) => {
+  await rpc('evm_increaseTime', [seconds]);
+  await rpc('evm_mine', []);
+};
+
+/** One conference: the service activates it, it runs `seconds`, the customer stops, the service settles. */
+async function runSession(id, seconds, settledAs) {
+  await waitForChainStatus(id, 'active');
+  await advance(seconds);
+  await transact(accounts[1], 'stop', [BigInt(id)]);
+  await waitForChainStatus(id, settledAs);
+}
+
+before(async () => {
+  stack = await startStack();
+  browser = await launch();
+  cfg = stack.config;
+  chain = createPublicClient({ transport: http(stack.rpc) });
+  accounts = stack.accounts;
+
+  // Dynamic price (offer 1) and fixed price (offer 2).
+  for (const [offerId, seconds] of [[1, 601], [2, 45]]) {
+    const termsId = await termsOf(offerId);
+    const [deposit] = await read('quote', [termsId, 0, false, 0n]);
+    await transact(accounts[1], 'sign', [termsId, 0, false], deposit);
+    await runSession(await latestId(), seconds, 'settled');
+  }
+  // Dynamic price with GDPR and narrowed regions: the surcharge.
+  {
+    const termsId = await termsOf(1);
+    const [deposit] = await read('quote', [termsId, 0b001, true, 0n]);
+    await transact(accounts[1], 'sign', [termsId, 0b001, true], deposit);
+    await runSession(await latestId(), 77, 'settled');
+  }
+  // Time-limited (offer 3): five minutes bought, two sessions of 61 s and 119 s, then closed.
+  {
+    const termsId = await termsOf(3);
+    const [deposit] = await read('quote', [termsId, 0, false, 5n]);
+    await transact(accounts[1], 'buyMinutes', [termsId, 0, false, 5], deposit);
+    const id = await latestId();
+    for (const seconds of [61, 119]) {
+      await transact(accounts[1], 'start', [BigInt(id)]);
+      await runSession(id, seconds, 'idle');
+    }
+    await transact(accounts[1], 'close', [BigInt(id)]);
+    await waitForChainStatus(id, 'settled');
+  }
+  // Flexible period (offer 4): a one-hour window from now, started, run 200 s, stopped.
+  {
+    const termsId = await termsOf(4);
+    const now = Number((await chain.getBlock()).timestamp);
+    const [deposit] = await read('quote', [termsId, 0, false, 3600n]);
+    await transact(accounts[1], 'reserve', [termsId, 0, false, now, now + 3600], deposit);
+    const id = await latestId();
+    await transact(accounts[1], 'start', [BigInt(id)]);
+    await runSession(id, 200, 'settled');
+  }
+  log(`${await latestId()} agreements settled`);
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await stack?.stop?.();
+});
+
+/** The chain's own figures per agreement, straight from the events: Σ charges and the last refund. */
+async function chainFigures() {
+  const logs = await chain.getContractEvents({ address: cfg.escrow, abi: escrowAbi, fromBlock: BigInt(cfg.deployBlock) });
+  const figures = new Map();
+  for (const l of logs) {
+    if (l.args.agreementId === undefined) continue;
+    const id = Number(l.args.agreementId);
+    const f = figures.get(id) ?? { charged: 0n, refund: null, deposit: null, model: null };
+    if (l.eventName === 'AgreementSigned') f.deposit = l.args.deposit;
+    if (l.eventName === 'AgreementSettled') {
+      f.charged += l.args.charge;
+      const agreement = await read('agreementOf', [BigInt(id)]);
+      if (agreement.model !== 2) f.refund = l.args.refund; // TimeLimited refunds at close
+    }
+    if (l.eventName === 'StartCancelled' || l.eventName === 'AgreementClosed') f.refund = l.args.refund;
+    figures.set(id, f);
+  }
+  return figures;
+}
+
+async function openAudit(setup) {
+  const page = await openPage(browser, 'about:blank');
+  if (setup) await setup(page);
+  await page.goto(new URL('/audit', stack.web).href);
+  await page.locator('#audit-summary[data-agreements]').waitFor({ timeout: 60_000 });
+  return page;
+}
+
+test('with no wallet, the audit page lists the contracts and every agreement, and every figure agrees', { timeout: 120_000 }, async () => {
+  const page = await openAudit();
+  assert.equal(await page.evaluate(() => 'ethereum' in window), false, 'no wallet injected');
+  assert.equal(await page.getAttribute('#self-check', 'data-failures'), '0', 'the formulas pass their self-check');
+
+  // The contracts.
+  for (const c of cfg.contracts) {
+    const row = page.locator(`#contracts tr[data-contract="${c.name}"]`);
+    assert.equal(await row.locator('[data-address]').getAttribute('data-address'), c.address);
+    const text = await row.textContent();
+    assert.ok(text.includes(c.compiler) && text.includes(c.evmVersion), `${c.name}: compiler and EVM version shown`);
+    const verify = row.locator('.verify');
+    if (c.sourceUrl) assert.equal(await verify.getAttribute('href'), c.sourceUrl);
+    else if (!cfg.explorer) assert.match(await verify.textContent(), new RegExp(`^forge verify-contract ${c.address} src/${c.name}\\.sol:${c.name} `));
+  }
+  assert.deepEqual(cfg.contracts.map((c) => c.name).sort(), ['ConferenceEscrow', 'OfferBook', 'ProviderRegistry']);
+
+  // Every agreement, no mismatch.
+  const count = await latestId();
+  assert.equal(await page.getAttribute('#audit-summary', 'data-agreements'), String(count));
+  assert.equal(await page.getAttribute('#audit-summary', 'data-mismatches'), '0', await page.textContent('#audit-summary'));
+  assert.equal(await page.locator('tr.agreement').count(), count);
+  assert.equal(await page.locator('tr.agreement[data-mismatch]').count(), 0);
+  const figures = await chainFigures();
+  for (const [id, f] of figures) {
+    const row = page.locator(`tr.agreement[data-agreement-id="${id}"]`);
+    assert.equal(await row.locator('[data-figure="charged"]').getAttribute('data-wei'), String(f.charged), `#${id} charged`);
+    assert.equal(await row.locator('[data-figure="refund"]').getAttribute('data-wei'), f.refund === null ? '' : String(f.refund), `#${id} refund`);
+    assert.ok(f.charged > 0n, `#${id} was charged`);
+  }
+
+  // The evidence of one agreement: its conferences on-chain and the service's probes.
+  const first = [...figures.keys()][0];
+  await page.locator(`button[data-toggle="${first}"]`).click();
+  const evidence = page.locator(`tr[data-evidence-for="${first}"]`);
+  await evidence.locator('table.settlements').waitFor();
+  await evidence.locator('table.probes, p.muted').first().waitFor();
+  assert.equal(await evidence.locator('table.settlements tbody tr').count(), 1);
+  await screenshot(page, 'audit');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('a figure the service misreports by one wei is flagged on exactly that row', { timeout: 120_000 }, async () => {
+  const target = 2;
+  let tampered = null;
+  const page = await openAudit((p) => p.route('**/api/agreements*', async (route) => {
+    const response = await route.fetch();
+    const list = await response.json();
+    const entry = list.find((a) => a.id === target);
+    entry.charged = String(BigInt(entry.charged) + 1n);
+    tampered = entry.charged;
+    await route.fulfill({ response, json: list });
+  }));
+  assert.ok(tampered, 'the list was tampered');
+  assert.equal(await page.getAttribute('#audit-summary', 'data-mismatches'), '1');
+  assert.equal(await page.getAttribute('#audit-summary', 'data-flagged'), '1');
+  const flagged = page.locator('tr.agreement[data-mismatch]');
+  assert.equal(await flagged.count(), 1);
+  assert.equal(await flagged.getAttribute('data-agreement-id'), String(target));
+  assert.equal(await flagged.getAttribute('data-mismatch'), 'charged');
+  assert.match(await flagged.locator('td.check').textContent(), /charged differs/);
+  assert.equal(await page.locator('tr.mismatch-detail').count(), 1);
+  const warning = page.locator(`tr.mismatch-detail[data-mismatch-for="${target}"] li[data-figure="charged"][data-source="service"]`);
+  assert.equal(await page.locator('tr.mismatch-detail li').count(), 1, 'one figure flagged');
+  const text = await warning.textContent();
+  const expected = String(BigInt(tampered) - 1n);
+  assert.ok(text.includes(`shows ${tampered}`) && text.includes(`expected ${expected}`), text);
+  await flagged.scrollIntoViewIfNeeded();
+  await screenshot(page, 'audit-flagged');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('the CSV download carries every agreement with the chain’s figures in base units', { timeout: 120_000 }, async () => {
+  const page = await openAudit();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv')]);
+  assert.equal(download.suggestedFilename(), 'agreements.csv');
+  const text = readFileSync(await download.path(), 'utf8');
+  const [header, ...lines] = text.trim().split('\r\n');
+  const columns = header.split(',');
+  const rows = lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [columns[i], v])));
+  const figures = await chainFigures();
+  assert.equal(rows.length, figures.size);
+  for (const row of rows) {
+    const f = figures.get(Number(row.agreementId));
+    assert.ok(f, `agreement ${row.agreementId} is on chain`);
+    assert.equal(row.chargedOnChain, String(f.charged));
+    assert.equal(row.chargedRecomputed, String(f.charged));
+    assert.equal(row.chargedService, String(f.charged));
+    assert.equal(row.refundOnChain, String(f.refund ?? ''));
+    assert.equal(row.refundRecomputed, String(f.refund ?? ''));
+    assert.equal(row.deposit, String(f.deposit));
+    assert.equal(row.mismatches, '');
+  }
+  log(`CSV: ${rows.length} agreements, every amount as the chain's events give it`);
+  await page.close();
+});

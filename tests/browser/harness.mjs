@@ -1,0 +1,246 @@
+// What every browser test shares: the real local stack (`conference-backend dev`: anvil, the
+// contracts, the demo offers, the stablecoin, the backend serving the built web app), Debian's
+// Chromium driven by playwright-core (never a downloaded browser), and an injected wallet.
+//
+// The wallet stands in for MetaMask: an EIP-1193 provider announced through EIP-6963 and set as
+// `window.ethereum`, acting as any of anvil's dev accounts and forwarding every call to anvil through
+// Node (anvil's dev accounts are unlocked, so it signs transactions, `personal_sign` and
+// `eth_signTypedData_v4` itself). It can pretend to be on another chain and refuse to switch (a wrong
+// network), and reject the next request with code 4001 (the user said no).
+//
+// Environment: CONFERENCE_BACKEND_BIN (default $CARGO_TARGET_DIR or target/, then
+// debug/conference-backend), CHROMIUM_BIN (default /usr/bin/chromium), ANVIL_BIN (default
+// anvil/node_modules/.bin/anvil). A stopped stack removes its temp directory unless KEEP_STACK=1 or it
+// failed to start; screenshots go to target/browser-artifacts/.
+
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const root = path.resolve(here, '../..');
+const { chromium } = require(path.join(root, 'anvil/node_modules/playwright-core'));
+
+const BACKEND_BIN = path.resolve(
+  root,
+  process.env.CONFERENCE_BACKEND_BIN || path.join(process.env.CARGO_TARGET_DIR || 'target', 'debug/conference-backend'),
+);
+const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+/** TOOLCHAIN.md's flags, with the fake camera and microphone for WebRTC. */
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+];
+const READY_TIMEOUT_MS = 120_000;
+/** Where screenshots go: the test artifacts folder. */
+export const ARTIFACTS = path.join(root, 'target/browser-artifacts');
+
+let current = null; // the stack `rpc` talks to
+
+/** Starts `conference-backend dev` on free ports and waits for its READY line. Returns the line's
+ *  fields (web, rpc, escrow, customer, customerKey, token), `accounts` (anvil's dev accounts),
+ *  `chainId`, `config` (GET /api/config), `work` (its temp directory) and `stop()`. */
+export async function startStack() {
+  if (!existsSync(BACKEND_BIN)) {
+    throw new Error(`${BACKEND_BIN} does not exist: build it first (cargo build --workspace --bins, or make build)`);
+  }
+  const work = mkdtempSync(path.join(tmpdir(), 'conference-browser-'));
+  const logFile = path.join(work, 'backend.log');
+  const out = createWriteStream(logFile);
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' };
+  if (!env.ANVIL_BIN) env.ANVIL_BIN = path.join(root, 'anvil/node_modules/.bin/anvil');
+  // Its own process group, so that anvil and the rooms it starts are stopped with it.
+  const child = spawn(BACKEND_BIN, ['dev', '--http', '127.0.0.1:0', '--anvil-port', '0', '--data-dir', path.join(work, 'data')], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+    env,
+  });
+  child.stderr.pipe(out);
+  const ready = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the backend printed no READY line within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}`)), READY_TIMEOUT_MS);
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      out.write(`[stdout] ${line}\n`);
+      if (!line.startsWith('READY ')) return;
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(line.slice('READY '.length)));
+      } catch {
+        reject(new Error(`the READY line is not JSON: ${line}`));
+      }
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`starting ${BACKEND_BIN} failed: ${err.message}`));
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      let tail = '';
+      try {
+        tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
+      } catch {}
+      reject(new Error(`the backend exited (${signal || code}) before it was ready:\n${tail}`));
+    });
+  });
+  const stack = {
+    ...ready,
+    work,
+    logFile,
+    async stop({ keep = process.env.KEEP_STACK === '1' } = {}) {
+      const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r));
+      try {
+        child.kill('SIGTERM');
+      } catch {}
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      // Whatever is left of its process group (the backend after a timeout, anvil, rooms).
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {}
+      if (current === stack) current = null;
+      if (keep) console.log(`stack kept for inspection: ${work}`);
+      else rmSync(work, { recursive: true, force: true });
+    },
+  };
+  current = stack;
+  stack.accounts = await rpc('eth_accounts', []);
+  stack.chainId = Number.parseInt(await rpc('eth_chainId', []), 16);
+  stack.config = await (await fetch(new URL('/api/config', stack.web))).json();
+  return stack;
+}
+
+/** A JSON-RPC call to the current stack's anvil; throws its error message. */
+export async function rpc(method, params = [], stack = current) {
+  if (!stack) throw new Error('no stack is running: call startStack() first');
+  const response = await fetch(stack.rpc, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const body = await response.json();
+  if (body.error) throw new Error(`${method}: ${body.error.message}`);
+  return body.result;
+}
+
+/** Debian's Chromium, headless, with a fake camera and microphone. */
+export function launch() {
+  return chromium.launch({ executablePath: CHROMIUM_BIN, args: CHROMIUM_ARGS, headless: true });
+}
+
+/** Runs in the page before its scripts: the test wallet. `window.__testWallet` steers it. */
+function installWallet({ account, chainId, refuseSwitch, reject }) {
+  const listeners = new Map();
+  const control = { account, chainId, refuseSwitch, rejectNext: reject ?? null, requests: [] };
+  window.__testWallet = control;
+  const emit = (event, value) => {
+    for (const handler of listeners.get(event) ?? []) handler(value);
+  };
+  const fail = (code, message) => Object.assign(new Error(message), { code });
+  const provider = {
+    isTestWallet: true,
+    async request({ method, params } = {}) {
+      control.requests.push(method);
+      const rejectNext = control.rejectNext;
+      if (rejectNext && (rejectNext === true || rejectNext === '*' || rejectNext === method)) {
+        control.rejectNext = null;
+        throw fail(4001, 'User rejected the request.');
+      }
+      switch (method) {
+        case 'eth_requestAccounts':
+        case 'eth_accounts':
+          return [control.account];
+        case 'eth_chainId':
+          return `0x${control.chainId.toString(16)}`;
+        case 'net_version':
+          return String(control.chainId);
+        case 'wallet_switchEthereumChain': {
+          if (control.refuseSwitch) throw fail(4001, 'User rejected the request.');
+          const wanted = Number.parseInt(params[0].chainId, 16);
+          if (wanted !== window.__serviceChainId) throw fail(4902, 'Unrecognized chain ID.');
+          control.chainId = wanted;
+          emit('chainChanged', params[0].chainId);
+          return null;
+        }
+        case 'wallet_addEthereumChain':
+          if (control.refuseSwitch) throw fail(4001, 'User rejected the request.');
+          return null;
+        default: {
+          const answer = await window.__rpc(method, params ?? []);
+          if (answer.error) throw Object.assign(new Error(answer.error.message), { code: answer.error.code, data: answer.error.data });
+          return answer.result;
+        }
+      }
+    },
+    on(event, handler) {
+      if (!listeners.has(event)) listeners.set(event, new Set());
+      listeners.get(event).add(handler);
+      return provider;
+    },
+    removeListener(event, handler) {
+      listeners.get(event)?.delete(handler);
+      return provider;
+    },
+  };
+  control.switchAccount = (next) => {
+    control.account = next;
+    emit('accountsChanged', [next]);
+  };
+  const info = Object.freeze({ uuid: '00000000-0000-4000-8000-000000000001', name: 'Test Wallet', icon: 'data:image/svg+xml,<svg xmlns="http://www.w3.org/2000/svg"/>', rdns: 'test.wallet' });
+  const announce = () => window.dispatchEvent(new CustomEvent('eip6963:announceProvider', { detail: Object.freeze({ info, provider }) }));
+  window.addEventListener('eip6963:requestProvider', announce);
+  window.ethereum = provider;
+  announce();
+}
+
+/** A new page in its own browser context (its own cookies: one per person). With `account`, the
+ *  test wallet acts as that account; `chainId` makes it report another chain and refuse to switch
+ *  (a wrong network); `reject` (a method name, or true for any) makes it reject that next request with
+ *  4001. Without `account`, no wallet at all. `viewport` defaults to 1280×900. Uncaught page errors
+ *  collect in `page.errors`. */
+export async function openPage(browser, url, { account, chainId, reject, viewport, stack = current } = {}) {
+  const context = await browser.newContext({ viewport: viewport ?? { width: 1280, height: 900 } });
+  if (account) {
+    if (!stack) throw new Error('no stack is running: call startStack() first');
+    await context.exposeFunction('__rpc', async (method, params) => {
+      const response = await fetch(stack.rpc, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      });
+      const body = await response.json();
+      return body.error ? { error: body.error } : { result: body.result ?? null };
+    });
+    await context.addInitScript(`window.__serviceChainId = ${Number(stack.chainId)};`);
+    await context.addInitScript(installWallet, {
+      account,
+      chainId: chainId ?? stack.chainId,
+      refuseSwitch: chainId !== undefined && chainId !== stack.chainId,
+      reject: reject ?? null,
+    });
+  }
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (err) => page.errors.push(err.message));
+  if (url && url !== 'about:blank') await page.goto(url);
+  return page;
+}
+
+/** Saves a full-page PNG of `page` as target/browser-artifacts/<name>.png; returns its path. */
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}

@@ -1,0 +1,97 @@
+// The chain as the page reads it: a viem public client straight to the service's RPC (no wallet
+// needed, so auditors can read everything), and the contracts' ABIs as the backend binds them.
+import { createPublicClient, defineChain, http, type Abi, type Chain, type PublicClient } from 'viem';
+import { abi as escrowAbiJson } from '../../backend/abi/ConferenceEscrow.json';
+import { abi as bookAbiJson } from '../../backend/abi/OfferBook.json';
+import { abi as registryAbiJson } from '../../backend/abi/ProviderRegistry.json';
+import type { Config } from './config';
+
+export const escrowAbi = escrowAbiJson as Abi;
+export const bookAbi = bookAbiJson as Abi;
+export const registryAbi = registryAbiJson as Abi;
+
+/** The minimal ERC-20 surface the page uses (the stablecoin's balance, allowance and approval). */
+export const erc20Abi = [
+  { type: 'function', name: 'balanceOf', stateMutability: 'view', inputs: [{ name: 'a', type: 'address' }], outputs: [{ type: 'uint256' }] },
+  { type: 'function', name: 'allowance', stateMutability: 'view', inputs: [{ name: 'o', type: 'address' }, { name: 's', type: 'address' }], outputs: [{ type: 'uint256' }] },
+  { type: 'function', name: 'approve', stateMutability: 'nonpayable', inputs: [{ name: 's', type: 'address' }, { name: 'v', type: 'uint256' }], outputs: [{ type: 'bool' }] },
+] as const satisfies Abi;
+
+/** The service's chain as viem (and a wallet's `wallet_addEthereumChain`) needs it. */
+export function serviceChain(cfg: Config): Chain {
+  return defineChain({
+    id: cfg.chainId,
+    name: cfg.chainId === 31337 ? 'Local chain (anvil)' : `Chain ${cfg.chainId}`,
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [cfg.rpcUrl] } },
+    blockExplorers: cfg.explorer ? { default: { name: 'Explorer', url: cfg.explorer } } : undefined,
+  });
+}
+
+let client: PublicClient | undefined;
+
+/** One public client per page load, reading from the service's RPC. */
+export function publicClient(cfg: Config): PublicClient {
+  client ??= createPublicClient({ chain: serviceChain(cfg), transport: http(cfg.rpcUrl), pollingInterval: 500 });
+  return client;
+}
+
+/** A link to a transaction or address on the explorer, or null on a chain without one. */
+export function explorerLink(cfg: Config, kind: 'tx' | 'address', value: string): string | null {
+  return cfg.explorer ? `${cfg.explorer.replace(/\/$/, '')}/${kind}/${value}` : null;
+}
+
+/** The errors of OpenZeppelin's ERC-20 (the stablecoin), so a token's refusal inside an escrow call
+ *  is decoded and explained rather than shown as an unknown revert. */
+export const tokenErrorsAbi = [
+  { type: 'error', name: 'ERC20InsufficientAllowance', inputs: [{ name: 'spender', type: 'address' }, { name: 'allowance', type: 'uint256' }, { name: 'needed', type: 'uint256' }] },
+  { type: 'error', name: 'ERC20InsufficientBalance', inputs: [{ name: 'sender', type: 'address' }, { name: 'balance', type: 'uint256' }, { name: 'needed', type: 'uint256' }] },
+] as const satisfies Abi;
+
+/** The contracts' models in their enum order (`IOfferBook.Model`). */
+export const MODELS = ['fixedPrice', 'dynamicPrice', 'timeLimited', 'flexiblePeriod'] as const;
+
+/** A terms version as the escrow stores it (`termsOf`). */
+export interface ChainTerms {
+  price: bigint;
+  maxDuration: number;
+  offerId: number;
+  regions: number;
+  gdprSurchargeBps: number;
+  regionSurchargeBps: number;
+  model: number;
+  tokenId: number;
+  gdpr: boolean;
+  open: boolean;
+  owner: `0x${string}`;
+  margin: bigint;
+  minimumCharge: bigint;
+  shares: readonly { providerId: number; component: bigint }[];
+}
+
+/** An agreement as the escrow stores it (`agreementOf`). */
+export interface ChainAgreement {
+  customer: `0x${string}`;
+  termsId: number;
+  allowedRegions: number;
+  model: number;
+  tokenId: number;
+  gdpr: boolean;
+  status: number;
+  region: number;
+  price: bigint;
+  duration: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** The escrow's agreement statuses in their enum order (`IConferenceEscrow.Status`). */
+export const CHAIN_STATUS = ['none', 'idle', 'requested', 'active', 'ended', 'settled', 'refunded'] as const;
+
+/** The contracts' charge formula (Pricing.charge): what one conference that ran `used` seconds costs. */
+export function chargeOf(model: string, price: bigint, used: bigint, minimumCharge: bigint, availabilityBps: number): bigint {
+  if (availabilityBps < 7500) return 0n;
+  if (model === 'fixedPrice') return price;
+  if (model === 'timeLimited') return (price * used) / 60n;
+  return minimumCharge + price * used;
+}

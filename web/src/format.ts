@@ -1,0 +1,47 @@
+// Amounts are bigint in the token's smallest unit throughout; no floating point near money.
+
+/** 3600000000000000n with 18 decimals → "0.0036": exact, trailing zeros trimmed. */
+export function formatUnitsExact(value: bigint, decimals: number): string {
+  const negative = value < 0n;
+  const abs = negative ? -value : value;
+  const base = 10n ** BigInt(decimals);
+  const whole = abs / base;
+  const fraction = decimals ? (abs % base).toString().padStart(decimals, '0').replace(/0+$/, '') : '';
+  return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;
+}
+
+/** An amount with its token's symbol: "0.0036 ETH", "3.6 USDC". */
+export function formatAmount(value: bigint | string, token: { symbol: string; decimals: number }): string {
+  return `${formatUnitsExact(BigInt(value), token.decimals)} ${token.symbol}`;
+}
+
+/** 9876 → "98.76%", 10000 → "100%". */
+export function formatBps(bps: number): string {
+  const whole = Math.trunc(bps / 100);
+  const rest = bps % 100;
+  return rest === 0 ? `${whole}%` : `${whole}.${String(rest).padStart(2, '0').replace(/0$/, '')}%`;
+}
+
+/** 3725 → "1 h 2 min 5 s", 600 → "10 min", 0 → "0 s". */
+export function formatDuration(totalSeconds: number): string {
+  let s = Math.max(0, Math.floor(totalSeconds));
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  const parts: string[] = [];
+  if (h) parts.push(`${h} h`);
+  if (m) parts.push(`${m} min`);
+  if (s || parts.length === 0) parts.push(`${s} s`);
+  return parts.join(' ');
+}
+
+/** Unix seconds → local date and time. */
+export function formatTime(unixSeconds: number): string {
+  return new Date(unixSeconds * 1000).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+/** 0x1234…abcd */
+export function shortAddress(address: string): string {
+  return address.length > 12 ? `${address.slice(0, 6)}…${address.slice(-4)}` : address;
+}

@@ -1,0 +1,507 @@
+// The escrow's books as the chain tells them: every agreement, conference and settlement read from
+// the escrow's events, and every figure recomputed here from the contracts' formulas
+// (contracts/src/libraries/Pricing.sol, ConferenceEscrow `_settle`, `_cancel`, `close`, `_split`), so
+// an auditor needs to trust neither the service nor the events' own arithmetic. The formulas are pure
+// functions over bigint; `selfCheck` runs them on worked examples.
+import type { PublicClient } from 'viem';
+import type { AgreementSummary, Model } from './api';
+import { bookAbi, escrowAbi } from './chain';
+import type { Config } from './config';
+
+/** The contracts' `IOfferBook.Model` enum, in order. */
+export const MODELS: Model[] = ['fixedPrice', 'dynamicPrice', 'timeLimited', 'flexiblePeriod'];
+
+/** Basis points in a whole, and the availability below which a conference costs nothing. */
+export const BPS = 10_000n;
+export const MIN_AVAILABILITY_BPS = 7_500;
+
+/** `IConferenceEscrow.CancelReason`, in order. */
+export const CANCEL_REASONS = ['cancelled by the customer', 'declined by the operator', 'activation timed out'] as const;
+
+export interface Share {
+  providerId: number;
+  component: bigint;
+}
+
+/** One terms version as the escrow stores it (`termsOf`). */
+export interface ChainTerms {
+  id: number;
+  offerId: number;
+  model: Model;
+  tokenId: number;
+  /** The sum of the components plus the margin (P). */
+  price: bigint;
+  maxDuration: number;
+  regions: number;
+  gdprSurchargeBps: number;
+  regionSurchargeBps: number;
+  gdpr: boolean;
+  open: boolean;
+  owner: `0x${string}`;
+  margin: bigint;
+  minimumCharge: bigint;
+  shares: Share[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The formulas (pure).
+// ---------------------------------------------------------------------------------------------
+
+/** `Pricing.surcharged`: ⌊amount · (10 000 + bps) / 10 000⌋. */
+export function surcharged(amount: bigint, surchargeBps: number): bigint {
+  return (amount * (BPS + BigInt(surchargeBps))) / BPS;
+}
+
+/** `_surchargeBps`: the GDPR surcharge if required, the region surcharge if the regions are narrowed. */
+export function surchargeBps(terms: Pick<ChainTerms, 'regions' | 'gdprSurchargeBps' | 'regionSurchargeBps'>, regions: number, gdpr: boolean): number {
+  return (gdpr ? terms.gdprSurchargeBps : 0) + (regions !== terms.regions ? terms.regionSurchargeBps : 0);
+}
+
+/** `Pricing.deposit`: FixedPrice p; TimeLimited ⌊p · seconds / 60⌋; otherwise minimum + p · seconds. */
+export function depositFor(model: Model, price: bigint, duration: bigint, minimumCharge: bigint): bigint {
+  if (model === 'fixedPrice') return price;
+  if (model === 'timeLimited') return (price * duration) / 60n;
+  return minimumCharge + price * duration;
+}
+
+/** `Pricing.charge`: nothing below 75 % availability; else FixedPrice p, DynamicPrice p · u,
+ *  TimeLimited ⌊p · u / 60⌋, FlexiblePeriod minimum + p · u. */
+export function chargeFor(model: Model, price: bigint, used: bigint, minimumCharge: bigint, availabilityBps: number): bigint {
+  if (availabilityBps < MIN_AVAILABILITY_BPS) return 0n;
+  if (model === 'fixedPrice') return price;
+  if (model === 'timeLimited') return (price * used) / 60n;
+  return minimumCharge + price * used;
+}
+
+/** `_split`: provider i gets ⌊charge · cᵢ / P⌋ (P the terms' price), the owner the rest (margin and dust). */
+export function splitCharge(charge: bigint, terms: Pick<ChainTerms, 'price' | 'shares'>): { parts: { providerId: number; amount: bigint }[]; owner: bigint } {
+  if (charge === 0n || terms.price === 0n) return { parts: terms.shares.map((s) => ({ providerId: s.providerId, amount: 0n })), owner: 0n };
+  let rest = charge;
+  const parts = terms.shares.map((s) => {
+    const amount = (charge * s.component) / terms.price;
+    rest -= amount;
+    return { providerId: s.providerId, amount };
+  });
+  return { parts, owner: rest };
+}
+
+/** Worked examples of every formula, checked by hand against contracts/README.md; returns the failures
+ *  (empty when all hold). The audit page shows the count, and the browser test asserts it. */
+export function selfCheck(): string[] {
+  const failures: string[] = [];
+  const eq = (name: string, got: bigint | number, want: bigint | number) => {
+    if (got !== want) failures.push(`${name}: got ${got}, want ${want}`);
+  };
+  const terms = { regions: 0b011, gdprSurchargeBps: 2000, regionSurchargeBps: 1000 };
+  eq('no surcharge', surchargeBps(terms, 0b011, false), 0);
+  eq('gdpr and narrowed', surchargeBps(terms, 0b001, true), 3000);
+  eq('surcharged rounds down', surcharged(999n, 3000), 1298n); // 1298.7
+  eq('fixed deposit', depositFor('fixedPrice', 10n ** 15n, 3600n, 0n), 10n ** 15n);
+  eq('dynamic deposit', depositFor('dynamicPrice', 10n ** 12n, 3600n, 0n), 36n * 10n ** 14n);
+  eq('time-limited deposit', depositFor('timeLimited', 6n * 10n ** 13n, 600n, 0n), 6n * 10n ** 14n);
+  eq('flexible deposit', depositFor('flexiblePeriod', 10n ** 12n, 7200n, 10n ** 15n), 10n ** 15n + 72n * 10n ** 14n);
+  eq('fixed charge', chargeFor('fixedPrice', 10n ** 15n, 5n, 0n, 10_000), 10n ** 15n);
+  eq('dynamic charge', chargeFor('dynamicPrice', 10n ** 12n, 601n, 0n, 7_500), 601n * 10n ** 12n);
+  eq('below 75 %: nothing', chargeFor('dynamicPrice', 10n ** 12n, 601n, 0n, 7_499), 0n);
+  eq('time-limited charge rounds down', chargeFor('timeLimited', 61n, 59n, 0n, 10_000), 59n); // 59.98
+  eq('flexible charge', chargeFor('flexiblePeriod', 10n, 100n, 1000n, 9_000), 2000n);
+  eq('flexible below 75 %: not even the minimum', chargeFor('flexiblePeriod', 10n, 100n, 1000n, 0), 0n);
+  eq('flexible never started: the minimum', chargeFor('flexiblePeriod', 10n, 0n, 1000n, 10_000), 1000n);
+  const split = splitCharge(1001n, { price: 10n, shares: [{ providerId: 1, component: 6n }, { providerId: 2, component: 3n }] });
+  eq('split provider 1', split.parts[0].amount, 600n); // 600.6
+  eq('split provider 2', split.parts[1].amount, 300n); // 300.3
+  eq('split owner: margin and dust', split.owner, 101n);
+  return failures;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The escrow's history, read from its events.
+// ---------------------------------------------------------------------------------------------
+
+/** One conference of an agreement (several for TimeLimited), or a FlexiblePeriod window settled
+ *  without a start (no startedAt, nothing used). */
+export interface Session {
+  startedAt: number | null;
+  endedAt: number | null;
+  region: number | null;
+  availabilityBps: number | null;
+  /** The figures the AgreementSettled event reports (null until settled). */
+  charge: bigint | null;
+  refund: bigint | null;
+  refundDeferred: boolean | null;
+  /** Recomputed here: the charge from the formula, given the event's availability. */
+  expectedCharge: bigint | null;
+  settleTx: `0x${string}` | null;
+}
+
+/** What differs: a figure, who shows it (the chain's events or the service), and both values. */
+export interface Mismatch {
+  figure: 'deposit' | 'price' | 'charged' | 'refund' | 'availability' | 'status' | 'listed';
+  source: 'chain' | 'service';
+  expected: string;
+  shown: string;
+}
+
+export interface LedgerAgreement {
+  id: number;
+  termsId: number;
+  offerId: number;
+  customer: `0x${string}`;
+  model: Model;
+  tokenId: number;
+  allowedRegions: number;
+  gdpr: boolean;
+  /** The price per unit the escrow stored (after the surcharge), and the one recomputed from the terms. */
+  price: bigint;
+  expectedPrice: bigint;
+  /** The deposit the AgreementSigned event reports, and the one recomputed (null if not computable:
+   *  TimeLimited, whose minute count no event carries, is checked to be whole minutes instead). */
+  deposit: bigint;
+  expectedDeposit: bigint | null;
+  /** FlexiblePeriod: the surcharged minimum charge and the window. */
+  minimumCharge: bigint;
+  window: { from: number; to: number } | null;
+  sessions: Session[];
+  startRequests: number;
+  cancellations: { reason: string; refund: bigint; expectedRefund: bigint }[];
+  /** Σ charges as the events report them, and as recomputed. */
+  charged: bigint;
+  expectedCharged: bigint;
+  /** The last refund the chain paid or credited (settlement, cancellation or close), and the recomputed one. */
+  refund: bigint | null;
+  expectedRefund: bigint | null;
+  /** Where the agreement stands according to its events. */
+  status: 'requested' | 'idle' | 'active' | 'ended' | 'settled' | 'refunded';
+  signTx: `0x${string}`;
+  mismatches: Mismatch[];
+}
+
+export interface Ledger {
+  agreements: LedgerAgreement[];
+  terms: Map<number, ChainTerms>;
+  /** EarningsWithdrawn events: what each provider was paid out, per token. */
+  withdrawals: { providerId: number; tokenId: number; payout: `0x${string}`; amount: bigint; tx: `0x${string}` }[];
+  /** The block the ledger was read up to. */
+  toBlock: bigint;
+}
+
+interface RawLog {
+  eventName: string;
+  args: Record<string, unknown>;
+  blockNumber: bigint;
+  logIndex: number;
+  transactionHash: `0x${string}`;
+}
+
+/** Blocks per `eth_getLogs` request: well under the limits public RPCs set. */
+const CHUNK = 5_000n;
+
+/** Every event `abi` describes that `address` emitted since `fromBlock`, oldest first, in chunks. */
+export async function readEvents(client: PublicClient, address: `0x${string}`, abi: typeof escrowAbi, fromBlock: bigint, toBlock: bigint): Promise<RawLog[]> {
+  const logs: RawLog[] = [];
+  for (let from = fromBlock; from <= toBlock; from += CHUNK) {
+    const to = from + CHUNK - 1n < toBlock ? from + CHUNK - 1n : toBlock;
+    const chunk = (await client.getContractEvents({ address, abi, fromBlock: from, toBlock: to })) as unknown as RawLog[];
+    logs.push(...chunk);
+  }
+  return logs.sort((a, b) => (a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1));
+}
+
+/** A terms version from `termsOf`, typed. */
+export async function readTerms(client: PublicClient, cfg: Config, termsId: number): Promise<ChainTerms> {
+  const t = (await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'termsOf', args: [termsId] })) as {
+    price: bigint; maxDuration: number; offerId: number; regions: number; gdprSurchargeBps: number; regionSurchargeBps: number;
+    model: number; tokenId: number; gdpr: boolean; open: boolean; owner: `0x${string}`; margin: bigint; minimumCharge: bigint;
+    shares: readonly { providerId: number; component: bigint }[];
+  };
+  return {
+    id: termsId,
+    offerId: Number(t.offerId),
+    model: MODELS[Number(t.model)],
+    tokenId: Number(t.tokenId),
+    price: BigInt(t.price),
+    maxDuration: Number(t.maxDuration),
+    regions: Number(t.regions),
+    gdprSurchargeBps: Number(t.gdprSurchargeBps),
+    regionSurchargeBps: Number(t.regionSurchargeBps),
+    gdpr: t.gdpr,
+    open: t.open,
+    owner: t.owner,
+    margin: BigInt(t.margin),
+    minimumCharge: BigInt(t.minimumCharge),
+    shares: t.shares.map((s) => ({ providerId: Number(s.providerId), component: BigInt(s.component) })),
+  };
+}
+
+/** Reads the escrow's whole history from `config.deployBlock` and recomputes every figure. */
+export async function readLedger(client: PublicClient, cfg: Config): Promise<Ledger> {
+  const toBlock = await client.getBlockNumber();
+  const logs = await readEvents(client, cfg.escrow, escrowAbi, BigInt(cfg.deployBlock), toBlock);
+
+  // What the formulas need beyond the events: each agreement's stored constraints and price, its
+  // terms, and the time of each activation block (startedAt is the activation block's timestamp).
+  const ids = [...new Set(logs.filter((l) => l.eventName === 'AgreementSigned').map((l) => BigInt(l.args.agreementId as bigint)))];
+  const stored = new Map<number, { allowedRegions: number; gdpr: boolean; price: bigint; model: number; tokenId: number }>();
+  await Promise.all(ids.map(async (id) => {
+    const a = (await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'agreementOf', args: [id] })) as {
+      allowedRegions: number; gdpr: boolean; price: bigint; model: number; tokenId: number;
+    };
+    stored.set(Number(id), { allowedRegions: Number(a.allowedRegions), gdpr: a.gdpr, price: BigInt(a.price), model: Number(a.model), tokenId: Number(a.tokenId) });
+  }));
+  const termsIds = [...new Set(logs.filter((l) => l.eventName === 'AgreementSigned').map((l) => Number(l.args.termsId)))];
+  const terms = new Map<number, ChainTerms>();
+  await Promise.all(termsIds.map(async (id) => terms.set(id, await readTerms(client, cfg, id))));
+  const activationBlocks = [...new Set(logs.filter((l) => l.eventName === 'AgreementActivated').map((l) => l.blockNumber))];
+  const blockTime = new Map<bigint, number>();
+  await Promise.all(activationBlocks.map(async (n) => blockTime.set(n, Number((await client.getBlock({ blockNumber: n })).timestamp))));
+
+  const byId = new Map<number, LedgerAgreement>();
+  const withdrawals: Ledger['withdrawals'] = [];
+  for (const log of logs) {
+    const a = log.args;
+    if (log.eventName === 'EarningsWithdrawn') {
+      withdrawals.push({ providerId: Number(a.providerId), tokenId: Number(a.tokenId), payout: a.payout as `0x${string}`, amount: a.amount as bigint, tx: log.transactionHash });
+      continue;
+    }
+    if (a.agreementId === undefined) continue;
+    const id = Number(a.agreementId as bigint);
+    if (log.eventName === 'AgreementSigned') {
+      const t = terms.get(Number(a.termsId))!;
+      const s = stored.get(id)!;
+      const bps = surchargeBps(t, s.allowedRegions, s.gdpr);
+      const expectedPrice = surcharged(t.price, bps);
+      const model = MODELS[s.model];
+      byId.set(id, {
+        id,
+        termsId: t.id,
+        offerId: t.offerId,
+        customer: a.customer as `0x${string}`,
+        model,
+        tokenId: s.tokenId,
+        allowedRegions: s.allowedRegions,
+        gdpr: s.gdpr,
+        price: s.price,
+        expectedPrice,
+        deposit: a.deposit as bigint,
+        expectedDeposit: model === 'fixedPrice' || model === 'dynamicPrice' ? depositFor(model, expectedPrice, BigInt(t.maxDuration), 0n) : null,
+        minimumCharge: model === 'flexiblePeriod' ? surcharged(t.minimumCharge, bps) : 0n,
+        window: null,
+        sessions: [],
+        startRequests: 0,
+        cancellations: [],
+        charged: 0n,
+        expectedCharged: 0n,
+        refund: null,
+        expectedRefund: null,
+        status: model === 'fixedPrice' || model === 'dynamicPrice' ? 'requested' : 'idle',
+        signTx: log.transactionHash,
+        mismatches: [],
+      });
+      continue;
+    }
+    const ag = byId.get(id);
+    if (!ag) continue;
+    const open = ag.sessions.at(-1);
+    switch (log.eventName) {
+      case 'WindowReserved':
+        ag.window = { from: Number(a.from as bigint), to: Number(a.to as bigint) };
+        ag.expectedDeposit = depositFor('flexiblePeriod', ag.expectedPrice, BigInt(ag.window.to - ag.window.from), ag.minimumCharge);
+        break;
+      case 'StartRequested':
+        ag.startRequests += 1;
+        ag.status = 'requested';
+        break;
+      case 'AgreementActivated':
+        ag.sessions.push({
+          startedAt: blockTime.get(log.blockNumber) ?? null, endedAt: null, region: Number(a.region), availabilityBps: null,
+          charge: null, refund: null, refundDeferred: null, expectedCharge: null, settleTx: null,
+        });
+        ag.status = 'active';
+        break;
+      case 'AgreementEnded':
+        if (open && open.endedAt === null) open.endedAt = Number(a.endedAt as bigint);
+        ag.status = 'ended';
+        break;
+      case 'AgreementSettled': {
+        // A conference that ended, or (FlexiblePeriod) a window that passed without one.
+        let session = open && open.charge === null && open.endedAt !== null ? open : undefined;
+        if (!session) {
+          session = { startedAt: null, endedAt: null, region: null, availabilityBps: null, charge: null, refund: null, refundDeferred: null, expectedCharge: null, settleTx: null };
+          ag.sessions.push(session);
+        }
+        const used = session.startedAt !== null && session.endedAt !== null ? BigInt(session.endedAt - session.startedAt) : 0n;
+        session.availabilityBps = Number(a.availabilityBps);
+        session.charge = a.charge as bigint;
+        session.refund = a.refund as bigint;
+        session.refundDeferred = a.refundDeferred as boolean;
+        session.settleTx = log.transactionHash;
+        session.expectedCharge = chargeFor(ag.model, ag.price, used, ag.minimumCharge, session.availabilityBps);
+        ag.charged += session.charge;
+        ag.expectedCharged += session.expectedCharge;
+        if (ag.model === 'timeLimited') {
+          ag.status = 'idle';
+        } else {
+          ag.status = 'settled';
+          ag.refund = session.refund;
+          ag.expectedRefund = ag.deposit - session.expectedCharge;
+        }
+        break;
+      }
+      case 'StartCancelled': {
+        const reason = Number(a.reason);
+        const backToIdle = ag.model === 'timeLimited' || (ag.model === 'flexiblePeriod' && reason === 0);
+        const expectedRefund = backToIdle ? 0n : ag.deposit;
+        ag.cancellations.push({ reason: CANCEL_REASONS[reason] ?? `reason ${reason}`, refund: a.refund as bigint, expectedRefund });
+        ag.refund = a.refund as bigint;
+        ag.expectedRefund = expectedRefund;
+        ag.status = backToIdle ? 'idle' : 'refunded';
+        break;
+      }
+      case 'AgreementClosed':
+        ag.refund = a.refund as bigint;
+        ag.expectedRefund = ag.deposit - ag.expectedCharged;
+        ag.status = 'settled';
+        break;
+    }
+  }
+  const agreements = [...byId.values()].sort((x, y) => y.id - x.id);
+  for (const ag of agreements) ag.mismatches = chainMismatches(ag, terms.get(ag.termsId)!);
+  return { agreements, terms, withdrawals, toBlock };
+}
+
+/** Where the chain's own figures differ from the formulas. */
+export function chainMismatches(ag: LedgerAgreement, terms: ChainTerms): Mismatch[] {
+  const out: Mismatch[] = [];
+  const check = (figure: Mismatch['figure'], expected: bigint | null, shown: bigint | null) => {
+    if (expected !== null && shown !== null && expected !== shown) out.push({ figure, source: 'chain', expected: String(expected), shown: String(shown) });
+  };
+  check('price', ag.expectedPrice, ag.price);
+  if (ag.expectedDeposit !== null) check('deposit', ag.expectedDeposit, ag.deposit);
+  else if (ag.model === 'timeLimited') {
+    // Whole minutes, no more than the terms allow: deposit = p · n with 1 ≤ n ≤ maxDuration / 60.
+    const minutes = ag.price === 0n ? 0n : ag.deposit / ag.price;
+    if (ag.price === 0n || ag.deposit % ag.price !== 0n || minutes < 1n || minutes * 60n > BigInt(terms.maxDuration)) {
+      out.push({ figure: 'deposit', source: 'chain', expected: `${ag.price} × whole minutes (≤ ${terms.maxDuration / 60})`, shown: String(ag.deposit) });
+    }
+  }
+  check('charged', ag.expectedCharged, ag.charged);
+  check('refund', ag.expectedRefund, ag.refund);
+  return out;
+}
+
+/** Where the service's figures (`GET /api/agreements`) differ from the recomputed ones. */
+export function serviceMismatches(ag: LedgerAgreement, summary: AgreementSummary | undefined): Mismatch[] {
+  if (!summary) return [{ figure: 'listed', source: 'service', expected: 'listed', shown: 'missing' }];
+  const out: Mismatch[] = [];
+  const check = (figure: Mismatch['figure'], expected: string | null, shown: string | null) => {
+    if (expected !== shown) out.push({ figure, source: 'service', expected: expected ?? 'none', shown: shown ?? 'none' });
+  };
+  check('price', String(ag.expectedPrice), summary.price);
+  check('deposit', String(ag.expectedDeposit ?? ag.deposit), summary.deposit);
+  check('charged', String(ag.expectedCharged), summary.charged);
+  check('refund', ag.expectedRefund === null ? null : String(ag.expectedRefund), summary.refund);
+  const lastSettled = [...ag.sessions].reverse().find((s) => s.availabilityBps !== null);
+  if (lastSettled) check('availability', String(lastSettled.availabilityBps), summary.availabilityBps === null ? null : String(summary.availabilityBps));
+  check('status', ag.status, summary.chainStatus);
+  return out;
+}
+
+/** Seconds the agreement's conferences ran, summed. */
+export function usedSeconds(ag: LedgerAgreement): number {
+  return ag.sessions.reduce((sum, s) => sum + (s.startedAt !== null && s.endedAt !== null ? s.endedAt - s.startedAt : 0), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Income: each charge split among the providers of the terms it was signed under.
+// ---------------------------------------------------------------------------------------------
+
+export interface IncomeLine {
+  agreementId: number;
+  termsId: number;
+  offerId: number;
+  tokenId: number;
+  charge: bigint;
+  amount: bigint;
+  settleTx: `0x${string}` | null;
+}
+
+/** Provider `providerId`'s part of every settled charge, one line per settlement. */
+export function incomeOf(ledger: Ledger, providerId: number): IncomeLine[] {
+  const lines: IncomeLine[] = [];
+  for (const ag of [...ledger.agreements].sort((x, y) => x.id - y.id)) {
+    const terms = ledger.terms.get(ag.termsId);
+    if (!terms) continue;
+    for (const s of ag.sessions) {
+      if (s.charge === null) continue;
+      const part = splitCharge(s.charge, terms).parts.find((p) => p.providerId === providerId);
+      if (part) lines.push({ agreementId: ag.id, termsId: ag.termsId, offerId: ag.offerId, tokenId: ag.tokenId, charge: s.charge, amount: part.amount, settleTx: s.settleTx });
+    }
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV.
+// ---------------------------------------------------------------------------------------------
+
+function csvField(value: string | number | bigint | boolean | null): string {
+  const text = value === null ? '' : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export const CSV_COLUMNS = [
+  'agreementId', 'termsId', 'offerId', 'model', 'tokenId', 'customer', 'status', 'price', 'deposit', 'sessions', 'usedSeconds',
+  'availabilityBps', 'chargedOnChain', 'chargedRecomputed', 'chargedService', 'refundOnChain', 'refundRecomputed', 'refundService', 'mismatches',
+] as const;
+
+/** The audit table as CSV, every amount in the token's base units (exact integers). */
+export function toCsv(ledger: Ledger, service: Map<number, AgreementSummary>): string {
+  const rows = [CSV_COLUMNS.join(',')];
+  for (const ag of ledger.agreements) {
+    const summary = service.get(ag.id);
+    const mismatches = [...ag.mismatches, ...serviceMismatches(ag, summary)];
+    const last = [...ag.sessions].reverse().find((s) => s.availabilityBps !== null);
+    rows.push([
+      ag.id, ag.termsId, ag.offerId, ag.model, ag.tokenId, ag.customer, ag.status, ag.price, ag.deposit, ag.sessions.length, usedSeconds(ag),
+      last?.availabilityBps ?? null, ag.charged, ag.expectedCharged, summary?.charged ?? null, ag.refund, ag.expectedRefund, summary?.refund ?? null,
+      mismatches.map((m) => `${m.source} ${m.figure}: expected ${m.expected}, shown ${m.shown}`).join('; '),
+    ].map(csvField).join(','));
+  }
+  return rows.join('\r\n') + '\r\n';
+}
+
+/** An offer as the book stores it (`offerOf`), typed. */
+export interface ChainOffer {
+  id: number;
+  owner: `0x${string}`;
+  status: 'none' | 'draft' | 'open' | 'retired';
+  termsId: number;
+  model: Model;
+  tokenId: number;
+  maxDuration: number;
+  margin: bigint;
+  minimumCharge: bigint;
+  shares: Share[];
+}
+
+const OFFER_STATUSES: ChainOffer['status'][] = ['none', 'draft', 'open', 'retired'];
+
+export async function readOffer(client: PublicClient, cfg: Config, offerId: number): Promise<ChainOffer> {
+  const o = (await client.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] })) as {
+    owner: `0x${string}`; status: number; termsId: number;
+    params: { model: number; tokenId: number; maxDuration: number; margin: bigint; minimumCharge: bigint };
+    shares: readonly { providerId: number; component: bigint }[];
+  };
+  return {
+    id: offerId,
+    owner: o.owner,
+    status: OFFER_STATUSES[Number(o.status)],
+    termsId: Number(o.termsId),
+    model: MODELS[Number(o.params.model)],
+    tokenId: Number(o.params.tokenId),
+    maxDuration: Number(o.params.maxDuration),
+    margin: BigInt(o.params.margin),
+    minimumCharge: BigInt(o.params.minimumCharge),
+    shares: o.shares.map((s) => ({ providerId: Number(s.providerId), component: BigInt(s.component) })),
+  };
+}

@@ -1,0 +1,235 @@
+// The audit page (`/audit`): no wallet, no trust. The contracts and how to verify their sources; every
+// agreement read from the escrow's events with each charge and refund recomputed from the formulas
+// (ledger.ts) and compared with both the events' figures and the service's (`GET /api/agreements`);
+// the availability evidence behind each settlement; the whole table as CSV in base units.
+import { api, type AgreementSummary } from '../api';
+import { explorerLink, publicClient } from '../chain';
+import { config, regionNames, token, type Config, type ContractInfo } from '../config';
+import { h, replace, showNotice } from '../dom';
+import { userMessage } from '../errors';
+import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
+import { readLedger, selfCheck, serviceMismatches, toCsv, usedSeconds, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
+import type { Page } from '../main';
+
+/** The audit table's columns. */
+const COLUMNS = ['Agreement', 'Offer', 'Status', 'Check', 'Deposit', 'Used', 'Availability', 'Charged', 'Refund', ''];
+
+/** The most agreements the service lists in one answer (the API's maximum). */
+const PAGE = 1000;
+
+/** Every agreement the service knows, newest first, following `before` through its pages. */
+async function allServiceAgreements(): Promise<AgreementSummary[]> {
+  const all: AgreementSummary[] = [];
+  for (;;) {
+    const page = await api.agreements({ limit: PAGE, before: all.length ? all[all.length - 1].id : undefined });
+    all.push(...page);
+    if (page.length < PAGE) return all;
+  }
+}
+
+/** The command that checks a contract's sources when there is no link to follow. */
+function verifyCommand(cfg: Config, c: ContractInfo): string {
+  const version = c.compiler.startsWith('v') ? c.compiler : `v${c.compiler}`;
+  return [
+    'forge verify-contract', c.address, `src/${c.name}.sol:${c.name}`,
+    '--root contracts', `--chain ${cfg.chainId}`, `--compiler-version ${version}`,
+    c.optimizer.enabled ? `--optimizer-runs ${c.optimizer.runs}` : '', `--evm-version ${c.evmVersion}`,
+    `--guess-constructor-args --rpc-url ${cfg.rpcUrl}`,
+  ].filter(Boolean).join(' ');
+}
+
+function contractsSection(cfg: Config): HTMLElement {
+  const rows = cfg.contracts.map((c) => {
+    const explorer = explorerLink(cfg, 'address', c.address);
+    const verify = c.sourceUrl
+      ? h('a', { href: c.sourceUrl, target: '_blank', rel: 'noopener', class: 'verify' }, 'Verified sources')
+      : explorer
+        ? h('a', { href: explorer, target: '_blank', rel: 'noopener', class: 'verify' }, 'On the explorer')
+        : h('code', { class: 'verify mono' }, verifyCommand(cfg, c));
+    return h('tr', { 'data-contract': c.name },
+      h('th', { scope: 'row' }, c.name),
+      h('td', { class: 'mono', 'data-address': c.address }, c.address),
+      h('td', {}, cfg.chainId),
+      h('td', { class: 'mono' }, c.compiler),
+      h('td', {}, c.optimizer.enabled ? `on, ${c.optimizer.runs} runs` : 'off'),
+      h('td', {}, c.evmVersion),
+      h('td', {}, verify));
+  });
+  return h('section', { class: 'card', id: 'contracts', 'aria-labelledby': 'contracts-title' },
+    h('h2', { id: 'contracts-title' }, 'Contracts'),
+    h('p', { class: 'hint' }, 'The code that holds the money. Check it is the code in the repository: follow the link, or run the command from a checkout (',
+      h('code', {}, 'contracts/script/verify-local.sh'), ' does the same offline).'),
+    h('div', { class: 'table-scroll' },
+      h('table', {},
+        h('thead', {}, h('tr', {}, ...['Contract', 'Address', 'Chain', 'Compiler', 'Optimizer', 'EVM', 'Verify'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, ...rows))));
+}
+
+/** "charged: the service shows 5, the formula gives 4". */
+function describe(m: Mismatch): string {
+  const who = m.source === 'chain' ? 'the chain’s event shows' : 'the service shows';
+  if (m.figure === 'listed') return 'the service does not list this agreement';
+  return `${m.figure}: ${who} ${m.shown}, expected ${m.expected}`;
+}
+
+function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummary | undefined): HTMLElement[] {
+  const t = token(cfg, ag.tokenId);
+  const mismatches = [...ag.mismatches, ...serviceMismatches(ag, summary)];
+  const last = [...ag.sessions].reverse().find((s) => s.availabilityBps !== null);
+  const amount = (value: bigint | null, id: string, service: string | null | undefined, chain: bigint | null) =>
+    h('td', { class: 'amount', 'data-figure': id, 'data-wei': value === null ? '' : String(value), 'data-chain': chain === null ? '' : String(chain), 'data-service': service ?? '' },
+      value === null ? '—' : formatAmount(value, t));
+  const evidence = h('tr', { class: 'evidence', hidden: true, 'data-evidence-for': ag.id }, h('td', { colspan: COLUMNS.length }, 'Loading the evidence…'));
+  let loaded = false;
+  const toggle = h('button', { type: 'button', class: 'button small', 'aria-expanded': 'false', 'data-toggle': ag.id }, 'Evidence');
+  toggle.addEventListener('click', () => {
+    const open = evidence.hidden;
+    evidence.hidden = !open;
+    toggle.setAttribute('aria-expanded', String(open));
+    if (open && !loaded) {
+      loaded = true;
+      void showEvidence(cfg, ag, evidence.firstElementChild as HTMLElement);
+    }
+  });
+  const figures = [...new Set(mismatches.map((m) => m.figure))];
+  const row = h('tr', {
+    class: mismatches.length ? 'agreement mismatch' : 'agreement',
+    'data-agreement-id': ag.id,
+    'data-mismatch': mismatches.length ? figures.join(' ') : null,
+  },
+    h('th', { scope: 'row' }, h('a', { href: `/agreement/${ag.id}` }, `#${ag.id}`), h('br'), h('span', { class: 'muted mono', title: ag.customer }, shortAddress(ag.customer))),
+    h('td', {}, `offer ${ag.offerId}, terms ${ag.termsId}`, h('br'), h('span', { class: 'muted' }, ag.model)),
+    h('td', { 'data-status': ag.status }, ag.status),
+    h('td', { class: mismatches.length ? 'check warn' : 'check ok', 'data-mismatches': mismatches.length },
+      mismatches.length ? `⚠ ${figures.join(', ')} differ${figures.length === 1 ? 's' : ''}` : '✓ agrees'),
+    amount(ag.deposit, 'deposit', summary?.deposit, ag.deposit),
+    h('td', { 'data-seconds': usedSeconds(ag) }, ag.sessions.length ? formatDuration(usedSeconds(ag)) : '—'),
+    h('td', { 'data-bps': last?.availabilityBps ?? '' }, last?.availabilityBps != null ? formatBps(last.availabilityBps) : '—'),
+    amount(ag.expectedCharged, 'charged', summary?.charged, ag.charged),
+    amount(ag.expectedRefund, 'refund', summary?.refund, ag.refund),
+    h('td', {}, toggle));
+  // What differs, spelled out in a full-width row under the flagged one: expected against shown.
+  const detail = mismatches.length
+    ? h('tr', { class: 'mismatch-detail', 'data-mismatch-for': ag.id },
+      h('td', { colspan: COLUMNS.length, class: 'notice' },
+        h('ul', { class: 'mismatches' }, ...mismatches.map((m) => h('li', { 'data-figure': m.figure, 'data-source': m.source }, '⚠ ', `#${ag.id} `, describe(m))))))
+    : null;
+  return detail ? [row, detail, evidence] : [row, evidence];
+}
+
+interface ProbesView {
+  agreementId: number;
+  fullRefundBelowBps: number;
+  currentSession: number;
+  sessions: { session: number; tally: { probes: number; probesOk: number }; availabilityBps: number; probes: { at: number; ok: boolean; detail: string | null }[] }[];
+}
+
+/** The availability evidence: the service's probes per conference beside what each settlement reported. */
+async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement): Promise<void> {
+  const t = token(cfg, ag.tokenId);
+  const settlements = h('table', { class: 'settlements' },
+    h('caption', {}, 'On-chain, per conference'),
+    h('thead', {}, h('tr', {}, ...['#', 'Started', 'Ended', 'Region', 'Availability reported', 'Charge (event)', 'Charge (recomputed)', 'Transaction'].map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, ...ag.sessions.map((s, i) => {
+      const link = s.settleTx ? explorerLink(cfg, 'tx', s.settleTx) : null;
+      return h('tr', { 'data-session': i + 1 },
+        h('td', {}, i + 1),
+        h('td', {}, s.startedAt === null ? 'never started' : formatTime(s.startedAt)),
+        h('td', {}, s.endedAt === null ? '—' : formatTime(s.endedAt)),
+        h('td', {}, s.region === null ? '—' : regionNames(cfg, 1 << s.region).join('') || `region ${s.region}`),
+        h('td', { 'data-bps': s.availabilityBps ?? '' }, s.availabilityBps === null ? 'not settled' : formatBps(s.availabilityBps)),
+        h('td', { 'data-wei': s.charge === null ? '' : String(s.charge) }, s.charge === null ? '—' : formatAmount(s.charge, t)),
+        h('td', { 'data-wei': s.expectedCharge === null ? '' : String(s.expectedCharge) }, s.expectedCharge === null ? '—' : formatAmount(s.expectedCharge, t)),
+        h('td', { class: 'mono' }, s.settleTx ? (link ? h('a', { href: link, target: '_blank', rel: 'noopener' }, shortAddress(s.settleTx)) : s.settleTx) : '—'));
+    })));
+  let probes: HTMLElement;
+  try {
+    const view = (await api.probes(ag.id)) as ProbesView;
+    probes = view.sessions.length
+      ? h('table', { class: 'probes' },
+        h('caption', {}, `The service’s probes (below ${formatBps(view.fullRefundBelowBps)} the customer pays nothing)`),
+        h('thead', {}, h('tr', {}, ...['Conference', 'Probes', 'OK', 'Availability measured', 'Failures'].map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', {}, ...view.sessions.map((s) => h('tr', { 'data-probe-session': s.session },
+          h('td', {}, s.session),
+          h('td', { 'data-probes': s.tally.probes }, s.tally.probes),
+          h('td', { 'data-probes-ok': s.tally.probesOk }, s.tally.probesOk),
+          h('td', { 'data-bps': s.availabilityBps }, formatBps(s.availabilityBps)),
+          h('td', {}, s.probes.filter((p) => !p.ok).slice(-5).map((p) => `${formatTime(p.at)}: ${p.detail ?? 'failed'}`).join('; ') || 'none')))))
+      : h('p', { class: 'muted' }, 'The service recorded no probes for this agreement (no conference ran, or none long enough to be probed): settlement then reports full availability.');
+  } catch (err) {
+    probes = h('p', { class: 'alert' }, `The service’s probes could not be read: ${userMessage(err)}`);
+  }
+  const window = ag.window ? h('p', {}, `Reserved window: ${formatTime(ag.window.from)} to ${formatTime(ag.window.to)}; minimum charge ${formatAmount(ag.minimumCharge, t)}.`) : null;
+  const cancels = ag.cancellations.length
+    ? h('p', {}, 'Starts called off: ', ag.cancellations.map((c) => `${c.reason} (refund ${formatAmount(c.refund, t)})`).join('; '), '.')
+    : null;
+  replace(cell, h('div', { class: 'evidence-body' },
+    h('p', {}, `Price ${formatAmount(ag.price, t)} per ${ag.model === 'fixedPrice' ? 'conference' : ag.model === 'timeLimited' ? 'minute' : 'second'} (recomputed ${formatAmount(ag.expectedPrice, t)}), `,
+      `regions ${regionNames(cfg, ag.allowedRegions).join(', ') || ag.allowedRegions}, GDPR ${ag.gdpr ? 'required' : 'not required'}.`),
+    window, cancels, settlements, probes));
+}
+
+const page: Page = async (root) => {
+  const cfg = await config();
+  const checks = selfCheck();
+  let csvUrl: string | null = null;
+  const status = h('p', { id: 'audit-summary', role: 'status' }, 'Reading the escrow’s events…');
+  const tbody = h('tbody', {});
+  const csv = h('a', { id: 'csv', class: 'button', download: 'agreements.csv', href: '#', 'aria-disabled': 'true' }, 'Download CSV');
+  const reload = h('button', { type: 'button', id: 'reload', class: 'button secondary' }, 'Read again');
+
+  replace(root,
+    h('h1', {}, 'Audit'),
+    h('p', {}, 'Everything below is read from the chain through ', h('code', {}, cfg.rpcUrl),
+      ' and recomputed in this page from the contracts’ formulas; the service’s own figures are only compared, never trusted. No wallet is needed.'),
+    contractsSection(cfg),
+    h('section', { class: 'card', id: 'agreements-section', 'aria-labelledby': 'agreements-title' },
+      h('h2', { id: 'agreements-title' }, 'Agreements and settlements'),
+      h('p', { id: 'self-check', 'data-failures': checks.length, class: checks.length ? 'alert' : 'hint' },
+        checks.length ? `The page’s formulas failed their own check: ${checks.join('; ')}` : 'The page’s formulas passed their self-check (every model, the surcharge, the split).'),
+      status,
+      h('div', { class: 'row' }, reload, csv),
+      h('div', { class: 'table-scroll' },
+        h('table', { id: 'agreements' },
+          h('thead', {}, h('tr', {}, ...COLUMNS.map((t) => h('th', { scope: 'col' }, t)))),
+          tbody))));
+
+  async function load(): Promise<void> {
+    status.textContent = 'Reading the escrow’s events…';
+    status.removeAttribute('data-agreements');
+    let ledger: Ledger;
+    let service: AgreementSummary[];
+    try {
+      [ledger, service] = await Promise.all([readLedger(publicClient(cfg), cfg), allServiceAgreements()]);
+    } catch (err) {
+      status.textContent = `The history could not be read: ${userMessage(err)}`;
+      return;
+    }
+    const byId = new Map(service.map((s) => [s.id, s]));
+    replace(tbody, ...ledger.agreements.flatMap((ag) => agreementRow(cfg, ag, byId.get(ag.id))));
+    const flagged = ledger.agreements.filter((ag) => ag.mismatches.length || serviceMismatches(ag, byId.get(ag.id)).length);
+    const figures = ledger.agreements.reduce((n, ag) => n + ag.mismatches.length + serviceMismatches(ag, byId.get(ag.id)).length, 0);
+    const onChain = new Set(ledger.agreements.map((a) => a.id));
+    const unknown = service.filter((s) => !onChain.has(s.id));
+    status.dataset.agreements = String(ledger.agreements.length);
+    status.dataset.mismatches = String(figures);
+    status.dataset.flagged = String(flagged.length);
+    status.dataset.block = String(ledger.toBlock);
+    status.className = figures || unknown.length ? 'alert' : '';
+    const n = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
+    status.textContent = `${n(ledger.agreements.length, 'agreement', 'agreements')} on chain up to block ${ledger.toBlock}; ` +
+      (figures ? `${n(figures, 'figure differs', 'figures differ')}, in ${n(flagged.length, 'agreement', 'agreements')} (flagged below).` : 'every figure agrees with the formulas and the service.') +
+      (unknown.length ? ` The service lists ${n(unknown.length, 'agreement', 'agreements')} the chain does not know: ${unknown.map((s) => `#${s.id}`).join(', ')}.` : '');
+    if (csvUrl) URL.revokeObjectURL(csvUrl);
+    csvUrl = URL.createObjectURL(new Blob([toCsv(ledger, byId)], { type: 'text/csv' }));
+    csv.href = csvUrl;
+    csv.removeAttribute('aria-disabled');
+    showNotice(null);
+  }
+  reload.addEventListener('click', () => void load());
+  await load();
+  return () => {
+    if (csvUrl) URL.revokeObjectURL(csvUrl);
+  };
+};
+export default page;

@@ -1,0 +1,430 @@
+// The offers (`/`): every open terms version grouped by pricing model, with its price split among
+// its providers and its constraints as the chain stores them; a terms form per offer with a live quote
+// read from the escrow (`quote`), the gas estimate, and payment in ETH or the stablecoin (approval
+// first). A signed agreement opens its own page.
+import { api, type Terms } from '../api';
+import {
+  bookAbi,
+  erc20Abi,
+  escrowAbi,
+  MODELS,
+  publicClient,
+  registryAbi,
+  tokenErrorsAbi,
+  type ChainTerms,
+} from '../chain';
+import { config, regionNames, token as tokenOf, type Config, type TokenInfo } from '../config';
+import { h, replace, showError, showNotice } from '../dom';
+import { UserError, userMessage } from '../errors';
+import { formatAmount, formatBps, formatDuration } from '../format';
+import type { Page } from '../main';
+import { navigate } from '../main';
+import { account, connect, eventsOf, onServiceChain, onWalletChange, send, type Call } from '../wallet';
+
+/** What each model sells, in one sentence. */
+const MODEL_TEXT: Record<string, { title: string; sentence: string; unit: string }> = {
+  fixedPrice: {
+    title: 'Fixed price',
+    sentence: 'One conference up to the offer’s longest duration, for one price whatever the time used. It all comes back if the conference never starts or its availability falls below 75%.',
+    unit: 'per conference',
+  },
+  dynamicPrice: {
+    title: 'Pay per second',
+    sentence: 'One conference up to the offer’s longest duration. You lock the price of the longest conference and pay for the seconds it runs; every unused second comes back.',
+    unit: 'per second',
+  },
+  timeLimited: {
+    title: 'Minutes',
+    sentence: 'Buy minutes and use them in as many sessions as you like; close the account to get the unused minutes back.',
+    unit: 'per minute',
+  },
+  flexiblePeriod: {
+    title: 'Reserved window',
+    sentence: 'Reserve a window and start the conference any time inside it. A minimum charge keeps the service ready and does not come back; each second used is paid, the rest comes back.',
+    unit: 'per second',
+  },
+};
+
+const ROLES = ['infrastructure', 'conference software', 'monitoring', 'other'];
+const QUALITIES = [
+  ['sd', 'Standard (SD)'],
+  ['hd', 'High (HD)'],
+  ['fullhd', 'Full HD'],
+] as const;
+
+/** An amount as text with its exact smallest units in `data-units` for tests and screen readers. */
+function amount(value: bigint, token: TokenInfo, id?: string): HTMLElement {
+  return h('span', { class: 'amount', id, 'data-testid': id, 'data-units': value.toString() }, formatAmount(value, token));
+}
+
+/** A `datetime-local` value for unix seconds (local time), and back. */
+function toLocalInput(unix: number): string {
+  const d = new Date(unix * 1000);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+function fromLocalInput(value: string): number | null {
+  const t = new Date(value).getTime();
+  return Number.isNaN(t) ? null : Math.floor(t / 1000);
+}
+
+/** One offer as the page shows it: the service's listing and the escrow's copy of its terms. */
+interface Offer {
+  terms: Terms;
+  chain: ChainTerms | null;
+  token: TokenInfo;
+}
+
+const page: Page = async (root) => {
+  const cfg = await config();
+  const reader = publicClient(cfg);
+  replace(
+    root,
+    h('h1', {}, 'Book a conference'),
+    h('p', { class: 'hint' }, 'Your money is locked in the escrow contract, not paid to anyone: providers are paid for what the conference used, and the rest comes back to you.'),
+    h('p', { id: 'offers-loading', class: 'hint' }, 'Loading the offers…'),
+  );
+  const listed = (await api.offers()).filter((t) => t.open);
+  const offers: Offer[] = await Promise.all(
+    listed.map(async (terms) => ({
+      terms,
+      token: tokenOf(cfg, terms.tokenId),
+      chain: (await reader
+        .readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'termsOf', args: [terms.id] })
+        .catch(() => null)) as ChainTerms | null,
+    })),
+  );
+  // The providers' roles, for the division of income.
+  const providerIds = [...new Set(offers.flatMap((o) => o.chain?.shares.map((s) => s.providerId) ?? []))];
+  const roles = new Map<number, string>();
+  await Promise.all(
+    providerIds.map(async (id) => {
+      const p = (await reader.readContract({ address: cfg.registry, abi: registryAbi, functionName: 'providerOf', args: [id] }).catch(() => null)) as { role: number } | null;
+      if (p) roles.set(id, ROLES[p.role] ?? 'provider');
+    }),
+  );
+  // Offers whose book entry moved on (a vote replaced these terms) are flagged.
+  const currentTerms = new Map<number, number>();
+  await Promise.all(
+    [...new Set(offers.map((o) => o.terms.offerId))].map(async (offerId) => {
+      const o = (await reader.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] }).catch(() => null)) as { termsId: number } | null;
+      if (o) currentTerms.set(offerId, Number(o.termsId));
+    }),
+  );
+
+  const formSlot = h('section', { id: 'terms', 'aria-label': 'Your terms' });
+  const groups = MODELS.map((model) => {
+    const ofModel = offers.filter((o) => o.terms.model === model);
+    if (ofModel.length === 0) return null;
+    const text = MODEL_TEXT[model];
+    return h(
+      'section',
+      { class: 'model-group', 'data-model': model, 'aria-labelledby': `model-${model}` },
+      h('h2', { id: `model-${model}` }, text.title),
+      h('p', { class: 'hint' }, text.sentence),
+      h('ul', { class: 'offers' }, ...ofModel.map((o) => offerCard(cfg, o, roles, currentTerms, () => void choose(o)))),
+    );
+  });
+  replace(
+    root,
+    h('h1', {}, 'Book a conference'),
+    h('p', { class: 'hint' }, 'Your money is locked in the escrow contract, not paid to anyone: providers are paid for what the conference used, and the rest comes back to you.'),
+    offers.length ? null : h('p', {}, 'No offer is open right now: come back later.'),
+    ...groups,
+    formSlot,
+  );
+
+  let stopForm: (() => void) | undefined;
+  async function choose(o: Offer): Promise<void> {
+    stopForm?.();
+    showError(null);
+    stopForm = await termsForm(cfg, o, formSlot);
+    formSlot.querySelector<HTMLElement>('h2')?.focus();
+  }
+  return () => stopForm?.();
+};
+export default page;
+
+function offerCard(cfg: Config, o: Offer, roles: Map<number, string>, current: Map<number, number>, onChoose: () => void): HTMLElement {
+  const { terms, chain, token } = o;
+  const text = MODEL_TEXT[terms.model];
+  const price = BigInt(terms.price);
+  const served = regionNames(cfg, terms.regions).join(', ') || 'none';
+  const total = chain ? chain.shares.reduce((sum, s) => sum + s.component, 0n) + chain.margin : 0n;
+  return h(
+    'li',
+    { class: 'offer card', 'data-terms-id': terms.id, 'data-testid': `offer-${terms.id}` },
+    h('h3', {}, `Offer ${terms.offerId}`, h('span', { class: 'hint' }, ` · terms ${terms.id} · paid in ${token.symbol}`)),
+    h('p', { class: 'price' }, amount(price, token), ` ${text.unit}`),
+    h(
+      'dl',
+      { class: 'facts' },
+      h('dt', {}, terms.model === 'timeLimited' ? 'At most' : terms.model === 'flexiblePeriod' ? 'Longest window' : 'Longest conference'),
+      h('dd', {}, formatDuration(terms.maxDuration)),
+      terms.model === 'flexiblePeriod' ? h('dt', {}, 'Minimum charge') : null,
+      terms.model === 'flexiblePeriod' ? h('dd', {}, amount(BigInt(terms.minimumCharge), token), ' (not refundable)') : null,
+      h('dt', {}, 'Regions'),
+      h('dd', {}, served, chain ? ` (allowing fewer: +${formatBps(chain.regionSurchargeBps)})` : ''),
+      h('dt', {}, 'GDPR'),
+      h('dd', {}, terms.gdpr ? `every provider is compliant${chain ? ` (requiring it: +${formatBps(chain.gdprSurchargeBps)})` : ''}` : 'not available'),
+    ),
+    chain
+      ? h(
+          'details',
+          { class: 'split' },
+          h('summary', {}, 'Who gets what'),
+          h(
+            'ul',
+            { 'data-testid': `split-${terms.id}` },
+            ...chain.shares.map((s) =>
+              h('li', { 'data-provider-id': s.providerId }, `Provider ${s.providerId} (${roles.get(s.providerId) ?? 'provider'}): `, amount(s.component, token), ` ${text.unit}`, total ? ` (${formatBps(Number((s.component * 10000n) / total))})` : ''),
+            ),
+            h('li', {}, 'The offer’s owner (margin): ', amount(chain.margin, token), ` ${text.unit}`),
+          ),
+        )
+      : h('p', { class: 'hint' }, 'The chain did not answer: the division of income is not shown.'),
+    current.get(terms.offerId) !== undefined && current.get(terms.offerId) !== terms.id
+      ? h('p', { class: 'hint' }, 'The providers voted new terms for this offer: this version is closing.')
+      : null,
+    h('button', { type: 'button', 'data-testid': `choose-${terms.id}`, 'data-terms-id': terms.id, onclick: onChoose }, 'Choose this offer'),
+  );
+}
+
+/** What the customer asked for, read from the form; throws a sentence when something is missing. */
+interface Wanted {
+  allowedRegions: number;
+  gdpr: boolean;
+  quantity: bigint;
+  minutes: number;
+  from: number;
+  to: number;
+  expected: { region: number; count: number }[];
+  quality: 'sd' | 'hd' | 'fullhd';
+}
+
+async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() => void> {
+  const { terms, chain, token } = o;
+  const reader = publicClient(cfg);
+  const model = terms.model;
+  const text = MODEL_TEXT[model];
+  const chainNow = Number((await reader.getBlock({ blockTag: 'latest' })).timestamp);
+  const from0 = Math.floor(chainNow / 60) * 60;
+
+  const minutes = h('input', { type: 'number', id: 'minutes', name: 'minutes', min: 1, max: Math.floor(terms.maxDuration / 60), value: Math.min(30, Math.floor(terms.maxDuration / 60)), required: true, inputmode: 'numeric' });
+  const windowFrom = h('input', { type: 'datetime-local', id: 'window-from', name: 'from', value: toLocalInput(from0), required: true });
+  const windowTo = h('input', { type: 'datetime-local', id: 'window-to', name: 'to', value: toLocalInput(from0 + Math.min(terms.maxDuration, 3600)), required: true });
+  const expected = cfg.regions.map((name, bit) =>
+    h('label', { class: 'inline' }, `${name} `, h('input', { type: 'number', min: 0, max: 1000, value: bit === 0 ? 2 : 0, id: `expect-${bit}`, 'data-region': bit, class: 'count', inputmode: 'numeric' })),
+  );
+  const quality = h('select', { id: 'quality', name: 'quality' }, ...QUALITIES.map(([v, label]) => h('option', { value: v, selected: v === 'hd' }, label)));
+  const regionBoxes = cfg.regions.map((name, bit) => {
+    const servedHere = ((terms.regions >> bit) & 1) === 1;
+    return h(
+      'label',
+      { class: 'inline' },
+      h('input', { type: 'checkbox', name: 'region', value: bit, id: `region-${bit}`, checked: servedHere, disabled: !servedHere }),
+      ` ${name}${servedHere ? '' : ' (not served)'}`,
+    );
+  });
+  const gdpr = h('input', { type: 'checkbox', id: 'gdpr', name: 'gdpr', disabled: !terms.gdpr });
+  const quoteBox = h('div', { id: 'quote', class: 'quote', 'aria-live': 'polite', 'data-testid': 'quote' }, h('p', { class: 'hint' }, 'Reading the quote from the escrow…'));
+  const approve = h('button', { type: 'button', id: 'approve', 'data-testid': 'approve', hidden: true }, 'Approve');
+  const pay = h('button', { type: 'submit', id: 'pay', 'data-testid': 'pay', disabled: true }, 'Pay');
+  const form = h(
+    'form',
+    { id: 'terms-form', class: 'card', 'data-terms-id': terms.id, novalidate: true },
+    h('h2', { tabindex: -1 }, `Your terms for offer ${terms.offerId}`),
+    h('p', { class: 'hint' }, text.sentence),
+    model === 'timeLimited'
+      ? h('p', {}, h('label', { for: 'minutes' }, 'Minutes to buy'), minutes, h('span', { class: 'hint' }, ` at most ${Math.floor(terms.maxDuration / 60)}`))
+      : model === 'flexiblePeriod'
+        ? h(
+            'fieldset',
+            {},
+            h('legend', {}, `Window (at most ${formatDuration(terms.maxDuration)})`),
+            h('p', {}, h('label', { for: 'window-from' }, 'From'), windowFrom),
+            h('p', {}, h('label', { for: 'window-to' }, 'To'), windowTo),
+          )
+        : h('p', {}, `Longest conference: ${formatDuration(terms.maxDuration)} (the offer’s). ${model === 'dynamicPrice' ? 'You pay for the seconds used.' : ''}`),
+    h('fieldset', {}, h('legend', {}, 'Expected participants, by region'), ...expected),
+    h('p', {}, h('label', { for: 'quality' }, 'Quality'), quality),
+    h('fieldset', {}, h('legend', {}, `Where the conference may run${chain ? ` (fewer than all: +${formatBps(chain.regionSurchargeBps)})` : ''}`), ...regionBoxes),
+    h('p', {}, h('label', { class: 'inline' }, gdpr, ` Every provider GDPR-compliant${terms.gdpr ? (chain ? ` (+${formatBps(chain.gdprSurchargeBps)})` : '') : ' (not available for this offer)'}`)),
+    quoteBox,
+    h('div', { class: 'row' }, approve, pay),
+  );
+  replace(slot, form);
+
+  function wanted(): Wanted {
+    let allowedRegions = 0;
+    for (const box of regionBoxes.map((l) => l.querySelector('input')!)) if (box.checked) allowedRegions |= 1 << Number(box.value);
+    if (allowedRegions === 0) throw new UserError('Allow at least one region for the conference.');
+    let quantity = 0n;
+    let m = 0;
+    let from = 0;
+    let to = 0;
+    if (model === 'timeLimited') {
+      m = Number(minutes.value);
+      if (!Number.isInteger(m) || m < 1 || m * 60 > terms.maxDuration) throw new UserError(`Buy from 1 to ${Math.floor(terms.maxDuration / 60)} whole minutes.`);
+      quantity = BigInt(m);
+    } else if (model === 'flexiblePeriod') {
+      const f = fromLocalInput(windowFrom.value);
+      const t = fromLocalInput(windowTo.value);
+      if (f === null || t === null) throw new UserError('Enter both ends of the window.');
+      if (t <= f) throw new UserError('The window must end after it starts.');
+      if (t - f > terms.maxDuration) throw new UserError(`The window may last at most ${formatDuration(terms.maxDuration)}.`);
+      from = f;
+      to = t;
+      quantity = BigInt(t - f);
+    }
+    const expectedCounts = expected
+      .map((l) => l.querySelector('input')!)
+      .map((input) => ({ region: Number(input.dataset.region), count: Math.max(0, Math.floor(Number(input.value) || 0)) }))
+      .filter((e) => e.count > 0);
+    return { allowedRegions, gdpr: gdpr.checked, quantity, minutes: m, from, to, expected: expectedCounts, quality: quality.value as Wanted['quality'] };
+  }
+
+  function callFor(w: Wanted, deposit: bigint): Call {
+    const base = { address: cfg.escrow, abi: [...escrowAbi, ...tokenErrorsAbi], value: token.address === null ? deposit : undefined };
+    if (model === 'timeLimited') return { ...base, functionName: 'buyMinutes', args: [terms.id, w.allowedRegions, w.gdpr, w.minutes] };
+    if (model === 'flexiblePeriod') return { ...base, functionName: 'reserve', args: [terms.id, w.allowedRegions, w.gdpr, w.from, w.to] };
+    return { ...base, functionName: 'sign', args: [terms.id, w.allowedRegions, w.gdpr] };
+  }
+
+  /** The quote as last read: what paying sends, and whether an approval is missing. */
+  let last: { w: Wanted; deposit: bigint; needsApproval: boolean } | null = null;
+  let seq = 0;
+  let busy = false;
+
+  async function quote(): Promise<void> {
+    const mine = ++seq;
+    last = null;
+    pay.disabled = true;
+    approve.hidden = true;
+    let w: Wanted;
+    try {
+      w = wanted();
+    } catch (err) {
+      replace(quoteBox, h('p', { class: 'alert', 'data-testid': 'quote-error' }, userMessage(err)));
+      return;
+    }
+    try {
+      const [deposit, price] = (await reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'quote', args: [terms.id, w.allowedRegions, w.gdpr, w.quantity] })) as [bigint, bigint];
+      // The part that cannot come back: FlexiblePeriod's minimum charge (after the surcharge).
+      const minimum = model === 'flexiblePeriod' ? deposit - price * w.quantity : 0n;
+      const who = account();
+      let needsApproval = false;
+      let gasLine: HTMLElement | string = 'Connect your wallet to estimate the gas.';
+      if (who && onServiceChain(cfg)) {
+        if (token.address !== null) {
+          const allowance = (await reader.readContract({ address: token.address, abi: erc20Abi, functionName: 'allowance', args: [who, cfg.escrow] })) as bigint;
+          needsApproval = allowance < deposit;
+        }
+        const gasCall: Call = needsApproval ? { address: token.address!, abi: erc20Abi, functionName: 'approve', args: [cfg.escrow, deposit] } : callFor(w, deposit);
+        try {
+          const [gas, gasPrice] = await Promise.all([
+            reader.estimateContractGas({ ...gasCall, account: who } as Parameters<typeof reader.estimateContractGas>[0]),
+            reader.getGasPrice(),
+          ]);
+          const eth = tokenOf(cfg, 0);
+          gasLine = h('span', { id: 'quote-gas', 'data-testid': 'quote-gas', 'data-wei': (gas * gasPrice).toString(), 'data-gas': gas.toString() }, `about ${formatAmount(gas * gasPrice, eth)} (${gas} gas${needsApproval ? ', the approval; paying costs about as much again' : ''})`);
+        } catch (err) {
+          gasLine = h('span', { class: 'alert', 'data-testid': 'quote-error' }, userMessage(err));
+        }
+      }
+      if (mine !== seq) return;
+      const refundable =
+        model === 'fixedPrice'
+          ? ['all of it if the conference never starts or its availability falls below 75%; otherwise the price is paid: ', amount(deposit, token, 'quote-refundable')]
+          : model === 'flexiblePeriod'
+            ? ['up to ', amount(deposit - minimum, token, 'quote-refundable'), ': every second not used; the minimum charge of ', amount(minimum, token, 'quote-minimum'), ' does not come back']
+            : ['up to ', amount(deposit, token, 'quote-refundable'), model === 'timeLimited' ? ': every minute not used, when you close the account' : ': every second not used'];
+      replace(
+        quoteBox,
+        h(
+          'dl',
+          { class: 'facts' },
+          h('dt', {}, 'Price'),
+          h('dd', {}, amount(price, token, 'quote-price'), ` ${text.unit}`, price !== BigInt(terms.price) ? ' (with the surcharge of your constraints)' : ''),
+          h('dt', {}, 'Locked in the escrow'),
+          h('dd', {}, amount(deposit, token, 'quote-deposit')),
+          h('dt', {}, 'Can come back'),
+          h('dd', {}, ...refundable),
+          h('dt', {}, 'Gas'),
+          h('dd', {}, gasLine),
+        ),
+      );
+      last = { w, deposit, needsApproval };
+      approve.hidden = !needsApproval;
+      approve.textContent = `Approve ${formatAmount(deposit, token)}`;
+      approve.disabled = busy;
+      pay.disabled = busy || needsApproval;
+      pay.textContent = who ? `Pay ${formatAmount(deposit, token)}` : `Connect wallet and pay ${formatAmount(deposit, token)}`;
+    } catch (err) {
+      if (mine !== seq) return;
+      replace(quoteBox, h('p', { class: 'alert', 'data-testid': 'quote-error' }, userMessage(err)));
+    }
+  }
+
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const requote = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void quote(), 150);
+  };
+  form.addEventListener('input', requote);
+  form.addEventListener('change', requote);
+  const unwatch = onWalletChange(requote);
+
+  approve.addEventListener('click', async () => {
+    if (!last || busy || token.address === null) return;
+    showError(null);
+    busy = true;
+    approve.disabled = true;
+    try {
+      await send(`allow the escrow to take ${formatAmount(last.deposit, token)}`, { address: token.address, abi: erc20Abi, functionName: 'approve', args: [cfg.escrow, last.deposit] });
+      showNotice(`Approved: the escrow may now take ${formatAmount(last.deposit, token)} when you pay.`);
+    } catch (err) {
+      showError(userMessage(err));
+    } finally {
+      busy = false;
+      await quote();
+    }
+  });
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    showError(null);
+    busy = true;
+    pay.disabled = true;
+    try {
+      if (!account()) {
+        await connect();
+        await quote();
+      }
+      if (!last) throw new UserError('The quote could not be read: check the terms and try again.');
+      if (last.needsApproval) throw new UserError(`Approve ${formatAmount(last.deposit, token)} for the escrow first, then pay.`);
+      const { w, deposit } = last;
+      const receipt = await send(`pay ${formatAmount(deposit, token)} into the escrow`, callFor(w, deposit));
+      const signed = eventsOf(receipt, escrowAbi, 'AgreementSigned', cfg.escrow)[0];
+      if (!signed) throw new UserError('The payment was included but the escrow recorded no agreement: check your wallet’s activity before trying again.');
+      const id = signed.args.agreementId as bigint;
+      // What the customer expects, to prefill the registration of participants on the agreement's page.
+      localStorage.setItem(`expected:${id}`, JSON.stringify({ expected: w.expected, quality: w.quality }));
+      showNotice(null);
+      navigate(`/agreement/${id}`);
+    } catch (err) {
+      showError(userMessage(err));
+      pay.disabled = false;
+    } finally {
+      busy = false;
+    }
+  });
+
+  await quote();
+  return () => {
+    clearTimeout(timer);
+    unwatch();
+  };
+}
+
