@@ -238,7 +238,7 @@ test('minutes: buy ten, start a session, stop, close the account for the unused 
   await waitStatus(page, 'settled');
   const [closed] = await eventsOf(id, 'AgreementClosed');
   assert.equal(closed.args.refund, deposit - charge, 'closing returns the unused minutes');
-  assert.equal(await page.getAttribute('#refund', 'data-wei'), (deposit - charge).toString());
+  await page.locator(`#refund[data-wei="${deposit - charge}"]`).waitFor();
   const gas = await gasSpentSince(customer, since);
   assert.equal(before - (await chain.getBalance({ address: customer })), charge + gas);
   assert.deepEqual(page.errors, []);

@@ -314,7 +314,7 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
       const minimum = model === 'flexiblePeriod' ? deposit - price * w.quantity : 0n;
       const who = account();
       let needsApproval = false;
-      let gasLine: HTMLElement | string = 'Connect your wallet to estimate the gas.';
+      let gasLine: HTMLElement | string = who ? 'Switch your wallet to the service’s network to estimate the gas.' : 'Connect your wallet to estimate the gas.';
       if (who && onServiceChain(cfg)) {
         if (token.address !== null) {
           const allowance = (await reader.readContract({ address: token.address, abi: erc20Abi, functionName: 'allowance', args: [who, cfg.escrow] })) as bigint;
