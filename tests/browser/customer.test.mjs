@@ -31,7 +31,7 @@ before(async () => {
   stack = await startStack();
   log(`stack ready: ${stack.web} (rpc ${stack.rpc})`);
   browser = await launch();
-  chain = createPublicClient({ transport: http(stack.rpc) });
+  chain = createPublicClient({ transport: http(stack.rpc), cacheTime: 0 });
   customer = stack.customer;
 });
 
