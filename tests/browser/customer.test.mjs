@@ -426,11 +426,16 @@ test('registered participants meet in a connected WebRTC call; an unregistered a
   await page.context().close();
 });
 
-test('the offers fit a phone-sized screen', { timeout: 60_000 }, async () => {
+test('the offers fit a phone-sized screen and work from the keyboard', { timeout: 60_000 }, async () => {
   const page = await openPage(browser, stack.web, { account: customer, viewport: { width: 375, height: 800 } });
   await page.locator('[data-testid="choose-1"]').waitFor();
   await screenshot(page, 'offers-phone');
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 375), 'no horizontal scrolling at 375 px');
+  // By keyboard: a real button takes Enter, and the terms form's heading takes the focus.
+  await page.focus('[data-testid="choose-1"]');
+  await page.keyboard.press('Enter');
+  await page.locator('#quote-deposit').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'H2');
   await page.setViewportSize({ width: 1280, height: 900 });
   await screenshot(page, 'offers');
   await page.context().close();

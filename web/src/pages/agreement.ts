@@ -150,6 +150,8 @@ const page: Page = async (root, [idText]) => {
     renderActions(v);
     renderSettlement(v, token);
     renderTransactions(v);
+    // Who may join matters until the agreement is over.
+    participants.hidden = v.status === 'settled' || v.status === 'refunded';
   }
 
   function renderStatus(v: AgreementView): void {
@@ -368,7 +370,7 @@ const page: Page = async (root, [idText]) => {
   function renderTransactions(v: AgreementView): void {
     const list = transactions.querySelector('#transactions')!;
     const items: [string, string][] = [];
-    for (const [step, hash] of Object.entries(v.transactions)) if (hash) items.push([step, hash]);
+    for (const step of ['sign', 'activate', 'stop', 'settle'] as const) if (v.transactions[step]) items.push([step, v.transactions[step]!]);
     for (const s of v.sessions as unknown as SessionRecord[]) if (s.settleTx && !items.some(([, hash]) => hash === s.settleTx)) items.push([`settle (session ${s.session})`, s.settleTx]);
     if (chain?.closed) items.push(['close', chain.closed.tx]);
     transactions.hidden = items.length === 0;

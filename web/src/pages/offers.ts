@@ -84,7 +84,7 @@ const page: Page = async (root) => {
     h('p', { class: 'hint' }, 'Your money is locked in the escrow contract, not paid to anyone: providers are paid for what the conference used, and the rest comes back to you.'),
     h('p', { id: 'offers-loading', class: 'hint' }, 'Loading the offers…'),
   );
-  const listed = (await api.offers()).filter((t) => t.open);
+  const listed = (await api.offers()).filter((t) => t.open).sort((a, b) => a.id - b.id);
   const offers: Offer[] = await Promise.all(
     listed.map(async (terms) => ({
       terms,
