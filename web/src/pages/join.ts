@@ -21,7 +21,7 @@ export function roomSocketUrl(joinUrl: string, token: string): string {
 const page: Page = (root, [idText]) => {
   const id = Number(idText);
   const join = h('button', { type: 'button', id: 'join', 'data-testid': 'join' }, 'Connect wallet and sign in');
-  const refusal = h('p', { id: 'join-refused', 'data-testid': 'join-refused', class: 'alert', hidden: true });
+  const refusal = h('p', { id: 'join-refused', 'data-testid': 'join-refused', class: 'alert', role: 'alert', hidden: true });
   const lobby = h(
     'section',
     { id: 'lobby', class: 'card' },
@@ -65,7 +65,6 @@ const page: Page = (root, [idText]) => {
         const text = `This address (${me ?? 'yours'}) is not registered for this conference: ask the organiser to register it, or switch to a registered account in your wallet.`;
         refusal.textContent = text;
         refusal.hidden = false;
-        showError(text);
       } else if (err instanceof ApiError && err.status === 409) {
         showError('The conference is not running right now: try again once the organiser has started it.');
       } else {
