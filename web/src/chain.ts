@@ -32,7 +32,9 @@ let client: PublicClient | undefined;
 
 /** One public client per page load, reading from the service's RPC. */
 export function publicClient(cfg: Config): PublicClient {
-  client ??= createPublicClient({ chain: serviceChain(cfg), transport: http(cfg.rpcUrl), pollingInterval: 500 });
+  // No cached block number: a page that redraws right after its own transaction must read up to the
+  // block that holds it (viem otherwise reuses the head it saw up to `cacheTime` ago).
+  client ??= createPublicClient({ chain: serviceChain(cfg), transport: http(cfg.rpcUrl), pollingInterval: 500, cacheTime: 0 });
   return client;
 }
 
