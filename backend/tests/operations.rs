@@ -9,9 +9,8 @@ use std::sync::{
 
 use axum::{Json, Router, routing::post};
 use conference_backend::{
-    api::{self, ApiContext, PublicConfig},
+    api::{self, PublicConfig},
     chain::OperatorCall,
-    health::Health,
     metrics::{self, Metrics},
     store::Store,
     watcher::ChainEvent,
@@ -59,14 +58,7 @@ async fn nothing_listening() -> String {
 async fn spawn_api(store: Store, rpc_url: &str, metrics: Metrics) -> String {
     let public =
         PublicConfig::new(31337, "http://127.0.0.1:8545".into(), "0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
-    let (_, leading) = tokio::sync::watch::channel(true);
-    let health = Health::new(rpc_url, 50, 0, leading).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let signin = conference_backend::session::SignIn::new(&format!("http://{addr}"), 31337).unwrap();
-    let app = api::router(ApiContext { store, public, metrics, health, join_tokens: common::join_tokens(), signin });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    common::serve_api(store, public, common::join_tokens(), metrics, rpc_url).await
 }
 
 fn signed_and_active() -> Vec<ChainEvent> {

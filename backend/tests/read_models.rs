@@ -6,11 +6,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use conference_backend::{
-    api::{self, ApiContext, PublicConfig},
-    chain::TokenInfo,
-    config::OrchestratorKind,
-    store::Store,
-    watcher::ChainEvent,
+    api::PublicConfig, chain::TokenInfo, config::OrchestratorKind, store::Store, watcher::ChainEvent,
 };
 use serde_json::{Value, json};
 
@@ -225,19 +221,14 @@ async fn spawn_with(name: &str, public: PublicConfig) -> String {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.join("test.db").display())).await.unwrap();
-    let (_, leading) = tokio::sync::watch::channel(true);
-    let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, 0, leading).unwrap();
-    let ctx = ApiContext {
+    common::serve_api(
         store,
         public,
-        metrics: conference_backend::metrics::Metrics::new(),
-        health,
-        join_tokens: common::join_tokens(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
-    format!("http://{addr}")
+        common::join_tokens(),
+        conference_backend::metrics::Metrics::new(),
+        "http://127.0.0.1:9",
+    )
+    .await
 }
 
 fn deployed_config() -> PublicConfig {

@@ -106,14 +106,26 @@ pub async fn spawn_api_with(
     store: conference_backend::store::Store,
     join_tokens: conference_backend::jitsi::JoinTokens,
 ) -> String {
-    use conference_backend::api::{self, ApiContext, PublicConfig};
-    let public = PublicConfig::new(CHAIN_ID, "http://127.0.0.1:8545".into(), ESCROW.into());
+    let public = conference_backend::api::PublicConfig::new(CHAIN_ID, "http://127.0.0.1:8545".into(), ESCROW.into());
+    serve_api(store, public, join_tokens, conference_backend::metrics::Metrics::new(), "http://127.0.0.1:9").await
+}
+
+/// The API over `store` with every part given, its health checks asking the node at `rpc_url`, on a
+/// free loopback port; its base URL (also its public URL: sign-in messages name it).
+#[allow(dead_code)]
+pub async fn serve_api(
+    store: conference_backend::store::Store,
+    public: conference_backend::api::PublicConfig,
+    join_tokens: conference_backend::jitsi::JoinTokens,
+    metrics: conference_backend::metrics::Metrics,
+    rpc_url: &str,
+) -> String {
+    use conference_backend::api::{self, ApiContext};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let metrics = conference_backend::metrics::Metrics::new();
     let (_, leading) = tokio::sync::watch::channel(true);
-    let health = conference_backend::health::Health::new("http://127.0.0.1:9", 50, 0, leading).unwrap();
-    let signin = conference_backend::session::SignIn::new(&format!("http://{addr}"), CHAIN_ID).unwrap();
+    let health = conference_backend::health::Health::new(rpc_url, 50, 0, leading).unwrap();
+    let signin = conference_backend::session::SignIn::new(&format!("http://{addr}"), public.chain_id).unwrap();
     let ctx = ApiContext { store, public, metrics, health, join_tokens, signin };
     tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
     format!("http://{addr}")
