@@ -7,18 +7,12 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { launch, openPage, rpc, screenshot, startStack } from './harness.mjs';
+import { abi, launch, openPage, rpc, screenshot, startStack, viem } from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const require = createRequire(path.join(root, 'web/package.json'));
-const { createPublicClient, encodeFunctionData, http } = require('viem');
-const escrowAbi = require(path.join(root, 'backend/abi/ConferenceEscrow.json')).abi;
-const bookAbi = require(path.join(root, 'backend/abi/OfferBook.json')).abi;
+const { createPublicClient, encodeFunctionData, http } = viem;
+const escrowAbi = abi.ConferenceEscrow;
+const bookAbi = abi.OfferBook;
 
 const log = (...args) => console.log(...args);
 let stack;

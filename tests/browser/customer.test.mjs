@@ -8,13 +8,10 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { launch, openPage, root, rpc, screenshot, startStack } from './harness.mjs';
+import { abi, launch, openPage, rpc, screenshot, startStack, viem } from './harness.mjs';
 
-const require = createRequire(path.join(root, 'web/package.json'));
-const { createPublicClient, http } = require('viem');
-const escrowAbi = require(path.join(root, 'backend/abi/ConferenceEscrow.json')).abi;
+const { createPublicClient, http } = viem;
+const escrowAbi = abi.ConferenceEscrow;
 const erc20Abi = [
   { type: 'function', name: 'balanceOf', stateMutability: 'view', inputs: [{ name: 'a', type: 'address' }], outputs: [{ type: 'uint256' }] },
 ];

@@ -25,6 +25,12 @@ const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const root = path.resolve(here, '../..');
 const { chromium } = require(path.join(root, 'anvil/node_modules/playwright-core'));
+/** viem, as the web app pins it, for the tests' own reads of the chain. */
+export const viem = createRequire(path.join(root, 'web/package.json'))('viem');
+/** The contracts' ABIs, as the backend and the web app bind them. */
+export const abi = Object.fromEntries(
+  ['ConferenceEscrow', 'OfferBook', 'ProviderRegistry'].map((name) => [name, require(path.join(root, `backend/abi/${name}.json`)).abi]),
+);
 
 const BACKEND_BIN = path.resolve(
   root,
