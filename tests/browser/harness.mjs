@@ -214,7 +214,7 @@ function installWallet({ account, chainId, refuseSwitch, reject }) {
  *  test wallet acts as that account; `chainId` makes it report another chain and refuse to switch
  *  (a wrong network); `reject` (a method name, or true for any) makes it reject that next request with
  *  4001. Without `account`, no wallet at all. `viewport` defaults to 1280×900. Uncaught page errors
- *  collect in `page.errors`. */
+ *  and any request to an origin other than the backend's and the RPC's collect in `page.errors`. */
 export async function openPage(browser, url, { account, chainId, reject, viewport, stack = current } = {}) {
   const context = await browser.newContext({ viewport: viewport ?? { width: 1280, height: 900 } });
   if (account) {
@@ -239,6 +239,14 @@ export async function openPage(browser, url, { account, chainId, reject, viewpor
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (err) => page.errors.push(err.message));
+  // The app may talk to the backend and the chain's RPC only (the rooms' WebSockets are not requests).
+  const allowed = stack && new Set([new URL(stack.web).origin, new URL(stack.rpc).origin]);
+  page.on('request', (request) => {
+    const target = request.url();
+    if (allowed && /^https?:/.test(target) && !allowed.has(new URL(target).origin)) {
+      page.errors.push(`a request to another origin: ${target}`);
+    }
+  });
   if (url && url !== 'about:blank') await page.goto(url);
   return page;
 }
