@@ -76,6 +76,9 @@ const page: Page = async (root, [idText]) => {
   const cfg = await config();
   const reader = publicClient(cfg);
 
+  /** A notice about an action the customer just took, cleared once the agreement is over. */
+  let actionNotice: string | null = null;
+  const noticeAction = (text: string) => showNotice((actionNotice = text));
   const status = h('p', { id: 'status', class: 'status-line', 'data-status': '', 'data-testid': 'status', 'aria-live': 'polite' }, 'Connecting to the service…');
   const steps = h('ol', { class: 'stepper', id: 'steps', 'aria-label': 'Progress', 'data-testid': 'steps' });
   const live = h('section', { id: 'live', class: 'live', hidden: true, 'aria-labelledby': 'live-title' });
@@ -150,8 +153,13 @@ const page: Page = async (root, [idText]) => {
     renderActions(v);
     renderSettlement(v, token);
     renderTransactions(v);
-    // Who may join matters until the agreement is over.
-    participants.hidden = v.status === 'settled' || v.status === 'refunded';
+    // Who may join matters until the agreement is over; so does the notice of the last action.
+    const over = v.status === 'settled' || v.status === 'refunded';
+    participants.hidden = over;
+    if (over && actionNotice && document.getElementById('notice')?.textContent === actionNotice) {
+      actionNotice = null;
+      showNotice(null);
+    }
   }
 
   function renderStatus(v: AgreementView): void {
@@ -269,7 +277,7 @@ const page: Page = async (root, [idText]) => {
     if (view) renderActions(view);
     try {
       await send(what, { address: cfg.escrow, abi: escrowAbi, functionName, args: [BigInt(id)] });
-      showNotice(functionName === 'stop' ? 'Stopped: the service closes the room and settles; this page follows it.' : functionName === 'close' ? 'Closed: the unused minutes’ money is on its way back.' : 'Started: the service is placing your conference.');
+      noticeAction(functionName === 'stop' ? 'Stopped: the service closes the room and settles; this page follows it.' : functionName === 'close' ? 'Closed: the unused minutes’ money is on its way back.' : 'Started: the service is placing your conference.');
     } catch (err) {
       showError(userMessage(err));
     } finally {
@@ -296,7 +304,7 @@ const page: Page = async (root, [idText]) => {
         message: { agreementId: BigInt(id), startedAt: v.startedAt, stoppedAt, deadline },
       } as unknown as Parameters<typeof signTypedData>[0]);
       await api.stop(id, { stoppedAt, deadline, signature });
-      showNotice('Stopped: the service closes the room and submits your signed stop with the settlement.');
+      noticeAction('Stopped: the service closes the room and submits your signed stop with the settlement.');
     } catch (err) {
       showError(userMessage(err));
     } finally {
