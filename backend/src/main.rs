@@ -76,13 +76,14 @@ async fn dev(args: DevArgs) -> Result<()> {
         .collect();
     println!(
         "\nConference escrow: local stack ready\n\
-         \n  open      {web}\
+         \n  open      {web} (customers; {web}provider for providers, {web}audit for auditors)\
          \n  chain     {rpc} (chain id 31337)\
          \n  escrow    {escrow}\
          \n  token 1   {token} (a mock stablecoin, 6 decimals; the customer has 10,000){offers}\
          \n\nIn MetaMask, add the network (RPC {rpc}, chain id 31337, symbol ETH) and import the dev\
          \ncustomer account {customer} with the private key\n  {customer_key}\
-         \n(anvil's public dev key: never send real funds to it). Ctrl-C stops everything.\n",
+         \n(anvil's public dev key: never send real funds to it). The providers act as anvil's dev\
+         \naccounts 2 (infrastructure) and 4 (conference software). Ctrl-C stops everything.\n",
         rpc = devnet.rpc_url(),
         escrow = devnet.escrow,
         token = devnet.token,
