@@ -244,17 +244,10 @@ pub fn router(ctx: ApiContext) -> Router {
         .with_state(ctx)
 }
 
-/// The strictest policy: nothing but the page's own origin. The room pages use it (and the API falls
-/// back to it should its computed policy not be a valid header).
+/// The strictest policy, nothing but the page's own origin: what the API answers with should its
+/// computed policy not make a valid header.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; \
      connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'";
-
-pub async fn content_security_policy(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    response
-}
 
 /// An API error: 4xx answers say what was wrong with the request; a 500 is logged and stays vague.
 #[derive(Debug)]
