@@ -145,12 +145,15 @@ demo: build
 
 # --- benchmarks ---------------------------------------------------------------------------------------
 
-# Gas per agreement beside Sablier Lockup, OpenZeppelin 4.9's PaymentSplitter and a one-contract-per-
-# agreement baseline, in one run on a local anvil (contracts/bench/README.md). Prints a table and the
-# targets (a MISS is reported, not failed); writes target/bench/gas.json.
+# Gas per operation of each pricing model, with its floor, beside Sablier Lockup, OpenZeppelin 4.9's
+# PaymentSplitter and Escrow and a one-contract-per-agreement baseline, in one run on a local anvil, and
+# a conference's cost in money beside card fees (contracts/bench/README.md). Prints tables and the
+# targets (a MISS is reported, not failed); writes target/bench/gas.json. The floors read the escrow's
+# storage layout, written beside the bench's build output.
 bench-gas: tools web contracts/bench/node_modules/.package-lock.json
 	cd contracts && $(FORGE) build
 	cd contracts/bench && $(FORGE) build
+	cd contracts && $(FORGE) inspect ConferenceEscrow storageLayout --json > bench/out/ConferenceEscrow.storageLayout.json
 	cargo run -q -p conference-e2e --bin gas-bench
 
 # The backend's figures on a fresh local stack (tests/src/bin/backend-bench.rs): watcher catch-up over
