@@ -24,7 +24,7 @@ help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
 	@echo "make test   run every test (forge, cargo, end to end, browser)"
 	@echo "make demo   one scripted agreement end to end, headless, with every figure checked"
-	@echo "make bench-gas         gas per operation beside Sablier, PaymentSplitter and a contract-per-agreement baseline"
+	@echo "make bench-gas         gas per operation of each model with its floor, beside Sablier, OZ PaymentSplitter and Escrow, a per-agreement baseline; cost in USD"
 	@echo "make bench-backend     watcher catch-up, signing-to-deploy latency and memory at 1, 100, 1,000 live agreements"
 	@echo "make soak              1,000 agreements through the loop with random kills of the backend; reports losses"
 	@echo "make bench-kube        signed agreement to Jitsi pod answering (cold, warm pool) on a test API server; placement speed"
@@ -145,13 +145,17 @@ demo: build
 
 # --- benchmarks ---------------------------------------------------------------------------------------
 
-# Gas per agreement beside Sablier Lockup, OpenZeppelin 4.9's PaymentSplitter and a one-contract-per-
-# agreement baseline, in one run on a local anvil (contracts/bench/README.md). Prints a table and the
-# targets (a MISS is reported, not failed); writes target/bench/gas.json.
+# Gas per operation of each pricing model, with its floor, beside Sablier Lockup, OpenZeppelin 4.9's
+# PaymentSplitter and Escrow and a one-contract-per-agreement baseline, in one run on a local anvil, and
+# a conference's cost in money beside card fees (contracts/bench/README.md). Prints tables and the
+# targets (a MISS is reported, not failed); writes target/bench/gas.json. The floors read the escrow's
+# storage layout, written beside the bench's build output. ETH_USD: the ETH price of the money figures.
+ETH_USD ?= 3000
 bench-gas: tools web contracts/bench/node_modules/.package-lock.json
 	cd contracts && $(FORGE) build
 	cd contracts/bench && $(FORGE) build
-	cargo run -q -p conference-e2e --bin gas-bench
+	cd contracts && $(FORGE) inspect ConferenceEscrow storageLayout --json > bench/out/ConferenceEscrow.storageLayout.json
+	cargo run -q -p conference-e2e --bin gas-bench -- --eth-usd $(ETH_USD)
 
 # The backend's figures on a fresh local stack (tests/src/bin/backend-bench.rs): watcher catch-up over
 # 10,000 signed agreements (SQLite and PostgreSQL), then signing block to deploy call (p50, p99) and
