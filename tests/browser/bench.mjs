@@ -259,7 +259,12 @@ async function browserFigures() {
 
 const bundle = bundleFigures();
 const timed = await browserFigures();
-const command = ['node', path.relative(process.cwd(), process.argv[1]) || process.argv[1], ...process.argv.slice(2)].join(' ');
+const command = [
+  ...(process.env.CONFERENCE_BACKEND_BIN ? [`CONFERENCE_BACKEND_BIN=${process.env.CONFERENCE_BACKEND_BIN}`] : []),
+  'node',
+  path.relative(process.cwd(), process.argv[1]) || process.argv[1],
+  ...process.argv.slice(2),
+].join(' ');
 mkdirSync(path.dirname(OUT), { recursive: true });
 writeFileSync(OUT, `${JSON.stringify({ bench: 'web', command, figures: [...timed, ...bundle] }, null, 2)}\n`);
 log(`wrote ${path.relative(process.cwd(), OUT)}`);

@@ -1,11 +1,13 @@
 //! `bench-report` (the last step of `make bench`): merges every benchmark's JSON file into
 //! `BENCHMARKS.md` and `BENCHMARKS.json` at the repository root.
 //!
-//! Input, in the shared format (tests/README.md, "Benchmarks"): `target/bench/<bench>.json` and, for the
-//! benchmarks `make bench` repeats, one copy per run in `target/bench/runs/<i>/<bench>.json`. For each
-//! bench, the files under `runs/` are read when there are any (the top-level file is then the last
-//! run's copy, not read again); otherwise the top-level file. The samples of one figure id are merged
-//! across runs; its unit and target must agree, and its words (label, note, floor) are the last run's.
+//! Input, in the shared format (tests/README.md, "Benchmarks"): `target/bench/<bench>.json`, and the
+//! runs `make bench` repeats, which it moves to `target/bench/runs/<i>/<bench>.json`. Per file name, the
+//! copies under `runs/` are read when there are any, and a top-level file of that name is then ignored
+//! (a stand-alone `make bench-web` after `make bench` is reported once `target/bench/runs` is removed);
+//! otherwise the top-level file. The files read are printed. A file's figures belong to the bench its
+//! `"bench"` field names; the samples of one figure id are merged across runs, its unit and target must
+//! agree, and its words (label, note, floor) are the last run's.
 //!
 //! Per figure: the median, the spread (min–max), the number of samples, the target and the verdict on
 //! the median: PASS or MISS, with the gap in the figure's unit and as a percentage of the target.
@@ -551,14 +553,11 @@ fn main() -> Result<()> {
     let bench_dir = args.bench_dir.unwrap_or_else(|| root.join("target/bench"));
     let out_dir = args.out_dir.unwrap_or(root);
     let mut files = Vec::new();
-    for (bench, paths) in bench_files(&bench_dir)? {
-        for path in paths {
-            let name = path.strip_prefix(&bench_dir).unwrap_or(&path).display().to_string();
-            let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let file = parse_bench(&text, &name)?;
-            ensure!(file.bench == bench, "{name} says \"bench\": \"{}\", but its name says {bench}", file.bench);
-            files.push(file);
-        }
+    for path in bench_files(&bench_dir)?.into_values().flatten() {
+        let name = path.strip_prefix(&bench_dir).unwrap_or(&path).display().to_string();
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        files.push(parse_bench(&text, &name)?);
+        println!("read {}", path.display());
     }
     ensure!(
         !files.is_empty(),
