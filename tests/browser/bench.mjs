@@ -224,11 +224,11 @@ async function browserFigures() {
       {
         id: 'web.offers.timeToInteractive',
         group,
-        label: 'offers page, navigation start to the first "Choose" button visible and enabled (headless Chromium, fresh context)',
+        label: 'offers page: time to interactive (navigation start to the first "Choose" button visible and enabled)',
         unit: 'ms',
         samples: loads.map((l) => ms(l.interactive)),
         target: null,
-        note: `performance.now() in the page at the first document change after which the button is visible and enabled; ${LOADS} loads, each in a new browser context (empty cache, the wallet injected) after one uncounted warm-up load, on loopback with no network throttling. It includes reading the offers from the backend's API.`,
+        note: `performance.now() in the page at the first document change after which the button is visible and enabled; ${LOADS} loads, each in a new browser context (empty cache, the wallet injected) after one uncounted warm-up load, on loopback with no network throttling. What bounds it: the first load's scripts, then GET /api/config and /api/offers, then three rounds of JSON-RPC reads of the chain (the terms of each offer, their providers, their offers' current terms) before the page draws the offers; reading them in one multicall, or from the backend's answer, would remove two round trips.`,
       },
       {
         id: 'web.offers.fetchedUntilInteractive',

@@ -413,10 +413,10 @@ fn markdown(figures: &[Merged], commands: &Commands, machine: &Machine, date: &s
     let _ = writeln!(w, "# Benchmarks\n");
     let _ = writeln!(
         w,
-        "What a customer and an operator pay for and wait for, measured in one run of `{invocation}` on one \
-         machine, beside the peers measured in the same run. Each figure is the median of its samples, with \
-         the spread (min–max) and the number of samples; the verdict compares the median with the target \
-         (issue 7) and gives the gap in the figure's unit and as a percentage of the target.\n"
+        "What a customer and an operator pay for and wait for, measured by `{invocation}` on one machine, \
+         the peers in the same run. Each figure is the median of its samples, with the spread (min–max) and \
+         the number of samples; the verdict compares the median with the target (issue 7) and gives the gap \
+         in the figure's unit and as a percentage of the target.\n"
     );
     let _ = writeln!(
         w,
@@ -424,7 +424,7 @@ fn markdown(figures: &[Merged], commands: &Commands, machine: &Machine, date: &s
          and `BENCHMARKS.json`)",
         machine.cpus, machine.cpu_model, machine.memory
     );
-    let _ = writeln!(w, "\nThe commands, in the order `{invocation}` ran them:\n");
+    let _ = writeln!(w, "\nThe commands behind the figures:\n");
     for (bench, lines) in commands {
         for (command, runs) in lines {
             let times = if *runs == 1 { "once".to_string() } else { format!("{runs} runs") };
@@ -569,13 +569,17 @@ fn main() -> Result<()> {
     let date = now_utc();
     let md = markdown(&figures, &commands, &machine, &date, &args.invocation);
     let json = report_json(&figures, &commands, &machine, &date, &args.invocation);
-    fs::write(out_dir.join("BENCHMARKS.md"), md).context("writing BENCHMARKS.md")?;
-    fs::write(out_dir.join("BENCHMARKS.json"), format!("{}\n", serde_json::to_string_pretty(&json)?))
-        .context("writing BENCHMARKS.json")?;
+    fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    for (name, text) in
+        [("BENCHMARKS.md", md), ("BENCHMARKS.json", format!("{}\n", serde_json::to_string_pretty(&json)?))]
+    {
+        let path = out_dir.join(name);
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
     let missed = figures.iter().filter(|m| m.verdict.is_some_and(|v| !v.pass)).count();
     let targets = figures.iter().filter(|m| m.verdict.is_some()).count();
     println!(
-        "{} figures from {} benches; {} of {targets} targets met; wrote {} and BENCHMARKS.json",
+        "{} figures from {} bench(es); {} of {targets} targets met; wrote {} and BENCHMARKS.json",
         figures.len(),
         commands.len(),
         targets - missed,
