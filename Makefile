@@ -18,14 +18,16 @@ BOUND := ConferenceEscrow OfferBook ProviderRegistry MockStablecoin
 # A bound contract's forge artifact, whichever source file declares it.
 artifact = $$(ls contracts/out/*/$(1).json)
 
-.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools web contracts check-abi abi build browser analyze bench-gas bench-backend bench-kube soak deploy-contracts gas-snapshot
+.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools web contracts check-abi abi build browser analyze bench bench-gas bench-backend bench-kube bench-web bench-report soak deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
 	@echo "make test   run every test (forge, cargo, end to end, browser)"
 	@echo "make demo   one scripted agreement end to end, headless, with every figure checked"
+	@echo "make bench             every benchmark below (the timed ones BENCH_RUNS times, default 3) into BENCHMARKS.md and BENCHMARKS.json"
 	@echo "make bench-gas         gas per operation of each model with its floor, beside Sablier, OZ PaymentSplitter and Escrow, a per-agreement baseline; cost in USD"
 	@echo "make bench-backend     watcher catch-up, signing-to-deploy latency and memory at 1, 100, 1,000 live agreements"
+	@echo "make bench-web         the web app's bundle size (gzip), time to interactive and \"Pay\" to the join link, in headless Chromium"
 	@echo "make soak              1,000 agreements through the loop with random kills of the backend; reports losses"
 	@echo "make bench-kube        signed agreement to Jitsi pod answering (cold, warm pool) on a test API server; placement speed"
 	@echo "make deploy-contracts  deploy to a throwaway anvil, record contracts/deployments/31337.json, verify"
@@ -184,6 +186,35 @@ bench-kube: build kube
 	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 10 --websocket
 	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 5 --node-delay-ms 5000 --websocket
 	target/release/backend-bench placement --clusters 100 --agreements 10000
+
+# The web app (tests/browser/bench.mjs): the production bundle (every file of web/dist, raw and gzip, the
+# total and the first load), the offers page's time to interactive over 10 fresh loads and "Pay" to the
+# join link over 5 dynamic-price agreements, in headless Chromium on the local stack served by the release
+# backend, as an operator runs it. Writes target/bench/web.json.
+bench-web: build browser
+	cargo build --release -p conference-backend
+	CONFERENCE_BACKEND_BIN=target/release/conference-backend node tests/browser/bench.mjs
+
+# Every benchmark, then BENCHMARKS.md and BENCHMARKS.json at the root (tests/README.md, "Benchmarks").
+# Gas is deterministic and measured once (target/bench/gas.json); the timed benchmarks run BENCH_RUNS
+# times, each run's JSON moved to target/bench/runs/<i>/, and the report merges their samples per figure.
+# A benchmark that fails stops the run; one that wrote no JSON is named in the report as not measured.
+BENCH_RUNS ?= 3
+bench:
+	rm -rf target/bench
+	$(MAKE) --no-print-directory bench-gas
+	for i in $$(seq 1 $(BENCH_RUNS)); do \
+	  echo "--- bench run $$i of $(BENCH_RUNS)"; \
+	  $(MAKE) --no-print-directory bench-backend bench-kube bench-web; \
+	  mkdir -p target/bench/runs/$$i; \
+	  for f in target/bench/*.json; do [ "$$f" = target/bench/gas.json ] || mv "$$f" target/bench/runs/$$i/; done; \
+	done
+	$(MAKE) --no-print-directory bench-report BENCH_INVOCATION="make bench BENCH_RUNS=$(BENCH_RUNS)"
+
+# BENCHMARKS.md and BENCHMARKS.json from whatever target/bench holds (tests/src/bin/bench-report.rs).
+BENCH_INVOCATION ?= make bench
+bench-report:
+	cargo run -q -p conference-e2e --bin bench-report -- --invocation "$(BENCH_INVOCATION)"
 
 # Sablier's published artifacts, from the bench's own lock file. --ignore-scripts: a dependency's
 # postinstall (a forge-std symlink) fails under npm and nothing here needs it.
