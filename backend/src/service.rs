@@ -62,7 +62,9 @@ pub async fn serve(
     let upkeep = Arc::new(Notify::new());
     let rooms_dir = service.data_dir.join("rooms");
     let orchestrator = Arc::new(match clusters_file {
-        None if service.orchestrator == OrchestratorKind::Noop => Orchestrator::Noop(NoopOrchestrator::new(service.region)),
+        None if service.orchestrator == OrchestratorKind::Noop => {
+            Orchestrator::Noop(NoopOrchestrator::new(service.region))
+        }
         None => {
             Orchestrator::Local(LocalOrchestrator::new(rooms_dir.clone(), std::env::current_exe()?, service.region)?)
         }

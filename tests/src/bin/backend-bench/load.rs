@@ -154,11 +154,8 @@ impl Follower {
         if head < self.next_block {
             return Ok(Vec::new());
         }
-        let filter = Filter::new()
-            .address(escrow)
-            .event_signature(self.signature)
-            .from_block(self.next_block)
-            .to_block(head);
+        let filter =
+            Filter::new().address(escrow).event_signature(self.signature).from_block(self.next_block).to_block(head);
         let logs = rpc.get_logs(&filter).await?;
         self.next_block = head + 1;
         logs.iter().map(|log| Ok(U256::from_be_bytes(log.topics()[1].0).to::<u64>())).collect()
@@ -241,7 +238,8 @@ pub async fn live_levels(kind: Kind, levels: &[usize], samples: usize, idle: Dur
     let transport = if websocket { "ws" } else { "http" };
     let pid = stack.backend_pid().context("the backend runs")?;
     let customers = Customers::new(&stack.devnet, STREAMS).await?;
-    let mut activations = Follower::new(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, stack.devnet.deploy_block);
+    let mut activations =
+        Follower::new(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, stack.devnet.deploy_block);
     let (mut background, mut active) = (0usize, 0usize);
     let mut measured = Vec::new();
     println!(
@@ -322,7 +320,8 @@ pub async fn live_levels(kind: Kind, levels: &[usize], samples: usize, idle: Dur
 
 fn level_figures(kind: Kind, transport: &str, samples: usize, idle: Duration, levels: &[Level]) -> Vec<Figure> {
     let name = format!("{}.{transport}", kind.name());
-    let follows = if transport == "ws" { "follows new heads over WebSocket" } else { "polls the chain every 250 ms over HTTP" };
+    let follows =
+        if transport == "ws" { "follows new heads over WebSocket" } else { "polls the chain every 250 ms over HTTP" };
     let what = match kind {
         Kind::Noop => "no-op orchestrator",
         Kind::Local => "local rooms",
