@@ -26,7 +26,7 @@ help:
 	@echo "make demo   one scripted agreement end to end, headless, with every figure checked"
 	@echo "make bench             every benchmark below (the timed ones BENCH_RUNS times, default 3) into BENCHMARKS.md and BENCHMARKS.json"
 	@echo "make bench-gas         gas per operation of each model with its floor, beside Sablier, OZ PaymentSplitter and Escrow, a per-agreement baseline; cost in USD"
-	@echo "make bench-backend     watcher catch-up, signing-to-deploy latency and memory at 1, 100, 1,000 live agreements"
+	@echo "make bench-backend     watcher catch-up, the loop's latency, memory and CPU up to 10,000 live agreements, throughput"
 	@echo "make bench-web         the web app's bundle size (gzip), time to interactive and \"Pay\" to the join link, in headless Chromium"
 	@echo "make soak              1,000 agreements through the loop with random kills of the backend; reports losses"
 	@echo "make bench-kube        signed agreement to Jitsi pod answering (cold, warm pool) on a test API server; placement speed"
@@ -159,18 +159,38 @@ bench-gas: tools web contracts/bench/node_modules/.package-lock.json
 	cd contracts && $(FORGE) inspect ConferenceEscrow storageLayout --json > bench/out/ConferenceEscrow.storageLayout.json
 	cargo run -q -p conference-e2e --bin gas-bench -- --eth-usd $(ETH_USD)
 
-# The backend's figures on a fresh local stack (tests/src/bin/backend-bench.rs): watcher catch-up over
-# 10,000 signed agreements (SQLite and PostgreSQL), then signing block to deploy call (p50, p99) and
-# the backend's resident memory at 1, 100 and 1,000 live agreements (each a real room process), over
-# HTTP polling and then over WebSocket new heads. The backend (and so its rooms) is the release build,
-# as an operator runs it.
+# The backend's figures on a fresh local stack (tests/src/bin/backend-bench.rs), written to
+# target/bench/backend.json (issue 7's format): watcher catch-up over 100,000 escrow events (SQLite and
+# PostgreSQL); signing block to deploy call and to activation receipt (p50, p99), resident memory and CPU
+# at 1, 100, 1,000 and 10,000 live agreements with the no-op orchestrator and at 1, 100 and 1,000 with
+# local rooms, and how each grows (no-op: over WebSocket new heads and HTTP polling); 2,000 agreements
+# through the whole loop (agreements per second, each settlement checked); signing block to a local room
+# answering; then signing block to deploy call over HTTP polling and WebSocket new heads. The backend (and so its rooms) and the bench are release builds,
+# as an operator runs them. BENCH_SCALE=small runs every part at a tenth of its size or less.
+BENCH_BIN := CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench
+ifeq ($(BENCH_SCALE),small)
+BENCH_EVENTS := 5000
+BENCH_NOOP_LIVE := 1,100,1000
+BENCH_LOCAL_LIVE := 1,20
+BENCH_AGREEMENTS := 300
+BENCH_SAMPLES := 10
+else
+BENCH_EVENTS := 100000
+BENCH_NOOP_LIVE := 1,100,1000,10000
+BENCH_LOCAL_LIVE := 1,100,1000
+BENCH_AGREEMENTS := 2000
+BENCH_SAMPLES := 50
+endif
 bench-backend: build postgres
-	cargo build --release -p conference-backend
-	cargo run -q -p conference-e2e --bin backend-bench -- catch-up --agreements 10000
-	CONFERENCE_BACKEND_BIN=target/release/conference-backend \
-	  cargo run -q -p conference-e2e --bin backend-bench -- latency --live 1,100,1000
-	CONFERENCE_BACKEND_BIN=target/release/conference-backend \
-	  cargo run -q -p conference-e2e --bin backend-bench -- latency --live 1,100 --websocket
+	cargo build --release -p conference-backend -p conference-e2e
+	rm -f target/bench/backend.json
+	$(BENCH_BIN) catch-up --events $(BENCH_EVENTS)
+	$(BENCH_BIN) loop --orchestrator noop --live $(BENCH_NOOP_LIVE) --samples $(BENCH_SAMPLES) --websocket
+	$(BENCH_BIN) loop --orchestrator noop --live $(BENCH_NOOP_LIVE) --samples $(BENCH_SAMPLES)
+	$(BENCH_BIN) loop --orchestrator local --live $(BENCH_LOCAL_LIVE) --samples $(BENCH_SAMPLES)
+	$(BENCH_BIN) throughput --agreements $(BENCH_AGREEMENTS)
+	$(BENCH_BIN) room-start --samples 20
+	$(BENCH_BIN) latency --live 1,100 --websocket
 
 # 1,000 agreements through the whole loop with random SIGKILLs of the backend; fails if anything was
 # lost, doubled or mis-charged. Not part of `make test` (it takes a while).
@@ -182,6 +202,7 @@ soak: build
 # might), and placement decisions per second for 100 clusters and 10,000 agreements (release build).
 bench-kube: build kube
 	cargo build --release -p conference-backend -p conference-e2e
+	rm -f target/bench/kube.json
 	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 10
 	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 10 --websocket
 	CONFERENCE_BACKEND_BIN=target/release/conference-backend target/release/backend-bench kube-start --samples 5 --node-delay-ms 5000 --websocket

@@ -105,7 +105,8 @@ pub struct ServiceArgs {
     #[command(flatten)]
     pub jitsi: JitsiArgs,
     /// Where conferences run: `local` (a room process per conference on this machine, in `--region`)
-    /// or `kubernetes` (a Jitsi Meet pod per conference, on the clusters of `--clusters-file`).
+    /// or `kubernetes` (a Jitsi Meet pod per conference, on the clusters of `--clusters-file`), or
+    /// `noop` (for benchmarks: no conference is run; a deploy answers at once, in `--region`).
     #[arg(long, env = "ORCHESTRATOR", value_enum, default_value_t = OrchestratorKind::Local)]
     pub orchestrator: OrchestratorKind,
     /// The Kubernetes orchestrator's clusters, latency table, pools and Jitsi settings (TOML; see
@@ -123,6 +124,8 @@ pub struct ServiceArgs {
 pub enum OrchestratorKind {
     Local,
     Kubernetes,
+    /// For benchmarks: no conference is run.
+    Noop,
 }
 
 /// The join tokens the API issues to a conference's customer and registered participants (Jitsi Meet's
@@ -152,7 +155,7 @@ impl ServiceArgs {
     /// checks join tokens with the secret in the cluster's Secret and a random one here would sign
     /// tokens no conference accepts.
     pub fn clusters_file(&self) -> Result<Option<&Path>> {
-        if self.orchestrator == OrchestratorKind::Local {
+        if self.orchestrator != OrchestratorKind::Kubernetes {
             return Ok(None);
         }
         let file = self
@@ -413,6 +416,14 @@ mod tests {
         assert!(no_secret.service.clusters_file().unwrap_err().to_string().contains("needs JITSI_APP_SECRET"));
         let both = ["--orchestrator", "kubernetes", "--clusters-file", "/c.toml", "--jitsi-app-secret", "s"];
         assert_eq!(serve_args(&both).unwrap().service.clusters_file().unwrap(), Some(Path::new("/c.toml")));
+    }
+
+    #[test]
+    fn the_noop_orchestrator_needs_no_clusters_file() {
+        let noop = serve_args(&["--orchestrator", "noop", "--region", "2"]).unwrap();
+        assert_eq!(noop.service.orchestrator, OrchestratorKind::Noop);
+        assert_eq!(noop.service.region, 2);
+        assert_eq!(noop.service.clusters_file().unwrap(), None);
     }
 
     #[test]

@@ -15,13 +15,16 @@ use crate::{
     Result,
     api::{self, ApiContext, PublicConfig},
     chain::Chain,
-    config::ServeArgs,
+    config::{OrchestratorKind, ServeArgs},
     health::Health,
     jitsi::JoinTokens,
     lease::Lease,
     metrics::Metrics,
     monitor::Monitor,
-    orchestrator::{Orchestrator, jitsi_pod::Owner, kubernetes::KubernetesOrchestrator, local::LocalOrchestrator},
+    orchestrator::{
+        Orchestrator, jitsi_pod::Owner, kubernetes::KubernetesOrchestrator, local::LocalOrchestrator,
+        noop::NoopOrchestrator,
+    },
     reconciler::Reconciler,
     room,
     session::SignIn,
@@ -59,6 +62,9 @@ pub async fn serve(
     let upkeep = Arc::new(Notify::new());
     let rooms_dir = service.data_dir.join("rooms");
     let orchestrator = Arc::new(match clusters_file {
+        None if service.orchestrator == OrchestratorKind::Noop => {
+            Orchestrator::Noop(NoopOrchestrator::new(service.region))
+        }
         None => {
             Orchestrator::Local(LocalOrchestrator::new(rooms_dir.clone(), std::env::current_exe()?, service.region)?)
         }

@@ -1,13 +1,16 @@
 //! Orchestrators run one conference per agreement. Two implement the same operations:
 //! - `local` (the embedded default): a room process on a loopback port, in this service's region;
 //! - `kubernetes`: a Jitsi Meet pod and Service per conference, on the cluster placement picks
-//!   among several ([`crate::placement`]), optionally from a pool of warm pods.
+//!   among several ([`crate::placement`]), optionally from a pool of warm pods;
+//! - `noop` (for benchmarks: no conference is run): a deploy answers at once, the deployed agreements
+//!   are kept in memory.
 //!
 //! A new orchestrator is a new variant of [`Orchestrator`].
 
 pub mod jitsi_pod;
 pub mod kubernetes;
 pub mod local;
+pub mod noop;
 
 use crate::{Result, placement::NoFit};
 
@@ -42,6 +45,7 @@ pub struct Deployed {
 pub enum Orchestrator {
     Local(local::LocalOrchestrator),
     Kubernetes(Box<kubernetes::KubernetesOrchestrator>),
+    Noop(noop::NoopOrchestrator),
 }
 
 impl Orchestrator {
@@ -50,6 +54,7 @@ impl Orchestrator {
         match self {
             Self::Local(local) => local.fit(conference),
             Self::Kubernetes(kubernetes) => kubernetes.place(conference).map(|_| ()),
+            Self::Noop(noop) => noop.fit(conference),
         }
     }
 
@@ -58,6 +63,7 @@ impl Orchestrator {
         match self {
             Self::Local(local) => local.deploy(conference).await,
             Self::Kubernetes(kubernetes) => kubernetes.deploy(conference).await,
+            Self::Noop(noop) => Ok(noop.deploy(conference)),
         }
     }
 
@@ -66,6 +72,10 @@ impl Orchestrator {
         match self {
             Self::Local(local) => local.remove(agreement).await,
             Self::Kubernetes(kubernetes) => kubernetes.remove(agreement).await,
+            Self::Noop(noop) => {
+                noop.remove(agreement);
+                Ok(())
+            }
         }
     }
 
@@ -74,6 +84,7 @@ impl Orchestrator {
         match self {
             Self::Local(local) => Ok(local.find(agreement).await?.is_some()),
             Self::Kubernetes(kubernetes) => kubernetes.probe(agreement).await,
+            Self::Noop(noop) => Ok(noop.probe(agreement)),
         }
     }
 
@@ -82,13 +93,14 @@ impl Orchestrator {
         match self {
             Self::Local(local) => local.list(),
             Self::Kubernetes(kubernetes) => kubernetes.list().await,
+            Self::Noop(noop) => Ok(noop.list()),
         }
     }
 
     /// Background upkeep between conferences (the Kubernetes warm pools and load counts).
     pub async fn maintain(&self) -> Result<()> {
         match self {
-            Self::Local(_) => Ok(()),
+            Self::Local(_) | Self::Noop(_) => Ok(()),
             Self::Kubernetes(kubernetes) => kubernetes.maintain().await,
         }
     }

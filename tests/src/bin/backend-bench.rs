@@ -1,9 +1,16 @@
 //! The backend's figures, measured on a fresh local stack (real anvil, real backend binary, real rooms):
 //!
-//! - `catch-up`: the watcher's speed from a cold start over N signed agreements (events per second),
-//!   on SQLite and on PostgreSQL;
+//! - `catch-up`: the watcher's speed from a cold start over N escrow events (events per second), on
+//!   SQLite and on PostgreSQL;
 //! - `latency`: the time from a signing block to the deploy call (p50, p99) with 1, 100 and 1,000 live
 //!   agreements, and the backend's resident memory at each level;
+//! - `loop`: with the no-op or the local orchestrator, the time from the signing block to the deploy
+//!   call and to the activation receipt (p50, p99), and the backend's resident memory and CPU, at each
+//!   number of live agreements, with how each grows (the exponent between levels);
+//! - `throughput`: N agreements through sign, deploy, activate, stop, undeploy and settle (no-op
+//!   orchestrator), agreements per second from the first signing to the last settlement, each
+//!   settlement checked to the wei;
+//! - `room-start`: from the signing block to the local room answering its health check;
 //! - `soak`: N agreements through the whole loop while the backend is killed (SIGKILL) at random
 //!   moments and restarted; reports what was lost or doubled (the answer must be nothing).
 //!
@@ -12,7 +19,15 @@
 //! - `placement`: placement decisions per second (the Decision Maker alone, no cluster), for M clusters
 //!   and N agreements.
 //!
-//! Prints its figures; `soak` exits non-zero if anything was lost, doubled or mis-charged.
+//! Prints its figures and writes them in issue 7's shared format: `catch-up`, `loop`, `throughput` and
+//! `room-start` into `target/bench/backend.json`, `kube-start` into `target/bench/kube.json` (a figure
+//! measured again replaces the file's figure of the same id). `soak` exits non-zero if anything was
+//! lost, doubled or mis-charged.
+
+#[path = "backend-bench/figures.rs"]
+mod figures;
+#[path = "backend-bench/load.rs"]
+mod load;
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +37,7 @@ use clap::{Parser, Subcommand};
 use conference_backend::{
     chain::{Chain, ConferenceEscrow},
     devdb::PostgresServer,
-    devnet::{self, Devnet},
+    devnet::Devnet,
     store::Store,
     watcher::{Watcher, WatcherConfig},
 };
@@ -39,8 +54,35 @@ struct Cli {
 enum Command {
     /// Watcher catch-up speed from a cold start.
     CatchUp {
-        #[arg(long, default_value_t = 10_000)]
-        agreements: u64,
+        /// Escrow events to catch up over (one per signed agreement).
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+    },
+    /// Signing block to deploy call and to activation receipt, resident memory and CPU, at each number
+    /// of live agreements, with the no-op or the local orchestrator.
+    Loop {
+        #[arg(long, value_enum, default_value_t = load::Kind::Noop)]
+        orchestrator: load::Kind,
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000,10000")]
+        live: Vec<usize>,
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        /// How long the backend's CPU is measured at each level, with nothing but the live agreements.
+        #[arg(long, default_value_t = 10)]
+        idle_secs: u64,
+        /// Follow the chain over WebSocket (new heads pushed) instead of polling over HTTP.
+        #[arg(long)]
+        websocket: bool,
+    },
+    /// Agreements through the whole loop with the no-op orchestrator, as fast as they go.
+    Throughput {
+        #[arg(long, default_value_t = 2_000)]
+        agreements: usize,
+    },
+    /// Signing block to the local room answering its health check.
+    RoomStart {
+        #[arg(long, default_value_t = 20)]
+        samples: usize,
     },
     /// Signing block to deploy call, and resident memory, at each number of live agreements.
     Latency {
@@ -90,7 +132,12 @@ const WAIT: Duration = Duration::from_secs(300);
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::CatchUp { agreements } => catch_up(agreements).await,
+        Command::CatchUp { events } => catch_up(events).await,
+        Command::Loop { orchestrator, live, samples, idle_secs, websocket } => {
+            load::live_levels(orchestrator, &live, samples, Duration::from_secs(idle_secs), websocket).await
+        }
+        Command::Throughput { agreements } => load::throughput(agreements).await,
+        Command::RoomStart { samples } => load::room_start(samples).await,
         Command::Latency { live, samples, websocket } => latency(&live, samples, websocket).await,
         Command::Soak { agreements, wave, seed } => soak(agreements, wave, seed).await,
         Command::Placement { clusters, agreements, runs } => placement(clusters, agreements, runs),
@@ -100,41 +147,18 @@ async fn main() -> Result<()> {
     }
 }
 
-/// Signs `n` DynamicPrice agreements as the dev customer: automatic mining off, a block mined every
-/// `PER_BLOCK` signings (well under the block gas limit), so that sending is not one block per call.
-async fn sign_many(devnet: &Devnet, n: u64) -> Result<()> {
-    const PER_BLOCK: u64 = 200;
-    let customer = devnet.provider_for(&devnet.customer)?;
-    let escrow = ConferenceEscrow::new(devnet.escrow, customer.clone());
-    let mine = || customer.raw_request::<_, serde_json::Value>("evm_mine".into(), ());
-    customer.raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,)).await?;
-    let mut last = None;
-    for i in 0..n {
-        last = Some(escrow.sign(devnet::DYNAMIC_TERMS, 0, false).value(Devnet::offer_deposit()).send().await?);
-        if (i + 1) % PER_BLOCK == 0 {
-            mine().await?;
-        }
-        if (i + 1) % 1_000 == 0 {
-            eprintln!("  signed {}", i + 1);
-        }
-    }
-    mine().await?;
-    customer.raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (true,)).await?;
-    if let Some(pending) = last {
-        ensure!(pending.get_receipt().await?.status(), "the last signing reverted");
-    }
-    Ok(())
-}
-
-async fn catch_up(agreements: u64) -> Result<()> {
+async fn catch_up(events: u64) -> Result<()> {
     let devnet = Devnet::start(&repo_root().join("anvil/node_modules/.bin/anvil"), 0).await?;
-    eprintln!("signing {agreements} agreements…");
-    sign_many(&devnet, agreements).await?;
+    // One AgreementSigned event per signing, each in its own block (automatic mining).
+    eprintln!("signing {events} agreements (one event each)…");
+    let customers = load::Customers::new(&devnet, load::STREAMS).await?;
+    load::sign_many(&customers, events as usize).await?;
     let dir = std::env::temp_dir().join(format!("conference-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let postgres = PostgresServer::start("bench-catch-up")?;
     let databases = [("sqlite", format!("sqlite://{}", dir.join("bench.db").display())), ("postgres", postgres.url())];
-    println!("watcher catch-up from a cold start over {agreements} signed agreements:");
+    println!("watcher catch-up from a cold start over {events} escrow events:");
+    let mut figures = Vec::new();
     for (name, url) in databases {
         let watcher = Watcher {
             chain: Chain::connect(&devnet.rpc_url(), devnet.escrow, devnet.operator.clone()).await?,
@@ -150,10 +174,25 @@ async fn catch_up(agreements: u64) -> Result<()> {
             metrics: conference_backend::metrics::Metrics::new(),
         };
         let started = Instant::now();
-        let events = watcher.poll().await?;
+        let seen = watcher.poll().await?;
         let seconds = started.elapsed().as_secs_f64();
-        println!("  {name:<8} {events} events in {seconds:.2} s: {:.0} events/s", events as f64 / seconds);
+        ensure!(seen as u64 >= events, "the watcher saw {seen} events, fewer than the {events} sent");
+        let rate = seen as f64 / seconds;
+        println!("  {name:<8} {seen} events in {seconds:.2} s: {rate:.0} events/s");
+        figures.push(figures::Figure {
+            id: format!("backend.catchup.{name}"),
+            group: "Backend loop",
+            label: format!("watcher catch-up from a cold start, {name}, over {seen} events"),
+            unit: "events/s",
+            samples: vec![rate],
+            target: figures::at_least(20_000.0),
+            note: Some(format!(
+                "one AgreementSigned event per block (automatic mining), read in ranges of 2,000 blocks \
+                 and recorded in {name}; the release build's watcher in the bench's own process"
+            )),
+        });
     }
+    figures::record("backend", figures)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -349,6 +388,7 @@ fn placement(clusters: u64, agreements: u64, runs: usize) -> Result<()> {
 /// every model taking a warm pod.
 async fn kube_start(samples: usize, node_delay: Duration, websocket: bool) -> Result<()> {
     use conference_e2e::kube::{ClusterSpec, KubeClusters, pod_ready};
+    let mut figures = Vec::new();
     for (mode, warm_pool) in [("cold", 0), ("warm pool", 1)] {
         let spec = ClusterSpec { name: "bench", region: 0, gdpr: true, capacity_millicores: 1_000_000, warm_pool };
         let clusters = KubeClusters::start_with("kube-start", &[spec], node_delay, "all").await?;
@@ -387,6 +427,27 @@ async fn kube_start(samples: usize, node_delay: Duration, websocket: bool) -> Re
             ms(times[0]),
             ms(times[times.len() - 1])
         );
+        let transport = if websocket { "ws" } else { "http" };
+        let delay = if node_delay.is_zero() { String::new() } else { format!(".node{}ms", node_delay.as_millis()) };
+        let warm = warm_pool > 0;
+        figures.push(figures::Figure {
+            id: format!("kube.start.{}.{transport}{delay}.p50", if warm { "warm" } else { "cold" }),
+            group: "Conference start",
+            label: format!(
+                "Kubernetes, {mode}: signing to Service answering, chain over {}, node start {} ms (p50)",
+                if websocket { "WebSocket" } else { "HTTP polling" },
+                node_delay.as_millis()
+            ),
+            unit: "ms",
+            samples: vec![ms(times[times.len() / 2])],
+            target: if warm { figures::at_most(150.0) } else { None },
+            note: Some(format!(
+                "p50 of {samples} agreements signed one after another on a test API server (kube-apiserver \
+                 and etcd, a stand-in node); the clock starts before the signing transaction is sent{}",
+                if websocket { "" } else { "; the backend polls the chain every 250 ms" }
+            )),
+        });
     }
+    figures::record("kube", figures)?;
     Ok(())
 }

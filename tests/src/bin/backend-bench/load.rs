@@ -1,0 +1,566 @@
+//! The loop's figures under load: many customers signing at once, live agreements by the thousand, the
+//! backend's memory and CPU read from /proc, and the growth of each with the number of live agreements.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    eips::Encodable2718,
+    network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
+    primitives::{Address, B256, Bytes, U256},
+    providers::{DynProvider, Provider},
+    rpc::types::{Filter, TransactionReceipt, TransactionRequest},
+    signers::local::PrivateKeySigner,
+    sol_types::SolEvent,
+};
+use anyhow::{Context, Result, bail, ensure};
+use conference_backend::{
+    chain::ConferenceEscrow,
+    devnet::{self, Devnet},
+};
+use conference_e2e::{Stack, check_settlement, signed};
+use futures::future::try_join_all;
+use tokio::sync::Mutex;
+
+use crate::figures::{self, Figure};
+
+/// How many customers sign at once: each its own key and nonce, so that none waits on another's.
+pub const STREAMS: usize = 16;
+const WAIT: Duration = Duration::from_secs(600);
+/// How often a sample's record and the chain are read while it is timed.
+const TICK: Duration = Duration::from_millis(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// No conference is run: the backend's own loop alone.
+    Noop,
+    /// A room process per agreement.
+    Local,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Noop => "noop",
+            Self::Local => "local",
+        }
+    }
+}
+
+/// Customers of the bench: random keys funded with `anvil_setBalance`, each sending its own
+/// transactions in nonce order (automatic mining: each is mined as it arrives).
+pub struct Customers {
+    rpc: DynProvider,
+    escrow: Address,
+    chain_id: u64,
+    keys: Vec<(EthereumWallet, Mutex<u64>)>,
+    sign_input: Bytes,
+}
+
+impl Customers {
+    pub async fn new(devnet: &Devnet, count: usize) -> Result<Arc<Self>> {
+        let rpc = devnet.provider_for(&devnet.customer)?;
+        let mut keys = Vec::new();
+        for _ in 0..count {
+            let key = PrivateKeySigner::random();
+            // A million ETH: enough for any number of deposits here.
+            let balance = format!("{:#x}", U256::from(10).pow(U256::from(24)));
+            rpc.raw_request::<_, serde_json::Value>("anvil_setBalance".into(), (key.address(), balance)).await?;
+            keys.push((EthereumWallet::from(key), Mutex::new(0)));
+        }
+        let escrow = ConferenceEscrow::new(devnet.escrow, rpc.clone());
+        let sign_input = escrow.sign(devnet::DYNAMIC_TERMS, 0, false).calldata().clone();
+        let chain_id = rpc.get_chain_id().await?;
+        Ok(Arc::new(Self { rpc, escrow: devnet.escrow, chain_id, keys, sign_input }))
+    }
+
+    /// Sends a call to the escrow as customer `who` and returns its receipt (mined at once).
+    async fn send(&self, who: usize, input: Bytes, value: U256) -> Result<TransactionReceipt> {
+        let (wallet, nonce) = &self.keys[who];
+        let hash = {
+            let mut nonce = nonce.lock().await;
+            let request = TransactionRequest::default()
+                .with_to(self.escrow)
+                .with_input(input)
+                .with_value(value)
+                .with_nonce(*nonce)
+                .with_chain_id(self.chain_id)
+                .with_gas_limit(1_000_000)
+                .with_max_fee_per_gas(100_000_000_000)
+                .with_max_priority_fee_per_gas(1_000_000_000);
+            let envelope = request.build(wallet).await?;
+            let hash = *self.rpc.send_raw_transaction(&envelope.encoded_2718()).await?.tx_hash();
+            *nonce += 1;
+            hash
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(receipt) = self.rpc.get_transaction_receipt(hash).await? {
+                ensure!(receipt.status(), "transaction {hash} reverted");
+                return Ok(receipt);
+            }
+            ensure!(started.elapsed() < WAIT, "transaction {hash} was not mined");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Customer `who` signs the dynamic-price demo offer: the agreement id and the receipt.
+    pub async fn sign(&self, who: usize) -> Result<(u64, TransactionReceipt)> {
+        signed(self.send(who, self.sign_input.clone(), Devnet::offer_deposit()).await?)
+    }
+
+    /// Customer `who` stops its agreement `id`.
+    pub async fn stop(&self, who: usize, id: u64) -> Result<TransactionReceipt> {
+        let input = ConferenceEscrow::new(self.escrow, self.rpc.clone()).stop(U256::from(id)).calldata().clone();
+        self.send(who, input, U256::ZERO).await
+    }
+}
+
+/// Signs `n` agreements on all streams at once; returns each agreement's id and its customer.
+pub async fn sign_many(customers: &Arc<Customers>, n: usize) -> Result<Vec<(u64, usize)>> {
+    let streams = customers.keys.len();
+    let tasks = (0..streams).map(|who| {
+        let customers = customers.clone();
+        async move {
+            let mut ids = Vec::new();
+            for i in (who..n).step_by(streams) {
+                ids.push((customers.sign(who).await?.0, who));
+                if who == 0 && i > 0 && i % 10_000 < streams {
+                    eprintln!("  signed about {i}");
+                }
+            }
+            anyhow::Ok(ids)
+        }
+    });
+    Ok(try_join_all(tasks).await?.into_iter().flatten().collect())
+}
+
+/// Follows one escrow event from a block on: the agreement ids (first indexed topic) as they appear.
+struct Follower {
+    signature: B256,
+    next_block: u64,
+}
+
+impl Follower {
+    fn new(signature: B256, from_block: u64) -> Self {
+        Self { signature, next_block: from_block }
+    }
+
+    async fn poll(&mut self, rpc: &DynProvider, escrow: Address) -> Result<Vec<u64>> {
+        let head = rpc.get_block_number().await?;
+        if head < self.next_block {
+            return Ok(Vec::new());
+        }
+        let filter =
+            Filter::new().address(escrow).event_signature(self.signature).from_block(self.next_block).to_block(head);
+        let logs = rpc.get_logs(&filter).await?;
+        self.next_block = head + 1;
+        logs.iter().map(|log| Ok(U256::from_be_bytes(log.topics()[1].0).to::<u64>())).collect()
+    }
+}
+
+/// Whether agreement `id` was activated on-chain from `from_block` on.
+async fn activated(stack: &Stack, id: u64, from_block: u64) -> Result<bool> {
+    let filter = Filter::new()
+        .address(stack.devnet.escrow)
+        .event_signature(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH)
+        .topic1(B256::from(U256::from(id)))
+        .from_block(from_block);
+    Ok(!stack.customer.get_logs(&filter).await?.is_empty())
+}
+
+/// The backend's resident memory (VmRSS) in MB.
+fn resident_mb(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    let kib: f64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
+    Ok(kib / 1024.0)
+}
+
+/// The backend's CPU time so far (utime + stime), in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at field 3: state.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / clock_ticks()?)
+}
+
+fn clock_ticks() -> Result<f64> {
+    let out = std::process::Command::new("getconf").arg("CLK_TCK").output()?;
+    Ok(String::from_utf8(out.stdout)?.trim().parse()?)
+}
+
+/// The p-th percentile (nearest rank) of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// log(v2/v1) / log(n2/n1): 0 is constant, 1 linear, 2 quadratic.
+fn exponent(n1: f64, v1: f64, n2: f64, v2: f64) -> f64 {
+    (v2 / v1).ln() / (n2 / n1).ln()
+}
+
+fn complexity(e: f64) -> &'static str {
+    match e {
+        e if e < 0.25 => "O(1)",
+        e if e < 0.75 => "sub-linear",
+        e if e < 1.25 => "O(n)",
+        e if e < 1.75 => "between O(n) and O(n²)",
+        _ => "O(n²) or worse",
+    }
+}
+
+/// What one level of live agreements measured.
+struct Level {
+    live: usize,
+    deploy: (f64, f64),
+    activation: (f64, f64),
+    rss_mb: f64,
+    /// Percent of one core while only the live agreements run.
+    cpu_percent: f64,
+}
+
+/// Brings the backend to each number of live (activated, running) agreements and times `samples`
+/// more agreements there, one after another: from sending the signing transaction (anvil mines it
+/// at once) to the deploy call (the record shows the conference deploying) and to the activation on
+/// the chain; each sample is then stopped and settled, so every sample sees the same number of live
+/// agreements. Then the backend's resident memory and its CPU over `idle` with nothing else going on.
+pub async fn live_levels(kind: Kind, levels: &[usize], samples: usize, idle: Duration, websocket: bool) -> Result<()> {
+    ensure!(samples > 0 && !levels.is_empty(), "at least one level and one sample");
+    // The service's own probe interval (2 s), not the tests' quicker one.
+    let flags = ["--orchestrator", kind.name(), "--probe-interval-ms", "2000"];
+    let stack = Stack::start_with(&format!("bench-loop-{}", kind.name()), websocket, &flags).await?;
+    let transport = if websocket { "ws" } else { "http" };
+    let pid = stack.backend_pid().context("the backend runs")?;
+    let customers = Customers::new(&stack.devnet, STREAMS).await?;
+    let mut activations =
+        Follower::new(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, stack.devnet.deploy_block);
+    let (mut background, mut active) = (0usize, 0usize);
+    let mut measured = Vec::new();
+    println!(
+        "{} orchestrator: signing block to deploy call and to activation receipt ({samples} samples per level), \
+         backend memory and CPU ({} s with nothing but the live agreements):",
+        kind.name(),
+        idle.as_secs()
+    );
+    for &level in levels {
+        // The agreements that keep running (one fewer than the level: the sample is the last).
+        let more = level.saturating_sub(1).saturating_sub(background);
+        let (ramp_started, cpu_before) = (Instant::now(), cpu_seconds(pid)?);
+        sign_many(&customers, more).await?;
+        background += more;
+        while active < background {
+            active += activations.poll(&stack.customer, stack.devnet.escrow).await?.len();
+            ensure!(ramp_started.elapsed() < WAIT, "only {active} of {background} agreements activated");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if more > 0 {
+            let seconds = ramp_started.elapsed().as_secs_f64();
+            eprintln!(
+                "  {more} more agreements signed and activated in {seconds:.1} s ({:.0}/s), backend CPU {:.2} ms each",
+                more as f64 / seconds,
+                (cpu_seconds(pid)? - cpu_before) * 1e3 / more as f64
+            );
+        }
+        let (mut deploy, mut activation) = (Vec::new(), Vec::new());
+        for _ in 0..samples {
+            let sent = Instant::now();
+            let (id, receipt) = customers.sign(0).await?;
+            let block = receipt.block_number.context("a mined receipt")?;
+            let deadline = sent + WAIT;
+            loop {
+                if let Some(record) = stack.agreement(id).await?
+                    && record["conference"]["state"] != "absent"
+                {
+                    deploy.push(sent.elapsed().as_secs_f64() * 1e3);
+                    break;
+                }
+                ensure!(Instant::now() < deadline, "agreement {id}: no deploy\n{}", stack.log_tail());
+                tokio::time::sleep(TICK).await;
+            }
+            while !activated(&stack, id, block).await? {
+                ensure!(Instant::now() < deadline, "agreement {id}: no activation\n{}", stack.log_tail());
+                tokio::time::sleep(TICK).await;
+            }
+            activation.push(sent.elapsed().as_secs_f64() * 1e3);
+            // Counted here, so that the ramp's count of activations stays the background's.
+            activations.poll(&stack.customer, stack.devnet.escrow).await?;
+            customers.stop(0, id).await?;
+            stack.wait_status(id, "settled", WAIT).await?;
+        }
+        let (cpu_start, clock) = (cpu_seconds(pid)?, Instant::now());
+        tokio::time::sleep(idle).await;
+        let cpu_percent = (cpu_seconds(pid)? - cpu_start) / clock.elapsed().as_secs_f64() * 100.0;
+        let rss_mb = resident_mb(pid)?;
+        deploy.sort_by(f64::total_cmp);
+        activation.sort_by(f64::total_cmp);
+        let row = Level {
+            live: background + 1,
+            deploy: (percentile(&deploy, 50.0), percentile(&deploy, 99.0)),
+            activation: (percentile(&activation, 50.0), percentile(&activation, 99.0)),
+            rss_mb,
+            cpu_percent,
+        };
+        println!(
+            "  {:>6} live: deploy call p50 {:.1} ms, p99 {:.1} ms; activation receipt p50 {:.1} ms, p99 {:.1} ms; \
+             resident {:.1} MB; CPU {:.1} % of a core",
+            row.live, row.deploy.0, row.deploy.1, row.activation.0, row.activation.1, row.rss_mb, row.cpu_percent
+        );
+        measured.push(row);
+    }
+    let figures = level_figures(kind, transport, samples, idle, &measured);
+    print_growth(&measured);
+    figures::record("backend", figures)
+}
+
+fn level_figures(kind: Kind, transport: &str, samples: usize, idle: Duration, levels: &[Level]) -> Vec<Figure> {
+    let name = format!("{}.{transport}", kind.name());
+    let follows =
+        if transport == "ws" { "follows new heads over WebSocket" } else { "polls the chain every 250 ms over HTTP" };
+    let what = match kind {
+        Kind::Noop => "no-op orchestrator",
+        Kind::Local => "local rooms",
+    };
+    let timing_note = format!(
+        "{samples} agreements signed one after another with the others live; the clock starts before the \
+         signing transaction is sent (anvil mines it at once) and the record and the chain are read every \
+         2 ms; the backend {follows} (release build)"
+    );
+    let mut figures = Vec::new();
+    for level in levels {
+        let live = level.live;
+        let deploy_target = |p: &str| (kind == Kind::Noop && live == 1_000 && p == "p99").then(|| 50.0);
+        for (what_step, step, (p50, p99)) in
+            [("deploy call", "deploy", level.deploy), ("activation receipt", "activation", level.activation)]
+        {
+            for (p, value) in [("p50", p50), ("p99", p99)] {
+                figures.push(Figure {
+                    id: format!("backend.loop.{name}.live{live}.{step}.{p}"),
+                    group: "Backend loop",
+                    label: format!("signing block to {what_step}, {live} live, {what}, {transport} ({p})"),
+                    unit: "ms",
+                    samples: vec![value],
+                    target: if step == "deploy" { deploy_target(p).and_then(figures::at_most) } else { None },
+                    note: Some(timing_note.clone()),
+                });
+            }
+        }
+        figures.push(Figure {
+            id: format!("backend.loop.{name}.live{live}.rss"),
+            group: "Backend loop",
+            label: format!("backend resident memory, {live} live, {what}, {transport}"),
+            unit: "MB",
+            samples: vec![level.rss_mb],
+            target: (kind == Kind::Noop && live == 10_000).then(|| 64.0).and_then(figures::at_most),
+            note: Some("VmRSS of the backend process (its rooms are separate processes)".into()),
+        });
+        figures.push(Figure {
+            id: format!("backend.loop.{name}.live{live}.cpu"),
+            group: "Backend loop",
+            label: format!("backend CPU with {live} live, {what}, {transport} (% of one core)"),
+            unit: "%",
+            samples: vec![level.cpu_percent],
+            target: None,
+            note: Some(format!(
+                "utime + stime over {} s of wall time with nothing but the live agreements (probed every 2 s)",
+                idle.as_secs()
+            )),
+        });
+    }
+    // Per 1,000 live: the increase over the smallest level, scaled to 1,000 agreements, at the largest.
+    if let (Some(low), Some(high)) = (levels.first(), levels.last())
+        && high.live > low.live
+    {
+        let thousands = (high.live - low.live) as f64 / 1_000.0;
+        let span = format!("between {} and {} live", low.live, high.live);
+        figures.push(Figure {
+            id: format!("backend.loop.{name}.rss_per_1000"),
+            group: "Backend loop",
+            label: format!("backend resident memory per 1,000 live agreements, {what}, {transport}"),
+            unit: "MB",
+            samples: vec![(high.rss_mb - low.rss_mb) / thousands],
+            target: None,
+            note: Some(format!("the growth of VmRSS {span}, per 1,000 agreements")),
+        });
+        figures.push(Figure {
+            id: format!("backend.loop.{name}.cpu_per_1000"),
+            group: "Backend loop",
+            label: format!("backend CPU per 1,000 live agreements, {what}, {transport} (% of one core)"),
+            unit: "%",
+            samples: vec![(high.cpu_percent - low.cpu_percent) / thousands],
+            target: None,
+            note: Some(format!("the growth of the idle CPU share {span}, per 1,000 agreements")),
+        });
+    }
+    figures
+}
+
+/// Prints the exponent of each figure's growth between consecutive levels, and what it suggests.
+fn print_growth(levels: &[Level]) {
+    println!("growth with the number of live agreements n (exponent k of n^k between levels):");
+    for pair in levels.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let (n1, n2) = (a.live as f64, b.live as f64);
+        let e = |v1: f64, v2: f64| exponent(n1, v1, n2, v2);
+        let (deploy, activation, rss, cpu) = (
+            e(a.deploy.0, b.deploy.0),
+            e(a.activation.0, b.activation.0),
+            e(a.rss_mb, b.rss_mb),
+            e(a.cpu_percent.max(0.01), b.cpu_percent.max(0.01)),
+        );
+        println!(
+            "  {:>6} → {:<6} deploy p50 {deploy:+.2} ({}), activation p50 {activation:+.2} ({}), \
+             resident memory {rss:+.2} ({}), idle CPU {cpu:+.2} ({})",
+            a.live,
+            b.live,
+            complexity(deploy),
+            complexity(activation),
+            complexity(rss),
+            complexity(cpu)
+        );
+    }
+}
+
+/// `agreements` agreements through sign, deploy, activate, stop, undeploy and settle with the no-op
+/// orchestrator: all signed at once on many streams, each stopped by its customer as soon as it is
+/// activated; agreements per second from the first signing to the last settlement. Every settlement
+/// is then checked to the wei, and every agreement deployed exactly once.
+pub async fn throughput(agreements: usize) -> Result<()> {
+    let flags = ["--orchestrator", "noop", "--probe-interval-ms", "2000"];
+    let stack = Stack::start_with("bench-throughput", false, &flags).await?;
+    let customers = Customers::new(&stack.devnet, STREAMS).await?;
+    let from_block = stack.customer.get_block_number().await? + 1;
+    println!("throughput: {agreements} agreements through the whole loop, no-op orchestrator, {STREAMS} customers");
+    let started = Instant::now();
+    let signing = tokio::spawn({
+        let customers = customers.clone();
+        async move { sign_many(&customers, agreements).await }
+    });
+    let (escrow, rpc) = (stack.devnet.escrow, stack.customer.clone());
+    let mut activated = Follower::new(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, from_block);
+    let mut settled = Follower::new(ConferenceEscrow::AgreementSettled::SIGNATURE_HASH, from_block);
+    let mut owner_of: HashMap<u64, usize> = HashMap::new();
+    let mut signing = Some(signing);
+    let (mut stops, mut done, mut pending_stops) = (Vec::new(), 0usize, Vec::<u64>::new());
+    let mut last_report = Instant::now();
+    while done < agreements {
+        ensure!(started.elapsed() < WAIT, "{done} of {agreements} settled within {WAIT:?}\n{}", stack.log_tail());
+        if let Some(task) = signing.take_if(|task| task.is_finished()) {
+            owner_of.extend(task.await??);
+        }
+        pending_stops.extend(activated.poll(&rpc, escrow).await?);
+        // Which customer signed is known once signing is over; until then, find it from the chain.
+        let ready: Vec<u64> = std::mem::take(&mut pending_stops);
+        for id in ready {
+            let who = match owner_of.get(&id) {
+                Some(&who) => who,
+                None => customer_index(&customers, &stack, id).await?,
+            };
+            let customers = customers.clone();
+            stops.push(tokio::spawn(async move { customers.stop(who, id).await.map(|_| ()) }));
+        }
+        done += settled.poll(&rpc, escrow).await?.len();
+        if last_report.elapsed() > Duration::from_secs(5) {
+            eprintln!("  {done} settled after {:.0} s", started.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    for stop in stops {
+        stop.await??;
+    }
+    let rate = agreements as f64 / seconds;
+    println!("  {agreements} settled in {seconds:.1} s: {rate:.0} agreements/s; checking each settlement…");
+    let mut ids: Vec<u64> = owner_of.keys().copied().collect();
+    ids.sort_unstable();
+    ensure!(ids.len() == agreements, "{} agreements signed, {agreements} asked", ids.len());
+    for &id in &ids {
+        let record = stack.wait_status(id, "settled", WAIT).await?;
+        check_settlement(&record).with_context(|| format!("agreement {id}"))?;
+        ensure!(record["conference"]["deployCount"] == 1, "agreement {id} deployed other than once: {record}");
+    }
+    println!("  every settlement matches price × seconds used and deposit − charge to the wei; each deployed once");
+    figures::record(
+        "backend",
+        vec![Figure {
+            id: "backend.throughput.noop".into(),
+            group: "Backend loop",
+            label: "sustained agreements through sign, deploy, activate, stop, undeploy, settle (no-op orchestrator)"
+                .into(),
+            unit: "agreements/s",
+            samples: vec![rate],
+            target: figures::at_least(200.0),
+            note: Some(format!(
+                "{agreements} agreements from {STREAMS} customers signing at once, each stopped as soon as it \
+                 was activated; from the first signing sent to the last settlement seen; every settlement \
+                 checked to the wei; automatic mining (one transaction per block)"
+            )),
+        }],
+    )
+}
+
+/// The index of the bench customer that signed agreement `id` (read from the chain).
+async fn customer_index(customers: &Customers, stack: &Stack, id: u64) -> Result<usize> {
+    let filter = Filter::new()
+        .address(stack.devnet.escrow)
+        .event_signature(ConferenceEscrow::AgreementSigned::SIGNATURE_HASH)
+        .topic1(B256::from(U256::from(id)));
+    let logs = stack.customer.get_logs(&filter.from_block(0)).await?;
+    let log = logs.first().context("no AgreementSigned for an activated agreement")?;
+    let customer = log.log_decode::<ConferenceEscrow::AgreementSigned>()?.inner.data.customer;
+    for (index, (wallet, _)) in customers.keys.iter().enumerate() {
+        if alloy::network::NetworkWallet::<alloy::network::Ethereum>::default_signer_address(wallet) == customer {
+            return Ok(index);
+        }
+    }
+    bail!("agreement {id} was signed by {customer}, not a bench customer")
+}
+
+/// `samples` agreements, one after another, on the local orchestrator: from sending the signing
+/// transaction to the room answering its health check (`/healthz` on its loopback port).
+pub async fn room_start(samples: usize) -> Result<()> {
+    ensure!(samples > 0, "at least one sample");
+    let stack = Stack::start_with("bench-room-start", false, &["--probe-interval-ms", "2000"]).await?;
+    let customers = Customers::new(&stack.devnet, 1).await?;
+    let mut times = Vec::new();
+    for _ in 0..samples {
+        let sent = Instant::now();
+        let (id, _) = customers.sign(0).await?;
+        loop {
+            if let Some(room) = stack.room(id)
+                && stack.room_answers(&format!("http://127.0.0.1:{}/", room.port)).await
+            {
+                break;
+            }
+            ensure!(sent.elapsed() < WAIT, "agreement {id}: no room answered\n{}", stack.log_tail());
+            tokio::time::sleep(TICK).await;
+        }
+        times.push(sent.elapsed().as_secs_f64() * 1e3);
+        stack.wait_status(id, "active", WAIT).await?;
+        customers.stop(0, id).await?;
+        stack.wait_status(id, "settled", WAIT).await?;
+    }
+    times.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&times, 50.0), percentile(&times, 99.0));
+    println!("room start (local orchestrator), {samples} samples: p50 {p50:.0} ms, p99 {p99:.0} ms");
+    let note = format!(
+        "{samples} agreements one after another; from sending the signing transaction (anvil mines it at once) \
+         to the room's /healthz answering; the backend polls the chain every 250 ms over HTTP"
+    );
+    let figure = |p: &str, value: f64| Figure {
+        id: format!("backend.roomstart.local.{p}"),
+        group: "Conference start",
+        label: format!("local room: signing block to the room answering ({p})"),
+        unit: "ms",
+        samples: vec![value],
+        target: None,
+        note: Some(note.clone()),
+    };
+    figures::record("backend", vec![figure("p50", p50), figure("p99", p99)])
+}
