@@ -25,7 +25,7 @@ export interface Config {
   registry: `0x${string}`;
   /** The first block worth reading events from (the escrow's deployment). */
   deployBlock: number;
-  orchestrator: 'local' | 'kubernetes';
+  orchestrator: 'local' | 'kubernetes' | 'noop';
   publicUrl: string;
   tokens: TokenInfo[];
   /** Names of the region bits 0, 1, 2, … of the contracts' region masks. */

@@ -334,7 +334,7 @@ fn level_figures(kind: Kind, transport: &str, samples: usize, idle: Duration, le
     let mut figures = Vec::new();
     for level in levels {
         let live = level.live;
-        let deploy_target = |p: &str| (kind == Kind::Noop && live == 1_000 && p == "p99").then(|| 50.0);
+        let deploy_target = |p: &str| (kind == Kind::Noop && live == 1_000 && p == "p99").then_some(50.0);
         for (what_step, step, (p50, p99)) in
             [("deploy call", "deploy", level.deploy), ("activation receipt", "activation", level.activation)]
         {
@@ -356,7 +356,7 @@ fn level_figures(kind: Kind, transport: &str, samples: usize, idle: Duration, le
             label: format!("backend resident memory, {live} live, {what}, {transport}"),
             unit: "MB",
             samples: vec![level.rss_mb],
-            target: (kind == Kind::Noop && live == 10_000).then(|| 64.0).and_then(figures::at_most),
+            target: (kind == Kind::Noop && live == 10_000).then_some(64.0).and_then(figures::at_most),
             note: Some("VmRSS of the backend process (its rooms are separate processes)".into()),
         });
         figures.push(Figure {
