@@ -3,7 +3,10 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=../web/dist");
-    let index = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/dist/index.html");
+    // Read when the script runs, not when it was compiled: cargo may reuse one compiled script for
+    // another checkout of the same sources (a git worktree), whose own web/dist is the one to check.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for build scripts");
+    let index = std::path::Path::new(&manifest_dir).join("../web/dist/index.html");
     if !index.is_file() {
         eprintln!("web/dist is missing: run `make web` (npm ci and vite build in web/)");
         std::process::exit(1);
