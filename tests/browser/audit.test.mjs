@@ -8,9 +8,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { abi, launch, openPage, rpc, screenshot, startStack, viem } from './harness.mjs';
+import { abi, advance, launch, openPage, screenshot, startStack, transact, viem, waitForAgreement } from './harness.mjs';
 
-const { createPublicClient, encodeFunctionData, http } = viem;
+const { createPublicClient, http } = viem;
 const escrowAbi = abi.ConferenceEscrow;
 const bookAbi = abi.OfferBook;
 
@@ -21,50 +21,27 @@ let chain;
 let accounts;
 let cfg;
 
-async function api(pathname) {
-  const response = await fetch(new URL(pathname, stack.web));
-  assert.equal(response.status, 200, `GET ${pathname} answered ${response.status}`);
-  return response.json();
-}
-
-async function transact(from, functionName, args, value = 0n) {
-  const hash = await rpc('eth_sendTransaction', [{ from, to: cfg.escrow, data: encodeFunctionData({ abi: escrowAbi, functionName, args }), value: `0x${value.toString(16)}` }]);
-  const receipt = await chain.waitForTransactionReceipt({ hash });
-  assert.equal(receipt.status, 'success', `${functionName} reverted`);
-  return receipt;
-}
+const transactEscrow = (from, functionName, args, value) =>
+  transact(chain, { from, to: cfg.escrow, abi: escrowAbi, functionName, args, value });
 
 const read = (functionName, args = []) => chain.readContract({ address: cfg.escrow, abi: escrowAbi, functionName, args });
 
 /** Waits until the service records the agreement in `chainStatus` (it follows the chain's events). */
-async function waitForChainStatus(id, chainStatus, timeout = 90_000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    const response = await fetch(new URL(`/api/agreements/${id}`, stack.web));
-    if (response.ok) {
-      const view = await response.json();
-      last = `${view.chainStatus}/${view.status}`;
-      if (view.chainStatus === chainStatus && (chainStatus !== 'active' || view.status === 'active')) return view;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`agreement ${id} did not reach ${chainStatus} within ${timeout / 1000} s (last: ${last})`);
-}
+const waitForChainStatus = (id, chainStatus) =>
+  waitForAgreement(id, (view) => view.chainStatus === chainStatus && (chainStatus !== 'active' || view.status === 'active'), {
+    what: chainStatus,
+    describe: (view) => `${view.chainStatus}/${view.status}`,
+  });
 
 /** Offer `offerId`'s current terms version (a vote may have replaced the first). */
 const termsOf = async (offerId) => (await chain.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] })).termsId;
 const latestId = async () => Number(await read('agreementCount'));
-const advance = async (seconds) => {
-  await rpc('evm_increaseTime', [seconds]);
-  await rpc('evm_mine', []);
-};
 
 /** One conference: the service activates it, it runs `seconds`, the customer stops, the service settles. */
 async function runSession(id, seconds, settledAs) {
   await waitForChainStatus(id, 'active');
   await advance(seconds);
-  await transact(accounts[1], 'stop', [BigInt(id)]);
+  await transactEscrow(accounts[1], 'stop', [BigInt(id)]);
   await waitForChainStatus(id, settledAs);
 }
 
@@ -79,27 +56,27 @@ before(async () => {
   for (const [offerId, seconds] of [[1, 601], [2, 45]]) {
     const termsId = await termsOf(offerId);
     const [deposit] = await read('quote', [termsId, 0, false, 0n]);
-    await transact(accounts[1], 'sign', [termsId, 0, false], deposit);
+    await transactEscrow(accounts[1], 'sign', [termsId, 0, false], deposit);
     await runSession(await latestId(), seconds, 'settled');
   }
   // Dynamic price with GDPR and narrowed regions: the surcharge.
   {
     const termsId = await termsOf(1);
     const [deposit] = await read('quote', [termsId, 0b001, true, 0n]);
-    await transact(accounts[1], 'sign', [termsId, 0b001, true], deposit);
+    await transactEscrow(accounts[1], 'sign', [termsId, 0b001, true], deposit);
     await runSession(await latestId(), 77, 'settled');
   }
   // Time-limited (offer 3): five minutes bought, two sessions of 61 s and 119 s, then closed.
   {
     const termsId = await termsOf(3);
     const [deposit] = await read('quote', [termsId, 0, false, 5n]);
-    await transact(accounts[1], 'buyMinutes', [termsId, 0, false, 5], deposit);
+    await transactEscrow(accounts[1], 'buyMinutes', [termsId, 0, false, 5], deposit);
     const id = await latestId();
     for (const seconds of [61, 119]) {
-      await transact(accounts[1], 'start', [BigInt(id)]);
+      await transactEscrow(accounts[1], 'start', [BigInt(id)]);
       await runSession(id, seconds, 'idle');
     }
-    await transact(accounts[1], 'close', [BigInt(id)]);
+    await transactEscrow(accounts[1], 'close', [BigInt(id)]);
     await waitForChainStatus(id, 'settled');
   }
   // Flexible period (offer 4): a one-hour window from now, started, run 200 s, stopped.
@@ -107,9 +84,9 @@ before(async () => {
     const termsId = await termsOf(4);
     const now = Number((await chain.getBlock()).timestamp);
     const [deposit] = await read('quote', [termsId, 0, false, 3600n]);
-    await transact(accounts[1], 'reserve', [termsId, 0, false, now, now + 3600], deposit);
+    await transactEscrow(accounts[1], 'reserve', [termsId, 0, false, now, now + 3600], deposit);
     const id = await latestId();
-    await transact(accounts[1], 'start', [BigInt(id)]);
+    await transactEscrow(accounts[1], 'start', [BigInt(id)]);
     await runSession(id, 200, 'settled');
   }
   log(`${await latestId()} agreements settled`);

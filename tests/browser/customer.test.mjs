@@ -8,7 +8,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { abi, launch, openPage, rpc, screenshot, startStack, viem } from './harness.mjs';
+import { abi, advance, api, launch, openPage, rpc, screenshot, startStack, viem } from './harness.mjs';
 
 const { createPublicClient, http } = viem;
 const escrowAbi = abi.ConferenceEscrow;
@@ -40,17 +40,6 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 // ---------------------------------------------------------------------------------------------
-
-async function api(pathname) {
-  const response = await fetch(new URL(pathname, stack.web));
-  assert.equal(response.status, 200, `GET ${pathname} answered ${response.status}`);
-  return response.json();
-}
-
-async function advance(seconds) {
-  await rpc('evm_increaseTime', [seconds]);
-  await rpc('evm_mine', []);
-}
 
 const read = (functionName, args) => chain.readContract({ address: stack.escrow, abi: escrowAbi, functionName, args });
 

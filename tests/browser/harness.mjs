@@ -13,6 +13,7 @@
 // anvil/node_modules/.bin/anvil). A stopped stack removes its temp directory unless KEEP_STACK=1 or it
 // failed to start; screenshots go to target/browser-artifacts/.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -138,6 +139,46 @@ export async function rpc(method, params = [], stack = current) {
   const body = await response.json();
   if (body.error) throw new Error(`${method}: ${body.error.message}`);
   return body.result;
+}
+
+/** `GET pathname` from the stack's backend: its JSON (the answer must be 200). */
+export async function api(pathname, stack = current) {
+  const response = await fetch(new URL(pathname, stack.web));
+  assert.equal(response.status, 200, `GET ${pathname} answered ${response.status}`);
+  return response.json();
+}
+
+/** Moves the chain's clock `seconds` on and mines a block. */
+export async function advance(seconds) {
+  await rpc('evm_increaseTime', [seconds]);
+  await rpc('evm_mine', []);
+}
+
+/** Sends `functionName(args)` to `to` from `from` (an unlocked dev account) through anvil and waits
+ *  with the viem client `chain` for its receipt, which must be a success. */
+export async function transact(chain, { from, to, abi, functionName, args, value = 0n }) {
+  const data = viem.encodeFunctionData({ abi, functionName, args });
+  const hash = await rpc('eth_sendTransaction', [{ from, to, data, value: `0x${value.toString(16)}` }]);
+  const receipt = await chain.waitForTransactionReceipt({ hash });
+  assert.equal(receipt.status, 'success', `${functionName} reverted`);
+  return receipt;
+}
+
+/** Reads `GET /api/agreements/{id}` every 250 ms until `reached(view)`; returns that view, or fails
+ *  after `timeout` ms saying `what` it waited for and `describe(view)` of the last one seen. */
+export async function waitForAgreement(id, reached, { what, describe = (view) => view.status, timeout = 90_000, stack = current }) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    const response = await fetch(new URL(`/api/agreements/${id}`, stack.web));
+    if (response.ok) {
+      const view = await response.json();
+      last = describe(view);
+      if (reached(view)) return view;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`agreement ${id} did not reach ${what} within ${timeout / 1000} s (last: ${last})`);
 }
 
 /** Debian's Chromium, headless, with a fake camera and microphone. */

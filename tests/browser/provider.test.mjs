@@ -7,9 +7,9 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { abi, launch, openPage, rpc, screenshot, startStack, viem } from './harness.mjs';
+import { abi, launch, openPage, rpc, screenshot, startStack, transact, viem, waitForAgreement } from './harness.mjs';
 
-const { createPublicClient, encodeFunctionData, http } = viem;
+const { createPublicClient, http } = viem;
 const escrowAbi = abi.ConferenceEscrow;
 const bookAbi = abi.OfferBook;
 const registryAbi = abi.ProviderRegistry;
@@ -25,47 +25,22 @@ let cfg; // GET /api/config
 // The chain, driven as a customer would (anvil's dev accounts are unlocked).
 // ---------------------------------------------------------------------------------------------
 
-async function api(pathname) {
-  const response = await fetch(new URL(pathname, stack.web));
-  assert.equal(response.status, 200, `GET ${pathname} answered ${response.status}`);
-  return response.json();
-}
-
-async function transact(from, to, abi, functionName, args, value = 0n) {
-  const hash = await rpc('eth_sendTransaction', [{ from, to, data: encodeFunctionData({ abi, functionName, args }), value: `0x${value.toString(16)}` }]);
-  const receipt = await chain.waitForTransactionReceipt({ hash });
-  assert.equal(receipt.status, 'success', `${functionName} reverted`);
-  return receipt;
-}
-
 const read = (address, abi, functionName, args = []) => chain.readContract({ address, abi, functionName, args });
 
-async function waitForStatus(id, status, timeout = 90_000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    const response = await fetch(new URL(`/api/agreements/${id}`, stack.web));
-    if (response.ok) {
-      last = (await response.json()).status;
-      if (last === status) return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`agreement ${id} did not reach ${status} within ${timeout / 1000} s (last: ${last})`);
-}
+const waitForStatus = (id, status) => waitForAgreement(id, (view) => view.status === status, { what: status });
 
 /** The customer signs offer `offerId`'s current terms (fixed or dynamic price), the service runs it
  *  for `seconds`, the customer stops, the service settles. Returns the agreement id. */
 async function runAgreement(offerId, seconds) {
   const { termsId } = await read(cfg.book, bookAbi, 'offerOf', [offerId]);
   const [deposit] = await read(cfg.escrow, escrowAbi, 'quote', [termsId, 0, false, 0n]);
-  const receipt = await transact(accounts[1], cfg.escrow, escrowAbi, 'sign', [termsId, 0, false], deposit);
+  const receipt = await transact(chain, { from: accounts[1], to: cfg.escrow, abi: escrowAbi, functionName: 'sign', args: [termsId, 0, false], value: deposit });
   const id = Number(await read(cfg.escrow, escrowAbi, 'agreementCount'));
   log(`agreement ${id} signed on terms ${termsId} (block ${receipt.blockNumber})`);
   await waitForStatus(id, 'active');
   await rpc('evm_increaseTime', [seconds]);
   await rpc('evm_mine', []);
-  await transact(accounts[1], cfg.escrow, escrowAbi, 'stop', [BigInt(id)]);
+  await transact(chain, { from: accounts[1], to: cfg.escrow, abi: escrowAbi, functionName: 'stop', args: [BigInt(id)] });
   await waitForStatus(id, 'settled');
   return id;
 }
