@@ -8,7 +8,7 @@ use crate::{
     Result,
     agreement::{Agreement, ChainStatus, ConferenceState, Model},
     orchestrator::Orchestrator,
-    store::Store,
+    store::{ProbeResult, Store},
 };
 
 pub struct Monitor {
@@ -21,6 +21,7 @@ impl Monitor {
     /// Probes once every conference the customer is paying for: each active one, and the warm one of a
     /// FlexiblePeriod window (its readiness is what the minimum charge pays for).
     pub async fn pass(&self) -> Result<()> {
+        let mut probes = Vec::new();
         for a in self.store.open_agreements().await? {
             let warm = a.model == Model::FlexiblePeriod
                 && a.chain_status == ChainStatus::Idle
@@ -42,9 +43,9 @@ impl Monitor {
                 continue;
             }
             self.metrics.probe(ok);
-            self.store.record_probe(a.id, a.session, ok, detail.as_deref()).await?;
+            probes.push(ProbeResult { agreement: a.id, session: a.session, ok, detail });
         }
-        Ok(())
+        self.store.record_probes(&probes).await
     }
 
     /// Whether the agreement's record moved on since `seen` was read (another status, conference state,

@@ -15,7 +15,11 @@
 //! Steps that change the chain only queue an operator call in the outbox (sent exactly once by the
 //! [`crate::settler`]); the reconciler then waits for the resulting event.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::sync::{Mutex, Notify};
 use tokio_util::task::TaskTracker;
@@ -41,6 +45,20 @@ pub enum Step {
     StopAndSettle,
     /// Nothing to do until the chain or the clock moves.
     Wait,
+}
+
+impl Step {
+    /// The operator call the step queues (as the outbox names it), if it is one of the chain's steps.
+    /// A deploy may queue a decline, but only when nothing fits: it is always taken.
+    pub fn call(self) -> Option<&'static str> {
+        match self {
+            Self::Activate => Some("activate"),
+            Self::End => Some("end"),
+            Self::Settle => Some("settle"),
+            Self::StopAndSettle => Some("stopAndSettle"),
+            Self::Deploy | Self::Undeploy | Self::Wait => None,
+        }
+    }
 }
 
 /// Decides the next step from the agreement's record and the chain's clock. Where a conference goes,
@@ -94,6 +112,39 @@ pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64) -> Step 
     }
 }
 
+/// Agreements whose records the watcher changed since the reconciler last looked. A pass woken by
+/// the watcher reconciles only these, so a new event costs the same with ten thousand agreements
+/// running as with one; every [`FULL_PASS_EVERY`] a pass looks at every open agreement, for what
+/// only the clock moves (an end time, a window, an expired activation) and for retries.
+#[derive(Default)]
+pub struct Changed(std::sync::Mutex<ChangedSet>);
+
+#[derive(Default)]
+struct ChangedSet {
+    ids: HashSet<u64>,
+    /// Everything may have changed (records were rolled back to a fork).
+    all: bool,
+}
+
+impl Changed {
+    pub fn mark(&self, id: u64) {
+        self.0.lock().expect("not poisoned").ids.insert(id);
+    }
+
+    pub fn mark_all(&self) {
+        self.0.lock().expect("not poisoned").all = true;
+    }
+
+    /// The marked agreements (None: all of them), cleared.
+    fn take(&self) -> Option<HashSet<u64>> {
+        let set = std::mem::take(&mut *self.0.lock().expect("not poisoned"));
+        (!set.all).then_some(set.ids)
+    }
+}
+
+/// How often a pass looks at every open agreement, not only those the watcher marked as changed.
+pub const FULL_PASS_EVERY: Duration = Duration::from_millis(500);
+
 pub struct Reconciler {
     pub chain: Chain,
     pub store: Store,
@@ -106,6 +157,10 @@ pub struct Reconciler {
     /// Woken when an operator call was queued.
     pub outbox_notify: Arc<Notify>,
     pub metrics: crate::metrics::Metrics,
+    /// Marked by the watcher.
+    pub changed: Arc<Changed>,
+    /// When the last pass over every open agreement started.
+    last_full_pass: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Reconciler {
@@ -116,16 +171,54 @@ impl Reconciler {
         activation_window: u64,
         outbox_notify: Arc<Notify>,
         metrics: crate::metrics::Metrics,
+        changed: Arc<Changed>,
     ) -> Self {
-        let (in_flight, tasks) = (Mutex::default(), TaskTracker::new());
-        Self { chain, store, orchestrator, activation_window, in_flight, tasks, outbox_notify, metrics }
+        let (in_flight, tasks, last_full_pass) = (Mutex::default(), TaskTracker::new(), Default::default());
+        Self {
+            chain,
+            store,
+            orchestrator,
+            activation_window,
+            in_flight,
+            tasks,
+            outbox_notify,
+            metrics,
+            changed,
+            last_full_pass,
+        }
     }
 
-    /// One pass over every open agreement; each is reconciled in a task of its own.
+    /// One pass: over every open agreement if [`FULL_PASS_EVERY`] has gone by since the last such pass
+    /// (or the watcher rolled back), else over those the watcher marked. Each agreement is reconciled
+    /// in a task of its own.
     pub async fn pass(self: &Arc<Self>) -> Result<()> {
+        let marked = self.changed.take();
+        let full = {
+            let mut last = self.last_full_pass.lock().expect("not poisoned");
+            let due = marked.is_none() || last.is_none_or(|at| at.elapsed() >= FULL_PASS_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        let agreements = match marked {
+            Some(ids) if !full => {
+                let mut agreements = Vec::with_capacity(ids.len());
+                for id in ids {
+                    agreements.extend(self.store.agreement(id).await?);
+                }
+                agreements
+            }
+            _ => self.store.open_agreements().await?,
+        };
+        if agreements.is_empty() {
+            return Ok(());
+        }
         let (_, chain_now) = self.chain.head().await?;
-        for agreement in self.store.open_agreements().await? {
+        for agreement in agreements {
             if !self.in_flight.lock().await.insert(agreement.id) {
+                // Its task is still at work; the change is looked at again on the next pass.
+                self.changed.mark(agreement.id);
                 continue;
             }
             let this = Arc::clone(self);
@@ -176,6 +269,13 @@ impl Reconciler {
         loop {
             let step = next_step(&a, chain_now, self.activation_window);
             if step == Step::Wait {
+                return Ok(());
+            }
+            // Its call queued already, the agreement waits on the chain: one read, where queuing it
+            // again would probe the conference and write (thousands wait so at once under load).
+            if let Some(call) = step.call()
+                && self.store.is_queued(a.id, a.session, call).await?
+            {
                 return Ok(());
             }
             let span = info_span!("step", ?step, chain_status = a.chain_status.as_str(), session = a.session);
@@ -388,6 +488,23 @@ mod tests {
         assert_eq!(next_step(&dynamic(C::Ended, K::Running), 2000, WINDOW), Step::Undeploy);
         assert_eq!(next_step(&dynamic(C::Ended, K::Removed), 2000, WINDOW), Step::Settle);
         assert_eq!(next_step(&dynamic(C::Settled, K::Removed), 2000, WINDOW), Step::Wait);
+    }
+
+    #[test]
+    fn names_each_chain_step_as_the_outbox_names_its_call() {
+        let stop = SignedStop { started_at: 1, stopped_at: 2, deadline: 3, signature: Default::default() };
+        let calls = [
+            (Step::Activate, OperatorCall::Activate { agreement: 1, session: 1, requested_at: 1, region: 0 }),
+            (Step::End, OperatorCall::End { agreement: 1, session: 1, started_at: 1 }),
+            (Step::Settle, OperatorCall::Settle { agreement: 1, session: 1, started_at: 1, availability_bps: 1 }),
+            (Step::StopAndSettle, OperatorCall::StopAndSettle { agreement: 1, session: 1, availability_bps: 1, stop }),
+        ];
+        for (step, call) in calls {
+            assert_eq!(step.call(), Some(call.name()));
+        }
+        for step in [Step::Deploy, Step::Undeploy, Step::Wait] {
+            assert_eq!(step.call(), None);
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::{
         Orchestrator, jitsi_pod::Owner, kubernetes::KubernetesOrchestrator, local::LocalOrchestrator,
         noop::NoopOrchestrator,
     },
-    reconciler::Reconciler,
+    reconciler::{Changed, FULL_PASS_EVERY, Reconciler},
     room,
     session::SignIn,
     settler::{Settler, SettlerConfig},
@@ -33,7 +33,6 @@ use crate::{
     watcher::{self, Watcher, WatcherConfig},
 };
 
-const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
 const SETTLER_INTERVAL: Duration = Duration::from_millis(500);
 const ORPHAN_INTERVAL: Duration = Duration::from_secs(30);
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(2);
@@ -80,6 +79,7 @@ pub async fn serve(
     let outbox = Arc::new(Notify::new());
     // New heads (over WebSocket) wake the watcher; a fork it rolled back wakes the orphan collector.
     let (new_heads, rolled_back) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let changed = Arc::new(Changed::default());
     let loops = Arc::new(Loops {
         watcher: Arc::new(Watcher {
             chain: chain.clone(),
@@ -91,6 +91,7 @@ pub async fn serve(
                 max_reorg_depth: service.max_reorg_depth,
             },
             notify: events.clone(),
+            changed: changed.clone(),
             rolled_back: rolled_back.clone(),
             metrics: metrics.clone(),
         }),
@@ -101,6 +102,7 @@ pub async fn serve(
             activation_window,
             outbox.clone(),
             metrics.clone(),
+            changed,
         )),
         settler: Arc::new(Settler::new(
             chain.clone(),
@@ -235,7 +237,7 @@ impl Loops {
             async move { watcher.poll().await.map(drop) }
         }));
         let this = self.clone();
-        tasks.spawn(repeat("reconciler", RECONCILE_INTERVAL, self.events.clone(), stop.clone(), move || {
+        tasks.spawn(repeat("reconciler", FULL_PASS_EVERY, self.events.clone(), stop.clone(), move || {
             let reconciler = this.reconciler.clone();
             async move { reconciler.pass().await }
         }));

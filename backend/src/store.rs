@@ -187,6 +187,15 @@ pub struct Probe {
     pub detail: Option<String>,
 }
 
+/// A probe the monitor took, to be stored: of which agreement's conference (session), and its answer.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    pub agreement: u64,
+    pub session: u64,
+    pub ok: bool,
+    pub detail: Option<String>,
+}
+
 /// Probe counts of one conference (an agreement's session).
 #[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -532,15 +541,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn record_probe(&self, id: u64, session: u64, ok: bool, detail: Option<&str>) -> Result<()> {
-        sqlx::query("INSERT INTO probes (agreement_id, session, wall_at, ok, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id as i64)
-            .bind(session as i64)
-            .bind(now_wall())
-            .bind(ok as i64)
-            .bind(detail)
-            .execute(&self.pool)
-            .await?;
+    /// Stores a pass's probes in one transaction: one write to the disk per pass, however many
+    /// conferences run (a transaction per probe made the monitor the store's busiest writer).
+    pub async fn record_probes(&self, probes: &[ProbeResult]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let at = now_wall();
+        for probe in probes {
+            sqlx::query("INSERT INTO probes (agreement_id, session, wall_at, ok, detail) VALUES ($1, $2, $3, $4, $5)")
+                .bind(probe.agreement as i64)
+                .bind(probe.session as i64)
+                .bind(at)
+                .bind(probe.ok as i64)
+                .bind(probe.detail.as_deref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -590,6 +606,18 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Whether the call `call` of the agreement's session is in the outbox (in any state): what
+    /// [`Self::enqueue`] would refuse as queued already.
+    pub async fn is_queued(&self, agreement: u64, session: u64, call: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM outbox WHERE agreement_id = $1 AND session = $2 AND call = $3")
+            .bind(agreement as i64)
+            .bind(session as i64)
+            .bind(call)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Calls not finished yet, oldest first.

@@ -33,6 +33,7 @@ use crate::{
     Error, Result,
     agreement::Model,
     chain::{Chain, EscrowEvent},
+    reconciler::Changed,
     store::{RecordedEvent, Store},
 };
 
@@ -161,6 +162,8 @@ pub struct Watcher {
     pub config: WatcherConfig,
     /// Woken whenever new events were recorded (or records were rolled back).
     pub notify: Arc<Notify>,
+    /// The agreements those events changed, for the reconciler to look at first.
+    pub changed: Arc<Changed>,
     pub metrics: crate::metrics::Metrics,
     /// Woken when a fork rolled records back: conferences of agreements that are gone must go at once.
     pub rolled_back: Arc<Notify>,
@@ -237,6 +240,9 @@ impl Watcher {
             }
             if !events.is_empty() {
                 info!(from = next, to, events = events.len(), "recorded chain events");
+                for id in events.iter().filter_map(|e| e.event.agreement()) {
+                    self.changed.mark(id);
+                }
                 // A stored permit: a reconciler busy with a pass runs again right after it.
                 self.notify.notify_one();
             }
@@ -269,6 +275,7 @@ impl Watcher {
             reopened_calls = report.reopened_calls,
             "chain reorganisation: records rolled back to the fork block"
         );
+        self.changed.mark_all();
         self.notify.notify_one();
         self.rolled_back.notify_one();
         Ok(())

@@ -4,7 +4,7 @@
 use conference_backend::{
     agreement::{ChainStatus, ConferenceState},
     chain::{Fees, OperatorCall, SignedTx},
-    store::{OutboxState, RecordedEvent, Store},
+    store::{OutboxState, ProbeResult, RecordedEvent, Store},
     watcher::{ChainEvent, fork_block},
 };
 
@@ -57,7 +57,8 @@ fn signed_tx(nonce: u64, byte: u8) -> SignedTx {
 async fn a_fork_removes_an_agreement_signed_on_the_abandoned_branch(store: Store) {
     read(&store, vec![at(5, 0, terms_published()), at(10, 3, signed())], 10).await;
     store.conference_running(1, &common::deployed()).await.unwrap();
-    store.record_probe(1, 1, true, None).await.unwrap();
+    let probe = ProbeResult { agreement: 1, session: 1, ok: true, detail: None };
+    store.record_probes(&[probe]).await.unwrap();
     let activate = OperatorCall::Activate { agreement: 1, session: 1, requested_at: SIGNED_AT, region: 0 };
     store.enqueue(&activate).await.unwrap();
     let id = store.unfinished_outbox().await.unwrap()[0].id;

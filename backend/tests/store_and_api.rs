@@ -1,7 +1,11 @@
 //! The store and the HTTP API against real databases, each test once on SQLite (a fresh file) and once
 //! on PostgreSQL (a private server of its own), and a real HTTP server on a free loopback port.
 
-use conference_backend::{chain::OperatorCall, store::Store, watcher::ChainEvent};
+use conference_backend::{
+    chain::OperatorCall,
+    store::{ProbeResult, Store},
+    watcher::ChainEvent,
+};
 use serde_json::Value;
 
 #[macro_use]
@@ -86,10 +90,11 @@ async fn availability_is_the_share_of_successful_probes(store: Store) {
         10_000,
         "no probes, no evidence of an outage"
     );
-    for ok in [true, true, true, false] {
-        store.record_probe(1, 1, ok, None).await.unwrap();
-    }
-    store.record_probe(1, 2, false, Some("another session")).await.unwrap();
+    let probe =
+        |session, ok, detail: Option<&str>| ProbeResult { agreement: 1, session, ok, detail: detail.map(Into::into) };
+    // As two monitor passes store them: three answers, then a failure and another session's.
+    store.record_probes(&[probe(1, true, None), probe(1, true, None), probe(1, true, None)]).await.unwrap();
+    store.record_probes(&[probe(1, false, None), probe(2, false, Some("another session"))]).await.unwrap();
     let tally = store.probe_tally(1, 1).await.unwrap();
     assert_eq!((tally.probes, tally.probes_ok, tally.availability_bps()), (4, 3, 7_500));
 
