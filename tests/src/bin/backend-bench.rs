@@ -195,6 +195,7 @@ async fn catch_up(events: u64) -> Result<()> {
                 max_reorg_depth: 64,
             },
             notify: Default::default(),
+            changed: Default::default(),
             rolled_back: Default::default(),
             metrics: conference_backend::metrics::Metrics::new(),
         };
