@@ -28,6 +28,25 @@ use serde_json::{Value, json};
 const BENCH_ORDER: [&str; 4] = ["gas", "backend", "kube", "web"];
 /// This program's own command line, as printed in the report.
 const REPORT_COMMAND: &str = "cargo run -q -p conference-e2e --bin bench-report";
+/// What bounds each target's figure and what would change it, by figure id (written by hand).
+const ANALYSIS_FILE: &str = "tests/benchmark-analysis.md";
+
+/// The sections of the analysis file: `## <figure id>` then its text, up to the next `## `.
+fn analysis_sections(text: &str) -> BTreeMap<String, String> {
+    let mut sections = BTreeMap::new();
+    let mut current: Option<(String, Vec<&str>)> = None;
+    for line in text.lines().chain(std::iter::once("## ")) {
+        if let Some(id) = line.strip_prefix("## ") {
+            if let Some((id, body)) = current.take() {
+                sections.insert(id, body.join("\n").trim().to_string());
+            }
+            current = (!id.trim().is_empty()).then(|| (id.trim().to_string(), Vec::new()));
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push(line);
+        }
+    }
+    sections
+}
 
 #[derive(Parser)]
 #[command(about = "Merges target/bench/**/*.json into BENCHMARKS.md and BENCHMARKS.json")]
@@ -407,7 +426,14 @@ fn now_utc() -> String {
     format!("{} {:02}:{:02} UTC", civil_date(seconds.div_euclid(86_400)), time / 3600, time % 3600 / 60)
 }
 
-fn markdown(figures: &[Merged], commands: &Commands, machine: &Machine, date: &str, invocation: &str) -> String {
+fn markdown(
+    figures: &[Merged],
+    commands: &Commands,
+    machine: &Machine,
+    date: &str,
+    invocation: &str,
+    analysis: &BTreeMap<String, String>,
+) -> String {
     let mut md = String::new();
     let w = &mut md;
     let _ = writeln!(w, "# Benchmarks\n");
@@ -445,7 +471,7 @@ fn markdown(figures: &[Merged], commands: &Commands, machine: &Machine, date: &s
         let passed = targeted.iter().filter(|m| m.verdict.is_some_and(|v| v.pass)).count();
         let _ = writeln!(w, "{passed} of {} targets met.\n", targeted.len());
         let _ = writeln!(w, "| Figure | Median | Target | Verdict |\n|---|---:|---:|---|");
-        for m in targeted {
+        for m in &targeted {
             let unit = &m.figure.unit;
             let _ = writeln!(
                 w,
@@ -456,6 +482,33 @@ fn markdown(figures: &[Merged], commands: &Commands, machine: &Machine, date: &s
                 show_target(m.figure.target, unit),
                 show_verdict(m.verdict, unit)
             );
+        }
+        let missed: Vec<&&Merged> = targeted.iter().filter(|m| m.verdict.is_some_and(|v| !v.pass)).collect();
+        if !missed.is_empty() {
+            let _ = writeln!(w, "\n## Where a target is missed\n");
+            let _ = writeln!(
+                w,
+                "By how much is measured above; what bounds each figure and what would change it is `{ANALYSIS_FILE}`."
+            );
+            for m in missed {
+                let unit = &m.figure.unit;
+                let _ = writeln!(w, "\n### {}\n", m.figure.label);
+                let _ = writeln!(
+                    w,
+                    "{} against {}: {}.\n",
+                    with_unit(m.stats.median, unit),
+                    show_target(m.figure.target, unit),
+                    show_verdict(m.verdict, unit)
+                );
+                match analysis.get(&m.figure.id) {
+                    Some(text) => {
+                        let _ = writeln!(w, "{text}");
+                    }
+                    None => {
+                        let _ = writeln!(w, "No analysis of `{}` is written in `{ANALYSIS_FILE}` yet.", m.figure.id);
+                    }
+                }
+            }
         }
     }
 
@@ -567,7 +620,11 @@ fn main() -> Result<()> {
     let (figures, commands) = merge(files)?;
     let machine = machine();
     let date = now_utc();
-    let md = markdown(&figures, &commands, &machine, &date, &args.invocation);
+    let analysis_path = conference_e2e::repo_root().join(ANALYSIS_FILE);
+    let analysis = analysis_sections(
+        &fs::read_to_string(&analysis_path).with_context(|| format!("reading {}", analysis_path.display()))?,
+    );
+    let md = markdown(&figures, &commands, &machine, &date, &args.invocation, &analysis);
     let json = report_json(&figures, &commands, &machine, &date, &args.invocation);
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     for (name, text) in
@@ -746,6 +803,15 @@ mod tests {
         assert_eq!(with_unit(-15_000.0, "gas"), "−15,000 gas");
         assert_eq!(show_target(Some(Target::Min(20_000.0)), "events/s"), "≥ 20,000 events/s");
         assert_eq!(show_target(None, "ms"), "–");
+    }
+
+    #[test]
+    fn analysis_sections_are_read_by_figure_id() {
+        let text = "# Title\n\nintro\n\n## gas.a\n\nfirst line\nsecond\n\n## backend.b\nonly\n";
+        let sections = analysis_sections(text);
+        assert_eq!(sections.len(), 2);
+        assert_eq!(sections["gas.a"], "first line\nsecond");
+        assert_eq!(sections["backend.b"], "only");
     }
 
     #[test]
