@@ -129,11 +129,18 @@ pub struct Devnet {
     pub provider_ids: (u32, u32),
 }
 
+/// The blocks whose state anvil keeps (in memory), for reads at a past block such as the watcher's
+/// read of an agreement's terms at its signing block. Anvil's default keeps a few hundred in memory
+/// and then writes every older block's whole state to disk as JSON: under load (thousands of
+/// agreements, a block per transaction) that filled 26 GB in minutes and took most of its CPU.
+pub const HISTORY_STATES: usize = 600;
+
 impl Devnet {
     /// Starts anvil on `port` (0 for any free port), deploys the contracts and opens the demo offers.
     pub async fn start(anvil_bin: &Path, port: u16) -> Result<Self> {
         let anvil = Anvil::at(anvil_bin)
             .port(port)
+            .args(["--prune-history".to_string(), HISTORY_STATES.to_string()])
             .try_spawn()
             .map_err(|e| Error::Config(format!("starting {} failed: {e}", anvil_bin.display())))?;
         let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());

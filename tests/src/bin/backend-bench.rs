@@ -147,9 +147,9 @@ async fn main() -> Result<()> {
     }
 }
 
-/// Signs `n` agreements as the dev customer, 200 to a block (automatic mining off meanwhile).
+/// Signs `n` agreements as the dev customer, 250 to a block (automatic mining off meanwhile).
 async fn sign_in_blocks(devnet: &Devnet, n: u64) -> Result<()> {
-    const PER_BLOCK: u64 = 200;
+    const PER_BLOCK: u64 = 250;
     let customer = devnet.provider_for(&devnet.customer)?;
     let escrow = ConferenceEscrow::new(devnet.escrow, customer.clone());
     let mine = || customer.raw_request::<_, serde_json::Value>("evm_mine".into(), ());
@@ -174,8 +174,9 @@ async fn sign_in_blocks(devnet: &Devnet, n: u64) -> Result<()> {
 
 async fn catch_up(events: u64) -> Result<()> {
     let devnet = Devnet::start(&repo_root().join("anvil/node_modules/.bin/anvil"), 0).await?;
-    // One AgreementSigned event per signing, 200 to a block: anvil keeps the state of recent blocks
-    // only, and the watcher reads each agreement's terms at its event's block.
+    // One AgreementSigned event per signing, 250 to a block (100,000 in 400 blocks): anvil keeps the
+    // state of the last devnet::HISTORY_STATES blocks only, and the watcher reads each agreement's
+    // terms at its event's block.
     eprintln!("signing {events} agreements (one event each)…");
     sign_in_blocks(&devnet, events).await?;
     let dir = std::env::temp_dir().join(format!("conference-bench-{}", std::process::id()));
@@ -213,7 +214,7 @@ async fn catch_up(events: u64) -> Result<()> {
             samples: vec![rate],
             target: figures::at_least(20_000.0),
             note: Some(format!(
-                "one AgreementSigned event per signing, 200 signings to a block, read in ranges of 2,000 blocks \
+                "one AgreementSigned event per signing, 250 signings to a block, read in ranges of 2,000 blocks \
                  and recorded in {name}; the release build's watcher in the bench's own process"
             )),
         });
