@@ -465,6 +465,28 @@ fn level_figures(kind: Kind, transport: &str, samples: usize, idle: Duration, le
             target: None,
             note: Some(format!("the growth of VmRSS {span}, per 1,000 agreements")),
         });
+        let growth_note = format!(
+            "k in value ∝ n^k {span}, n the live agreements: log(value at {} ÷ value at {}) ÷ log({} ÷ {}); \
+             0 is constant (O(1)), 1 linear (O(n)), 2 quadratic",
+            high.live, low.live, high.live, low.live
+        );
+        let e = |v1: f64, v2: f64| exponent(low.live as f64, v1.max(0.01), high.live as f64, v2.max(0.01));
+        for (key, what_grows, k) in [
+            ("deploy_p50", "signing block to deploy call (p50)", e(low.deploy.0, high.deploy.0)),
+            ("activation_p50", "signing block to activation receipt (p50)", e(low.activation.0, high.activation.0)),
+            ("rss", "resident memory", e(low.rss_mb, high.rss_mb)),
+            ("cpu", "idle CPU", e(low.cpu_percent, high.cpu_percent)),
+        ] {
+            figures.push(Figure {
+                id: format!("backend.loop.{name}.growth.{key}"),
+                group: "Backend loop",
+                label: format!("growth of {what_grows} with live agreements, {what}, {transport} (exponent k)"),
+                unit: "ratio",
+                samples: vec![k],
+                target: None,
+                note: Some(growth_note.clone()),
+            });
+        }
         figures.push(Figure {
             id: format!("backend.loop.{name}.cpu_per_1000"),
             group: "Backend loop",
