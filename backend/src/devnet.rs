@@ -130,7 +130,7 @@ pub struct Devnet {
 }
 
 /// The blocks whose state anvil keeps (in memory), for reads at a past block such as the watcher's
-/// read of an agreement's terms at its signing block. Anvil's default keeps a few hundred in memory
+/// read of an agreement's record at its signing block. Anvil's default keeps a few hundred in memory
 /// and then writes every older block's whole state to disk as JSON: under load (thousands of
 /// agreements, a block per transaction) that filled 26 GB in minutes and took most of its CPU.
 pub const HISTORY_STATES: usize = 600;
