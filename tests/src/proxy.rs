@@ -26,7 +26,13 @@ impl Proxy {
         let up = watch::Sender::new(true);
         let state = up.subscribe();
         let accept = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            loop {
+                // A client that gives up before its connection is accepted makes `accept` fail; the
+                // proxy goes on accepting (stopping here would leave the endpoint down for good).
+                let Ok((client, _)) = listener.accept().await else {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
                 if !*state.borrow() {
                     continue; // dropped: the connection closes at once
                 }
