@@ -544,6 +544,9 @@ impl Store {
     /// Stores a pass's probes in one transaction: one write to the disk per pass, however many
     /// conferences run (a transaction per probe made the monitor the store's busiest writer).
     pub async fn record_probes(&self, probes: &[ProbeResult]) -> Result<()> {
+        if probes.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         let at = now_wall();
         for probe in probes {
