@@ -31,7 +31,7 @@ mod load;
 
 use std::time::{Duration, Instant};
 
-use alloy::{primitives::U256, providers::Provider, sol_types::SolEvent};
+use alloy::{providers::Provider, sol_types::SolEvent};
 use anyhow::{Context, Result, ensure};
 use clap::{Parser, Subcommand};
 use conference_backend::{
@@ -153,11 +153,8 @@ async fn sign_in_blocks(devnet: &Devnet, n: u64) -> Result<()> {
     let customer = devnet.provider_for(&devnet.customer)?;
     let escrow = ConferenceEscrow::new(devnet.escrow, customer.clone());
     let mine = || customer.raw_request::<_, serde_json::Value>("evm_mine".into(), ());
-    // The dev customer's 10,000 ETH pays for about 79,000 deposits: enough ETH for any `n`.
-    let balance = format!("{:#x}", U256::from(10).pow(U256::from(30)));
-    customer
-        .raw_request::<_, serde_json::Value>("anvil_setBalance".into(), (devnet.customer.address(), balance))
-        .await?;
+    // The dev customer's own 10,000 ETH pays for about 79,000 deposits.
+    load::fund(&customer, devnet.customer.address()).await?;
     customer.raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,)).await?;
     let mut last = None;
     for i in 0..n {

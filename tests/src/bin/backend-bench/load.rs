@@ -52,7 +52,14 @@ impl Kind {
     }
 }
 
-/// Customers of the bench: random keys funded with `anvil_setBalance`, each sending its own
+/// Gives `who` a million ETH with `anvil_setBalance`: about eight million of the bench's deposits.
+pub async fn fund(rpc: &DynProvider, who: Address) -> Result<()> {
+    let balance = format!("{:#x}", U256::from(10).pow(U256::from(24)));
+    rpc.raw_request::<_, serde_json::Value>("anvil_setBalance".into(), (who, balance)).await?;
+    Ok(())
+}
+
+/// Customers of the bench: random keys funded with [`fund`], each sending its own
 /// transactions in nonce order (automatic mining: each is mined as it arrives).
 pub struct Customers {
     rpc: DynProvider,
@@ -73,9 +80,7 @@ impl Customers {
         let mut keys = Vec::new();
         for _ in 0..count {
             let key = PrivateKeySigner::random();
-            // A million ETH: enough for any number of deposits here.
-            let balance = format!("{:#x}", U256::from(10).pow(U256::from(24)));
-            rpc.raw_request::<_, serde_json::Value>("anvil_setBalance".into(), (key.address(), balance)).await?;
+            fund(&rpc, key.address()).await?;
             keys.push((EthereumWallet::from(key), Mutex::new(0)));
         }
         let escrow = ConferenceEscrow::new(devnet.escrow, rpc.clone());
