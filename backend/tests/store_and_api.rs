@@ -62,8 +62,13 @@ async fn events_applied_twice_change_nothing_the_second_time(store: Store) {
 async fn the_outbox_holds_each_call_once(store: Store) {
     store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
     let activate = OperatorCall::Activate { agreement: 1, session: 1, requested_at: 1_700_000_000, region: 0 };
+    assert!(!store.is_queued(1, 1, "activate").await.unwrap());
     assert!(store.enqueue(&activate).await.unwrap());
     assert!(!store.enqueue(&activate).await.unwrap());
+    // What the reconciler reads before it takes a chain step: queued exactly when enqueue refuses it.
+    assert!(store.is_queued(1, 1, "activate").await.unwrap());
+    assert!(!store.is_queued(1, 2, "activate").await.unwrap(), "another session");
+    assert!(!store.is_queued(1, 1, "settle").await.unwrap(), "another call");
     // A settlement queued once keeps its first availability figure.
     let settle = |availability_bps| OperatorCall::Settle {
         agreement: 1,
