@@ -191,18 +191,6 @@ impl ServiceArgs {
     pub fn probe_interval(&self) -> Duration {
         Duration::from_millis(self.probe_interval_ms.max(10))
     }
-
-    pub fn lease_config(&self) -> crate::lease::LeaseConfig {
-        let holder = self.replica_id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            format!("{}-{}", host.trim(), std::process::id())
-        });
-        crate::lease::LeaseConfig {
-            holder,
-            ttl: Duration::from_millis(self.lease_ttl_ms),
-            renew_every: Duration::from_millis(self.lease_renew_ms.min(self.lease_ttl_ms / 3)),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,7 +1,5 @@
 //! The crate's one error type.
 
-use std::fmt::Display;
-
 /// Everything that can go wrong in the backend.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -11,11 +9,13 @@ pub enum Error {
     #[error("migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 
+    /// The node, a contract call or a decoding failed; the cause is kept as the source.
     #[error("chain: {0}")]
-    Chain(String),
+    Chain(#[source] BoxError),
 
+    /// Starting, finding or removing a conference failed; the cause is kept as the source.
     #[error("conference orchestrator: {0}")]
-    Orchestrator(String),
+    Orchestrator(#[source] BoxError),
 
     /// No cluster can take the conference (its constraints, or no room): nothing was deployed.
     #[error("placement: {0}")]
@@ -42,10 +42,28 @@ impl Error {
         }
     }
 
-    /// Wraps any chain-side error (transport, RPC, contract, decoding).
-    pub fn chain(err: impl Display) -> Self {
-        Error::Chain(err.to_string())
+    /// Wraps any chain-side error (transport, RPC, contract, decoding), keeping it as the source.
+    pub fn chain(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Chain(Box::new(err))
     }
+
+    /// An orchestrator's error while `doing` something, keeping `err` as the source.
+    pub fn orchestrator(doing: impl Into<String>, err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Orchestrator(Box::new(Caused { doing: doing.into(), source: Box::new(err) }))
+    }
+}
+
+/// Any error, boxed: the cause an [`Error`] keeps.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What was being done when `source` happened. Its text carries the source's too, so that a log line
+/// of the error alone says everything; the source stays reachable for whoever walks the chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{doing}: {source}")]
+pub struct Caused {
+    doing: String,
+    #[source]
+    source: BoxError,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

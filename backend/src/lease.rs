@@ -15,7 +15,7 @@ use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::store::Store;
+use crate::{config::ServiceArgs, store::Store};
 
 /// The one lease the replicas contend for.
 pub const LEADER_LEASE: &str = "leader";
@@ -26,6 +26,22 @@ pub struct LeaseConfig {
     pub holder: String,
     pub ttl: Duration,
     pub renew_every: Duration,
+}
+
+impl LeaseConfig {
+    /// The settings of `args`: this replica's name (by default host name and process id), the lease's
+    /// time to live, and a renewal interval of at most a third of it.
+    pub fn from_args(args: &ServiceArgs) -> Self {
+        let holder = args.replica_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        Self {
+            holder,
+            ttl: Duration::from_millis(args.lease_ttl_ms),
+            renew_every: Duration::from_millis(args.lease_renew_ms.min(args.lease_ttl_ms / 3)),
+        }
+    }
 }
 
 /// Takes, renews and gives up the leader lease; publishes whether this replica leads.

@@ -1,31 +1,35 @@
-//! The conference escrow backend. Follow one agreement through the modules in this order:
-//! [`watcher`] (chain events → store) → [`reconciler`] (what must happen next) → [`placement`] (which
-//! cluster) and [`orchestrator`] (local rooms, or Jitsi pods on Kubernetes) and [`settler`] (operator
-//! transactions) → [`monitor`] (availability) → [`api`] (what customers and auditors read). [`service`] wires them; [`devnet`] is the local chain; [`metrics`] and
-//! [`health`] are what operators read.
+//! The conference escrow backend, in layers whose imports only point down (`backend/README.md`;
+//! `tests/layers.rs` fails on an import that points up or closes a circle):
+//!
+//! 1. [`domain`]: plain types and pure decisions (the agreement, events, operator calls, the next
+//!    step, placement), with [`error`], [`config`] (the command line), [`fault`] (crash points) and [`signal`];
+//! 2. adapters: [`chain`] (the node and the contracts), [`store`] (SQLite or PostgreSQL),
+//!    [`orchestrator`] (local rooms, Jitsi pods on Kubernetes, no-op), [`http`] (the API and the web
+//!    app), with [`tokens`] (join tokens), [`metrics`], [`health`] and [`wake`];
+//! 3. the loops: [`watcher`] (chain events → store) → [`reconciler`] (what must happen next: deploy,
+//!    activate, end, undeploy, settle) → [`settler`] (operator transactions) and [`monitor`]
+//!    (availability), with [`lease`] (one leader among replicas);
+//! 4. [`service`], which wires them, and [`dev`] (the local chain and database).
 
-pub mod agreement;
-pub mod api;
 pub mod chain;
 pub mod config;
-pub mod devdb;
-pub mod devnet;
+pub mod dev;
+pub mod domain;
 pub mod error;
 pub mod fault;
 pub mod health;
-pub mod jitsi;
+pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod monitor;
 pub mod orchestrator;
-pub mod placement;
 pub mod reconciler;
-pub mod room;
 pub mod service;
-pub mod session;
 pub mod settler;
+pub mod signal;
 pub mod store;
+pub mod tokens;
+pub mod wake;
 pub mod watcher;
-pub mod web;
 
 pub use error::{Error, Result};

@@ -3,10 +3,11 @@
 use clap::Parser;
 use conference_backend::{
     Result,
-    agreement::Model,
     config::{Cli, Command, DevArgs, ServeArgs},
-    devnet::{self, Devnet},
-    room, service,
+    dev::devnet::{self, Devnet},
+    domain::agreement::Model,
+    orchestrator::room,
+    service, signal,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -37,7 +38,7 @@ async fn main() {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.service.http_addr).await?;
-    service::serve(args, listener, room::shutdown_signal()).await
+    service::serve(args, listener, signal::shutdown_signal()).await
 }
 
 async fn dev(args: DevArgs) -> Result<()> {
@@ -108,7 +109,7 @@ async fn dev(args: DevArgs) -> Result<()> {
         operator: conference_backend::config::OperatorKeyArgs::raw(devnet.operator_key()),
         service: args.service.clone(),
     };
-    let outcome = service::serve(serve_args, listener, room::shutdown_signal()).await;
+    let outcome = service::serve(serve_args, listener, signal::shutdown_signal()).await;
     // The chain goes with this process: so do its conferences.
     let rooms = conference_backend::orchestrator::local::LocalOrchestrator::new(
         args.service.data_dir.join("rooms"),

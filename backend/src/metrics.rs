@@ -21,7 +21,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::watcher::ChainEvent;
+use crate::domain::{event::ChainEvent, placement::NoFit};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -211,11 +211,11 @@ impl Metrics {
     }
 
     /// The reconciler deployed a conference where placement put it, or found that none fits.
-    pub fn placement(&self, outcome: Result<(), crate::placement::NoFit>) {
+    pub fn placement(&self, outcome: Result<(), NoFit>) {
         let label = match outcome {
             Ok(()) => "deployed",
-            Err(crate::placement::NoFit::Excluded) => "excluded",
-            Err(crate::placement::NoFit::Full) => "full",
+            Err(NoFit::Excluded) => "excluded",
+            Err(NoFit::Full) => "full",
         };
         self.0.placements.get_or_create(&[("outcome", label)]).inc();
     }
@@ -288,7 +288,7 @@ mod tests {
     fn counts_placements_by_outcome() {
         let metrics = Metrics::new();
         metrics.placement(Ok(()));
-        metrics.placement(Err(crate::placement::NoFit::Full));
+        metrics.placement(Err(NoFit::Full));
         metrics.placement(Ok(()));
         let text = metrics.encode();
         assert!(text.contains("conference_placements_total{outcome=\"deployed\"} 2"), "{text}");

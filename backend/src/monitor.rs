@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use crate::{
     Result,
-    agreement::{Agreement, ChainStatus, ConferenceState, Model},
+    domain::{
+        agreement::{Agreement, ChainStatus, ConferenceState, Model},
+        availability::ProbeResult,
+    },
     orchestrator::Orchestrator,
-    store::{ProbeResult, Store},
+    store::Store,
 };
 
 pub struct Monitor {

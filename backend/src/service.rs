@@ -13,23 +13,22 @@ use tracing::{info, warn};
 
 use crate::{
     Result,
-    api::{self, ApiContext, PublicConfig},
     chain::Chain,
     config::{OrchestratorKind, ServeArgs},
     health::Health,
-    jitsi::JoinTokens,
-    lease::Lease,
+    http::{self, context::ApiContext, public::PublicConfig, siwe::SignIn},
+    lease::{Lease, LeaseConfig},
     metrics::Metrics,
     monitor::Monitor,
     orchestrator::{
         Orchestrator, jitsi_pod::Owner, kubernetes::KubernetesOrchestrator, local::LocalOrchestrator,
-        noop::NoopOrchestrator,
+        noop::NoopOrchestrator, room,
     },
-    reconciler::{Changed, FULL_PASS_EVERY, Reconciler},
-    room,
-    session::SignIn,
+    reconciler::{FULL_PASS_EVERY, Reconciler},
     settler::{Settler, SettlerConfig},
     store::Store,
+    tokens::JoinTokens,
+    wake::Changed,
     watcher::{self, Watcher, WatcherConfig},
 };
 
@@ -124,7 +123,7 @@ pub async fn serve(
         probe: service.probe_interval(),
     });
 
-    let lease = Lease::new(store.clone(), service.lease_config());
+    let lease = Lease::new(store.clone(), LeaseConfig::from_args(service));
     let leading = lease.subscribe();
     let (stop_loops, stop_lease) = (CancellationToken::new(), CancellationToken::new());
     let lease = tokio::spawn(lease.run(stop_lease.clone()));
@@ -163,7 +162,7 @@ pub async fn serve(
         None => JoinTokens::local(&room::join_secret(&rooms_dir)?, service.jitsi.jitsi_token_ttl_secs)?,
         Some(_) => JoinTokens::from_args(&service.jitsi)?,
     };
-    let app = api::router(ApiContext { store, public, metrics, health, join_tokens, signin });
+    let app = http::router(ApiContext { store, public, metrics, health, join_tokens, signin });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     // Every step is recorded before and after it is taken, and each loop finishes the one it is in.

@@ -33,8 +33,12 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     Error, Result,
-    chain::{Chain, OnChainStatus, SignedTx},
-    store::{Attempt, OutboxItem, OutboxState, Store, now_wall},
+    chain::Chain,
+    domain::{agreement::ChainStatus, operator::SignedTx},
+    store::{
+        Store, now_wall,
+        outbox::{Attempt, OutboxItem, OutboxState},
+    },
 };
 
 #[derive(Debug, Clone)]
@@ -87,10 +91,10 @@ impl Settler {
         let fees = self.chain.current_fees().await?;
         let signed = match self.chain.sign(&item.call, nonce, fees).await {
             Ok(signed) => signed,
-            Err(Error::Chain(reason)) if reason.contains("revert") => {
+            Err(Error::Chain(reason)) if reason.to_string().contains("revert") => {
                 warn!(%reason, "the call would revert; not sending it");
                 self.metrics.tx_failed();
-                return self.store.outbox_finished(item.id, OutboxState::Failed, &reason).await;
+                return self.store.outbox_finished(item.id, OutboxState::Failed, &reason.to_string()).await;
             }
             Err(err) => return Err(err),
         };
@@ -194,11 +198,11 @@ impl Settler {
         Ok(false)
     }
 
-    async fn finish_not_due(&self, item: &OutboxItem, status: OnChainStatus, started_at: u64) -> Result<()> {
-        if status == OnChainStatus::None {
+    async fn finish_not_due(&self, item: &OutboxItem, status: Option<ChainStatus>, started_at: u64) -> Result<()> {
+        let Some(status) = status else {
             let outcome = "cancelled: the agreement is not on the chain (a reorganisation removed it)";
             return self.store.outbox_finished(item.id, OutboxState::Failed, outcome).await;
-        }
+        };
         let outcome = format!("on-chain status {status:?}, startedAt {started_at}");
         self.store.outbox_finished(item.id, OutboxState::Done, &outcome).await
     }

@@ -23,123 +23,18 @@
 
 use std::{sync::Arc, time::Duration};
 
-use alloy::{providers::Provider, rpc::types::Log};
+use alloy::providers::Provider;
 use futures::{StreamExt, TryStreamExt, stream};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::{
     Error, Result,
-    agreement::Model,
-    chain::{Chain, EscrowEvent},
-    reconciler::Changed,
-    store::{RecordedEvent, Store},
+    chain::Chain,
+    domain::event::ChainEvent,
+    store::{Store, events::RecordedEvent},
+    wake::Changed,
 };
-
-/// What the backend keeps of one contract event. Facts the event does not carry (an agreement's model,
-/// price and constraints; a terms version's duration and token) are read from the contract's state at the
-/// event's own block, so they are exactly what the event refers to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum ChainEvent {
-    TermsPublished {
-        terms: u64,
-        offer: u64,
-        model: Model,
-        token_id: u8,
-        price: String,
-        max_duration: u64,
-        minimum_charge: String,
-        regions: u32,
-        gdpr: bool,
-    },
-    TermsClosed {
-        terms: u64,
-    },
-    Signed {
-        agreement: u64,
-        terms: u64,
-        customer: String,
-        deposit: String,
-        model: Model,
-        token_id: u8,
-        price: String,
-        allowed_regions: u32,
-        gdpr: bool,
-        duration: u64,
-        signed_at: u64,
-        tx_hash: String,
-    },
-    WindowReserved {
-        agreement: u64,
-        from: u64,
-        to: u64,
-    },
-    StartRequested {
-        agreement: u64,
-        requested_at: u64,
-    },
-    Activated {
-        agreement: u64,
-        started_at: u64,
-        ends_at: u64,
-        region: u8,
-        tx_hash: String,
-    },
-    Ended {
-        agreement: u64,
-        ended_at: u64,
-        tx_hash: String,
-    },
-    Settled {
-        agreement: u64,
-        availability_bps: u16,
-        charge: String,
-        refund: String,
-        refund_deferred: bool,
-        tx_hash: String,
-    },
-    StartCancelled {
-        agreement: u64,
-        /// cancelledByCustomer, declinedByOperator or activationTimedOut.
-        reason: String,
-        refund: String,
-        refund_deferred: bool,
-        tx_hash: String,
-    },
-    Closed {
-        agreement: u64,
-        refund: String,
-        refund_deferred: bool,
-        tx_hash: String,
-    },
-}
-
-impl ChainEvent {
-    /// The agreement the event is about, if any.
-    pub fn agreement(&self) -> Option<u64> {
-        match *self {
-            Self::TermsPublished { .. } | Self::TermsClosed { .. } => None,
-            Self::Signed { agreement, .. }
-            | Self::WindowReserved { agreement, .. }
-            | Self::StartRequested { agreement, .. }
-            | Self::Activated { agreement, .. }
-            | Self::Ended { agreement, .. }
-            | Self::Settled { agreement, .. }
-            | Self::StartCancelled { agreement, .. }
-            | Self::Closed { agreement, .. } => Some(agreement),
-        }
-    }
-
-    /// The terms version the event is about, if it is about one (not an agreement).
-    pub fn terms(&self) -> Option<u64> {
-        match *self {
-            Self::TermsPublished { terms, .. } | Self::TermsClosed { terms } => Some(terms),
-            _ => None,
-        }
-    }
-}
 
 /// How many events' contract reads (state and block time at the event's block) are in flight at once.
 const READS_IN_FLIGHT: usize = 16;
@@ -212,7 +107,7 @@ impl Watcher {
             let mut blocks = vec![(to, last.hash.to_string())];
             // Each event may need the contract's state at its block: read for several at once, in order.
             let decoded: Vec<Option<ChainEvent>> = stream::iter(logs.iter().cloned())
-                .map(|log| async move { self.to_event(&log).await })
+                .map(|log| async move { self.chain.event_of(&log).await })
                 .buffered(READS_IN_FLIGHT)
                 .try_collect()
                 .await?;
@@ -261,11 +156,14 @@ impl Watcher {
             fork_block(&stored, |number| async move { Ok(chain.block_hash(number).await?.map(|h| h.to_string())) })
                 .await?;
         let Some(fork_block) = fork_block else {
-            return Err(Error::Chain(format!(
-                "the chain forked below the {} blocks kept (--max-reorg-depth {}): the store needs a rebuild",
-                stored.len(),
-                self.config.max_reorg_depth
-            )));
+            return Err(Error::Chain(
+                format!(
+                    "the chain forked below the {} blocks kept (--max-reorg-depth {}): the store needs a rebuild",
+                    stored.len(),
+                    self.config.max_reorg_depth
+                )
+                .into(),
+            ));
         };
         let report = self.store.roll_back_to(fork_block).await?;
         warn!(
@@ -279,107 +177,6 @@ impl Watcher {
         self.notify.notify_one();
         self.rolled_back.notify_one();
         Ok(())
-    }
-
-    async fn block_time(&self, log: &Log) -> Result<u64> {
-        match log.block_timestamp {
-            Some(ts) => Ok(ts),
-            None => self.chain.block_timestamp(log.block_number.unwrap_or_default()).await,
-        }
-    }
-
-    async fn to_event(&self, log: &Log) -> Result<Option<ChainEvent>> {
-        let tx_hash = log.transaction_hash.map(|h| h.to_string()).unwrap_or_default();
-        let block = log.block_number.unwrap_or_default();
-        let decoded = match Chain::decode(log) {
-            Ok(event) => event,
-            Err(err) => {
-                warn!(%err, "skipping a log the escrow ABI does not describe");
-                return Ok(None);
-            }
-        };
-        let id = |v: alloy::primitives::U256| v.saturating_to::<u64>();
-        let model = |m: u8| Model::from_index(m).ok_or_else(|| Error::Chain(format!("unknown pricing model {m}")));
-        Ok(Some(match decoded {
-            EscrowEvent::TermsPublished(e) => {
-                let terms = self.chain.terms_at(e.termsId, block).await?;
-                ChainEvent::TermsPublished {
-                    terms: e.termsId.into(),
-                    offer: e.offerId.into(),
-                    model: model(e.model)?,
-                    token_id: terms.tokenId,
-                    price: e.price.to_string(),
-                    max_duration: terms.maxDuration.to::<u64>(),
-                    minimum_charge: terms.minimumCharge.to_string(),
-                    regions: terms.regions,
-                    gdpr: terms.gdpr,
-                }
-            }
-            EscrowEvent::TermsClosed(e) => ChainEvent::TermsClosed { terms: e.termsId.into() },
-            EscrowEvent::AgreementSigned(e) => {
-                let agreement = self.chain.agreement_at(id(e.agreementId), Some(block)).await?;
-                ChainEvent::Signed {
-                    agreement: id(e.agreementId),
-                    terms: e.termsId.into(),
-                    customer: e.customer.to_string(),
-                    deposit: e.deposit.to_string(),
-                    model: model(agreement.model)?,
-                    token_id: agreement.tokenId,
-                    price: agreement.price.to_string(),
-                    allowed_regions: agreement.allowedRegions,
-                    gdpr: agreement.gdpr,
-                    duration: agreement.duration.to::<u64>(),
-                    signed_at: self.block_time(log).await?,
-                    tx_hash,
-                }
-            }
-            EscrowEvent::WindowReserved(e) => {
-                ChainEvent::WindowReserved { agreement: id(e.agreementId), from: id(e.from), to: id(e.to) }
-            }
-            EscrowEvent::StartRequested(e) => {
-                ChainEvent::StartRequested { agreement: id(e.agreementId), requested_at: self.block_time(log).await? }
-            }
-            EscrowEvent::AgreementActivated(e) => ChainEvent::Activated {
-                agreement: id(e.agreementId),
-                started_at: self.block_time(log).await?,
-                ends_at: id(e.endsAt),
-                region: e.region,
-                tx_hash,
-            },
-            EscrowEvent::AgreementEnded(e) => {
-                ChainEvent::Ended { agreement: id(e.agreementId), ended_at: id(e.endedAt), tx_hash }
-            }
-            EscrowEvent::AgreementSettled(e) => ChainEvent::Settled {
-                agreement: id(e.agreementId),
-                availability_bps: e.availabilityBps,
-                charge: e.charge.to_string(),
-                refund: e.refund.to_string(),
-                refund_deferred: e.refundDeferred,
-                tx_hash,
-            },
-            EscrowEvent::StartCancelled(e) => ChainEvent::StartCancelled {
-                agreement: id(e.agreementId),
-                reason: match e.reason {
-                    0 => "cancelledByCustomer",
-                    1 => "declinedByOperator",
-                    _ => "activationTimedOut",
-                }
-                .into(),
-                refund: e.refund.to_string(),
-                refund_deferred: e.refundDeferred,
-                tx_hash,
-            },
-            EscrowEvent::AgreementClosed(e) => ChainEvent::Closed {
-                agreement: id(e.agreementId),
-                refund: e.refund.to_string(),
-                refund_deferred: e.refundDeferred,
-                tx_hash,
-            },
-            other => {
-                debug!(?other, "event with no effect on agreements");
-                return Ok(None);
-            }
-        }))
     }
 }
 

@@ -9,11 +9,10 @@ use std::sync::{
 
 use axum::{Json, Router, routing::post};
 use conference_backend::{
-    api::{self, PublicConfig},
-    chain::OperatorCall,
+    domain::{event::ChainEvent, operator::OperatorCall},
+    http::{self, public::PublicConfig},
     metrics::{self, Metrics},
     store::Store,
-    watcher::ChainEvent,
 };
 use reqwest::StatusCode;
 
@@ -182,7 +181,7 @@ async fn metrics_name_every_series_and_read_the_database_facts() {
 async fn the_openapi_document_describes_every_route_and_error() {
     let api = spawn_api(fresh_store("openapi").await, &nothing_listening().await, Metrics::new()).await;
     let document: Value = reqwest::get(format!("{api}/api/openapi.json")).await.unwrap().json().await.unwrap();
-    assert_eq!(document, serde_json::to_value(api::openapi()).unwrap(), "served as generated");
+    assert_eq!(document, serde_json::to_value(http::openapi()).unwrap(), "served as generated");
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
 
     let expected = [

@@ -6,11 +6,13 @@
 use alloy::primitives::Address;
 use common::{CUSTOMER_KEY, PARTICIPANT_KEY, STRANGER_KEY, key};
 use conference_backend::{
-    jitsi::{ConferenceSettings, JoinClaims, JoinContext, JoinUser, Quality, RoomClaims},
-    orchestrator::Deployed,
-    session::sign_in,
-    store::{RecordedEvent, Store},
-    watcher::ChainEvent,
+    domain::{
+        conference::{ConferenceSettings, Deployed, Quality},
+        event::ChainEvent,
+    },
+    http::session::sign_in,
+    store::{Store, events::RecordedEvent},
+    tokens::{JoinClaims, JoinContext, JoinUser, RoomClaims},
 };
 use serde_json::{Value, json};
 
@@ -336,7 +338,8 @@ async fn local_rooms_get_their_own_tokens_and_the_room_url(store: Store) {
     running(&store).await;
     let secret = b"the tests' rooms secret";
     let api =
-        common::spawn_api_with(store.clone(), conference_backend::jitsi::JoinTokens::local(secret, 600).unwrap()).await;
+        common::spawn_api_with(store.clone(), conference_backend::tokens::JoinTokens::local(secret, 600).unwrap())
+            .await;
     let customer = sign_in(&api, &key(CUSTOMER_KEY)).await.unwrap();
     let before = now();
     let (status, answer) = post(format!("{api}/api/agreements/1/join-token"), &customer, &Value::Null).await;

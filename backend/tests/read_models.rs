@@ -6,7 +6,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use conference_backend::{
-    api::PublicConfig, chain::TokenInfo, config::OrchestratorKind, store::Store, watcher::ChainEvent,
+    chain::TokenInfo, config::OrchestratorKind, domain::event::ChainEvent, http::public::PublicConfig, store::Store,
 };
 use serde_json::{Value, json};
 

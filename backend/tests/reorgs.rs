@@ -2,10 +2,14 @@
 //! fresh file) and once on PostgreSQL (a private server of its own).
 
 use conference_backend::{
-    agreement::{ChainStatus, ConferenceState},
-    chain::{Fees, OperatorCall, SignedTx},
-    store::{OutboxState, ProbeResult, RecordedEvent, Store},
-    watcher::{ChainEvent, fork_block},
+    domain::{
+        agreement::{ChainStatus, ConferenceState},
+        availability::ProbeResult,
+        event::ChainEvent,
+        operator::{Fees, OperatorCall, SignedTx},
+    },
+    store::{Store, events::RecordedEvent, outbox::OutboxState},
+    watcher::fork_block,
 };
 
 #[macro_use]

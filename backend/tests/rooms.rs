@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, address};
-use conference_backend::{jitsi::JoinTokens, room};
+use conference_backend::{orchestrator::room, tokens::JoinTokens};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};

@@ -8,7 +8,7 @@ use alloy::{
     signers::{SignerSync, local::PrivateKeySigner},
 };
 use common::{CUSTOMER_KEY, STRANGER_KEY, key};
-use conference_backend::{session::message_text, store::Store};
+use conference_backend::{http::session::message_text, store::Store};
 use serde_json::{Value, json};
 
 #[macro_use]
@@ -205,7 +205,7 @@ async fn a_session_ends_at_the_messages_expiration_and_on_sign_out(store: Store)
     let short = cookie.unwrap().split(';').next().unwrap().to_owned();
     assert_eq!(session(&api, &short).await.0, 200);
 
-    let long = conference_backend::session::sign_in(&api, &customer).await.unwrap();
+    let long = conference_backend::http::session::sign_in(&api, &customer).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
     let (status, answer) = session(&api, &short).await;
     assert_eq!(status, 401, "expired: {answer}");

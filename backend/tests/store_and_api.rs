@@ -2,9 +2,8 @@
 //! on PostgreSQL (a private server of its own), and a real HTTP server on a free loopback port.
 
 use conference_backend::{
-    chain::OperatorCall,
-    store::{ProbeResult, Store},
-    watcher::ChainEvent,
+    domain::{availability::ProbeResult, event::ChainEvent, operator::OperatorCall},
+    store::Store,
 };
 use serde_json::Value;
 
@@ -17,7 +16,7 @@ async fn both_migration_sets_make_the_same_tables_and_columns() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sqlite = Store::open(&format!("sqlite://{}", dir.join("test.db").display())).await.unwrap();
-    let server = conference_backend::devdb::PostgresServer::start("parity").unwrap();
+    let server = conference_backend::dev::devdb::PostgresServer::start("parity").unwrap();
     let postgres = Store::open(&server.url()).await.unwrap();
     let columns = sqlite.columns().await.unwrap();
     assert!(columns.contains(&("agreements".into(), "chain_status".into())), "{columns:?}");
@@ -56,7 +55,7 @@ async fn events_applied_twice_change_nothing_the_second_time(store: Store) {
         "a dynamic-price signature asks for its conference"
     );
     assert_eq!(a.deploy_count, 1);
-    assert_eq!(a.progress(), conference_backend::agreement::Progress::Activating);
+    assert_eq!(a.progress(), conference_backend::domain::agreement::Progress::Activating);
 }
 
 async fn the_outbox_holds_each_call_once(store: Store) {

@@ -17,8 +17,8 @@ use alloy::{
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use conference_backend::{
     chain::ConferenceEscrow,
-    devnet::{self, Devnet},
-    room::RoomInfo,
+    dev::devnet::{self, Devnet},
+    orchestrator::room::RoomInfo,
 };
 use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
@@ -68,7 +68,7 @@ pub struct Stack {
     pub api: String,
     replicas: Vec<Replica>,
     database_url: Option<String>,
-    postgres: Option<conference_backend::devdb::PostgresServer>,
+    postgres: Option<conference_backend::dev::devdb::PostgresServer>,
     /// The crash point (see `conference_backend::fault`) the next start of a replica dies at.
     crash_at: Option<String>,
     /// Between the backend and the chain, once a test asked for it ([`Stack::route_rpc_through_proxy`]).
@@ -93,7 +93,7 @@ impl Stack {
         fs::create_dir_all(&data_dir)?;
         let postgres = match database {
             Database::Sqlite => None,
-            Database::Postgres => Some(conference_backend::devdb::PostgresServer::start(name)?),
+            Database::Postgres => Some(conference_backend::dev::devdb::PostgresServer::start(name)?),
         };
         let http_addr = free_loopback_addr()?;
         let customer = devnet.provider_for(&devnet.customer)?;
@@ -273,7 +273,7 @@ impl Stack {
     }
 
     /// The PostgreSQL server of a stack started on [`Database::Postgres`].
-    pub fn postgres(&self) -> Option<&conference_backend::devdb::PostgresServer> {
+    pub fn postgres(&self) -> Option<&conference_backend::dev::devdb::PostgresServer> {
         self.postgres.as_ref()
     }
 
@@ -336,7 +336,7 @@ impl Stack {
 
     /// Signs the customer in with Ethereum (EIP-4361, its key signing): the session cookie.
     pub async fn sign_in_customer(&self) -> Result<String> {
-        Ok(conference_backend::session::sign_in(&self.api, &self.devnet.customer).await?)
+        Ok(conference_backend::http::session::sign_in(&self.api, &self.devnet.customer).await?)
     }
 
     /// Waits until the agreement's record satisfies `done`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use alloy::{primitives::U256, providers::Provider, sol_types::SolEvent};
 use anyhow::Result;
-use conference_backend::{chain::ConferenceEscrow, devnet};
+use conference_backend::{chain::ConferenceEscrow, dev::devnet};
 use conference_e2e::{Stack, check_settlement, gas_cost, process_alive};
 
 const STEP: Duration = Duration::from_secs(60);

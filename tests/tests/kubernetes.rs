@@ -10,7 +10,7 @@ use alloy::{
     providers::Provider,
 };
 use anyhow::{Context, Result, ensure};
-use conference_backend::devnet;
+use conference_backend::dev::devnet;
 use conference_e2e::kube::{ClusterSpec, KubeClusters};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::serde::Deserialize;
@@ -312,7 +312,8 @@ fn the_sample_clusters_file_in_deploy_is_one_the_backend_reads() -> Result<()> {
         .find(|doc| doc["metadata"]["name"] == "conference-clusters")
         .context("the ConfigMap conference-clusters")?;
     let text = clusters_map["data"]["clusters.toml"].as_str().context("clusters.toml")?;
-    let file = conference_backend::orchestrator::kubernetes::ClustersFile::parse(text).map_err(anyhow::Error::msg)?;
+    let file = conference_backend::orchestrator::kubernetes::clusters::ClustersFile::parse(text)
+        .map_err(anyhow::Error::msg)?;
     assert_eq!(file.clusters.len(), 1);
     assert_eq!(file.clusters[0].kubeconfig, None, "the sample is the cluster the backend runs in");
     Ok(())

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use alloy::{primitives::U256, providers::Provider};
 use anyhow::{Context, Result, ensure};
-use conference_backend::devnet::{self, OFFERS};
+use conference_backend::dev::devnet::{self, OFFERS};
 use conference_e2e::{Stack, gas_cost, process_alive};
 use serde_json::Value;
 
@@ -194,7 +194,7 @@ async fn a_conference_whose_constraints_exclude_this_region_is_declined_and_refu
 #[tokio::test(flavor = "multi_thread")]
 async fn a_customer_stops_by_signing_and_pays_no_gas_for_the_stop() -> Result<()> {
     use alloy::signers::{SignerSync, local::PrivateKeySigner};
-    use conference_backend::chain::SignedStop;
+    use conference_backend::domain::stop::SignedStop;
 
     let stack = Stack::start("signed-stop").await?;
     let customer = stack.customer_address();

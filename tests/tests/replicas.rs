@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use alloy::{primitives::U256, providers::Provider, sol_types::SolEvent};
 use anyhow::{Result, ensure};
-use conference_backend::{chain::ConferenceEscrow, devnet};
+use conference_backend::{chain::ConferenceEscrow, dev::devnet};
 use conference_e2e::{Database, Stack, check_settlement};
 
 const STEP: Duration = Duration::from_secs(60);

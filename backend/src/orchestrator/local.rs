@@ -1,4 +1,4 @@
-//! The local orchestrator: one room process (`conference-backend room`, see [`crate::room`]) per
+//! The local orchestrator: one room process (`conference-backend room`, see [`super::room`]) per
 //! agreement, on its own loopback port. Rooms run in their own process group, so they outlive a
 //! crash of the backend, which adopts them again on restart through `<rooms>/<agreement>.json`.
 
@@ -13,11 +13,13 @@ use std::{
 use nix::{sys::signal, unistd::Pid};
 use tracing::{info, warn};
 
-use super::{Conference, Deployed};
+use super::room::{self, RoomInfo};
 use crate::{
     Error, Result,
-    placement::{self, NoFit},
-    room::{self, RoomInfo},
+    domain::{
+        conference::{Conference, Deployed},
+        placement::{self, NoFit},
+    },
 };
 
 pub struct LocalOrchestrator {
@@ -38,7 +40,7 @@ impl LocalOrchestrator {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| Error::Orchestrator(e.to_string()))?;
+            .map_err(|e| Error::orchestrator("building the rooms' HTTP client", e))?;
         Ok(Self { rooms_dir, room_binary, region, http })
     }
 
@@ -92,11 +94,13 @@ impl LocalOrchestrator {
             if let Some(status) = child.try_wait()?
                 && status.code() != Some(room::EXIT_ALREADY_RUNNING)
             {
-                return Err(Error::Orchestrator(format!("room for agreement {agreement} exited: {status}")));
+                return Err(Error::Orchestrator(format!("room for agreement {agreement} exited: {status}").into()));
             }
             if started.elapsed() > START_TIMEOUT {
                 let _ = child.start_kill();
-                return Err(Error::Orchestrator(format!("room for agreement {agreement} did not answer in time")));
+                return Err(Error::Orchestrator(
+                    format!("room for agreement {agreement} did not answer in time").into(),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -162,6 +166,6 @@ impl LocalOrchestrator {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         }
-        Err(Error::Orchestrator(format!("room for agreement {agreement} (pid {pid}) would not stop")))
+        Err(Error::Orchestrator(format!("room for agreement {agreement} (pid {pid}) would not stop").into()))
     }
 }

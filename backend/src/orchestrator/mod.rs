@@ -1,7 +1,7 @@
-//! Orchestrators run one conference per agreement. Two implement the same operations:
+//! Orchestrators run one conference per agreement. Three implement the same operations:
 //! - `local` (the embedded default): a room process on a loopback port, in this service's region;
 //! - `kubernetes`: a Jitsi Meet pod and Service per conference, on the cluster placement picks
-//!   among several ([`crate::placement`]), optionally from a pool of warm pods;
+//!   among several ([`crate::domain::placement`]), optionally from a pool of warm pods;
 //! - `noop` (for benchmarks: no conference is run): a deploy answers at once, the deployed agreements
 //!   are kept in memory.
 //!
@@ -11,37 +11,17 @@ pub mod jitsi_pod;
 pub mod kubernetes;
 pub mod local;
 pub mod noop;
+pub mod room;
 
-use crate::{Result, placement::NoFit};
+use crate::{
+    Result,
+    domain::{
+        conference::{Conference, Deployed},
+        placement::NoFit,
+    },
+};
 
-/// What the reconciler asks for: one agreement's conference, with what placement and sizing need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conference {
-    pub agreement: u64,
-    pub customer: String,
-    /// Bit i set: the conference may run in region i.
-    pub allowed_regions: u32,
-    pub gdpr: bool,
-    /// The registered participants' regions (empty when none were registered).
-    pub participant_regions: Vec<u8>,
-    /// Everyone who may join, the customer included; None when the customer registered nobody.
-    pub participants: Option<u64>,
-    /// The bitrate of one video stream at the quality the customer chose.
-    pub stream_kbps: u64,
-    /// A FlexiblePeriod window: a warm pod, if one is ready, makes its start fast.
-    pub warm_start: bool,
-}
-
-/// A conference the orchestrator runs for an agreement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deployed {
-    pub join_url: String,
-    /// False when an existing conference for the agreement was found and adopted.
-    pub fresh: bool,
-    /// Where it runs: the region the activation reports on-chain.
-    pub region: u8,
-}
-
+/// The orchestrator the service runs conferences with.
 pub enum Orchestrator {
     Local(local::LocalOrchestrator),
     Kubernetes(Box<kubernetes::KubernetesOrchestrator>),

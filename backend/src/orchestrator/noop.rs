@@ -6,10 +6,12 @@
 
 use std::{collections::BTreeSet, sync::Mutex};
 
-use super::{Conference, Deployed};
 use crate::{
     Result,
-    placement::{self, NoFit},
+    domain::{
+        conference::{Conference, Deployed},
+        placement::{self, NoFit},
+    },
 };
 
 pub struct NoopOrchestrator {

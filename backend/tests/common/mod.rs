@@ -1,5 +1,5 @@
 //! What the store tests share: each test runs once on SQLite (a fresh file) and once on PostgreSQL (a
-//! private server of its own, backend/src/devdb.rs).
+//! private server of its own, backend/src/dev/devdb.rs).
 
 /// Runs each named `async fn(Store)` as two tests, `sqlite::<name>` and `postgres::<name>`. Names stay
 /// under about 67 characters: the PostgreSQL server's socket path is limited.
@@ -20,14 +20,14 @@ macro_rules! on_both_databases {
         mod postgres {
             $(#[tokio::test]
             async fn $test() {
-                let server = conference_backend::devdb::PostgresServer::start(stringify!($test)).unwrap();
+                let server = conference_backend::dev::devdb::PostgresServer::start(stringify!($test)).unwrap();
                 super::$test(conference_backend::store::Store::open(&server.url()).await.unwrap()).await;
             })*
         }
     };
 }
 
-use conference_backend::{agreement::Model, watcher::ChainEvent};
+use conference_backend::domain::{agreement::Model, event::ChainEvent};
 
 /// The dev chain's customer (anvil's account 1).
 #[allow(dead_code)]
@@ -76,14 +76,14 @@ pub const JITSI_SECRET: &[u8] = b"the tests' Jitsi app secret";
 
 /// The issuer the tests' APIs use: app id `conference`, any domain, an hour.
 #[allow(dead_code)]
-pub fn join_tokens() -> conference_backend::jitsi::JoinTokens {
-    conference_backend::jitsi::JoinTokens::new("conference", JITSI_SECRET, "*", 3600).unwrap()
+pub fn join_tokens() -> conference_backend::tokens::JoinTokens {
+    conference_backend::tokens::JoinTokens::new("conference", JITSI_SECRET, "*", 3600).unwrap()
 }
 
 /// A conference as the local orchestrator reports one running in region 0.
 #[allow(dead_code)]
-pub fn deployed() -> conference_backend::orchestrator::Deployed {
-    conference_backend::orchestrator::Deployed { join_url: "http://127.0.0.1:1/".into(), fresh: true, region: 0 }
+pub fn deployed() -> conference_backend::domain::conference::Deployed {
+    conference_backend::domain::conference::Deployed { join_url: "http://127.0.0.1:1/".into(), fresh: true, region: 0 }
 }
 
 /// The chain and escrow the API tests' agreements belong to (anvil's, as the dev chain deploys it).
@@ -104,9 +104,10 @@ pub async fn spawn_api(store: conference_backend::store::Store) -> String {
 #[allow(dead_code)]
 pub async fn spawn_api_with(
     store: conference_backend::store::Store,
-    join_tokens: conference_backend::jitsi::JoinTokens,
+    join_tokens: conference_backend::tokens::JoinTokens,
 ) -> String {
-    let public = conference_backend::api::PublicConfig::new(CHAIN_ID, "http://127.0.0.1:8545".into(), ESCROW.into());
+    let public =
+        conference_backend::http::public::PublicConfig::new(CHAIN_ID, "http://127.0.0.1:8545".into(), ESCROW.into());
     serve_api(store, public, join_tokens, conference_backend::metrics::Metrics::new(), "http://127.0.0.1:9").await
 }
 
@@ -115,19 +116,19 @@ pub async fn spawn_api_with(
 #[allow(dead_code)]
 pub async fn serve_api(
     store: conference_backend::store::Store,
-    public: conference_backend::api::PublicConfig,
-    join_tokens: conference_backend::jitsi::JoinTokens,
+    public: conference_backend::http::public::PublicConfig,
+    join_tokens: conference_backend::tokens::JoinTokens,
     metrics: conference_backend::metrics::Metrics,
     rpc_url: &str,
 ) -> String {
-    use conference_backend::api::{self, ApiContext};
+    use conference_backend::http::{self, context::ApiContext};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_, leading) = tokio::sync::watch::channel(true);
     let health = conference_backend::health::Health::new(rpc_url, 50, 0, leading).unwrap();
-    let signin = conference_backend::session::SignIn::new(&format!("http://{addr}"), public.chain_id).unwrap();
+    let signin = conference_backend::http::siwe::SignIn::new(&format!("http://{addr}"), public.chain_id).unwrap();
     let ctx = ApiContext { store, public, metrics, health, join_tokens, signin };
-    tokio::spawn(async move { axum::serve(listener, api::router(ctx)).await.unwrap() });
+    tokio::spawn(async move { axum::serve(listener, http::router(ctx)).await.unwrap() });
     format!("http://{addr}")
 }
 

@@ -36,8 +36,10 @@ use anyhow::{Context, Result, ensure};
 use clap::{Parser, Subcommand};
 use conference_backend::{
     chain::{Chain, ConferenceEscrow},
-    devdb::PostgresServer,
-    devnet::{self, Devnet},
+    dev::{
+        devdb::PostgresServer,
+        devnet::{self, Devnet},
+    },
     store::Store,
     watcher::{Watcher, WatcherConfig},
 };
@@ -365,7 +367,7 @@ async fn soak(agreements: u64, wave: u64, seed: Option<u64>) -> Result<()> {
 /// placement takes its CPU from the chosen cluster, as the orchestrator's load count does), with
 /// random constraints and 1 to 40 participants in random regions; `runs` times, same inputs.
 fn placement(clusters: u64, agreements: u64, runs: usize) -> Result<()> {
-    use conference_backend::placement::{Candidate, LatencyTable, Need, place};
+    use conference_backend::domain::placement::{Candidate, LatencyTable, Need, place};
     const REGIONS: u64 = 8;
     let mut dice = Dice(42);
     let latency = LatencyTable {

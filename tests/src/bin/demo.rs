@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{U256, utils::format_ether};
 use anyhow::{Result, ensure};
-use conference_backend::devnet::{self, Devnet};
+use conference_backend::dev::devnet::{self, Devnet};
 use conference_e2e::{Stack, check_settlement, gas_cost};
 
 const USED_SECONDS: u64 = 600;

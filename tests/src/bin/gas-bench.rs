@@ -53,7 +53,7 @@ const PRICE_PER_SECOND: u128 = 1_000_000_000_000;
 const MAX_DURATION: u64 = 3600;
 const USED_SECONDS: u64 = 600;
 const AVAILABILITY_BPS: u64 = 10_000;
-/// The fixed-price demo offer's price of a conference (backend/src/devnet.rs).
+/// The fixed-price demo offer's price of a conference (backend/src/dev/devnet.rs).
 const FIXED_PRICE: u128 = 1_000_000_000_000_000;
 /// The time-limited demo offer's price of a minute: the dynamic price's second × 60.
 const PRICE_PER_MINUTE: u128 = 60 * PRICE_PER_SECOND;

@@ -19,7 +19,7 @@ use alloy::{
 use anyhow::{Context, Result, ensure};
 use conference_backend::{
     chain::ConferenceEscrow,
-    devnet::{self, Devnet},
+    dev::devnet::{self, Devnet},
 };
 use conference_e2e::{Stack, check_settlement, signed};
 use futures::future::try_join_all;

@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::api::ApiError;
+use super::error::ApiError;
 
 /// Every file of `web/dist` (debug builds embed them too: the binary never reads the disk for them).
 #[derive(rust_embed::Embed)]

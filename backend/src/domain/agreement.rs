@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::stop::SignedStop;
+
 /// What the customer buys (the contract's `Model`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -34,7 +36,8 @@ impl Model {
     }
 }
 
-/// The agreement's status on-chain, as the watcher last read it from events.
+/// The agreement's status on-chain (the contract's `Status`, less its `None`), as the watcher last
+/// read it from events or the settler reads it from the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChainStatus {
@@ -46,6 +49,22 @@ pub enum ChainStatus {
     Ended,
     Settled,
     Refunded,
+}
+
+impl ChainStatus {
+    /// The contract's `Status` by its numeric value; None for `None` (no such agreement) or a value
+    /// the contract does not have.
+    pub fn from_index(value: u8) -> Option<Self> {
+        Some(match value {
+            1 => Self::Idle,
+            2 => Self::Requested,
+            3 => Self::Active,
+            4 => Self::Ended,
+            5 => Self::Settled,
+            6 => Self::Refunded,
+            _ => return None,
+        })
+    }
 }
 
 /// Whether the agreement's conference exists.
@@ -175,7 +194,7 @@ pub struct Agreement {
     #[serde(skip)]
     pub settle_tx: Option<String>,
     /// The customer's gasless stop of the current conference, waiting to be submitted.
-    pub signed_stop: Option<crate::chain::SignedStop>,
+    pub signed_stop: Option<SignedStop>,
 }
 
 impl Agreement {
@@ -197,7 +216,39 @@ impl Agreement {
 
     /// The customer's signed stop, if it is for the conference running now (signed stops name their
     /// conference by its start).
-    pub fn signed_stop_of_running(&self) -> Option<&crate::chain::SignedStop> {
+    pub fn signed_stop_of_running(&self) -> Option<&SignedStop> {
         self.signed_stop.as_ref().filter(|stop| self.started_at == Some(stop.started_at))
     }
+}
+
+/// A terms version as published on-chain: what a customer signs.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Terms {
+    pub id: u64,
+    pub offer_id: u64,
+    pub model: Model,
+    pub token_id: u8,
+    /// Per unit of the model: the conference (fixedPrice), a second (dynamicPrice, flexiblePeriod) or a
+    /// minute (timeLimited), before any constraint surcharge.
+    pub price: String,
+    pub max_duration: u64,
+    pub minimum_charge: String,
+    /// What signing costs with no constraints, for the models whose deposit is fixed by the terms.
+    pub deposit: Option<String>,
+    pub regions: u32,
+    pub gdpr: bool,
+    pub open: bool,
+}
+
+/// One settled conference of an agreement.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub session: u64,
+    pub started_at: Option<u64>,
+    pub ended_at: Option<u64>,
+    pub availability_bps: u16,
+    pub charge: String,
+    pub settle_tx: String,
 }

@@ -23,8 +23,8 @@ use alloy::{
 
 use crate::{
     Error, Result,
-    agreement::Model,
     chain::{ConferenceEscrow, MockStablecoin, OfferBook, ProviderRegistry, bindings::book::IOfferBook},
+    domain::agreement::Model,
 };
 
 /// Ten minutes for the operator to start a requested conference; a day to settle an ended one; three
@@ -167,7 +167,9 @@ impl Devnet {
         let token = MockStablecoin::deploy(as_owner.clone()).await.map_err(Error::chain)?;
         let token_id = escrow.addToken(*token.address()).call().await.map_err(Error::chain)?;
         if token_id != STABLECOIN_TOKEN_ID {
-            return Err(Error::Chain(format!("the stablecoin would be token {token_id}, not {STABLECOIN_TOKEN_ID}")));
+            return Err(Error::Chain(
+                format!("the stablecoin would be token {token_id}, not {STABLECOIN_TOKEN_ID}").into(),
+            ));
         }
         confirm(escrow.addToken(*token.address()).send().await).await?;
         confirm(token.mint(customer.address(), U256::from(STABLECOIN_MINTED)).send().await).await?;
@@ -243,7 +245,7 @@ impl Devnet {
 async fn confirm(sent: std::result::Result<PendingTransactionBuilder<Ethereum>, alloy::contract::Error>) -> Result<()> {
     let receipt = sent.map_err(Error::chain)?.get_receipt().await.map_err(Error::chain)?;
     if !receipt.status() {
-        return Err(Error::Chain(format!("set-up transaction {} reverted", receipt.transaction_hash)));
+        return Err(Error::Chain(format!("set-up transaction {} reverted", receipt.transaction_hash).into()));
     }
     Ok(())
 }

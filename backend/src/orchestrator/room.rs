@@ -36,10 +36,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::{
-    Error, Result,
-    jitsi::{RoomClaims, room_name},
-};
+use crate::{Error, Result, domain::conference::room_name, tokens::RoomClaims};
 
 /// What a running room publishes about itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -110,24 +107,17 @@ pub async fn run(agreement_id: u64, rooms_dir: &Path, port: u16) -> Result<bool>
     let info = RoomInfo { agreement_id, pid: std::process::id(), port };
     let path = info_path(rooms_dir, agreement_id);
     let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, serde_json::to_vec(&info).map_err(|e| Error::Orchestrator(e.to_string()))?)?;
+    fs::write(&tmp, serde_json::to_vec(&info).map_err(|e| Error::orchestrator("writing the room's info", e))?)?;
     fs::rename(&tmp, &path)?;
     info!(agreement_id, port, "room listening");
 
-    let served = axum::serve(listener, router(agreement_id, &secret)).with_graceful_shutdown(shutdown_signal()).await;
+    let served = axum::serve(listener, router(agreement_id, &secret))
+        .with_graceful_shutdown(crate::signal::shutdown_signal())
+        .await;
     let _ = fs::remove_file(&path);
     drop(lock);
     served?;
     Ok(true)
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
 }
 
 struct Peer {

@@ -1,37 +1,8 @@
 //! The Kubernetes orchestrator: one Jitsi Meet pod and Service per conference ([`super::jitsi_pod`]),
-//! on the cluster [`crate::placement`] picks among those configured, optionally handed over from a
-//! pool of warm pods. Everything it knows is in the clusters (labels name each object's agreement,
-//! chain and contract), so a restarted backend adopts what runs and collects what is left over.
-//!
-//! The clusters file (TOML, `--clusters-file`):
-//!
-//! ```toml
-//! [latency]          # placement's table: ms[from participant region][to cluster region]
-//! ms = [[10, 90, 180], [90, 10, 150], [180, 150, 10]]
-//!
-//! [conference]       # optional; the defaults are shown
-//! default_participants = 10   # when the customer registered none
-//! grace_period_secs = 30
-//! start_timeout_secs = 300
-//! warm_pool_for = "flexible"  # or "all": which agreements get a warm pod when one is ready
-//!
-//! [jitsi]            # optional: images and settings (see JitsiSettings)
-//!
-//! [[cluster]]
-//! name = "eu"
-//! region = 0                  # a bit number of the contract's region masks
-//! gdpr = true
-//! capacity_millicores = 16000 # CPU for conferences (warm pods count)
-//! namespace = "conferences"
-//! kubeconfig = "/etc/conference/eu.kubeconfig"  # omitted: the cluster the backend runs in
-//! context = "eu"              # omitted: the file's current context
-//! service_type = "LoadBalancer"
-//! warm_pool = 2               # idle pods kept ready
-//! ```
-//!
-//! The latency table is read again whenever the file changes, so a probe that measures latencies
-//! (or an operator) refreshes placement by rewriting it, without a restart.
-
+//! on the cluster [`crate::domain::placement`] picks among those configured ([`clusters`]: the
+//! clusters file), optionally handed over from a pool of warm pods (`warm_pool.rs`). Everything it
+//! knows is in the clusters (labels name each object's agreement, chain and contract), so a restarted
+//! backend adopts what runs and collects what is left over.
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
@@ -45,120 +16,25 @@ use std::{
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::{
     Api, Client,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
+    api::{DeleteParams, ListParams, PostParams},
     runtime::wait::await_condition,
 };
-use serde::Deserialize;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::{
-    Conference, Deployed,
-    jitsi_pod::{self, AGREEMENT, JitsiSettings, Owner, POOL, PodPlan, Sizing},
-};
+use super::jitsi_pod::{self, AGREEMENT, JitsiSettings, Owner, PodPlan, Sizing};
 use crate::{
     Error, Result,
-    placement::{self, Candidate, LatencyTable, Need, NoFit},
+    domain::{
+        conference::{Conference, Deployed, room_name},
+        placement::{self, Candidate, LatencyTable, Need, NoFit},
+    },
 };
 
-/// The clusters file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClustersFile {
-    #[serde(default)]
-    pub latency: LatencyTable,
-    #[serde(default)]
-    pub conference: ConferenceSettings,
-    #[serde(default)]
-    pub jitsi: JitsiSettings,
-    #[serde(rename = "cluster")]
-    pub clusters: Vec<ClusterConfig>,
-}
+pub mod clusters;
+mod warm_pool;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConferenceSettings {
-    pub default_participants: u64,
-    pub grace_period_secs: u32,
-    pub start_timeout_secs: u64,
-    pub warm_pool_for: WarmPoolFor,
-}
-
-impl Default for ConferenceSettings {
-    fn default() -> Self {
-        Self {
-            default_participants: 10,
-            grace_period_secs: 30,
-            start_timeout_secs: 300,
-            warm_pool_for: WarmPoolFor::Flexible,
-        }
-    }
-}
-
-/// Which agreements are handed a warm pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WarmPoolFor {
-    /// FlexiblePeriod agreements, whose minimum charge pays for a fast start.
-    Flexible,
-    All,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterConfig {
-    pub name: String,
-    pub region: u8,
-    #[serde(default)]
-    pub gdpr: bool,
-    pub capacity_millicores: u64,
-    #[serde(default = "ClusterConfig::default_namespace")]
-    pub namespace: String,
-    pub kubeconfig: Option<PathBuf>,
-    pub context: Option<String>,
-    #[serde(default = "ClusterConfig::default_service_type")]
-    pub service_type: String,
-    #[serde(default)]
-    pub warm_pool: u32,
-    /// The participants a warm pod is sized for (default: the conference default).
-    pub warm_participants: Option<u64>,
-}
-
-impl ClusterConfig {
-    fn default_namespace() -> String {
-        "conferences".into()
-    }
-
-    fn default_service_type() -> String {
-        "LoadBalancer".into()
-    }
-}
-
-impl ClustersFile {
-    pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("the clusters file {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| Error::Config(format!("the clusters file {}: {e}", path.display())))
-    }
-
-    pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        let file: Self = toml::from_str(text).map_err(|e| e.to_string())?;
-        let mut names = BTreeSet::new();
-        for cluster in &file.clusters {
-            if cluster.region >= 32 {
-                return Err(format!("cluster {}: region {} is not 0..31", cluster.name, cluster.region));
-            }
-            if !names.insert(&cluster.name) {
-                return Err(format!("cluster {} is listed twice", cluster.name));
-            }
-        }
-        if file.clusters.is_empty() {
-            return Err("no [[cluster]] is listed".into());
-        }
-        Ok(file)
-    }
-}
+use clusters::{ClusterConfig, ClustersFile, ConferenceDefaults, WarmPoolFor, client_for};
 
 struct Cluster {
     config: ClusterConfig,
@@ -171,7 +47,7 @@ struct Cluster {
 pub struct KubernetesOrchestrator {
     clusters: Vec<Cluster>,
     owner: Owner,
-    settings: ConferenceSettings,
+    settings: ConferenceDefaults,
     jitsi: JitsiSettings,
     app_id: String,
     latency: RwLock<LatencyTable>,
@@ -292,11 +168,7 @@ impl KubernetesOrchestrator {
         }
         let host = self.wait_until_answering(cluster, id, &pod).await?;
         info!(agreement = id, cluster = cluster.config.name, fresh, %host, "conference answers");
-        Ok(Deployed {
-            join_url: format!("https://{host}/{}", crate::jitsi::room_name(id)),
-            fresh,
-            region: cluster.config.region,
-        })
+        Ok(Deployed { join_url: format!("https://{host}/{}", room_name(id)), fresh, region: cluster.config.region })
     }
 
     /// Deletes the agreement's pods and Service in every cluster; what is already gone is fine.
@@ -347,45 +219,7 @@ impl KubernetesOrchestrator {
         Ok(ids.into_iter().collect())
     }
 
-    /// Background upkeep: counts each cluster's load, keeps its warm pool at size, and reads the
-    /// latency table again if the clusters file changed. One list of each cluster's pods serves all.
-    pub async fn maintain(&self) -> Result<()> {
-        self.reload_latency();
-        for cluster in &self.clusters {
-            let pods = self.pods_of(cluster, "").await?;
-            cluster.used_millicores.store(pods.iter().filter_map(millicores_of).sum(), Ordering::Relaxed);
-            let warm: Vec<&Pod> = pods.iter().filter(|p| label(p, POOL) == Some("warm")).collect();
-            let want = cluster.config.warm_pool as usize;
-            let sizing = self.warm_sizing(cluster);
-            for _ in warm.len()..want {
-                // Idle pods never take the room a paid conference needs.
-                let used = cluster.used_millicores.load(Ordering::Relaxed);
-                if used + sizing.pod_millicores() > cluster.config.capacity_millicores {
-                    warn!(cluster = cluster.config.name, used, "no room for another warm pod");
-                    break;
-                }
-                let name = format!("conference-warm-{}", alloy::hex::encode(rand::random::<[u8; 4]>()));
-                self.create_pod(cluster, None, &name, &sizing).await?;
-                info!(cluster = cluster.config.name, pod = name, "warm pod created");
-            }
-            for pod in warm.iter().skip(want) {
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                match cluster.pods.delete(&name, &DeleteParams::default()).await {
-                    Ok(_) => info!(cluster = cluster.config.name, pod = name, "surplus warm pod deleted"),
-                    Err(err) if is_status(&err, 404) => {}
-                    Err(err) => return Err(kube_error("deleting a surplus warm pod", err)),
-                }
-                cluster.used_millicores.fetch_sub(millicores_of(pod).unwrap_or(0), Ordering::Relaxed);
-            }
-        }
-        Ok(())
-    }
-
-    fn warm_sizing(&self, cluster: &Cluster) -> Sizing {
-        let participants = cluster.config.warm_participants.unwrap_or(self.settings.default_participants);
-        Sizing { participants, stream_kbps: crate::jitsi::Quality::default().stream_kbps() }
-    }
-
+    /// Reads the latency table again if the clusters file changed since it was last read.
     fn reload_latency(&self) {
         let modified = std::fs::metadata(&self.file).and_then(|m| m.modified()).ok();
         let mut seen = self.file_modified.lock().unwrap();
@@ -468,53 +302,6 @@ impl KubernetesOrchestrator {
         ])
     }
 
-    /// Hands a ready warm pod big enough for the conference over to it: the pod is relabelled with
-    /// the agreement, on the condition that nobody changed it since it was read, so two hand-overs
-    /// can never take the same pod.
-    /// The name of the pod handed over, if one was.
-    async fn hand_over_warm_pod(
-        &self,
-        cluster: &Cluster,
-        conference: &Conference,
-        sizing: &Sizing,
-    ) -> Result<Option<String>> {
-        for pod in self.pods_of(cluster, &format!("{POOL}=warm")).await? {
-            // Sized as its annotations say (the pool's size may have been changed since it was made).
-            let warm_sizing = sizing_of(&pod).unwrap_or_else(|| self.warm_sizing(cluster));
-            if !is_ready(&pod) || !warm_sizing.covers(sizing) {
-                continue;
-            }
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            let mut annotations = serde_json::Map::new();
-            for (key, value) in conference_annotations(conference) {
-                annotations.insert(key, value.into());
-            }
-            let patch = serde_json::json!({
-                "metadata": {
-                    "resourceVersion": pod.metadata.resource_version,
-                    "labels": { POOL: null, AGREEMENT: conference.agreement.to_string() },
-                    "annotations": annotations,
-                }
-            });
-            match cluster.pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                Ok(_) => {
-                    info!(
-                        agreement = conference.agreement,
-                        cluster = cluster.config.name,
-                        pod = name,
-                        "warm pod handed over"
-                    );
-                    self.pool_drawn.notify_one();
-                    return Ok(Some(name));
-                }
-                // Taken or changed meanwhile: try the next one.
-                Err(err) if is_status(&err, 409) => continue,
-                Err(err) => return Err(kube_error("handing over a warm pod", err)),
-            }
-        }
-        Ok(None)
-    }
-
     fn service(&self, cluster: &Cluster, agreement: u64) -> Service {
         jitsi_pod::service(&self.owner, agreement, &cluster.config.service_type)
     }
@@ -541,17 +328,20 @@ impl KubernetesOrchestrator {
     async fn wait_until_answering(&self, cluster: &Cluster, agreement: u64, name: &str) -> Result<String> {
         let timeout = Duration::from_secs(self.settings.start_timeout_secs);
         let too_late = || {
-            Error::Orchestrator(format!(
-                "the conference of agreement {agreement} did not answer within {} s",
-                self.settings.start_timeout_secs
-            ))
+            Error::Orchestrator(
+                format!(
+                    "the conference of agreement {agreement} did not answer within {} s",
+                    self.settings.start_timeout_secs
+                )
+                .into(),
+            )
         };
         let deadline = Instant::now() + timeout;
         let ready = await_condition(cluster.pods.clone(), name, |pod: Option<&Pod>| pod.is_some_and(is_ready));
         match tokio::time::timeout(timeout, ready).await {
             Ok(Ok(Some(_))) => {}
-            Ok(Ok(None)) => return Err(Error::Orchestrator(format!("pod {name} was deleted while starting"))),
-            Ok(Err(err)) => return Err(Error::Orchestrator(format!("watching pod {name}: {err}"))),
+            Ok(Ok(None)) => return Err(Error::Orchestrator(format!("pod {name} was deleted while starting").into())),
+            Ok(Err(err)) => return Err(Error::orchestrator(format!("watching pod {name}"), err)),
             Err(_) => return Err(too_late()),
         }
         loop {
@@ -573,22 +363,6 @@ fn conference_annotations(conference: &Conference) -> Vec<(String, String)> {
         (AGREEMENT.to_owned(), conference.agreement.to_string()),
         ("conference.escrow/customer".to_owned(), conference.customer.clone()),
     ]
-}
-
-async fn client_for(cluster: &ClusterConfig) -> Result<Client> {
-    let config = match &cluster.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| Error::Config(format!("cluster {}: kubeconfig {}: {e}", cluster.name, path.display())))?;
-            let options = KubeConfigOptions { context: cluster.context.clone(), ..Default::default() };
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(|e| Error::Config(format!("cluster {}: {e}", cluster.name)))?
-        }
-        None => kube::Config::incluster()
-            .map_err(|e| Error::Config(format!("cluster {}: not running in a cluster: {e}", cluster.name)))?,
-    };
-    Client::try_from(config).map_err(|e| Error::Config(format!("cluster {}: {e}", cluster.name)))
 }
 
 fn random_secret() -> String {
@@ -638,7 +412,7 @@ fn is_status(err: &kube::Error, code: u16) -> bool {
 }
 
 fn kube_error(doing: &str, err: kube::Error) -> Error {
-    Error::Orchestrator(format!("{doing}: {err}"))
+    Error::orchestrator(doing, err)
 }
 
 #[cfg(test)]

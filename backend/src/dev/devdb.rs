@@ -1,4 +1,4 @@
-//! A private PostgreSQL server for tests and local runs, the way [`crate::devnet`] is a private chain:
+//! A private PostgreSQL server for tests and local runs, the way [`crate::dev::devnet`] is a private chain:
 //! Debian's `initdb` and `pg_ctl` on a fresh data directory, listening on a loopback port only, trusted
 //! local logins, stopped (immediately) and removed on drop. PostgreSQL refuses to run as root, so as
 //! root the server runs as the `postgres` system user that Debian's package creates.

@@ -1,0 +1,299 @@
+//! The chain side: the connection to the node and the escrow ([`Chain`]), its typed bindings
+//! ([`bindings`]), its logs decoded into the domain's events ([`decode`]), and the operator's
+//! transactions, signed locally so that the outbox can store each one before it is broadcast.
+
+use alloy::{
+    consensus::TxEnvelope,
+    eips::{BlockNumberOrTag, Encodable2718},
+    network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
+    primitives::{Address, B256, Bytes, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::{Filter, Log, TransactionReceipt, TransactionRequest},
+    signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+};
+
+use crate::{
+    Error, Result,
+    domain::{
+        agreement::ChainStatus,
+        operator::{Fees, OperatorCall, SignedTx},
+    },
+};
+
+pub mod bindings;
+pub mod decode;
+
+pub use ConferenceEscrow::ConferenceEscrowEvents as EscrowEvent;
+pub use bindings::{
+    book::OfferBook,
+    escrow::{ConferenceEscrow, IConferenceEscrow},
+    registry::ProviderRegistry,
+    stablecoin::MockStablecoin,
+};
+
+/// A currency agreements can be paid in: ETH (id 0) or one of the escrow's ERC-20 tokens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    /// The escrow's token id: 0 for ETH, then 1, 2, … in the order the admin added them.
+    pub id: u8,
+    /// What the token calls itself (`symbol()`).
+    pub symbol: String,
+    /// The token's `decimals()`: amounts are in units of 10^-decimals.
+    pub decimals: u8,
+    /// The token's contract; null for ETH.
+    pub address: Option<String>,
+}
+
+/// The escrow call that carries out `call`.
+pub fn calldata(call: &OperatorCall) -> Bytes {
+    use ConferenceEscrow as E;
+    use alloy::primitives::aliases::U40;
+    match call.clone() {
+        OperatorCall::Activate { agreement, region, .. } => {
+            E::activateCall { agreementId: U256::from(agreement), region }.abi_encode()
+        }
+        OperatorCall::Decline { agreement, .. } => E::declineCall { agreementId: U256::from(agreement) }.abi_encode(),
+        OperatorCall::End { agreement, .. } => E::endCall { agreementId: U256::from(agreement) }.abi_encode(),
+        OperatorCall::Settle { agreement, availability_bps, .. } => {
+            E::settleCall { agreementId: U256::from(agreement), availabilityBps: availability_bps }.abi_encode()
+        }
+        OperatorCall::StopAndSettle { agreement, availability_bps, stop, .. } => E::stopAndSettleCall {
+            agreementId: U256::from(agreement),
+            availabilityBps: availability_bps,
+            stoppedAt: U40::saturating_from(stop.stopped_at),
+            deadline: U40::saturating_from(stop.deadline),
+            signature: stop.signature,
+        }
+        .abi_encode(),
+    }
+    .into()
+}
+
+/// A block as the watcher checks it against what it stored.
+#[derive(Debug, Clone, Default)]
+pub struct BlockRef {
+    pub number: u64,
+    pub hash: B256,
+    pub parent_hash: B256,
+}
+
+/// A connection to the chain and the escrow contract, with the operator's key.
+#[derive(Clone)]
+pub struct Chain {
+    pub provider: DynProvider,
+    /// Whether the connection is a WebSocket (subscriptions work) rather than HTTP.
+    pubsub: bool,
+    pub escrow: Address,
+    pub chain_id: u64,
+    operator: EthereumWallet,
+    pub operator_address: Address,
+}
+
+impl Chain {
+    /// Connects to the node at `rpc_url` and checks that `escrow` holds code; `signer` is the operator's key
+    /// (see [`crate::config::OperatorKeyArgs::signer`]).
+    pub async fn connect(rpc_url: &str, escrow: Address, signer: PrivateKeySigner) -> Result<Self> {
+        // By the URL: WebSocket (new heads are pushed) or HTTP (the watcher polls).
+        let pubsub = rpc_url.starts_with("ws://") || rpc_url.starts_with("wss://");
+        let provider = if pubsub {
+            let ws = alloy::providers::WsConnect::new(rpc_url);
+            ProviderBuilder::new().disable_recommended_fillers().connect_ws(ws).await.map_err(Error::chain)?.erased()
+        } else {
+            let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {rpc_url:?}: {e}")))?;
+            ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased()
+        };
+        let chain_id = provider.get_chain_id().await.map_err(Error::chain)?;
+        let code = provider.get_code_at(escrow).await.map_err(Error::chain)?;
+        if code.is_empty() {
+            return Err(Error::Config(format!("no contract at escrow address {escrow} on chain {chain_id}")));
+        }
+        Ok(Self { provider, pubsub, escrow, chain_id, operator_address: signer.address(), operator: signer.into() })
+    }
+
+    /// Whether the connection can subscribe (WebSocket).
+    pub fn is_pubsub(&self) -> bool {
+        self.pubsub
+    }
+
+    /// The canonical block at `number`, if the chain has one there.
+    pub async fn block(&self, number: u64) -> Result<Option<BlockRef>> {
+        let block = self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).await.map_err(Error::chain)?;
+        Ok(block.map(|b| BlockRef { number, hash: b.header.hash, parent_hash: b.header.parent_hash }))
+    }
+
+    /// The hash of the canonical block at `number`, if any.
+    pub async fn block_hash(&self, number: u64) -> Result<Option<B256>> {
+        Ok(self.block(number).await?.map(|b| b.hash))
+    }
+
+    pub fn contract(&self) -> ConferenceEscrow::ConferenceEscrowInstance<DynProvider> {
+        ConferenceEscrow::new(self.escrow, self.provider.clone())
+    }
+
+    /// The OfferBook and ProviderRegistry the escrow was deployed with.
+    pub async fn book_and_registry(&self) -> Result<(Address, Address)> {
+        let contract = self.contract();
+        let book = contract.BOOK().call().await.map_err(Error::chain)?;
+        let registry = contract.REGISTRY().call().await.map_err(Error::chain)?;
+        Ok((book, registry))
+    }
+
+    /// ETH and every ERC-20 token the escrow takes (`tokenOf(1)`, `tokenOf(2)`, … up to the first
+    /// unset id), each with its symbol and decimals as the token reports them.
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        let mut tokens = vec![TokenInfo { id: 0, symbol: "ETH".into(), decimals: 18, address: None }];
+        for id in 1..=u8::MAX {
+            let address = self.contract().tokenOf(id).call().await.map_err(Error::chain)?;
+            if address == Address::ZERO {
+                break;
+            }
+            let token = bindings::erc20::IERC20Metadata::new(address, self.provider.clone());
+            let symbol = token.symbol().call().await.map_err(Error::chain)?;
+            let decimals = token.decimals().call().await.map_err(Error::chain)?;
+            tokens.push(TokenInfo { id, symbol, decimals, address: Some(address.to_string()) });
+        }
+        Ok(tokens)
+    }
+
+    /// The latest block's number and timestamp.
+    pub async fn head(&self) -> Result<(u64, u64)> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .map_err(Error::chain)?
+            .ok_or_else(|| Error::Chain("the node has no latest block".into()))?;
+        Ok((block.header.number, block.header.timestamp))
+    }
+
+    pub async fn block_timestamp(&self, number: u64) -> Result<u64> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await
+            .map_err(Error::chain)?
+            .ok_or_else(|| Error::Chain(format!("block {number} not found").into()))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// The escrow's logs in `[from, to]`.
+    pub async fn logs(&self, from: u64, to: u64) -> Result<Vec<Log>> {
+        let filter = Filter::new().address(self.escrow).from_block(from).to_block(to);
+        self.provider.get_logs(&filter).await.map_err(Error::chain)
+    }
+
+    /// The agreement as the contract holds it now, or at `block`.
+    pub async fn agreement_at(&self, agreement: u64, block: Option<u64>) -> Result<IConferenceEscrow::Agreement> {
+        let contract = self.contract();
+        let call = contract.agreementOf(U256::from(agreement));
+        let call = match block {
+            Some(number) => call.block(number.into()),
+            None => call,
+        };
+        call.call().await.map_err(Error::chain)
+    }
+
+    /// A terms version as the contract holds it at `block`.
+    pub async fn terms_at(&self, terms: u32, block: u64) -> Result<IConferenceEscrow::Terms> {
+        self.contract().termsOf(terms).block(block.into()).call().await.map_err(Error::chain)
+    }
+
+    /// The agreement's on-chain status (None: the contract has no such agreement) and `startedAt` now.
+    pub async fn status_of(&self, agreement: u64) -> Result<(Option<ChainStatus>, u64)> {
+        let record = self.agreement_at(agreement, None).await?;
+        Ok((ChainStatus::from_index(record.status), record.startedAt.to::<u64>()))
+    }
+
+    pub async fn activation_window(&self) -> Result<u64> {
+        let window = self.contract().ACTIVATION_WINDOW().call().await.map_err(Error::chain)?;
+        Ok(window.to::<u64>())
+    }
+
+    /// The fees a transaction should offer now (the node's EIP-1559 estimate).
+    pub async fn current_fees(&self) -> Result<Fees> {
+        let fees = self.provider.estimate_eip1559_fees().await.map_err(Error::chain)?;
+        Ok(Fees { max_fee: fees.max_fee_per_gas, priority_fee: fees.max_priority_fee_per_gas })
+    }
+
+    /// The operator's transactions the node counts: mined only (`pending` false) or with its mempool.
+    pub async fn operator_nonce(&self, pending: bool) -> Result<u64> {
+        let count = self.provider.get_transaction_count(self.operator_address);
+        if pending { count.pending().await } else { count.latest().await }.map_err(Error::chain)
+    }
+
+    /// Signs `call` with `nonce` and `fees`; fails (without signing) if the call would revert now.
+    pub async fn sign(&self, call: &OperatorCall, nonce: u64, fees: Fees) -> Result<SignedTx> {
+        let request = TransactionRequest::default()
+            .with_from(self.operator_address)
+            .with_to(self.escrow)
+            .with_input(calldata(call))
+            .with_chain_id(self.chain_id)
+            .with_nonce(nonce);
+        let gas = self.provider.estimate_gas(request.clone()).await.map_err(Error::chain)?;
+        self.sign_request(request.with_gas_limit(gas + gas / 5), fees).await
+    }
+
+    /// Signs the transaction `raw` again with other fees: the same nonce, call and gas limit, so that
+    /// it replaces `raw` in the mempool (only one of them can be mined).
+    pub async fn resign(&self, raw: &[u8], fees: Fees) -> Result<SignedTx> {
+        use alloy::consensus::Transaction;
+        let old = Self::decode_tx(raw)?;
+        let request = TransactionRequest::default()
+            .with_from(self.operator_address)
+            .with_to(old.to().unwrap_or(self.escrow))
+            .with_input(old.input().clone())
+            .with_chain_id(self.chain_id)
+            .with_nonce(old.nonce())
+            .with_gas_limit(old.gas_limit());
+        self.sign_request(request, fees).await
+    }
+
+    /// The fees a signed transaction offers.
+    pub fn fees_of(raw: &[u8]) -> Result<Fees> {
+        use alloy::consensus::Transaction;
+        let tx = Self::decode_tx(raw)?;
+        Ok(Fees {
+            max_fee: tx.max_fee_per_gas(),
+            priority_fee: tx.max_priority_fee_per_gas().unwrap_or(tx.max_fee_per_gas()),
+        })
+    }
+
+    fn decode_tx(raw: &[u8]) -> Result<TxEnvelope> {
+        use alloy::eips::Decodable2718;
+        TxEnvelope::decode_2718(&mut &raw[..]).map_err(Error::chain)
+    }
+
+    async fn sign_request(&self, request: TransactionRequest, fees: Fees) -> Result<SignedTx> {
+        let nonce = request.nonce.unwrap_or_default();
+        let request = request.with_max_fee_per_gas(fees.max_fee).with_max_priority_fee_per_gas(fees.priority_fee);
+        let envelope: TxEnvelope = request.build(&self.operator).await.map_err(Error::chain)?;
+        Ok(SignedTx { nonce, hash: *envelope.tx_hash(), raw: envelope.encoded_2718(), fees })
+    }
+
+    /// Broadcasts a signed transaction. Re-broadcasting one the node already has is not an error.
+    pub async fn broadcast(&self, raw: &[u8]) -> Result<()> {
+        match self.provider.send_raw_transaction(raw).await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let text = err.to_string().to_lowercase();
+                if text.contains("already known") || text.contains("already imported") || text.contains("nonce too low")
+                {
+                    Ok(())
+                } else {
+                    Err(Error::chain(err))
+                }
+            }
+        }
+    }
+
+    /// Whether the node has the transaction (in its mempool or mined).
+    pub async fn transaction_known(&self, hash: B256) -> Result<bool> {
+        let tx = self.provider.get_transaction_by_hash(hash).await.map_err(Error::chain)?;
+        Ok(tx.is_some())
+    }
+
+    pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>> {
+        self.provider.get_transaction_receipt(hash).await.map_err(Error::chain)
+    }
+}

@@ -1,0 +1,111 @@
+//! What the backend keeps of each contract event: the watcher decodes logs into these
+//! ([`crate::chain::decode`]), the store applies them to its records and keeps them to replay after a
+//! fork.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::agreement::Model;
+
+/// What the backend keeps of one contract event. Facts the event does not carry (an agreement's model,
+/// price and constraints; a terms version's duration and token) are read from the contract's state at the
+/// event's own block, so they are exactly what the event refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ChainEvent {
+    TermsPublished {
+        terms: u64,
+        offer: u64,
+        model: Model,
+        token_id: u8,
+        price: String,
+        max_duration: u64,
+        minimum_charge: String,
+        regions: u32,
+        gdpr: bool,
+    },
+    TermsClosed {
+        terms: u64,
+    },
+    Signed {
+        agreement: u64,
+        terms: u64,
+        customer: String,
+        deposit: String,
+        model: Model,
+        token_id: u8,
+        price: String,
+        allowed_regions: u32,
+        gdpr: bool,
+        duration: u64,
+        signed_at: u64,
+        tx_hash: String,
+    },
+    WindowReserved {
+        agreement: u64,
+        from: u64,
+        to: u64,
+    },
+    StartRequested {
+        agreement: u64,
+        requested_at: u64,
+    },
+    Activated {
+        agreement: u64,
+        started_at: u64,
+        ends_at: u64,
+        region: u8,
+        tx_hash: String,
+    },
+    Ended {
+        agreement: u64,
+        ended_at: u64,
+        tx_hash: String,
+    },
+    Settled {
+        agreement: u64,
+        availability_bps: u16,
+        charge: String,
+        refund: String,
+        refund_deferred: bool,
+        tx_hash: String,
+    },
+    StartCancelled {
+        agreement: u64,
+        /// cancelledByCustomer, declinedByOperator or activationTimedOut.
+        reason: String,
+        refund: String,
+        refund_deferred: bool,
+        tx_hash: String,
+    },
+    Closed {
+        agreement: u64,
+        refund: String,
+        refund_deferred: bool,
+        tx_hash: String,
+    },
+}
+
+impl ChainEvent {
+    /// The agreement the event is about, if any.
+    pub fn agreement(&self) -> Option<u64> {
+        match *self {
+            Self::TermsPublished { .. } | Self::TermsClosed { .. } => None,
+            Self::Signed { agreement, .. }
+            | Self::WindowReserved { agreement, .. }
+            | Self::StartRequested { agreement, .. }
+            | Self::Activated { agreement, .. }
+            | Self::Ended { agreement, .. }
+            | Self::Settled { agreement, .. }
+            | Self::StartCancelled { agreement, .. }
+            | Self::Closed { agreement, .. } => Some(agreement),
+        }
+    }
+
+    /// The terms version the event is about, if it is about one (not an agreement).
+    pub fn terms(&self) -> Option<u64> {
+        match *self {
+            Self::TermsPublished { terms, .. } | Self::TermsClosed { terms } => Some(terms),
+            _ => None,
+        }
+    }
+}

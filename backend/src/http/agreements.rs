@@ -1,0 +1,274 @@
+//! Offers, agreements (one, or a page of them newest first) and the evidence behind an agreement's
+//! availability: what customers follow and auditors recompute.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    extract::{Query, State, rejection::QueryRejection},
+};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    context::ApiContext,
+    error::{ApiError, ErrorBody},
+    extract::{AgreementId, parse_address, seen_agreement},
+    participants::RegisteredParticipants,
+};
+use crate::{
+    domain::{
+        agreement::{Agreement, ConferenceState, Progress, Session, Terms},
+        availability::{Probe, ProbeTally},
+    },
+    store::{Store, outbox::OutboxItem},
+};
+
+pub(super) fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(offers))
+        .routes(routes!(agreements))
+        .routes(routes!(agreement))
+        .routes(routes!(probes))
+}
+
+/// Every terms version published on-chain, newest first.
+#[utoipa::path(get, path = "/api/offers", tag = "agreements", responses(
+    (status = 200, description = "The terms versions customers can sign (and closed ones)", body = Vec<Terms>),
+    (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+))]
+async fn offers(State(ctx): State<ApiContext>) -> Result<Json<Vec<Terms>>, ApiError> {
+    Ok(Json(ctx.store.terms().await?))
+}
+
+/// One agreement with its progress, its transactions, its conference and the evidence of its availability.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementView {
+    #[serde(flatten)]
+    pub agreement: Agreement,
+    pub status: Progress,
+    /// The chain's clock (newest block seen), for figures such as "running for".
+    pub chain_time: Option<u64>,
+    pub join_url: Option<String>,
+    /// The agreement's transactions by step (sign, activate, stop, settle); null until it happened.
+    pub transactions: BTreeMap<&'static str, Option<String>>,
+    pub conference: ConferenceView,
+    /// The customer's registration of who may join: how many and in what quality (never who: addresses
+    /// and regions are personal data). Null until the customer registered any.
+    pub participants: Option<RegisteredParticipants>,
+    /// Every settled conference: one for most models, one per session for timeLimited.
+    pub sessions: Vec<Session>,
+    pub outbox: Vec<OutboxItem>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConferenceView {
+    pub state: ConferenceState,
+    pub deploy_count: u64,
+    #[serde(flatten)]
+    pub probes: ProbeTally,
+}
+
+/// One agreement: its terms, where it stands, its transactions, its conference and its probes.
+#[utoipa::path(
+    get,
+    path = "/api/agreements/{id}",
+    tag = "agreements",
+    params(("id" = u64, Path, description = "The agreement's on-chain id")),
+    responses(
+        (status = 200, description = "The agreement", body = AgreementView),
+        (status = 400, description = "The id is not an integer from 0 to 2^64 - 1", body = ErrorBody),
+        (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
+async fn agreement(
+    State(ctx): State<ApiContext>,
+    AgreementId(id): AgreementId,
+) -> Result<Json<AgreementView>, ApiError> {
+    let view = agreement_view(&ctx.store, id).await?;
+    Ok(Json(view.ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))?))
+}
+
+/// The agreement `id` as `GET /api/agreements/{id}` and its event stream show it; None if it has not
+/// been seen on-chain.
+pub async fn agreement_view(store: &Store, id: u64) -> crate::Result<Option<AgreementView>> {
+    let Some(agreement) = store.agreement(id).await? else {
+        return Ok(None);
+    };
+    let probes = store.probe_tally(id, agreement.session).await?;
+    let outbox = store.outbox_of(id).await?;
+    let sessions = store.sessions_of(id).await?;
+    let participants = store.conference_settings(id).await?.map(|settings| RegisteredParticipants::of(&settings));
+    Ok(Some(AgreementView {
+        participants,
+        status: agreement.progress(),
+        chain_time: store.chain_time().await?,
+        join_url: (agreement.conference_state == ConferenceState::Running)
+            .then(|| agreement.join_url.clone())
+            .flatten(),
+        transactions: transactions(&agreement),
+        conference: ConferenceView { state: agreement.conference_state, deploy_count: agreement.deploy_count, probes },
+        sessions,
+        outbox,
+        agreement,
+    }))
+}
+
+/// The agreement's transactions by step (sign, activate, stop, settle); null until it happened.
+fn transactions(agreement: &Agreement) -> BTreeMap<&'static str, Option<String>> {
+    BTreeMap::from([
+        ("sign", Some(agreement.sign_tx.clone())),
+        ("activate", agreement.activate_tx.clone()),
+        ("stop", agreement.end_tx.clone()),
+        ("settle", agreement.settle_tx.clone()),
+    ])
+}
+
+/// One agreement in a list: its record, where it stands and its transactions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementSummary {
+    #[serde(flatten)]
+    pub agreement: Agreement,
+    pub status: Progress,
+    /// The agreement's transactions by step (sign, activate, stop, settle); null until it happened.
+    pub transactions: BTreeMap<&'static str, Option<String>>,
+}
+
+/// The most agreements one page lists, and how many it lists unless told.
+pub const MAX_PAGE: u32 = 1_000;
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// Which agreements `GET /api/agreements` lists.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementsQuery {
+    /// Only this customer's agreements (0x and 40 hex digits, any case); all agreements without it.
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
+    pub customer: Option<String>,
+    /// How many agreements at most (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Only agreements with a smaller id: the last id of the previous page, for the next one.
+    #[param(maximum = 9223372036854775807_u64)]
+    pub before: Option<u64>,
+}
+
+/// Agreements newest first: a customer's history, or every agreement for auditors, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/agreements",
+    tag = "agreements",
+    params(AgreementsQuery),
+    responses(
+        (status = 200, description = "The agreements, newest (largest id) first", body = Vec<AgreementSummary>),
+        (status = 400, description = "A query parameter is wrong; the sentence says which", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
+async fn agreements(
+    State(ctx): State<ApiContext>,
+    query: Result<Query<AgreementsQuery>, QueryRejection>,
+) -> Result<Json<Vec<AgreementSummary>>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::BadRequest(format!(
+            "the query must be customer=0x…, limit=1..{MAX_PAGE} and before=<agreement id>: {}",
+            rejection.body_text()
+        ))
+    })?;
+    let customer = match &query.customer {
+        Some(text) => Some(parse_address(text).ok_or_else(|| {
+            ApiError::BadRequest(format!("customer must be an address (0x and 40 hex digits), got {text:?}"))
+        })?),
+        None => None,
+    };
+    if query.before.is_some_and(|before| i64::try_from(before).is_err()) {
+        return Err(ApiError::BadRequest(format!("before must be an agreement id from 0 to {}", i64::MAX)));
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit must be from 1 to {MAX_PAGE}, got {limit}")));
+    }
+    let page = ctx.store.agreements_page(customer, query.before, limit).await?;
+    Ok(Json(
+        page.into_iter()
+            .map(|agreement| AgreementSummary {
+                status: agreement.progress(),
+                transactions: transactions(&agreement),
+                agreement,
+            })
+            .collect(),
+    ))
+}
+
+/// The evidence behind an agreement's availability: every probe of each of its conferences (when, and
+/// whether the conference answered, with what failed), the tally, and the figure that settlement
+/// reports (or reported) from it. Below 75 % the customer is refunded in full.
+#[utoipa::path(
+    get,
+    path = "/api/agreements/{id}/probes",
+    tag = "agreements",
+    params(("id" = u64, Path, description = "The agreement's on-chain id")),
+    responses(
+        (status = 200, description = "The agreement's probes, by conference", body = ProbesView),
+        (status = 400, description = "The id is not an integer from 0 to 2^64 - 1", body = ErrorBody),
+        (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
+async fn probes(State(ctx): State<ApiContext>, AgreementId(id): AgreementId) -> Result<Json<ProbesView>, ApiError> {
+    let agreement = seen_agreement(&ctx.store, id).await?;
+    // Grouped by session (the store gives them in that order), each tally counted from its own probes.
+    let mut sessions: Vec<SessionProbes> = Vec::new();
+    for probe in ctx.store.probes_of(id).await? {
+        if sessions.last().is_none_or(|s| s.session != probe.session) {
+            let tally = ProbeTally::default();
+            sessions.push(SessionProbes { session: probe.session, tally, availability_bps: 0, probes: Vec::new() });
+        }
+        if let Some(session) = sessions.last_mut() {
+            session.tally.probes += 1;
+            session.tally.probes_ok += u64::from(probe.ok);
+            session.probes.push(probe);
+        }
+    }
+    for session in &mut sessions {
+        session.availability_bps = session.tally.availability_bps();
+    }
+    Ok(Json(ProbesView {
+        agreement_id: id,
+        full_refund_below_bps: FULL_REFUND_BELOW_BPS,
+        current_session: agreement.session,
+        sessions,
+    }))
+}
+
+/// Availability under this many basis points refunds the customer in full (the contract's rule).
+const FULL_REFUND_BELOW_BPS: u16 = 7_500;
+
+/// `GET /api/agreements/{id}/probes`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ProbesView {
+    agreement_id: u64,
+    /// Availability below this (basis points) refunds the customer in full.
+    full_refund_below_bps: u16,
+    /// The conference the agreement is on now.
+    current_session: u64,
+    /// Each conference that was probed, oldest first.
+    sessions: Vec<SessionProbes>,
+}
+
+/// The probes of one conference of an agreement and what they add up to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SessionProbes {
+    session: u64,
+    tally: ProbeTally,
+    /// Successful probes / probes, in basis points: the figure settlement reports for this conference.
+    availability_bps: u16,
+    probes: Vec<Probe>,
+}

@@ -1,0 +1,42 @@
+//! What the handlers take from a request and check the same way: the agreement id of the path, an
+//! address, and the agreement as the store has seen it.
+
+use alloy::primitives::Address;
+use axum::{
+    extract::{FromRequestParts, Path},
+    http::request::Parts,
+};
+
+use super::error::ApiError;
+use crate::{domain::agreement::Agreement, store::Store};
+
+/// An agreement id from the request path: a decimal integer from 0 to 2^64 - 1, or a 400 saying so.
+pub struct AgreementId(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for AgreementId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|rejection| {
+            ApiError::BadRequest(format!("the agreement id is unreadable: {}", rejection.body_text()))
+        })?;
+        raw.parse().map(AgreementId).map_err(|_| {
+            ApiError::BadRequest(format!("agreement id must be an integer from 0 to {}, got {raw:?}", u64::MAX))
+        })
+    }
+}
+
+/// An address as the API takes it: 0x and 40 hex digits, any case (no checksum is required).
+pub fn parse_address(text: &str) -> Option<Address> {
+    let digits = text.strip_prefix("0x")?;
+    (digits.len() == 40 && digits.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digits.parse().ok()).flatten()
+}
+
+pub fn is_customer(agreement: &Agreement, address: Address) -> bool {
+    agreement.customer.parse::<Address>().is_ok_and(|customer| customer == address)
+}
+
+/// The agreement `id` as the store has it, or the API's 404 for one never seen on-chain.
+pub async fn seen_agreement(store: &Store, id: u64) -> Result<Agreement, ApiError> {
+    store.agreement(id).await?.ok_or_else(|| ApiError::NotFound(format!("no agreement {id} has been seen on-chain")))
+}

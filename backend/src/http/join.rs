@@ -1,0 +1,89 @@
+//! `POST /api/agreements/{id}/join-token`: a join token for the signed-in customer or a registered
+//! participant of a running conference.
+
+use axum::{Json, extract::State};
+use serde::Serialize;
+use tracing::info;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    context::ApiContext,
+    error::{ApiError, ErrorBody},
+    extract::{AgreementId, is_customer, seen_agreement},
+    session::SignedIn,
+};
+use crate::{
+    domain::agreement::{ChainStatus, ConferenceState},
+    store::now_wall,
+    tokens::RoomKind,
+};
+
+pub(super) fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(join_token))
+}
+
+/// A join token and where to join with it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinTokenView {
+    /// HS256. Jitsi Meet's JWT (room, user: the address, moderator for the customer, validity), or a
+    /// local room's (`sub` the address, `room`, validity, `moderator`).
+    pub token: String,
+    /// Jitsi: the conference's URL with the token as its `jwt` parameter. Local: the room process's base
+    /// URL (`http://127.0.0.1:<port>/`); the page opens `ws://127.0.0.1:<port>/ws?token=<token>`.
+    pub join_url: String,
+    /// When the token stops letting anyone in (unix seconds).
+    pub expires_at: u64,
+    pub room: RoomKind,
+}
+
+/// Issues a join token for the agreement's running conference to the signed-in address: its customer
+/// (as moderator) or a participant the customer registered. No body (or `{}`).
+#[utoipa::path(
+    post,
+    path = "/api/agreements/{id}/join-token",
+    tag = "agreements",
+    params(("id" = u64, Path, description = "The agreement's on-chain id")),
+    responses(
+        (status = 200, description = "A token, and where to join with it", body = JoinTokenView),
+        (status = 400, description = "The id is not an integer from 0 to 2^64 - 1", body = ErrorBody),
+        (status = 401, description = "Not signed in (no valid `session` cookie)", body = ErrorBody),
+        (status = 403, description = "The session's address is neither the customer nor registered", body = ErrorBody),
+        (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
+        (status = 409, description = "The agreement has no conference running now", body = ErrorBody),
+        (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    )
+)]
+async fn join_token(
+    State(ctx): State<ApiContext>,
+    AgreementId(id): AgreementId,
+    signed_in: SignedIn,
+) -> Result<Json<JoinTokenView>, ApiError> {
+    let agreement = seen_agreement(&ctx.store, id).await?;
+    let address = signed_in.address;
+    let moderator = is_customer(&agreement, address);
+    if !moderator && !ctx.store.is_participant(id, address).await? {
+        return Err(ApiError::Forbidden(format!(
+            "{address} is not registered for agreement {id}: only its customer and the participants the customer \
+             registered may join"
+        )));
+    }
+    let running = agreement.conference_state == ConferenceState::Running
+        && matches!(agreement.chain_status, ChainStatus::Requested | ChainStatus::Active);
+    let Some(base) = agreement.join_url.as_deref().filter(|_| running) else {
+        return Err(ApiError::Conflict(format!(
+            "agreement {id} has no conference running now (on-chain {}, conference {}): ask again once it is active",
+            agreement.chain_status.as_str(),
+            agreement.conference_state.as_str()
+        )));
+    };
+    let issued = ctx.join_tokens.issue(id, address, moderator, now_wall() as u64)?;
+    // Never the token, nor who: the agreement and the role.
+    info!(agreement = id, moderator, "join token issued");
+    Ok(Json(JoinTokenView {
+        join_url: ctx.join_tokens.join_url(base, &issued.token),
+        token: issued.token,
+        expires_at: issued.expires_at,
+        room: ctx.join_tokens.room(),
+    }))
+}

@@ -1,0 +1,93 @@
+//! The HTTP API (axum) and the embedded web page, one module per resource, each with its router,
+//! merged here: [`config`] (the public facts the page needs, and its Content-Security-Policy),
+//! [`agreements`] (offers, agreements and the evidence of their availability), [`events`] (an
+//! agreement's progress as Server-Sent Events), [`stop`] (the customer's gasless stop),
+//! [`participants`] (who may join), [`join`] (join tokens), [`session`] (Sign-In with Ethereum),
+//! [`ops`] (health, readiness, metrics, this API's OpenAPI document) and [`web`] (the web app's build).
+//! Handlers are small: they read the store and shape JSON; they never act on the chain or the
+//! orchestrator. Every 4xx and 5xx is an [`error::ApiError`].
+
+use std::sync::Arc;
+
+use axum::{Extension, Router, http::header, response::Response};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub mod agreements;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod join;
+pub mod ops;
+pub mod participants;
+pub mod public;
+pub mod session;
+pub mod siwe;
+pub mod stop;
+pub mod web;
+
+use context::ApiContext;
+use error::ApiError;
+use public::CONTENT_SECURITY_POLICY;
+
+/// The document's frame; its paths come from the handlers' `#[utoipa::path]`, each module's router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Conference escrow backend",
+        description = "What the customer page and auditors read about agreements, offers and the chain; \
+                       the customer's gasless stop; Sign-In with Ethereum sessions; who may join a \
+                       conference (the customer's participant list) and their join tokens; the service's health and metrics. \
+                       Every 4xx and 5xx answer is JSON `{\"error\": \"...\"}` saying what was wrong."
+    ),
+    tags(
+        (name = "agreements", description = "Agreements as the chain and the service see them"),
+        (name = "session", description = "Sign-In with Ethereum (EIP-4361): the session cookie the private routes take"),
+        (name = "operations", description = "Liveness, readiness, metrics and this document")
+    )
+)]
+struct ApiDoc;
+
+/// Every route of the API, each with its OpenAPI description: a route cannot be served undocumented.
+fn documented_routes() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(config::router())
+        .merge(agreements::router())
+        .merge(events::router())
+        .merge(stop::router())
+        .merge(participants::router())
+        .merge(join::router())
+        .merge(session::router())
+        .merge(ops::router())
+}
+
+/// The OpenAPI document of the API, as `GET /api/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().into_openapi()
+}
+
+/// The API, the web app's build (`web/dist`, see [`web`]) and, on every answer, the page's
+/// Content-Security-Policy ([`public::PublicConfig::content_security_policy`]).
+pub fn router(ctx: ApiContext) -> Router {
+    let policy = header::HeaderValue::from_str(&ctx.public.content_security_policy())
+        .unwrap_or(header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    let (api, document) = documented_routes().split_for_parts();
+    api.fallback(web::serve)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(Arc::new(document)))
+        .layer(axum::middleware::map_response(move |mut response: Response| {
+            let policy = policy.clone();
+            async move {
+                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
+                response
+            }
+        }))
+        .with_state(ctx)
+}
+
+/// A known path with a method it does not take (axum adds the `Allow` header listing those it does).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
+}

@@ -1,0 +1,323 @@
+//! The operator's outbox: each call queued once per agreement session, and every transaction signed
+//! for it, stored before it is broadcast (see [`crate::settler`]).
+
+use serde::Serialize;
+use sqlx::{Row, any::AnyRow};
+
+use super::{Store, agreements::signed_stop_from_row, now_wall};
+use crate::{
+    Error, Result,
+    domain::operator::{OperatorCall, SignedTx},
+};
+
+/// Outbox rows with the signed stop a stopAndSettle call submits, then `$tail`.
+macro_rules! outbox_where {
+    ($tail:literal) => {
+        concat!(
+            "SELECT o.*, s.started_at AS stop_started_at, s.stopped_at AS stop_stopped_at, ",
+            "s.deadline AS stop_deadline, s.signature AS stop_signature, ",
+            "(SELECT CAST(COUNT(*) AS BIGINT) FROM outbox_attempts t WHERE t.outbox_id = o.id) AS attempts FROM outbox o ",
+            "LEFT JOIN signed_stops s ON s.agreement_id = o.agreement_id AND s.session = o.session ",
+            $tail
+        )
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    /// Not signed yet.
+    Pending,
+    /// Signed and stored, broadcast at least once; waiting for its receipt.
+    Sent,
+    /// Mined, or found already done on-chain.
+    Done,
+    /// Could not be sent (it would revert); `outcome` says why.
+    Failed,
+}
+
+impl OutboxState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One intended operator transaction.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxItem {
+    pub id: i64,
+    pub agreement_id: u64,
+    pub session: u64,
+    #[serde(skip)]
+    pub call: OperatorCall,
+    #[serde(rename = "call")]
+    pub call_name: &'static str,
+    pub state: OutboxState,
+    pub nonce: Option<u64>,
+    /// The latest transaction signed for the call; once done, the one that was mined.
+    pub tx_hash: Option<String>,
+    #[serde(skip)]
+    pub raw_tx: Option<Vec<u8>>,
+    pub outcome: Option<String>,
+    /// Transactions signed for the call (more than one: fee bumps, or a new nonce after a drop).
+    pub attempts: u64,
+    /// The block its transaction was mined in, once seen.
+    pub mined_block: Option<u64>,
+}
+
+/// One transaction signed for an outbox call.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub attempt: i64,
+    pub nonce: u64,
+    pub tx_hash: String,
+    pub raw_tx: Vec<u8>,
+    pub sent_wall_at: i64,
+}
+
+impl Store {
+    /// Queues an operator call; queuing the same call for the same session of an agreement again
+    /// changes nothing. Returns whether the call was new.
+    pub async fn enqueue(&self, call: &OperatorCall) -> Result<bool> {
+        let (started_at, argument) = call_parts(call);
+        let inserted = sqlx::query(
+            "INSERT INTO outbox (agreement_id, session, call, started_at, argument, created_wall_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agreement_id, session, call) DO NOTHING",
+        )
+        .bind(call.agreement() as i64)
+        .bind(call.session() as i64)
+        .bind(call.name())
+        .bind(started_at as i64)
+        .bind(argument)
+        .bind(now_wall())
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Whether the call `call` of the agreement's session is in the outbox (in any state): what
+    /// [`Self::enqueue`] would refuse as queued already.
+    pub async fn is_queued(&self, agreement: u64, session: u64, call: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM outbox WHERE agreement_id = $1 AND session = $2 AND call = $3")
+            .bind(agreement as i64)
+            .bind(session as i64)
+            .bind(call)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Calls not finished yet, oldest first.
+    pub async fn unfinished_outbox(&self) -> Result<Vec<OutboxItem>> {
+        let rows = sqlx::query(outbox_where!("WHERE o.state IN ('pending', 'sent') ORDER BY o.id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    pub async fn outbox_of(&self, agreement: u64) -> Result<Vec<OutboxItem>> {
+        let rows = sqlx::query(outbox_where!("WHERE o.agreement_id = $1 ORDER BY o.id"))
+            .bind(agreement as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    /// Stores a transaction signed for call `id` before it is broadcast, as its next attempt and its
+    /// latest transaction, if the call is still in state `from` (pending for a first transaction, sent
+    /// for a replacement). Returns false, storing nothing, if it is not: it must not be broadcast then.
+    pub async fn record_attempt(&self, id: i64, from: OutboxState, tx: &SignedTx) -> Result<bool> {
+        let mut db = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE outbox SET state = 'sent', nonce = $1, tx_hash = $2, raw_tx = $3, mined_block = NULL \
+             WHERE id = $4 AND state = $5",
+        )
+        .bind(tx.nonce as i64)
+        .bind(tx.hash.to_string())
+        .bind(&tx.raw)
+        .bind(id)
+        .bind(from.as_str())
+        .execute(&mut *db)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO outbox_attempts (outbox_id, attempt, nonce, tx_hash, raw_tx, max_fee, priority_fee, sent_wall_at) \
+             SELECT $1, CAST(COALESCE(MAX(attempt), 0) + 1 AS BIGINT), $2, $3, $4, $5, $6, $7 \
+             FROM outbox_attempts WHERE outbox_id = $1",
+        )
+        .bind(id)
+        .bind(tx.nonce as i64)
+        .bind(tx.hash.to_string())
+        .bind(&tx.raw)
+        .bind(tx.fees.max_fee.to_string())
+        .bind(tx.fees.priority_fee.to_string())
+        .bind(now_wall())
+        .execute(&mut *db)
+        .await?;
+        db.commit().await?;
+        Ok(true)
+    }
+
+    /// Every transaction signed for call `id`, first first.
+    pub async fn attempts(&self, id: i64) -> Result<Vec<Attempt>> {
+        let rows = sqlx::query("SELECT * FROM outbox_attempts WHERE outbox_id = $1 ORDER BY attempt")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Attempt {
+                attempt: r.get("attempt"),
+                nonce: r.get::<i64, _>("nonce") as u64,
+                tx_hash: r.get("tx_hash"),
+                raw_tx: r.get("raw_tx"),
+                sent_wall_at: r.get("sent_wall_at"),
+            })
+            .collect())
+    }
+
+    /// Records that attempt `tx_hash` of call `id` was mined in `block`; the call is done once
+    /// `confirmed` (the block is deep enough), and stays sent until then.
+    pub async fn outbox_mined(
+        &self,
+        id: i64,
+        attempt: &Attempt,
+        block: u64,
+        confirmed: bool,
+        outcome: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET state = CASE WHEN $1 = 1 THEN 'done' ELSE state END, \
+             outcome = CASE WHEN $1 = 1 THEN $2 ELSE outcome END, nonce = $3, tx_hash = $4, raw_tx = $5, \
+             mined_block = $6 WHERE id = $7 AND state = 'sent'",
+        )
+        .bind(confirmed as i64)
+        .bind(outcome)
+        .bind(attempt.nonce as i64)
+        .bind(&attempt.tx_hash)
+        .bind(&attempt.raw_tx)
+        .bind(block as i64)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Hands a sent call back to be signed anew (its nonce was taken by another transaction while the
+    /// call is still due). Its attempts stay as history.
+    pub async fn outbox_resign(&self, id: i64, outcome: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'pending', outcome = $1, mined_block = NULL WHERE id = $2 AND state = 'sent'",
+        )
+        .bind(outcome)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One past the highest nonce of the operator's calls in flight (sent, not mined or dropped yet):
+    /// with the node's pending count, the next nonce to sign with.
+    pub async fn next_nonce_in_flight(&self) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT CAST(MAX(nonce) AS BIGINT) FROM outbox WHERE state = 'sent'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<Option<i64>, _>(0).map(|n| n as u64 + 1))
+    }
+
+    pub async fn outbox_finished(&self, id: i64, state: OutboxState, outcome: &str) -> Result<()> {
+        sqlx::query("UPDATE outbox SET state = $1, outcome = $2 WHERE id = $3 AND state IN ('pending', 'sent')")
+            .bind(match state {
+                OutboxState::Done => "done",
+                OutboxState::Failed => "failed",
+                other => return Err(Error::Config(format!("{other:?} is not a finished outbox state"))),
+            })
+            .bind(outcome)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Operator calls queued and not finished (the outbox-depth gauge).
+    pub async fn outbox_depth(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE state IN ($1, $2)")
+            .bind("pending")
+            .bind("sent")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+}
+
+/// The outbox columns of a call besides its agreement, session and name: the `startedAt` it is
+/// about, and its argument (region or availability).
+fn call_parts(call: &OperatorCall) -> (u64, Option<i64>) {
+    match *call {
+        OperatorCall::Activate { requested_at, region, .. } => (requested_at, Some(region as i64)),
+        OperatorCall::Decline { requested_at, .. } => (requested_at, None),
+        OperatorCall::End { started_at, .. } => (started_at, None),
+        OperatorCall::Settle { started_at, availability_bps, .. } => (started_at, Some(availability_bps as i64)),
+        OperatorCall::StopAndSettle { ref stop, availability_bps, .. } => {
+            (stop.started_at, Some(availability_bps as i64))
+        }
+    }
+}
+
+fn outbox_from_row(r: &AnyRow) -> Result<OutboxItem> {
+    let agreement = r.get::<i64, _>("agreement_id") as u64;
+    let session = r.get::<i64, _>("session") as u64;
+    let started_at = r.get::<i64, _>("started_at") as u64;
+    let argument = r.get::<Option<i64>, _>("argument");
+    let name: String = r.get("call");
+    let call = match name.as_str() {
+        "activate" => OperatorCall::Activate {
+            agreement,
+            session,
+            requested_at: started_at,
+            region: argument.unwrap_or_default() as u8,
+        },
+        "decline" => OperatorCall::Decline { agreement, session, requested_at: started_at },
+        "end" => OperatorCall::End { agreement, session, started_at },
+        "settle" => {
+            OperatorCall::Settle { agreement, session, started_at, availability_bps: argument.unwrap_or(10_000) as u16 }
+        }
+        "stopAndSettle" => OperatorCall::StopAndSettle {
+            agreement,
+            session,
+            availability_bps: argument.unwrap_or(10_000) as u16,
+            stop: signed_stop_from_row(r)?.ok_or_else(|| {
+                Error::Config(format!("outbox stopAndSettle of agreement {agreement} has no signed stop"))
+            })?,
+        },
+        other => return Err(Error::Config(format!("unknown outbox call {other:?}"))),
+    };
+    let state = match r.get::<String, _>("state").as_str() {
+        "pending" => OutboxState::Pending,
+        "sent" => OutboxState::Sent,
+        "done" => OutboxState::Done,
+        _ => OutboxState::Failed,
+    };
+    Ok(OutboxItem {
+        id: r.get("id"),
+        agreement_id: agreement,
+        session,
+        call_name: call.name(),
+        call,
+        state,
+        nonce: r.get::<Option<i64>, _>("nonce").map(|n| n as u64),
+        tx_hash: r.get("tx_hash"),
+        raw_tx: r.get("raw_tx"),
+        outcome: r.get("outcome"),
+        attempts: r.get::<i64, _>("attempts") as u64,
+        mined_block: r.get::<Option<i64>, _>("mined_block").map(|b| b as u64),
+    })
+}
