@@ -45,6 +45,9 @@ use alloy::{
 };
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::Parser;
+// The one place that names the backend's path to its model type: the benchmark prices the very enum
+// the backend reads from the chain.
+use conference_backend::agreement::Model;
 use serde_json::{Value, json};
 
 // --- the conference every contestant pays for ------------------------------------------------------
@@ -128,7 +131,7 @@ async fn run(cli: &Cli) -> Result<()> {
 
     let mut models = this_project(&chain).await.context("this project")?;
     let escrow_abi = chain.artifact(PROJECT_OUT, "ConferenceEscrow")?.abi;
-    for (model, c) in Model::ALL.iter().zip(models.iter_mut()) {
+    for (model, c) in MODELS.iter().zip(models.iter_mut()) {
         for op in c.ops.keys().copied().collect::<Vec<_>>() {
             if let (Some(must), Some(calldata)) = (must_do(*model, op), c.calldata.get(op)) {
                 let floor = must.floor(&layout, &escrow_abi, calldata).with_context(|| format!("floor of {op}"))?;
@@ -187,24 +190,31 @@ async fn run(cli: &Cli) -> Result<()> {
 
 /// The escrow's pricing models, in the order the benchmark runs them: the dynamic price first, so that
 /// its first agreement is the first the escrow ever sees.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Model {
-    DynamicPrice,
-    FixedPrice,
-    TimeLimited,
-    FlexiblePeriod,
+const MODELS: [Model; 4] = [Model::DynamicPrice, Model::FixedPrice, Model::TimeLimited, Model::FlexiblePeriod];
+
+/// Each model's offer in this benchmark (the demo offers' prices) and the conference it pays for.
+trait DemoOffer {
+    /// The figures' ids name a model as the backend's API does.
+    fn key(self) -> &'static str;
+    fn title(self) -> &'static str;
+    /// `IOfferBook.Model`'s value: the one the backend reads back from the chain as this model.
+    fn index(self) -> Result<u8>;
+    /// The one provider's component, which is the whole price: of a conference, a second or a minute.
+    fn component(self) -> u128;
+    fn minimum_charge(self) -> u128;
+    /// `quote`'s quantity: minutes bought (time-limited), the window's seconds (flexible period).
+    fn quantity(self) -> u64;
+    /// The deposit the customer pays in, as this benchmark expects the contract to quote it.
+    fn deposit(self) -> U256;
+    /// What one conference of USED_SECONDS costs the customer, in wei.
+    fn conference_price(self) -> u128;
+    /// A conference from the customer's payment to the provider's money, in order.
+    fn lifecycle(self) -> &'static [&'static str];
 }
 
-impl Model {
-    const ALL: [Model; 4] = [Model::DynamicPrice, Model::FixedPrice, Model::TimeLimited, Model::FlexiblePeriod];
-
+impl DemoOffer for Model {
     fn key(self) -> &'static str {
-        match self {
-            Model::FixedPrice => "fixedPrice",
-            Model::DynamicPrice => "dynamicPrice",
-            Model::TimeLimited => "timeLimited",
-            Model::FlexiblePeriod => "flexiblePeriod",
-        }
+        self.as_str()
     }
 
     fn title(self) -> &'static str {
@@ -216,17 +226,10 @@ impl Model {
         }
     }
 
-    /// `IOfferBook.Model`'s value.
-    fn index(self) -> u8 {
-        match self {
-            Model::FixedPrice => 0,
-            Model::DynamicPrice => 1,
-            Model::TimeLimited => 2,
-            Model::FlexiblePeriod => 3,
-        }
+    fn index(self) -> Result<u8> {
+        (0..=u8::MAX).find(|i| Model::from_index(*i) == Some(self)).with_context(|| format!("no index for {self:?}"))
     }
 
-    /// The one provider's component, which is the whole price: of a conference, a second or a minute.
     fn component(self) -> u128 {
         match self {
             Model::FixedPrice => FIXED_PRICE,
@@ -239,7 +242,6 @@ impl Model {
         if self == Model::FlexiblePeriod { MINIMUM_CHARGE } else { 0 }
     }
 
-    /// `quote`'s quantity: minutes bought (time-limited), the window's seconds (flexible period).
     fn quantity(self) -> u64 {
         match self {
             Model::TimeLimited => MINUTES_BOUGHT,
@@ -248,7 +250,6 @@ impl Model {
         }
     }
 
-    /// The deposit the customer pays in, as this benchmark expects the contract to quote it.
     fn deposit(self) -> U256 {
         let seconds = U256::from(MAX_DURATION);
         match self {
@@ -259,7 +260,6 @@ impl Model {
         }
     }
 
-    /// What one conference of USED_SECONDS costs the customer, in wei.
     fn conference_price(self) -> u128 {
         let used = u128::from(USED_SECONDS);
         match self {
@@ -270,7 +270,6 @@ impl Model {
         }
     }
 
-    /// A conference from the customer's payment to the provider's money, in order.
     fn lifecycle(self) -> &'static [&'static str] {
         match self {
             Model::FixedPrice | Model::DynamicPrice => &["sign", "activate", "stop", "settle", "withdraw"],
@@ -341,7 +340,7 @@ async fn this_project(chain: &Chain) -> Result<Vec<Contestant>> {
     let project = Escrow { chain, escrow, book, provider_id, admin, customer, provider, operator };
 
     let mut contestants = Vec::new();
-    for model in Model::ALL {
+    for model in MODELS {
         let mut c = Contestant::new(
             model.key(),
             model.title(),
@@ -362,7 +361,7 @@ impl Escrow<'_> {
     /// Drafts, prices and opens an offer of `model` with the one provider; returns its terms id.
     async fn open_offer(&self, model: Model, c: &mut Contestant) -> Result<U256> {
         let offer = [
-            ("model", model.index().to_string()),
+            ("model", model.index()?.to_string()),
             ("tokenId", "0".into()),
             ("maxDuration", MAX_DURATION.to_string()),
             ("margin", "0".into()),
@@ -1136,7 +1135,7 @@ fn op_target(model: Model, op: &str) -> Option<u64> {
 /// Every operation's gas and every lifecycle's total, this project's (with floors) then the peers'.
 fn operation_figures(models: &[Contestant], peers: &[&Contestant]) -> Vec<Figure> {
     let mut figures = Vec::new();
-    for (model, c) in Model::ALL.iter().zip(models) {
+    for (model, c) in MODELS.iter().zip(models) {
         for (op, gas) in &c.ops {
             let mut label = format!("this project, {}: {}", c.title, op_label(op));
             if *op == "withdraw" && !c.lifecycle_ops.contains(op) {
@@ -1196,7 +1195,7 @@ fn money(models: &[Contestant], eth_usd: f64) -> Vec<Figure> {
     }
     println!("{header}\n{}", "-".repeat(header.chars().count()));
     let eth_note = format!("ETH at {eth_usd} USD (--eth-usd)");
-    for (model, c) in Model::ALL.iter().zip(models) {
+    for (model, c) in MODELS.iter().zip(models) {
         let Some(gas) = c.get("lifecycle") else { continue };
         let price_eth = model.conference_price() as f64 / 1e18;
         let price_usd = price_eth * eth_usd;
