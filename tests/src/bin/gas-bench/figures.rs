@@ -193,56 +193,49 @@ pub fn money(models: &[Contestant], eth_usd: f64) -> Vec<Figure> {
         let price_eth = model.conference_price() as f64 / 1e18;
         let price_usd = price_eth * eth_usd;
         let mut line = format!("{:<16} | {:>9}", c.title, format!("${price_usd:.4}"));
-        figures.push(
-            figure(
-                format!("gas.cost.{}.price", c.key),
-                GROUP_MONEY,
-                format!("this project, {}: the conference's price ({USED_SECONDS} s used)", c.title),
-                "USD",
-                round(price_usd, 6),
-            )
-            .note(format!("{} wei = {price_eth} ETH, the demo offer's price; {eth_note}", model.conference_price())),
-        );
+        figures.push(usd(
+            format!("gas.cost.{}.price", c.key),
+            format!("this project, {}: the conference's price ({USED_SECONDS} s used)", c.title),
+            price_usd,
+            format!("{} wei = {price_eth} ETH, the demo offer's price; {eth_note}", model.conference_price()),
+        ));
         for g in GAS_PRICES_GWEI {
             let eth = gas as f64 * g as f64 * 1e-9;
-            let usd = eth * eth_usd;
-            let _ = write!(line, " | {:>8}", format!("${usd:.4}"));
-            figures.push(
-                figure(
-                    format!("gas.cost.{}.{g}gwei", c.key),
-                    GROUP_MONEY,
-                    format!("this project, {}: gas of a whole conference at {g} gwei", c.title),
-                    "USD",
-                    round(usd, 6),
-                )
-                .note(format!(
+            let cost = eth * eth_usd;
+            let _ = write!(line, " | {:>8}", format!("${cost:.4}"));
+            figures.push(usd(
+                format!("gas.cost.{}.{g}gwei", c.key),
+                format!("this project, {}: gas of a whole conference at {g} gwei", c.title),
+                cost,
+                format!(
                     "{} gas ({}) × {g} gwei = {eth:.6} ETH; {eth_note}",
                     thousands(gas),
                     c.lifecycle_ops.join(" + ")
-                )),
-            );
+                ),
+            ));
         }
         for (id, name, low, high) in CARD_FEES {
             let (low_usd, high_usd) = (price_usd * low / 100.0, price_usd * high / 100.0);
             let _ = write!(line, " | {:>15}", format!("${low_usd:.4}–{high_usd:.4}"));
-            for (end, pct, usd) in [("low", low, low_usd), ("high", high, high_usd)] {
-                figures.push(
-                    figure(
-                        format!("gas.cost.{}.card.{id}.{end}", c.key),
-                        GROUP_MONEY,
-                        format!("{name} fee on the same price ({}), {pct} %", c.title),
-                        "USD",
-                        round(usd, 6),
-                    )
-                    .note(format!(
+            for (end, pct, fee) in [("low", low, low_usd), ("high", high, high_usd)] {
+                figures.push(usd(
+                    format!("gas.cost.{}.card.{id}.{end}", c.key),
+                    format!("{name} fee on the same price ({}), {pct} %", c.title),
+                    fee,
+                    format!(
                         "{pct} % of ${price_usd:.4} ({price_eth} ETH), the {end} end of the fees the paper cites ({name} {low}–{high} %); {eth_note}"
-                    )),
-                );
+                    ),
+                ));
             }
         }
         println!("{line}");
     }
     figures
+}
+
+/// A figure of the money table: in USD, to the millionth.
+fn usd(id: String, label: String, value: f64, note: String) -> Figure {
+    figure(id, GROUP_MONEY, label, "USD", round(value, 6)).note(note)
 }
 
 /// Settlement per agreement at 1, 10 and 50 per transaction: the escrow settles one agreement per

@@ -25,32 +25,21 @@ const MODEL_ROWS: &[(&str, [&str; 4])] = &[
 ];
 
 pub fn print_models(models: &[Contestant]) {
-    let width = 36;
-    println!("This project, gas per operation and model: measured / floor (steady state)");
-    let mut out = format!("{:<width$}", "operation");
-    for c in models {
-        let _ = write!(out, " | {:>19}", c.title);
-    }
-    let rule = "-".repeat(out.chars().count());
-    println!("{out}\n{rule}");
     let cell = |c: &Contestant, key: &str| match (c.get(key), c.floor(key)) {
         (Some(gas), Some(floor)) => format!("{} / {}", thousands(gas), thousands(floor)),
         (Some(gas), None) => thousands(gas),
         _ => "—".into(),
     };
-    for (label, keys) in MODEL_ROWS {
-        let mut line = format!("{label:<width$}");
-        for (c, key) in models.iter().zip(keys) {
-            let _ = write!(line, " | {:>19}", if key.is_empty() { "—".into() } else { cell(c, key) });
-        }
-        println!("{line}");
-    }
-    println!("{rule}");
-    let mut line = format!("{:<width$}", "lifecycle total");
-    for c in models {
-        let _ = write!(line, " | {:>19}", cell(c, "lifecycle"));
-    }
-    println!("{line}\n");
+    let columns: Vec<&Contestant> = models.iter().collect();
+    print_grid(
+        "This project, gas per operation and model: measured / floor (steady state)",
+        (36, 19),
+        &columns,
+        MODEL_ROWS,
+        "lifecycle total",
+        cell,
+    );
+    println!();
     for c in models {
         println!("  {:<16} lifecycle = {}", c.title, c.lifecycle_ops.join(" + "));
     }
@@ -83,28 +72,15 @@ const ROWS: &[(&str, [&str; 5])] = &[
 ];
 
 pub fn print_table(contestants: &[&Contestant; 5]) {
-    let width = 38;
-    println!("Beside the peers (this project: the dynamic price)");
-    let mut out = format!("{:<width$}", "operation");
-    for c in contestants {
-        let _ = write!(out, " | {:>15}", c.title);
-    }
-    let rule = "-".repeat(out.chars().count());
-    println!("{out}\n{rule}");
-    let cell = |v: Option<u64>| v.map(thousands).unwrap_or_else(|| "—".into());
-    for (label, keys) in ROWS {
-        let mut line = format!("{label:<width$}");
-        for (c, key) in contestants.iter().zip(keys) {
-            let _ = write!(line, " | {:>15}", cell((!key.is_empty()).then(|| c.get(key)).flatten()));
-        }
-        println!("{line}");
-    }
-    println!("{rule}");
-    let mut line = format!("{:<width$}", "lifecycle total (steady state)");
-    for c in contestants {
-        let _ = write!(line, " | {:>15}", cell(c.get("lifecycle")));
-    }
-    println!("{line}");
+    let cell = |c: &Contestant, key: &str| c.get(key).map(thousands).unwrap_or_else(|| "—".into());
+    print_grid(
+        "Beside the peers (this project: the dynamic price)",
+        (38, 15),
+        contestants,
+        ROWS,
+        "lifecycle total (steady state)",
+        cell,
+    );
     println!();
     for c in contestants {
         println!("  {:<16} {} = {}", c.title, c.contract, c.lifecycle_ops.join(" + "));
@@ -114,6 +90,38 @@ pub fn print_table(contestants: &[&Contestant; 5]) {
         let steps: Vec<String> = c.setup.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect();
         println!("  one-time setup, {}: {}", c.title, steps.join(", "));
     }
+}
+
+/// A table: a column per contestant, a row per operation (a dash where a row's key is blank), a rule,
+/// and the lifecycle's total, `width` characters for the labels and `column` for each column.
+fn print_grid<const N: usize>(
+    heading: &str,
+    (width, column): (usize, usize),
+    contestants: &[&Contestant],
+    rows: &[(&str, [&str; N])],
+    total: &str,
+    cell: impl Fn(&Contestant, &str) -> String,
+) {
+    println!("{heading}");
+    let mut out = format!("{:<width$}", "operation");
+    for c in contestants {
+        let _ = write!(out, " | {:>column$}", c.title);
+    }
+    let rule = "-".repeat(out.chars().count());
+    println!("{out}\n{rule}");
+    for (label, keys) in rows {
+        let mut line = format!("{label:<width$}");
+        for (c, key) in contestants.iter().zip(keys) {
+            let _ = write!(line, " | {:>column$}", if key.is_empty() { "—".into() } else { cell(c, key) });
+        }
+        println!("{line}");
+    }
+    println!("{rule}");
+    let mut line = format!("{total:<width$}");
+    for c in contestants {
+        let _ = write!(line, " | {:>column$}", cell(c, "lifecycle"));
+    }
+    println!("{line}");
 }
 
 /// Things worth saying once (defaulted arguments, oversized code), after the figures.
