@@ -1,0 +1,569 @@
+//! The contestants: the same conference (600 s used, fully available, the demo offers' prices) paid
+//! through this project's escrow in each of its four models, and through each reference peer. Each
+//! contestant is one column of the tables: the gas of each operation, its lifecycle, its one-time
+//! setup apart.
+
+use std::collections::BTreeMap;
+
+use alloy::{
+    dyn_abi::{DynSolValue, JsonAbiExt},
+    hex,
+    primitives::{Address, Bytes, U256},
+};
+use anyhow::{Context, Result, ensure};
+
+use crate::{
+    Model,
+    chain::{Account, Artifact, Chain, Deployed, Sent, With, args, encode_args, first_uint, function, package_version},
+    floors::{Floor, Layout, must_do},
+};
+
+// --- the conference every contestant pays for ------------------------------------------------------
+
+const PRICE_PER_SECOND: u128 = 1_000_000_000_000;
+const MAX_DURATION: u64 = 3600;
+pub const USED_SECONDS: u64 = 600;
+const AVAILABILITY_BPS: u64 = 10_000;
+/// The fixed-price demo offer's price of a conference (backend/src/dev/devnet.rs).
+const FIXED_PRICE: u128 = 1_000_000_000_000_000;
+/// The time-limited demo offer's price of a minute: the dynamic price's second × 60.
+const PRICE_PER_MINUTE: u128 = 60 * PRICE_PER_SECOND;
+/// Minutes a time-limited customer buys: the same hour the dynamic-price deposit covers.
+const MINUTES_BOUGHT: u64 = MAX_DURATION / 60;
+/// The flexible-period demo offer's minimum charge, on top of its price per second.
+const MINIMUM_CHARGE: u128 = 1_000_000_000_000_000;
+
+// --- where the contestants' artifacts are (relative to the repository root) ------------------------
+
+const PROJECT_OUT: &str = "contracts/out";
+const BENCH_OUT: &str = "contracts/bench/out";
+const SABLIER: &str = "contracts/bench/node_modules/@sablier/lockup";
+const SABLIER_UTILS: &str = "contracts/bench/node_modules/@sablier/evm-utils";
+
+/// One column of the tables: the gas of each operation (for this project, with the calldata sent and
+/// the floor), and the one-time setup apart.
+pub struct Contestant {
+    pub key: &'static str,
+    pub title: &'static str,
+    pub contract: String,
+    pub setup: Vec<(String, u64)>,
+    pub ops: BTreeMap<&'static str, u64>,
+    pub calldata: BTreeMap<&'static str, Bytes>,
+    pub floors: BTreeMap<&'static str, Floor>,
+    pub lifecycle_ops: Vec<&'static str>,
+}
+
+impl Contestant {
+    fn new(key: &'static str, title: &'static str, contract: &str) -> Self {
+        Self {
+            key,
+            title,
+            contract: contract.to_owned(),
+            setup: Vec::new(),
+            ops: BTreeMap::new(),
+            calldata: BTreeMap::new(),
+            floors: BTreeMap::new(),
+            lifecycle_ops: Vec::new(),
+        }
+    }
+
+    fn setup(&mut self, what: &str, gas: u64) {
+        self.setup.push((what.to_owned(), gas));
+    }
+
+    fn op(&mut self, key: &'static str, gas: u64) {
+        self.ops.insert(key, gas);
+    }
+
+    /// An operation sent through the ABI: its gas and the calldata its floor is computed from.
+    fn op_sent(&mut self, key: &'static str, sent: &Sent) {
+        self.ops.insert(key, sent.gas);
+        self.calldata.insert(key, sent.calldata.clone());
+    }
+
+    fn lifecycle(&mut self, ops: &[&'static str]) {
+        self.lifecycle_ops = ops.to_vec();
+    }
+
+    pub fn get(&self, key: &str) -> Option<u64> {
+        if key == "lifecycle" {
+            return self.lifecycle_ops.iter().map(|k| self.ops.get(k)).sum();
+        }
+        self.ops.get(key).copied()
+    }
+
+    /// An operation's floor; the lifecycle's is the sum of its operations' (when each has one).
+    pub fn floor(&self, key: &str) -> Option<u64> {
+        if key == "lifecycle" {
+            return self.lifecycle_ops.iter().map(|k| self.floors.get(k).map(|f| f.gas)).sum();
+        }
+        self.floors.get(key).map(|f| f.gas)
+    }
+}
+
+// ===================================================================================================
+// THIS PROJECT. The only part that knows the escrow's API: when the contract changes, edit here (and
+// the floors' table, `must_do` in floors.rs).
+// ===================================================================================================
+
+/// The escrow's pricing models, in the order the benchmark runs them: the dynamic price first, so that
+/// its first agreement is the first the escrow ever sees.
+pub const MODELS: [Model; 4] = [Model::DynamicPrice, Model::FixedPrice, Model::TimeLimited, Model::FlexiblePeriod];
+
+/// Each model's offer in this benchmark (the demo offers' prices) and the conference it pays for.
+pub trait DemoOffer {
+    /// The figures' ids name a model as the backend's API does.
+    fn key(self) -> &'static str;
+    fn title(self) -> &'static str;
+    /// `IOfferBook.Model`'s value: the one the backend reads back from the chain as this model.
+    fn index(self) -> Result<u8>;
+    /// The one provider's component, which is the whole price: of a conference, a second or a minute.
+    fn component(self) -> u128;
+    fn minimum_charge(self) -> u128;
+    /// `quote`'s quantity: minutes bought (time-limited), the window's seconds (flexible period).
+    fn quantity(self) -> u64;
+    /// The deposit the customer pays in, as this benchmark expects the contract to quote it.
+    fn deposit(self) -> U256;
+    /// What one conference of USED_SECONDS costs the customer, in wei.
+    fn conference_price(self) -> u128;
+    /// A conference from the customer's payment to the provider's money, in order.
+    fn lifecycle(self) -> &'static [&'static str];
+}
+
+impl DemoOffer for Model {
+    fn key(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Model::FixedPrice => "fixed price",
+            Model::DynamicPrice => "dynamic price",
+            Model::TimeLimited => "time-limited",
+            Model::FlexiblePeriod => "flexible period",
+        }
+    }
+
+    fn index(self) -> Result<u8> {
+        (0..=u8::MAX).find(|i| Model::from_index(*i) == Some(self)).with_context(|| format!("no index for {self:?}"))
+    }
+
+    fn component(self) -> u128 {
+        match self {
+            Model::FixedPrice => FIXED_PRICE,
+            Model::DynamicPrice | Model::FlexiblePeriod => PRICE_PER_SECOND,
+            Model::TimeLimited => PRICE_PER_MINUTE,
+        }
+    }
+
+    fn minimum_charge(self) -> u128 {
+        if self == Model::FlexiblePeriod { MINIMUM_CHARGE } else { 0 }
+    }
+
+    fn quantity(self) -> u64 {
+        match self {
+            Model::TimeLimited => MINUTES_BOUGHT,
+            Model::FlexiblePeriod => MAX_DURATION,
+            Model::FixedPrice | Model::DynamicPrice => 0,
+        }
+    }
+
+    fn deposit(self) -> U256 {
+        let seconds = U256::from(MAX_DURATION);
+        match self {
+            Model::FixedPrice => U256::from(FIXED_PRICE),
+            Model::DynamicPrice => U256::from(PRICE_PER_SECOND) * seconds,
+            Model::TimeLimited => U256::from(PRICE_PER_MINUTE) * U256::from(MINUTES_BOUGHT),
+            Model::FlexiblePeriod => U256::from(MINIMUM_CHARGE) + U256::from(PRICE_PER_SECOND) * seconds,
+        }
+    }
+
+    fn conference_price(self) -> u128 {
+        let used = u128::from(USED_SECONDS);
+        match self {
+            Model::FixedPrice => FIXED_PRICE,
+            Model::DynamicPrice => PRICE_PER_SECOND * used,
+            Model::TimeLimited => PRICE_PER_MINUTE * used / 60,
+            Model::FlexiblePeriod => MINIMUM_CHARGE + PRICE_PER_SECOND * used,
+        }
+    }
+
+    fn lifecycle(self) -> &'static [&'static str] {
+        match self {
+            Model::FixedPrice | Model::DynamicPrice => &["sign", "activate", "stop", "settle", "withdraw"],
+            Model::TimeLimited => &["buyMinutes", "start", "activate", "stop", "settle", "close"],
+            Model::FlexiblePeriod => &["reserve", "start", "activate", "stop", "settle"],
+        }
+    }
+}
+
+/// The deployed escrow and the accounts that use it.
+struct Escrow<'c> {
+    chain: &'c Chain,
+    escrow: Deployed<'c>,
+    book: Deployed<'c>,
+    provider_id: U256,
+    admin: Account,
+    customer: Account,
+    provider: Account,
+    operator: Account,
+}
+
+/// Deploys the escrow once, then runs each model on it: an offer, a first conference (for the dynamic
+/// price, the first agreement the escrow ever sees), the measured one, and the provider's withdrawal.
+/// The provider withdraws once per model, after two conferences, so a measured settlement adds to
+/// earnings not withdrawn yet (the steady state of a provider who withdraws now and then).
+pub async fn this_project(chain: &Chain) -> Result<Vec<Contestant>> {
+    let mut setup = Vec::new();
+    let (admin, customer, provider, payout, operator) =
+        (chain.account(0), chain.account(1), chain.account(2), chain.account(3), chain.account(9));
+
+    // One-time setup: the contracts and the provider.
+    let registry_art = chain.artifact(PROJECT_OUT, "ProviderRegistry")?;
+    let (registry, gas) = chain.deploy(&registry_art, &admin, &[], &[], U256::ZERO).await?;
+    setup.push(("deploy ProviderRegistry".to_owned(), gas));
+    let escrow_art = chain.artifact(PROJECT_OUT, "ConferenceEscrow")?;
+    let windows = [("activationWindow", "600"), ("settlementWindow", "86400"), ("votingPeriod", "259200")];
+    let mut ctor = args(&[("admin", admin.address), ("operator", operator.address), ("registry", registry.address)]);
+    ctor.extend(windows.iter().map(|(k, v)| (*k, v.to_string())));
+    let (escrow, gas) = chain.deploy(&escrow_art, &admin, &ctor, &[], U256::ZERO).await?;
+    setup.push(("deploy ConferenceEscrow (+ its OfferBook)".to_owned(), gas));
+    // Offers live in the OfferBook the escrow deploys (or in the escrow itself, if it has them).
+    let book = if escrow.has("createOffer") {
+        escrow.clone_at(escrow.address)
+    } else {
+        let address = escrow
+            .view("BOOK", &[])
+            .await?
+            .first()
+            .and_then(DynSolValue::as_address)
+            .context("BOOK() returned no address")?;
+        chain.at(&chain.artifact(PROJECT_OUT, "OfferBook")?, address)
+    };
+    let sent = registry
+        .send(
+            &provider,
+            "register",
+            &[
+                ("role", "0".into() /* Infrastructure */),
+                ("payout", payout.address.to_string()),
+                ("regions", "1".into()),
+                ("gdpr", "false".into()),
+            ],
+            U256::ZERO,
+        )
+        .await?;
+    setup.push(("register provider".to_owned(), sent.gas));
+    let provider_id = sent.id()?;
+    let project = Escrow { chain, escrow, book, provider_id, admin, customer, provider, operator };
+
+    let mut contestants = Vec::new();
+    for model in MODELS {
+        let mut c = Contestant::new(
+            model.key(),
+            model.title(),
+            &format!("ConferenceEscrow, a {} offer in ETH with one provider", model.title()),
+        );
+        c.setup = std::mem::take(&mut setup);
+        let terms_id = project.open_offer(model, &mut c).await.with_context(|| format!("{model:?} offer"))?;
+        project.conference(model, terms_id, false, &mut c).await.with_context(|| format!("{model:?}, first"))?;
+        project.conference(model, terms_id, true, &mut c).await.with_context(|| format!("{model:?}, measured"))?;
+        project.withdraw(model, &mut c).await?;
+        c.lifecycle(model.lifecycle());
+        contestants.push(c);
+    }
+    Ok(contestants)
+}
+
+impl Escrow<'_> {
+    /// Drafts, prices and opens an offer of `model` with the one provider; returns its terms id.
+    async fn open_offer(&self, model: Model, c: &mut Contestant) -> Result<U256> {
+        let offer = [
+            ("model", model.index()?.to_string()),
+            ("tokenId", "0".into()),
+            ("maxDuration", MAX_DURATION.to_string()),
+            ("margin", "0".into()),
+            ("minimumCharge", model.minimum_charge().to_string()),
+            ("gdprSurchargeBps", "0".into()),
+            ("regionSurchargeBps", "0".into()),
+            ("providerIds", format!("[{}]", self.provider_id)),
+        ];
+        let sent = self.book.send(&self.admin, "createOffer", &offer, U256::ZERO).await?;
+        c.setup("createOffer", sent.gas);
+        let offer_id = sent.id()?;
+        let component = [("offerId", offer_id.to_string()), ("component", model.component().to_string())];
+        c.setup("setComponent", self.book.send(&self.provider, "setComponent", &component, U256::ZERO).await?.gas);
+        let sent = self.book.send(&self.admin, "openOffer", &[("offerId", offer_id.to_string())], U256::ZERO).await?;
+        c.setup("openOffer", sent.gas);
+        sent.id()
+    }
+
+    /// One conference of `model`, from the customer's payment to its settlement (and, time-limited,
+    /// the account's closing). Recorded when `measured`; of the first one, only the dynamic price's
+    /// sign and settle are (the first agreement ever, and a provider's first earnings).
+    async fn conference(&self, model: Model, terms_id: U256, measured: bool, c: &mut Contestant) -> Result<()> {
+        let key = |op: &'static str| -> Option<&'static str> {
+            match (measured, model, op) {
+                (true, _, _) => Some(op),
+                (false, Model::DynamicPrice, "sign") => Some("sign_first"),
+                (false, Model::DynamicPrice, "settle") => Some("settle_first"),
+                _ => None,
+            }
+        };
+        let mut record = |op: &'static str, sent: &Sent| {
+            if let Some(k) = key(op) {
+                c.op_sent(k, sent);
+            }
+        };
+        let (escrow, customer, operator) = (&self.escrow, &self.customer, &self.operator);
+
+        // The deposit, as the contract quotes it.
+        let constraints = [("termsId", terms_id.to_string()), ("allowedRegions", "0".into()), ("gdpr", "false".into())];
+        let mut quote = constraints.to_vec();
+        quote.push(("quantity", model.quantity().to_string()));
+        let deposit = first_uint(&escrow.view("quote", &quote).await?).context("quote's deposit")?;
+        ensure!(deposit == model.deposit(), "{model:?}: quoted deposit {deposit}, expected {}", model.deposit());
+
+        let mut open = constraints.to_vec();
+        let (open_fn, needs_start) = match model {
+            Model::FixedPrice | Model::DynamicPrice => ("sign", false),
+            Model::TimeLimited => {
+                open.push(("minuteCount", MINUTES_BOUGHT.to_string()));
+                ("buyMinutes", true)
+            }
+            Model::FlexiblePeriod => {
+                // A window of an hour from the latest block: open at once, so the customer starts now.
+                let from = self.chain.latest_timestamp().await?;
+                open.push(("from", from.to_string()));
+                open.push(("to", (from + MAX_DURATION).to_string()));
+                ("reserve", true)
+            }
+        };
+        let sent = escrow.send(customer, open_fn, &open, deposit).await?;
+        record(open_fn, &sent);
+        let id = sent.id()?.to_string();
+        if needs_start {
+            record("start", &escrow.send(customer, "start", &[("agreementId", id.clone())], U256::ZERO).await?);
+        }
+        let activate = [("agreementId", id.clone()), ("region", "0".into())];
+        record("activate", &escrow.send(operator, "activate", &activate, U256::ZERO).await?);
+        self.chain.advance(USED_SECONDS).await?;
+        record("stop", &escrow.send(customer, "stop", &[("agreementId", id.clone())], U256::ZERO).await?);
+        let settle = [("agreementId", id.clone()), ("availabilityBps", AVAILABILITY_BPS.to_string())];
+        record("settle", &escrow.send(operator, "settle", &settle, U256::ZERO).await?);
+        if model == Model::TimeLimited {
+            record("close", &escrow.send(customer, "close", &[("agreementId", id)], U256::ZERO).await?);
+        }
+        Ok(())
+    }
+
+    /// Checks the provider's earnings of the model's two conferences, then withdraws them.
+    async fn withdraw(&self, model: Model, c: &mut Contestant) -> Result<()> {
+        let account = [("providerId", self.provider_id.to_string()), ("tokenId", "0".into())];
+        let earnings = first_uint(&self.escrow.view("earningsOf", &account).await?)?;
+        let what = format!("this project, {}: the provider's earnings", model.title());
+        match model {
+            Model::FixedPrice => ensure!(earnings == U256::from(2 * FIXED_PRICE), "{what} are {earnings}"),
+            Model::DynamicPrice | Model::TimeLimited => check_paid(&what, earnings, 2 * PRICE_PER_SECOND)?,
+            Model::FlexiblePeriod => {
+                let minimum = U256::from(2 * MINIMUM_CHARGE);
+                ensure!(earnings > minimum, "{what} are {earnings}, not above two minimum charges");
+                check_paid(&what, earnings - minimum, 2 * PRICE_PER_SECOND)?;
+            }
+        }
+        let sent = self.escrow.send(&self.provider, "withdrawEarnings", &account, U256::ZERO).await?;
+        c.op_sent("withdraw", &sent);
+        Ok(())
+    }
+}
+
+/// Each measured operation's floor (floors.rs), from the calldata it was sent with, the escrow's storage
+/// layout and its events.
+pub fn price_floors(chain: &Chain, layout: &Layout, models: &mut [Contestant]) -> Result<()> {
+    let escrow_abi = chain.artifact(PROJECT_OUT, "ConferenceEscrow")?.abi;
+    for (model, c) in MODELS.iter().zip(models.iter_mut()) {
+        for op in c.ops.keys().copied().collect::<Vec<_>>() {
+            if let (Some(must), Some(calldata)) = (must_do(*model, op), c.calldata.get(op)) {
+                let floor = must.floor(layout, &escrow_abi, calldata).with_context(|| format!("floor of {op}"))?;
+                c.floors.insert(op, floor);
+            }
+        }
+    }
+    Ok(())
+}
+
+// ===================================================================================================
+// Peers
+// ===================================================================================================
+
+/// Sablier Lockup 4.0.1 from its npm package's artifacts: the two linked libraries, the comptroller
+/// behind its ERC-1967 proxy (initialized without fees or oracle), the lockup. The customer streams a
+/// mock ERC-20 to the provider: create, cancel after 600 s, the provider withdraws what streamed.
+pub async fn sablier(chain: &Chain) -> Result<Contestant> {
+    let version = package_version(&chain.root.join(SABLIER))?;
+    let mut c = Contestant::new("sablier", "Sablier", "");
+    c.contract = format!("SablierLockup (linear stream), @sablier/lockup {version}");
+    let (admin, sender, recipient) = (chain.account(0), chain.account(1), chain.account(2));
+
+    let art = |dir: &str, path: &str| Artifact::load(&chain.root.join(dir).join("artifacts").join(path));
+    let (helpers, gas) =
+        chain.deploy(&art(SABLIER, "libraries/LockupHelpers.json")?, &admin, &[], &[], U256::ZERO).await?;
+    c.setup("deploy LockupHelpers", gas);
+    let (math, gas) = chain.deploy(&art(SABLIER, "libraries/LockupMath.json")?, &admin, &[], &[], U256::ZERO).await?;
+    c.setup("deploy LockupMath", gas);
+
+    let comptroller_art = art(SABLIER_UTILS, "SablierComptroller.json")?;
+    let (implementation, gas) =
+        chain.deploy(&comptroller_art, &admin, &args(&[("initialAdmin", admin.address)]), &[], U256::ZERO).await?;
+    c.setup("deploy SablierComptroller", gas);
+    let initialize = function(&comptroller_art.abi, "initialize")?;
+    let init = args(&[("initialAdmin", admin.address), ("initialOracle", Address::ZERO)])
+        .with("initialAirdropMinFeeUSD", 0)
+        .with("initialBobMinFeeUSD", 0)
+        .with("initialFlowMinFeeUSD", 0)
+        .with("initialLockupMinFeeUSD", 0);
+    let init_args = encode_args(chain, &initialize.inputs, "SablierComptroller.initialize", &init)?;
+    let init_data = hex::encode_prefixed(initialize.abi_encode_input(&init_args)?);
+    let proxy_args = [("implementation", implementation.address.to_string()), ("_data", init_data)];
+    let (comptroller, gas) =
+        chain.deploy(&art(SABLIER_UTILS, "ERC1967Proxy.json")?, &admin, &proxy_args, &[], U256::ZERO).await?;
+    c.setup("deploy comptroller proxy", gas);
+
+    let libraries = [("LockupHelpers", helpers.address), ("LockupMath", math.address)];
+    let lockup_args = args(&[("initialComptroller", comptroller.address), ("initialNFTDescriptor", Address::ZERO)]);
+    let (lockup, gas) =
+        chain.deploy(&art(SABLIER, "SablierLockup.json")?, &admin, &lockup_args, &libraries, U256::ZERO).await?;
+    c.setup("deploy SablierLockup", gas);
+
+    // The token: the sender holds plenty and has approved the lockup; the recipient already holds some
+    // (a provider paid in this token before), so a withdrawal does not pay for a first balance.
+    let (token, gas) = chain.deploy(&chain.artifact(BENCH_OUT, "MockERC20")?, &admin, &[], &[], U256::ZERO).await?;
+    c.setup("deploy MockERC20", gas);
+    let deposit = U256::from(PRICE_PER_SECOND) * U256::from(MAX_DURATION);
+    token
+        .send(&admin, "mint", &args(&[("to", sender.address)]).with("amount", deposit * U256::from(10)), U256::ZERO)
+        .await?;
+    token.send(&admin, "mint", &args(&[("to", recipient.address)]).with("amount", U256::from(1)), U256::ZERO).await?;
+    token.send(&sender, "approve", &args(&[("spender", lockup.address)]).with("value", U256::MAX), U256::ZERO).await?;
+
+    let create = args(&[
+        ("params.sender", sender.address),
+        ("params.recipient", recipient.address),
+        ("params.token", token.address),
+    ])
+    .with("params.depositAmount", deposit)
+    .with("params.cancelable", true)
+    .with("params.transferable", true)
+    .with("params.shape", "")
+    .with("unlockAmounts.start", 0)
+    .with("unlockAmounts.cliff", 0)
+    .with("granularity", 0)
+    .with("durations.cliff", 0)
+    .with("durations.total", MAX_DURATION);
+    // The first stream ever (fresh counters and balances); it stays open while the second one, the
+    // one measured, runs its whole course, as on a lockup in use.
+    c.op("create_first", lockup.send(&sender, "createWithDurationsLL", &create, U256::ZERO).await?.gas);
+    let sent = lockup.send(&sender, "createWithDurationsLL", &create, U256::ZERO).await?;
+    c.op("create", sent.gas);
+    let stream = sent.id()?.to_string();
+    chain.advance(USED_SECONDS).await?;
+    c.op("cancel", lockup.send(&sender, "cancel", &[("streamId", stream.clone())], U256::ZERO).await?.gas);
+    let streamed = lockup.view("withdrawableAmountOf", &[("streamId", stream.clone())]).await?;
+    check_paid("Sablier: the recipient's withdrawable amount", first_uint(&streamed)?, PRICE_PER_SECOND)?;
+    let withdraw = args(&[("to", recipient.address)]).with("streamId", &stream);
+    c.op("withdraw", lockup.send(&recipient, "withdrawMax", &withdraw, U256::ZERO).await?.gas);
+
+    c.lifecycle(&["create", "cancel", "withdraw"]);
+    Ok(c)
+}
+
+/// OpenZeppelin 4.9's PaymentSplitter: deployed once with three payees (50/30/20), paid by the customer,
+/// released to the first payee, then to the second (whose release finds the totals already written).
+pub async fn payment_splitter(chain: &Chain) -> Result<Contestant> {
+    let mut c = Contestant::new("paymentSplitter", "PaymentSplitter", "PaymentSplitter, @openzeppelin/contracts 4.9.6");
+    let (admin, customer) = (chain.account(0), chain.account(1));
+    let payees = [chain.account(2), chain.account(3), chain.account(4)];
+    let list = |items: &[String]| format!("[{}]", items.join(","));
+    let ctor = [
+        ("payees", list(&payees.iter().map(|p| p.address.to_string()).collect::<Vec<_>>())),
+        ("shares_", "[50,30,20]".to_string()),
+    ];
+    let (splitter, gas) =
+        chain.deploy(&chain.artifact(BENCH_OUT, "PaymentSplitter")?, &admin, &ctor, &[], U256::ZERO).await?;
+    c.setup("deploy PaymentSplitter (3 payees)", gas);
+    let payment = U256::from(PRICE_PER_SECOND) * U256::from(USED_SECONDS);
+    c.op("receive", chain.transfer(&customer, splitter.address, payment).await?);
+    let release = "release(address)";
+    c.op(
+        "release",
+        splitter.send(&payees[0], release, &args(&[("account", payees[0].address)]), U256::ZERO).await?.gas,
+    );
+    c.op(
+        "release_second",
+        splitter.send(&payees[1], release, &args(&[("account", payees[1].address)]), U256::ZERO).await?.gas,
+    );
+    c.op(
+        "release_third",
+        splitter.send(&payees[2], release, &args(&[("account", payees[2].address)]), U256::ZERO).await?.gas,
+    );
+    // One splitter serves every payment to the same payees, so a payment's own cost is receiving it and
+    // releasing it to each payee.
+    c.lifecycle(&["receive", "release", "release_second", "release_third"]);
+    Ok(c)
+}
+
+/// OpenZeppelin 4.9's `Escrow` (utils/escrow): its owner (the platform, paid by the customer) deposits
+/// the conference's price for the provider, then withdraws it to the provider.
+pub async fn oz_escrow(chain: &Chain) -> Result<Contestant> {
+    let mut c = Contestant::new("ozEscrow", "OZ Escrow", "Escrow (utils/escrow), @openzeppelin/contracts 4.9.6");
+    let (owner, payee) = (chain.account(0), chain.account(2));
+    let (escrow, gas) = chain.deploy(&chain.artifact(BENCH_OUT, "Escrow")?, &owner, &[], &[], U256::ZERO).await?;
+    c.setup("deploy Escrow", gas);
+    let payment = U256::from(PRICE_PER_SECOND) * U256::from(USED_SECONDS);
+    let to_payee = args(&[("payee", payee.address)]);
+    c.op("deposit", escrow.send(&owner, "deposit", &to_payee, payment).await?.gas);
+    let held = first_uint(&escrow.view("depositsOf", &to_payee).await?)?;
+    ensure!(held == payment, "OpenZeppelin Escrow holds {held} for the payee, expected {payment}");
+    c.op("withdraw", escrow.send(&owner, "withdraw", &to_payee, U256::ZERO).await?.gas);
+    c.lifecycle(&["deposit", "withdraw"]);
+    Ok(c)
+}
+
+/// The per-agreement baseline: the customer deploys one escrow per agreement with the deposit; the
+/// provider activates, the customer stops after 600 s, the provider settles and withdraws.
+pub async fn baseline(chain: &Chain) -> Result<Contestant> {
+    let mut c = Contestant::new(
+        "baseline",
+        "per-agreement",
+        "PerAgreementEscrow (contracts/bench), one contract per agreement",
+    );
+    let (customer, provider) = (chain.account(1), chain.account(2));
+    let art = chain.artifact(BENCH_OUT, "PerAgreementEscrow")?;
+    let ctor = args(&[("provider_", provider.address)])
+        .with("pricePerSecond_", PRICE_PER_SECOND)
+        .with("maxDuration_", MAX_DURATION);
+    let deposit = U256::from(PRICE_PER_SECOND) * U256::from(MAX_DURATION);
+    c.op("deploy_first", chain.deploy(&art, &customer, &ctor, &[], deposit).await?.1);
+    let (escrow, gas) = chain.deploy(&art, &customer, &ctor, &[], deposit).await?;
+    c.op("deploy", gas);
+    c.op("activate", escrow.send(&provider, "activate", &[], U256::ZERO).await?.gas);
+    chain.advance(USED_SECONDS).await?;
+    c.op("stop", escrow.send(&customer, "stop", &[], U256::ZERO).await?.gas);
+    c.op(
+        "settle",
+        escrow.send(&provider, "settle", &[("availabilityBps", AVAILABILITY_BPS.to_string())], U256::ZERO).await?.gas,
+    );
+    check_paid("the baseline's provider charge", first_uint(&escrow.view("owed", &[]).await?)?, PRICE_PER_SECOND)?;
+    c.op("withdraw", escrow.send(&provider, "withdraw", &[], U256::ZERO).await?.gas);
+    c.lifecycle(&["deploy", "activate", "stop", "settle", "withdraw"]);
+    Ok(c)
+}
+
+/// The charge (or streamed amount) for the conference: `per_second` × the seconds used, which are
+/// USED_SECONDS plus the second or two the chain's clock may add between blocks.
+fn check_paid(what: &str, amount: U256, per_second: u128) -> Result<()> {
+    let (low, high) =
+        (U256::from(per_second) * U256::from(USED_SECONDS), U256::from(per_second) * U256::from(USED_SECONDS + 5));
+    ensure!(low <= amount && amount <= high, "{what} is {amount}, expected {USED_SECONDS} s × {per_second} (to 5 s)");
+    Ok(())
+}
