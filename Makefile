@@ -18,7 +18,7 @@ BOUND := ConferenceEscrow OfferBook ProviderRegistry MockStablecoin
 # A bound contract's forge artifact, whichever source file declares it.
 artifact = $$(ls contracts/out/*/$(1).json)
 
-.PHONY: help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools web contracts check-abi abi build browser analyze bench bench-gas bench-backend bench-kube bench-web bench-report soak deploy-contracts gas-snapshot
+.PHONY: openapi help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools web contracts check-abi abi build browser analyze bench bench-gas bench-backend bench-kube bench-web bench-report soak deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
@@ -56,6 +56,11 @@ contracts: tools
 # Regenerates the backend's committed bindings from a fresh contract build.
 abi: contracts
 	for c in $(BOUND); do node contracts/export-abi.js $(call artifact,$$c) > backend/abi/$$c.json; done
+
+# The web app's committed copy of the backend's OpenAPI document, from which its API types are generated
+# (the backend's tests fail when the copy is stale). The backend embeds web/dist, so this needs a build of it.
+openapi: web
+	cargo run -q -p conference-backend -- openapi > web/openapi.json
 
 # Fails if the committed bindings differ from what the contracts compile to.
 check-abi: contracts

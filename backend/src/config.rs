@@ -28,6 +28,9 @@ pub enum Command {
     Dev(DevArgs),
     /// Run one conference room (started by the local orchestrator).
     Room(RoomArgs),
+    /// Print the HTTP API's OpenAPI document (what `GET /api/openapi.json` serves), as the web app's
+    /// committed copy `web/openapi.json` has it (`make openapi` writes it there).
+    Openapi,
 }
 
 /// A secret string: its Debug and Display say nothing of it.

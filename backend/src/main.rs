@@ -21,6 +21,10 @@ async fn main() {
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Dev(args) => dev(args).await,
+        Command::Openapi => {
+            println!("{}", conference_backend::http::openapi_text());
+            Ok(())
+        }
         Command::Room(args) => match room::run(args.agreement, &args.rooms_dir, args.port).await {
             Ok(true) => Ok(()),
             Ok(false) => {

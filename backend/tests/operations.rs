@@ -177,6 +177,19 @@ async fn metrics_name_every_series_and_read_the_database_facts() {
     }
 }
 
+/// The web app's API types are generated from its committed copy of the document (`web/openapi.json`):
+/// a route or schema the backend changes without the copy following fails here, and the page's build
+/// then fails wherever the page does not follow it.
+#[test]
+fn the_web_apps_copy_of_the_openapi_document_is_the_served_one() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/openapi.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed.trim_end() == http::openapi_text(),
+        "web/openapi.json differs from the backend's OpenAPI document: run `make openapi` and commit it"
+    );
+}
+
 #[tokio::test]
 async fn the_openapi_document_describes_every_route_and_error() {
     let api = spawn_api(fresh_store("openapi").await, &nothing_listening().await, Metrics::new()).await;

@@ -68,6 +68,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_routes().into_openapi()
 }
 
+/// [`openapi`] as the web app's committed copy (`web/openapi.json`, from which its API types are
+/// generated) holds it: pretty-printed JSON with two-space indents.
+pub fn openapi_text() -> String {
+    serde_json::to_string_pretty(&openapi()).expect("an OpenAPI document serializes")
+}
+
 /// The API, the web app's build (`web/dist`, see [`web`]) and, on every answer, the page's
 /// Content-Security-Policy ([`public::PublicConfig::content_security_policy`]).
 pub fn router(ctx: ApiContext) -> Router {
