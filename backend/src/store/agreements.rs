@@ -3,7 +3,7 @@
 
 use sqlx::{Row, any::AnyRow};
 
-use super::{Store, now_wall, stored_wei};
+use super::{Change, Store, now_wall, stored_seconds, stored_wei};
 use crate::{
     Result,
     domain::{
@@ -130,14 +130,31 @@ impl Store {
         )
         .bind(agreement as i64)
         .bind(session as i64)
-        .bind(stop.started_at as i64)
-        .bind(stop.stopped_at as i64)
-        .bind(stop.deadline as i64)
+        .bind(stored_seconds(stop.started_at)?)
+        .bind(stored_seconds(stop.stopped_at)?)
+        .bind(stored_seconds(stop.deadline)?)
         .bind(stop.signature.as_ref())
         .bind(now_wall())
         .execute(&self.pool)
         .await?;
+        self.changed(Change::Agreement(agreement));
         Ok(inserted.rows_affected() == 1)
+    }
+
+    /// The signed stop recorded for the agreement's conference `session`, if any.
+    pub async fn signed_stop(&self, agreement: u64, session: u64) -> Result<Option<SignedStop>> {
+        let row = sqlx::query(
+            "SELECT started_at AS stop_started_at, stopped_at AS stop_stopped_at, deadline AS stop_deadline, \
+             signature AS stop_signature FROM signed_stops WHERE agreement_id = $1 AND session = $2",
+        )
+        .bind(agreement as i64)
+        .bind(session as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => signed_stop_from_row(&row)?,
+            None => None,
+        })
     }
 }
 

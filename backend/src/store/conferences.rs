@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, now_wall};
+use super::{Change, Store, now_wall};
 use crate::{
     Result,
     domain::{
@@ -18,6 +18,7 @@ impl Store {
             .bind(id as i64)
             .execute(&self.pool)
             .await?;
+        self.changed(Change::Agreement(id));
         Ok(())
     }
 
@@ -35,6 +36,7 @@ impl Store {
         .bind(id as i64)
         .execute(&self.pool)
         .await?;
+        self.changed(Change::Agreement(id));
         Ok(())
     }
 
@@ -44,6 +46,7 @@ impl Store {
             .bind(id as i64)
             .execute(&self.pool)
             .await?;
+        self.changed(Change::Agreement(id));
         Ok(())
     }
 
@@ -75,6 +78,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        probes.iter().for_each(|probe| self.changed(Change::Agreement(probe.agreement)));
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, stored_wei};
+use super::{Change, Store, stored_wei};
 use crate::{
     Error, Result,
     domain::{agreement::Model, event::ChainEvent},
@@ -55,6 +55,7 @@ impl Store {
         }
         set_cursor(&mut tx, next_block, head_timestamp).await?;
         tx.commit().await?;
+        self.changed(Change::All);
         Ok(())
     }
 
@@ -98,8 +99,14 @@ impl Store {
             .await?;
         }
         sqlx::query("DELETE FROM chain_blocks WHERE number < $1").bind(keep_from as i64).execute(&mut *tx).await?;
+        let clock_moved = self.chain_time().await? != Some(head_timestamp);
         set_cursor(&mut tx, next_block, head_timestamp).await?;
         tx.commit().await?;
+        if clock_moved {
+            self.changed(Change::All);
+        } else {
+            events.iter().filter_map(|e| e.event.agreement()).for_each(|id| self.changed(Change::Agreement(id)));
+        }
         Ok(())
     }
 
@@ -178,6 +185,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.changed(Change::All);
         Ok(report)
     }
 }

@@ -9,8 +9,9 @@
 use std::str::FromStr;
 
 use sqlx::{AnyPool, Executor, Row, any::AnyPoolOptions};
+use tokio::sync::broadcast;
 
-use crate::{Error, Result};
+use crate::{Error, Result, error::redact_url};
 
 pub mod agreements;
 pub mod conferences;
@@ -31,7 +32,22 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// What this process changed, for whoever follows it here ([`Store::subscribe`]).
+    changes: broadcast::Sender<Change>,
 }
+
+/// A change this process made to what an agreement's record shows (its chain state, conference,
+/// probes, outbox, stop or participants), sent after the change is committed. Other processes sharing
+/// a PostgreSQL database do not hear of it: their followers read again on a timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Agreement(u64),
+    /// Anything may have changed: a rollback, or the chain's clock (which every record shows) moved.
+    All,
+}
+
+/// How many changes a follower may fall behind before it is told to read everything again.
+const CHANGES_BUFFERED: usize = 4096;
 
 /// The databases the store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +64,7 @@ impl Dialect {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Dialect::Postgres)
         } else {
-            Err(Error::Config(format!("database URL {url:?}: expected sqlite://… or postgres://…")))
+            Err(Error::Config(format!("database URL {}: expected sqlite://… or postgres://…", redact_url(url))))
         }
     }
 }
@@ -86,7 +102,18 @@ impl Store {
             .connect(&url)
             .await?;
         migrations.run(&pool).await?;
-        Ok(Self { pool, dialect })
+        Ok(Self { pool, dialect, changes: broadcast::Sender::new(CHANGES_BUFFERED) })
+    }
+
+    /// The changes this process makes from now on. A receiver that falls behind gets
+    /// `RecvError::Lagged`: it should read everything it follows again.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Tells followers that `change` was committed (nobody may be listening).
+    fn changed(&self, change: Change) {
+        let _ = self.changes.send(change);
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::{Row, any::AnyRow};
 
-use super::{Store, agreements::signed_stop_from_row, now_wall};
+use super::{Change, Store, agreements::signed_stop_from_row, now_wall};
 use crate::{
     Error, Result,
     domain::operator::{OperatorCall, SignedTx},
@@ -98,6 +98,7 @@ impl Store {
         .bind(now_wall())
         .execute(&self.pool)
         .await?;
+        self.changed(Change::Agreement(call.agreement()));
         Ok(inserted.rows_affected() == 1)
     }
 
@@ -136,18 +137,16 @@ impl Store {
         let mut db = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE outbox SET state = 'sent', nonce = $1, tx_hash = $2, raw_tx = $3, mined_block = NULL \
-             WHERE id = $4 AND state = $5",
+             WHERE id = $4 AND state = $5 RETURNING agreement_id",
         )
         .bind(tx.nonce as i64)
         .bind(tx.hash.to_string())
         .bind(&tx.raw)
         .bind(id)
         .bind(from.as_str())
-        .execute(&mut *db)
+        .fetch_optional(&mut *db)
         .await?;
-        if updated.rows_affected() != 1 {
-            return Ok(false);
-        }
+        let Some(agreement) = updated.map(|r| r.get::<i64, _>(0) as u64) else { return Ok(false) };
         sqlx::query(
             "INSERT INTO outbox_attempts (outbox_id, attempt, nonce, tx_hash, raw_tx, max_fee, priority_fee, sent_wall_at) \
              SELECT $1, CAST(COALESCE(MAX(attempt), 0) + 1 AS BIGINT), $2, $3, $4, $5, $6, $7 \
@@ -163,6 +162,7 @@ impl Store {
         .execute(&mut *db)
         .await?;
         db.commit().await?;
+        self.changed(Change::Agreement(agreement));
         Ok(true)
     }
 
@@ -194,10 +194,10 @@ impl Store {
         confirmed: bool,
         outcome: &str,
     ) -> Result<()> {
-        sqlx::query(
+        let row = sqlx::query(
             "UPDATE outbox SET state = CASE WHEN $1 = 1 THEN 'done' ELSE state END, \
              outcome = CASE WHEN $1 = 1 THEN $2 ELSE outcome END, nonce = $3, tx_hash = $4, raw_tx = $5, \
-             mined_block = $6 WHERE id = $7 AND state = 'sent'",
+             mined_block = $6 WHERE id = $7 AND state = 'sent' RETURNING agreement_id",
         )
         .bind(confirmed as i64)
         .bind(outcome)
@@ -206,21 +206,24 @@ impl Store {
         .bind(&attempt.raw_tx)
         .bind(block as i64)
         .bind(id)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
+        self.outbox_changed(row);
         Ok(())
     }
 
     /// Hands a sent call back to be signed anew (its nonce was taken by another transaction while the
     /// call is still due). Its attempts stay as history.
     pub async fn outbox_resign(&self, id: i64, outcome: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'pending', outcome = $1, mined_block = NULL WHERE id = $2 AND state = 'sent'",
+        let row = sqlx::query(
+            "UPDATE outbox SET state = 'pending', outcome = $1, mined_block = NULL WHERE id = $2 AND state = 'sent' \
+             RETURNING agreement_id",
         )
         .bind(outcome)
         .bind(id)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
+        self.outbox_changed(row);
         Ok(())
     }
 
@@ -234,17 +237,28 @@ impl Store {
     }
 
     pub async fn outbox_finished(&self, id: i64, state: OutboxState, outcome: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET state = $1, outcome = $2 WHERE id = $3 AND state IN ('pending', 'sent')")
-            .bind(match state {
-                OutboxState::Done => "done",
-                OutboxState::Failed => "failed",
-                other => return Err(Error::Config(format!("{other:?} is not a finished outbox state"))),
-            })
-            .bind(outcome)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "UPDATE outbox SET state = $1, outcome = $2 WHERE id = $3 AND state IN ('pending', 'sent') \
+             RETURNING agreement_id",
+        )
+        .bind(match state {
+            OutboxState::Done => "done",
+            OutboxState::Failed => "failed",
+            other => return Err(Error::Config(format!("{other:?} is not a finished outbox state"))),
+        })
+        .bind(outcome)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        self.outbox_changed(row);
         Ok(())
+    }
+
+    /// Tells followers of the agreement an outbox update (its `RETURNING agreement_id` row) touched.
+    fn outbox_changed(&self, row: Option<AnyRow>) {
+        if let Some(row) = row {
+            self.changed(Change::Agreement(row.get::<i64, _>(0) as u64));
+        }
     }
 
     /// Operator calls queued and not finished (the outbox-depth gauge).

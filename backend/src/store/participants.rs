@@ -3,7 +3,7 @@
 use alloy::primitives::Address;
 use sqlx::Row;
 
-use super::{Store, now_wall, stored_seconds};
+use super::{Change, Store, now_wall, stored_seconds};
 use crate::{
     Error, Result,
     domain::conference::{ConferenceSettings, lowercase},
@@ -58,6 +58,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.changed(Change::Agreement(agreement));
         Ok(true)
     }
 

@@ -18,18 +18,32 @@ pub enum NonceUse {
 }
 
 impl Store {
-    /// Stores a Sign-In with Ethereum nonce until `expires_at` (unix seconds), and purges the nonces and
-    /// sessions that have expired (lazily, here: nonces are asked for before every sign-in).
-    pub async fn create_siwe_nonce(&self, nonce: &str, expires_at: u64) -> Result<()> {
-        let now = now_wall();
-        sqlx::query("DELETE FROM siwe_nonces WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
-        sqlx::query("DELETE FROM siwe_sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
-        sqlx::query("INSERT INTO siwe_nonces (nonce, expires_at) VALUES ($1, $2)")
-            .bind(nonce)
-            .bind(stored_seconds(expires_at)?)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Stores a Sign-In with Ethereum nonce until `expires_at` (unix seconds), unless `max_outstanding`
+    /// unexpired nonces are stored already (one statement counts and inserts). Returns whether it was
+    /// stored.
+    pub async fn create_siwe_nonce(&self, nonce: &str, expires_at: u64, max_outstanding: u64) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO siwe_nonces (nonce, expires_at) SELECT $1, $2 \
+             WHERE (SELECT COUNT(*) FROM siwe_nonces WHERE expires_at > $3) < $4",
+        )
+        .bind(nonce)
+        .bind(stored_seconds(expires_at)?)
+        .bind(now_wall())
+        .bind(stored_seconds(max_outstanding)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Deletes the nonces and sessions that expired by `now` (unix seconds): the purge timer's work.
+    /// Returns how many rows went.
+    pub async fn purge_expired_signins(&self, now: u64) -> Result<u64> {
+        let now = stored_seconds(now)?;
+        let nonces =
+            sqlx::query("DELETE FROM siwe_nonces WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        let sessions =
+            sqlx::query("DELETE FROM siwe_sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        Ok(nonces.rows_affected() + sessions.rows_affected())
     }
 
     /// Uses up a nonce, atomically (one statement deletes it: of two sign-ins with it, one gets it): what
