@@ -10,7 +10,7 @@ use std::{
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use clap::{Args, Parser, Subcommand};
 
-use crate::{Error, Result};
+use crate::{Error, Result, error::redact_url};
 
 #[derive(Debug, Parser)]
 #[command(name = "conference-backend", version, about = "Smart-contract-metered conferences: watch, run, settle.")]
@@ -105,6 +105,13 @@ pub struct ServiceArgs {
     /// `GET /readyz` fails when the watcher is more blocks than this behind the chain's head.
     #[arg(long, env = "READY_MAX_LAG_BLOCKS", default_value_t = 50)]
     pub ready_max_lag_blocks: u64,
+    /// The chain's JSON-RPC URL the web app reads the chain through, published to every visitor in
+    /// `GET /api/config` (never the backend's own `RPC_URL`, which may carry credentials). Unset: the
+    /// page reads the chain through the visitor's wallet. Must not carry credentials.
+    #[arg(long, env = "PUBLIC_RPC_URL")]
+    pub public_rpc_url: Option<String>,
+    #[command(flatten)]
+    pub http: HttpArgs,
     #[command(flatten)]
     pub jitsi: JitsiArgs,
     /// Where conferences run: `local` (a room process per conference on this machine, in `--region`)
@@ -120,6 +127,46 @@ pub struct ServiceArgs {
     /// transactions (`<url>/tx/<hash>`) and addresses (`<url>/address/<address>`); none by default.
     #[arg(long, env = "EXPLORER_URL")]
     pub explorer_url: Option<String>,
+}
+
+/// What one client (and all of them) may hold of the HTTP server: connections, time, event streams and
+/// sign-ins. A reverse proxy in front should set its own limits too (`backend/README.md`).
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Seconds a client has to send a request's headers, and the longest an idle connection is kept
+    /// between requests.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take to be answered (an event stream's answer is its first bytes), and to
+    /// send its body.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+    /// The most connections open at once; more wait to be accepted.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// The most connections one client (address) may hold open; more are closed at once.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_client: u64,
+    /// The most progress streams (`GET /api/agreements/{id}/events`) open at once, and per client.
+    #[arg(long, env = "EVENT_STREAMS_MAX", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_streams_max: u64,
+    #[arg(long, env = "EVENT_STREAMS_PER_CLIENT", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_streams_per_client: u64,
+    /// Seconds a progress stream stays open; the page's EventSource then reconnects (and is served by
+    /// whichever replica it reaches).
+    #[arg(long, env = "EVENT_STREAM_LIFETIME_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_stream_lifetime_secs: u64,
+    /// Sign-in requests (nonces and verifications) one client may make per minute.
+    #[arg(long, env = "SIGNIN_PER_CLIENT_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub signin_per_client_per_minute: u32,
+    /// The most sign-in nonces outstanding (issued, unused, unexpired) at once, over all clients.
+    #[arg(long, env = "SIGNIN_NONCES_MAX", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub signin_nonces_max: u64,
+    /// The request header that carries the client's address when a reverse proxy sets it (e.g.
+    /// `X-Real-IP`): the per-client limits then count by it. Unset: the connection's peer address.
+    /// Set it only behind a proxy that overwrites the header.
+    #[arg(long, env = "CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, utoipa::ToSchema)]
@@ -178,6 +225,21 @@ impl ServiceArgs {
         match reqwest::Url::parse(url) {
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(Some(url.trim_end_matches('/').to_owned())),
             _ => Err(Error::Config(format!("EXPLORER_URL must be an http(s) URL, got {url:?}"))),
+        }
+    }
+
+    /// The chain URL published to the web app: `PUBLIC_RPC_URL`, an http(s) URL without credentials.
+    pub fn public_rpc_url(&self) -> Result<Option<String>> {
+        let Some(url) = &self.public_rpc_url else { return Ok(None) };
+        match reqwest::Url::parse(url) {
+            Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => {
+                Err(Error::Config(format!("PUBLIC_RPC_URL must be an http(s) URL, got {}", redact_url(url))))
+            }
+            Ok(parsed) if !parsed.username().is_empty() || parsed.password().is_some() => Err(Error::Config(
+                "PUBLIC_RPC_URL carries credentials: it is published to every visitor; give a public endpoint".into(),
+            )),
+            Ok(_) => Ok(Some(url.clone())),
+            Err(e) => Err(Error::Config(format!("PUBLIC_RPC_URL {} is not a URL: {e}", redact_url(url)))),
         }
     }
 
@@ -407,6 +469,19 @@ mod tests {
         assert!(no_secret.service.clusters_file().unwrap_err().to_string().contains("needs JITSI_APP_SECRET"));
         let both = ["--orchestrator", "kubernetes", "--clusters-file", "/c.toml", "--jitsi-app-secret", "s"];
         assert_eq!(serve_args(&both).unwrap().service.clusters_file().unwrap(), Some(Path::new("/c.toml")));
+    }
+
+    #[test]
+    fn the_public_rpc_url_is_an_http_url_without_credentials() {
+        assert_eq!(serve_args(&[]).unwrap().service.public_rpc_url().unwrap(), None, "none unless given");
+        let public = serve_args(&["--public-rpc-url", "https://rpc.example/v1"]).unwrap();
+        assert_eq!(public.service.public_rpc_url().unwrap().as_deref(), Some("https://rpc.example/v1"));
+        let secret = serve_args(&["--public-rpc-url", "https://me:hunter2@rpc.example/"]).unwrap();
+        let err = secret.service.public_rpc_url().unwrap_err().to_string();
+        assert!(err.contains("credentials") && !err.contains("hunter2"), "{err}");
+        let ws = serve_args(&["--public-rpc-url", "ws://rpc.example/?key=k3y"]).unwrap();
+        let err = ws.service.public_rpc_url().unwrap_err().to_string();
+        assert!(err.contains("http(s)") && !err.contains("k3y"), "{err}");
     }
 
     #[test]

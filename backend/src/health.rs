@@ -20,7 +20,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use serde::Serialize;
 use tracing::warn;
 
-use crate::{Error, Result, store::Store};
+use crate::{Error, Result, error::redact_url, store::Store};
 
 /// How long each check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -58,7 +58,7 @@ pub struct Check {
 impl Health {
     /// Readiness against the node at `rpc_url` (no connection is made until a check runs).
     pub fn new(rpc_url: &str, max_lag_blocks: u64, confirmations: u64, leading: watch::Receiver<bool>) -> Result<Self> {
-        let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {rpc_url:?}: {e}")))?;
+        let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {}: {e}", redact_url(rpc_url))))?;
         let rpc = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
         Ok(Self { rpc, max_lag_blocks, confirmations, leading })
     }

@@ -106,12 +106,15 @@ async fn dev(args: DevArgs) -> Result<()> {
             "customerKey": customer_key,
         })
     );
+    // The local chain is public to whoever reaches this machine: the page reads it directly.
+    let mut service = args.service.clone();
+    service.public_rpc_url = service.public_rpc_url.or_else(|| Some(devnet.rpc_url()));
     let serve_args = ServeArgs {
         rpc_url: devnet.rpc_url(),
         escrow: devnet.escrow,
         start_block: devnet.deploy_block,
         operator: conference_backend::config::OperatorKeyArgs::raw(devnet.operator_key()),
-        service: args.service.clone(),
+        service,
     };
     let outcome = service::serve(serve_args, listener, signal::shutdown_signal()).await;
     // The chain goes with this process: so do its conferences.

@@ -16,7 +16,14 @@ use crate::{
     chain::Chain,
     config::{OrchestratorKind, ServeArgs},
     health::Health,
-    http::{self, context::ApiContext, public::PublicConfig, siwe::SignIn},
+    http::{
+        self,
+        context::ApiContext,
+        limits::{Guards, Limits},
+        progress::ProgressFeed,
+        public::PublicConfig,
+        siwe::SignIn,
+    },
     lease::{Lease, LeaseConfig},
     metrics::Metrics,
     monitor::Monitor,
@@ -26,7 +33,7 @@ use crate::{
     },
     reconciler::{FULL_PASS_EVERY, Reconciler},
     settler::{Settler, SettlerConfig},
-    store::Store,
+    store::{self, Store},
     tokens::JoinTokens,
     wake::Changed,
     watcher::{self, Watcher, WatcherConfig},
@@ -50,7 +57,9 @@ pub async fn serve(
     // The key first: a missing or wrong key is a configuration error, found before anything is opened.
     let signer = args.operator.signer()?;
     let clusters_file = service.clusters_file()?;
-    std::fs::create_dir_all(&service.data_dir)?;
+    private_dir(&service.data_dir)?;
+    let public_rpc = service.public_rpc_url()?;
+    let limits = Limits::from_args(&service.http)?;
     let store = Store::open(&service.database_url()).await?;
     let chain = Chain::connect(&args.rpc_url, args.escrow, signer).await?;
     let metrics = Metrics::new();
@@ -129,13 +138,13 @@ pub async fn serve(
     let lease = tokio::spawn(lease.run(stop_lease.clone()));
     let leader = tokio::spawn(lead(loops, leading.clone(), stop_loops.clone()));
 
-    // The page's wallet talks HTTP; a node serving WebSocket on a port serves HTTP there too (anvil, geth).
-    let public_rpc = match args.rpc_url.split_once("://") {
+    // Readiness asks the node over HTTP; a node serving WebSocket on a port serves HTTP there too (anvil, geth).
+    let node_http = match args.rpc_url.split_once("://") {
         Some(("ws", rest)) => format!("http://{rest}"),
         Some(("wss", rest)) => format!("https://{rest}"),
         _ => args.rpc_url.clone(),
     };
-    let health = Health::new(&public_rpc, service.ready_max_lag_blocks, service.confirmations, leading.clone())?;
+    let health = Health::new(&node_http, service.ready_max_lag_blocks, service.confirmations, leading.clone())?;
     // What the web app reads once: the contracts beside the escrow, and its currencies as they are now.
     let (book, registry) = chain.book_and_registry().await?;
     let tokens = chain.tokens().await?;
@@ -162,9 +171,15 @@ pub async fn serve(
         None => JoinTokens::local(&room::join_secret(&rooms_dir)?, service.jitsi.jitsi_token_ttl_secs)?,
         Some(_) => JoinTokens::from_args(&service.jitsi)?,
     };
-    let app = http::router(ApiContext { store, public, metrics, health, join_tokens, signin });
+    let guards = Guards::new(limits.clone());
+    let progress = ProgressFeed::new(store.clone());
+    let feed = tokio::spawn(Arc::clone(&progress).run());
+    let purge = tokio::spawn(purge_signins(store.clone(), Arc::clone(&guards)));
+    let app = http::router(ApiContext { store, public, metrics, health, join_tokens, signin, guards, progress });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = http::server::serve(listener, app, &limits, shutdown).await;
+    feed.abort();
+    purge.abort();
     // Every step is recorded before and after it is taken, and each loop finishes the one it is in.
     stop_loops.cancel();
     let _ = leader.await;
@@ -172,6 +187,36 @@ pub async fn serve(
     let _ = lease.await;
     info!("stopped");
     Ok(served?)
+}
+
+/// How often expired sign-in nonces and sessions are deleted, and idle clients' sign-in buckets forgotten.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Deletes expired sign-in rows every [`PURGE_INTERVAL`] (every replica may: it is idempotent).
+async fn purge_signins(store: Store, guards: Arc<Guards>) {
+    let mut every = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        every.tick().await;
+        match store.purge_expired_signins(store::now_wall() as u64).await {
+            Ok(0) => {}
+            Ok(purged) => info!(purged, "expired sign-in nonces and sessions deleted"),
+            Err(err) => warn!(error = %err, kind = err.label(), "purging expired sign-ins failed; trying again later"),
+        }
+        guards.forget_idle_clients();
+    }
+}
+
+/// Creates the data directory readable by this user alone (it holds the database, with participants'
+/// addresses, and the rooms' secret), or makes an existing one so.
+fn private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode != 0o700 {
+        warn!(dir = %dir.display(), mode = format!("{mode:o}"), "the data directory was readable by others: now 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// The loops that act, and what they need to run.
@@ -284,5 +329,27 @@ where
             _ = wake.notified() => {}
             _ = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_data_directory_is_readable_by_its_user_alone() {
+        let base = std::env::temp_dir().join(format!("conference-private-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let fresh = base.join("fresh");
+        private_dir(&fresh).unwrap();
+        assert_eq!(std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o700);
+        let open = base.join("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&open).unwrap();
+        assert_eq!(std::fs::metadata(&open).unwrap().permissions().mode() & 0o777, 0o700, "tightened");
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -55,8 +55,11 @@ async fn nothing_listening() -> String {
 }
 
 async fn spawn_api(store: Store, rpc_url: &str, metrics: Metrics) -> String {
-    let public =
-        PublicConfig::new(31337, "http://127.0.0.1:8545".into(), "0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
+    let public = PublicConfig::new(
+        31337,
+        Some("http://127.0.0.1:8545".into()),
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3".into(),
+    );
     common::serve_api(store, public, common::join_tokens(), metrics, rpc_url).await
 }
 

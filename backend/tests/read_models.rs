@@ -242,12 +242,13 @@ fn deployed_config() -> PublicConfig {
     PublicConfig {
         public_url: "http://127.0.0.1:8080".into(),
         explorer: Some("https://explorer.example".into()),
-        ..PublicConfig::new(common::CHAIN_ID, "http://127.0.0.1:8545".into(), common::ESCROW.into()).with_deployment(
-            "0xa16E02E87b7454126E5E10d957A927A7F5B5d2be".into(),
-            "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512".into(),
-            7,
-            vec![eth, token],
-        )
+        ..PublicConfig::new(common::CHAIN_ID, Some("http://127.0.0.1:8545".into()), common::ESCROW.into())
+            .with_deployment(
+                "0xa16E02E87b7454126E5E10d957A927A7F5B5d2be".into(),
+                "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512".into(),
+                7,
+                vec![eth, token],
+            )
     }
 }
 
@@ -311,7 +312,7 @@ async fn the_content_security_policy_follows_the_rpc_and_the_orchestrator() {
     // Jitsi pods elsewhere: no loopback rooms. The RPC's origin only, never its path.
     let kubernetes = PublicConfig {
         orchestrator: OrchestratorKind::Kubernetes,
-        rpc_url: "https://rpc.example:8443/v1/some-key".into(),
+        rpc_url: Some("https://rpc.example:8443/v1/some-key".into()),
         ..deployed_config()
     };
     let remote = spawn_with("csp-kube", kubernetes).await;

@@ -189,7 +189,7 @@ async fn nonces_are_single_use_issued_here_and_expire(store: Store) {
     refused(&api, &text, &sign(&customer, &text), 401, "not issued by this service").await;
 
     // A nonce past its 10 minutes.
-    store.create_siwe_nonce("ExpiredNonce0123456789", now() - 1).await.unwrap();
+    assert!(store.create_siwe_nonce("ExpiredNonce0123456789", now() - 1, 10).await.unwrap());
     let mut expired = issued.clone();
     expired["nonce"] = json!("ExpiredNonce0123456789");
     let text = message(&customer, &expired, 600);

@@ -182,6 +182,15 @@ impl Stack {
         bail!("replica {replica} did not answer within 30 s; log: {}", self.replica_log_tail(replica))
     }
 
+    /// Restarts replica 0 reading the chain at `rpc_url` (None: anvil's HTTP URL), with `flags` added to
+    /// its command line.
+    pub async fn restart_with(&mut self, rpc_url: Option<String>, flags: &[&str]) -> Result<()> {
+        self.kill_backend()?;
+        self.backend_rpc_url = rpc_url;
+        self.backend_args = flags.iter().map(|flag| flag.to_string()).collect();
+        self.start_backend().await
+    }
+
     /// Restarts replica 0 so that it kills itself with SIGKILL at `point` (see `conference_backend::fault`).
     pub async fn restart_crashing_at(&mut self, point: &str) -> Result<()> {
         self.kill_backend()?;

@@ -19,6 +19,7 @@ use crate::{
         agreement::ChainStatus,
         operator::{Fees, OperatorCall, SignedTx},
     },
+    error::redact_url,
 };
 
 pub mod bindings;
@@ -100,7 +101,7 @@ impl Chain {
             let ws = alloy::providers::WsConnect::new(rpc_url);
             ProviderBuilder::new().disable_recommended_fillers().connect_ws(ws).await.map_err(Error::chain)?.erased()
         } else {
-            let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {rpc_url:?}: {e}")))?;
+            let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {}: {e}", redact_url(rpc_url))))?;
             ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased()
         };
         let chain_id = provider.get_chain_id().await.map_err(Error::chain)?;

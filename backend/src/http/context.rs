@@ -1,6 +1,8 @@
 //! What every handler reads: one cloneable context.
 
-use super::{public::PublicConfig, siwe::SignIn};
+use std::sync::Arc;
+
+use super::{limits::Guards, progress::ProgressFeed, public::PublicConfig, siwe::SignIn};
 use crate::{health::Health, metrics::Metrics, store::Store, tokens::JoinTokens};
 
 /// What the handlers read: the store, the public facts, the operations side (metrics, readiness), and
@@ -14,4 +16,8 @@ pub struct ApiContext {
     pub join_tokens: JoinTokens,
     /// What Sign-In with Ethereum messages must name (the private routes take its sessions).
     pub signin: SignIn,
+    /// The limits on what clients may hold, with their state.
+    pub guards: Arc<Guards>,
+    /// What the progress streams follow ([`ProgressFeed::run`] must run beside the API).
+    pub progress: Arc<ProgressFeed>,
 }

@@ -4,7 +4,7 @@
 use axum::{
     Json,
     extract::rejection::JsonRejection,
-    http::StatusCode,
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,18 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
+    /// The request was not answered (or its body not received) in time.
+    RequestTimeout(String),
+    /// This client (or everyone) is over a limit; it may try again after `retry_after_secs`.
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The service has too much outstanding to take this now (everyone's limit, not this client's).
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
     Internal(Error),
 }
 
@@ -44,7 +56,24 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after_secs, .. } | ApiError::Unavailable { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
+        };
+        let (status, message) = self.status_and_message();
+        let body = Json(ErrorBody { error: message });
+        match retry_after {
+            Some(seconds) => (status, [(header::RETRY_AFTER, seconds.to_string())], body).into_response(),
+            None => (status, body).into_response(),
+        }
+    }
+}
+
+impl ApiError {
+    fn status_and_message(self) -> (StatusCode, String) {
+        match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, m),
@@ -53,12 +82,14 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
+            ApiError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
+            ApiError::TooManyRequests { message, .. } => (StatusCode::TOO_MANY_REQUESTS, message),
+            ApiError::Unavailable { message, .. } => (StatusCode::SERVICE_UNAVAILABLE, message),
             ApiError::Internal(err) => {
                 error!(error = %err, kind = err.label(), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; the service logged the details".to_owned())
             }
-        };
-        (status, Json(ErrorBody { error: message })).into_response()
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! `POST /api/agreements/{id}/join-token`: a join token for the signed-in customer or a registered
 //! participant of a running conference.
 
+use axum::http::{HeaderValue, header};
 use axum::{Json, extract::State};
 use serde::Serialize;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::info;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -19,7 +21,10 @@ use crate::{
 };
 
 pub(super) fn router() -> OpenApiRouter<ApiContext> {
-    OpenApiRouter::new().routes(routes!(join_token))
+    OpenApiRouter::new()
+        .routes(routes!(join_token))
+        // A join token is a credential: never to be kept by a cache.
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
 }
 
 /// A join token and where to join with it.

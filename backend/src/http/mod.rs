@@ -7,9 +7,16 @@
 //! Handlers are small: they read the store and shape JSON; they never act on the chain or the
 //! orchestrator. Every 4xx and 5xx is an [`error::ApiError`].
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use axum::{Extension, Router, http::header, response::Response};
+use axum::{
+    Extension, Router,
+    extract::Request,
+    http::header,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -20,12 +27,16 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod join;
+pub mod limits;
 pub mod ops;
 pub mod participants;
+pub mod progress;
 pub mod public;
+pub mod server;
 pub mod session;
 pub mod siwe;
 pub mod stop;
+pub mod views;
 pub mod web;
 
 use context::ApiContext;
@@ -79,18 +90,35 @@ pub fn openapi_text() -> String {
 pub fn router(ctx: ApiContext) -> Router {
     let policy = header::HeaderValue::from_str(&ctx.public.content_security_policy())
         .unwrap_or(header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    let request_timeout = ctx.guards.limits.request_timeout;
     let (api, document) = documented_routes().split_for_parts();
     api.fallback(web::serve)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(Arc::new(document)))
+        .layer(axum::middleware::from_fn(move |request, next| answer_within(request_timeout, request, next)))
+        // A body that arrives slower than this fails the request (400), whatever reads it.
+        .layer(RequestBodyTimeoutLayer::new(request_timeout))
         .layer(axum::middleware::map_response(move |mut response: Response| {
             let policy = policy.clone();
             async move {
-                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
+                let headers = response.headers_mut();
+                headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+                headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+                headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
                 response
             }
         }))
         .with_state(ctx)
+}
+
+/// The answer to `request`, or a 408 if it is not ready within `timeout` (a progress stream is ready
+/// as soon as its first bytes are: its body is not timed).
+async fn answer_within(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(format!("the request was not answered within {} s", timeout.as_secs()))
+            .into_response(),
+    }
 }
 
 /// A known path with a method it does not take (axum adds the `Allow` header listing those it does).

@@ -4,7 +4,7 @@ use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tracing::info;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -13,6 +13,7 @@ use super::{
     error::{ApiError, ErrorBody, body_rejected},
     extract::{AgreementId, is_customer, parse_address, seen_agreement},
     session::SignedIn,
+    views::RegisteredParticipants,
 };
 use crate::domain::{
     agreement::ChainStatus,
@@ -46,23 +47,6 @@ pub struct ParticipantEntry {
     /// 2 Asia on the dev chain), for placing the conference.
     #[schema(maximum = 31)]
     pub region: u8,
-}
-
-/// A registration as stored: how many may join besides the customer, and in what quality (the
-/// addresses are not shown: they are personal data).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RegisteredParticipants {
-    pub count: u64,
-    pub quality: Quality,
-    /// When the registration was made (the service's clock, unix seconds).
-    pub issued_at: u64,
-}
-
-impl RegisteredParticipants {
-    pub fn of(settings: &ConferenceSettings) -> Self {
-        Self { count: settings.participants.len() as u64, quality: settings.quality, issued_at: settings.issued_at }
-    }
 }
 
 /// Registers who may join the agreement's conference, replacing the whole earlier list: only the

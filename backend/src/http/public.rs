@@ -23,8 +23,10 @@ use crate::{
 #[serde(rename_all = "camelCase")]
 pub struct PublicConfig {
     pub chain_id: u64,
-    /// The chain's JSON-RPC endpoint (HTTP), for reading the chain without a wallet.
-    pub rpc_url: String,
+    /// A public JSON-RPC endpoint of the chain (`PUBLIC_RPC_URL`), for reading the chain without a
+    /// wallet; null when the operator published none (the page then reads through the wallet). Never the
+    /// backend's own node URL.
+    pub rpc_url: Option<String>,
     pub escrow: String,
     /// The OfferBook the escrow takes its terms from.
     pub book: String,
@@ -73,7 +75,7 @@ impl PublicConfig {
     /// The facts of a chain and escrow alone: the OfferBook and ProviderRegistry unknown (the zero
     /// address) until [`PublicConfig::with_deployment`] names them, ETH the only currency, the local
     /// orchestrator, no explorer.
-    pub fn new(chain_id: u64, rpc_url: String, escrow: String) -> Self {
+    pub fn new(chain_id: u64, rpc_url: Option<String>, escrow: String) -> Self {
         let selector = |s: [u8; 4]| hex::encode_prefixed(s);
         let unknown = Address::ZERO.to_string();
         Self {
@@ -115,7 +117,8 @@ impl PublicConfig {
     /// room processes on 127.0.0.1 (their signalling WebSocket).
     pub fn content_security_policy(&self) -> String {
         let mut connect = vec!["'self'".to_owned()];
-        if let Ok(rpc) = reqwest::Url::parse(&self.rpc_url) {
+        if let Some(Ok(rpc)) = self.rpc_url.as_deref().map(reqwest::Url::parse) {
+            // An origin: scheme, host and port only.
             let origin = rpc.origin();
             if origin.is_tuple() {
                 connect.push(origin.ascii_serialization());

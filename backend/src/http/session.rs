@@ -9,19 +9,21 @@ use alloy::primitives::{Address, keccak256};
 use axum::{
     Json,
     extract::{FromRequestParts, State, rejection::JsonRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use rand::{Rng, RngCore, distributions::Alphanumeric, rngs::OsRng};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     context::ApiContext,
     error::{ApiError, ErrorBody, body_rejected},
-    siwe::{COOKIE, NONCE_TTL_SECS},
+    extract::ClientIp,
+    siwe::NONCE_TTL_SECS,
 };
 use crate::{
     Error, Result,
@@ -29,7 +31,12 @@ use crate::{
 };
 
 pub(super) fn router() -> OpenApiRouter<ApiContext> {
-    OpenApiRouter::new().routes(routes!(nonce)).routes(routes!(verify)).routes(routes!(session, sign_out))
+    OpenApiRouter::new()
+        .routes(routes!(nonce))
+        .routes(routes!(verify))
+        .routes(routes!(session, sign_out))
+        // Nonces and sessions are never to be kept by a cache.
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
 }
 
 /// A fresh random token (32 bytes, hex): a session's secret.
@@ -44,16 +51,35 @@ fn token_hash(token: &str) -> String {
     keccak256(token.as_bytes()).to_string()
 }
 
-/// The `session` cookie's value in the request's `Cookie` headers, if any.
-fn session_token(headers: &HeaderMap) -> Option<&str> {
-    headers
+/// The session cookie's value (`name`) in the request's `Cookie` headers, if any; a request with two
+/// is refused: one may have been planted by a sibling origin to run the victim's requests as another.
+fn session_token<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut tokens = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && !value.is_empty())
-        .map(|(_, value)| value)
+        .filter(|(cookie, value)| *cookie == name && !value.is_empty())
+        .map(|(_, value)| value);
+    let token = tokens.next();
+    if tokens.next().is_some() {
+        return Err(ApiError::Unauthorized(format!(
+            "the request carries two {name} cookies: sign out (or clear this site's cookies) and sign in again"
+        )));
+    }
+    Ok(token)
+}
+
+/// Whether `client` may make another sign-in request now, as a 429 if not.
+fn signin_allowed(ctx: &ApiContext, client: std::net::IpAddr) -> Result<(), ApiError> {
+    ctx.guards.signin_allowed(client).map_err(|retry_after_secs| ApiError::TooManyRequests {
+        message: format!(
+            "too many sign-in requests from this address (at most {} a minute): try again in {retry_after_secs} s",
+            ctx.guards.limits.signin_per_client_per_minute
+        ),
+        retry_after_secs,
+    })
 }
 
 /// The signed-in address of a request (its `session` cookie), or a 401 saying why there is none.
@@ -68,7 +94,10 @@ impl FromRequestParts<ApiContext> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, ApiError> {
-        let Some(token) = session_token(&parts.headers) else {
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            ctx.signin.check_origin(&parts.headers)?;
+        }
+        let Some(token) = session_token(&parts.headers, ctx.signin.cookie_name())? else {
             return Err(ApiError::Unauthorized(
                 "not signed in: sign in with Ethereum first (POST /api/siwe/nonce, then /api/siwe/verify)".to_owned(),
             ));
@@ -94,14 +123,25 @@ pub struct NonceView {
     pub chain_id: u64,
 }
 
-/// Issues a nonce for one sign-in (stored, so any replica can check it; valid for 10 minutes).
+/// Issues a nonce for one sign-in (stored, so any replica can check it; valid for 10 minutes). Each
+/// client may ask `SIGNIN_PER_CLIENT_PER_MINUTE` times a minute (verifications included), and at most
+/// `SIGNIN_NONCES_MAX` nonces are outstanding in all.
 #[utoipa::path(post, path = "/api/siwe/nonce", tag = "session", responses(
     (status = 200, description = "A fresh nonce and the domain, URI and chain id the message must name", body = NonceView),
+    (status = 429, description = "Too many sign-in requests from this client; `Retry-After` says when to try again", body = ErrorBody),
     (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
+    (status = 503, description = "Too many sign-ins outstanding in all; `Retry-After` says when to try again", body = ErrorBody),
 ))]
-pub async fn nonce(State(ctx): State<ApiContext>) -> Result<Json<NonceView>, ApiError> {
+pub async fn nonce(State(ctx): State<ApiContext>, ClientIp(client): ClientIp) -> Result<Json<NonceView>, ApiError> {
+    signin_allowed(&ctx, client)?;
     let nonce: String = OsRng.sample_iter(&Alphanumeric).take(24).map(char::from).collect();
-    ctx.store.create_siwe_nonce(&nonce, now_wall() as u64 + NONCE_TTL_SECS).await?;
+    let expires_at = now_wall() as u64 + NONCE_TTL_SECS;
+    if !ctx.store.create_siwe_nonce(&nonce, expires_at, ctx.guards.limits.signin_nonces_max).await? {
+        return Err(ApiError::Unavailable {
+            message: "too many sign-ins are in progress: try again in a minute".to_owned(),
+            retry_after_secs: 60,
+        });
+    }
     Ok(Json(NonceView {
         nonce,
         domain: ctx.signin.domain().to_owned(),
@@ -139,19 +179,25 @@ pub struct SessionView {
     tag = "session",
     request_body = VerifyRequest,
     responses(
-        (status = 200, description = "Signed in; the `session` cookie is set (HttpOnly, SameSite=Strict, Path=/api)", body = SessionView,
+        (status = 200, description = "Signed in; the session cookie is set (HttpOnly, SameSite=Strict; `__Host-session` with Path=/ and Secure over https, `session` with Path=/api over http)", body = SessionView,
             headers(("Set-Cookie" = String, description = "session=<token>; HttpOnly; SameSite=Strict; Path=/api; Max-Age=<seconds>"))),
         (status = 400, description = "The body, the message or the signature is unreadable; the sentence says which", body = ErrorBody),
         (status = 401, description = "A check failed (signature, nonce, domain, URI, chain id or times); the sentence says which", body = ErrorBody),
+        (status = 403, description = "Sent by a page of another site (`Origin` or `Sec-Fetch-Site`)", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 429, description = "Too many sign-in requests from this client; `Retry-After` says when to try again", body = ErrorBody),
         (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
     )
 )]
 pub async fn verify(
     State(ctx): State<ApiContext>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
     body: Result<Json<VerifyRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    ctx.signin.check_origin(&headers)?;
+    signin_allowed(&ctx, client)?;
     let Json(request) =
         body.map_err(|rejection| body_rejected(rejection, r#"{"message": "...", "signature": "0x..."}"#))?;
     let now = now_wall() as u64;
@@ -184,7 +230,7 @@ pub async fn verify(
 /// Who is signed in (the request's `session` cookie).
 #[utoipa::path(get, path = "/api/session", tag = "session", responses(
     (status = 200, description = "The session's address and when it ends", body = SessionView),
-    (status = 401, description = "No session cookie, or an unknown or expired session", body = ErrorBody),
+    (status = 401, description = "No session cookie, two of them, or an unknown or expired session", body = ErrorBody),
     (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
 ))]
 pub async fn session(signed_in: SignedIn) -> Json<SessionView> {
@@ -195,10 +241,13 @@ pub async fn session(signed_in: SignedIn) -> Json<SessionView> {
 #[utoipa::path(delete, path = "/api/session", tag = "session", responses(
     (status = 204, description = "Signed out (also when no session was there); the cookie is cleared",
         headers(("Set-Cookie" = String, description = "session=; ...; Max-Age=0"))),
+    (status = 401, description = "Two session cookies were sent", body = ErrorBody),
+    (status = 403, description = "Sent by a page of another site (`Origin` or `Sec-Fetch-Site`)", body = ErrorBody),
     (status = 500, description = "The store failed; the service logged why", body = ErrorBody),
 ))]
 pub async fn sign_out(State(ctx): State<ApiContext>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(token) = session_token(&headers) {
+    ctx.signin.check_origin(&headers)?;
+    if let Some(token) = session_token(&headers, ctx.signin.cookie_name())? {
         ctx.store.delete_siwe_session(&token_hash(token)).await?;
     }
     let cookie = HeaderValue::from_str(&ctx.signin.cookie("", 0)).map_err(|e| Error::Config(format!("cookie: {e}")))?;

@@ -15,8 +15,11 @@ pub const NONCE_TTL_SECS: u64 = 600;
 pub const MAX_SESSION_SECS: u64 = 24 * 3600;
 /// How far a message's `Issued At` may be ahead of the service's clock (wallets' clocks drift).
 pub const CLOCK_SLACK_SECS: u64 = 60;
-/// The cookie that carries the session's token.
+/// The cookie that carries the session's token over http (a development service): scoped to the API.
 pub const COOKIE: &str = "session";
+/// The cookie over https: the `__Host-` prefix makes the browser refuse one set by a sibling origin (it
+/// must be `Secure`, `Path=/` and have no `Domain`).
+pub const SECURE_COOKIE: &str = "__Host-session";
 
 /// What a sign-in message must name: this service's public URL (`PUBLIC_URL`) and chain.
 #[derive(Debug, Clone)]
@@ -60,10 +63,40 @@ impl SignIn {
         &self.origin
     }
 
+    /// The name of the session cookie: `__Host-session` over https, `session` over http.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure { SECURE_COOKIE } else { COOKIE }
+    }
+
     /// The `Set-Cookie` value that gives the browser `token` for `max_age` seconds (0 clears it).
     pub(super) fn cookie(&self, token: &str, max_age: u64) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/api; Max-Age={max_age}{secure}")
+        if self.secure {
+            format!("{SECURE_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}; Secure")
+        } else {
+            format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/api; Max-Age={max_age}")
+        }
+    }
+
+    /// Refuses a request a browser sent from another site (a cross-site form or script riding on the
+    /// session cookie): its `Sec-Fetch-Site` must be `same-origin` (or `none`: typed by the user), and
+    /// its `Origin`, when sent, this service's. Requests without either (not from a browser) pass: they
+    /// carry no victim's cookie.
+    pub fn check_origin(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("(not text)"));
+        if let Some(site) = header("sec-fetch-site")
+            && !matches!(site, "same-origin" | "none")
+        {
+            return Err(ApiError::Forbidden(format!("a {site} request may not act on a session here")));
+        }
+        if let Some(origin) = header("origin")
+            && origin != self.origin
+        {
+            return Err(ApiError::Forbidden(format!(
+                "a request from {origin} may not act on a session of {}",
+                self.origin
+            )));
+        }
+        Ok(())
     }
 
     /// Checks `text` (an EIP-4361 message) and its EIP-191 `signature` at `now` (unix seconds), all but
@@ -131,5 +164,44 @@ impl SignIn {
             return Err(failed(format!("the message is signed by {signer}, not by its address {claimed}")));
         }
         Ok((message, expires_at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_https_the_session_cookie_is_a_host_cookie() {
+        let secure = SignIn::new("https://conference.example", 1).unwrap();
+        assert_eq!(secure.cookie_name(), "__Host-session");
+        let cookie = secure.cookie("t0k3n", 60);
+        assert!(cookie.starts_with("__Host-session=t0k3n; HttpOnly; SameSite=Strict; Path=/;"), "{cookie}");
+        assert!(cookie.ends_with("; Secure") && !cookie.contains("Domain"), "{cookie}");
+        let plain = SignIn::new("http://127.0.0.1:8080", 1).unwrap();
+        assert_eq!(plain.cookie("t", 60), "session=t; HttpOnly; SameSite=Strict; Path=/api; Max-Age=60");
+    }
+
+    #[test]
+    fn only_this_origin_may_act_on_a_session() {
+        let signin = SignIn::new("https://conference.example", 1).unwrap();
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = axum::http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, axum::http::HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(signin.check_origin(&headers(&[])).is_ok(), "not from a browser");
+        let own = [("origin", "https://conference.example"), ("sec-fetch-site", "same-origin")];
+        assert!(signin.check_origin(&headers(&own)).is_ok());
+        for refused in [
+            &[("origin", "https://evil.example")][..],
+            &[("origin", "https://conference.example.evil.example")],
+            &[("sec-fetch-site", "cross-site")],
+            &[("sec-fetch-site", "same-site"), ("origin", "https://conference.example")],
+        ] {
+            assert!(matches!(signin.check_origin(&headers(refused)), Err(ApiError::Forbidden(_))), "{refused:?}");
+        }
     }
 }

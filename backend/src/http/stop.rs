@@ -28,14 +28,20 @@ pub(super) fn router() -> OpenApiRouter<ApiContext> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StopRequest {
-    /// When the conference stopped (chain seconds); not before it started.
+    /// When the conference stopped (chain seconds); not before it started. At most 2^40 - 1: the signed
+    /// message holds a uint40.
+    #[schema(maximum = 1_099_511_627_775_u64)]
     pub stopped_at: u64,
-    /// Until when the operator may submit the stop (chain seconds).
+    /// Until when the operator may submit the stop (chain seconds), at most 2^40 - 1.
+    #[schema(maximum = 1_099_511_627_775_u64)]
     pub deadline: u64,
     /// 65 bytes, hex with 0x.
     #[schema(pattern = "^0x[0-9a-fA-F]{130}$")]
     pub signature: String,
 }
+
+/// The largest time the typed `Stop` can hold (its fields are uint40).
+const MAX_UINT40: u64 = (1 << 40) - 1;
 
 /// The answer to a stop: whether it was new (the first received counts) and what was recorded.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -54,7 +60,7 @@ pub struct StopAccepted {
     params(("id" = u64, Path, description = "The agreement's on-chain id")),
     request_body = StopRequest,
     responses(
-        (status = 202, description = "Recorded (or already recorded: `accepted` is false)", body = StopAccepted),
+        (status = 202, description = "Recorded; or already recorded, when `accepted` is false and `stop` is the one recorded first", body = StopAccepted),
         (status = 400, description = "The id, the body or the signature is wrong; the sentence says which", body = ErrorBody),
         (status = 404, description = "No such agreement has been seen on-chain", body = ErrorBody),
         (status = 409, description = "The agreement has no running conference to stop", body = ErrorBody),
@@ -71,6 +77,13 @@ async fn signed_stop(
     let Json(request) = body.map_err(|rejection| {
         body_rejected(rejection, r#"{"stoppedAt": seconds, "deadline": seconds, "signature": "0x..."}"#)
     })?;
+    for (field, value) in [("stoppedAt", request.stopped_at), ("deadline", request.deadline)] {
+        if value > MAX_UINT40 {
+            return Err(ApiError::BadRequest(format!(
+                "{field} {value} does not fit the signed message's uint40 (at most {MAX_UINT40})"
+            )));
+        }
+    }
     let agreement = seen_agreement(&ctx.store, id).await?;
     let (ChainStatus::Active, Some(started_at)) = (agreement.chain_status, agreement.started_at) else {
         return Err(ApiError::Conflict(format!(
@@ -104,6 +117,10 @@ async fn signed_stop(
             agreement.customer
         )));
     }
-    let accepted = ctx.store.record_signed_stop(id, agreement.session, &stop).await?;
-    Ok((StatusCode::ACCEPTED, Json(StopAccepted { accepted, stop })))
+    if ctx.store.record_signed_stop(id, agreement.session, &stop).await? {
+        return Ok((StatusCode::ACCEPTED, Json(StopAccepted { accepted: true, stop })));
+    }
+    // The first stop received counts: answer with it, not with this one.
+    let recorded = ctx.store.signed_stop(id, agreement.session).await?.unwrap_or(stop);
+    Ok((StatusCode::ACCEPTED, Json(StopAccepted { accepted: false, stop: recorded })))
 }

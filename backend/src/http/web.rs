@@ -34,6 +34,8 @@ pub async fn serve(method: Method, uri: Uri) -> Response {
             let cache = if name.starts_with("assets/") { IMMUTABLE } else { REVALIDATE };
             file_response(file, cache)
         }
+        // A missing asset is a 404, never the app's page served as a script or a style.
+        None if name.starts_with("assets/") => ApiError::NotFound(format!("no such file: {path}")).into_response(),
         None => match Dist::get("index.html") {
             Some(index) => file_response(index, REVALIDATE),
             None => ApiError::NotFound(format!("no such path: {path}")).into_response(),

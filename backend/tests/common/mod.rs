@@ -106,8 +106,11 @@ pub async fn spawn_api_with(
     store: conference_backend::store::Store,
     join_tokens: conference_backend::tokens::JoinTokens,
 ) -> String {
-    let public =
-        conference_backend::http::public::PublicConfig::new(CHAIN_ID, "http://127.0.0.1:8545".into(), ESCROW.into());
+    let public = conference_backend::http::public::PublicConfig::new(
+        CHAIN_ID,
+        Some("http://127.0.0.1:8545".into()),
+        ESCROW.into(),
+    );
     serve_api(store, public, join_tokens, conference_backend::metrics::Metrics::new(), "http://127.0.0.1:9").await
 }
 
@@ -121,14 +124,32 @@ pub async fn serve_api(
     metrics: conference_backend::metrics::Metrics,
     rpc_url: &str,
 ) -> String {
-    use conference_backend::http::{self, context::ApiContext};
+    let limits = conference_backend::http::limits::Limits::default();
+    serve_api_limited(store, public, join_tokens, metrics, rpc_url, limits).await
+}
+
+/// [`serve_api`] within `limits`, on the service's own HTTP server.
+#[allow(dead_code)]
+pub async fn serve_api_limited(
+    store: conference_backend::store::Store,
+    public: conference_backend::http::public::PublicConfig,
+    join_tokens: conference_backend::tokens::JoinTokens,
+    metrics: conference_backend::metrics::Metrics,
+    rpc_url: &str,
+    limits: conference_backend::http::limits::Limits,
+) -> String {
+    use conference_backend::http::{self, context::ApiContext, limits::Guards, progress::ProgressFeed};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_, leading) = tokio::sync::watch::channel(true);
     let health = conference_backend::health::Health::new(rpc_url, 50, 0, leading).unwrap();
     let signin = conference_backend::http::siwe::SignIn::new(&format!("http://{addr}"), public.chain_id).unwrap();
-    let ctx = ApiContext { store, public, metrics, health, join_tokens, signin };
-    tokio::spawn(async move { axum::serve(listener, http::router(ctx)).await.unwrap() });
+    let progress = ProgressFeed::new(store.clone());
+    tokio::spawn(std::sync::Arc::clone(&progress).run());
+    let guards = Guards::new(limits.clone());
+    let ctx = ApiContext { store, public, metrics, health, join_tokens, signin, guards, progress };
+    let app = http::router(ctx);
+    tokio::spawn(async move { http::server::serve(listener, app, &limits, std::future::pending()).await.unwrap() });
     format!("http://{addr}")
 }
 

@@ -1,0 +1,140 @@
+//! What the progress streams follow: one task per process ([`ProgressFeed::run`]) re-reads an
+//! agreement's record when the store says this process changed it ([`crate::store::Change`]), once for
+//! all the streams that follow it, and on PostgreSQL (where other replicas write too) every
+//! [`REPLICA_POLL`] as well.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::{
+    broadcast::error::{RecvError, TryRecvError},
+    watch,
+};
+use tracing::warn;
+
+use super::views::agreement_view;
+use crate::store::{Change, Dialect, Store};
+
+/// On PostgreSQL, how often followed records are read again for what other replicas changed.
+pub const REPLICA_POLL: Duration = Duration::from_secs(1);
+
+/// What a followed agreement's streams see: the JSON of its record (None until it is seen on-chain).
+type View = Option<Arc<str>>;
+
+/// The agreements followed by this process's streams, each read once per change for all of them.
+pub struct ProgressFeed {
+    store: Store,
+    followed: Mutex<HashMap<u64, Followed>>,
+}
+
+struct Followed {
+    view: watch::Sender<View>,
+    streams: usize,
+}
+
+/// A stream's hold on a followed agreement; the agreement is no longer followed once none holds it.
+pub struct Following {
+    feed: Arc<ProgressFeed>,
+    id: u64,
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        let mut followed = self.feed.followed.lock().expect("not poisoned");
+        if let Some(entry) = followed.get_mut(&self.id) {
+            entry.streams -= 1;
+            if entry.streams == 0 {
+                followed.remove(&self.id);
+            }
+        }
+    }
+}
+
+impl ProgressFeed {
+    /// The feed over `store`; [`ProgressFeed::run`] keeps it current.
+    pub fn new(store: Store) -> Arc<Self> {
+        Arc::new(Self { store, followed: Mutex::default() })
+    }
+
+    /// Follows agreement `id` from `view` (what the new stream read itself): its later records.
+    pub fn follow(self: &Arc<Self>, id: u64, view: View) -> (watch::Receiver<View>, Following) {
+        let mut followed = self.followed.lock().expect("not poisoned");
+        let entry = followed.entry(id).or_insert_with(|| Followed { view: watch::Sender::new(view), streams: 0 });
+        entry.streams += 1;
+        let mut receiver = entry.view.subscribe();
+        receiver.mark_unchanged();
+        (receiver, Following { feed: Arc::clone(self), id })
+    }
+
+    /// How many agreements are followed now.
+    pub fn followed(&self) -> usize {
+        self.followed.lock().expect("not poisoned").len()
+    }
+
+    /// Reads again the followed agreements the store changes (and, on PostgreSQL, all of them every
+    /// [`REPLICA_POLL`]) and hands each new record to its streams. Runs for the process's life.
+    pub async fn run(self: Arc<Self>) {
+        let mut changes = self.store.subscribe();
+        let replicas = self.store.dialect() == Dialect::Postgres;
+        let mut poll = tokio::time::interval(REPLICA_POLL);
+        loop {
+            let mut due: HashSet<u64> = HashSet::new();
+            let mut all = false;
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(Change::Agreement(id)) => { due.insert(id); }
+                    Ok(Change::All) | Err(RecvError::Lagged(_)) => all = true,
+                    Err(RecvError::Closed) => return,
+                },
+                _ = poll.tick(), if replicas => all = true,
+            }
+            // Whatever else arrived meanwhile is taken in the same round.
+            loop {
+                match changes.try_recv() {
+                    Ok(Change::Agreement(id)) => {
+                        due.insert(id);
+                    }
+                    Ok(Change::All) | Err(TryRecvError::Lagged(_)) => all = true,
+                    Err(_) => break,
+                }
+            }
+            let ids: Vec<u64> = {
+                let followed = self.followed.lock().expect("not poisoned");
+                followed.keys().copied().filter(|id| all || due.contains(id)).collect()
+            };
+            for id in ids {
+                self.refresh(id).await;
+            }
+        }
+    }
+
+    async fn refresh(&self, id: u64) {
+        let view = match read_view(&self.store, id).await {
+            Ok(view) => view,
+            Err(err) => {
+                // The streams keep what they sent; the next change reads again.
+                warn!(agreement = id, error = %err, kind = err.label(), "progress: read failed");
+                return;
+            }
+        };
+        if let Some(entry) = self.followed.lock().expect("not poisoned").get(&id) {
+            entry.view.send_if_modified(|current| {
+                let changed = *current != view;
+                if changed {
+                    *current = view;
+                }
+                changed
+            });
+        }
+    }
+}
+
+/// The JSON of `GET /api/agreements/{id}`, or None if the agreement has not been seen on-chain.
+pub async fn read_view(store: &Store, id: u64) -> crate::Result<View> {
+    let Some(view) = agreement_view(store, id).await? else { return Ok(None) };
+    let json = serde_json::to_string(&view).map_err(|e| crate::Error::Config(format!("agreement {id}'s view: {e}")))?;
+    Ok(Some(json.into()))
+}
