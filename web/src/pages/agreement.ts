@@ -9,7 +9,7 @@ import { config, regionNames, token as tokenOf, type Config, type TokenInfo } fr
 import { h, replace, showError, showNotice } from '../dom';
 import { UserError, userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
-import type { Page } from '../main';
+import type { Page } from '../router';
 import { ensureSession } from '../siwe';
 import { account, ready, send, signTypedData } from '../wallet';
 

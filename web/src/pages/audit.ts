@@ -9,7 +9,7 @@ import { h, replace, showNotice } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
 import { readLedger, selfCheck, serviceMismatches, toCsv, usedSeconds, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
-import type { Page } from '../main';
+import type { Page } from '../router';
 
 /** The audit table's columns. */
 const COLUMNS = ['Agreement', 'Offer', 'Status', 'Check', 'Deposit', 'Used', 'Availability', 'Charged', 'Refund', ''];

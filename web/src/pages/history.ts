@@ -4,7 +4,7 @@ import { config, token as tokenOf } from '../config';
 import { h, replace, showError } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatTime } from '../format';
-import type { Page } from '../main';
+import type { Page } from '../router';
 import { account, connect, onWalletChange } from '../wallet';
 
 const page: Page = async (root) => {
