@@ -117,13 +117,6 @@ function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummar
   return detail ? [row, detail, evidence] : [row, evidence];
 }
 
-interface ProbesView {
-  agreementId: number;
-  fullRefundBelowBps: number;
-  currentSession: number;
-  sessions: { session: number; tally: { probes: number; probesOk: number }; availabilityBps: number; probes: { at: number; ok: boolean; detail: string | null }[] }[];
-}
-
 /** The availability evidence: the service's probes per conference beside what each settlement reported. */
 async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement): Promise<void> {
   const t = token(cfg, ag.tokenId);
@@ -144,7 +137,7 @@ async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement)
     })));
   let probes: HTMLElement;
   try {
-    const view = (await api.probes(ag.id)) as ProbesView;
+    const view = await api.probes(ag.id);
     probes = view.sessions.length
       ? h('table', { class: 'probes' },
         h('caption', {}, `The service’s probes (below ${formatBps(view.fullRefundBelowBps)} the customer pays nothing)`),

@@ -53,7 +53,7 @@ const page: Page = async (root) => {
                   h('td', {}, h('span', { class: 'badge', 'data-status': a.status }, a.status)),
                   h('td', { class: 'amount' }, formatAmount(BigInt(a.deposit), token)),
                   h('td', { class: 'amount' }, formatAmount(BigInt(a.charged), token)),
-                  h('td', { class: 'amount' }, a.refund === null ? '—' : formatAmount(BigInt(a.refund), token)),
+                  h('td', { class: 'amount' }, a.refund == null ? '—' : formatAmount(BigInt(a.refund), token)),
                   h('td', {}, formatTime(a.signedAt)),
                 );
               }),
