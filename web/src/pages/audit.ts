@@ -20,9 +20,9 @@ const PROBE_COLUMNS = ['Conference', 'Probes', 'OK', 'Availability measured', 'F
 
 /** A table's scroll box. The tables fit a 1280 px window and become one card per row below 760 px
  *  (style.css, `table.cards`); in between, or with unusually long figures, a table can still be wider than
- *  its box, and then the box scrolls. */
-function scrollBox(_label: string, table: HTMLTableElement): HTMLElement {
-  return h('div', { class: 'table-scroll' }, table);
+ *  its box, so the box is a labelled region that takes focus and scrolls from the keyboard. */
+function scrollBox(label: string, table: HTMLTableElement): HTMLElement {
+  return h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': label }, table);
 }
 
 /** The most agreements the service lists in one answer (the API's maximum). */
