@@ -1,5 +1,5 @@
 // The production build goes to dist/, which the backend embeds (rust-embed) and serves at `/`; every
-// other page path falls back to index.html, where src/main.ts routes. `npm run dev` serves the sources
+// other page path falls back to index.html, where src/router.ts routes. `npm run dev` serves the sources
 // with the API proxied to a backend on 127.0.0.1:8080 (`make run`).
 import { defineConfig } from 'vite';
 

@@ -1,41 +1,21 @@
 // What the backend tells the page about the chain and itself (`GET /api/config`), loaded once.
 
-export interface TokenInfo {
-  /** 0 for ETH, else the escrow's ERC-20 token id. */
-  id: number;
-  symbol: string;
-  decimals: number;
-  address: `0x${string}` | null;
-}
+import type { Address } from 'viem';
+import type { ContractInfo as ContractSchema, PublicConfig, Refine, TokenInfo as TokenSchema } from './api';
 
-export interface ContractInfo {
-  name: string;
-  address: `0x${string}`;
-  compiler: string;
-  optimizer: { enabled: boolean; runs: number };
-  evmVersion: string;
-  sourceUrl: string | null;
-}
+// The answer's types come from the OpenAPI document (api.ts); here only addresses are narrowed to viem's
+// `0x…` type, which the contract calls take.
 
-export interface Config {
-  chainId: number;
-  rpcUrl: string;
-  escrow: `0x${string}`;
-  book: `0x${string}`;
-  registry: `0x${string}`;
-  /** The first block worth reading events from (the escrow's deployment). */
-  deployBlock: number;
-  orchestrator: 'local' | 'kubernetes' | 'noop';
-  publicUrl: string;
-  tokens: TokenInfo[];
-  /** Names of the region bits 0, 1, 2, … of the contracts' region masks. */
-  regions: string[];
-  contracts: ContractInfo[];
-  /** A block explorer's base URL for links to transactions and addresses, or null on a local chain. */
-  explorer: string | null;
-  /** Custom error selectors (0x + 8 hex digits) to their names, for explaining reverts. */
-  errors: Record<string, string>;
-}
+/** A currency agreements can be paid in: id 0 for ETH, else the escrow's ERC-20 token id. */
+export type TokenInfo = Refine<TokenSchema, { address: Address | null }>;
+
+/** A contract of the service and how it was compiled. */
+export type ContractInfo = Refine<ContractSchema, { address: Address }>;
+
+/** The chain, its contracts (`deployBlock`: the first block worth reading events from), the tokens, the
+ *  region names (bit i of the contracts' masks), the explorer (null on a local chain) and the custom
+ *  error selectors, for explaining reverts. */
+export type Config = Refine<PublicConfig, { escrow: Address; book: Address; registry: Address; tokens: TokenInfo[]; contracts: ContractInfo[] }>;
 
 let loaded: Promise<Config> | undefined;
 

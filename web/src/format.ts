@@ -15,6 +15,27 @@ export function formatAmount(value: bigint | string, token: { symbol: string; de
   return `${formatUnitsExact(BigInt(value), token.decimals)} ${token.symbol}`;
 }
 
+/** An amount for a glance, where the exact figure is a hover away (a `title`): four decimals, or four
+ *  significant digits below one whole unit, cut (never rounded up, so it never shows more than there
+ *  is), trailing zeros trimmed. 9999996281156172174891n with 18 decimals → "9999.9962",
+ *  123456789012345n → "0.0001234", 5n * 10n ** 18n → "5". */
+export function formatUnitsShort(value: bigint, decimals: number, digits = 4): string {
+  const negative = value < 0n;
+  const abs = negative ? -value : value;
+  const base = 10n ** BigInt(decimals);
+  const whole = abs / base;
+  const fraction = (abs % base).toString().padStart(decimals, '0');
+  const leadingZeros = fraction.length - fraction.replace(/^0+/, '').length;
+  const kept = fraction.slice(0, whole === 0n ? leadingZeros + digits : digits).replace(/0+$/, '');
+  return `${negative ? '-' : ''}${whole}${kept ? `.${kept}` : ''}`;
+}
+
+/** `formatUnitsShort` with the token's symbol: "9999.9962 ETH". Pair it with `formatAmount` as the
+ *  element's `title`, so the exact figure stays readable. */
+export function formatAmountShort(value: bigint | string, token: { symbol: string; decimals: number }): string {
+  return `${formatUnitsShort(BigInt(value), token.decimals)} ${token.symbol}`;
+}
+
 /** 9876 → "98.76%", 10000 → "100%". */
 export function formatBps(bps: number): string {
   const whole = Math.trunc(bps / 100);

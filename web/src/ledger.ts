@@ -399,9 +399,9 @@ export function serviceMismatches(ag: LedgerAgreement, summary: AgreementSummary
   check('price', String(ag.expectedPrice), summary.price);
   check('deposit', String(ag.expectedDeposit ?? ag.deposit), summary.deposit);
   check('charged', String(ag.expectedCharged), summary.charged);
-  check('refund', ag.expectedRefund === null ? null : String(ag.expectedRefund), summary.refund);
+  check('refund', ag.expectedRefund === null ? null : String(ag.expectedRefund), summary.refund ?? null);
   const lastSettled = [...ag.sessions].reverse().find((s) => s.availabilityBps !== null);
-  if (lastSettled) check('availability', String(lastSettled.availabilityBps), summary.availabilityBps === null ? null : String(summary.availabilityBps));
+  if (lastSettled) check('availability', String(lastSettled.availabilityBps), summary.availabilityBps == null ? null : String(summary.availabilityBps));
   check('status', ag.status, summary.chainStatus);
   return out;
 }

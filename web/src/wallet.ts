@@ -16,7 +16,7 @@ import { erc20Abi, explorerLink, publicClient, serviceChain } from './chain';
 import { config, type Config } from './config';
 import { h, replace, showError, showNotice } from './dom';
 import { errorCode, UserError, userMessage } from './errors';
-import { formatAmount, shortAddress } from './format';
+import { formatAmount, formatAmountShort, shortAddress } from './format';
 
 /** What an EIP-1193 provider offers the page. */
 export interface Eip1193 {
@@ -315,8 +315,15 @@ async function refreshBalances(): Promise<void> {
             : ((await reader.readContract({ address: token.address, abi: erc20Abi, functionName: 'balanceOf', args: [state.account!] })) as bigint);
         return h(
           'li',
-          { id: token.address === null ? 'balance' : `balance-${token.id}`, 'data-testid': `balance-${token.symbol}`, 'data-units': units.toString(), 'data-wei': token.address === null ? units.toString() : null },
-          formatAmount(units, token),
+          {
+            id: token.address === null ? 'balance' : `balance-${token.id}`,
+            'data-testid': `balance-${token.symbol}`,
+            'data-units': units.toString(),
+            'data-wei': token.address === null ? units.toString() : null,
+            // The exact balance on hover; the header itself shows four decimals.
+            title: formatAmount(units, token),
+          },
+          formatAmountShort(units, token),
         );
       }),
     );

@@ -3,13 +3,13 @@
 // customer's actions (stop with a transaction or a gasless signature; start, close, for minutes and
 // windows), and the settlement with the charge recomputed here from the chain's figures.
 import { isAddress, type Address } from 'viem';
-import { api, follow, type AgreementView } from '../api';
+import { api, follow, type AgreementView, type Quality, type SettledSession } from '../api';
 import { chargeOf, CHAIN_STATUS, escrowAbi, explorerLink, publicClient, type ChainAgreement } from '../chain';
 import { config, regionNames, token as tokenOf, type Config, type TokenInfo } from '../config';
 import { h, replace, showError, showNotice } from '../dom';
 import { UserError, userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
-import type { Page } from '../main';
+import type { Page } from '../router';
 import { ensureSession } from '../siwe';
 import { account, ready, send, signTypedData } from '../wallet';
 
@@ -49,15 +49,6 @@ const STATUS_TEXT: Record<string, string> = {
 
 /** How long the service may take to submit a gasless stop, in seconds. */
 const STOP_SIGNATURE_VALID_S = 600;
-
-interface SessionRecord {
-  session: number;
-  startedAt: number | null;
-  endedAt: number | null;
-  availabilityBps: number;
-  charge: string;
-  settleTx: string;
-}
 
 /** What the page reads from the escrow itself, to check the service's figures. */
 interface ChainFacts {
@@ -205,7 +196,7 @@ const page: Page = async (root, [idText]) => {
   }
 
   function tick(v: AgreementView, token: TokenInfo): void {
-    if (v.status !== 'active' || v.startedAt === null) return;
+    if (v.status !== 'active' || v.startedAt == null) return;
     const elapsed = Math.max(0, Math.min(chainNow(), v.endsAt ?? Infinity) - v.startedAt);
     const price = BigInt(v.price);
     const cost = chargeOf(v.model, price, BigInt(elapsed), chain?.minimumCharge ?? 0n, 10000);
@@ -231,12 +222,12 @@ const page: Page = async (root, [idText]) => {
       const left = chain.agreement.duration;
       rows.push(['Minutes left', h('span', { id: 'minutes-left', 'data-seconds': left, 'data-testid': 'minutes-left' }, formatDuration(left))]);
     }
-    if (v.model === 'flexiblePeriod' && (chain?.window || v.windowFrom !== null)) {
+    if (v.model === 'flexiblePeriod' && (chain?.window || v.windowFrom != null)) {
       const from = chain?.window?.from ?? v.windowFrom!;
       const to = chain?.window?.to ?? v.windowTo!;
       rows.push(['Window', h('span', { id: 'window', 'data-from': from, 'data-to': to }, `${formatTime(from)} – ${formatTime(to)}`)]);
     }
-    if (v.region !== null) rows.push(['Ran in', cfg.regions[v.region] ?? `region ${v.region}`]);
+    if (v.region != null) rows.push(['Ran in', cfg.regions[v.region] ?? `region ${v.region}`]);
     replace(facts, ...rows.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)]));
   }
 
@@ -289,7 +280,7 @@ const page: Page = async (root, [idText]) => {
   /** Stops without a transaction: the customer signs an EIP-712 `Stop`; the service submits it with the settlement. */
   async function stopBySignature(): Promise<void> {
     const v = view;
-    if (busy || !v || v.status !== 'active' || v.startedAt === null) return;
+    if (busy || !v || v.status !== 'active' || v.startedAt == null) return;
     busy = true;
     showError(null);
     renderActions(v);
@@ -314,18 +305,18 @@ const page: Page = async (root, [idText]) => {
   }
 
   function renderSettlement(v: AgreementView, token: TokenInfo): void {
-    const sessions = v.sessions as unknown as SessionRecord[];
+    const sessions = v.sessions;
     const show = v.status === 'settled' || v.status === 'refunded' || sessions.length > 0;
     settlement.hidden = !show;
     if (!show) return;
-    const used = sessions.reduce((sum, s) => sum + (s.endedAt !== null && s.startedAt !== null ? s.endedAt - s.startedAt : 0), 0);
+    const used = sessions.reduce((sum, s) => sum + (s.endedAt != null && s.startedAt != null ? s.endedAt - s.startedAt : 0), 0);
     const charged = BigInt(v.charged);
     const refund = v.status === 'settled' || v.status === 'refunded' ? BigInt(v.refund ?? chain?.closed?.refund.toString() ?? '0') : null;
     const rows: (Node | null)[] = [
       h('dt', {}, 'Time used'),
       h('dd', { id: 'used-seconds', 'data-seconds': used }, formatDuration(used)),
       h('dt', {}, 'Availability'),
-      h('dd', { id: 'availability', 'data-bps': v.availabilityBps ?? '' }, v.availabilityBps === null ? '—' : formatBps(v.availabilityBps)),
+      h('dd', { id: 'availability', 'data-bps': v.availabilityBps ?? '' }, v.availabilityBps == null ? '—' : formatBps(v.availabilityBps)),
       h('dt', {}, 'Charged'),
       h('dd', {}, h('span', { id: 'charge', 'data-testid': 'charge', 'data-wei': charged.toString(), 'data-units': charged.toString() }, formatAmount(charged, token))),
       h('dt', {}, 'Refunded to you'),
@@ -334,21 +325,21 @@ const page: Page = async (root, [idText]) => {
     replace(
       settlement,
       h('h2', { id: 'settlement-title' }, 'Settlement'),
-      v.availabilityBps !== null && v.availabilityBps < 7500 ? h('p', {}, 'The conference was available less than 75% of the time, so nothing was charged.') : null,
+      v.availabilityBps != null && v.availabilityBps < 7500 ? h('p', {}, 'The conference was available less than 75% of the time, so nothing was charged.') : null,
       h('dl', { class: 'facts' }, ...rows),
       check(v, token, sessions),
     );
   }
 
   /** The charge recomputed from the chain's figures with the contracts' formula, beside the escrow's. */
-  function check(v: AgreementView, token: TokenInfo, sessions: SessionRecord[]): HTMLElement | null {
+  function check(v: AgreementView, token: TokenInfo, sessions: SettledSession[]): HTMLElement | null {
     if (!chain || chain.settled.length === 0) return null;
     const price = chain.agreement.price;
     const figures: { used: bigint; bps: number; charge: bigint }[] = [];
     if (v.model === 'timeLimited') {
       chain.settled.forEach((s, i) => {
         const record = sessions[i];
-        const used = record && record.endedAt !== null && record.startedAt !== null ? BigInt(record.endedAt - record.startedAt) : 0n;
+        const used = record && record.endedAt != null && record.startedAt != null ? BigInt(record.endedAt - record.startedAt) : 0n;
         figures.push({ used, bps: s.availabilityBps, charge: s.charge });
       });
     } else {
@@ -379,7 +370,7 @@ const page: Page = async (root, [idText]) => {
     const list = transactions.querySelector('#transactions')!;
     const items: [string, string][] = [];
     for (const step of ['sign', 'activate', 'stop', 'settle'] as const) if (v.transactions[step]) items.push([step, v.transactions[step]!]);
-    for (const s of v.sessions as unknown as SessionRecord[]) if (s.settleTx && !items.some(([, hash]) => hash === s.settleTx)) items.push([`settle (session ${s.session})`, s.settleTx]);
+    for (const s of v.sessions) if (s.settleTx && !items.some(([, hash]) => hash === s.settleTx)) items.push([`settle (session ${s.session})`, s.settleTx]);
     if (chain?.closed) items.push(['close', chain.closed.tx]);
     transactions.hidden = items.length === 0;
     replace(
@@ -477,7 +468,7 @@ function participantsForm(cfg: Config, id: number, slot: HTMLElement, currentVie
         throw new UserError(`Only the customer who signed this agreement (${v.customer}) can register participants: switch to that account in your wallet.`);
       }
       await ensureSession(me);
-      const answer = await api.registerParticipants(id, list, quality.value as 'sd' | 'hd' | 'fullhd');
+      const answer = await api.registerParticipants(id, list, quality.value as Quality);
       replace(result, `Registered ${answer.count} participant${answer.count === 1 ? '' : 's'} in ${answer.quality} at ${formatTime(answer.issuedAt)}.`);
       result.dataset.count = String(answer.count);
     } catch (err) {

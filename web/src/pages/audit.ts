@@ -9,10 +9,21 @@ import { h, replace, showNotice } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
 import { readLedger, selfCheck, serviceMismatches, toCsv, usedSeconds, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
-import type { Page } from '../main';
+import type { Page } from '../router';
 
 /** The audit table's columns. */
 const COLUMNS = ['Agreement', 'Offer', 'Status', 'Check', 'Deposit', 'Used', 'Availability', 'Charged', 'Refund', ''];
+
+/** The columns of an agreement's conferences (its evidence) and of the service's probes. */
+const SETTLEMENT_COLUMNS = ['#', 'Started', 'Ended', 'Region', 'Availability reported', 'Charge (event)', 'Charge (recomputed)', 'Transaction'];
+const PROBE_COLUMNS = ['Conference', 'Probes', 'OK', 'Availability measured', 'Failures'];
+
+/** A table's scroll box. The tables fit a 1280 px window and become one card per row below 760 px
+ *  (style.css, `table.cards`); in between, or with unusually long figures, a table can still be wider than
+ *  its box, so the box is a labelled region that takes focus and scrolls from the keyboard. */
+function scrollBox(label: string, table: HTMLTableElement): HTMLElement {
+  return h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': label }, table);
+}
 
 /** The most agreements the service lists in one answer (the API's maximum). */
 const PAGE = 1000;
@@ -48,19 +59,20 @@ function contractsSection(cfg: Config): HTMLElement {
         : h('code', { class: 'verify mono' }, verifyCommand(cfg, c));
     return h('tr', { 'data-contract': c.name },
       h('th', { scope: 'row' }, c.name),
-      h('td', { class: 'mono', 'data-address': c.address }, c.address),
-      h('td', {}, cfg.chainId),
-      h('td', { class: 'mono' }, c.compiler),
-      h('td', {}, c.optimizer.enabled ? `on, ${c.optimizer.runs} runs` : 'off'),
-      h('td', {}, c.evmVersion),
-      h('td', {}, verify));
+      h('td', { class: 'mono address', 'data-label': 'Address', 'data-address': c.address }, c.address),
+      h('td', { 'data-label': 'Chain' }, cfg.chainId),
+      // A line may break after the version's `+`, never inside the commit.
+      h('td', { class: 'mono compiler', 'data-label': 'Compiler' }, ...c.compiler.split('+').flatMap((part, i) => (i ? ['+', h('wbr'), part] : [part]))),
+      h('td', { 'data-label': 'Optimizer' }, c.optimizer.enabled ? `on, ${c.optimizer.runs} runs` : 'off'),
+      h('td', { 'data-label': 'EVM' }, c.evmVersion),
+      h('td', { class: 'verify-cell', 'data-label': 'Verify' }, verify));
   });
-  return h('section', { class: 'card', id: 'contracts', 'aria-labelledby': 'contracts-title' },
+  return h('section', { class: 'card wide', id: 'contracts', 'aria-labelledby': 'contracts-title' },
     h('h2', { id: 'contracts-title' }, 'Contracts'),
     h('p', { class: 'hint' }, 'The code that holds the money. Check it is the code in the repository: follow the link, or run the command from a checkout (',
       h('code', {}, 'contracts/script/verify-local.sh'), ' does the same offline).'),
-    h('div', { class: 'table-scroll' },
-      h('table', {},
+    scrollBox('Contracts',
+      h('table', { class: 'cards' },
         h('thead', {}, h('tr', {}, ...['Contract', 'Address', 'Chain', 'Compiler', 'Optimizer', 'EVM', 'Verify'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, ...rows))));
 }
@@ -76,8 +88,8 @@ function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummar
   const t = token(cfg, ag.tokenId);
   const mismatches = [...ag.mismatches, ...serviceMismatches(ag, summary)];
   const last = [...ag.sessions].reverse().find((s) => s.availabilityBps !== null);
-  const amount = (value: bigint | null, id: string, service: string | null | undefined, chain: bigint | null) =>
-    h('td', { class: 'amount', 'data-figure': id, 'data-wei': value === null ? '' : String(value), 'data-chain': chain === null ? '' : String(chain), 'data-service': service ?? '' },
+  const amount = (value: bigint | null, id: string, label: string, service: string | null | undefined, chain: bigint | null) =>
+    h('td', { class: 'amount', 'data-label': label, 'data-figure': id, 'data-wei': value === null ? '' : String(value), 'data-chain': chain === null ? '' : String(chain), 'data-service': service ?? '' },
       value === null ? '—' : formatAmount(value, t));
   const evidence = h('tr', { class: 'evidence', hidden: true, 'data-evidence-for': ag.id }, h('td', { colspan: COLUMNS.length }, 'Loading the evidence…'));
   let loaded = false;
@@ -98,16 +110,16 @@ function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummar
     'data-mismatch': mismatches.length ? figures.join(' ') : null,
   },
     h('th', { scope: 'row' }, h('a', { href: `/agreement/${ag.id}` }, `#${ag.id}`), h('br'), h('span', { class: 'muted mono', title: ag.customer }, shortAddress(ag.customer))),
-    h('td', {}, `offer ${ag.offerId}, terms ${ag.termsId}`, h('br'), h('span', { class: 'muted' }, ag.model)),
-    h('td', { 'data-status': ag.status }, ag.status),
-    h('td', { class: mismatches.length ? 'check warn' : 'check ok', 'data-mismatches': mismatches.length },
+    h('td', { 'data-label': 'Offer' }, h('span', { class: 'nowrap' }, `offer ${ag.offerId},`), ' ', h('span', { class: 'nowrap' }, `terms ${ag.termsId}`), h('br'), h('span', { class: 'muted' }, ag.model)),
+    h('td', { 'data-label': 'Status', 'data-status': ag.status }, ag.status),
+    h('td', { class: mismatches.length ? 'check warn' : 'check ok', 'data-label': 'Check', 'data-mismatches': mismatches.length },
       mismatches.length ? `⚠ ${figures.join(', ')} differ${figures.length === 1 ? 's' : ''}` : '✓ agrees'),
-    amount(ag.deposit, 'deposit', summary?.deposit, ag.deposit),
-    h('td', { 'data-seconds': usedSeconds(ag) }, ag.sessions.length ? formatDuration(usedSeconds(ag)) : '—'),
-    h('td', { 'data-bps': last?.availabilityBps ?? '' }, last?.availabilityBps != null ? formatBps(last.availabilityBps) : '—'),
-    amount(ag.expectedCharged, 'charged', summary?.charged, ag.charged),
-    amount(ag.expectedRefund, 'refund', summary?.refund, ag.refund),
-    h('td', {}, toggle));
+    amount(ag.deposit, 'deposit', 'Deposit', summary?.deposit, ag.deposit),
+    h('td', { class: 'nowrap', 'data-label': 'Used', 'data-seconds': usedSeconds(ag) }, ag.sessions.length ? formatDuration(usedSeconds(ag)) : '—'),
+    h('td', { 'data-label': 'Availability', 'data-bps': last?.availabilityBps ?? '' }, last?.availabilityBps != null ? formatBps(last.availabilityBps) : '—'),
+    amount(ag.expectedCharged, 'charged', 'Charged', summary?.charged, ag.charged),
+    amount(ag.expectedRefund, 'refund', 'Refund', summary?.refund, ag.refund),
+    h('td', { class: 'actions' }, toggle));
   // What differs, spelled out in a full-width row under the flagged one: expected against shown.
   const detail = mismatches.length
     ? h('tr', { class: 'mismatch-detail', 'data-mismatch-for': ag.id },
@@ -117,44 +129,38 @@ function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummar
   return detail ? [row, detail, evidence] : [row, evidence];
 }
 
-interface ProbesView {
-  agreementId: number;
-  fullRefundBelowBps: number;
-  currentSession: number;
-  sessions: { session: number; tally: { probes: number; probesOk: number }; availabilityBps: number; probes: { at: number; ok: boolean; detail: string | null }[] }[];
-}
-
 /** The availability evidence: the service's probes per conference beside what each settlement reported. */
 async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement): Promise<void> {
   const t = token(cfg, ag.tokenId);
-  const settlements = h('table', { class: 'settlements' },
+  const [number, started, ended, region, availability, charge, recomputed, transaction] = SETTLEMENT_COLUMNS;
+  const settlements = h('table', { class: 'settlements cards' },
     h('caption', {}, 'On-chain, per conference'),
-    h('thead', {}, h('tr', {}, ...['#', 'Started', 'Ended', 'Region', 'Availability reported', 'Charge (event)', 'Charge (recomputed)', 'Transaction'].map((x) => h('th', { scope: 'col' }, x)))),
+    h('thead', {}, h('tr', {}, ...SETTLEMENT_COLUMNS.map((x) => h('th', { scope: 'col' }, x)))),
     h('tbody', {}, ...ag.sessions.map((s, i) => {
       const link = s.settleTx ? explorerLink(cfg, 'tx', s.settleTx) : null;
       return h('tr', { 'data-session': i + 1 },
-        h('td', {}, i + 1),
-        h('td', {}, s.startedAt === null ? 'never started' : formatTime(s.startedAt)),
-        h('td', {}, s.endedAt === null ? '—' : formatTime(s.endedAt)),
-        h('td', {}, s.region === null ? '—' : regionNames(cfg, 1 << s.region).join('') || `region ${s.region}`),
-        h('td', { 'data-bps': s.availabilityBps ?? '' }, s.availabilityBps === null ? 'not settled' : formatBps(s.availabilityBps)),
-        h('td', { 'data-wei': s.charge === null ? '' : String(s.charge) }, s.charge === null ? '—' : formatAmount(s.charge, t)),
-        h('td', { 'data-wei': s.expectedCharge === null ? '' : String(s.expectedCharge) }, s.expectedCharge === null ? '—' : formatAmount(s.expectedCharge, t)),
-        h('td', { class: 'mono' }, s.settleTx ? (link ? h('a', { href: link, target: '_blank', rel: 'noopener' }, shortAddress(s.settleTx)) : s.settleTx) : '—'));
+        h('th', { scope: 'row', 'data-label': number }, i + 1),
+        h('td', { 'data-label': started }, s.startedAt === null ? 'never started' : formatTime(s.startedAt)),
+        h('td', { 'data-label': ended }, s.endedAt === null ? '—' : formatTime(s.endedAt)),
+        h('td', { 'data-label': region }, s.region === null ? '—' : regionNames(cfg, 1 << s.region).join('') || `region ${s.region}`),
+        h('td', { 'data-label': availability, 'data-bps': s.availabilityBps ?? '' }, s.availabilityBps === null ? 'not settled' : formatBps(s.availabilityBps)),
+        h('td', { class: 'amount', 'data-label': charge, 'data-wei': s.charge === null ? '' : String(s.charge) }, s.charge === null ? '—' : formatAmount(s.charge, t)),
+        h('td', { class: 'amount', 'data-label': recomputed, 'data-wei': s.expectedCharge === null ? '' : String(s.expectedCharge) }, s.expectedCharge === null ? '—' : formatAmount(s.expectedCharge, t)),
+        h('td', { class: 'mono', 'data-label': transaction }, s.settleTx ? (link ? h('a', { href: link, target: '_blank', rel: 'noopener' }, shortAddress(s.settleTx)) : s.settleTx) : '—'));
     })));
   let probes: HTMLElement;
   try {
-    const view = (await api.probes(ag.id)) as ProbesView;
+    const view = await api.probes(ag.id);
     probes = view.sessions.length
-      ? h('table', { class: 'probes' },
+      ? h('table', { class: 'probes cards' },
         h('caption', {}, `The service’s probes (below ${formatBps(view.fullRefundBelowBps)} the customer pays nothing)`),
-        h('thead', {}, h('tr', {}, ...['Conference', 'Probes', 'OK', 'Availability measured', 'Failures'].map((x) => h('th', { scope: 'col' }, x)))),
+        h('thead', {}, h('tr', {}, ...PROBE_COLUMNS.map((x) => h('th', { scope: 'col' }, x)))),
         h('tbody', {}, ...view.sessions.map((s) => h('tr', { 'data-probe-session': s.session },
-          h('td', {}, s.session),
-          h('td', { 'data-probes': s.tally.probes }, s.tally.probes),
-          h('td', { 'data-probes-ok': s.tally.probesOk }, s.tally.probesOk),
-          h('td', { 'data-bps': s.availabilityBps }, formatBps(s.availabilityBps)),
-          h('td', {}, s.probes.filter((p) => !p.ok).slice(-5).map((p) => `${formatTime(p.at)}: ${p.detail ?? 'failed'}`).join('; ') || 'none')))))
+          h('th', { scope: 'row', 'data-label': PROBE_COLUMNS[0] }, s.session),
+          h('td', { 'data-label': PROBE_COLUMNS[1], 'data-probes': s.tally.probes }, s.tally.probes),
+          h('td', { 'data-label': PROBE_COLUMNS[2], 'data-probes-ok': s.tally.probesOk }, s.tally.probesOk),
+          h('td', { 'data-label': PROBE_COLUMNS[3], 'data-bps': s.availabilityBps }, formatBps(s.availabilityBps)),
+          h('td', { 'data-label': PROBE_COLUMNS[4] }, s.probes.filter((p) => !p.ok).slice(-5).map((p) => `${formatTime(p.at)}: ${p.detail ?? 'failed'}`).join('; ') || 'none')))))
       : h('p', { class: 'muted' }, 'The service recorded no probes for this agreement (no conference ran, or none long enough to be probed): settlement then reports full availability.');
   } catch (err) {
     probes = h('p', { class: 'alert' }, `The service’s probes could not be read: ${userMessage(err)}`);
@@ -183,14 +189,14 @@ const page: Page = async (root) => {
     h('p', {}, 'Everything below is read from the chain through ', h('code', {}, cfg.rpcUrl),
       ' and recomputed in this page from the contracts’ formulas; the service’s own figures are only compared, never trusted. No wallet is needed.'),
     contractsSection(cfg),
-    h('section', { class: 'card', id: 'agreements-section', 'aria-labelledby': 'agreements-title' },
+    h('section', { class: 'card wide', id: 'agreements-section', 'aria-labelledby': 'agreements-title' },
       h('h2', { id: 'agreements-title' }, 'Agreements and settlements'),
       h('p', { id: 'self-check', 'data-failures': checks.length, class: checks.length ? 'alert' : 'hint' },
         checks.length ? `The page’s formulas failed their own check: ${checks.join('; ')}` : 'The page’s formulas passed their self-check (every model, the surcharge, the split).'),
       status,
       h('div', { class: 'row' }, reload, csv),
-      h('div', { class: 'table-scroll' },
-        h('table', { id: 'agreements' },
+      scrollBox('Agreements and settlements',
+        h('table', { id: 'agreements', class: 'cards' },
           h('thead', {}, h('tr', {}, ...COLUMNS.map((t) => h('th', { scope: 'col' }, t)))),
           tbody))));
 

@@ -4,7 +4,7 @@ import { config, token as tokenOf } from '../config';
 import { h, replace, showError } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatTime } from '../format';
-import type { Page } from '../main';
+import type { Page } from '../router';
 import { account, connect, onWalletChange } from '../wallet';
 
 const page: Page = async (root) => {
@@ -53,7 +53,7 @@ const page: Page = async (root) => {
                   h('td', {}, h('span', { class: 'badge', 'data-status': a.status }, a.status)),
                   h('td', { class: 'amount' }, formatAmount(BigInt(a.deposit), token)),
                   h('td', { class: 'amount' }, formatAmount(BigInt(a.charged), token)),
-                  h('td', { class: 'amount' }, a.refund === null ? '—' : formatAmount(BigInt(a.refund), token)),
+                  h('td', { class: 'amount' }, a.refund == null ? '—' : formatAmount(BigInt(a.refund), token)),
                   h('td', {}, formatTime(a.signedAt)),
                 );
               }),

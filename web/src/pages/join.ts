@@ -6,7 +6,7 @@
 import { ApiError, api } from '../api';
 import { h, replace, showError, showNotice } from '../dom';
 import { userMessage } from '../errors';
-import type { Page } from '../main';
+import type { Page } from '../router';
 import { mountRoom } from '../room';
 import { ensureSession } from '../siwe';
 import { account, connect } from '../wallet';

@@ -17,8 +17,7 @@ import { config, regionNames, token as tokenOf, type Config, type TokenInfo } fr
 import { h, replace, showError, showNotice } from '../dom';
 import { UserError, userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration } from '../format';
-import type { Page } from '../main';
-import { navigate } from '../main';
+import { navigate, type Page } from '../router';
 import { account, connect, eventsOf, onServiceChain, onWalletChange, send, type Call } from '../wallet';
 
 /** What each model sells, in one sentence. */

@@ -9,7 +9,7 @@ import { h, replace, showError, showNotice } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatTime, shortAddress } from '../format';
 import { incomeOf, readEvents, readLedger, readOffer, readTerms, type ChainOffer, type ChainTerms, type IncomeLine, type Share } from '../ledger';
-import type { Page } from '../main';
+import type { Page } from '../router';
 import { account, connect, onWalletChange, send } from '../wallet';
 
 /** `IProviderRegistry.Role`, in order. */
