@@ -1,10 +1,12 @@
-// The chain as the page reads it: a viem public client straight to the service's RPC (no wallet
-// needed, so auditors can read everything), and the contracts' ABIs as the backend binds them.
-import { createPublicClient, defineChain, http, type Abi, type Chain, type PublicClient } from 'viem';
+// The chain as the page reads it: a viem public client straight to the public RPC endpoint the
+// service names (no wallet needed, so auditors can read everything), or through the visitor's wallet
+// when it names none; and the contracts' ABIs as the backend binds them.
+import { createPublicClient, custom, defineChain, http, type Abi, type Chain, type EIP1193Provider, type PublicClient, type Transport } from 'viem';
 import { abi as escrowAbiJson } from '../../backend/abi/ConferenceEscrow.json';
 import { abi as bookAbiJson } from '../../backend/abi/OfferBook.json';
 import { abi as registryAbiJson } from '../../backend/abi/ProviderRegistry.json';
 import type { Config } from './config';
+import { UserError } from './errors';
 
 export const escrowAbi = escrowAbiJson as Abi;
 export const bookAbi = bookAbiJson as Abi;
@@ -23,18 +25,26 @@ export function serviceChain(cfg: Config): Chain {
     id: cfg.chainId,
     name: cfg.chainId === 31337 ? 'Local chain (anvil)' : `Chain ${cfg.chainId}`,
     nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [cfg.rpcUrl] } },
+    rpcUrls: { default: { http: cfg.rpcUrl ? [cfg.rpcUrl] : [] } },
     blockExplorers: cfg.explorer ? { default: { name: 'Explorer', url: cfg.explorer } } : undefined,
   });
 }
 
 let client: PublicClient | undefined;
 
-/** One public client per page load, reading from the service's RPC. */
+/** Where reads go: the public endpoint the service names, else the wallet the page finds (EIP-1193). */
+function readTransport(cfg: Config): Transport {
+  if (cfg.rpcUrl) return http(cfg.rpcUrl);
+  const wallet = (globalThis as { ethereum?: EIP1193Provider }).ethereum;
+  if (wallet) return custom(wallet);
+  throw new UserError('This service names no public endpoint of its chain: install a wallet (MetaMask) to read it.');
+}
+
+/** One public client per page load, reading from the service's public RPC (or the wallet). */
 export function publicClient(cfg: Config): PublicClient {
   // No cached block number: a page that redraws right after its own transaction must read up to the
   // block that holds it (viem otherwise reuses the head it saw up to `cacheTime` ago).
-  client ??= createPublicClient({ chain: serviceChain(cfg), transport: http(cfg.rpcUrl), pollingInterval: 500, cacheTime: 0 });
+  client ??= createPublicClient({ chain: serviceChain(cfg), transport: readTransport(cfg), pollingInterval: 500, cacheTime: 0 });
   return client;
 }
 

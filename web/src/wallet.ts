@@ -169,6 +169,9 @@ export async function switchChain(): Promise<void> {
           : `Your wallet could not switch to the service’s network (chain ${cfg.chainId}): switch it by hand.`,
       );
     }
+    if (!cfg.rpcUrl) {
+      throw new UserError(`Your wallet does not know chain ${cfg.chainId}, and this service names no public endpoint for it: add the chain to your wallet yourself.`);
+    }
     const chain = serviceChain(cfg);
     await provider.request({
       method: 'wallet_addEthereumChain',

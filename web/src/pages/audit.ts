@@ -45,7 +45,7 @@ function verifyCommand(cfg: Config, c: ContractInfo): string {
     'forge verify-contract', c.address, `src/${c.name}.sol:${c.name}`,
     '--root contracts', `--chain ${cfg.chainId}`, `--compiler-version ${version}`,
     c.optimizer.enabled ? `--optimizer-runs ${c.optimizer.runs}` : '', `--evm-version ${c.evmVersion}`,
-    `--guess-constructor-args --rpc-url ${cfg.rpcUrl}`,
+    `--guess-constructor-args --rpc-url ${cfg.rpcUrl ?? '<your node of this chain>'}`,
   ].filter(Boolean).join(' ');
 }
 
@@ -186,8 +186,11 @@ const page: Page = async (root) => {
 
   replace(root,
     h('h1', {}, 'Audit'),
-    h('p', {}, 'Everything below is read from the chain through ', h('code', {}, cfg.rpcUrl),
-      ' and recomputed in this page from the contracts’ formulas; the service’s own figures are only compared, never trusted. No wallet is needed.'),
+    cfg.rpcUrl
+      ? h('p', {}, 'Everything below is read from the chain through ', h('code', {}, cfg.rpcUrl),
+        ' and recomputed in this page from the contracts’ formulas; the service’s own figures are only compared, never trusted. No wallet is needed.')
+      : h('p', {}, 'Everything below is read from the chain through your wallet (this service names no public endpoint of its chain)',
+        ' and recomputed in this page from the contracts’ formulas; the service’s own figures are only compared, never trusted.'),
     contractsSection(cfg),
     h('section', { class: 'card wide', id: 'agreements-section', 'aria-labelledby': 'agreements-title' },
       h('h2', { id: 'agreements-title' }, 'Agreements and settlements'),
