@@ -648,8 +648,7 @@ contract EscrowFuzzTest is BaseTest {
 
     /// createOffer by the admin, setComponent by each provider, openOffer by the admin; checks the terms.
     function _open(Offer memory o) internal {
-        vm.prank(admin);
-        uint32 offerId = book.createOffer(
+        uint32 offerId = _draft(
             IOfferBook.OfferParams({
                 model: o.model,
                 tokenId: o.tokenId,
@@ -662,11 +661,9 @@ contract EscrowFuzzTest is BaseTest {
             o.ids
         );
         for (uint256 i; i < o.ids.length; ++i) {
-            vm.prank(registry.providerOf(o.ids[i]).account);
-            book.setComponent(offerId, o.comps[i]);
+            _setComponent(registry.providerOf(o.ids[i]).account, offerId, o.comps[i]);
         }
-        vm.prank(admin);
-        o.termsId = book.openOffer(offerId);
+        o.termsId = _openOffer(offerId);
 
         IConferenceEscrow.Terms memory t = escrow.termsOf(o.termsId);
         assertEq(t.price, o.totalPrice, "terms price = components + margin");

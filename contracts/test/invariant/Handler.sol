@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {Vm} from "../Base.t.sol";
+import {Vm, str} from "../Base.t.sol";
 import {CustomerWallet} from "./CustomerWallet.sol";
 import {MockStablecoin} from "../mocks/Tokens.sol";
 import {ConferenceEscrow} from "../../src/ConferenceEscrow.sol";
@@ -626,13 +626,13 @@ contract Handler {
                 TRANSITION,
                 string.concat(
                     "agreement ",
-                    _str(p.id),
+                    str(p.id),
                     " (model ",
-                    _str(uint256(a.model)),
+                    str(uint256(a.model)),
                     "): status ",
-                    _str(uint256(p.status)),
+                    str(uint256(p.status)),
                     " -> ",
-                    _str(uint256(status)),
+                    str(uint256(status)),
                     " is not in the lifecycle diagram"
                 )
             );
@@ -646,7 +646,7 @@ contract Handler {
         if (charge != expectedCharge) {
             _violate(
                 CHARGE,
-                string.concat("agreement ", _str(p.id), ": charged ", _str(charge), ", formula ", _str(expectedCharge))
+                string.concat("agreement ", str(p.id), ": charged ", str(charge), ", formula ", str(expectedCharge))
             );
         }
         if (availability < 7500 && charge != 0) _violate(CHARGE, "charged below 75% availability");
@@ -669,7 +669,7 @@ contract Handler {
                 _violate(
                     CHARGE,
                     string.concat(
-                        "agreement ", _str(p.id), ": provider part differs from floor(charge*c/P) of its signed terms"
+                        "agreement ", str(p.id), ": provider part differs from floor(charge*c/P) of its signed terms"
                     )
                 );
             }
@@ -698,8 +698,7 @@ contract Handler {
         }
         if (refund != expected) {
             _violate(
-                CHARGE,
-                string.concat("agreement ", _str(p.id), ": refunded ", _str(refund), ", expected ", _str(expected))
+                CHARGE, string.concat("agreement ", str(p.id), ": refunded ", str(refund), ", expected ", str(expected))
             );
         }
     }
@@ -984,16 +983,6 @@ contract Handler {
             if (shares[i].providerId == providerId) return true;
         }
         return false;
-    }
-
-    function _str(uint256 v) internal pure returns (string memory) {
-        if (v == 0) return "0";
-        bytes memory digits;
-        while (v != 0) {
-            digits = abi.encodePacked(bytes1(uint8(48 + v % 10)), digits);
-            v /= 10;
-        }
-        return string(digits);
     }
 
     function _hex(uint32 v) internal pure returns (string memory) {
