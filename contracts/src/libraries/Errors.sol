@@ -17,8 +17,11 @@ library Errors {
     /// @notice Thrown when a provider gives a zero payout address or serves no region.
     error Registry_InvalidProvider(address payout, uint32 regions);
 
-    /// @notice Thrown when an account that is not an active provider updates or leaves.
+    /// @notice Thrown when an account that is not an active provider leaves.
     error Registry_NotActiveProvider(address account);
+
+    /// @notice Thrown when an account that never registered updates a provider.
+    error Registry_NotRegistered(address account);
 
     /// @notice Thrown when a provider id was never registered.
     error Registry_UnknownProvider(uint32 providerId);
