@@ -50,7 +50,8 @@ library Errors {
     /// @notice Thrown when an offer is not in the status the call needs.
     error OfferBook_WrongOfferStatus(uint32 offerId, IOfferBook.OfferStatus status);
 
-    /// @notice Thrown when the caller is not the account of one of the offer's current providers.
+    /// @notice Thrown when the caller is not the account of one of the offer's current providers (or, to
+    /// propose, one that has left the registry).
     error OfferBook_NotAProvider(uint32 offerId, address caller);
 
     /// @notice Thrown when an account without the escrow's OFFER_ADMIN_ROLE drafts an offer.
@@ -71,10 +72,11 @@ library Errors {
     /// @notice Thrown when a vote comes after the deadline or after execution.
     error OfferBook_VoteClosed(uint256 proposalId, uint256 deadline);
 
-    /// @notice Thrown when the caller is neither a current nor a proposed provider of the offer.
+    /// @notice Thrown when the caller is neither the offer's owner nor a current or proposed provider of the
+    /// offer that has not left the registry.
     error OfferBook_NotAVoter(uint256 proposalId, address caller);
 
-    /// @notice Thrown when a provider votes twice on one proposal.
+    /// @notice Thrown when a provider (or the owner, provider id 0) votes twice on one proposal.
     error OfferBook_AlreadyVoted(uint256 proposalId, uint32 providerId);
 
     /// @notice Thrown when a proposal is executed a second time.
@@ -83,11 +85,13 @@ library Errors {
     /// @notice Thrown when the offer's terms changed, or it was retired, since the proposal was made.
     error OfferBook_ProposalStale(uint256 proposalId);
 
-    /// @notice Thrown when no more than half the current providers voted yes.
+    /// @notice Thrown when no more than half the proposal's electorate voted yes.
     error OfferBook_NoQuorum(uint256 proposalId, uint8 yesVotes);
 
-    /// @notice Thrown when a provider the proposal would add has not voted yes.
-    error OfferBook_ConsentMissing(uint256 proposalId);
+    /// @notice Thrown when a party whose consent the proposal needs has not voted yes: a provider it adds, a
+    /// member whose component or part of the minimum charge it lowers, or (`providerId` 0) the offer's owner
+    /// when it changes the margin or lowers the owner's part of the minimum charge.
+    error OfferBook_ConsentMissing(uint256 proposalId, uint32 providerId);
 
     // ---------------------------------------------------------------------------------------------
     // ConferenceEscrow

@@ -233,6 +233,9 @@ contract EscrowFuzzTest is BaseTest {
             vm.prank(registry.providerOf(v1.ids[i]).account);
             book.vote(proposalId, true);
         }
+        // A new margin needs the owner's yes too.
+        vm.prank(admin);
+        book.vote(proposalId, true);
         v2.termsId = book.execute(proposalId);
     }
 

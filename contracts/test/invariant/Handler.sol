@@ -414,6 +414,9 @@ contract Handler {
     }
 
     /// Any non-empty subset of the three providers, with components and margin of the same order as today's.
+    /// Every other proposal pays nobody less (members' components only rise, the margin stays and a minimum
+    /// charge rises with the price), so that a majority alone can pass it; the rest may need the consent of
+    /// the members (or the owner) whose pay they lower.
     function _newTerms(IConferenceEscrow.Terms memory t, uint256 maskSeed, uint256[3] memory seeds)
         internal
         view
@@ -423,18 +426,32 @@ contract Handler {
         for (uint256 i; i < t.shares.length; ++i) {
             if (t.shares[i].component > largest) largest = t.shares[i].component;
         }
+        bool lowersNobody = (maskSeed >> 8) % 2 == 0;
         uint256 mask = 1 + maskSeed % 7;
         shares = new IOfferBook.Share[]((mask & 1) + ((mask >> 1) & 1) + ((mask >> 2) & 1));
         uint256 k;
+        uint256 price;
         for (uint256 i; i < 3; ++i) {
             if (mask & (1 << i) == 0) continue;
-            shares[k++] =
-                IOfferBook.Share({providerId: providerIds[i], component: uint88(1 + seeds[i] % (2 * largest))});
+            uint256 component = 1 + seeds[i] % (2 * largest);
+            if (lowersNobody) component += _componentOf(t.shares, providerIds[i]);
+            shares[k++] = IOfferBook.Share({providerId: providerIds[i], component: uint88(component)});
+            price += component;
         }
-        margin = uint88(seeds[0] % (2 * largest + 1));
+        margin = lowersNobody ? t.margin : uint88(seeds[0] % (2 * largest + 1));
+        price += margin;
         if (t.model == IOfferBook.Model.FlexiblePeriod) {
             minimum = uint88(1 + seeds[1] % (2 * uint256(t.minimumCharge)));
+            // At least in proportion to the price: nobody's part floor(minimum · c / price) shrinks.
+            if (lowersNobody) minimum += uint88((uint256(t.minimumCharge) * price + t.price - 1) / t.price);
         }
+    }
+
+    function _componentOf(IOfferBook.Share[] memory shares, uint32 providerId) internal pure returns (uint256) {
+        for (uint256 i; i < shares.length; ++i) {
+            if (shares[i].providerId == providerId) return shares[i].component;
+        }
+        return 0;
     }
 
     function vote(uint256 proposalSeed, uint256 voterSeed, uint256 supportSeed) external act {
@@ -455,15 +472,20 @@ contract Handler {
             IOfferBook.Proposal memory prop = book.proposalOf(proposalId);
             if (prop.executed || time > prop.deadline) continue;
             if (book.offerOf(prop.offerId).termsId != prop.baseTermsId) continue; // stale
-            // A voter: a current member or a provider the proposal would add, who has not voted.
+            // A voter: a current member or a provider the proposal would add, or the owner (ballot 0), who has
+            // not voted.
             IConferenceEscrow.Terms memory t = escrow.termsOf(prop.baseTermsId);
-            for (uint256 k; k < 3; ++k) {
-                uint32 pid = providerIds[(voterSeed % 3 + k) % 3];
+            for (uint256 k; k < 4; ++k) {
+                uint256 n = (voterSeed % 4 + k) % 4;
+                uint32 pid = n == 3 ? 0 : providerIds[n];
                 if (_voted[proposalId][pid]) continue;
-                if (!_inShares(t.shares, pid) && !_inShares(prop.shares, pid)) continue;
+                if (n != 3 && !_inShares(t.shares, pid) && !_inShares(prop.shares, pid)) continue;
+                // The owner votes when its consent may be needed: the margin or the minimum charge changes.
+                if (n == 3 && prop.margin == t.margin && prop.minimumCharge == t.minimumCharge) continue;
                 bool support = supportSeed % 6 != 0;
+                address voter = n == 3 ? admin : _accountOf(pid);
                 (bool ok, bytes memory ret) =
-                    _rawCall(_accountOf(pid), address(book), abi.encodeCall(book.vote, (proposalId, support)), 0);
+                    _rawCall(voter, address(book), abi.encodeCall(book.vote, (proposalId, support)), 0);
                 if (!ok) {
                     _unexpected("vote", ret);
                     return false;
