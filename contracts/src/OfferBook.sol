@@ -182,8 +182,8 @@ contract OfferBook is IOfferBook {
         }
         Ballot ballot = support ? Ballot.Yes : Ballot.No;
         uint32 providerId = REGISTRY.idOf(msg.sender);
-        bool isMember;
-        bool isProviderVoter;
+        bool isMember = false;
+        bool isProviderVoter = false;
         // A provider that left votes no more (and so cannot consent to joining either).
         if (providerId != 0 && REGISTRY.isActive(providerId)) {
             isMember = _contains(_members(proposal.baseTermsId), providerId);
@@ -293,14 +293,13 @@ contract OfferBook is IOfferBook {
             minimumCharge: minimumCharge,
             shares: shares
         });
-        // slither-disable-next-line reentrancy-no-eth -- the escrow is the immutable contract that deployed this book and makes no calls back
         termsId = ESCROW.publishTerms(terms, offer.termsId);
         offer.termsId = termsId;
     }
 
     /// @dev The regions every provider of `shares` serves and whether all of them are GDPR-compliant, from
     /// the registry as it is now. Reverts if one has left, if they have no region in common, or if the price
-    /// (components plus margin) does not fit the terms.
+    /// (components plus margin) does not fit the terms' 88 bits.
     function _profile(uint32 offerId, Share[] memory shares, uint88 margin)
         private
         view
@@ -316,7 +315,7 @@ contract OfferBook is IOfferBook {
             gdpr = gdpr && provider.gdpr;
         }
         if (regions == 0) revert Errors.OfferBook_NoCommonRegion(offerId);
-        SafeCast.toUint88(_price(shares, margin));
+        if (_price(shares, margin) > type(uint88).max) revert Errors.OfferBook_InvalidTerms();
     }
 
     /// @dev Why `proposal` cannot be executed now (None: it can), and for a missing consent whose it is

@@ -24,6 +24,8 @@ interface Vm {
     function sign(uint256 privateKey, bytes32 digest) external returns (uint8 v, bytes32 r, bytes32 s);
     function label(address account, string calldata name) external;
     function assume(bool condition) external pure;
+    function setEvmVersion(string calldata evm) external;
+    function etch(address account, bytes calldata code) external;
 }
 
 /// @notice The project's own assertions and shared defaults: a registry with three providers, the escrow and
@@ -271,7 +273,7 @@ abstract contract BaseTest {
     // ---- agreement steps -------------------------------------------------------------------------
 
     function _deposit(uint32 termsId, uint256 quantity) internal view returns (uint256 deposit) {
-        (deposit,) = escrow.quote(termsId, 0, false, quantity);
+        (deposit,,) = escrow.quote(termsId, 0, false, quantity);
     }
 
     /// Signs a FixedPrice or DynamicPrice agreement (ETH or token) with no constraints.
@@ -322,14 +324,26 @@ abstract contract BaseTest {
         _stop(id);
     }
 
-    /// The customer's EIP-712 signature stopping agreement `id` at `stoppedAt`.
+    /// The customer's EIP-712 signature stopping the running conference of agreement `id` at `stoppedAt`.
     function _stopSignature(uint256 key, uint256 id, uint40 stoppedAt, uint40 deadline)
         internal
         returns (bytes memory)
     {
-        uint40 startedAt = escrow.agreementOf(id).startedAt;
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, escrow.stopDigest(id, startedAt, stoppedAt, deadline));
+        return _stopSignature(key, id, _session(id), stoppedAt, deadline);
+    }
+
+    /// The signature stopping conference `session` of agreement `id`.
+    function _stopSignature(uint256 key, uint256 id, uint32 session, uint40 stoppedAt, uint40 deadline)
+        internal
+        returns (bytes memory)
+    {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, escrow.stopDigest(id, session, stoppedAt, deadline));
         return abi.encodePacked(r, s, v);
+    }
+
+    /// The number of the agreement's running (or next) conference, which a signed stop names.
+    function _session(uint256 id) internal view returns (uint32) {
+        return escrow.minutesAccountOf(id).sessions + 1;
     }
 
     function _status(uint256 id) internal view returns (IConferenceEscrow.Status) {

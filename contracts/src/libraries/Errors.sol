@@ -31,8 +31,8 @@ library Errors {
     // ---------------------------------------------------------------------------------------------
 
     /// @notice Thrown when terms are malformed: a zero maximum duration, an unknown token, no providers or
-    /// more than MAX_SHARES, a zero component, or a minimum charge on a model other than FlexiblePeriod
-    /// (or none on a FlexiblePeriod offer).
+    /// more than MAX_SHARES, a zero component, a price (components plus margin) beyond 88 bits, or a minimum
+    /// charge on a model other than FlexiblePeriod (or none on a FlexiblePeriod offer).
     error OfferBook_InvalidTerms();
 
     /// @notice Thrown when an offer id was never used.
@@ -115,7 +115,8 @@ library Errors {
     /// @notice Thrown when a signing function does not match the terms' pricing model.
     error Escrow_WrongModel(uint32 termsId, IOfferBook.Model model);
 
-    /// @notice Thrown when the minutes bought are zero or more than the terms allow.
+    /// @notice Thrown when the minutes bought are zero or more than the terms allow (or a quote asks for more
+    /// than 2^40 seconds).
     error Escrow_InvalidQuantity(uint256 minuteCount);
 
     /// @notice Thrown when a reserved window is empty, already over, or longer than the terms allow.
@@ -148,7 +149,8 @@ library Errors {
     /// @notice Thrown when a FlexiblePeriod conference is started or activated outside its window.
     error Escrow_OutsideWindow(uint256 agreementId, uint256 from, uint256 to);
 
-    /// @notice Thrown when an unused FlexiblePeriod window is settled before it is over.
+    /// @notice Thrown when an unused FlexiblePeriod window (or a start that lapses with it) is settled before
+    /// the window is over.
     error Escrow_WindowOpen(uint256 agreementId, uint256 to);
 
     /// @notice Thrown when the operator activates after the activation window has closed.
@@ -180,6 +182,10 @@ library Errors {
 
     /// @notice Thrown when a provider with no earnings in the token is paid out.
     error Escrow_NoEarnings(uint32 providerId, uint8 tokenId);
+
+    /// @notice Thrown when someone other than the provider's account or its payout address pays out its
+    /// earnings.
+    error Escrow_NotProvider(uint32 providerId, address caller);
 
     /// @notice Thrown when an ETH withdrawal is refused by its recipient.
     error Escrow_TransferFailed(address to, uint256 amount);

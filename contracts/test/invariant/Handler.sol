@@ -71,7 +71,8 @@ contract Handler {
         IOfferBook.Model model;
         IConferenceEscrow.Status last;
         uint32 termsId;
-        uint88 price; // after the surcharge, as quoted at signing
+        uint88 price; // the terms' price per unit, as quoted at signing
+        uint24 bps; // the constraint surcharge, applied to each amount as a whole
         uint256 minimum; // FlexiblePeriod, after the surcharge
         uint256 deposit;
         uint256 charged; // measured: what providers and the owner were credited
@@ -244,7 +245,7 @@ contract Handler {
 
     function _settleId(uint256 id, uint256 availabilitySeed) internal {
         Ghost storage a = _g[id];
-        if (a.last == IConferenceEscrow.Status.Idle && time < a.to) _warpTo(a.to);
+        if (a.last != IConferenceEscrow.Status.Ended && time < a.to) _warpTo(a.to);
         uint16 availability = _availability(availabilitySeed);
         uint256 charge = _expectedSettlement(id, availability);
         Pre memory p = _pre(id);
@@ -260,14 +261,22 @@ contract Handler {
         // A signed stop anywhere from before the start to beyond the end.
         uint40 stoppedAt = uint40(uint256(ag.startedAt) - 30 + stopSeed % (uint256(ag.duration) + 3600));
         uint40 deadline = uint40(time + 1 + stopSeed % 600);
-        uint16 availability = _availability(availabilitySeed);
         uint256 endedAt = _clampedEnd(ag, stoppedAt);
-        uint256 charge = _chargeOf(_g[id], endedAt - ag.startedAt, availability);
-        bytes memory data = abi.encodeCall(
-            escrow.stopAndSettle, (id, availability, stoppedAt, deadline, _stopSignature(id, ag, stoppedAt, deadline))
-        );
+        bytes memory sig = _stopSignature(id, stoppedAt, deadline);
         Pre memory p = _pre(id);
-        _call(operator, data, "stopAndSettle");
+        if (availabilitySeed % 4 == 0) {
+            // Anyone holding the signature submits it; the settlement is the operator's, later.
+            _call(address(0xbeef), abi.encodeCall(escrow.stopBySignature, (id, stoppedAt, deadline, sig)), "stopBySig");
+            if (escrow.agreementOf(id).endedAt != endedAt) _violate(CHARGE, "stopBySignature: end not clamped");
+            return _post(p, 0, 0);
+        }
+        uint16 availability = _availability(availabilitySeed);
+        uint256 charge = _chargeOf(_g[id], endedAt - ag.startedAt, availability);
+        _call(
+            operator,
+            abi.encodeCall(escrow.stopAndSettle, (id, availability, stoppedAt, deadline, sig)),
+            "stopAndSettle"
+        );
         if (escrow.agreementOf(id).endedAt != endedAt) _violate(CHARGE, "stopAndSettle: end not clamped as specified");
         _post(p, charge, availability);
     }
@@ -282,12 +291,10 @@ contract Handler {
     }
 
     /// The customer's EIP-712 Stop signature (for the contract customer: its owner's, checked by ERC-1271).
-    function _stopSignature(uint256 id, IConferenceEscrow.Agreement memory ag, uint40 stoppedAt, uint40 deadline)
-        internal
-        returns (bytes memory)
-    {
+    function _stopSignature(uint256 id, uint40 stoppedAt, uint40 deadline) internal returns (bytes memory) {
+        uint32 session = escrow.minutesAccountOf(id).sessions + 1;
         (uint8 v, bytes32 r, bytes32 s) =
-            vm.sign(keys[_g[id].cust], escrow.stopDigest(id, ag.startedAt, stoppedAt, deadline));
+            vm.sign(keys[_g[id].cust], escrow.stopDigest(id, session, stoppedAt, deadline));
         return abi.encodePacked(r, s, v);
     }
 
@@ -368,7 +375,9 @@ contract Handler {
         }
         if (amount == 0) return _fallback(providerSeed);
         uint256 before = _balance(tokenId, payouts[i]);
-        _call(address(0xbeef), abi.encodeCall(escrow.withdrawEarnings, (providerIds[i], tokenId)), "withdrawEarnings");
+        // The provider decides when: its account or its payout address calls.
+        address caller = (providerSeed >> 8) % 2 == 0 ? _accountOf(providerIds[i]) : payouts[i];
+        _call(caller, abi.encodeCall(escrow.withdrawEarnings, (providerIds[i], tokenId)), "withdrawEarnings");
         if (_balance(tokenId, payouts[i]) - before != amount) {
             _violate(CHARGE, "withdrawEarnings: paid other than earned");
         }
@@ -592,10 +601,14 @@ contract Handler {
         }
         if (from == IConferenceEscrow.Status.Requested) {
             // activate; stop / decline / reclaim: Refunded, or Idle for a TimeLimited session and for a
-            // FlexiblePeriod start its customer called off (the reservation stays)
+            // FlexiblePeriod start its customer called off or that timed out unowed (the reservation stays);
+            // settle: a FlexiblePeriod start that lapsed with its window
             if (to == IConferenceEscrow.Status.Active) return true;
             if (minutes_) return to == IConferenceEscrow.Status.Idle;
-            if (flexible) return to == IConferenceEscrow.Status.Idle || to == IConferenceEscrow.Status.Refunded;
+            if (flexible) {
+                return to == IConferenceEscrow.Status.Idle || to == IConferenceEscrow.Status.Refunded
+                    || to == IConferenceEscrow.Status.Settled;
+            }
             return to == IConferenceEscrow.Status.Refunded;
         }
         if (from == IConferenceEscrow.Status.Active) {
@@ -785,12 +798,13 @@ contract Handler {
         uint32 regions = c.allowedRegions == 0 ? t.regions : c.allowedRegions & t.regions;
         c.gdpr = gdpr && t.gdpr;
         uint256 bps = (c.gdpr ? uint256(t.gdprSurchargeBps) : 0) + (regions != t.regions ? t.regionSurchargeBps : 0);
-        a.price = uint88(uint256(t.price) * (10_000 + bps) / 10_000);
+        a.price = t.price;
+        a.bps = uint24(bps);
         if (t.model == IOfferBook.Model.TimeLimited) {
             uint256 most = t.maxDuration / 60 < 120 ? t.maxDuration / 60 : 120;
             uint32 minuteCount = uint32(1 + minuteSeed % most);
             c.quantity = minuteCount;
-            a.deposit = uint256(a.price) * minuteCount;
+            a.deposit = uint256(a.price) * minuteCount * (10_000 + bps) / 10_000;
             c.data = abi.encodeCall(escrow.buyMinutes, (c.termsId, c.allowedRegions, c.gdpr, minuteCount));
         } else if (t.model == IOfferBook.Model.FlexiblePeriod) {
             uint256 length = 60 + (windowSeed >> 32) % 4 hours;
@@ -801,10 +815,11 @@ contract Handler {
             a.to = uint40(from + length);
             c.quantity = length;
             a.minimum = uint256(t.minimumCharge) * (10_000 + bps) / 10_000;
-            a.deposit = a.minimum + uint256(a.price) * length;
+            a.deposit = a.minimum + uint256(a.price) * length * (10_000 + bps) / 10_000;
             c.data = abi.encodeCall(escrow.reserve, (c.termsId, c.allowedRegions, c.gdpr, a.from, a.to));
         } else {
-            a.deposit = t.model == IOfferBook.Model.FixedPrice ? a.price : uint256(a.price) * t.maxDuration;
+            uint256 units = t.model == IOfferBook.Model.FixedPrice ? 1 : t.maxDuration;
+            a.deposit = uint256(a.price) * units * (10_000 + bps) / 10_000;
             c.data = abi.encodeCall(escrow.sign, (c.termsId, c.allowedRegions, c.gdpr));
         }
         _sendSign(c, a);
@@ -812,8 +827,11 @@ contract Handler {
 
     /// Checks the quote, pays the deposit as the customer, checks what the escrow received and recorded.
     function _sendSign(SignCall memory c, Ghost storage a) internal {
-        (uint256 quoted, uint256 quotedPrice) = escrow.quote(c.termsId, c.allowedRegions, c.gdpr, c.quantity);
-        if (quoted != a.deposit || quotedPrice != a.price) _violate(CHARGE, "quote differs from the formulas");
+        (uint256 quoted, uint256 quotedPrice, uint24 quotedBps) =
+            escrow.quote(c.termsId, c.allowedRegions, c.gdpr, c.quantity);
+        if (quoted != a.deposit || quotedPrice != a.price || quotedBps != a.bps) {
+            _violate(CHARGE, "quote differs from the formulas");
+        }
         uint256 before = _balance(a.tokenId, address(escrow));
         uint256 value = a.tokenId == 0 ? a.deposit : 0;
         (bool ok, bytes memory ret) = a.cust == 2
@@ -827,7 +845,9 @@ contract Handler {
             _violate(CHARGE, "escrow did not receive the deposit");
         }
         if (escrow.depositOf(c.id) != a.deposit) _violate(CHARGE, "depositOf differs from the deposit paid");
-        if (escrow.agreementOf(c.id).price != a.price) _violate(CHARGE, "agreement price differs from the quote");
+        if (escrow.agreementOf(c.id).price != a.price || escrow.agreementOf(c.id).surchargeBps != a.bps) {
+            _violate(CHARGE, "agreement price or surcharge differs from the quote");
+        }
         a.last = a.model == IOfferBook.Model.FixedPrice || a.model == IOfferBook.Model.DynamicPrice
             ? IConferenceEscrow.Status.Requested
             : IConferenceEscrow.Status.Idle;
@@ -851,19 +871,21 @@ contract Handler {
     /// The charge the formulas give for settling agreement `id` now at `availability`.
     function _expectedSettlement(uint256 id, uint16 availability) internal view returns (uint256) {
         Ghost storage a = _g[id];
-        if (a.last == IConferenceEscrow.Status.Idle) {
-            return availability < 7500 ? 0 : a.minimum; // FlexiblePeriod window passed unused
+        if (a.last == IConferenceEscrow.Status.Idle || a.last == IConferenceEscrow.Status.Requested) {
+            return availability < 7500 ? 0 : a.minimum; // FlexiblePeriod window passed unused (or its start lapsed)
         }
         IConferenceEscrow.Agreement memory ag = escrow.agreementOf(id);
         return _chargeOf(a, uint256(ag.endedAt) - ag.startedAt, availability);
     }
 
+    /// The model's charge at the terms' price, the surcharge applied to the use as a whole, rounded down once.
     function _chargeOf(Ghost storage a, uint256 used, uint16 availability) internal view returns (uint256) {
         if (availability < 7500) return 0;
-        if (a.model == IOfferBook.Model.FixedPrice) return a.price;
-        if (a.model == IOfferBook.Model.DynamicPrice) return uint256(a.price) * used;
-        if (a.model == IOfferBook.Model.TimeLimited) return uint256(a.price) * used / 60;
-        return a.minimum + uint256(a.price) * used;
+        uint256 scaled = uint256(a.price) * (10_000 + uint256(a.bps));
+        if (a.model == IOfferBook.Model.FixedPrice) return scaled / 10_000;
+        if (a.model == IOfferBook.Model.DynamicPrice) return scaled * used / 10_000;
+        if (a.model == IOfferBook.Model.TimeLimited) return scaled * used / 600_000;
+        return a.minimum + scaled * used / 10_000;
     }
 
     /// An agreement whose status bit is in `statusMask` and model bit in `modelMask`, from a random start.
@@ -877,12 +899,15 @@ contract Handler {
         return (false, 0);
     }
 
-    /// An Ended agreement, or an Idle FlexiblePeriod one (settled once its window is over).
+    /// An Ended agreement, or an Idle FlexiblePeriod one (settled once its window is over), or a FlexiblePeriod
+    /// start too late to be owed an activation (it lapses with the window and is settled like an unused one).
     function _pickSettleable(uint256 seed) internal view returns (bool found, uint256 id) {
         (found, id) = _pick(seed, _bit(IConferenceEscrow.Status.Ended), 15);
         if (found && seed % 3 != 0) return (found, id);
         (bool f2, uint256 id2) = _pick(seed, _bit(IConferenceEscrow.Status.Idle), 1 << 3);
         if (f2) return (true, id2);
+        (f2, id2) = _pick(seed, _bit(IConferenceEscrow.Status.Requested), 1 << 3);
+        if (f2 && uint256(escrow.agreementOf(id2).startedAt) + ACTIVATION_WINDOW >= _g[id2].to) return (true, id2);
         return (found, id);
     }
 

@@ -682,7 +682,7 @@ contract GovernanceTest is UnitBase {
         _vote(software, id, true);
         uint32 termsId = book.execute(id);
         assertEq(escrow.termsOf(termsId).minimumCharge, 2e15, "minimum");
-        (uint256 deposit,) = escrow.quote(termsId, 0, false, 100);
+        (uint256 deposit,,) = escrow.quote(termsId, 0, false, 100);
         assertEq(deposit, 2e15 + 100 * SECOND_PRICE, "deposit");
     }
 
