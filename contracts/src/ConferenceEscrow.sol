@@ -4,6 +4,7 @@ pragma solidity ^0.8.28;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
@@ -32,9 +33,10 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     /// @notice May draft offers in the offer book.
     bytes32 public constant OFFER_ADMIN_ROLE = keccak256("OFFER_ADMIN_ROLE");
 
-    /// @notice The EIP-712 type a customer signs to stop a conference without paying gas.
+    /// @notice The EIP-712 type a customer signs to stop a conference without paying gas. `session` names the
+    /// conference: 1 + the sessions of the agreement settled before it ({MinutesAccount-sessions}).
     bytes32 public constant STOP_TYPEHASH =
-        keccak256("Stop(uint256 agreementId,uint40 startedAt,uint40 stoppedAt,uint40 deadline)");
+        keccak256("Stop(uint256 agreementId,uint32 session,uint40 stoppedAt,uint40 deadline)");
 
     /// @dev Gas forwarded with a pushed ETH refund: enough for a smart-contract wallet's receive hook, too
     /// little for a recipient to grief the caller; a refund that fails is credited instead.
@@ -113,10 +115,10 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (model != IOfferBook.Model.FixedPrice && model != IOfferBook.Model.DynamicPrice) {
             revert Errors.Escrow_WrongModel(termsId, model);
         }
-        (uint256 price, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
+        (uint24 surchargeBps, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
         uint256 duration = terms.maxDuration;
-        uint256 deposit = Pricing.deposit(model, price, duration, 0);
-        agreementId = _open(termsId, terms, regions, gdpr, price, duration, Status.Requested);
+        uint256 deposit = Pricing.deposit(model, terms.price, surchargeBps, duration, 0);
+        agreementId = _open(termsId, terms, regions, gdpr, surchargeBps, duration, Status.Requested);
         emit AgreementSigned(agreementId, termsId, msg.sender, deposit);
         _collect(terms.tokenId, deposit);
     }
@@ -132,9 +134,9 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (terms.model != IOfferBook.Model.TimeLimited) revert Errors.Escrow_WrongModel(termsId, terms.model);
         uint256 duration = uint256(minuteCount) * 60;
         if (minuteCount == 0 || duration > terms.maxDuration) revert Errors.Escrow_InvalidQuantity(minuteCount);
-        (uint256 price, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
-        uint256 deposit = Pricing.deposit(IOfferBook.Model.TimeLimited, price, duration, 0);
-        agreementId = _open(termsId, terms, regions, gdpr, price, duration, Status.Idle);
+        (uint24 surchargeBps, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
+        uint256 deposit = Pricing.deposit(IOfferBook.Model.TimeLimited, terms.price, surchargeBps, duration, 0);
+        agreementId = _open(termsId, terms, regions, gdpr, surchargeBps, duration, Status.Idle);
         _minutesAccounts[agreementId].deposit = SafeCast.toUint88(deposit);
         emit AgreementSigned(agreementId, termsId, msg.sender, deposit);
         _collect(terms.tokenId, deposit);
@@ -152,10 +154,11 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (from >= to || to <= block.timestamp || to - from > terms.maxDuration) {
             revert Errors.Escrow_InvalidWindow(from, to);
         }
-        (uint256 price, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
-        uint256 minimumCharge = _minimumCharge(terms, regions, gdpr);
-        uint256 deposit = Pricing.deposit(IOfferBook.Model.FlexiblePeriod, price, to - from, minimumCharge);
-        agreementId = _open(termsId, terms, regions, gdpr, price, to - from, Status.Idle);
+        (uint24 surchargeBps, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
+        uint256 minimumCharge = Pricing.surcharged(terms.minimumCharge, surchargeBps);
+        uint256 deposit =
+            Pricing.deposit(IOfferBook.Model.FlexiblePeriod, terms.price, surchargeBps, to - from, minimumCharge);
+        agreementId = _open(termsId, terms, regions, gdpr, surchargeBps, to - from, Status.Idle);
         _windows[agreementId] = Window({from: from, to: to, minimumCharge: SafeCast.toUint88(minimumCharge)});
         emit AgreementSigned(agreementId, termsId, msg.sender, deposit);
         emit WindowReserved(agreementId, from, to);
@@ -181,12 +184,9 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     }
 
     /// @inheritdoc IConferenceEscrow
-    function stop(uint256 agreementId) external nonReentrant {
+    function stop(uint256 agreementId) external {
         Agreement storage agreement = _customersAgreement(agreementId);
-        if (agreement.status == Status.Requested) {
-            _cancel(agreementId, agreement, CancelReason.CancelledByCustomer);
-            return;
-        }
+        if (agreement.status == Status.Requested) return _callOff(agreementId, agreement);
         _requireStatus(agreementId, agreement, Status.Active);
         uint256 endsAt = _endsAt(agreement);
         _end(agreementId, agreement, block.timestamp < endsAt ? block.timestamp : endsAt);
@@ -256,17 +256,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     ) external onlyRole(OPERATOR_ROLE) nonReentrant {
         if (availabilityBps > Pricing.BPS) revert Errors.Escrow_InvalidAvailability(availabilityBps);
         Agreement storage agreement = _agreement(agreementId);
-        _requireStatus(agreementId, agreement, Status.Active);
-        if (block.timestamp > deadline) revert Errors.Escrow_SignatureExpired(agreementId, deadline);
-        bytes32 digest = _stopDigest(agreementId, agreement.startedAt, stoppedAt, deadline);
-        if (!SignatureChecker.isValidSignatureNow(agreement.customer, digest, signature)) {
-            revert Errors.Escrow_InvalidSignature(agreementId);
-        }
-        uint256 latest = _endsAt(agreement);
-        if (block.timestamp < latest) latest = block.timestamp;
-        uint256 endedAt = stoppedAt > latest ? latest : stoppedAt;
-        if (endedAt < agreement.startedAt) endedAt = agreement.startedAt;
-        _end(agreementId, agreement, endedAt);
+        _endAtSignedTime(agreementId, agreement, stoppedAt, deadline, signature);
         _settle(agreementId, agreement, availabilityBps);
     }
 
@@ -281,6 +271,13 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         uint256 endsAt = _endsAt(agreement);
         if (block.timestamp < endsAt) revert Errors.Escrow_NotExpired(agreementId, endsAt);
         _end(agreementId, agreement, endsAt);
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function stopBySignature(uint256 agreementId, uint40 stoppedAt, uint40 deadline, bytes calldata signature)
+        external
+    {
+        _endAtSignedTime(agreementId, _agreement(agreementId), stoppedAt, deadline, signature);
     }
 
     /// @inheritdoc IConferenceEscrow
@@ -314,7 +311,13 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     function withdrawEarnings(uint32 providerId, uint8 tokenId) external nonReentrant {
         uint256 amount = _earnings[providerId][tokenId];
         if (amount == 0) revert Errors.Escrow_NoEarnings(providerId, tokenId);
-        address payout = REGISTRY.providerOf(providerId).payout;
+        IProviderRegistry.Provider memory provider = REGISTRY.providerOf(providerId);
+        address payout = provider.payout;
+        // Only the provider decides when: a provider moving its payout away from a lost address must not be
+        // front-run into paying that address.
+        if (msg.sender != provider.account && msg.sender != payout) {
+            revert Errors.Escrow_NotProvider(providerId, msg.sender);
+        }
         _earnings[providerId][tokenId] = 0;
         emit EarningsWithdrawn(providerId, tokenId, payout, amount);
         _send(tokenId, payout, amount);
@@ -381,18 +384,21 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     function quote(uint32 termsId, uint32 allowedRegions, bool gdpr, uint256 quantity)
         external
         view
-        returns (uint256 deposit, uint256 price)
+        returns (uint256 deposit, uint256 price, uint24 surchargeBps)
     {
         Terms storage terms = _terms[termsId];
         if (!terms.open) revert Errors.Escrow_TermsNotOpen(termsId);
-        uint32 regions;
-        (price, regions) = _constrain(termsId, terms, allowedRegions, gdpr);
+        (surchargeBps,) = _constrain(termsId, terms, allowedRegions, gdpr);
+        price = terms.price;
         IOfferBook.Model model = terms.model;
         uint256 duration = model == IOfferBook.Model.TimeLimited
             ? quantity * 60
             : model == IOfferBook.Model.FlexiblePeriod ? quantity : terms.maxDuration;
-        uint256 minimumCharge = model == IOfferBook.Model.FlexiblePeriod ? _minimumCharge(terms, regions, gdpr) : 0;
-        deposit = Pricing.deposit(model, price, duration, minimumCharge);
+        // Pricing's bounds (no signing can ask for more than 2^40 seconds either).
+        if (duration > type(uint40).max) revert Errors.Escrow_InvalidQuantity(quantity);
+        uint256 minimumCharge =
+            model == IOfferBook.Model.FlexiblePeriod ? Pricing.surcharged(terms.minimumCharge, surchargeBps) : 0;
+        deposit = Pricing.deposit(model, price, surchargeBps, duration, minimumCharge);
     }
 
     /// @inheritdoc IConferenceEscrow
@@ -422,12 +428,12 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     }
 
     /// @inheritdoc IConferenceEscrow
-    function stopDigest(uint256 agreementId, uint40 startedAt, uint40 stoppedAt, uint40 deadline)
+    function stopDigest(uint256 agreementId, uint32 session, uint40 stoppedAt, uint40 deadline)
         external
         view
         returns (bytes32)
     {
-        return _stopDigest(agreementId, startedAt, stoppedAt, deadline);
+        return _stopDigest(agreementId, session, stoppedAt, deadline);
     }
 
     /// @inheritdoc IConferenceEscrow
@@ -464,7 +470,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         Terms storage terms,
         uint32 regions,
         bool gdpr,
-        uint256 price,
+        uint24 surchargeBps,
         uint256 duration,
         Status status
     ) private returns (uint256 agreementId) {
@@ -478,7 +484,8 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
             gdpr: gdpr,
             status: status,
             region: 0,
-            price: SafeCast.toUint88(price),
+            price: terms.price,
+            surchargeBps: surchargeBps,
             duration: SafeCast.toUint40(duration),
             startedAt: status == Status.Requested ? _now() : 0,
             endedAt: 0
@@ -497,15 +504,19 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         IOfferBook.Model model = agreement.model;
         uint256 used = agreement.status == Status.Ended ? agreement.endedAt - agreement.startedAt : 0;
         uint256 minimumCharge = model == IOfferBook.Model.FlexiblePeriod ? _windows[agreementId].minimumCharge : 0;
-        uint256 charge = Pricing.charge(model, agreement.price, used, minimumCharge, availabilityBps);
+        uint256 charge =
+            Pricing.charge(model, agreement.price, agreement.surchargeBps, used, minimumCharge, availabilityBps);
         uint256 refund = 0;
         if (model == IOfferBook.Model.TimeLimited) {
-            // The session is paid; its seconds are consumed only if it was paid for. The account stays open.
+            // The session is paid; its seconds are consumed only if it was paid for. The account stays open, and
+            // counts the session, so that a signed stop of this one cannot stop the next.
             agreement.status = Status.Idle;
+            MinutesAccount storage account = _minutesAccounts[agreementId];
+            ++account.sessions;
             if (availabilityBps >= Pricing.MIN_AVAILABILITY_BPS) {
                 // forge-lint: disable-next-line(unsafe-typecast)
                 agreement.duration -= uint40(used);
-                _minutesAccounts[agreementId].charged += SafeCast.toUint88(charge);
+                account.charged += SafeCast.toUint88(charge);
             }
         } else {
             agreement.status = Status.Settled;
@@ -516,14 +527,24 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         emit AgreementSettled(agreementId, availabilityBps, charge, refund, deferred);
     }
 
-    /// @dev Calls off a start that never ran. A TimeLimited session consumes nothing, and a FlexiblePeriod
-    /// customer who cancels keeps the reservation: both go back to Idle. Otherwise everything is refunded.
+    /// @dev The customer calls its start off. Only this branch of {stop} may push a refund, so only it takes
+    /// the reentrancy guard (ending a running conference moves no money, like {end}).
+    function _callOff(uint256 agreementId, Agreement storage agreement) private nonReentrant {
+        _cancel(agreementId, agreement, CancelReason.CancelledByCustomer);
+    }
+
+    /// @dev Calls off a start that never ran. A TimeLimited session consumes nothing: back to Idle. A
+    /// FlexiblePeriod reservation (and its non-refundable minimum) stays, back to Idle, unless the service was
+    /// at fault: the operator declined, or let pass the activation window of a start it was owed (see
+    /// {_owedActivation}). Otherwise everything is refunded.
     function _cancel(uint256 agreementId, Agreement storage agreement, CancelReason reason) private {
         uint256 refund = 0;
         IOfferBook.Model model = agreement.model;
         if (
             model == IOfferBook.Model.TimeLimited
-                || (model == IOfferBook.Model.FlexiblePeriod && reason == CancelReason.CancelledByCustomer)
+                || (model == IOfferBook.Model.FlexiblePeriod
+                    && (reason == CancelReason.CancelledByCustomer
+                        || (reason == CancelReason.ActivationTimedOut && !_owedActivation(agreementId, agreement))))
         ) {
             agreement.status = Status.Idle;
             agreement.startedAt = 0;
@@ -552,16 +573,62 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (rest != 0) _credit(terms.owner, tokenId, rest);
     }
 
-    /// @dev When a settlement may happen: an Ended conference from its end; an Idle FlexiblePeriod
-    /// agreement (never started) from the end of its window. Reverts for anything else.
+    /// @dev When a settlement may happen: an Ended conference from its end; a FlexiblePeriod window that
+    /// passed without a conference from its end: never started (Idle), or started too late to be owed an
+    /// activation (Requested, see {_owedActivation}): such a start lapses with the window. Reverts otherwise.
     function _settlementOpensAt(uint256 agreementId, Agreement storage agreement) private view returns (uint256) {
-        if (agreement.status == Status.Ended) return agreement.endedAt;
-        if (agreement.status == Status.Idle && agreement.model == IOfferBook.Model.FlexiblePeriod) {
+        Status status = agreement.status;
+        if (status == Status.Ended) return agreement.endedAt;
+        if (
+            agreement.model == IOfferBook.Model.FlexiblePeriod
+                && (status == Status.Idle || (status == Status.Requested && !_owedActivation(agreementId, agreement)))
+        ) {
             uint256 to = _windows[agreementId].to;
             if (block.timestamp >= to) return to;
             revert Errors.Escrow_WindowOpen(agreementId, to);
         }
-        revert Errors.Escrow_WrongStatus(agreementId, agreement.status);
+        revert Errors.Escrow_WrongStatus(agreementId, status);
+    }
+
+    /// @dev Whether a requested FlexiblePeriod start is owed an activation: it left the operator its whole
+    /// ACTIVATION_WINDOW inside the reserved window. A later start is served if the operator can activate it
+    /// before the window ends; if it cannot, the start lapses and the minimum stays charged.
+    function _owedActivation(uint256 agreementId, Agreement storage agreement) private view returns (bool) {
+        return uint256(agreement.startedAt) + ACTIVATION_WINDOW < _windows[agreementId].to;
+    }
+
+    /// @dev Ends a running conference at the time its customer signed (EIP-712 `Stop`): never later than now
+    /// or its end time, never earlier than its start.
+    function _endAtSignedTime(
+        uint256 agreementId,
+        Agreement storage agreement,
+        uint40 stoppedAt,
+        uint40 deadline,
+        bytes calldata signature
+    ) private {
+        _requireStatus(agreementId, agreement, Status.Active);
+        if (block.timestamp > deadline) revert Errors.Escrow_SignatureExpired(agreementId, deadline);
+        uint32 session = _minutesAccounts[agreementId].sessions + 1;
+        if (!_signedByCustomer(agreement.customer, _stopDigest(agreementId, session, stoppedAt, deadline), signature)) {
+            revert Errors.Escrow_InvalidSignature(agreementId);
+        }
+        uint256 latest = _endsAt(agreement);
+        if (block.timestamp < latest) latest = block.timestamp;
+        uint256 endedAt = stoppedAt > latest ? latest : stoppedAt;
+        if (endedAt < agreement.startedAt) endedAt = agreement.startedAt;
+        _end(agreementId, agreement, endedAt);
+    }
+
+    /// @dev Whether `signature` over `digest` is the customer's. Its own key first: an EOA, and an EOA that
+    /// delegated its code (EIP-7702), whose delegate need not implement ERC-1271 (the key still controls the
+    /// account). Then, for an account with code, ERC-1271 (a smart-contract wallet, or a delegate that does).
+    function _signedByCustomer(address customer, bytes32 digest, bytes calldata signature) private view returns (bool) {
+        // slither-disable-next-line unused-return -- the third value only details an error, and any error means "not the key's"
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (err == ECDSA.RecoverError.NoError && recovered == customer) return true;
+        return
+            customer.code.length != 0
+                && SignatureChecker.isValidERC1271SignatureNowCalldata(customer, digest, signature);
     }
 
     /// @dev Takes the deposit: ETH with the call, or exactly `amount` of the ERC-20 (a token that
@@ -612,27 +679,19 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         emit Credited(account, tokenId, amount);
     }
 
-    /// @dev The price after the constraint surcharge, and the regions the agreement allows. Reverts if the
-    /// constraints cannot be met by these terms.
+    /// @dev The constraint surcharge and the regions the agreement allows. Reverts if the constraints cannot
+    /// be met by these terms.
     function _constrain(uint32 termsId, Terms storage terms, uint32 allowedRegions, bool gdpr)
         private
         view
-        returns (uint256 price, uint32 regions)
+        returns (uint24 surchargeBps, uint32 regions)
     {
         uint32 served = terms.regions;
         regions = allowedRegions == 0 ? served : allowedRegions & served;
         if (regions == 0) revert Errors.Escrow_NoRegionAllowed(termsId, allowedRegions);
         if (gdpr && !terms.gdpr) revert Errors.Escrow_GdprUnavailable(termsId);
-        price = Pricing.surcharged(terms.price, _surchargeBps(terms, regions, gdpr));
-    }
-
-    function _minimumCharge(Terms storage terms, uint32 regions, bool gdpr) private view returns (uint256) {
-        return Pricing.surcharged(terms.minimumCharge, _surchargeBps(terms, regions, gdpr));
-    }
-
-    function _surchargeBps(Terms storage terms, uint32 regions, bool gdpr) private view returns (uint256 bps) {
-        if (gdpr) bps += terms.gdprSurchargeBps;
-        if (regions != terms.regions) bps += terms.regionSurchargeBps;
+        if (gdpr) surchargeBps += terms.gdprSurchargeBps;
+        if (regions != served) surchargeBps += terms.regionSurchargeBps;
     }
 
     function _signable(uint32 termsId) private view returns (Terms storage terms) {
@@ -646,21 +705,23 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (model == IOfferBook.Model.TimeLimited) return _minutesAccounts[agreementId].deposit;
         if (model == IOfferBook.Model.FlexiblePeriod) {
             Window storage window = _windows[agreementId];
-            return Pricing.deposit(model, agreement.price, window.to - window.from, window.minimumCharge);
+            return Pricing.deposit(
+                model, agreement.price, agreement.surchargeBps, window.to - window.from, window.minimumCharge
+            );
         }
-        return Pricing.deposit(model, agreement.price, agreement.duration, 0);
+        return Pricing.deposit(model, agreement.price, agreement.surchargeBps, agreement.duration, 0);
     }
 
     function _endsAt(Agreement storage agreement) private view returns (uint256) {
         return uint256(agreement.startedAt) + agreement.duration;
     }
 
-    function _stopDigest(uint256 agreementId, uint40 startedAt, uint40 stoppedAt, uint40 deadline)
+    function _stopDigest(uint256 agreementId, uint32 session, uint40 stoppedAt, uint40 deadline)
         private
         view
         returns (bytes32)
     {
-        return _hashTypedDataV4(keccak256(abi.encode(STOP_TYPEHASH, agreementId, startedAt, stoppedAt, deadline)));
+        return _hashTypedDataV4(keccak256(abi.encode(STOP_TYPEHASH, agreementId, session, stoppedAt, deadline)));
     }
 
     function _agreement(uint256 agreementId) private view returns (Agreement storage agreement) {

@@ -41,6 +41,9 @@ contract OfferBook is IOfferBook {
         No
     }
 
+    /// @dev The offer owner's ballot is kept under this provider id, which no provider has (ids count from 1).
+    uint32 private constant OWNER_BALLOT = 0;
+
     enum PassFailure {
         None,
         Executed,
@@ -107,9 +110,10 @@ contract OfferBook is IOfferBook {
                 revert Errors.OfferBook_ComponentMissing(offerId, offer.shares[i].providerId);
             }
         }
+        (uint32 regions, bool gdpr) = _profile(offerId, offer.shares, offer.params.margin);
         offer.status = OfferStatus.Open;
         // slither-disable-next-line reentrancy-events -- the escrow is the immutable contract that deployed this book and makes no calls back
-        termsId = _publish(offerId, offer, offer.shares, offer.params.margin, offer.params.minimumCharge);
+        termsId = _publish(offerId, offer, offer.shares, offer.params.margin, offer.params.minimumCharge, regions, gdpr);
         emit OfferOpened(offerId, termsId);
     }
 
@@ -138,10 +142,20 @@ contract OfferBook is IOfferBook {
         Offer storage offer = _offer(offerId);
         _requireOfferStatus(offerId, offer, OfferStatus.Open);
         uint32 proposerId = REGISTRY.idOf(msg.sender);
-        if (!_contains(_members(offer.termsId), proposerId)) revert Errors.OfferBook_NotAProvider(offerId, msg.sender);
+        Share[] memory members = _members(offer.termsId);
+        if (!_contains(members, proposerId) || !REGISTRY.isActive(proposerId)) {
+            revert Errors.OfferBook_NotAProvider(offerId, msg.sender);
+        }
+        // Everything execute will publish is checked and computed now, so that once the vote has passed no
+        // provider can make the execution fail by changing its own registration.
+        _requireMinimumCharge(offer.params.model, minimumCharge);
+        uint32[] memory providerIds = new uint32[](shares.length);
         for (uint256 i; i < shares.length; ++i) {
             if (shares[i].component == 0) revert Errors.OfferBook_InvalidTerms();
+            providerIds[i] = shares[i].providerId;
         }
+        _requireProviders(providerIds);
+        (uint32 regions, bool gdpr) = _profile(offerId, shares, margin);
 
         proposalId = ++proposalCount;
         Proposal storage proposal = _proposals[proposalId];
@@ -149,6 +163,9 @@ contract OfferBook is IOfferBook {
         proposal.baseTermsId = offer.termsId;
         // forge-lint: disable-next-line(unsafe-typecast)
         proposal.deadline = uint40(block.timestamp) + VOTING_PERIOD;
+        proposal.electorate = _activeCount(members);
+        proposal.regions = regions;
+        proposal.gdpr = gdpr;
         proposal.margin = margin;
         proposal.minimumCharge = minimumCharge;
         for (uint256 i; i < shares.length; ++i) {
@@ -163,39 +180,57 @@ contract OfferBook is IOfferBook {
         if (proposal.executed || block.timestamp > proposal.deadline) {
             revert Errors.OfferBook_VoteClosed(proposalId, proposal.deadline);
         }
+        Ballot ballot = support ? Ballot.Yes : Ballot.No;
         uint32 providerId = REGISTRY.idOf(msg.sender);
-        bool isMember = _contains(_members(proposal.baseTermsId), providerId);
-        if (!isMember && _indexOf(proposal.shares, providerId) == type(uint256).max) {
-            revert Errors.OfferBook_NotAVoter(proposalId, msg.sender);
+        bool isMember = false;
+        bool isProviderVoter = false;
+        // A provider that left votes no more (and so cannot consent to joining either).
+        if (providerId != 0 && REGISTRY.isActive(providerId)) {
+            isMember = _contains(_members(proposal.baseTermsId), providerId);
+            isProviderVoter = isMember || _indexOf(proposal.shares, providerId) != type(uint256).max;
         }
-        if (_ballots[proposalId][providerId] != Ballot.None) {
-            revert Errors.OfferBook_AlreadyVoted(proposalId, providerId);
+        bool isOwner = msg.sender == _offers[proposal.offerId].owner;
+        if (!isProviderVoter && !isOwner) revert Errors.OfferBook_NotAVoter(proposalId, msg.sender);
+        if (isProviderVoter) {
+            if (_ballots[proposalId][providerId] != Ballot.None) {
+                revert Errors.OfferBook_AlreadyVoted(proposalId, providerId);
+            }
+            _ballots[proposalId][providerId] = ballot;
+            if (support && isMember) ++proposal.yesVotes;
+            emit Voted(proposalId, providerId, support);
         }
-        _ballots[proposalId][providerId] = support ? Ballot.Yes : Ballot.No;
-        if (support && isMember) ++proposal.yesVotes;
-        emit Voted(proposalId, providerId, support);
+        if (isOwner) {
+            // An owner that is also a voting provider records both ballots in one call.
+            if (!isProviderVoter && _ballots[proposalId][OWNER_BALLOT] != Ballot.None) {
+                revert Errors.OfferBook_AlreadyVoted(proposalId, OWNER_BALLOT);
+            }
+            _ballots[proposalId][OWNER_BALLOT] = ballot;
+            emit Voted(proposalId, OWNER_BALLOT, support);
+        }
     }
 
     /// @inheritdoc IOfferBook
     function execute(uint256 proposalId) external returns (uint32 termsId) {
         Proposal storage proposal = _proposal(proposalId);
-        PassFailure failure = _passFailure(proposalId, proposal);
+        (PassFailure failure, uint32 missing) = _passFailure(proposalId, proposal);
         if (failure == PassFailure.Executed) revert Errors.OfferBook_AlreadyExecuted(proposalId);
         if (failure == PassFailure.Stale) revert Errors.OfferBook_ProposalStale(proposalId);
         if (failure == PassFailure.NoQuorum) revert Errors.OfferBook_NoQuorum(proposalId, proposal.yesVotes);
-        if (failure == PassFailure.ConsentMissing) revert Errors.OfferBook_ConsentMissing(proposalId);
+        if (failure == PassFailure.ConsentMissing) revert Errors.OfferBook_ConsentMissing(proposalId, missing);
         proposal.executed = true;
 
         uint32 offerId = proposal.offerId;
-        Offer storage offer = _offers[offerId];
-        _requireMinimumCharge(offer.params.model, proposal.minimumCharge);
-        uint32[] memory providerIds = new uint32[](proposal.shares.length);
-        for (uint256 i; i < providerIds.length; ++i) {
-            providerIds[i] = proposal.shares[i].providerId;
-        }
-        _requireProviders(providerIds);
+        // The terms as computed when the proposal was made: the registry is not read again.
         // slither-disable-next-line reentrancy-events -- the escrow is the immutable contract that deployed this book and makes no calls back
-        termsId = _publish(offerId, offer, proposal.shares, proposal.margin, proposal.minimumCharge);
+        termsId = _publish(
+            offerId,
+            _offers[offerId],
+            proposal.shares,
+            proposal.margin,
+            proposal.minimumCharge,
+            proposal.regions,
+            proposal.gdpr
+        );
         emit ProposalExecuted(proposalId, termsId);
     }
 
@@ -205,12 +240,20 @@ contract OfferBook is IOfferBook {
 
     /// @inheritdoc IOfferBook
     function hasPassed(uint256 proposalId) external view returns (bool) {
-        return _passFailure(proposalId, _proposal(proposalId)) == PassFailure.None;
+        (PassFailure failure,) = _passFailure(proposalId, _proposal(proposalId));
+        return failure == PassFailure.None;
     }
 
     /// @inheritdoc IOfferBook
-    function offerOf(uint32 offerId) external view returns (Offer memory) {
-        return _offer(offerId);
+    function offerOf(uint32 offerId) external view returns (Offer memory offer) {
+        offer = _offer(offerId);
+        if (offer.termsId != 0) {
+            // Opened: what the providers voted since replaces the draft's shares, margin and minimum charge.
+            IConferenceEscrow.Terms memory terms = ESCROW.termsOf(offer.termsId);
+            offer.shares = terms.shares;
+            offer.params.margin = terms.margin;
+            offer.params.minimumCharge = terms.minimumCharge;
+        }
     }
 
     /// @inheritdoc IOfferBook
@@ -222,27 +265,20 @@ contract OfferBook is IOfferBook {
     // Internals
     // ---------------------------------------------------------------------------------------------
 
-    /// @dev Computes a terms version's price, regions and GDPR status from its providers as registered now,
-    /// and publishes it in the escrow in place of the offer's current version.
-    function _publish(uint32 offerId, Offer storage offer, Share[] storage shares, uint88 margin, uint88 minimumCharge)
-        private
-        returns (uint32 termsId)
-    {
-        uint256 price = margin;
-        uint32 regions = type(uint32).max;
-        bool gdpr = true;
-        for (uint256 i; i < shares.length; ++i) {
-            // slither-disable-next-line calls-loop -- the registry is immutable and trusted; at most MAX_SHARES calls
-            IProviderRegistry.Provider memory provider = REGISTRY.providerOf(shares[i].providerId);
-            if (!provider.active) revert Errors.OfferBook_ProviderInactive(shares[i].providerId);
-            price += shares[i].component;
-            regions &= provider.regions;
-            gdpr = gdpr && provider.gdpr;
-        }
-        if (regions == 0) revert Errors.OfferBook_NoCommonRegion(offerId);
+    /// @dev Publishes a terms version in the escrow in place of the offer's current one. Its price is the
+    /// components plus the margin; its regions and GDPR status are given (see {_profile}).
+    function _publish(
+        uint32 offerId,
+        Offer storage offer,
+        Share[] storage shares,
+        uint88 margin,
+        uint88 minimumCharge,
+        uint32 regions,
+        bool gdpr
+    ) private returns (uint32 termsId) {
         OfferParams storage params = offer.params;
         IConferenceEscrow.Terms memory terms = IConferenceEscrow.Terms({
-            price: SafeCast.toUint88(price),
+            price: SafeCast.toUint88(_price(shares, margin)),
             maxDuration: params.maxDuration,
             offerId: offerId,
             regions: regions,
@@ -257,24 +293,88 @@ contract OfferBook is IOfferBook {
             minimumCharge: minimumCharge,
             shares: shares
         });
-        // slither-disable-next-line reentrancy-no-eth -- the escrow is the immutable contract that deployed this book and makes no calls back
         termsId = ESCROW.publishTerms(terms, offer.termsId);
         offer.termsId = termsId;
     }
 
-    function _passFailure(uint256 proposalId, Proposal storage proposal) private view returns (PassFailure) {
-        if (proposal.executed) return PassFailure.Executed;
+    /// @dev The regions every provider of `shares` serves and whether all of them are GDPR-compliant, from
+    /// the registry as it is now. Reverts if one has left, if they have no region in common, or if the price
+    /// (components plus margin) does not fit the terms' 88 bits.
+    function _profile(uint32 offerId, Share[] memory shares, uint88 margin)
+        private
+        view
+        returns (uint32 regions, bool gdpr)
+    {
+        regions = type(uint32).max;
+        gdpr = true;
+        for (uint256 i; i < shares.length; ++i) {
+            // slither-disable-next-line calls-loop -- the registry is immutable and trusted; at most MAX_SHARES calls
+            IProviderRegistry.Provider memory provider = REGISTRY.providerOf(shares[i].providerId);
+            if (!provider.active) revert Errors.OfferBook_ProviderInactive(shares[i].providerId);
+            regions &= provider.regions;
+            gdpr = gdpr && provider.gdpr;
+        }
+        if (regions == 0) revert Errors.OfferBook_NoCommonRegion(offerId);
+        if (_price(shares, margin) > type(uint88).max) revert Errors.OfferBook_InvalidTerms();
+    }
+
+    /// @dev Why `proposal` cannot be executed now (None: it can), and for a missing consent whose it is
+    /// (a provider id, or OWNER_BALLOT for the offer's owner).
+    function _passFailure(uint256 proposalId, Proposal storage proposal)
+        private
+        view
+        returns (PassFailure, uint32 missing)
+    {
+        if (proposal.executed) return (PassFailure.Executed, 0);
         Offer storage offer = _offers[proposal.offerId];
-        if (offer.status != OfferStatus.Open || offer.termsId != proposal.baseTermsId) return PassFailure.Stale;
-        Share[] memory members = _members(proposal.baseTermsId);
-        if (uint256(proposal.yesVotes) * 2 <= members.length) return PassFailure.NoQuorum;
+        if (offer.status != OfferStatus.Open || offer.termsId != proposal.baseTermsId) return (PassFailure.Stale, 0);
+        if (uint256(proposal.yesVotes) * 2 <= proposal.electorate) return (PassFailure.NoQuorum, 0);
+
+        // Consent: nobody is made to work for less than it agreed to. A provider the proposal adds, and a
+        // member whose component or part of the minimum charge it lowers, must have voted yes; so must the
+        // owner if it changes the margin or lowers the owner's part of the minimum charge. A majority may
+        // still remove a member: that ends its part in new agreements, it does not lower its pay.
+        IConferenceEscrow.Terms memory base = ESCROW.termsOf(proposal.baseTermsId);
+        mapping(uint32 providerId => Ballot) storage ballots = _ballots[proposalId];
+        uint256 price = _price(proposal.shares, proposal.margin);
+        uint256 minimumCharge = proposal.minimumCharge;
         for (uint256 i; i < proposal.shares.length; ++i) {
-            uint32 providerId = proposal.shares[i].providerId;
-            if (!_contains(members, providerId) && _ballots[proposalId][providerId] != Ballot.Yes) {
-                return PassFailure.ConsentMissing;
+            Share storage share = proposal.shares[i];
+            uint256 was = _componentIn(base.shares, share.providerId);
+            bool lowered = was == 0 || share.component < was
+                || minimumCharge * share.component / price < base.minimumCharge * was / base.price;
+            if (lowered && ballots[share.providerId] != Ballot.Yes) {
+                return (PassFailure.ConsentMissing, share.providerId);
             }
         }
-        return PassFailure.None;
+        bool ownerLowered = proposal.margin != base.margin
+            || minimumCharge * proposal.margin / price < base.minimumCharge * base.margin / base.price;
+        if (ownerLowered && ballots[OWNER_BALLOT] != Ballot.Yes) return (PassFailure.ConsentMissing, OWNER_BALLOT);
+        return (PassFailure.None, 0);
+    }
+
+    /// @dev The components plus the margin.
+    function _price(Share[] memory shares, uint256 margin) private pure returns (uint256 price) {
+        price = margin;
+        for (uint256 i; i < shares.length; ++i) {
+            price += shares[i].component;
+        }
+    }
+
+    /// @dev `providerId`'s component in `shares`, 0 if it has none.
+    function _componentIn(Share[] memory shares, uint32 providerId) private pure returns (uint256) {
+        for (uint256 i; i < shares.length; ++i) {
+            if (shares[i].providerId == providerId) return shares[i].component;
+        }
+        return 0;
+    }
+
+    /// @dev How many of `members` have not left the registry.
+    function _activeCount(Share[] memory members) private view returns (uint8 count) {
+        for (uint256 i; i < members.length; ++i) {
+            // slither-disable-next-line calls-loop -- the registry is immutable and trusted; at most MAX_SHARES calls
+            if (REGISTRY.isActive(members[i].providerId)) ++count;
+        }
     }
 
     function _requireProviders(uint32[] memory providerIds) private view {

@@ -30,7 +30,10 @@ contract ProviderRegistry is IProviderRegistry {
     /// @inheritdoc IProviderRegistry
     function update(address payout, uint32 regions, bool gdpr) external {
         _requireValid(payout, regions);
-        uint32 providerId = _activeIdOf(msg.sender);
+        // A provider that left may update too: it keeps earning under terms still open and must keep control
+        // of where that money goes (its regions and GDPR declaration no longer matter: it joins no new terms).
+        uint32 providerId = idOf[msg.sender];
+        if (providerId == 0) revert Errors.Registry_NotRegistered(msg.sender);
         Provider storage provider = _providers[providerId];
         provider.payout = payout;
         provider.regions = regions;

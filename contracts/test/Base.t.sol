@@ -24,6 +24,8 @@ interface Vm {
     function sign(uint256 privateKey, bytes32 digest) external returns (uint8 v, bytes32 r, bytes32 s);
     function label(address account, string calldata name) external;
     function assume(bool condition) external pure;
+    function setEvmVersion(string calldata evm) external;
+    function etch(address account, bytes calldata code) external;
 }
 
 /// @notice The project's own assertions and shared defaults: a registry with three providers, the escrow and
@@ -148,6 +150,105 @@ abstract contract BaseTest {
         id = registry.register(role, payout, regions, gdpr);
     }
 
+    // ---- offers: drafted by the admin, priced by each provider, opened by the admin ------------
+
+    function _params(IOfferBook.Model model, uint8 tokenId, uint40 maxDuration, uint88 margin, uint88 minimumCharge)
+        internal
+        pure
+        returns (IOfferBook.OfferParams memory)
+    {
+        return IOfferBook.OfferParams({
+            model: model,
+            tokenId: tokenId,
+            maxDuration: maxDuration,
+            margin: margin,
+            minimumCharge: minimumCharge,
+            gdprSurchargeBps: GDPR_SURCHARGE_BPS,
+            regionSurchargeBps: REGION_SURCHARGE_BPS
+        });
+    }
+
+    function _ids(uint32 a) internal pure returns (uint32[] memory ids) {
+        ids = new uint32[](1);
+        ids[0] = a;
+    }
+
+    function _ids(uint32 a, uint32 b) internal pure returns (uint32[] memory ids) {
+        ids = new uint32[](2);
+        ids[0] = a;
+        ids[1] = b;
+    }
+
+    function _ids(uint32 a, uint32 b, uint32 c) internal pure returns (uint32[] memory ids) {
+        ids = new uint32[](3);
+        ids[0] = a;
+        ids[1] = b;
+        ids[2] = c;
+    }
+
+    /// Drafts an offer as the admin.
+    function _draft(IOfferBook.OfferParams memory params, uint32[] memory ids) internal returns (uint32 offerId) {
+        vm.prank(admin);
+        offerId = book.createOffer(params, ids);
+    }
+
+    function _setComponent(address provider, uint32 offerId, uint88 component) internal {
+        vm.prank(provider);
+        book.setComponent(offerId, component);
+    }
+
+    function _openOffer(uint32 offerId) internal returns (uint32 termsId) {
+        vm.prank(admin);
+        termsId = book.openOffer(offerId);
+    }
+
+    /// Drafts, prices and opens an offer: `providers[i]` (an account) sets `components[i]`.
+    function _customOffer(
+        IOfferBook.Model model,
+        uint8 tokenId,
+        uint40 maxDuration,
+        address[] memory providers,
+        uint88[] memory components,
+        uint88 margin,
+        uint88 minimumCharge
+    ) internal returns (uint32 termsId) {
+        uint32[] memory ids = new uint32[](providers.length);
+        for (uint256 i; i < providers.length; ++i) {
+            ids[i] = registry.idOf(providers[i]);
+        }
+        uint32 offerId = _draft(_params(model, tokenId, maxDuration, margin, minimumCharge), ids);
+        for (uint256 i; i < providers.length; ++i) {
+            _setComponent(providers[i], offerId, components[i]);
+        }
+        termsId = _openOffer(offerId);
+    }
+
+    function _two(address a, address b) internal pure returns (address[] memory list) {
+        list = new address[](2);
+        list[0] = a;
+        list[1] = b;
+    }
+
+    function _three(address a, address b, address c) internal pure returns (address[] memory list) {
+        list = new address[](3);
+        list[0] = a;
+        list[1] = b;
+        list[2] = c;
+    }
+
+    function _amounts(uint88 a, uint88 b) internal pure returns (uint88[] memory list) {
+        list = new uint88[](2);
+        list[0] = a;
+        list[1] = b;
+    }
+
+    function _amounts(uint88 a, uint88 b, uint88 c) internal pure returns (uint88[] memory list) {
+        list = new uint88[](3);
+        list[0] = a;
+        list[1] = b;
+        list[2] = c;
+    }
+
     /// Drafts an offer with the infrastructure and software providers, lets each set its component, opens it.
     function _offer(
         IOfferBook.Model model,
@@ -158,34 +259,21 @@ abstract contract BaseTest {
         uint88 margin,
         uint88 minimumCharge
     ) internal returns (uint32 termsId) {
-        uint32[] memory ids = new uint32[](2);
-        ids[0] = infraId;
-        ids[1] = softwareId;
-        vm.prank(admin);
-        uint32 offerId = book.createOffer(
-            IOfferBook.OfferParams({
-                model: model,
-                tokenId: tokenId,
-                maxDuration: maxDuration,
-                margin: margin,
-                minimumCharge: minimumCharge,
-                gdprSurchargeBps: GDPR_SURCHARGE_BPS,
-                regionSurchargeBps: REGION_SURCHARGE_BPS
-            }),
-            ids
+        termsId = _customOffer(
+            model,
+            tokenId,
+            maxDuration,
+            _two(infra, software),
+            _amounts(infraComponent, softwareComponent),
+            margin,
+            minimumCharge
         );
-        vm.prank(infra);
-        book.setComponent(offerId, infraComponent);
-        vm.prank(software);
-        book.setComponent(offerId, softwareComponent);
-        vm.prank(admin);
-        termsId = book.openOffer(offerId);
     }
 
     // ---- agreement steps -------------------------------------------------------------------------
 
     function _deposit(uint32 termsId, uint256 quantity) internal view returns (uint256 deposit) {
-        (deposit,) = escrow.quote(termsId, 0, false, quantity);
+        (deposit,,) = escrow.quote(termsId, 0, false, quantity);
     }
 
     /// Signs a FixedPrice or DynamicPrice agreement (ETH or token) with no constraints.
@@ -236,14 +324,26 @@ abstract contract BaseTest {
         _stop(id);
     }
 
-    /// The customer's EIP-712 signature stopping agreement `id` at `stoppedAt`.
+    /// The customer's EIP-712 signature stopping the running conference of agreement `id` at `stoppedAt`.
     function _stopSignature(uint256 key, uint256 id, uint40 stoppedAt, uint40 deadline)
         internal
         returns (bytes memory)
     {
-        uint40 startedAt = escrow.agreementOf(id).startedAt;
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, escrow.stopDigest(id, startedAt, stoppedAt, deadline));
+        return _stopSignature(key, id, _session(id), stoppedAt, deadline);
+    }
+
+    /// The signature stopping conference `session` of agreement `id`.
+    function _stopSignature(uint256 key, uint256 id, uint32 session, uint40 stoppedAt, uint40 deadline)
+        internal
+        returns (bytes memory)
+    {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, escrow.stopDigest(id, session, stoppedAt, deadline));
         return abi.encodePacked(r, s, v);
+    }
+
+    /// The number of the agreement's running (or next) conference, which a signed stop names.
+    function _session(uint256 id) internal view returns (uint32) {
+        return escrow.minutesAccountOf(id).sessions + 1;
     }
 
     function _status(uint256 id) internal view returns (IConferenceEscrow.Status) {
@@ -253,7 +353,7 @@ abstract contract BaseTest {
     // ---- assertions ------------------------------------------------------------------------------
 
     function assertEq(uint256 a, uint256 b, string memory what) internal pure {
-        if (a != b) revert(string.concat(what, ": ", _str(a), " != ", _str(b)));
+        if (a != b) revert(string.concat(what, ": ", str(a), " != ", str(b)));
     }
 
     function assertEq(address a, address b, string memory what) internal pure {
@@ -276,14 +376,15 @@ abstract contract BaseTest {
         if (max <= min) return min;
         return min + x % (max - min + 1);
     }
+}
 
-    function _str(uint256 v) private pure returns (string memory) {
-        if (v == 0) return "0";
-        bytes memory digits;
-        while (v != 0) {
-            digits = abi.encodePacked(bytes1(uint8(48 + v % 10)), digits);
-            v /= 10;
-        }
-        return string(digits);
+/// @notice `v` in decimal, for assertion messages (the one formatter every test file uses).
+function str(uint256 v) pure returns (string memory) {
+    if (v == 0) return "0";
+    bytes memory digits;
+    while (v != 0) {
+        digits = abi.encodePacked(bytes1(uint8(48 + v % 10)), digits);
+        v /= 10;
     }
+    return string(digits);
 }

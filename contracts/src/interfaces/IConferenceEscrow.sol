@@ -13,20 +13,31 @@ import {IOfferBook} from "./IOfferBook.sol";
 ///     FixedPrice, DynamicPrice:   sign ──► Requested
 ///     TimeLimited, FlexiblePeriod: sign ──► Idle ──start──► Requested
 ///
-///     Requested ──activate(region)──► Active ──stop / end / stopAndSettle──► Ended ──settle / settleOverdue──►
-///        │                                                                     Settled (FixedPrice, DynamicPrice, FlexiblePeriod)
+///     Requested ──activate(region)──► Active ──stop / end / stopBySignature / stopAndSettle──► Ended
+///        │                                   Ended ──settle / settleOverdue──► Settled (FixedPrice, DynamicPrice,
+///        │                                                                              FlexiblePeriod)
 ///        │                                                                     Idle    (TimeLimited: the next session)
 ///        └── stop (customer) / decline (operator) / reclaim (anyone, after ACTIVATION_WINDOW) ──►
-///               Refunded (FixedPrice, DynamicPrice: everything back; FlexiblePeriod declined or timed
-///                         out: everything back, the service was not ready)
-///               Idle     (TimeLimited: nothing consumed; FlexiblePeriod stopped by the customer: the
-///                         reservation stays, and so does its non-refundable minimum)
+///               Refunded (FixedPrice, DynamicPrice: everything back; FlexiblePeriod when the service was at
+///                         fault: declined, or a start it was owed timed out: everything back)
+///               Idle     (TimeLimited: nothing consumed; FlexiblePeriod stopped by the customer, or a start
+///                         too late to be owed an activation timed out: the reservation stays, and so does
+///                         its non-refundable minimum)
 ///
 ///     Idle ──close (customer)──► Settled   (TimeLimited: unused minutes back)
 ///     Idle ──settle / settleOverdue after the window──► Settled   (FlexiblePeriod never started: the minimum)
+///     Requested ──settle / settleOverdue after the window──► Settled   (FlexiblePeriod start too late to be
+///                                                                    owed an activation: it lapsed; the minimum)
 ///
-/// Charges (price p after the constraint surcharge, u = endedAt - startedAt seconds):
-///     FixedPrice p · DynamicPrice p·u · TimeLimited floor(p·u/60) per session · FlexiblePeriod minimum + p·u
+/// A FlexiblePeriod start is owed an activation when it leaves the operator its whole ACTIVATION_WINDOW
+/// before the window ends (startedAt + ACTIVATION_WINDOW < to). A later start is served if the operator can
+/// activate it before `to`; if not, it lapses with the window, and the minimum is charged as if the window
+/// had passed unused: the service was ready, the customer asked too late.
+///
+/// Charges (P the terms' price per unit, s the constraint surcharge in basis points, u = endedAt - startedAt
+/// seconds, m the minimum charge after the surcharge), each rounded down once:
+///     FixedPrice P·(1+s) · DynamicPrice P·u·(1+s) · TimeLimited P·u·(1+s)/60 per session ·
+///     FlexiblePeriod m + P·u·(1+s)
 /// and 0 when availability < 75%. Each charge is split at once: provider i gets floor(charge·cᵢ/P), the
 /// owner the rest (its margin and the rounding dust), where cᵢ are the components and P their sum plus
 /// the margin.
@@ -82,11 +93,13 @@ interface IConferenceEscrow {
         IOfferBook.Share[] shares;
     }
 
-    /// @notice One agreement. Slot 0 is written once, at signing; slot 1 is the state machine.
+    /// @notice One agreement, in two storage slots.
     /// @param allowedRegions Bit i set: the conference may run in region i.
     /// @param gdpr The customer requires every provider to be GDPR-compliant.
     /// @param region Where the operator said the current or last conference ran.
-    /// @param price The price per unit after the constraint surcharge.
+    /// @param price The terms' price per unit, before the constraint surcharge.
+    /// @param surchargeBps The constraint surcharge, in basis points: every deposit and charge is the amount at
+    /// `price` raised by it as a whole, rounded down once.
     /// @param duration The longest the next conference may run: the terms' maximum (FixedPrice,
     /// DynamicPrice), the seconds still unused (TimeLimited) or the window's length (FlexiblePeriod).
     /// @param startedAt When the operator activated; while Requested, when the start was requested.
@@ -100,15 +113,19 @@ interface IConferenceEscrow {
         Status status;
         uint8 region;
         uint88 price;
+        uint24 surchargeBps;
         uint40 duration;
         uint40 startedAt;
         uint40 endedAt;
     }
 
     /// @notice A TimeLimited agreement's account of minutes.
+    /// @param sessions The sessions settled so far (paid or not). The running one is `sessions` + 1, the
+    /// number a signed `Stop` names (1 for every other model, whose account is all zero).
     struct MinutesAccount {
         uint88 deposit;
         uint88 charged;
+        uint32 sessions;
     }
 
     /// @notice A FlexiblePeriod agreement's reserved window [from, to) and its minimum charge.
@@ -138,7 +155,8 @@ interface IConferenceEscrow {
     /// @notice Emitted when the operator has started the conference in `region`; it ends by itself at `endsAt`.
     event AgreementActivated(uint256 indexed agreementId, uint8 region, uint256 endsAt);
 
-    /// @notice Emitted when a running conference ends: stopped by the customer, by its signature, or expired.
+    /// @notice Emitted when a running conference ends: stopped by the customer, by its signature (`by` is who
+    /// submitted it), or expired.
     event AgreementEnded(uint256 indexed agreementId, uint256 endedAt, address by);
 
     /// @notice Emitted when a conference is paid for. `refund` is 0 for a TimeLimited session (the unused
@@ -149,7 +167,8 @@ interface IConferenceEscrow {
 
     /// @notice Emitted when a conference that never started is called off. `refund` is the whole deposit,
     /// or 0 when the agreement goes back to Idle: a TimeLimited session (nothing was consumed; the account
-    /// stays open) or a FlexiblePeriod start its customer called off (the reservation stays).
+    /// stays open) or a FlexiblePeriod start its customer called off, or that timed out without being owed
+    /// an activation (the reservation stays).
     event StartCancelled(uint256 indexed agreementId, CancelReason reason, uint256 refund, bool refundDeferred);
 
     /// @notice Emitted when a customer closes a TimeLimited account and gets its unused minutes back.
@@ -176,7 +195,8 @@ interface IConferenceEscrow {
     // ----------------------------------------------------------------------------------------------
 
     /// @notice Signs a FixedPrice or DynamicPrice agreement by paying its deposit: the price (FixedPrice) or
-    /// the price per second × the maximum duration (DynamicPrice). The conference starts at once.
+    /// the price per second × the maximum duration (DynamicPrice), raised by the constraint surcharge. The
+    /// conference is requested at once.
     /// @dev Requirements: signing is not paused; the terms are open and of one of these models; the
     /// constraints can be met (see {quote}); ETH: `msg.value` is the deposit; ERC-20: no ETH, and the
     /// contract receives exactly the deposit from the caller (allowance needed). Emits {AgreementSigned}.
@@ -204,8 +224,9 @@ interface IConferenceEscrow {
 
     /// @notice Asks for a TimeLimited session or the FlexiblePeriod conference to start.
     /// @dev Requirements: the caller is the customer; the agreement is Idle; TimeLimited: minutes remain;
-    /// FlexiblePeriod: now is inside the window (a start the customer called off may be asked again).
-    /// Emits {StartRequested}.
+    /// FlexiblePeriod: now is inside the window (a start the customer called off may be asked again). A
+    /// FlexiblePeriod start within ACTIVATION_WINDOW of the window's end is not owed an activation (see the
+    /// lifecycle). Emits {StartRequested}.
     function start(uint256 agreementId) external;
 
     /// @notice Stops the conference. Before it started: calls the start off (see the lifecycle). While it
@@ -228,22 +249,21 @@ interface IConferenceEscrow {
     /// is open; `region` is allowed by the agreement. Emits {AgreementActivated}.
     function activate(uint256 agreementId, uint8 region) external;
 
-    /// @notice Calls off a start the service cannot serve (see the lifecycle for the refund).
+    /// @notice Calls off a start the service cannot serve: everything back, a FlexiblePeriod minimum included
+    /// (the service was not ready).
     /// @dev Requirements: the caller has OPERATOR_ROLE; the agreement is Requested. Emits {StartCancelled}.
     function decline(uint256 agreementId) external;
 
     /// @notice Pays for an ended conference given the availability the monitor measured, or for a
-    /// FlexiblePeriod window that passed without a start (the minimum charge).
+    /// FlexiblePeriod window that passed without a conference (the minimum charge).
     /// @dev Requirements: the caller has OPERATOR_ROLE; `availabilityBps` ≤ 10,000; the agreement is Ended,
-    /// or Idle FlexiblePeriod with its window over. Emits {AgreementSettled}.
+    /// or FlexiblePeriod with its window over and Idle or Requested too late to be owed an activation.
+    /// Emits {AgreementSettled}.
     function settle(uint256 agreementId, uint16 availabilityBps) external;
 
-    /// @notice Ends a running conference at the time the customer signed (EIP-712 `Stop`), then settles it:
-    /// the customer stops without paying gas. The end is the signed time, never later than now nor than the
-    /// conference's end time, never earlier than its start.
-    /// @dev Requirements: as {settle}, but the agreement is Active; `deadline` has not passed; the signature
-    /// is the customer's (EOA or ERC-1271) over (agreementId, startedAt of this conference, stoppedAt,
-    /// deadline). Emits {AgreementEnded} and {AgreementSettled}.
+    /// @notice {stopBySignature}, then settles: the operator submits the customer's signed stop with the
+    /// settlement, in one transaction.
+    /// @dev Requirements: as {settle} and {stopBySignature}. Emits {AgreementEnded} and {AgreementSettled}.
     function stopAndSettle(
         uint256 agreementId,
         uint16 availabilityBps,
@@ -256,16 +276,28 @@ interface IConferenceEscrow {
     // Anyone: the calls a contract cannot make by itself
     // ----------------------------------------------------------------------------------------------
 
+    /// @notice Ends a running conference at the time its customer signed (EIP-712 `Stop`): the customer stops
+    /// without paying gas, and anyone holding its signature (the customer, a relayer, a watchtower) may submit
+    /// it, so no operator can sit on it. The end is the signed time, never later than now nor than the
+    /// conference's end time, never earlier than its start. The settlement stays the operator's ({settle}),
+    /// or anyone's once SETTLEMENT_WINDOW has passed ({settleOverdue}).
+    /// @dev Requirements: the agreement is Active; `deadline` has not passed; the signature is the customer's
+    /// over Stop(agreementId, session, stoppedAt, deadline), `session` being this conference's number
+    /// (1 + {MinutesAccount-sessions}): the customer's own key (an EOA, or an account that delegated its code
+    /// under EIP-7702), or else its ERC-1271 answer. Emits {AgreementEnded}.
+    function stopBySignature(uint256 agreementId, uint40 stoppedAt, uint40 deadline, bytes calldata signature) external;
+
     /// @notice Ends a conference whose time is up, at its end time.
     /// @dev Requirements: the agreement is Active and its end time has come. Emits {AgreementEnded}.
     function end(uint256 agreementId) external;
 
-    /// @notice Calls off a start the operator did not activate within ACTIVATION_WINDOW.
+    /// @notice Calls off a start the operator did not activate within ACTIVATION_WINDOW (see the lifecycle for
+    /// the refund: a FlexiblePeriod start that was not owed an activation keeps the minimum).
     /// @dev Requirements: the agreement is Requested and the window has passed. Emits {StartCancelled}.
     function reclaim(uint256 agreementId) external;
 
     /// @notice Settles at full availability a conference the operator did not settle within
-    /// SETTLEMENT_WINDOW of its end (or of a FlexiblePeriod window's end).
+    /// SETTLEMENT_WINDOW of its end (or of a FlexiblePeriod window's end, for a window without a conference).
     /// @dev Requirements: as {settle} without the role, and the settlement window has passed.
     /// Emits {AgreementSettled}.
     function settleOverdue(uint256 agreementId) external;
@@ -275,9 +307,11 @@ interface IConferenceEscrow {
     /// @dev Requirements: the credit is not zero. Emits {Withdrawn}.
     function withdraw(uint8 tokenId) external;
 
-    /// @notice Pays provider `providerId`'s earnings in token `tokenId` to its payout address. Anyone may
-    /// call it: the money can only go to the payout address the provider registered.
-    /// @dev Requirements: the earnings are not zero. Emits {EarningsWithdrawn}.
+    /// @notice Pays provider `providerId`'s earnings in token `tokenId` to its payout address, when the
+    /// provider chooses: its account or its payout address calls it (so that a provider moving its payout
+    /// away from a lost address cannot be front-run into paying that address). A provider that left may too.
+    /// @dev Requirements: the earnings are not zero; the caller is the provider's account or payout address.
+    /// Emits {EarningsWithdrawn}.
     function withdrawEarnings(uint32 providerId, uint8 tokenId) external;
 
     // ----------------------------------------------------------------------------------------------
@@ -308,13 +342,14 @@ interface IConferenceEscrow {
     // Views
     // ----------------------------------------------------------------------------------------------
 
-    /// @notice The deposit and the price per unit that signing `termsId` with these constraints costs.
+    /// @notice What signing `termsId` with these constraints costs: the deposit, the terms' price per unit and
+    /// the constraint surcharge (basis points) that every charge of the agreement will be raised by.
     /// @dev Reverts as signing would (unknown or closed terms, constraints that cannot be met). `quantity`
     /// is the minutes (TimeLimited) or the window's seconds (FlexiblePeriod), ignored otherwise.
     function quote(uint32 termsId, uint32 allowedRegions, bool gdpr, uint256 quantity)
         external
         view
-        returns (uint256 deposit, uint256 price);
+        returns (uint256 deposit, uint256 price, uint24 surchargeBps);
 
     /// @notice The terms version `termsId`; reverts if there is none.
     function termsOf(uint32 termsId) external view returns (Terms memory);
@@ -334,8 +369,9 @@ interface IConferenceEscrow {
     /// @notice What the agreement's customer paid in.
     function depositOf(uint256 agreementId) external view returns (uint256);
 
-    /// @notice The EIP-712 digest a customer signs to stop a conference without gas.
-    function stopDigest(uint256 agreementId, uint40 startedAt, uint40 stoppedAt, uint40 deadline)
+    /// @notice The EIP-712 digest a customer signs to stop conference `session` of the agreement (1 +
+    /// {MinutesAccount-sessions} while it runs) without gas.
+    function stopDigest(uint256 agreementId, uint32 session, uint40 stoppedAt, uint40 deadline)
         external
         view
         returns (bytes32);

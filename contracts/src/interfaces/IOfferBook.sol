@@ -7,14 +7,24 @@ pragma solidity ^0.8.28;
 /// @dev An offer names a sequence of immutable terms versions. The owner drafts it and names its providers;
 /// each provider sets its own price component; the owner opens it, which publishes the first version.
 /// After that the shared terms (the providers and their components, the margin, the minimum charge) change
-/// only by proposal and vote: one provider, one vote; a proposal passes when more than half the current
-/// providers voted yes before its deadline and every provider it would add voted yes too (its consent to
-/// its component). Anyone may execute a passed proposal, which publishes a new version and closes the old
-/// one. Customers sign a terms version, so an agreement keeps the terms it signed whatever is voted later.
+/// only by proposal and vote. Only providers that have not left the registry propose and vote, one provider
+/// one vote. A proposal passes when
+///   - more than half of its electorate voted yes before its deadline: the members of the current terms that
+///     had not left the registry when it was made (a yes stays counted if its voter leaves later);
+///   - every provider it adds voted yes (its consent to its component);
+///   - every member whose pay it lowers voted yes: its component, or its part of the minimum charge
+///     floor(minimum · component / price). A majority may remove a member, never pay it less;
+///   - the offer's owner voted yes if it changes the margin or lowers the owner's part of the minimum charge
+///     (the owner votes too; its ballot counts for nothing else and is reported as provider id 0).
+/// The new version's price, regions and GDPR status are computed when the proposal is made, from the
+/// registry as it is then (regions: those every provider of the proposal serves), and published unchanged:
+/// nothing a provider changes in the registry afterwards makes a passed proposal fail. Anyone may execute
+/// a passed proposal, which publishes the new version and closes the old one. Customers sign a terms
+/// version, so an agreement keeps the terms it signed whatever is voted later.
 ///
 ///     createOffer ──► Draft ──setComponent (each provider), openOffer──► Open ──retireOffer──► Retired
 ///                                                                        │ ▲
-///                                               propose, vote (providers)┘ └ execute (anyone): new version
+///                                        propose, vote (providers, owner)┘ └ execute (anyone): new version
 interface IOfferBook {
     /// @notice The pricing models. Division of income, consensus decisions and constraints apply to every
     /// offer, so of the seven models of the architecture note four remain that differ in what is bought.
@@ -61,12 +71,19 @@ interface IOfferBook {
     }
 
     /// @notice What a proposal would change. It applies to the terms current when it was made.
+    /// @param yesVotes The yes votes of members of the base terms (the quorum's count).
+    /// @param electorate The members of the base terms that had not left the registry when it was made.
+    /// @param gdpr Whether every provider of `shares` was GDPR-compliant when it was made.
+    /// @param regions The regions every provider of `shares` served when it was made.
     struct Proposal {
         uint32 offerId;
         uint32 baseTermsId;
         uint40 deadline;
         uint8 yesVotes;
+        uint8 electorate;
         bool executed;
+        bool gdpr;
+        uint32 regions;
         uint88 margin;
         uint88 minimumCharge;
         Share[] shares;
@@ -87,7 +104,7 @@ interface IOfferBook {
     /// @notice Emitted when a provider proposes new shared terms for an offer.
     event ProposalCreated(uint256 indexed proposalId, uint32 indexed offerId, uint32 proposerId, uint256 deadline);
 
-    /// @notice Emitted when a provider votes.
+    /// @notice Emitted when a provider votes; `providerId` 0 is the offer's owner.
     event Voted(uint256 indexed proposalId, uint32 indexed providerId, bool support);
 
     /// @notice Emitted when a passed proposal is executed: `termsId` is the new version.
@@ -114,29 +131,35 @@ interface IOfferBook {
     /// @dev Requirements: the caller owns the offer; it is a draft or open. Emits {OfferRetired}.
     function retireOffer(uint32 offerId) external;
 
-    /// @notice Proposes new shared terms for an open offer. The vote closes VOTING_PERIOD seconds from now.
-    /// @dev Requirements: the offer is open; the caller is the account of one of its current providers;
-    /// non-zero components. Emits {ProposalCreated}.
+    /// @notice Proposes new shared terms for an open offer. The vote closes VOTING_PERIOD seconds from now. The
+    /// new terms' price, regions and GDPR status are computed now (see the contract's notes).
+    /// @dev Requirements: the offer is open; the caller is the account of one of its current providers and
+    /// has not left the registry; the new shares are valid as in {createOffer} (1 to MAX_SHARES distinct
+    /// active providers), with non-zero components and at least one region in common; a minimum charge
+    /// exactly when the model is FlexiblePeriod. Emits {ProposalCreated}.
     function propose(uint32 offerId, Share[] calldata shares, uint88 margin, uint88 minimumCharge)
         external
         returns (uint256 proposalId);
 
-    /// @notice Votes on a proposal.
+    /// @notice Votes on a proposal: as a provider (a member of the current terms, or one the proposal adds)
+    /// and, if the caller owns the offer, as its owner.
     /// @dev Requirements: the deadline has not passed and it is not executed; the caller is the account of a
-    /// current or proposed provider and has not voted on it. Emits {Voted}.
+    /// current or proposed provider that has not left the registry, or the offer's owner; it has not voted on
+    /// it. Emits {Voted} (for each capacity the caller votes in).
     function vote(uint256 proposalId, bool support) external;
 
-    /// @notice Executes a passed proposal. Anyone may call it.
-    /// @dev Requirements: it passed (see {hasPassed}); the offer is still open with the proposal's base
-    /// terms; the new shares are valid as in {createOffer}. Emits {ProposalExecuted}.
+    /// @notice Executes a passed proposal: publishes the terms computed when it was made. Anyone may call it.
+    /// @dev Requirements: it passed (see {hasPassed}): nothing else is checked, so no change to the registry
+    /// can stop it. Emits {ProposalExecuted}.
     function execute(uint256 proposalId) external returns (uint32 termsId);
 
-    /// @notice Whether `proposalId` has passed: not executed, still based on the offer's current terms, a
-    /// quorum of yes votes and every added provider's consent. {execute} also re-checks the new shares
-    /// (active, distinct providers; the minimum charge) and may still refuse them.
+    /// @notice Whether `proposalId` has passed, i.e. {execute} would succeed now: not executed, still based on
+    /// the offer's current terms, a quorum of yes votes and every consent it needs (see the contract's notes).
     function hasPassed(uint256 proposalId) external view returns (bool);
 
-    /// @notice The offer `offerId`; reverts if there is none.
+    /// @notice The offer `offerId`; reverts if there is none. `shares`, `params.margin` and
+    /// `params.minimumCharge` are those of its current terms version once it is open (of its last one once
+    /// retired), as drafted before.
     function offerOf(uint32 offerId) external view returns (Offer memory);
 
     /// @notice The proposal `proposalId`; reverts if there is none.

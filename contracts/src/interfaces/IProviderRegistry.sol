@@ -5,7 +5,8 @@ pragma solidity ^0.8.28;
 /// @notice Who the providers are: the parties that split an offer's income (infrastructure, conference
 /// software, monitoring, ...). A provider signs with one account and is paid at another (a cold wallet).
 /// @dev A provider id is never reused and never deleted: leaving only stops the provider from joining new
-/// offers' terms, so income it earned under terms it already belongs to stays withdrawable to its payout.
+/// offers, proposals and votes. It keeps earning under terms it already belongs to (until the providers vote
+/// it out), and keeps control of its payout address ({update}), so that leaving never strands earnings.
 interface IProviderRegistry {
     /// @notice What a provider contributes to a conference.
     enum Role {
@@ -48,10 +49,12 @@ interface IProviderRegistry {
     /// @return providerId The new provider's id, counting from 1.
     function register(Role role, address payout, uint32 regions, bool gdpr) external returns (uint32 providerId);
 
-    /// @notice Changes the caller's payout address, regions and GDPR declaration. Terms already published
-    /// keep the regions and GDPR status they were computed with; new payouts go to the new address.
-    /// @dev Requirements: the caller is an active provider; `payout` and `regions` are not zero.
-    /// Emits {ProviderUpdated}.
+    /// @notice Changes the caller's payout address, regions and GDPR declaration. Terms already published, and
+    /// proposals already made, keep the regions and GDPR status they were computed with; every withdrawal from
+    /// now on goes to the new address. A provider that left may still call it (to move its payout away from
+    /// an address that stopped accepting the token, say); its regions and GDPR declaration no longer matter.
+    /// @dev Requirements: the caller is a registered provider (active or not); `payout` and `regions` are not
+    /// zero. Emits {ProviderUpdated}.
     function update(address payout, uint32 regions, bool gdpr) external;
 
     /// @notice The caller stops being a provider for new terms. Its earned income stays withdrawable.

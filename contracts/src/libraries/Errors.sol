@@ -17,8 +17,11 @@ library Errors {
     /// @notice Thrown when a provider gives a zero payout address or serves no region.
     error Registry_InvalidProvider(address payout, uint32 regions);
 
-    /// @notice Thrown when an account that is not an active provider updates or leaves.
+    /// @notice Thrown when an account that is not an active provider leaves.
     error Registry_NotActiveProvider(address account);
+
+    /// @notice Thrown when an account that never registered updates a provider.
+    error Registry_NotRegistered(address account);
 
     /// @notice Thrown when a provider id was never registered.
     error Registry_UnknownProvider(uint32 providerId);
@@ -28,8 +31,8 @@ library Errors {
     // ---------------------------------------------------------------------------------------------
 
     /// @notice Thrown when terms are malformed: a zero maximum duration, an unknown token, no providers or
-    /// more than MAX_SHARES, a zero component, or a minimum charge on a model other than FlexiblePeriod
-    /// (or none on a FlexiblePeriod offer).
+    /// more than MAX_SHARES, a zero component, a price (components plus margin) beyond 88 bits, or a minimum
+    /// charge on a model other than FlexiblePeriod (or none on a FlexiblePeriod offer).
     error OfferBook_InvalidTerms();
 
     /// @notice Thrown when an offer id was never used.
@@ -47,7 +50,8 @@ library Errors {
     /// @notice Thrown when an offer is not in the status the call needs.
     error OfferBook_WrongOfferStatus(uint32 offerId, IOfferBook.OfferStatus status);
 
-    /// @notice Thrown when the caller is not the account of one of the offer's current providers.
+    /// @notice Thrown when the caller is not the account of one of the offer's current providers (or, to
+    /// propose, one that has left the registry).
     error OfferBook_NotAProvider(uint32 offerId, address caller);
 
     /// @notice Thrown when an account without the escrow's OFFER_ADMIN_ROLE drafts an offer.
@@ -68,10 +72,11 @@ library Errors {
     /// @notice Thrown when a vote comes after the deadline or after execution.
     error OfferBook_VoteClosed(uint256 proposalId, uint256 deadline);
 
-    /// @notice Thrown when the caller is neither a current nor a proposed provider of the offer.
+    /// @notice Thrown when the caller is neither the offer's owner nor a current or proposed provider of the
+    /// offer that has not left the registry.
     error OfferBook_NotAVoter(uint256 proposalId, address caller);
 
-    /// @notice Thrown when a provider votes twice on one proposal.
+    /// @notice Thrown when a provider (or the owner, provider id 0) votes twice on one proposal.
     error OfferBook_AlreadyVoted(uint256 proposalId, uint32 providerId);
 
     /// @notice Thrown when a proposal is executed a second time.
@@ -80,11 +85,13 @@ library Errors {
     /// @notice Thrown when the offer's terms changed, or it was retired, since the proposal was made.
     error OfferBook_ProposalStale(uint256 proposalId);
 
-    /// @notice Thrown when no more than half the current providers voted yes.
+    /// @notice Thrown when no more than half the proposal's electorate voted yes.
     error OfferBook_NoQuorum(uint256 proposalId, uint8 yesVotes);
 
-    /// @notice Thrown when a provider the proposal would add has not voted yes.
-    error OfferBook_ConsentMissing(uint256 proposalId);
+    /// @notice Thrown when a party whose consent the proposal needs has not voted yes: a provider it adds, a
+    /// member whose component or part of the minimum charge it lowers, or (`providerId` 0) the offer's owner
+    /// when it changes the margin or lowers the owner's part of the minimum charge.
+    error OfferBook_ConsentMissing(uint256 proposalId, uint32 providerId);
 
     // ---------------------------------------------------------------------------------------------
     // ConferenceEscrow
@@ -108,7 +115,8 @@ library Errors {
     /// @notice Thrown when a signing function does not match the terms' pricing model.
     error Escrow_WrongModel(uint32 termsId, IOfferBook.Model model);
 
-    /// @notice Thrown when the minutes bought are zero or more than the terms allow.
+    /// @notice Thrown when the minutes bought are zero or more than the terms allow (or a quote asks for more
+    /// than 2^40 seconds).
     error Escrow_InvalidQuantity(uint256 minuteCount);
 
     /// @notice Thrown when a reserved window is empty, already over, or longer than the terms allow.
@@ -141,7 +149,8 @@ library Errors {
     /// @notice Thrown when a FlexiblePeriod conference is started or activated outside its window.
     error Escrow_OutsideWindow(uint256 agreementId, uint256 from, uint256 to);
 
-    /// @notice Thrown when an unused FlexiblePeriod window is settled before it is over.
+    /// @notice Thrown when an unused FlexiblePeriod window (or a start that lapses with it) is settled before
+    /// the window is over.
     error Escrow_WindowOpen(uint256 agreementId, uint256 to);
 
     /// @notice Thrown when the operator activates after the activation window has closed.
@@ -173,6 +182,10 @@ library Errors {
 
     /// @notice Thrown when a provider with no earnings in the token is paid out.
     error Escrow_NoEarnings(uint32 providerId, uint8 tokenId);
+
+    /// @notice Thrown when someone other than the provider's account or its payout address pays out its
+    /// earnings.
+    error Escrow_NotProvider(uint32 providerId, address caller);
 
     /// @notice Thrown when an ETH withdrawal is refused by its recipient.
     error Escrow_TransferFailed(address to, uint256 amount);

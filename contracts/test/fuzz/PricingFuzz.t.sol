@@ -9,6 +9,8 @@ import {Pricing} from "../../src/libraries/Pricing.sol";
 contract PricingFuzzTest is BaseTest {
     uint256 internal constant MAX_PRICE = 2 ** 88 - 1;
     uint256 internal constant MAX_DUR = 2 ** 40 - 1;
+    /// Both constraint surcharges at their largest (two uint16 basis points).
+    uint256 internal constant MAX_SURCHARGE = 2 * (2 ** 16 - 1);
 
     function setUp() public override {}
 
@@ -48,7 +50,8 @@ contract PricingFuzzTest is BaseTest {
         used = bound(used, 0, MAX_DUR);
         minimum = bound(minimum, 0, MAX_PRICE);
         availability = bound(availability, 0, 7499);
-        assertEq(Pricing.charge(_model(m), price, used, minimum, availability), 0, "charge below 75%");
+        uint256 bps = bound(availability * 17, 0, MAX_SURCHARGE);
+        assertEq(Pricing.charge(_model(m), price, bps, used, minimum, availability), 0, "charge below 75%");
     }
 
     /// At or above 75% the charge follows the model's formula (and does not depend on the availability).
@@ -61,14 +64,38 @@ contract PricingFuzzTest is BaseTest {
         used = bound(used, 0, MAX_DUR);
         minimum = model == IOfferBook.Model.FlexiblePeriod ? bound(minimum, 0, MAX_PRICE) : 0;
         availability = bound(availability, 7500, 10_000);
+        // The surcharge is applied to the use as a whole, rounded down once.
+        uint256 bps = bound(uint256(keccak256(abi.encode(price, used))), 0, MAX_SURCHARGE);
         uint256 expected;
-        if (model == IOfferBook.Model.FixedPrice) expected = price;
-        else if (model == IOfferBook.Model.DynamicPrice) expected = price * used;
-        else if (model == IOfferBook.Model.TimeLimited) expected = price * used / 60;
-        else expected = minimum + price * used;
-        uint256 c = Pricing.charge(model, price, used, minimum, availability);
+        if (model == IOfferBook.Model.FixedPrice) expected = price * (10_000 + bps) / 10_000;
+        else if (model == IOfferBook.Model.DynamicPrice) expected = price * used * (10_000 + bps) / 10_000;
+        else if (model == IOfferBook.Model.TimeLimited) expected = price * used * (10_000 + bps) / 600_000;
+        else expected = minimum + price * used * (10_000 + bps) / 10_000;
+        uint256 c = Pricing.charge(model, price, bps, used, minimum, availability);
         assertEq(c, expected, "charge formula");
-        assertEq(c, Pricing.charge(model, price, used, minimum, 10_000), "independent of availability above 75%");
+        assertEq(c, Pricing.charge(model, price, bps, used, minimum, 10_000), "independent of availability above 75%");
+        assertEq(
+            Pricing.charge(model, price, 0, used, minimum, availability),
+            model == IOfferBook.Model.FixedPrice
+                ? price
+                : model == IOfferBook.Model.DynamicPrice
+                    ? price * used
+                    : model == IOfferBook.Model.TimeLimited ? price * used / 60 : minimum + price * used,
+            "no surcharge: the plain formula"
+        );
+    }
+
+    /// Regression (review, surcharge rounding): a surcharge is never rounded away on a small price per unit.
+    /// At 9 units a second a 10% surcharge is worth 0.9 unit a second, 3,240 units an hour: applied to the
+    /// hour as a whole it is all charged (floored once), not floor(9 · 1.1) = 9 a second.
+    function testFuzz_surchargeNotRoundedAway(uint256 price, uint256 used, uint256 bps) public pure {
+        price = bound(price, 1, 1000);
+        used = bound(used, 1, 30 days);
+        bps = bound(bps, 1, MAX_SURCHARGE);
+        uint256 exact = price * used * (10_000 + bps); // the charge × 10,000, exactly
+        uint256 c = Pricing.charge(IOfferBook.Model.DynamicPrice, price, bps, used, 0, 10_000);
+        assertTrue(c * 10_000 <= exact && exact < (c + 1) * 10_000, "within one unit of the exact charge");
+        assertEq(Pricing.charge(IOfferBook.Model.DynamicPrice, 9, 1000, 3600, 0, 10_000), 35_640, "9/s +10%, 1 h");
     }
 
     /// The charge never exceeds the deposit when the usage stays within the deposit's duration.
@@ -88,8 +115,9 @@ contract PricingFuzzTest is BaseTest {
         used = bound(used, 0, duration);
         minimum = model == IOfferBook.Model.FlexiblePeriod ? bound(minimum, 0, MAX_PRICE) : 0;
         availability = bound(availability, 0, 10_000);
-        uint256 d = Pricing.deposit(model, price, duration, minimum);
-        uint256 c = Pricing.charge(model, price, used, minimum, availability);
+        uint256 bps = bound(uint256(keccak256(abi.encode(duration, used))), 0, MAX_SURCHARGE);
+        uint256 d = Pricing.deposit(model, price, bps, duration, minimum);
+        uint256 c = Pricing.charge(model, price, bps, used, minimum, availability);
         assertTrue(c <= d, "charge above deposit");
         if (used == duration && availability >= 7500) assertEq(c, d, "full use charges the whole deposit");
     }
@@ -104,8 +132,9 @@ contract PricingFuzzTest is BaseTest {
         price = bound(price, 0, MAX_PRICE);
         minuteCount = uint32(bound(minuteCount, 1, 2 ** 24));
         uint256 duration = uint256(minuteCount) * 60;
-        uint256 d = Pricing.deposit(IOfferBook.Model.TimeLimited, price, duration, 0);
-        assertEq(d, price * minuteCount, "deposit is price per minute x minutes");
+        uint256 bps = bound(uint256(keccak256(abi.encode(sessions))), 0, MAX_SURCHARGE);
+        uint256 d = Pricing.deposit(IOfferBook.Model.TimeLimited, price, bps, duration, 0);
+        assertEq(d, price * minuteCount * (10_000 + bps) / 10_000, "deposit is price per minute x minutes, surcharged");
         uint256 left = duration;
         uint256 total;
         uint256 usedTotal;
@@ -113,12 +142,13 @@ contract PricingFuzzTest is BaseTest {
             uint256 u = bound(sessions[i], 0, left);
             left -= u;
             usedTotal += u;
-            total += Pricing.charge(IOfferBook.Model.TimeLimited, price, u, 0, 10_000);
+            total += Pricing.charge(IOfferBook.Model.TimeLimited, price, bps, u, 0, 10_000);
         }
         assertTrue(total <= d, "sessions charged above the deposit");
-        assertTrue(total <= price * usedTotal / 60, "sessions never cost more than one long session");
+        uint256 oneSession = price * usedTotal * (10_000 + bps) / 600_000;
+        assertTrue(total <= oneSession, "sessions never cost more than one long session");
         // Rounding costs the providers less than one wei per session.
-        assertTrue(price * usedTotal / 60 - total < sessions.length, "rounding dust per session");
+        assertTrue(oneSession - total < sessions.length, "rounding dust per session");
     }
 
     /// Deposits per model.
@@ -127,11 +157,13 @@ contract PricingFuzzTest is BaseTest {
         price = bound(price, 0, MAX_PRICE);
         duration = bound(duration, 0, MAX_DUR);
         minimum = bound(minimum, 0, MAX_PRICE);
-        uint256 d = Pricing.deposit(model, price, duration, minimum);
-        if (model == IOfferBook.Model.FixedPrice) assertEq(d, price, "fixed");
-        else if (model == IOfferBook.Model.DynamicPrice) assertEq(d, minimum + price * duration, "dynamic");
-        else if (model == IOfferBook.Model.TimeLimited) assertEq(d, price * duration / 60, "minutes");
-        else assertEq(d, minimum + price * duration, "flexible");
+        uint256 bps = bound(uint256(keccak256(abi.encode(m, duration))), 0, MAX_SURCHARGE);
+        uint256 d = Pricing.deposit(model, price, bps, duration, minimum);
+        uint256 scaled = price * duration * (10_000 + bps);
+        if (model == IOfferBook.Model.FixedPrice) assertEq(d, price * (10_000 + bps) / 10_000, "fixed");
+        else if (model == IOfferBook.Model.DynamicPrice) assertEq(d, minimum + scaled / 10_000, "dynamic");
+        else if (model == IOfferBook.Model.TimeLimited) assertEq(d, scaled / 600_000, "minutes");
+        else assertEq(d, minimum + scaled / 10_000, "flexible");
     }
 
     /// The split: each part is floor(amount·cᵢ/P); the parts never exceed the amount, and what is left (the

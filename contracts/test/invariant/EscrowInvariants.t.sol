@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {BaseTest} from "../Base.t.sol";
+import {BaseTest, str} from "../Base.t.sol";
 import {Handler} from "./Handler.sol";
 import {IConferenceEscrow} from "../../src/interfaces/IConferenceEscrow.sol";
 import {IOfferBook} from "../../src/interfaces/IOfferBook.sol";
@@ -48,36 +48,17 @@ contract EscrowInvariantTest is BaseTest {
         uint88 margin,
         uint88 minimumCharge
     ) internal returns (uint32 termsId) {
-        vm.prank(admin);
-        uint32 offerId = book.createOffer(
-            IOfferBook.OfferParams({
-                model: model,
-                tokenId: usdId,
-                maxDuration: maxDuration,
-                margin: margin,
-                minimumCharge: minimumCharge,
-                gdprSurchargeBps: GDPR_SURCHARGE_BPS,
-                regionSurchargeBps: REGION_SURCHARGE_BPS
-            }),
-            _providers(mask)
-        );
-        address[3] memory accounts = [infra, software, monitor];
-        for (uint256 i; i < 3; ++i) {
-            if (mask & (1 << i) == 0) continue;
-            vm.prank(accounts[i]);
-            book.setComponent(offerId, components[i]);
-        }
-        vm.prank(admin);
-        termsId = book.openOffer(offerId);
-    }
-
-    function _providers(uint256 mask) internal view returns (uint32[] memory providerIds) {
-        uint32[3] memory all = [infraId, softwareId, monitorId];
-        providerIds = new uint32[]((mask & 1) + ((mask >> 1) & 1) + ((mask >> 2) & 1));
+        address[3] memory all = [infra, software, monitor];
+        uint256 count = (mask & 1) + ((mask >> 1) & 1) + ((mask >> 2) & 1);
+        address[] memory providers = new address[](count);
+        uint88[] memory amounts = new uint88[](count);
         uint256 k;
         for (uint256 i; i < 3; ++i) {
-            if (mask & (1 << i) != 0) providerIds[k++] = all[i];
+            if (mask & (1 << i) == 0) continue;
+            providers[k] = all[i];
+            amounts[k++] = components[i];
         }
+        termsId = _customOffer(model, usdId, maxDuration, providers, amounts, margin, minimumCharge);
     }
 
     function targetContracts() public view returns (address[] memory targets) {
@@ -135,7 +116,7 @@ contract EscrowInvariantTest is BaseTest {
             uint256 id = handler.ids(i);
             Handler.Ghost memory g = handler.ghost(id);
             IConferenceEscrow.Status status = escrow.agreementOf(id).status;
-            string memory which = string.concat("agreement ", _dec(id));
+            string memory which = string.concat("agreement ", str(id));
             assertEq(escrow.depositOf(id), g.deposit, string.concat(which, ": depositOf"));
             if (status == IConferenceEscrow.Status.Settled || status == IConferenceEscrow.Status.Refunded) {
                 assertEq(g.charged + g.refunded, g.deposit, string.concat(which, ": charged + refunded != deposit"));
@@ -181,7 +162,7 @@ contract EscrowInvariantTest is BaseTest {
         for (uint256 i; i < n; ++i) {
             uint256 id = handler.ids(i);
             Handler.Ghost memory g = handler.ghost(id);
-            string memory which = string.concat("agreement ", _dec(id));
+            string memory which = string.concat("agreement ", str(id));
             if (g.model == IOfferBook.Model.TimeLimited) {
                 assertTrue(g.settleEvents <= g.endEvents, string.concat(which, ": a session settled twice"));
                 assertTrue(g.endEvents <= g.settleEvents + 1, string.concat(which, ": two sessions unsettled"));
@@ -212,7 +193,7 @@ contract EscrowInvariantTest is BaseTest {
             assertEq(
                 uint256(escrow.agreementOf(id).status),
                 uint256(handler.ghost(id).last),
-                string.concat("agreement ", _dec(id), ": status changed unobserved")
+                string.concat("agreement ", str(id), ": status changed unobserved")
             );
         }
     }
@@ -225,7 +206,7 @@ contract EscrowInvariantTest is BaseTest {
             uint256 id = handler.ids(i);
             Handler.Ghost memory g = handler.ghost(id);
             IConferenceEscrow.Agreement memory a = escrow.agreementOf(id);
-            string memory which = string.concat("agreement ", _dec(id));
+            string memory which = string.concat("agreement ", str(id));
             assertEq(a.price, g.price, string.concat(which, ": price changed"));
             assertEq(a.termsId, g.termsId, string.concat(which, ": terms version changed"));
             assertTrue(handler.signedTermsHash(g.termsId) == g.termsHash, string.concat(which, ": signed other terms"));
@@ -236,7 +217,7 @@ contract EscrowInvariantTest is BaseTest {
             uint32 termsId = handler.signedTerms(i);
             assertTrue(
                 handler.termsHash(termsId) == handler.signedTermsHash(termsId),
-                string.concat("terms version ", _dec(termsId), " changed after agreements signed it")
+                string.concat("terms version ", str(termsId), " changed after agreements signed it")
             );
         }
     }
@@ -255,7 +236,7 @@ contract EscrowInvariantTest is BaseTest {
 
     /// After each run (visible with -vv): what the handler did.
     function afterInvariant() public view {
-        string[21] memory names = [
+        string[22] memory names = [
             "sign",
             "buyMinutes",
             "reserve",
@@ -264,6 +245,7 @@ contract EscrowInvariantTest is BaseTest {
             "stop",
             "end",
             "stopAndSettle",
+            "stopBySig",
             "settle",
             "settleOverdue",
             "reclaim",
@@ -279,10 +261,10 @@ contract EscrowInvariantTest is BaseTest {
             "fallback"
         ];
         uint256 total;
-        for (uint256 i; i < 21; ++i) {
+        for (uint256 i; i < 22; ++i) {
             uint256 count = handler.done(names[i]);
             _log(names[i], count);
-            if (i < 20) total += count;
+            if (i < 21) total += count;
         }
         _log("agreements", handler.agreementCount());
         uint256 replaced;
@@ -315,15 +297,5 @@ contract EscrowInvariantTest is BaseTest {
     function _log(string memory what, uint256 value) internal view {
         (bool ok,) = CONSOLE.staticcall(abi.encodeWithSignature("log(string,uint256)", what, value));
         ok;
-    }
-
-    function _dec(uint256 v) internal pure returns (string memory) {
-        if (v == 0) return "0";
-        bytes memory digits;
-        while (v != 0) {
-            digits = abi.encodePacked(bytes1(uint8(48 + v % 10)), digits);
-            v /= 10;
-        }
-        return string(digits);
     }
 }

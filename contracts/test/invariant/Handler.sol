@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {Vm} from "../Base.t.sol";
+import {Vm, str} from "../Base.t.sol";
 import {CustomerWallet} from "./CustomerWallet.sol";
 import {MockStablecoin} from "../mocks/Tokens.sol";
 import {ConferenceEscrow} from "../../src/ConferenceEscrow.sol";
@@ -71,7 +71,8 @@ contract Handler {
         IOfferBook.Model model;
         IConferenceEscrow.Status last;
         uint32 termsId;
-        uint88 price; // after the surcharge, as quoted at signing
+        uint88 price; // the terms' price per unit, as quoted at signing
+        uint24 bps; // the constraint surcharge, applied to each amount as a whole
         uint256 minimum; // FlexiblePeriod, after the surcharge
         uint256 deposit;
         uint256 charged; // measured: what providers and the owner were credited
@@ -244,7 +245,7 @@ contract Handler {
 
     function _settleId(uint256 id, uint256 availabilitySeed) internal {
         Ghost storage a = _g[id];
-        if (a.last == IConferenceEscrow.Status.Idle && time < a.to) _warpTo(a.to);
+        if (a.last != IConferenceEscrow.Status.Ended && time < a.to) _warpTo(a.to);
         uint16 availability = _availability(availabilitySeed);
         uint256 charge = _expectedSettlement(id, availability);
         Pre memory p = _pre(id);
@@ -260,14 +261,22 @@ contract Handler {
         // A signed stop anywhere from before the start to beyond the end.
         uint40 stoppedAt = uint40(uint256(ag.startedAt) - 30 + stopSeed % (uint256(ag.duration) + 3600));
         uint40 deadline = uint40(time + 1 + stopSeed % 600);
-        uint16 availability = _availability(availabilitySeed);
         uint256 endedAt = _clampedEnd(ag, stoppedAt);
-        uint256 charge = _chargeOf(_g[id], endedAt - ag.startedAt, availability);
-        bytes memory data = abi.encodeCall(
-            escrow.stopAndSettle, (id, availability, stoppedAt, deadline, _stopSignature(id, ag, stoppedAt, deadline))
-        );
+        bytes memory sig = _stopSignature(id, stoppedAt, deadline);
         Pre memory p = _pre(id);
-        _call(operator, data, "stopAndSettle");
+        if (availabilitySeed % 4 == 0) {
+            // Anyone holding the signature submits it; the settlement is the operator's, later.
+            _call(address(0xbeef), abi.encodeCall(escrow.stopBySignature, (id, stoppedAt, deadline, sig)), "stopBySig");
+            if (escrow.agreementOf(id).endedAt != endedAt) _violate(CHARGE, "stopBySignature: end not clamped");
+            return _post(p, 0, 0);
+        }
+        uint16 availability = _availability(availabilitySeed);
+        uint256 charge = _chargeOf(_g[id], endedAt - ag.startedAt, availability);
+        _call(
+            operator,
+            abi.encodeCall(escrow.stopAndSettle, (id, availability, stoppedAt, deadline, sig)),
+            "stopAndSettle"
+        );
         if (escrow.agreementOf(id).endedAt != endedAt) _violate(CHARGE, "stopAndSettle: end not clamped as specified");
         _post(p, charge, availability);
     }
@@ -282,12 +291,10 @@ contract Handler {
     }
 
     /// The customer's EIP-712 Stop signature (for the contract customer: its owner's, checked by ERC-1271).
-    function _stopSignature(uint256 id, IConferenceEscrow.Agreement memory ag, uint40 stoppedAt, uint40 deadline)
-        internal
-        returns (bytes memory)
-    {
+    function _stopSignature(uint256 id, uint40 stoppedAt, uint40 deadline) internal returns (bytes memory) {
+        uint32 session = escrow.minutesAccountOf(id).sessions + 1;
         (uint8 v, bytes32 r, bytes32 s) =
-            vm.sign(keys[_g[id].cust], escrow.stopDigest(id, ag.startedAt, stoppedAt, deadline));
+            vm.sign(keys[_g[id].cust], escrow.stopDigest(id, session, stoppedAt, deadline));
         return abi.encodePacked(r, s, v);
     }
 
@@ -368,7 +375,9 @@ contract Handler {
         }
         if (amount == 0) return _fallback(providerSeed);
         uint256 before = _balance(tokenId, payouts[i]);
-        _call(address(0xbeef), abi.encodeCall(escrow.withdrawEarnings, (providerIds[i], tokenId)), "withdrawEarnings");
+        // The provider decides when: its account or its payout address calls.
+        address caller = (providerSeed >> 8) % 2 == 0 ? _accountOf(providerIds[i]) : payouts[i];
+        _call(caller, abi.encodeCall(escrow.withdrawEarnings, (providerIds[i], tokenId)), "withdrawEarnings");
         if (_balance(tokenId, payouts[i]) - before != amount) {
             _violate(CHARGE, "withdrawEarnings: paid other than earned");
         }
@@ -414,6 +423,9 @@ contract Handler {
     }
 
     /// Any non-empty subset of the three providers, with components and margin of the same order as today's.
+    /// Every other proposal pays nobody less (members' components only rise, the margin stays and a minimum
+    /// charge rises with the price), so that a majority alone can pass it; the rest may need the consent of
+    /// the members (or the owner) whose pay they lower.
     function _newTerms(IConferenceEscrow.Terms memory t, uint256 maskSeed, uint256[3] memory seeds)
         internal
         view
@@ -423,18 +435,32 @@ contract Handler {
         for (uint256 i; i < t.shares.length; ++i) {
             if (t.shares[i].component > largest) largest = t.shares[i].component;
         }
+        bool lowersNobody = (maskSeed >> 8) % 2 == 0;
         uint256 mask = 1 + maskSeed % 7;
         shares = new IOfferBook.Share[]((mask & 1) + ((mask >> 1) & 1) + ((mask >> 2) & 1));
         uint256 k;
+        uint256 price;
         for (uint256 i; i < 3; ++i) {
             if (mask & (1 << i) == 0) continue;
-            shares[k++] =
-                IOfferBook.Share({providerId: providerIds[i], component: uint88(1 + seeds[i] % (2 * largest))});
+            uint256 component = 1 + seeds[i] % (2 * largest);
+            if (lowersNobody) component += _componentOf(t.shares, providerIds[i]);
+            shares[k++] = IOfferBook.Share({providerId: providerIds[i], component: uint88(component)});
+            price += component;
         }
-        margin = uint88(seeds[0] % (2 * largest + 1));
+        margin = lowersNobody ? t.margin : uint88(seeds[0] % (2 * largest + 1));
+        price += margin;
         if (t.model == IOfferBook.Model.FlexiblePeriod) {
             minimum = uint88(1 + seeds[1] % (2 * uint256(t.minimumCharge)));
+            // At least in proportion to the price: nobody's part floor(minimum · c / price) shrinks.
+            if (lowersNobody) minimum += uint88((uint256(t.minimumCharge) * price + t.price - 1) / t.price);
         }
+    }
+
+    function _componentOf(IOfferBook.Share[] memory shares, uint32 providerId) internal pure returns (uint256) {
+        for (uint256 i; i < shares.length; ++i) {
+            if (shares[i].providerId == providerId) return shares[i].component;
+        }
+        return 0;
     }
 
     function vote(uint256 proposalSeed, uint256 voterSeed, uint256 supportSeed) external act {
@@ -455,15 +481,20 @@ contract Handler {
             IOfferBook.Proposal memory prop = book.proposalOf(proposalId);
             if (prop.executed || time > prop.deadline) continue;
             if (book.offerOf(prop.offerId).termsId != prop.baseTermsId) continue; // stale
-            // A voter: a current member or a provider the proposal would add, who has not voted.
+            // A voter: a current member or a provider the proposal would add, or the owner (ballot 0), who has
+            // not voted.
             IConferenceEscrow.Terms memory t = escrow.termsOf(prop.baseTermsId);
-            for (uint256 k; k < 3; ++k) {
-                uint32 pid = providerIds[(voterSeed % 3 + k) % 3];
+            for (uint256 k; k < 4; ++k) {
+                uint256 n = (voterSeed % 4 + k) % 4;
+                uint32 pid = n == 3 ? 0 : providerIds[n];
                 if (_voted[proposalId][pid]) continue;
-                if (!_inShares(t.shares, pid) && !_inShares(prop.shares, pid)) continue;
+                if (n != 3 && !_inShares(t.shares, pid) && !_inShares(prop.shares, pid)) continue;
+                // The owner votes when its consent may be needed: the margin or the minimum charge changes.
+                if (n == 3 && prop.margin == t.margin && prop.minimumCharge == t.minimumCharge) continue;
                 bool support = supportSeed % 6 != 0;
+                address voter = n == 3 ? admin : _accountOf(pid);
                 (bool ok, bytes memory ret) =
-                    _rawCall(_accountOf(pid), address(book), abi.encodeCall(book.vote, (proposalId, support)), 0);
+                    _rawCall(voter, address(book), abi.encodeCall(book.vote, (proposalId, support)), 0);
                 if (!ok) {
                     _unexpected("vote", ret);
                     return false;
@@ -570,10 +601,14 @@ contract Handler {
         }
         if (from == IConferenceEscrow.Status.Requested) {
             // activate; stop / decline / reclaim: Refunded, or Idle for a TimeLimited session and for a
-            // FlexiblePeriod start its customer called off (the reservation stays)
+            // FlexiblePeriod start its customer called off or that timed out unowed (the reservation stays);
+            // settle: a FlexiblePeriod start that lapsed with its window
             if (to == IConferenceEscrow.Status.Active) return true;
             if (minutes_) return to == IConferenceEscrow.Status.Idle;
-            if (flexible) return to == IConferenceEscrow.Status.Idle || to == IConferenceEscrow.Status.Refunded;
+            if (flexible) {
+                return to == IConferenceEscrow.Status.Idle || to == IConferenceEscrow.Status.Refunded
+                    || to == IConferenceEscrow.Status.Settled;
+            }
             return to == IConferenceEscrow.Status.Refunded;
         }
         if (from == IConferenceEscrow.Status.Active) {
@@ -626,13 +661,13 @@ contract Handler {
                 TRANSITION,
                 string.concat(
                     "agreement ",
-                    _str(p.id),
+                    str(p.id),
                     " (model ",
-                    _str(uint256(a.model)),
+                    str(uint256(a.model)),
                     "): status ",
-                    _str(uint256(p.status)),
+                    str(uint256(p.status)),
                     " -> ",
-                    _str(uint256(status)),
+                    str(uint256(status)),
                     " is not in the lifecycle diagram"
                 )
             );
@@ -646,7 +681,7 @@ contract Handler {
         if (charge != expectedCharge) {
             _violate(
                 CHARGE,
-                string.concat("agreement ", _str(p.id), ": charged ", _str(charge), ", formula ", _str(expectedCharge))
+                string.concat("agreement ", str(p.id), ": charged ", str(charge), ", formula ", str(expectedCharge))
             );
         }
         if (availability < 7500 && charge != 0) _violate(CHARGE, "charged below 75% availability");
@@ -669,7 +704,7 @@ contract Handler {
                 _violate(
                     CHARGE,
                     string.concat(
-                        "agreement ", _str(p.id), ": provider part differs from floor(charge*c/P) of its signed terms"
+                        "agreement ", str(p.id), ": provider part differs from floor(charge*c/P) of its signed terms"
                     )
                 );
             }
@@ -698,8 +733,7 @@ contract Handler {
         }
         if (refund != expected) {
             _violate(
-                CHARGE,
-                string.concat("agreement ", _str(p.id), ": refunded ", _str(refund), ", expected ", _str(expected))
+                CHARGE, string.concat("agreement ", str(p.id), ": refunded ", str(refund), ", expected ", str(expected))
             );
         }
     }
@@ -764,12 +798,13 @@ contract Handler {
         uint32 regions = c.allowedRegions == 0 ? t.regions : c.allowedRegions & t.regions;
         c.gdpr = gdpr && t.gdpr;
         uint256 bps = (c.gdpr ? uint256(t.gdprSurchargeBps) : 0) + (regions != t.regions ? t.regionSurchargeBps : 0);
-        a.price = uint88(uint256(t.price) * (10_000 + bps) / 10_000);
+        a.price = t.price;
+        a.bps = uint24(bps);
         if (t.model == IOfferBook.Model.TimeLimited) {
             uint256 most = t.maxDuration / 60 < 120 ? t.maxDuration / 60 : 120;
             uint32 minuteCount = uint32(1 + minuteSeed % most);
             c.quantity = minuteCount;
-            a.deposit = uint256(a.price) * minuteCount;
+            a.deposit = uint256(a.price) * minuteCount * (10_000 + bps) / 10_000;
             c.data = abi.encodeCall(escrow.buyMinutes, (c.termsId, c.allowedRegions, c.gdpr, minuteCount));
         } else if (t.model == IOfferBook.Model.FlexiblePeriod) {
             uint256 length = 60 + (windowSeed >> 32) % 4 hours;
@@ -780,10 +815,11 @@ contract Handler {
             a.to = uint40(from + length);
             c.quantity = length;
             a.minimum = uint256(t.minimumCharge) * (10_000 + bps) / 10_000;
-            a.deposit = a.minimum + uint256(a.price) * length;
+            a.deposit = a.minimum + uint256(a.price) * length * (10_000 + bps) / 10_000;
             c.data = abi.encodeCall(escrow.reserve, (c.termsId, c.allowedRegions, c.gdpr, a.from, a.to));
         } else {
-            a.deposit = t.model == IOfferBook.Model.FixedPrice ? a.price : uint256(a.price) * t.maxDuration;
+            uint256 units = t.model == IOfferBook.Model.FixedPrice ? 1 : t.maxDuration;
+            a.deposit = uint256(a.price) * units * (10_000 + bps) / 10_000;
             c.data = abi.encodeCall(escrow.sign, (c.termsId, c.allowedRegions, c.gdpr));
         }
         _sendSign(c, a);
@@ -791,8 +827,11 @@ contract Handler {
 
     /// Checks the quote, pays the deposit as the customer, checks what the escrow received and recorded.
     function _sendSign(SignCall memory c, Ghost storage a) internal {
-        (uint256 quoted, uint256 quotedPrice) = escrow.quote(c.termsId, c.allowedRegions, c.gdpr, c.quantity);
-        if (quoted != a.deposit || quotedPrice != a.price) _violate(CHARGE, "quote differs from the formulas");
+        (uint256 quoted, uint256 quotedPrice, uint24 quotedBps) =
+            escrow.quote(c.termsId, c.allowedRegions, c.gdpr, c.quantity);
+        if (quoted != a.deposit || quotedPrice != a.price || quotedBps != a.bps) {
+            _violate(CHARGE, "quote differs from the formulas");
+        }
         uint256 before = _balance(a.tokenId, address(escrow));
         uint256 value = a.tokenId == 0 ? a.deposit : 0;
         (bool ok, bytes memory ret) = a.cust == 2
@@ -806,7 +845,9 @@ contract Handler {
             _violate(CHARGE, "escrow did not receive the deposit");
         }
         if (escrow.depositOf(c.id) != a.deposit) _violate(CHARGE, "depositOf differs from the deposit paid");
-        if (escrow.agreementOf(c.id).price != a.price) _violate(CHARGE, "agreement price differs from the quote");
+        if (escrow.agreementOf(c.id).price != a.price || escrow.agreementOf(c.id).surchargeBps != a.bps) {
+            _violate(CHARGE, "agreement price or surcharge differs from the quote");
+        }
         a.last = a.model == IOfferBook.Model.FixedPrice || a.model == IOfferBook.Model.DynamicPrice
             ? IConferenceEscrow.Status.Requested
             : IConferenceEscrow.Status.Idle;
@@ -830,19 +871,21 @@ contract Handler {
     /// The charge the formulas give for settling agreement `id` now at `availability`.
     function _expectedSettlement(uint256 id, uint16 availability) internal view returns (uint256) {
         Ghost storage a = _g[id];
-        if (a.last == IConferenceEscrow.Status.Idle) {
-            return availability < 7500 ? 0 : a.minimum; // FlexiblePeriod window passed unused
+        if (a.last == IConferenceEscrow.Status.Idle || a.last == IConferenceEscrow.Status.Requested) {
+            return availability < 7500 ? 0 : a.minimum; // FlexiblePeriod window passed unused (or its start lapsed)
         }
         IConferenceEscrow.Agreement memory ag = escrow.agreementOf(id);
         return _chargeOf(a, uint256(ag.endedAt) - ag.startedAt, availability);
     }
 
+    /// The model's charge at the terms' price, the surcharge applied to the use as a whole, rounded down once.
     function _chargeOf(Ghost storage a, uint256 used, uint16 availability) internal view returns (uint256) {
         if (availability < 7500) return 0;
-        if (a.model == IOfferBook.Model.FixedPrice) return a.price;
-        if (a.model == IOfferBook.Model.DynamicPrice) return uint256(a.price) * used;
-        if (a.model == IOfferBook.Model.TimeLimited) return uint256(a.price) * used / 60;
-        return a.minimum + uint256(a.price) * used;
+        uint256 scaled = uint256(a.price) * (10_000 + uint256(a.bps));
+        if (a.model == IOfferBook.Model.FixedPrice) return scaled / 10_000;
+        if (a.model == IOfferBook.Model.DynamicPrice) return scaled * used / 10_000;
+        if (a.model == IOfferBook.Model.TimeLimited) return scaled * used / 600_000;
+        return a.minimum + scaled * used / 10_000;
     }
 
     /// An agreement whose status bit is in `statusMask` and model bit in `modelMask`, from a random start.
@@ -856,12 +899,15 @@ contract Handler {
         return (false, 0);
     }
 
-    /// An Ended agreement, or an Idle FlexiblePeriod one (settled once its window is over).
+    /// An Ended agreement, or an Idle FlexiblePeriod one (settled once its window is over), or a FlexiblePeriod
+    /// start too late to be owed an activation (it lapses with the window and is settled like an unused one).
     function _pickSettleable(uint256 seed) internal view returns (bool found, uint256 id) {
         (found, id) = _pick(seed, _bit(IConferenceEscrow.Status.Ended), 15);
         if (found && seed % 3 != 0) return (found, id);
         (bool f2, uint256 id2) = _pick(seed, _bit(IConferenceEscrow.Status.Idle), 1 << 3);
         if (f2) return (true, id2);
+        (f2, id2) = _pick(seed, _bit(IConferenceEscrow.Status.Requested), 1 << 3);
+        if (f2 && uint256(escrow.agreementOf(id2).startedAt) + ACTIVATION_WINDOW >= _g[id2].to) return (true, id2);
         return (found, id);
     }
 
@@ -984,16 +1030,6 @@ contract Handler {
             if (shares[i].providerId == providerId) return true;
         }
         return false;
-    }
-
-    function _str(uint256 v) internal pure returns (string memory) {
-        if (v == 0) return "0";
-        bytes memory digits;
-        while (v != 0) {
-            digits = abi.encodePacked(bytes1(uint8(48 + v % 10)), digits);
-            v /= 10;
-        }
-        return string(digits);
     }
 
     function _hex(uint32 v) internal pure returns (string memory) {

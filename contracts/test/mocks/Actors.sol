@@ -87,3 +87,26 @@ contract SmartWallet is IERC1271 {
 
     receive() external payable {}
 }
+
+/// @notice Code an EOA delegates to under EIP-7702 that knows nothing of ERC-1271 (a batch executor, say): the
+/// account's own key must still be able to sign its stops.
+contract BatchDelegate {
+    function execute(address[] calldata targets, bytes[] calldata data) external payable {
+        require(msg.sender == address(this), "only the account itself");
+        for (uint256 i; i < targets.length; ++i) {
+            (bool ok,) = targets[i].call(data[i]);
+            require(ok, "call failed");
+        }
+    }
+
+    receive() external payable {}
+}
+
+/// @notice Delegated code that implements ERC-1271 and refuses everything: the account's own key still rules.
+contract RefusingErc1271Delegate is IERC1271 {
+    function isValidSignature(bytes32, bytes calldata) external pure returns (bytes4) {
+        return 0xffffffff;
+    }
+
+    receive() external payable {}
+}

@@ -43,3 +43,19 @@ contract FeeOnTransferToken is ERC20 {
         super._update(from, to, value - fee);
     }
 }
+
+/// @notice A token whose fee is paid by the sender on top of the amount: the recipient gets the whole amount,
+/// so the escrow's incoming check cannot see it, but every payment out costs the escrow more than it owes.
+/// Unsupported (SECURITY.md): the admin must not add it.
+contract SenderFeeToken is ERC20 {
+    constructor() ERC20("Sender fee token", "SFEE") {}
+
+    function mint(address to, uint256 amount) external {
+        _mint(to, amount);
+    }
+
+    function _update(address from, address to, uint256 value) internal override {
+        if (from != address(0) && to != address(0)) super._update(from, address(0xfee), value / 100);
+        super._update(from, to, value);
+    }
+}

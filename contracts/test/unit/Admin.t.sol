@@ -194,7 +194,9 @@ contract AdminTest is UnitBase {
         _pause();
         vm.prank(admin);
         escrow.withdraw(0);
+        vm.prank(infra);
         escrow.withdrawEarnings(infraId, 0);
+        vm.prank(software);
         escrow.withdrawEarnings(softwareId, 0);
         assertEq(admin.balance, FIXED_MARGIN, "margin");
         assertEq(infraPayout.balance, FIXED_INFRA, "infra");
@@ -304,9 +306,13 @@ contract AdminTest is UnitBase {
         escrow.withdraw(0);
         vm.prank(admin);
         escrow.withdraw(usdId);
+        vm.prank(infra);
         escrow.withdrawEarnings(infraId, 0);
+        vm.prank(software);
         escrow.withdrawEarnings(softwareId, 0);
+        vm.prank(infra);
         escrow.withdrawEarnings(infraId, usdId);
+        vm.prank(software);
         escrow.withdrawEarnings(softwareId, usdId);
 
         assertEq(address(escrow).balance, 0, "no ETH left");

@@ -73,6 +73,12 @@ contract GovernanceTest is UnitBase {
         book.vote(proposalId, support);
     }
 
+    /// The trio offer without the monitor, the others' components and the margin unchanged: it lowers nobody's
+    /// pay, so a majority decides it alone.
+    function _dropMonitor() internal pure returns (IOfferBook.Share[] memory) {
+        return _shares(_share(1, SECOND_INFRA), _share(2, SECOND_SOFTWARE));
+    }
+
     /// A proposal on the dynamic offer raising infra's component, with both members' yes votes.
     function _passedRaise() internal returns (uint256 id) {
         id = _propose(infra, DYNAMIC_OFFER, _raise(), SECOND_MARGIN, 0);
@@ -188,7 +194,7 @@ contract GovernanceTest is UnitBase {
     }
 
     function test_RevertWhen_VoteAfterExecution() public {
-        uint256 id = _propose(infra, trioOffer, _shares(_share(infraId, 1), _share(softwareId, 1)), 0, 0);
+        uint256 id = _propose(infra, trioOffer, _dropMonitor(), SECOND_MARGIN, 0);
         _vote(infra, id, true);
         _vote(software, id, true);
         book.execute(id);
@@ -275,7 +281,7 @@ contract GovernanceTest is UnitBase {
     }
 
     function test_WhenMoreThanHalfVotedYes_Passes() public {
-        uint256 id = _propose(infra, trioOffer, _shares(_share(infraId, 1), _share(softwareId, 1)), 0, 0);
+        uint256 id = _propose(infra, trioOffer, _dropMonitor(), SECOND_MARGIN, 0);
         _vote(infra, id, true);
         assertEq(book.hasPassed(id), false, "1 of 3");
         _vote(software, id, true);
@@ -298,7 +304,7 @@ contract GovernanceTest is UnitBase {
         _vote(infra, id, true);
         _vote(software, id, true);
         assertEq(book.hasPassed(id), false, "consent missing");
-        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ConsentMissing.selector, id));
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ConsentMissing.selector, id, monitorId));
         book.execute(id);
     }
 
@@ -309,7 +315,7 @@ contract GovernanceTest is UnitBase {
         _vote(infra, id, true);
         _vote(software, id, true);
         _vote(monitor, id, false);
-        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ConsentMissing.selector, id));
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ConsentMissing.selector, id, monitorId));
         book.execute(id);
     }
 
@@ -320,6 +326,8 @@ contract GovernanceTest is UnitBase {
         _vote(infra, id, true);
         _vote(software, id, true);
         _vote(monitor, id, true);
+        assertEq(book.hasPassed(id), false, "a new margin needs the owner's yes");
+        _vote(admin, id, true);
         assertEq(book.hasPassed(id), true, "passed");
 
         vm.expectEmit();
@@ -345,6 +353,24 @@ contract GovernanceTest is UnitBase {
         assertEq(terms.regions, EU_US, "regions");
         assertEq(terms.maxDuration, MAX_DURATION, "params kept");
         assertEq(terms.owner, admin, "owner kept");
+    }
+
+    /// Regression (review, offerOf returned the draft's terms): once the providers voted, offerOf returns the
+    /// current version's shares, margin and minimum charge.
+    function test_WhenTermsVoted_OfferOfReturnsCurrentTerms() public {
+        uint256 id = _propose(infra, DYNAMIC_OFFER, _raise(), 5e10, 0);
+        _vote(infra, id, true);
+        _vote(software, id, true);
+        _vote(admin, id, true);
+        uint32 termsId = book.execute(id);
+        IOfferBook.Offer memory offer = book.offerOf(DYNAMIC_OFFER);
+        assertEq(offer.termsId, termsId, "current version");
+        assertEq(offer.shares[0].component, NEW_INFRA, "voted component");
+        assertEq(offer.params.margin, 5e10, "voted margin");
+        assertEq(offer.params.maxDuration, MAX_DURATION, "params kept");
+        vm.prank(admin);
+        book.retireOffer(DYNAMIC_OFFER);
+        assertEq(book.offerOf(DYNAMIC_OFFER).shares[0].component, NEW_INFRA, "retired: its last version");
     }
 
     function test_WhenRemovingProvider_MajorityDecides() public {
@@ -394,60 +420,259 @@ contract GovernanceTest is UnitBase {
         book.execute(id);
     }
 
-    // ---- execute: the new shares must be valid ---------------------------------------------------
+    // ---- propose: the new shares must be valid (checked when proposed, not at execution) ----------
 
-    function test_RevertWhen_ExecuteNoShares() public {
-        uint256 id = _propose(infra, DYNAMIC_OFFER, new IOfferBook.Share[](0), SECOND_MARGIN, 0);
-        _vote(infra, id, true);
-        _vote(software, id, true);
+    function test_RevertWhen_ProposeNoShares() public {
+        IOfferBook.Share[] memory shares = new IOfferBook.Share[](0);
         vm.expectRevert(Errors.OfferBook_InvalidTerms.selector);
-        book.execute(id);
+        vm.prank(infra);
+        book.propose(DYNAMIC_OFFER, shares, SECOND_MARGIN, 0);
     }
 
-    function test_RevertWhen_ExecuteDuplicateProvider() public {
-        uint256 id = _propose(infra, DYNAMIC_OFFER, _shares(_share(infraId, 1), _share(infraId, 2)), SECOND_MARGIN, 0);
-        _vote(infra, id, true);
-        _vote(software, id, true);
+    /// Regression (review, propose stored more than MAX_SHARES): refused when proposed.
+    function test_RevertWhen_ProposeMoreThanMaxShares() public {
+        IOfferBook.Share[] memory shares = new IOfferBook.Share[](17);
+        for (uint256 i; i < 17; ++i) {
+            shares[i] = _share(uint32(i + 1), 1);
+        }
+        vm.expectRevert(Errors.OfferBook_InvalidTerms.selector);
+        vm.prank(infra);
+        book.propose(DYNAMIC_OFFER, shares, SECOND_MARGIN, 0);
+        assertEq(book.proposalCount(), 0, "nothing stored");
+    }
+
+    function test_RevertWhen_ProposeDuplicateProvider() public {
+        IOfferBook.Share[] memory shares = _shares(_share(infraId, 1), _share(infraId, 2));
         vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_DuplicateProvider.selector, infraId));
-        book.execute(id);
-        assertEq(book.proposalOf(id).executed, false, "not marked executed");
+        vm.prank(infra);
+        book.propose(DYNAMIC_OFFER, shares, SECOND_MARGIN, 0);
     }
 
-    function test_RevertWhen_ExecuteProviderLeft() public {
-        uint256 id = _passedRaise();
-        vm.prank(software);
-        registry.deregister();
-        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ProviderInactive.selector, softwareId));
-        book.execute(id);
-    }
-
-    function test_RevertWhen_ExecuteMinimumChargeOnDynamicPrice() public {
-        uint256 id = _propose(infra, DYNAMIC_OFFER, _raise(), SECOND_MARGIN, 1);
-        _vote(infra, id, true);
-        _vote(software, id, true);
+    function test_RevertWhen_ProposeMinimumChargeOnDynamicPrice() public {
+        IOfferBook.Share[] memory shares = _raise();
         vm.expectRevert(Errors.OfferBook_InvalidTerms.selector);
-        book.execute(id);
+        vm.prank(infra);
+        book.propose(DYNAMIC_OFFER, shares, SECOND_MARGIN, 1);
     }
 
-    function test_RevertWhen_ExecuteFlexibleWithoutMinimumCharge() public {
-        uint256 id = _propose(infra, FLEXIBLE_OFFER, _raise(), SECOND_MARGIN, 0);
-        _vote(infra, id, true);
-        _vote(software, id, true);
+    function test_RevertWhen_ProposeFlexibleWithoutMinimumCharge() public {
+        IOfferBook.Share[] memory shares = _raise();
         vm.expectRevert(Errors.OfferBook_InvalidTerms.selector);
-        book.execute(id);
+        vm.prank(infra);
+        book.propose(FLEXIBLE_OFFER, shares, SECOND_MARGIN, 0);
     }
 
-    function test_RevertWhen_ExecuteNoCommonRegion() public {
+    function test_RevertWhen_ProposeNoCommonRegion() public {
         address asian = _account(31, "asian");
         uint32 asianId = _register(asian, IProviderRegistry.Role.Other, asian, 4, true); // ASIA only
         IOfferBook.Share[] memory shares =
             _shares(_share(infraId, SECOND_INFRA), _share(softwareId, SECOND_SOFTWARE), _share(asianId, 1));
-        uint256 id = _propose(infra, DYNAMIC_OFFER, shares, SECOND_MARGIN, 0);
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_NoCommonRegion.selector, DYNAMIC_OFFER));
+        vm.prank(infra);
+        book.propose(DYNAMIC_OFFER, shares, SECOND_MARGIN, 0);
+    }
+
+    function test_RevertWhen_ProposeProviderLeft() public {
+        vm.prank(monitor);
+        registry.deregister();
+        IOfferBook.Share[] memory shares =
+            _shares(_share(infraId, SECOND_INFRA), _share(softwareId, SECOND_SOFTWARE), _share(monitorId, 1));
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ProviderInactive.selector, monitorId));
+        vm.prank(infra);
+        book.propose(DYNAMIC_OFFER, shares, SECOND_MARGIN, 0);
+    }
+
+    function test_WhenProposed_TermsProfileComputedThen() public {
+        uint256 id = _propose(infra, trioOffer, _dropMonitor(), SECOND_MARGIN, 0);
+        IOfferBook.Proposal memory p = book.proposalOf(id);
+        assertEq(p.regions, EU_US, "regions every provider of the proposal serves");
+        assertEq(p.gdpr, true, "infra and software are GDPR-compliant");
+        assertEq(p.electorate, 3, "the trio");
+    }
+
+    // ---- a passed proposal cannot be blocked by one member (review, finding 4) -------------------
+
+    /// Regression: a member that lost the vote leaves the registry just before execution; the proposal
+    /// still executes, as computed when it was made.
+    function test_WhenMemberLeavesAfterPassing_StillExecutes() public {
+        uint256 id = _propose(infra, trioOffer, _dropMonitor(), SECOND_MARGIN, 0);
         _vote(infra, id, true);
         _vote(software, id, true);
-        _vote(asian, id, true);
-        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_NoCommonRegion.selector, DYNAMIC_OFFER));
+        _vote(monitor, id, false);
+        vm.prank(monitor);
+        registry.deregister();
+        assertEq(book.hasPassed(id), true, "still passed");
+        uint32 termsId = book.execute(id);
+        assertEq(escrow.termsOf(termsId).shares.length, 2, "published");
+    }
+
+    /// Regression: a member named in the proposal that voted yes and then left: its vote still counts and
+    /// the proposal still executes (the providers may vote it out later).
+    function test_WhenYesVoterLeavesAfterPassing_StillExecutes() public {
+        uint256 id = _passedRaise();
+        vm.prank(software);
+        registry.deregister();
+        assertEq(book.hasPassed(id), true, "still passed");
+        uint32 termsId = book.execute(id);
+        assertEq(escrow.termsOf(termsId).price, NEW_INFRA + SECOND_SOFTWARE + SECOND_MARGIN, "new price");
+    }
+
+    /// Regression: a member that lost the vote changes its regions so that the providers would have none in
+    /// common; the terms are published with the regions computed when the proposal was made.
+    function test_WhenMemberChangesRegionsAfterPassing_StillExecutes() public {
+        IOfferBook.Share[] memory shares =
+            _shares(_share(infraId, SECOND_INFRA), _share(softwareId, SECOND_SOFTWARE), _share(monitorId, 3e11));
+        uint256 id = _propose(infra, trioOffer, shares, SECOND_MARGIN, 0);
+        _vote(infra, id, true);
+        _vote(monitor, id, true);
+        _vote(software, id, false);
+        vm.prank(software);
+        registry.update(softwarePayout, 4, true); // ASIA only: nothing in common with infra's EU and US
+        assertEq(book.hasPassed(id), true, "still passed");
+        uint32 termsId = book.execute(id);
+        assertEq(escrow.termsOf(termsId).regions, EU_US, "regions as computed when proposed");
+    }
+
+    // ---- departed providers (review) -------------------------------------------------------------
+
+    function test_RevertWhen_ProposeCallerLeft() public {
+        vm.prank(infra);
+        registry.deregister();
+        IOfferBook.Share[] memory shares = _raise();
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_NotAProvider.selector, DYNAMIC_OFFER, infra));
+        vm.prank(infra);
+        book.propose(DYNAMIC_OFFER, shares, SECOND_MARGIN, 0);
+    }
+
+    function test_RevertWhen_VoteCallerLeft() public {
+        uint256 id = _propose(infra, trioOffer, _dropMonitor(), SECOND_MARGIN, 0);
+        vm.prank(software);
+        registry.deregister();
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_NotAVoter.selector, id, software));
+        vm.prank(software);
+        book.vote(id, true);
+    }
+
+    function test_WhenMemberLeftBeforeProposal_NotInElectorate() public {
+        // Of the dynamic offer's two members the software provider left: the other one decides alone, and may
+        // vote it out.
+        vm.prank(software);
+        registry.deregister();
+        IOfferBook.Share[] memory shares = new IOfferBook.Share[](1);
+        shares[0] = _share(infraId, SECOND_INFRA);
+        uint256 id = _propose(infra, DYNAMIC_OFFER, shares, SECOND_MARGIN, 0);
+        assertEq(book.proposalOf(id).electorate, 1, "only the active member");
+        _vote(infra, id, true);
+        assertEq(book.hasPassed(id), true, "one of one");
+        uint32 termsId = book.execute(id);
+        assertEq(escrow.termsOf(termsId).shares.length, 1, "the departed provider is out");
+    }
+
+    function test_RevertWhen_DepartedMemberWouldHaveMadeQuorum() public {
+        // Trio: the monitor left before the proposal; 1 yes of the remaining 2 is not a majority, and the
+        // monitor cannot vote.
+        vm.prank(monitor);
+        registry.deregister();
+        uint256 id = _propose(infra, trioOffer, _dropMonitor(), SECOND_MARGIN, 0);
+        _vote(infra, id, true);
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_NotAVoter.selector, id, monitor));
+        vm.prank(monitor);
+        book.vote(id, true);
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_NoQuorum.selector, id, uint8(1)));
         book.execute(id);
+    }
+
+    // ---- the minority's protection (review, finding 5) -------------------------------------------
+
+    /// Regression: the majority lowers a member's component; that member must agree.
+    function test_RevertWhen_MajorityLowersMembersComponent() public {
+        IOfferBook.Share[] memory shares =
+            _shares(_share(infraId, SECOND_INFRA), _share(softwareId, SECOND_SOFTWARE), _share(monitorId, 1e11));
+        uint256 id = _propose(infra, trioOffer, shares, SECOND_MARGIN, 0);
+        _vote(infra, id, true);
+        _vote(software, id, true);
+        _vote(monitor, id, false);
+        assertEq(book.hasPassed(id), false, "the monitor's yes is missing");
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ConsentMissing.selector, id, monitorId));
+        book.execute(id);
+    }
+
+    function test_WhenMemberAgreesToLowerComponent_Executes() public {
+        IOfferBook.Share[] memory shares =
+            _shares(_share(infraId, SECOND_INFRA), _share(softwareId, SECOND_SOFTWARE), _share(monitorId, 1e11));
+        uint256 id = _propose(infra, trioOffer, shares, SECOND_MARGIN, 0);
+        _vote(infra, id, true);
+        _vote(monitor, id, true);
+        assertEq(book.hasPassed(id), true, "the monitor agreed");
+        uint32 termsId = book.execute(id);
+        assertEq(escrow.termsOf(termsId).shares[2].component, 1e11, "lowered");
+    }
+
+    /// Regression: the majority changes the owner's margin; the owner must agree.
+    function test_RevertWhen_MarginChangedWithoutOwner() public {
+        uint256 id = _propose(infra, DYNAMIC_OFFER, _raise(), 0, 0);
+        _vote(infra, id, true);
+        _vote(software, id, true);
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ConsentMissing.selector, id, uint32(0)));
+        book.execute(id);
+        _vote(admin, id, false);
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ConsentMissing.selector, id, uint32(0)));
+        book.execute(id);
+    }
+
+    function test_WhenOwnerVotes_BallotZeroNotInQuorum() public {
+        uint256 id = _propose(infra, DYNAMIC_OFFER, _raise(), 0, 0);
+        vm.expectEmit();
+        emit IOfferBook.Voted(id, 0, true);
+        _vote(admin, id, true);
+        assertEq(book.proposalOf(id).yesVotes, 0, "the owner's yes is consent, not a quorum vote");
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_AlreadyVoted.selector, id, uint32(0)));
+        vm.prank(admin);
+        book.vote(id, true);
+        _vote(infra, id, true);
+        _vote(software, id, true);
+        uint32 termsId = book.execute(id);
+        assertEq(escrow.termsOf(termsId).margin, 0, "margin changed with the owner's yes");
+    }
+
+    /// Regression: raising its own components without raising the minimum charge, the majority would
+    /// lower the minority's part of every minimum charge floor(minimum · c / price); that needs its yes (and
+    /// the owner's, whose margin's part shrinks too).
+    function test_RevertWhen_MajorityDilutesMinimumChargePart() public {
+        uint32 termsId = _customOffer(
+            IOfferBook.Model.FlexiblePeriod,
+            0,
+            MAX_WINDOW,
+            _three(infra, software, monitor),
+            _amounts(SECOND_INFRA, SECOND_SOFTWARE, 2e11),
+            SECOND_MARGIN,
+            MINIMUM_CHARGE
+        );
+        uint32 offerId = escrow.termsOf(termsId).offerId;
+        IOfferBook.Share[] memory shares = _shares(
+            _share(infraId, 2 * SECOND_INFRA), _share(softwareId, 2 * SECOND_SOFTWARE), _share(monitorId, 2e11)
+        );
+        uint256 id = _propose(infra, offerId, shares, SECOND_MARGIN, MINIMUM_CHARGE);
+        _vote(infra, id, true);
+        _vote(software, id, true);
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ConsentMissing.selector, id, monitorId));
+        book.execute(id);
+        _vote(monitor, id, true);
+        vm.expectRevert(abi.encodeWithSelector(Errors.OfferBook_ConsentMissing.selector, id, uint32(0)));
+        book.execute(id);
+        _vote(admin, id, true);
+        book.execute(id);
+
+        // Raising the minimum in proportion lowers nobody's part: the majority decides alone.
+        uint32 current = book.offerOf(offerId).termsId;
+        IOfferBook.Share[] memory again = _shares(
+            _share(infraId, 4 * SECOND_INFRA), _share(softwareId, 4 * SECOND_SOFTWARE), _share(monitorId, 2e11)
+        );
+        uint256 next = _propose(infra, offerId, again, SECOND_MARGIN, 3 * MINIMUM_CHARGE);
+        _vote(infra, next, true);
+        _vote(software, next, true);
+        assertEq(book.hasPassed(next), true, "nobody's part of the minimum lowered");
+        assertTrue(book.execute(next) != current, "published");
     }
 
     function test_WhenFlexibleMinimumChargeVoted_NewMinimum() public {
@@ -457,7 +682,7 @@ contract GovernanceTest is UnitBase {
         _vote(software, id, true);
         uint32 termsId = book.execute(id);
         assertEq(escrow.termsOf(termsId).minimumCharge, 2e15, "minimum");
-        (uint256 deposit,) = escrow.quote(termsId, 0, false, 100);
+        (uint256 deposit,,) = escrow.quote(termsId, 0, false, 100);
         assertEq(deposit, 2e15 + 100 * SECOND_PRICE, "deposit");
     }
 

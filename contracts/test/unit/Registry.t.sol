@@ -69,17 +69,24 @@ contract RegistryTest is UnitBase {
     }
 
     function test_RevertWhen_UpdateCallerNotProvider() public {
-        vm.expectRevert(abi.encodeWithSelector(Errors.Registry_NotActiveProvider.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(Errors.Registry_NotRegistered.selector, stranger));
         vm.prank(stranger);
         registry.update(stranger, EU_ONLY, true);
     }
 
-    function test_RevertWhen_UpdateCallerLeft() public {
+    /// Regression (review, a provider that left cannot move its payout): it still can, and stays gone.
+    function test_WhenProviderLeft_UpdatesPayout() public {
         vm.prank(infra);
         registry.deregister();
-        vm.expectRevert(abi.encodeWithSelector(Errors.Registry_NotActiveProvider.selector, infra));
+        address cold = _account(45, "cold");
+        vm.expectEmit();
+        emit IProviderRegistry.ProviderUpdated(infraId, cold, EU_ONLY, true);
         vm.prank(infra);
-        registry.update(infraPayout, EU_ONLY, true);
+        registry.update(cold, EU_ONLY, true);
+        IProviderRegistry.Provider memory p = registry.providerOf(infraId);
+        assertEq(p.payout, cold, "payout moved");
+        assertEq(p.active, false, "still left");
+        assertEq(registry.isActive(infraId), false, "not active");
     }
 
     function test_WhenActiveProvider_Updates() public {

@@ -7,7 +7,7 @@ import {UnitBase} from "./UnitBase.sol";
 import {IConferenceEscrow} from "../../src/interfaces/IConferenceEscrow.sol";
 import {IOfferBook} from "../../src/interfaces/IOfferBook.sol";
 import {Errors} from "../../src/libraries/Errors.sol";
-import {FeeOnTransferToken} from "../mocks/Tokens.sol";
+import {FeeOnTransferToken, SenderFeeToken} from "../mocks/Tokens.sol";
 
 contract SignTest is UnitBase {
     // ---- sign: requirements ----------------------------------------------------------------------
@@ -114,6 +114,31 @@ contract SignTest is UnitBase {
         assertEq(fee.balanceOf(customer), 1000, "nothing taken");
     }
 
+    /// Review: a token that charges its fee to the sender on top of the amount passes the incoming check
+    /// (the escrow receives exactly the deposit) and makes the escrow insolvent on the way out. It cannot be
+    /// detected when paid in, so SECURITY.md lists it as unsupported: this test pins why.
+    function test_WhenSenderPaysFeeOnTop_NotDetected_Unsupported() public {
+        SenderFeeToken fee = new SenderFeeToken();
+        vm.prank(admin);
+        uint8 feeId = escrow.addToken(address(fee));
+        uint32 termsId = _customOffer(
+            IOfferBook.Model.FixedPrice, feeId, MAX_DURATION, _two(infra, software), _amounts(600, 300), 100, 0
+        );
+        fee.mint(customer, 2000);
+        fee.mint(stranger, 2000);
+        vm.prank(customer);
+        fee.approve(address(escrow), type(uint256).max);
+        vm.prank(stranger);
+        fee.approve(address(escrow), type(uint256).max);
+        vm.prank(customer);
+        uint256 id = escrow.sign(termsId, 0, false);
+        vm.prank(stranger);
+        escrow.sign(termsId, 0, false);
+        assertEq(fee.balanceOf(address(escrow)), 2000, "both deposits received in full");
+        _stop(id); // the refund of 1,000 costs the escrow 1,010
+        assertEq(fee.balanceOf(address(escrow)), 990, "less than the 1,000 it still owes the other customer");
+    }
+
     // ---- sign: outcomes --------------------------------------------------------------------------
 
     function test_WhenFixedPriceInEth_Signs() public {
@@ -153,7 +178,9 @@ contract SignTest is UnitBase {
     function test_WhenGdprRequired_PriceRaisedByGdprSurcharge() public {
         vm.prank(customer);
         uint256 id = escrow.sign{value: 0.12 ether}(fixedTerms, 0, true);
-        assertEq(escrow.agreementOf(id).price, 0.12 ether, "price +20%");
+        assertEq(escrow.agreementOf(id).price, FIXED_PRICE, "the terms' price");
+        assertEq(escrow.agreementOf(id).surchargeBps, 2000, "+20%");
+        assertEq(escrow.depositOf(id), 0.12 ether, "deposit +20%");
         assertEq(escrow.agreementOf(id).gdpr, true, "gdpr");
         assertEq(address(escrow).balance, 0.12 ether, "held");
     }
@@ -161,21 +188,24 @@ contract SignTest is UnitBase {
     function test_WhenRegionsNarrowed_PriceRaisedByRegionSurcharge() public {
         vm.prank(customer);
         uint256 id = escrow.sign{value: 0.11 ether}(fixedTerms, EU_ONLY, false);
-        assertEq(escrow.agreementOf(id).price, 0.11 ether, "price +10%");
+        assertEq(escrow.agreementOf(id).surchargeBps, 1000, "+10%");
+        assertEq(escrow.depositOf(id), 0.11 ether, "deposit +10%");
         assertEq(escrow.agreementOf(id).allowedRegions, EU_ONLY, "EU only");
     }
 
     function test_WhenBothConstraints_SurchargesAdd() public {
         vm.prank(customer);
         uint256 id = escrow.sign{value: 4.68e15}(dynamicTerms, EU_ONLY, true);
-        assertEq(escrow.agreementOf(id).price, 1.3e12, "price +30%");
+        assertEq(escrow.agreementOf(id).price, SECOND_PRICE, "the terms' price");
+        assertEq(escrow.agreementOf(id).surchargeBps, 3000, "+30%");
         assertEq(escrow.depositOf(id), 1.3e12 * 3600, "deposit");
     }
 
     function test_WhenAllowedRegionsCoverServed_NoSurcharge() public {
         vm.prank(customer);
         uint256 id = escrow.sign{value: FIXED_PRICE}(fixedTerms, ALL_REGIONS, false);
-        assertEq(escrow.agreementOf(id).price, FIXED_PRICE, "no surcharge");
+        assertEq(escrow.agreementOf(id).price, FIXED_PRICE, "the terms' price");
+        assertEq(escrow.agreementOf(id).surchargeBps, 0, "no surcharge");
         assertEq(escrow.agreementOf(id).allowedRegions, EU_US, "intersection with the served regions");
     }
 
@@ -183,7 +213,8 @@ contract SignTest is UnitBase {
         vm.prank(customer);
         uint256 id = escrow.sign{value: 0.11 ether}(fixedTerms, 5, false); // EU + ASIA
         assertEq(escrow.agreementOf(id).allowedRegions, EU_ONLY, "EU only");
-        assertEq(escrow.agreementOf(id).price, 0.11 ether, "narrowed: +10%");
+        assertEq(escrow.agreementOf(id).surchargeBps, 1000, "narrowed: +10%");
+        assertEq(escrow.depositOf(id), 0.11 ether, "deposit");
     }
 
     function test_WhenErc20Terms_PullsExactDeposit() public {
@@ -200,13 +231,43 @@ contract SignTest is UnitBase {
     // ---- quote -----------------------------------------------------------------------------------
 
     function test_WhenQuoted_MatchesWhatSigningCosts() public view {
-        (uint256 deposit, uint256 price) = escrow.quote(dynamicTerms, EU_ONLY, true, 0);
-        assertEq(price, 1.3e12, "price");
+        (uint256 deposit, uint256 price, uint24 surchargeBps) = escrow.quote(dynamicTerms, EU_ONLY, true, 0);
+        assertEq(price, SECOND_PRICE, "the terms' price");
+        assertEq(surchargeBps, 3000, "both surcharges");
         assertEq(deposit, 1.3e12 * 3600, "deposit");
-        (deposit, price) = escrow.quote(minutesTerms, 0, false, 10);
+        (deposit, price, surchargeBps) = escrow.quote(minutesTerms, 0, false, 10);
         assertEq(deposit, 10 * MINUTE_PRICE, "minutes deposit");
-        (deposit, price) = escrow.quote(flexibleTerms, 0, true, 1000);
+        assertEq(surchargeBps, 0, "no surcharge");
+        (deposit, price, surchargeBps) = escrow.quote(flexibleTerms, 0, true, 1000);
         assertEq(deposit, 1.2e15 + 1000 * 1.2e12, "flexible deposit: surcharged minimum + price x seconds");
+    }
+
+    function test_RevertWhen_QuoteQuantityBeyond40Bits() public {
+        vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_InvalidQuantity.selector, uint256(2) ** 40));
+        escrow.quote(flexibleTerms, 0, false, uint256(2) ** 40);
+    }
+
+    /// Regression (review, surcharge rounding): the surcharge is applied to the deposit and every charge as a
+    /// whole, so it is not rounded away on a small price per unit: at 9 units a second on a 6-decimal token, a
+    /// 10% surcharge brings 3,240 units an hour (it was floor(9 · 1.1) = 9 a second, no surcharge at all).
+    function test_WhenSmallPriceSurcharged_SurchargeNotRoundedAway() public {
+        uint32 termsId = _customOffer(
+            IOfferBook.Model.DynamicPrice, usdId, MAX_DURATION, _two(infra, software), _amounts(6, 3), 0, 0
+        );
+        (uint256 deposit, uint256 price, uint24 surchargeBps) = escrow.quote(termsId, EU_ONLY, false, 0);
+        assertEq(price, 9, "9 units a second");
+        assertEq(surchargeBps, REGION_SURCHARGE_BPS, "+10%");
+        assertEq(deposit, 35_640, "an hour: 32,400 + 3,240");
+        vm.prank(customer);
+        uint256 id = escrow.sign(termsId, EU_ONLY, false);
+        _activate(id);
+        vm.warp(block.timestamp + 1 hours);
+        _stop(id);
+        vm.expectEmit();
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, 35_640, 0, false);
+        _settle(id, 10_000);
+        assertEq(escrow.earningsOf(infraId, usdId), 23_760, "infra: 6/9 of it");
+        assertEq(escrow.earningsOf(softwareId, usdId), 11_880, "software: 3/9 of it");
     }
 
     function test_RevertWhen_QuoteTermsClosed() public {
@@ -302,7 +363,8 @@ contract SignTest is UnitBase {
     function test_WhenBuyingMinutesWithGdpr_Surcharged() public {
         vm.prank(customer);
         uint256 id = escrow.buyMinutes{value: 10 * 7.2e13}(minutesTerms, 0, true, 10);
-        assertEq(escrow.agreementOf(id).price, 7.2e13, "price +20%");
+        assertEq(escrow.agreementOf(id).price, MINUTE_PRICE, "the terms' price");
+        assertEq(escrow.agreementOf(id).surchargeBps, 2000, "+20%");
         assertEq(escrow.minutesAccountOf(id).deposit, 7.2e14, "deposit");
     }
 
@@ -411,7 +473,7 @@ contract SignTest is UnitBase {
         vm.prank(customer);
         uint256 id = escrow.reserve{value: deposit}(flexibleTerms, EU_ONLY, true, from, from + 1000);
         assertEq(escrow.windowOf(id).minimumCharge, 1.3e15, "minimum +30%");
-        assertEq(escrow.agreementOf(id).price, 1.3e12, "price +30%");
+        assertEq(escrow.agreementOf(id).surchargeBps, 3000, "price +30%");
         assertEq(escrow.depositOf(id), deposit, "deposit");
     }
 

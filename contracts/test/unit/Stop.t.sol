@@ -103,8 +103,8 @@ contract StopTest is UnitBase {
         assertEq(address(escrow).balance, 6e14, "deposit stays");
     }
 
-    /// Per the lifecycle in IConferenceEscrow: Requested ──stop (customer)──► Refunded for FlexiblePeriod,
-    /// everything back (the minimum charge included).
+    /// Per the lifecycle in IConferenceEscrow: Requested ──stop (customer)──► Idle for FlexiblePeriod: the
+    /// reservation stays, and so does its non-refundable minimum.
     function test_WhenFlexiblePeriodRequested_StopKeepsTheReservation() public {
         uint256 id = _reserve(_now(), _now() + 4000);
         _start(id);
@@ -347,5 +347,33 @@ contract StopTest is UnitBase {
         vm.prank(operator);
         escrow.decline(id);
         assertEq(usd.balanceOf(customer), USD_MINTED, "everything back");
+    }
+
+    // ---- FixedPrice: a stop that races the activation (review) ------------------------------------
+
+    /// What a FixedPrice customer should expect: a stop mined before the activation calls the start off and
+    /// refunds everything; one mined after it ends a conference that was started, and the price is due, even
+    /// for 0 seconds (the operator deployed the conference; README "FixedPrice and the race with activation").
+    function test_WhenFixedPriceStopMinedBeforeActivation_RefundsEverything() public {
+        uint256 id = _sign(fixedTerms);
+        uint256 before = customer.balance;
+        _stop(id);
+        assertEq(customer.balance - before, FIXED_PRICE, "called off: everything back");
+        vm.expectRevert(
+            abi.encodeWithSelector(Errors.Escrow_WrongStatus.selector, id, IConferenceEscrow.Status.Refunded)
+        );
+        vm.prank(operator);
+        escrow.activate(id, EU);
+    }
+
+    function test_WhenFixedPriceStopMinedAfterActivation_PriceDue() public {
+        uint256 id = _sign(fixedTerms);
+        _activate(id);
+        _stop(id); // same second: 0 seconds used
+        assertEq(escrow.agreementOf(id).endedAt, T0, "ended at once");
+        uint256 before = customer.balance;
+        _settle(id, 10_000);
+        assertEq(customer.balance, before, "the price is due: nothing back");
+        assertEq(escrow.earningsOf(infraId, 0), FIXED_INFRA, "providers paid");
     }
 }

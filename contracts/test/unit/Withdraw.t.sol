@@ -87,26 +87,69 @@ contract WithdrawTest is UnitBase {
 
     function test_RevertWhen_WithdrawEarningsTwice() public {
         _settledFixed();
+        vm.prank(infra);
         escrow.withdrawEarnings(infraId, 0);
         vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_NoEarnings.selector, infraId, uint8(0)));
+        vm.prank(infra);
         escrow.withdrawEarnings(infraId, 0);
     }
 
-    function test_WhenEarnings_AnyonePaysThemToPayout() public {
+    /// Regression (review, withdrawEarnings callable by anyone): only the provider decides when its earnings
+    /// leave, so nobody can front-run its move away from a lost payout address.
+    function test_RevertWhen_WithdrawEarningsCallerNotProvider() public {
+        _settledFixed();
+        vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_NotProvider.selector, infraId, stranger));
+        vm.prank(stranger);
+        escrow.withdrawEarnings(infraId, 0);
+        // Neither another provider nor the operator.
+        vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_NotProvider.selector, infraId, software));
+        vm.prank(software);
+        escrow.withdrawEarnings(infraId, 0);
+        vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_NotProvider.selector, infraId, operator));
+        vm.prank(operator);
+        escrow.withdrawEarnings(infraId, 0);
+        assertEq(escrow.earningsOf(infraId, 0), FIXED_INFRA, "kept");
+    }
+
+    function test_RevertWhen_StrangerFrontRunsPayoutChange() public {
+        // The provider's payout address stopped accepting the token; it moves its payout. A stranger who saw
+        // the update coming cannot pay the lost address first.
+        _settledUsd();
+        usd.setBlocked(softwarePayout, true);
+        address cold = _account(43, "cold");
+        vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_NotProvider.selector, softwareId, stranger));
+        vm.prank(stranger);
+        escrow.withdrawEarnings(softwareId, usdId);
+        vm.prank(software);
+        registry.update(cold, ALL_REGIONS, true);
+        vm.prank(software);
+        escrow.withdrawEarnings(softwareId, usdId);
+        assertEq(usd.balanceOf(cold), 18_000, "paid to the new payout");
+    }
+
+    function test_WhenProviderAccountCalls_PaidToPayout() public {
         _settledFixed();
         vm.expectEmit();
         emit IConferenceEscrow.EarningsWithdrawn(infraId, 0, infraPayout, FIXED_INFRA);
-        vm.prank(stranger);
+        vm.prank(infra);
         escrow.withdrawEarnings(infraId, 0);
         assertEq(infraPayout.balance, FIXED_INFRA, "paid to the payout address");
         assertEq(infra.balance, 0, "not to the signing account");
-        assertEq(stranger.balance, 0, "not to the caller");
         assertEq(escrow.earningsOf(infraId, 0), 0, "cleared");
         assertEq(escrow.earningsOf(softwareId, 0), FIXED_SOFTWARE, "others untouched");
     }
 
+    function test_WhenPayoutAddressCalls_PaidToItself() public {
+        _settledFixed();
+        vm.prank(infraPayout);
+        escrow.withdrawEarnings(infraId, 0);
+        assertEq(infraPayout.balance, FIXED_INFRA, "paid to the payout address");
+        assertEq(escrow.earningsOf(infraId, 0), 0, "cleared");
+    }
+
     function test_WhenErc20Earnings_PaidInTokens() public {
         _settledUsd();
+        vm.prank(software);
         escrow.withdrawEarnings(softwareId, usdId);
         assertEq(usd.balanceOf(softwarePayout), 18_000, "software paid");
         assertEq(usd.balanceOf(address(escrow)), 42_000, "the rest remains");
@@ -117,6 +160,7 @@ contract WithdrawTest is UnitBase {
         address cold = _account(41, "cold");
         vm.prank(infra);
         registry.update(cold, EU_US, true);
+        vm.prank(infra);
         escrow.withdrawEarnings(infraId, 0);
         assertEq(cold.balance, FIXED_INFRA, "new payout");
         assertEq(infraPayout.balance, 0, "old payout");
@@ -126,8 +170,34 @@ contract WithdrawTest is UnitBase {
         _settledFixed();
         vm.prank(software);
         registry.deregister();
+        vm.prank(software);
         escrow.withdrawEarnings(softwareId, 0);
         assertEq(softwarePayout.balance, FIXED_SOFTWARE, "still paid");
+    }
+
+    /// Regression (review, a provider that left cannot move its payout): a provider that left keeps earning
+    /// under terms still open; when its payout address stops accepting the token it moves its payout and
+    /// withdraws: leaving never strands earnings.
+    function test_WhenProviderLeftAndPayoutBlocked_MovesPayoutAndWithdraws() public {
+        uint256 id = _sign(usdTerms);
+        vm.prank(software);
+        registry.deregister();
+        _activate(id);
+        vm.warp(T0 + 600);
+        _stop(id);
+        _settle(id, 10_000);
+        usd.setBlocked(softwarePayout, true);
+        vm.expectRevert(abi.encodeWithSignature("Error(string)", "blocked"));
+        vm.prank(software);
+        escrow.withdrawEarnings(softwareId, usdId);
+
+        address fresh = _account(44, "fresh");
+        vm.prank(software);
+        registry.update(fresh, ALL_REGIONS, true);
+        assertEq(registry.providerOf(softwareId).active, false, "still gone");
+        vm.prank(software);
+        escrow.withdrawEarnings(softwareId, usdId);
+        assertEq(usd.balanceOf(fresh), 18_000, "earned after leaving, paid to the new payout");
     }
 
     function test_WhenProviderDeregistered_SignedAgreementStillPaysIt() public {
@@ -137,6 +207,7 @@ contract WithdrawTest is UnitBase {
         vm.warp(T0 + 100);
         _stop(id);
         _settle(id, 10_000);
+        vm.prank(software);
         escrow.withdrawEarnings(softwareId, 0);
         assertEq(softwarePayout.balance, 100 * SECOND_SOFTWARE, "earned after leaving");
     }
@@ -147,6 +218,7 @@ contract WithdrawTest is UnitBase {
         registry.update(address(payout), EU_US, true);
         _settledFixed();
         vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_TransferFailed.selector, address(payout), FIXED_INFRA));
+        vm.prank(infra);
         escrow.withdrawEarnings(infraId, 0);
         assertEq(escrow.earningsOf(infraId, 0), FIXED_INFRA, "kept");
     }
@@ -171,6 +243,7 @@ contract WithdrawTest is UnitBase {
         _settledFixed();
         uint256 held = address(escrow).balance;
 
+        vm.prank(evil);
         escrow.withdrawEarnings(evilId, 0);
         assertTrue(payout.reentered(), "tried");
         assertTrue(payout.reentryFailed(), "re-entry refused");
