@@ -268,8 +268,13 @@ impl Reconciler {
                 let tally = self.store.probe_tally(a.id, a.session).await?;
                 let availability_bps = tally.availability_bps();
                 debug!(probes = tally.probes, ok = tally.probes_ok, availability_bps, "measured availability");
-                // An ended conference is named by its start; an unused window by 0 (see OperatorCall).
-                let started_at = if a.chain_status == C::Ended { a.started_at.unwrap_or_default() } else { 0 };
+                // An ended conference is named by its start, a lapsed FlexiblePeriod start by its request,
+                // an unused window by 0 (see OperatorCall).
+                let started_at = match a.chain_status {
+                    C::Ended => a.started_at.unwrap_or_default(),
+                    C::Requested => a.requested_at.unwrap_or_default(),
+                    _ => 0,
+                };
                 let call = OperatorCall::Settle { agreement: a.id, session: a.session, started_at, availability_bps };
                 self.queue(call).await?;
             }

@@ -274,7 +274,8 @@ async fn active(store: &Store) -> u64 {
 fn stop_body(started_at: u64, stopped_at: u64, deadline: u64) -> Value {
     let stop = SignedStop { started_at, stopped_at, deadline, signature: Default::default() };
     let escrow: Address = common::ESCROW.parse().unwrap();
-    let digest = stop.digest(1, common::CHAIN_ID, escrow);
+    // The first session of the agreement, as the chain counts them.
+    let digest = stop.digest(1, 1, common::CHAIN_ID, escrow);
     let signature = key(CUSTOMER_KEY).sign_hash_sync(&digest).unwrap();
     json!({ "stoppedAt": stopped_at, "deadline": deadline, "signature": alloy::hex::encode_prefixed(signature.as_bytes()) })
 }

@@ -27,7 +27,17 @@ const THIRD: &str = "0x90F79bf6EB2c4f870365E5551e1D95a87d6c43c4";
 /// Agreement `id` on terms 1, signed by `customer`.
 fn signed_by(id: u64, customer: &str) -> ChainEvent {
     let ChainEvent::Signed {
-        terms, deposit, model, token_id, price, allowed_regions, gdpr, duration, signed_at, ..
+        terms,
+        deposit,
+        model,
+        token_id,
+        price,
+        surcharge_bps,
+        allowed_regions,
+        gdpr,
+        duration,
+        signed_at,
+        ..
     } = common::signed()
     else {
         unreachable!()
@@ -40,6 +50,7 @@ fn signed_by(id: u64, customer: &str) -> ChainEvent {
         model,
         token_id,
         price,
+        surcharge_bps,
         allowed_regions,
         gdpr,
         duration,

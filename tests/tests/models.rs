@@ -178,9 +178,10 @@ async fn a_conference_whose_constraints_exclude_this_region_is_declined_and_refu
     // US only (region bit 1): the terms serve EU and US, so narrowing costs the region surcharge; this
     // backend runs conferences in EU (region 0).
     let us_only = 1 << 1;
-    let (deposit, price) = stack.escrow().quote(devnet::DYNAMIC_TERMS, us_only, false, U256::ZERO).call().await?.into();
-    let base = price_of(devnet::DYNAMIC_TERMS);
-    assert_eq!(price, base * U256::from(10_000 + devnet::REGION_SURCHARGE_BPS) / U256::from(10_000));
+    let quote = stack.escrow().quote(devnet::DYNAMIC_TERMS, us_only, false, U256::ZERO).call().await?;
+    let (deposit, price, surcharge_bps) = (quote.deposit, quote.price, quote.surchargeBps.to::<u32>());
+    assert_eq!(price, price_of(devnet::DYNAMIC_TERMS), "the terms' price; the surcharge beside it");
+    assert_eq!(surcharge_bps, devnet::REGION_SURCHARGE_BPS as u32);
 
     let (id, sign) = stack.customer_signs_terms(devnet::DYNAMIC_TERMS, us_only, deposit).await?;
     let refunded = stack.wait_status(id, "refunded", STEP).await?;
@@ -209,7 +210,7 @@ async fn a_customer_stops_by_signing_and_pays_no_gas_for_the_stop() -> Result<()
     stack.mine().await?;
     let sign_stop = |key: &PrivateKeySigner, stopped_at: u64| -> Result<Value> {
         let stop = SignedStop { started_at, stopped_at, deadline: started_at + 3600, signature: Default::default() };
-        let digest = stop.digest(id, stack.devnet.anvil.chain_id(), stack.devnet.escrow);
+        let digest = stop.digest(id, 1, stack.devnet.anvil.chain_id(), stack.devnet.escrow);
         let signature = key.sign_hash_sync(&digest)?;
         Ok(serde_json::json!({
             "stoppedAt": stopped_at,

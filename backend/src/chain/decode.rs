@@ -64,6 +64,7 @@ impl Chain {
                     model: model(agreement.model)?,
                     token_id: agreement.tokenId,
                     price: agreement.price.to_string(),
+                    surcharge_bps: agreement.surchargeBps.to::<u32>(),
                     allowed_regions: agreement.allowedRegions,
                     gdpr: agreement.gdpr,
                     duration: agreement.duration.to::<u64>(),

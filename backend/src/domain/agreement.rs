@@ -148,8 +148,11 @@ pub struct Agreement {
     pub customer: String,
     /// 0 for ETH, else the escrow's ERC-20 token id.
     pub token_id: u8,
-    /// Per unit of the model, after the constraint surcharge: the conference, a second, or a minute.
+    /// Per unit of the model, as the terms say: the conference, a second, or a minute.
     pub price: String,
+    /// The constraint surcharge (regions, GDPR) in basis points: each amount charged or deposited is
+    /// `amount × (10000 + surchargeBps) / 10000`, rounded down once.
+    pub surcharge_bps: u32,
     pub deposit: String,
     /// Bit i set: the conference may run in region i.
     pub allowed_regions: u32,

@@ -33,7 +33,11 @@ pub enum ChainEvent {
         deposit: String,
         model: Model,
         token_id: u8,
+        /// The terms' price per unit, before the surcharge.
         price: String,
+        /// The constraint surcharge in basis points (0 for events kept before it was read).
+        #[serde(default)]
+        surcharge_bps: u32,
         allowed_regions: u32,
         gdpr: bool,
         duration: u64,

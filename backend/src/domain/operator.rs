@@ -85,7 +85,11 @@ impl OperatorCall {
             }
             Self::End { started_at: expected, .. } => status == ChainStatus::Active && started_at == expected,
             Self::Settle { started_at: 0, .. } => status == ChainStatus::Idle && started_at == 0,
-            Self::Settle { started_at: expected, .. } => status == ChainStatus::Ended && started_at == expected,
+            // An ended conference, or a FlexiblePeriod start that lapsed at the window's end (still
+            // Requested, named by its request time).
+            Self::Settle { started_at: expected, .. } => {
+                matches!(status, ChainStatus::Ended | ChainStatus::Requested) && started_at == expected
+            }
         }
     }
 }

@@ -38,6 +38,20 @@ pub fn next_step(a: &Agreement, chain_now: u64, activation_window: u64) -> Step 
     let conference = a.conference_state;
     let up = matches!(conference, K::Running | K::Deploying);
     match a.chain_status {
+        // A FlexiblePeriod start the window's end overtook: the escrow no longer activates it. One that
+        // left the operator less than its activation window in the reserved window lapsed: the window
+        // is settled as unused (its minimum charged). One owed an activation was the service's to serve:
+        // the customer reclaims everything.
+        C::Requested if a.model == Model::FlexiblePeriod && a.window_to.is_some_and(|to| chain_now >= to) => {
+            let owed = a.requested_at.zip(a.window_to).is_some_and(|(at, to)| at + activation_window < to);
+            if up {
+                Step::Undeploy
+            } else if owed {
+                Step::Wait
+            } else {
+                Step::Settle
+            }
+        }
         C::Requested => {
             let activation_open = a.requested_at.is_some_and(|at| chain_now <= at + activation_window);
             match conference {
@@ -102,6 +116,7 @@ mod tests {
             customer: "0xc".into(),
             token_id: 0,
             price: "1".into(),
+            surcharge_bps: 0,
             deposit: "3600".into(),
             allowed_regions: 0b11,
             gdpr: false,
@@ -236,5 +251,22 @@ mod tests {
         assert_eq!(next_step(&a, 3000, WINDOW), Step::Undeploy);
         a.conference_state = K::Removed;
         assert_eq!(next_step(&a, 3000, WINDOW), Step::Settle);
+    }
+
+    #[test]
+    fn a_flexible_start_the_windows_end_overtook_is_settled_if_it_lapsed_and_left_to_reclaim_if_owed() {
+        use {ChainStatus as C, ConferenceState as K};
+        let mut a = agreement(Model::FlexiblePeriod, C::Requested, K::Running);
+        a.window_from = Some(2000);
+        a.window_to = Some(3000);
+        // Started in the window's last second: less than the activation window left.
+        a.requested_at = Some(2999);
+        assert_eq!(next_step(&a, 2999, WINDOW), Step::Activate, "still activated while the window lasts");
+        assert_eq!(next_step(&a, 3000, WINDOW), Step::Undeploy, "never activated at the window's end");
+        a.conference_state = K::Removed;
+        assert_eq!(next_step(&a, 3000, WINDOW), Step::Settle, "lapsed: the unused window's minimum is charged");
+        // Started with the whole activation window left: owed an activation.
+        a.requested_at = Some(2000);
+        assert_eq!(next_step(&a, 3000, WINDOW), Step::Wait, "owed: the customer reclaims everything");
     }
 }

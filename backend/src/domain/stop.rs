@@ -1,10 +1,12 @@
 //! The customer's gasless stop ([`SignedStop`]): an EIP-712 `Stop` signed in the wallet, which the
-//! operator (or anyone holding it) submits on-chain with the settlement.
+//! operator submits with the settlement (or anyone holding it with `stopBySignature`). The message
+//! names the conference by the chain's session number: 1, or for TimeLimited minutes the number of
+//! sessions settled so far plus one, so a stop can never end another session.
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 
-/// A customer's EIP-712 `Stop`: the conference (by its start), when it stopped, until when the operator
-/// may submit it, and the customer's signature.
+/// A customer's EIP-712 `Stop` as the service records it: the conference it is for (by its start, as
+/// the backend follows it), when it stopped, until when it may be submitted, and the signature.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignedStop {
@@ -19,7 +21,7 @@ alloy::sol! {
     /// The typed message of `ConferenceEscrow.STOP_TYPEHASH`.
     struct Stop {
         uint256 agreementId;
-        uint40 startedAt;
+        uint32 session;
         uint40 stoppedAt;
         uint40 deadline;
     }
@@ -36,13 +38,14 @@ pub fn escrow_domain(chain_id: u64, escrow: Address) -> alloy::sol_types::Eip712
 }
 
 impl SignedStop {
-    /// The EIP-712 digest the customer signed, for the escrow at `escrow` on chain `chain_id`.
-    pub fn digest(&self, agreement: u64, chain_id: u64, escrow: Address) -> B256 {
+    /// The EIP-712 digest the customer signed for the chain's session `session` of the agreement, for
+    /// the escrow at `escrow` on chain `chain_id`.
+    pub fn digest(&self, agreement: u64, session: u32, chain_id: u64, escrow: Address) -> B256 {
         use alloy::{primitives::aliases::U40, sol_types::SolStruct};
         let domain = escrow_domain(chain_id, escrow);
         let message = Stop {
             agreementId: U256::from(agreement),
-            startedAt: U40::saturating_from(self.started_at),
+            session,
             stoppedAt: U40::saturating_from(self.stopped_at),
             deadline: U40::saturating_from(self.deadline),
         };
@@ -51,8 +54,14 @@ impl SignedStop {
 
     /// The address whose key made the signature (an EOA; smart-wallet signatures are checked by the
     /// contract alone).
-    pub fn signer(&self, agreement: u64, chain_id: u64, escrow: Address) -> Option<Address> {
+    pub fn signer(&self, agreement: u64, session: u32, chain_id: u64, escrow: Address) -> Option<Address> {
         let signature = alloy::primitives::Signature::try_from(self.signature.as_ref()).ok()?;
-        signature.recover_address_from_prehash(&self.digest(agreement, chain_id, escrow)).ok()
+        signature.recover_address_from_prehash(&self.digest(agreement, session, chain_id, escrow)).ok()
     }
+}
+
+/// The chain's session number of an agreement's current conference (what a `Stop` names): one more
+/// than its sessions settled so far.
+pub fn chain_session(settled_sessions: usize) -> u32 {
+    u32::try_from(settled_sessions).map_or(u32::MAX, |settled| settled.saturating_add(1))
 }

@@ -17,14 +17,18 @@ use super::{
 };
 use crate::{
     Error,
-    domain::{agreement::ChainStatus, stop::SignedStop},
+    domain::{
+        agreement::ChainStatus,
+        stop::{SignedStop, chain_session},
+    },
 };
 
 pub(super) fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new().routes(routes!(signed_stop))
 }
 
-/// A customer's gasless stop: the EIP-712 `Stop` it signed in its wallet.
+/// A customer's gasless stop: the EIP-712 `Stop(uint256 agreementId, uint32 session, uint40 stoppedAt,
+/// uint40 deadline)` it signed in its wallet, where `session` is 1 plus the sessions settled so far.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StopRequest {
@@ -109,7 +113,7 @@ async fn signed_stop(
     let stop = SignedStop { started_at, stopped_at: request.stopped_at, deadline: request.deadline, signature };
     let escrow: Address = ctx.public.escrow.parse().map_err(|e| Error::Config(format!("escrow address: {e}")))?;
     let signer = stop
-        .signer(id, ctx.public.chain_id, escrow)
+        .signer(id, chain_session(ctx.store.sessions_of(id).await?.len()), ctx.public.chain_id, escrow)
         .ok_or_else(|| ApiError::BadRequest("signature is not a valid 65-byte ECDSA signature".to_owned()))?;
     if !signer.to_string().eq_ignore_ascii_case(&agreement.customer) {
         return Err(ApiError::BadRequest(format!(

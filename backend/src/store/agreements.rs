@@ -167,6 +167,7 @@ fn agreement_from_row(r: &AnyRow) -> Result<Agreement> {
         customer: r.get("customer"),
         token_id: r.get::<i64, _>("token_id") as u8,
         price: r.get("price"),
+        surcharge_bps: r.get::<i64, _>("surcharge_bps") as u32,
         deposit: r.get("deposit"),
         allowed_regions: r.get::<i64, _>("allowed_regions") as u32,
         gdpr: r.get::<i64, _>("gdpr") != 0,

@@ -216,6 +216,7 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
             model,
             token_id,
             price,
+            surcharge_bps,
             allowed_regions,
             gdpr,
             duration,
@@ -225,8 +226,8 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
             let (status, session, requested_at) = signed_state(*model, *signed_at);
             sqlx::query(
                 "INSERT INTO agreements (id, terms_id, model, customer, token_id, price, deposit, allowed_regions, \
-                 gdpr, duration, chain_status, session, signed_at, sign_tx, requested_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING",
+                 gdpr, duration, chain_status, session, signed_at, sign_tx, requested_at, surcharge_bps) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING",
             )
             .bind(*agreement as i64)
             .bind(*terms as i64)
@@ -243,6 +244,7 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
             .bind(*signed_at as i64)
             .bind(tx_hash)
             .bind(requested_at)
+            .bind(i64::from(*surcharge_bps))
         }
         ChainEvent::WindowReserved { agreement, from, to } => {
             sqlx::query("UPDATE agreements SET window_from = $1, window_to = $2 WHERE id = $3")

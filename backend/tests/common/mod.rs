@@ -62,6 +62,7 @@ pub fn signed() -> ChainEvent {
         model: Model::DynamicPrice,
         token_id: 0,
         price: "1000000000000".into(),
+        surcharge_bps: 0,
         allowed_regions: 0b11,
         gdpr: false,
         duration: 3600,
