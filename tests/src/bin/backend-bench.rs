@@ -11,6 +11,10 @@
 //!   orchestrator), agreements per second from the first signing to the last settlement, each
 //!   settlement checked to the wei;
 //! - `room-start`: from the signing block to the local room answering its health check;
+//! - `streams`: N open progress streams: the backend's CPU at rest and memory per stream, and how long
+//!   a new block takes to reach every stream;
+//! - `signin-burst`: N sign-in nonce requests from one client, M at a time: what is stored, and
+//!   `GET /api/offers`' latency during the burst;
 //! - `soak`: N agreements through the whole loop while the backend is killed (SIGKILL) at random
 //!   moments and restarted; reports what was lost or doubled (the answer must be nothing).
 //!
@@ -26,6 +30,8 @@
 
 #[path = "backend-bench/figures.rs"]
 mod figures;
+#[path = "backend-bench/http.rs"]
+mod http;
 #[path = "backend-bench/load.rs"]
 mod load;
 
@@ -80,6 +86,25 @@ enum Command {
     Throughput {
         #[arg(long, default_value_t = 2_000)]
         agreements: usize,
+    },
+    /// Open progress streams: the backend's CPU at rest, memory per stream, and a new block to every
+    /// stream.
+    Streams {
+        #[arg(long, default_value_t = 1_000)]
+        streams: usize,
+        #[arg(long, default_value_t = 10)]
+        agreements: u64,
+        #[arg(long, default_value_t = 30)]
+        rest_secs: u64,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// A burst of sign-in nonce requests from one client: what is stored, and other requests' latency.
+    SigninBurst {
+        #[arg(long, default_value_t = 5_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
     },
     /// Signing block to the local room answering its health check.
     RoomStart {
@@ -140,6 +165,10 @@ async fn main() -> Result<()> {
         }
         Command::Throughput { agreements } => load::throughput(agreements).await,
         Command::RoomStart { samples } => load::room_start(samples).await,
+        Command::Streams { streams, agreements, rest_secs, rounds } => {
+            http::streams(streams, agreements, rest_secs, rounds).await
+        }
+        Command::SigninBurst { requests, concurrency } => http::signin_burst(requests, concurrency).await,
         Command::Latency { live, samples, websocket } => latency(&live, samples, websocket).await,
         Command::Soak { agreements, wave, seed } => soak(agreements, wave, seed).await,
         Command::Placement { clusters, agreements, runs } => placement(clusters, agreements, runs),

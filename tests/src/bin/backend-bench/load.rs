@@ -240,7 +240,7 @@ async fn activated(stack: &Stack, id: u64, from_block: u64) -> Result<bool> {
 }
 
 /// The backend's resident memory (VmRSS) in MB.
-fn resident_mb(pid: u32) -> Result<f64> {
+pub fn resident_mb(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
     let kib: f64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
@@ -248,7 +248,7 @@ fn resident_mb(pid: u32) -> Result<f64> {
 }
 
 /// The backend's CPU time so far (utime + stime), in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64> {
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start at field 3: state.
     let fields: Vec<&str> = stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
