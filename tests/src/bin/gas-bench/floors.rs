@@ -125,13 +125,17 @@ pub fn must_do(model: Model, op: &str) -> Option<Must> {
             vec![],
             vec!["AgreementEnded"],
         ),
-        // Settled (time-limited: Idle, the seconds used taken off, the charge added to the account), the
-        // provider's earnings raised, and the unused deposit pushed back to the customer (none at a
-        // fixed price; time-limited, at close).
+        // Settled (time-limited: Idle, the seconds used taken off, the charge added to the account and
+        // its sessions counted, in the same slot), the provider's earnings raised, and the unused deposit
+        // pushed back to the customer (none at a fixed price; time-limited, at close).
         "settle" => {
             let mut writes = vec![("_agreements.status", Changed), ("_earnings", Changed)];
             if timed {
-                writes.extend([("_agreements.duration", Changed), ("_minutesAccounts.charged", Changed)]);
+                writes.extend([
+                    ("_agreements.duration", Changed),
+                    ("_minutesAccounts.charged", Changed),
+                    ("_minutesAccounts.sessions", Changed),
+                ]);
             }
             let sends = if timed || model == Model::FixedPrice { vec![] } else { vec![Other] };
             must(writes, sends, vec!["AgreementSettled"])
