@@ -66,12 +66,16 @@ async fn one_agreement_is_deployed_activated_stopped_and_settled_to_the_wei() ->
         "customer balance change"
     );
     // The charge is split among the providers by their components, the owner keeping the margin; each
-    // provider's earnings go to its payout address (a cold wallet), whoever asks for them.
+    // provider's earnings go to its payout address (a cold wallet), on the provider's own request (a
+    // stranger may not trigger it: see contracts/SECURITY.md).
     stack.check_split(devnet::DYNAMIC_TERMS, &[settlement.charge]).await?;
     let (infra_id, software_id) = stack.devnet.provider_ids;
     let infra_share = stack.earnings(infra_id).await?;
     let payout_before = stack.balance(stack.devnet.infra_payout).await?;
-    let withdraw = stack.escrow().withdrawEarnings(infra_id, 0).send().await?.get_receipt().await?;
+    let stranger = stack.escrow().withdrawEarnings(infra_id, 0).call().await;
+    assert!(stranger.is_err(), "the customer may not withdraw a provider's earnings");
+    let as_provider = ConferenceEscrow::new(stack.devnet.escrow, stack.devnet.provider_for(&stack.devnet.infra)?);
+    let withdraw = as_provider.withdrawEarnings(infra_id, 0).send().await?.get_receipt().await?;
     assert!(withdraw.status());
     assert_eq!(
         stack.balance(stack.devnet.infra_payout).await?,

@@ -69,8 +69,9 @@ async fn agreement_events(
         ),
         retry_after_secs: 10,
     })?;
+    let (views, following) = ctx.progress.follow(id);
     let first = read_view(&ctx.store, id).await?;
-    let (views, following) = ctx.progress.follow(id, first.clone());
+    let sent = first.clone();
     let start = futures::stream::once(async move {
         let event = match &first {
             Some(json) => Event::default().event("progress").data(json.as_ref()),
@@ -78,14 +79,17 @@ async fn agreement_events(
         };
         Ok(event.retry(RECONNECT_AFTER))
     });
-    // The stream holds its slot and its following for as long as it lives.
-    let later = futures::stream::unfold((views, following, slot), |(mut views, following, slot)| async move {
+    // The stream holds its slot and its following for as long as it lives, and sends a record only
+    // when it differs from the one it sent last.
+    let state = (views, sent, following, slot);
+    let later = futures::stream::unfold(state, |(mut views, mut sent, following, slot)| async move {
         loop {
             views.changed().await.ok()?;
             let view = views.borrow_and_update().clone();
-            if let Some(json) = view {
+            if let Some(json) = view.filter(|json| sent.as_ref() != Some(json)) {
+                sent = Some(json.clone());
                 let event = Event::default().event("progress").data(json.as_ref());
-                return Some((Ok(event), (views, following, slot)));
+                return Some((Ok(event), (views, sent, following, slot)));
             }
         }
     });

@@ -59,10 +59,11 @@ impl ProgressFeed {
         Arc::new(Self { store, followed: Mutex::default() })
     }
 
-    /// Follows agreement `id` from `view` (what the new stream read itself): its later records.
-    pub fn follow(self: &Arc<Self>, id: u64, view: View) -> (watch::Receiver<View>, Following) {
+    /// Follows agreement `id`: its records from now on. A new stream follows first and reads the
+    /// record itself after, so that no change falls between the two (it may see one twice).
+    pub fn follow(self: &Arc<Self>, id: u64) -> (watch::Receiver<View>, Following) {
         let mut followed = self.followed.lock().expect("not poisoned");
-        let entry = followed.entry(id).or_insert_with(|| Followed { view: watch::Sender::new(view), streams: 0 });
+        let entry = followed.entry(id).or_insert_with(|| Followed { view: watch::Sender::new(None), streams: 0 });
         entry.streams += 1;
         let mut receiver = entry.view.subscribe();
         receiver.mark_unchanged();
