@@ -4,11 +4,12 @@
 // windows), and the settlement with the charge recomputed here from the chain's figures.
 import { isAddress, type Address } from 'viem';
 import { api, follow, type AgreementView, type Quality, type SettledSession } from '../api';
-import { chargeOf, CHAIN_STATUS, escrowAbi, explorerLink, publicClient, type ChainAgreement } from '../chain';
+import { CHAIN_STATUS, escrowAbi, explorerLink, publicClient, type ChainAgreement } from '../chain';
 import { config, regionNames, token as tokenOf, type Config, type TokenInfo } from '../config';
 import { h, replace, showError, showNotice } from '../dom';
 import { UserError, userMessage } from '../errors';
-import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
+import { formatAmount, formatBps, formatDuration, formatSurcharged, formatTime, shortAddress } from '../format';
+import { chargeFor } from '../pricing';
 import type { Page } from '../router';
 import { ensureSession } from '../siwe';
 import { account, ready, send, signTypedData } from '../wallet';
@@ -198,8 +199,7 @@ const page: Page = async (root, [idText]) => {
   function tick(v: AgreementView, token: TokenInfo): void {
     if (v.status !== 'active' || v.startedAt == null) return;
     const elapsed = Math.max(0, Math.min(chainNow(), v.endsAt ?? Infinity) - v.startedAt);
-    const price = BigInt(v.price);
-    const cost = chargeOf(v.model, price, BigInt(elapsed), chain?.minimumCharge ?? 0n, 10000);
+    const cost = chargeFor(v.model, BigInt(v.price), v.surchargeBps, BigInt(elapsed), chain?.minimumCharge ?? 0n, 10000);
     live.querySelector('#started-at')!.textContent = formatTime(v.startedAt);
     live.querySelector('#running-for')!.textContent = formatDuration(elapsed);
     live.querySelector('#cost-so-far')!.textContent = formatAmount(cost, token);
@@ -212,7 +212,8 @@ const page: Page = async (root, [idText]) => {
       ['Model', v.model],
       ['Terms', String(v.termsId)],
       ['Customer', h('span', { class: 'mono', title: v.customer }, shortAddress(v.customer))],
-      ['Price', h('span', {}, formatAmount(BigInt(v.price), token), ` ${unit}`)],
+      ['Price', h('span', { id: 'price', 'data-units': v.price, 'data-surcharge-bps': v.surchargeBps }, formatAmount(BigInt(v.price), token), ` ${unit}`,
+        v.surchargeBps ? ` + ${formatBps(v.surchargeBps)} for your constraints: ${formatSurcharged(BigInt(v.price), v.surchargeBps, token)} ${unit}` : '')],
       ['Locked', h('span', { id: 'deposit', 'data-units': v.deposit }, formatAmount(BigInt(v.deposit), token))],
       ['May run in', regionNames(cfg, v.allowedRegions).join(', ') || '—'],
       ['GDPR', v.gdpr ? 'required' : 'not required'],
@@ -335,6 +336,7 @@ const page: Page = async (root, [idText]) => {
   function check(v: AgreementView, token: TokenInfo, sessions: SettledSession[]): HTMLElement | null {
     if (!chain || chain.settled.length === 0) return null;
     const price = chain.agreement.price;
+    const surcharge = chain.agreement.surchargeBps;
     const figures: { used: bigint; bps: number; charge: bigint }[] = [];
     if (v.model === 'timeLimited') {
       chain.settled.forEach((s, i) => {
@@ -346,18 +348,20 @@ const page: Page = async (root, [idText]) => {
       const s = chain.settled[0];
       figures.push({ used: BigInt(Math.max(0, chain.agreement.endedAt - chain.agreement.startedAt)), bps: s.availabilityBps, charge: s.charge });
     }
-    const computed = figures.map((f) => chargeOf(v.model, price, f.used, chain!.minimumCharge, f.bps));
+    const computed = figures.map((f) => chargeFor(v.model, price, surcharge, f.used, chain!.minimumCharge, f.bps));
     const total = computed.reduce((a, b) => a + b, 0n);
     const onChain = figures.reduce((a, f) => a + f.charge, 0n);
     const ok = total === onChain;
+    // The surcharge applies to each amount as a whole, rounded down once (k = 1 + the surcharge).
+    const k = surcharge ? ` × ${(10_000 + surcharge) / 10_000}` : '';
     const formula =
       v.model === 'fixedPrice'
-        ? 'the price'
+        ? `the price${k ? ` ${formatAmount(price, token)}${k}, rounded down` : ''}`
         : v.model === 'dynamicPrice'
-          ? `price × seconds used = ${formatAmount(price, token)} × ${figures[0].used}`
+          ? `⌊price × seconds used${k}⌋ = ⌊${formatAmount(price, token)} × ${figures[0].used}${k}⌋`
           : v.model === 'timeLimited'
-            ? `⌊price per minute × seconds used ÷ 60⌋ per session, ${figures.map((f) => f.used).join(' + ')} s`
-            : `minimum charge + price × seconds used = ${formatAmount(chain.minimumCharge, token)} + ${formatAmount(price, token)} × ${figures[0].used}`;
+            ? `⌊price per minute × seconds used${k} ÷ 60⌋ per session, ${figures.map((f) => f.used).join(' + ')} s`
+            : `minimum charge + ⌊price × seconds used${k}⌋ = ${formatAmount(chain.minimumCharge, token)} + ⌊${formatAmount(price, token)} × ${figures[0].used}${k}⌋`;
     return h(
       'p',
       { id: 'charge-check', 'data-testid': 'charge-check', 'data-ok': String(ok), 'data-computed': total.toString(), class: ok ? 'ok' : 'alert' },
