@@ -82,6 +82,27 @@ interface Proposal {
   executedTermsId: number | null;
 }
 
+/** Who a proposal's voter is in words: provider id 0 is the offer's owner. */
+const voterName = (providerId: number) => (providerId === 0 ? 'the owner' : `provider ${providerId}`);
+
+/** Whose yes a proposal still lacks beyond the quorum (the offer book's consent rule, `_passFailure`):
+ *  each provider it adds or pays less (a lower component, or a lower part ⌊minimum · c / P⌋ of the
+ *  minimum charge), and the owner (0) if it changes the margin or lowers the owner's part of the minimum. */
+function consentsMissing(pr: Pick<Proposal, 'shares' | 'margin' | 'minimumCharge' | 'votes'>, base: Pick<ChainTerms, 'shares' | 'margin' | 'minimumCharge' | 'price'>): number[] {
+  const price = pr.shares.reduce((sum, s) => sum + s.component, pr.margin);
+  const part = (minimum: bigint, component: bigint, total: bigint) => (total === 0n ? 0n : (minimum * component) / total);
+  const missing = pr.shares
+    .filter((s) => {
+      const was = base.shares.find((b) => b.providerId === s.providerId)?.component ?? 0n;
+      const lowered = was === 0n || s.component < was || part(pr.minimumCharge, s.component, price) < part(base.minimumCharge, was, base.price);
+      return lowered && pr.votes.get(s.providerId) !== true;
+    })
+    .map((s) => s.providerId);
+  const ownerLowered = pr.margin !== base.margin || part(pr.minimumCharge, pr.margin, price) < part(base.minimumCharge, base.margin, base.price);
+  if (ownerLowered && pr.votes.get(0) !== true) missing.push(0);
+  return missing;
+}
+
 /** A decimal integer in base units, or an error sentence naming the field. */
 function baseUnits(value: string, field: string): bigint {
   const text = value.trim();
@@ -311,7 +332,9 @@ const page: Page = async (root) => {
         actions.push(button);
       }
       const total = pr.shares.reduce((sum, s) => sum + s.component, pr.margin);
-      const ballots = [...pr.votes].map(([pid, yes]) => `${pid === 0 ? 'the owner' : `provider ${pid}`}: ${yes ? 'yes' : 'no'}`);
+      const ballots = [...pr.votes].map(([pid, yes]) => `${voterName(pid)}: ${yes ? 'yes' : 'no'}`);
+      const base = terms.get(pr.baseTermsId);
+      const missing = base && (status === 'open' || status === 'expired') ? consentsMissing(pr, base) : [];
       return h('tr', { 'data-proposal-id': pr.id, 'data-status': status, 'data-yes': pr.yesVotes, 'data-electorate': pr.electorate },
         h('th', { scope: 'row' }, `#${pr.id}`),
         h('td', {}, `offer ${pr.offerId} (from terms ${pr.baseTermsId})`),
@@ -322,7 +345,9 @@ const page: Page = async (root) => {
           pr.minimumCharge ? h('span', { 'data-minimum': String(pr.minimumCharge) }, `, minimum charge ${formatAmount(pr.minimumCharge, t)}`) : '',
           h('br'), h('span', { class: 'muted' }, `price ${formatAmount(total, t)}; regions ${regionNames(cfg, pr.regions).join(', ') || `mask ${pr.regions}`}; GDPR ${pr.gdpr ? 'yes' : 'no'}`)),
         h('td', {}, `${pr.yesVotes} of ${pr.electorate} yes (more than ${Math.floor(pr.electorate / 2)} needed)`, h('br'),
-          h('span', { class: 'muted', 'data-ballots': '' }, ballots.join(', ') || 'no votes yet')),
+          h('span', { class: 'muted', 'data-ballots': '' }, ballots.join(', ') || 'no votes yet'),
+          missing.length ? h('br') : '',
+          missing.length ? h('span', { 'data-consent-missing': missing.join(' ') }, `also needs the yes of ${missing.map(voterName).join(', ')}`) : ''),
         h('td', {}, formatTime(pr.deadline)));
     });
     return h('section', { class: 'card', id: 'proposals' },
