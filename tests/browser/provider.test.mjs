@@ -159,7 +159,7 @@ test('income is split as the contract splits it, per offer and per agreement, an
   }
 });
 
-test('the providers propose new terms, both vote yes in the page, and the executed version is open on-chain', { timeout: 300_000 }, async () => {
+test('the providers propose new terms, both vote yes in the page, the owner consents to the new margin, and the executed version is open on-chain', { timeout: 300_000 }, async () => {
   const infra = Number(await read(cfg.registry, registryAbi, 'idOf', [accounts[2]]));
   const software = Number(await read(cfg.registry, registryAbi, 'idOf', [accounts[4]]));
   const offerBefore = await read(cfg.book, bookAbi, 'offerOf', [1]);
@@ -188,11 +188,22 @@ test('the providers propose new terms, both vote yes in the page, and the execut
   assert.equal(await a.locator(`button[data-vote-yes="${proposalId}"]`).count(), 0, 'no second vote offered');
   assert.equal(await read(cfg.book, bookAbi, 'hasPassed', [BigInt(proposalId)]), false);
 
-  // B votes yes in its page: passed; execute.
-  const b = await providerPage(accounts[4]);
+  // B votes yes in its page (its component is lowered: its yes is its consent): a quorum, but the margin
+  // changes, so the offer's owner must agree too; the page says so.
+  let b = await providerPage(accounts[4]);
   await clickAndWait(b, `button[data-vote-yes="${proposalId}"]`);
   assert.equal(await row(b).getAttribute('data-yes'), '2');
+  assert.equal(await row(b).getAttribute('data-status'), 'open');
+  assert.equal(await row(b).locator('[data-consent-missing]').getAttribute('data-consent-missing'), '0', 'the owner’s yes is missing');
+  assert.equal(await read(cfg.book, bookAbi, 'hasPassed', [BigInt(proposalId)]), false);
+
+  // The owner (dev account 0) votes yes: passed; B executes.
+  await transact(chain, { from: accounts[0], to: cfg.book, abi: bookAbi, functionName: 'vote', args: [BigInt(proposalId), true] });
+  await b.close();
+  b = await providerPage(accounts[4]);
   assert.equal(await row(b).getAttribute('data-status'), 'passed');
+  assert.match(await row(b).locator('[data-ballots]').textContent(), /the owner: yes/);
+  assert.equal(await row(b).locator('[data-consent-missing]').count(), 0);
   assert.equal(await read(cfg.book, bookAbi, 'hasPassed', [BigInt(proposalId)]), true);
   await screenshot(b, 'provider-proposals');
   await clickAndWait(b, `button[data-execute="${proposalId}"]`);
@@ -266,6 +277,7 @@ test('a provider that left is offered no vote and still moves its payout; the ow
   assert.match(await row.textContent(), new RegExp(`0 of ${offer.shares.length} yes`));
   assert.match(await row.locator('[data-ballots]').textContent(), /the owner: yes/);
   assert.equal(await row.locator(`button[data-vote-yes="${proposalId}"]`).count(), 1, 'a provider the proposal adds may vote');
+  assert.equal(await row.locator('[data-consent-missing]').getAttribute('data-consent-missing'), String(id), 'its consent to join is missing');
   assert.equal(await page.getAttribute('#update-form', 'data-payout-only'), 'false');
   await page.close();
 
