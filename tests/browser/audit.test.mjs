@@ -1,7 +1,8 @@
 // The audit page in headless Chromium, with no wallet, against the real local stack (harness.mjs) where
 // agreements of every model were signed, run and settled through the chain: the contracts are listed,
-// every agreement is there and no figure differs; a service answer tampered by one wei is flagged on
-// exactly that row and figure; the CSV download carries the chain's figures in base units.
+// every agreement is there and no figure differs, also for surcharged agreements at prices where rounding
+// the surcharge once differs from rounding the price per unit; a service answer tampered by one wei is
+// flagged on exactly that row and figure; the CSV download carries the chain's figures in base units.
 //
 //   node --test tests/browser/audit.test.mjs
 
@@ -37,12 +38,67 @@ const waitForChainStatus = (id, chainStatus) =>
 const termsOf = async (offerId) => (await chain.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] })).termsId;
 const latestId = async () => Number(await read('agreementCount'));
 
+/** Raises offer `offerId`'s first component by one base unit through a vote (both providers and the
+ *  owner, dev accounts 2, 4 and 0, vote yes; the owner's yes is needed when the minimum charge's parts
+ *  move), so that its price is odd. Returns the new terms id. */
+async function repriceOffer(offerId) {
+  const book = (functionName, args, from) => transact(chain, { from, to: cfg.book, abi: bookAbi, functionName, args });
+  const offer = await chain.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] });
+  const shares = offer.shares.map((s, i) => ({ providerId: s.providerId, component: i === 0 ? s.component + 1n : s.component }));
+  await book('propose', [offerId, shares, offer.params.margin, offer.params.minimumCharge], accounts[2]);
+  const proposalId = await chain.readContract({ address: cfg.book, abi: bookAbi, functionName: 'proposalCount' });
+  for (const voter of [accounts[2], accounts[4], accounts[0]]) await book('vote', [proposalId, true], voter);
+  await book('execute', [proposalId], accounts[0]);
+  return termsOf(offerId);
+}
+
+/** The surcharged agreements at odd prices (filled by `before`). */
+const surchargedIds = [];
+
 /** One conference: the service activates it, it runs `seconds`, the customer stops, the service settles. */
 async function runSession(id, seconds, settledAs) {
   await waitForChainStatus(id, 'active');
   await advance(seconds);
   await transactEscrow(accounts[1], 'stop', [BigInt(id)]);
   await waitForChainStatus(id, settledAs);
+}
+
+/** Signs offer `offerId`'s current terms (fixed or dynamic price) under the constraints and runs one
+ *  conference of `seconds`. Returns the agreement's id. */
+async function runSigned(offerId, seconds, regions = 0, gdpr = false) {
+  const termsId = await termsOf(offerId);
+  const [deposit] = await read('quote', [termsId, regions, gdpr, 0n]);
+  await transactEscrow(accounts[1], 'sign', [termsId, regions, gdpr], deposit);
+  const id = await latestId();
+  await runSession(id, seconds, 'settled');
+  return id;
+}
+
+/** Buys `count` minutes of offer 3 (time-limited), runs a session of each of `sessions` seconds, closes. */
+async function runMinutes(count, sessions, regions = 0, gdpr = false) {
+  const termsId = await termsOf(3);
+  const [deposit] = await read('quote', [termsId, regions, gdpr, BigInt(count)]);
+  await transactEscrow(accounts[1], 'buyMinutes', [termsId, regions, gdpr, count], deposit);
+  const id = await latestId();
+  for (const seconds of sessions) {
+    await transactEscrow(accounts[1], 'start', [BigInt(id)]);
+    await runSession(id, seconds, 'idle');
+  }
+  await transactEscrow(accounts[1], 'close', [BigInt(id)]);
+  await waitForChainStatus(id, 'settled');
+  return id;
+}
+
+/** Reserves a one-hour window of offer 4 (flexible period) from now, starts it and runs `seconds`. */
+async function runWindow(seconds, regions = 0, gdpr = false) {
+  const termsId = await termsOf(4);
+  const now = Number((await chain.getBlock()).timestamp);
+  const [deposit] = await read('quote', [termsId, regions, gdpr, 3600n]);
+  await transactEscrow(accounts[1], 'reserve', [termsId, regions, gdpr, now, now + 3600], deposit);
+  const id = await latestId();
+  await transactEscrow(accounts[1], 'start', [BigInt(id)]);
+  await runSession(id, seconds, 'settled');
+  return id;
 }
 
 before(async () => {
@@ -52,43 +108,17 @@ before(async () => {
   chain = createPublicClient({ transport: http(stack.rpc) });
   accounts = stack.accounts;
 
-  // Dynamic price (offer 1) and fixed price (offer 2).
-  for (const [offerId, seconds] of [[1, 601], [2, 45]]) {
-    const termsId = await termsOf(offerId);
-    const [deposit] = await read('quote', [termsId, 0, false, 0n]);
-    await transactEscrow(accounts[1], 'sign', [termsId, 0, false], deposit);
-    await runSession(await latestId(), seconds, 'settled');
-  }
-  // Dynamic price with GDPR and narrowed regions: the surcharge.
-  {
-    const termsId = await termsOf(1);
-    const [deposit] = await read('quote', [termsId, 0b001, true, 0n]);
-    await transactEscrow(accounts[1], 'sign', [termsId, 0b001, true], deposit);
-    await runSession(await latestId(), 77, 'settled');
-  }
-  // Time-limited (offer 3): five minutes bought, two sessions of 61 s and 119 s, then closed.
-  {
-    const termsId = await termsOf(3);
-    const [deposit] = await read('quote', [termsId, 0, false, 5n]);
-    await transactEscrow(accounts[1], 'buyMinutes', [termsId, 0, false, 5], deposit);
-    const id = await latestId();
-    for (const seconds of [61, 119]) {
-      await transactEscrow(accounts[1], 'start', [BigInt(id)]);
-      await runSession(id, seconds, 'idle');
-    }
-    await transactEscrow(accounts[1], 'close', [BigInt(id)]);
-    await waitForChainStatus(id, 'settled');
-  }
-  // Flexible period (offer 4): a one-hour window from now, started, run 200 s, stopped.
-  {
-    const termsId = await termsOf(4);
-    const now = Number((await chain.getBlock()).timestamp);
-    const [deposit] = await read('quote', [termsId, 0, false, 3600n]);
-    await transactEscrow(accounts[1], 'reserve', [termsId, 0, false, now, now + 3600], deposit);
-    const id = await latestId();
-    await transactEscrow(accounts[1], 'start', [BigInt(id)]);
-    await runSession(id, 200, 'settled');
-  }
+  // Dynamic price (offer 1) and fixed price (offer 2); dynamic price with GDPR and narrowed regions (the
+  // surcharge); time-limited (offer 3): five minutes, sessions of 61 s and 119 s, then closed; flexible
+  // period (offer 4): a one-hour window from now, run 200 s.
+  await runSigned(1, 601);
+  await runSigned(2, 45);
+  await runSigned(1, 77, 0b001, true);
+  await runMinutes(5, [61, 119]);
+  await runWindow(200);
+  // Odd prices with surcharges: ⌊P · u · k⌋ once, not ⌊P · k⌋ · u. Offers 1, 3 and 4 repriced by a vote.
+  for (const offerId of [1, 3, 4]) await repriceOffer(offerId);
+  surchargedIds.push(await runSigned(1, 77, 0b001, true), await runMinutes(7, [61, 119], 0, true), await runWindow(200, 0b001, true));
   log(`${await latestId()} agreements settled`);
 });
 
@@ -164,6 +194,40 @@ test('with no wallet, the audit page lists the contracts and every agreement, an
   await evidence.locator('table.probes, p.muted').first().waitFor();
   assert.equal(await evidence.locator('table.settlements tbody tr').count(), 1);
   await screenshot(page, 'audit');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('surcharged agreements at odd prices: the surcharge applies to each whole amount, rounded once, and the page agrees', { timeout: 120_000 }, async () => {
+  const page = await openAudit();
+  const bps = 10_000n;
+  for (const id of surchargedIds) {
+    const a = await read('agreementOf', [BigInt(id)]);
+    const terms = await read('termsOf', [a.termsId]);
+    const k = bps + BigInt(a.surchargeBps);
+    assert.equal(a.price, terms.price, `#${id}: the escrow keeps the terms' price`);
+    assert.ok(a.price % 2n === 1n && a.surchargeBps > 0, `#${id}: an odd price with a surcharge`);
+    const [signed] = await chain.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSigned', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock) });
+    const settled = await chain.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSettled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock) });
+    if (a.model === 2) {
+      // Seven minutes: ⌊P · 7 · k⌋, which is not a multiple of the price.
+      assert.equal(signed.args.deposit, (a.price * 7n * k) / bps, `#${id}: the time-limited deposit`);
+      assert.notEqual(signed.args.deposit % a.price, 0n);
+    } else {
+      const used = BigInt(a.endedAt - a.startedAt);
+      const minimum = a.model === 3 ? (terms.minimumCharge * k) / bps : 0n;
+      const once = minimum + (a.price * used * k) / bps;
+      assert.equal(settled[0].args.charge, once, `#${id}: ⌊P · u · k⌋, rounded once`);
+      assert.notEqual(once, minimum + ((a.price * k) / bps) * used, `#${id}: rounding the price per unit first would differ`);
+    }
+    const row = page.locator(`tr.agreement[data-agreement-id="${id}"]`);
+    assert.equal(await row.getAttribute('data-mismatch'), null, `#${id}: no figure differs`);
+    const charged = settled.reduce((sum, l) => sum + l.args.charge, 0n);
+    assert.equal(await row.locator('[data-figure="charged"]').getAttribute('data-wei'), String(charged), `#${id}: charged, recomputed`);
+    await page.locator(`button[data-toggle="${id}"]`).click();
+    assert.equal(await page.locator(`tr[data-evidence-for="${id}"] [data-surcharge-bps]`).getAttribute('data-surcharge-bps'), String(a.surchargeBps));
+  }
+  assert.equal(await page.getAttribute('#audit-summary', 'data-mismatches'), '0', await page.textContent('#audit-summary'));
   assert.deepEqual(page.errors, []);
   await page.close();
 });

@@ -268,9 +268,11 @@ test('constraints: GDPR and one region cost the surcharges, and the conference r
     },
   });
   const onChain = await read('termsOf', [1]);
-  const bps = 10_000n + BigInt(onChain.gdprSurchargeBps) + BigInt(onChain.regionSurchargeBps);
-  assert.equal(price, (BigInt(terms.price) * bps) / 10_000n, 'both surcharges on the price');
-  assert.equal(deposit, price * BigInt(terms.maxDuration));
+  const surcharge = onChain.gdprSurchargeBps + onChain.regionSurchargeBps;
+  const k = 10_000n + BigInt(surcharge);
+  assert.equal(price, BigInt(terms.price), 'the quote gives the terms’ price, before the surcharge');
+  assert.equal(await page.getAttribute('#quote-surcharge', 'data-bps'), String(surcharge), 'both surcharges shown');
+  assert.equal(deposit, (price * BigInt(terms.maxDuration) * k) / 10_000n, 'the surcharge on the whole deposit, rounded once');
   const id = await pay(page);
   await waitStatus(page, 'active');
   const view = await api(`/api/agreements/${id}`);
@@ -278,8 +280,83 @@ test('constraints: GDPR and one region cost the surcharges, and the conference r
   assert.equal(view.allowedRegions, 1);
   assert.equal(view.gdpr, true);
   assert.equal(view.deposit, deposit.toString());
+  assert.equal(view.surchargeBps, surcharge);
+  assert.equal(await page.getAttribute('#price', 'data-surcharge-bps'), String(surcharge));
+  await advance(77);
   await page.click('#stop');
   await waitStatus(page, 'settled');
+  const a = await read('agreementOf', [BigInt(id)]);
+  assert.equal(a.price, price, 'the escrow keeps the terms’ price');
+  assert.equal(a.surchargeBps, surcharge, 'and the surcharge beside it');
+  const charge = (price * BigInt(a.endedAt - a.startedAt) * k) / 10_000n;
+  const [settled] = await eventsOf(id, 'AgreementSettled');
+  assert.equal(settled.args.charge, charge, 'charge = ⌊price × seconds used × (1 + surcharge)⌋');
+  await page.locator('#charge-check').waitFor();
+  assert.deepEqual(await shown(page), { charge, refund: deposit - charge, checked: 'true' });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('minutes with GDPR: a signed stop per session, the second submitted by the customer when the operator ignores it', { timeout: 300_000 }, async () => {
+  const onChain = await read('termsOf', [3]);
+  const k = 10_000n + BigInt(onChain.gdprSurchargeBps);
+  const { page, deposit, price } = await chooseOffer(3, {
+    fill: async (p) => {
+      await p.fill('#minutes', '10');
+      await p.check('#gdpr');
+    },
+  });
+  assert.equal(deposit, (price * 10n * k) / 10_000n, '⌊price per minute × minutes × (1 + surcharge)⌋');
+  const id = await pay(page);
+  await waitStatus(page, 'idle');
+  /** The chain's charge for a session of `used` seconds. */
+  const sessionCharge = (used) => (price * used * k) / (60n * 10_000n);
+
+  // Session 1: stopped by signature, submitted by the service with the settlement (the Stop names session 1).
+  await page.click('#start');
+  await waitStatus(page, 'active');
+  await advance(61);
+  const nonce = await chain.getTransactionCount({ address: customer });
+  await page.click('#stop-signed');
+  await page.locator('#settlement:not([hidden]) #charge-check').waitFor({ timeout: STATUS_TIMEOUT_MS });
+  await waitStatus(page, 'idle');
+  assert.equal(await chain.getTransactionCount({ address: customer }), nonce, 'no transaction to stop');
+  assert.equal((await read('minutesAccountOf', [BigInt(id)])).sessions, 1);
+
+  // Session 2: the service never hears of the stop (its answer is faked), so the agreement stays active
+  // on-chain; after a while the page offers to submit the signed stop, which names session 2.
+  await page.route('**/api/agreements/*/stop', (route) => route.fulfill({ status: 202, json: { accepted: true, stop: {} } }));
+  await page.click('#start');
+  await waitStatus(page, 'active');
+  await advance(119);
+  await page.click('#stop-signed');
+  await page.locator('#stop-onchain').waitFor({ timeout: 60_000 });
+  const held = await page.evaluate((key) => JSON.parse(localStorage.getItem(key)), `signed-stop:${id}`);
+  assert.equal(held.session, 2, 'the second session’s stop names session 2');
+  assert.equal((await read('agreementOf', [BigInt(id)])).status, 3, 'still active on-chain');
+  await page.click('#stop-onchain');
+  await waitStatus(page, 'idle');
+  await page.unroute('**/api/agreements/*/stop');
+  const ended = await eventsOf(id, 'AgreementEnded');
+  assert.equal(ended.length, 2);
+  assert.equal(ended[1].args.endedAt, BigInt(held.stoppedAt), 'it ends at the time the customer signed');
+  assert.equal(ended[1].args.by.toLowerCase(), customer.toLowerCase(), 'submitted from the customer’s wallet');
+
+  // Each session charged ⌊price × seconds × (1 + surcharge) ÷ 60⌋, as the page recomputes it.
+  const activated = await eventsOf(id, 'AgreementActivated');
+  const settled = await eventsOf(id, 'AgreementSettled');
+  assert.equal(settled.length, 2);
+  for (const [i, log] of settled.entries()) {
+    const startedAt = (await chain.getBlock({ blockNumber: activated[i].blockNumber })).timestamp;
+    assert.equal(log.args.charge, sessionCharge(ended[i].args.endedAt - startedAt), `session ${i + 1}`);
+  }
+  const charged = settled.reduce((sum, log) => sum + log.args.charge, 0n);
+  await page.locator(`#charge-check[data-ok="true"][data-computed="${charged}"]`).waitFor();
+  await page.click('#close');
+  await waitStatus(page, 'settled');
+  await page.locator(`#refund[data-wei="${deposit - charged}"]`).waitFor();
+  assert.equal(await errorText(page), '');
+  assert.deepEqual(page.errors, []);
   await page.context().close();
 });
 

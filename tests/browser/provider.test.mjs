@@ -1,7 +1,8 @@
 // The provider page in headless Chromium against the real local stack (harness.mjs): the division of
 // income (the page's split of a settled charge equals the contract's, and withdrawing pays exactly
 // `earningsOf` to the payout address), the consensus decision (propose, both providers vote yes,
-// execute: the new terms version is open on-chain with the proposed figures), and registering.
+// execute: the new terms version is open on-chain with the proposed figures), registering, and a
+// provider that left (no vote offered, its payout still movable; the owner's ballot named as such).
 //
 //   node --test tests/browser/provider.test.mjs
 
@@ -158,7 +159,7 @@ test('income is split as the contract splits it, per offer and per agreement, an
   }
 });
 
-test('the providers propose new terms, both vote yes in the page, and the executed version is open on-chain', { timeout: 300_000 }, async () => {
+test('the providers propose new terms, both vote yes in the page, the owner consents to the new margin, and the executed version is open on-chain', { timeout: 300_000 }, async () => {
   const infra = Number(await read(cfg.registry, registryAbi, 'idOf', [accounts[2]]));
   const software = Number(await read(cfg.registry, registryAbi, 'idOf', [accounts[4]]));
   const offerBefore = await read(cfg.book, bookAbi, 'offerOf', [1]);
@@ -187,11 +188,22 @@ test('the providers propose new terms, both vote yes in the page, and the execut
   assert.equal(await a.locator(`button[data-vote-yes="${proposalId}"]`).count(), 0, 'no second vote offered');
   assert.equal(await read(cfg.book, bookAbi, 'hasPassed', [BigInt(proposalId)]), false);
 
-  // B votes yes in its page: passed; execute.
-  const b = await providerPage(accounts[4]);
+  // B votes yes in its page (its component is lowered: its yes is its consent): a quorum, but the margin
+  // changes, so the offer's owner must agree too; the page says so.
+  let b = await providerPage(accounts[4]);
   await clickAndWait(b, `button[data-vote-yes="${proposalId}"]`);
   assert.equal(await row(b).getAttribute('data-yes'), '2');
+  assert.equal(await row(b).getAttribute('data-status'), 'open');
+  assert.equal(await row(b).locator('[data-consent-missing]').getAttribute('data-consent-missing'), '0', 'the owner’s yes is missing');
+  assert.equal(await read(cfg.book, bookAbi, 'hasPassed', [BigInt(proposalId)]), false);
+
+  // The owner (dev account 0) votes yes: passed; B executes.
+  await transact(chain, { from: accounts[0], to: cfg.book, abi: bookAbi, functionName: 'vote', args: [BigInt(proposalId), true] });
+  await b.close();
+  b = await providerPage(accounts[4]);
   assert.equal(await row(b).getAttribute('data-status'), 'passed');
+  assert.match(await row(b).locator('[data-ballots]').textContent(), /the owner: yes/);
+  assert.equal(await row(b).locator('[data-consent-missing]').count(), 0);
   assert.equal(await read(cfg.book, bookAbi, 'hasPassed', [BigInt(proposalId)]), true);
   await screenshot(b, 'provider-proposals');
   await clickAndWait(b, `button[data-execute="${proposalId}"]`);
@@ -241,4 +253,55 @@ test('a new account registers as a provider through the page', { timeout: 120_00
   assert.deepEqual(page.errors, []);
   await screenshot(page, 'provider-registered');
   log(`dev account 6 registered as provider ${id}, paid at ${payout}`);
+});
+
+test('a provider that left is offered no vote and still moves its payout; the owner’s ballot is shown as the owner’s', { timeout: 180_000 }, async () => {
+  const newcomer = accounts[6]; // registered by the test above
+  const id = Number(await read(cfg.registry, registryAbi, 'idOf', [newcomer]));
+  assert.ok(id > 0, 'the newcomer is registered');
+
+  // Provider A proposes to add the newcomer to offer 2; the offer's owner (dev account 0) votes yes.
+  const offer = await read(cfg.book, bookAbi, 'offerOf', [2]);
+  const shares = [...offer.shares.map((s) => ({ providerId: s.providerId, component: s.component })), { providerId: id, component: 100_000_000_000_000n }];
+  await transact(chain, { from: accounts[2], to: cfg.book, abi: bookAbi, functionName: 'propose', args: [2, shares, offer.params.margin, 0n] });
+  const proposalId = Number(await read(cfg.book, bookAbi, 'proposalCount'));
+  await transact(chain, { from: accounts[0], to: cfg.book, abi: bookAbi, functionName: 'vote', args: [BigInt(proposalId), true] });
+  const proposal = await read(cfg.book, bookAbi, 'proposalOf', [BigInt(proposalId)]);
+  assert.equal(proposal.electorate, offer.shares.length, 'the electorate: the offer’s providers registered when it was made');
+  assert.equal(proposal.yesVotes, 0, 'the owner’s yes does not count toward the quorum');
+
+  // While registered, the newcomer may vote on the proposal that adds it, and sees the owner's ballot.
+  let page = await providerPage(newcomer);
+  let row = page.locator(`tr[data-proposal-id="${proposalId}"]`);
+  assert.equal(await row.getAttribute('data-electorate'), String(offer.shares.length));
+  assert.match(await row.textContent(), new RegExp(`0 of ${offer.shares.length} yes`));
+  assert.match(await row.locator('[data-ballots]').textContent(), /the owner: yes/);
+  assert.equal(await row.locator(`button[data-vote-yes="${proposalId}"]`).count(), 1, 'a provider the proposal adds may vote');
+  assert.equal(await row.locator('[data-consent-missing]').getAttribute('data-consent-missing'), String(id), 'its consent to join is missing');
+  assert.equal(await page.getAttribute('#update-form', 'data-payout-only'), 'false');
+  await page.close();
+
+  // It leaves the registry: no vote, no proposal form, but its payout address can still be moved.
+  await transact(chain, { from: newcomer, to: cfg.registry, abi: registryAbi, functionName: 'deregister', args: [] });
+  page = await providerPage(newcomer);
+  row = page.locator(`tr[data-proposal-id="${proposalId}"]`);
+  assert.equal(await page.getAttribute('#provider-status', 'data-active'), 'false');
+  assert.equal(await row.locator('button[data-vote-yes], button[data-vote-no]').count(), 0, 'no vote offered to a provider that left');
+  assert.equal(await page.locator('#propose-form').count(), 0, 'no proposal form');
+  assert.equal(await page.getAttribute('#update-form', 'data-payout-only'), 'true');
+  assert.equal(await page.locator('#update-form input[type="checkbox"]').count(), 0, 'payout only: no regions or GDPR');
+  const before = await read(cfg.registry, registryAbi, 'providerOf', [id]);
+  const newPayout = accounts[8];
+  await page.fill('#update-payout', newPayout);
+  await clickAndWait(page, '#update');
+  const after = await read(cfg.registry, registryAbi, 'providerOf', [id]);
+  assert.equal(after.payout.toLowerCase(), newPayout.toLowerCase(), 'the payout moved');
+  assert.equal(after.active, false, 'still left');
+  assert.equal(after.regions, before.regions, 'its regions unchanged');
+  assert.equal(after.gdpr, before.gdpr);
+  assert.equal((await page.textContent('#provider-payout')).toLowerCase(), newPayout.toLowerCase());
+  assert.deepEqual(page.errors, []);
+  await screenshot(page, 'provider-left');
+  log(`provider ${id} left and moved its payout to ${newPayout}`);
+  await page.close();
 });

@@ -1,6 +1,6 @@
 // The chain as the page reads it: a viem public client straight to the public RPC endpoint the
 // service names (no wallet needed, so auditors can read everything), or through the visitor's wallet
-// when it names none; and the contracts' ABIs as the backend binds them.
+// when it names none; and the contracts' ABIs as the backend binds them. The formulas are in pricing.ts.
 import { createPublicClient, custom, defineChain, http, type Abi, type Chain, type EIP1193Provider, type PublicClient, type Transport } from 'viem';
 import { abi as escrowAbiJson } from '../../backend/abi/ConferenceEscrow.json';
 import { abi as bookAbiJson } from '../../backend/abi/OfferBook.json';
@@ -91,7 +91,10 @@ export interface ChainAgreement {
   gdpr: boolean;
   status: number;
   region: number;
+  /** The terms' price per unit, before the surcharge. */
   price: bigint;
+  /** The constraint surcharge in basis points, applied to each amount as a whole (pricing.ts). */
+  surchargeBps: number;
   duration: number;
   startedAt: number;
   endedAt: number;
@@ -99,11 +102,3 @@ export interface ChainAgreement {
 
 /** The escrow's agreement statuses in their enum order (`IConferenceEscrow.Status`). */
 export const CHAIN_STATUS = ['none', 'idle', 'requested', 'active', 'ended', 'settled', 'refunded'] as const;
-
-/** The contracts' charge formula (Pricing.charge): what one conference that ran `used` seconds costs. */
-export function chargeOf(model: string, price: bigint, used: bigint, minimumCharge: bigint, availabilityBps: number): bigint {
-  if (availabilityBps < 7500) return 0n;
-  if (model === 'fixedPrice') return price;
-  if (model === 'timeLimited') return (price * used) / 60n;
-  return minimumCharge + price * used;
-}

@@ -21,6 +21,14 @@ const CONTRACT_ERRORS: Record<string, string> = {
   Escrow_OutsideWindow: 'The conference can only start inside its reserved window.',
   Escrow_NoMinutesLeft: 'No minutes are left on this account: buy more under a new agreement.',
   Escrow_WrongModel: 'This action does not apply to this offer’s pricing model.',
+  Escrow_UnsupportedToken: 'The token delivered less than it was asked to (a fee on transfer): the escrow does not accept it.',
+  // Submitting a signed stop on-chain (`stopBySignature`).
+  Escrow_SignatureExpired: 'Your signed stop’s deadline has passed: sign a new stop, or stop with a transaction.',
+  Escrow_InvalidSignature: 'The escrow does not take this signed stop as yours for the running conference: sign a new stop, or stop with a transaction.',
+  // Withdrawing earnings (`withdrawEarnings`).
+  Escrow_NotProvider: 'Only the provider’s own account or its payout address can withdraw its earnings: switch to one of them in your wallet.',
+  Escrow_NoEarnings: 'There is nothing to withdraw in this token.',
+  Escrow_TransferFailed: 'The payout address refused the payment: update the payout address, then withdraw again.',
   ERC20InsufficientAllowance: 'The escrow may not take that much of your tokens yet: approve the amount first.',
   ERC20InsufficientBalance: 'Your account does not hold enough of the token to pay this.',
 };

@@ -36,6 +36,13 @@ export function formatAmountShort(value: bigint | string, token: { symbol: strin
   return `${formatUnitsShort(BigInt(value), token.decimals)} ${token.symbol}`;
 }
 
+/** A price per unit raised by a surcharge, exactly: P · (10 000 + bps) / 10 000 has at most four more
+ *  decimals than P, so 9 wei + 10% → "0.0000000000000000099 ETH" (what a unit costs before the one
+ *  rounding of each whole amount). */
+export function formatSurcharged(price: bigint, surchargeBps: number, token: { symbol: string; decimals: number }): string {
+  return formatAmount(price * (10_000n + BigInt(surchargeBps)), { symbol: token.symbol, decimals: token.decimals + 4 });
+}
+
 /** 9876 → "98.76%", 10000 → "100%". */
 export function formatBps(bps: number): string {
   const whole = Math.trunc(bps / 100);

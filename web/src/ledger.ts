@@ -1,19 +1,15 @@
 // The escrow's books as the chain tells them: every agreement, conference and settlement read from
 // the escrow's events, and every figure recomputed here from the contracts' formulas
-// (contracts/src/libraries/Pricing.sol, ConferenceEscrow `_settle`, `_cancel`, `close`, `_split`), so
-// an auditor needs to trust neither the service nor the events' own arithmetic. The formulas are pure
-// functions over bigint; `selfCheck` runs them on worked examples.
+// (pricing.ts, which follows contracts/src/libraries/Pricing.sol; ConferenceEscrow `_settle`,
+// `_cancel`, `close`), so an auditor needs to trust neither the service nor the events' own arithmetic.
 import type { PublicClient } from 'viem';
 import type { AgreementSummary, Model } from './api';
 import { bookAbi, escrowAbi } from './chain';
 import type { Config } from './config';
+import { chargeFor, depositFor, minutesBought, splitCharge, surchargeBps, surcharged } from './pricing';
 
 /** The contracts' `IOfferBook.Model` enum, in order. */
 export const MODELS: Model[] = ['fixedPrice', 'dynamicPrice', 'timeLimited', 'flexiblePeriod'];
-
-/** Basis points in a whole, and the availability below which a conference costs nothing. */
-export const BPS = 10_000n;
-export const MIN_AVAILABILITY_BPS = 7_500;
 
 /** `IConferenceEscrow.CancelReason`, in order. */
 export const CANCEL_REASONS = ['cancelled by the customer', 'declined by the operator', 'activation timed out'] as const;
@@ -44,77 +40,6 @@ export interface ChainTerms {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The formulas (pure).
-// ---------------------------------------------------------------------------------------------
-
-/** `Pricing.surcharged`: ⌊amount · (10 000 + bps) / 10 000⌋. */
-export function surcharged(amount: bigint, surchargeBps: number): bigint {
-  return (amount * (BPS + BigInt(surchargeBps))) / BPS;
-}
-
-/** `_surchargeBps`: the GDPR surcharge if required, the region surcharge if the regions are narrowed. */
-export function surchargeBps(terms: Pick<ChainTerms, 'regions' | 'gdprSurchargeBps' | 'regionSurchargeBps'>, regions: number, gdpr: boolean): number {
-  return (gdpr ? terms.gdprSurchargeBps : 0) + (regions !== terms.regions ? terms.regionSurchargeBps : 0);
-}
-
-/** `Pricing.deposit`: FixedPrice p; TimeLimited ⌊p · seconds / 60⌋; otherwise minimum + p · seconds. */
-export function depositFor(model: Model, price: bigint, duration: bigint, minimumCharge: bigint): bigint {
-  if (model === 'fixedPrice') return price;
-  if (model === 'timeLimited') return (price * duration) / 60n;
-  return minimumCharge + price * duration;
-}
-
-/** `Pricing.charge`: nothing below 75 % availability; else FixedPrice p, DynamicPrice p · u,
- *  TimeLimited ⌊p · u / 60⌋, FlexiblePeriod minimum + p · u. */
-export function chargeFor(model: Model, price: bigint, used: bigint, minimumCharge: bigint, availabilityBps: number): bigint {
-  if (availabilityBps < MIN_AVAILABILITY_BPS) return 0n;
-  if (model === 'fixedPrice') return price;
-  if (model === 'timeLimited') return (price * used) / 60n;
-  return minimumCharge + price * used;
-}
-
-/** `_split`: provider i gets ⌊charge · cᵢ / P⌋ (P the terms' price), the owner the rest (margin and dust). */
-export function splitCharge(charge: bigint, terms: Pick<ChainTerms, 'price' | 'shares'>): { parts: { providerId: number; amount: bigint }[]; owner: bigint } {
-  if (charge === 0n || terms.price === 0n) return { parts: terms.shares.map((s) => ({ providerId: s.providerId, amount: 0n })), owner: 0n };
-  let rest = charge;
-  const parts = terms.shares.map((s) => {
-    const amount = (charge * s.component) / terms.price;
-    rest -= amount;
-    return { providerId: s.providerId, amount };
-  });
-  return { parts, owner: rest };
-}
-
-/** Worked examples of every formula, checked by hand against contracts/README.md; returns the failures
- *  (empty when all hold). The audit page shows the count, and the browser test asserts it. */
-export function selfCheck(): string[] {
-  const failures: string[] = [];
-  const eq = (name: string, got: bigint | number, want: bigint | number) => {
-    if (got !== want) failures.push(`${name}: got ${got}, want ${want}`);
-  };
-  const terms = { regions: 0b011, gdprSurchargeBps: 2000, regionSurchargeBps: 1000 };
-  eq('no surcharge', surchargeBps(terms, 0b011, false), 0);
-  eq('gdpr and narrowed', surchargeBps(terms, 0b001, true), 3000);
-  eq('surcharged rounds down', surcharged(999n, 3000), 1298n); // 1298.7
-  eq('fixed deposit', depositFor('fixedPrice', 10n ** 15n, 3600n, 0n), 10n ** 15n);
-  eq('dynamic deposit', depositFor('dynamicPrice', 10n ** 12n, 3600n, 0n), 36n * 10n ** 14n);
-  eq('time-limited deposit', depositFor('timeLimited', 6n * 10n ** 13n, 600n, 0n), 6n * 10n ** 14n);
-  eq('flexible deposit', depositFor('flexiblePeriod', 10n ** 12n, 7200n, 10n ** 15n), 10n ** 15n + 72n * 10n ** 14n);
-  eq('fixed charge', chargeFor('fixedPrice', 10n ** 15n, 5n, 0n, 10_000), 10n ** 15n);
-  eq('dynamic charge', chargeFor('dynamicPrice', 10n ** 12n, 601n, 0n, 7_500), 601n * 10n ** 12n);
-  eq('below 75 %: nothing', chargeFor('dynamicPrice', 10n ** 12n, 601n, 0n, 7_499), 0n);
-  eq('time-limited charge rounds down', chargeFor('timeLimited', 61n, 59n, 0n, 10_000), 59n); // 59.98
-  eq('flexible charge', chargeFor('flexiblePeriod', 10n, 100n, 1000n, 9_000), 2000n);
-  eq('flexible below 75 %: not even the minimum', chargeFor('flexiblePeriod', 10n, 100n, 1000n, 0), 0n);
-  eq('flexible never started: the minimum', chargeFor('flexiblePeriod', 10n, 0n, 1000n, 10_000), 1000n);
-  const split = splitCharge(1001n, { price: 10n, shares: [{ providerId: 1, component: 6n }, { providerId: 2, component: 3n }] });
-  eq('split provider 1', split.parts[0].amount, 600n); // 600.6
-  eq('split provider 2', split.parts[1].amount, 300n); // 300.3
-  eq('split owner: margin and dust', split.owner, 101n);
-  return failures;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The escrow's history, read from its events.
 // ---------------------------------------------------------------------------------------------
 
@@ -136,7 +61,7 @@ export interface Session {
 
 /** What differs: a figure, who shows it (the chain's events or the service), and both values. */
 export interface Mismatch {
-  figure: 'deposit' | 'price' | 'charged' | 'refund' | 'availability' | 'status' | 'listed';
+  figure: 'deposit' | 'price' | 'surcharge' | 'charged' | 'refund' | 'availability' | 'status' | 'listed';
   source: 'chain' | 'service';
   expected: string;
   shown: string;
@@ -151,11 +76,14 @@ export interface LedgerAgreement {
   tokenId: number;
   allowedRegions: number;
   gdpr: boolean;
-  /** The price per unit the escrow stored (after the surcharge), and the one recomputed from the terms. */
+  /** The price per unit the escrow stored (the terms' price P), and the terms' own. */
   price: bigint;
   expectedPrice: bigint;
+  /** The constraint surcharge the escrow stored, and the one recomputed from the terms and constraints. */
+  surchargeBps: number;
+  expectedSurchargeBps: number;
   /** The deposit the AgreementSigned event reports, and the one recomputed (null if not computable:
-   *  TimeLimited, whose minute count no event carries, is checked to be whole minutes instead). */
+   *  TimeLimited, whose minute count no event carries, is checked to be ⌊P · n · k⌋ for a whole n instead). */
   deposit: bigint;
   expectedDeposit: bigint | null;
   /** FlexiblePeriod: the surcharged minimum charge and the window. */
@@ -163,6 +91,8 @@ export interface LedgerAgreement {
   window: { from: number; to: number } | null;
   sessions: Session[];
   startRequests: number;
+  /** The time of the last start request (FlexiblePeriod: whether it was owed an activation). */
+  requestedAt: number | null;
   cancellations: { reason: string; refund: bigint; expectedRefund: bigint }[];
   /** Σ charges as the events report them, and as recomputed. */
   charged: bigint;
@@ -238,22 +168,24 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
   const toBlock = await client.getBlockNumber();
   const logs = await readEvents(client, cfg.escrow, escrowAbi, BigInt(cfg.deployBlock), toBlock);
 
-  // What the formulas need beyond the events: each agreement's stored constraints and price, its
-  // terms, and the time of each activation block (startedAt is the activation block's timestamp).
+  // What the formulas need beyond the events: each agreement's stored constraints, price and surcharge,
+  // its terms, the time of each activation block (startedAt is the activation block's timestamp) and of
+  // each start request, and the activation window (whether a FlexiblePeriod start was owed an activation).
   const ids = [...new Set(logs.filter((l) => l.eventName === 'AgreementSigned').map((l) => BigInt(l.args.agreementId as bigint)))];
-  const stored = new Map<number, { allowedRegions: number; gdpr: boolean; price: bigint; model: number; tokenId: number }>();
+  const stored = new Map<number, { allowedRegions: number; gdpr: boolean; price: bigint; surchargeBps: number; model: number; tokenId: number }>();
   await Promise.all(ids.map(async (id) => {
     const a = (await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'agreementOf', args: [id] })) as {
-      allowedRegions: number; gdpr: boolean; price: bigint; model: number; tokenId: number;
+      allowedRegions: number; gdpr: boolean; price: bigint; surchargeBps: number; model: number; tokenId: number;
     };
-    stored.set(Number(id), { allowedRegions: Number(a.allowedRegions), gdpr: a.gdpr, price: BigInt(a.price), model: Number(a.model), tokenId: Number(a.tokenId) });
+    stored.set(Number(id), { allowedRegions: Number(a.allowedRegions), gdpr: a.gdpr, price: BigInt(a.price), surchargeBps: Number(a.surchargeBps), model: Number(a.model), tokenId: Number(a.tokenId) });
   }));
   const termsIds = [...new Set(logs.filter((l) => l.eventName === 'AgreementSigned').map((l) => Number(l.args.termsId)))];
   const terms = new Map<number, ChainTerms>();
   await Promise.all(termsIds.map(async (id) => terms.set(id, await readTerms(client, cfg, id))));
-  const activationBlocks = [...new Set(logs.filter((l) => l.eventName === 'AgreementActivated').map((l) => l.blockNumber))];
+  const timedBlocks = [...new Set(logs.filter((l) => l.eventName === 'AgreementActivated' || l.eventName === 'StartRequested').map((l) => l.blockNumber))];
   const blockTime = new Map<bigint, number>();
-  await Promise.all(activationBlocks.map(async (n) => blockTime.set(n, Number((await client.getBlock({ blockNumber: n })).timestamp))));
+  await Promise.all(timedBlocks.map(async (n) => blockTime.set(n, Number((await client.getBlock({ blockNumber: n })).timestamp))));
+  const activationWindow = Number(await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'ACTIVATION_WINDOW' }));
 
   const byId = new Map<number, LedgerAgreement>();
   const withdrawals: Ledger['withdrawals'] = [];
@@ -269,7 +201,6 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
       const t = terms.get(Number(a.termsId))!;
       const s = stored.get(id)!;
       const bps = surchargeBps(t, s.allowedRegions, s.gdpr);
-      const expectedPrice = surcharged(t.price, bps);
       const model = MODELS[s.model];
       byId.set(id, {
         id,
@@ -281,13 +212,16 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
         allowedRegions: s.allowedRegions,
         gdpr: s.gdpr,
         price: s.price,
-        expectedPrice,
+        expectedPrice: t.price,
+        surchargeBps: s.surchargeBps,
+        expectedSurchargeBps: bps,
         deposit: a.deposit as bigint,
-        expectedDeposit: model === 'fixedPrice' || model === 'dynamicPrice' ? depositFor(model, expectedPrice, BigInt(t.maxDuration), 0n) : null,
+        expectedDeposit: model === 'fixedPrice' || model === 'dynamicPrice' ? depositFor(model, t.price, bps, BigInt(t.maxDuration), 0n) : null,
         minimumCharge: model === 'flexiblePeriod' ? surcharged(t.minimumCharge, bps) : 0n,
         window: null,
         sessions: [],
         startRequests: 0,
+        requestedAt: null,
         cancellations: [],
         charged: 0n,
         expectedCharged: 0n,
@@ -305,10 +239,11 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
     switch (log.eventName) {
       case 'WindowReserved':
         ag.window = { from: Number(a.from as bigint), to: Number(a.to as bigint) };
-        ag.expectedDeposit = depositFor('flexiblePeriod', ag.expectedPrice, BigInt(ag.window.to - ag.window.from), ag.minimumCharge);
+        ag.expectedDeposit = depositFor('flexiblePeriod', ag.expectedPrice, ag.expectedSurchargeBps, BigInt(ag.window.to - ag.window.from), ag.minimumCharge);
         break;
       case 'StartRequested':
         ag.startRequests += 1;
+        ag.requestedAt = blockTime.get(log.blockNumber) ?? null;
         ag.status = 'requested';
         break;
       case 'AgreementActivated':
@@ -335,7 +270,8 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
         session.refund = a.refund as bigint;
         session.refundDeferred = a.refundDeferred as boolean;
         session.settleTx = log.transactionHash;
-        session.expectedCharge = chargeFor(ag.model, ag.price, used, ag.minimumCharge, session.availabilityBps);
+        // Charged as the contract charges, from the terms' price and the surcharge the constraints give.
+        session.expectedCharge = chargeFor(ag.model, ag.expectedPrice, ag.expectedSurchargeBps, used, ag.minimumCharge, session.availabilityBps);
         ag.charged += session.charge;
         ag.expectedCharged += session.expectedCharge;
         if (ag.model === 'timeLimited') {
@@ -349,7 +285,7 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
       }
       case 'StartCancelled': {
         const reason = Number(a.reason);
-        const backToIdle = ag.model === 'timeLimited' || (ag.model === 'flexiblePeriod' && reason === 0);
+        const backToIdle = ag.model === 'timeLimited' || (ag.model === 'flexiblePeriod' && !flexibleRefunded(ag, reason, activationWindow));
         const expectedRefund = backToIdle ? 0n : ag.deposit;
         ag.cancellations.push({ reason: CANCEL_REASONS[reason] ?? `reason ${reason}`, refund: a.refund as bigint, expectedRefund });
         ag.refund = a.refund as bigint;
@@ -369,6 +305,16 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
   return { agreements, terms, withdrawals, toBlock };
 }
 
+/** Whether a FlexiblePeriod start called off for `reason` (`CancelReason`) refunds everything (`_cancel`):
+ *  the service was at fault when the operator declined, or let pass the activation window of a start it
+ *  was owed (one that left it the whole window before the reservation's end); otherwise the agreement
+ *  goes back to Idle and keeps the deposit. */
+function flexibleRefunded(ag: LedgerAgreement, reason: number, activationWindow: number): boolean {
+  if (reason === 1) return true;
+  if (reason !== 2) return false;
+  return ag.requestedAt !== null && ag.window !== null && ag.requestedAt + activationWindow < ag.window.to;
+}
+
 /** Where the chain's own figures differ from the formulas. */
 export function chainMismatches(ag: LedgerAgreement, terms: ChainTerms): Mismatch[] {
   const out: Mismatch[] = [];
@@ -376,13 +322,12 @@ export function chainMismatches(ag: LedgerAgreement, terms: ChainTerms): Mismatc
     if (expected !== null && shown !== null && expected !== shown) out.push({ figure, source: 'chain', expected: String(expected), shown: String(shown) });
   };
   check('price', ag.expectedPrice, ag.price);
+  check('surcharge', BigInt(ag.expectedSurchargeBps), BigInt(ag.surchargeBps));
   if (ag.expectedDeposit !== null) check('deposit', ag.expectedDeposit, ag.deposit);
-  else if (ag.model === 'timeLimited') {
-    // Whole minutes, no more than the terms allow: deposit = p · n with 1 ≤ n ≤ maxDuration / 60.
-    const minutes = ag.price === 0n ? 0n : ag.deposit / ag.price;
-    if (ag.price === 0n || ag.deposit % ag.price !== 0n || minutes < 1n || minutes * 60n > BigInt(terms.maxDuration)) {
-      out.push({ figure: 'deposit', source: 'chain', expected: `${ag.price} × whole minutes (≤ ${terms.maxDuration / 60})`, shown: String(ag.deposit) });
-    }
+  else if (ag.model === 'timeLimited' && minutesBought(ag.expectedPrice, ag.expectedSurchargeBps, ag.deposit, terms.maxDuration) === null) {
+    // Whole minutes, no more than the terms allow: deposit = ⌊P · n · k⌋ with 1 ≤ n ≤ maxDuration / 60.
+    const k = `(10000 + ${ag.expectedSurchargeBps}) / 10000`;
+    out.push({ figure: 'deposit', source: 'chain', expected: `⌊${ag.expectedPrice} × whole minutes (≤ ${terms.maxDuration / 60}) × ${k}⌋`, shown: String(ag.deposit) });
   }
   check('charged', ag.expectedCharged, ag.charged);
   check('refund', ag.expectedRefund, ag.refund);
@@ -397,6 +342,7 @@ export function serviceMismatches(ag: LedgerAgreement, summary: AgreementSummary
     if (expected !== shown) out.push({ figure, source: 'service', expected: expected ?? 'none', shown: shown ?? 'none' });
   };
   check('price', String(ag.expectedPrice), summary.price);
+  check('surcharge', String(ag.expectedSurchargeBps), String(summary.surchargeBps));
   check('deposit', String(ag.expectedDeposit ?? ag.deposit), summary.deposit);
   check('charged', String(ag.expectedCharged), summary.charged);
   check('refund', ag.expectedRefund === null ? null : String(ag.expectedRefund), summary.refund ?? null);
@@ -450,7 +396,7 @@ function csvField(value: string | number | bigint | boolean | null): string {
 }
 
 export const CSV_COLUMNS = [
-  'agreementId', 'termsId', 'offerId', 'model', 'tokenId', 'customer', 'status', 'price', 'deposit', 'sessions', 'usedSeconds',
+  'agreementId', 'termsId', 'offerId', 'model', 'tokenId', 'customer', 'status', 'price', 'surchargeBps', 'deposit', 'sessions', 'usedSeconds',
   'availabilityBps', 'chargedOnChain', 'chargedRecomputed', 'chargedService', 'refundOnChain', 'refundRecomputed', 'refundService', 'mismatches',
 ] as const;
 
@@ -462,7 +408,7 @@ export function toCsv(ledger: Ledger, service: Map<number, AgreementSummary>): s
     const mismatches = [...ag.mismatches, ...serviceMismatches(ag, summary)];
     const last = [...ag.sessions].reverse().find((s) => s.availabilityBps !== null);
     rows.push([
-      ag.id, ag.termsId, ag.offerId, ag.model, ag.tokenId, ag.customer, ag.status, ag.price, ag.deposit, ag.sessions.length, usedSeconds(ag),
+      ag.id, ag.termsId, ag.offerId, ag.model, ag.tokenId, ag.customer, ag.status, ag.price, ag.surchargeBps, ag.deposit, ag.sessions.length, usedSeconds(ag),
       last?.availabilityBps ?? null, ag.charged, ag.expectedCharged, summary?.charged ?? null, ag.refund, ag.expectedRefund, summary?.refund ?? null,
       mismatches.map((m) => `${m.source} ${m.figure}: expected ${m.expected}, shown ${m.shown}`).join('; '),
     ].map(csvField).join(','));
@@ -470,7 +416,8 @@ export function toCsv(ledger: Ledger, service: Map<number, AgreementSummary>): s
   return rows.join('\r\n') + '\r\n';
 }
 
-/** An offer as the book stores it (`offerOf`), typed. */
+/** An offer as the book gives it (`offerOf`), typed: once opened, the shares, margin and minimum charge
+ *  are its current terms version's. */
 export interface ChainOffer {
   id: number;
   owner: `0x${string}`;

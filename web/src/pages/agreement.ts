@@ -1,14 +1,16 @@
 // One agreement (`/agreement/{id}`), followed live over server-sent events: where it stands (a step
 // indicator), the join link once the conference runs, the participants the customer registers, the
-// customer's actions (stop with a transaction or a gasless signature; start, close, for minutes and
-// windows), and the settlement with the charge recomputed here from the chain's figures.
+// customer's actions (stop with a transaction or a gasless signature, which the customer may submit
+// itself when the operator does not; start, close, for minutes and windows), and the settlement with the
+// charge recomputed here from the chain's figures.
 import { isAddress, type Address } from 'viem';
 import { api, follow, type AgreementView, type Quality, type SettledSession } from '../api';
-import { chargeOf, CHAIN_STATUS, escrowAbi, explorerLink, publicClient, type ChainAgreement } from '../chain';
+import { CHAIN_STATUS, escrowAbi, explorerLink, publicClient, type ChainAgreement } from '../chain';
 import { config, regionNames, token as tokenOf, type Config, type TokenInfo } from '../config';
 import { h, replace, showError, showNotice } from '../dom';
 import { UserError, userMessage } from '../errors';
-import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
+import { formatAmount, formatBps, formatDuration, formatSurcharged, formatTime, shortAddress } from '../format';
+import { chargeFor } from '../pricing';
 import type { Page } from '../router';
 import { ensureSession } from '../siwe';
 import { account, ready, send, signTypedData } from '../wallet';
@@ -50,13 +52,32 @@ const STATUS_TEXT: Record<string, string> = {
 /** How long the service may take to submit a gasless stop, in seconds. */
 const STOP_SIGNATURE_VALID_S = 600;
 
+/** How long the page waits for the operator to act on a recorded signed stop before it offers the
+ *  customer to submit the signature on-chain itself (`stopBySignature`, which anyone may call). */
+const SELF_SUBMIT_AFTER_MS = 30_000;
+
+/** A Stop the customer signed and the service recorded, kept in this browser (so a reload keeps it)
+ *  until the agreement moves on: the customer's way out if the operator sits on it. */
+interface HeldStop {
+  /** The chain's session number it names (1 + the sessions settled before it). */
+  session: number;
+  stoppedAt: number;
+  deadline: number;
+  signature: `0x${string}`;
+  /** When the service recorded it, in this computer's milliseconds. */
+  recordedAt: number;
+}
+const heldStopKey = (id: number) => `signed-stop:${id}`;
+
 /** What the page reads from the escrow itself, to check the service's figures. */
 interface ChainFacts {
   agreement: ChainAgreement;
   deposit: bigint;
   minimumCharge: bigint;
   window: { from: number; to: number } | null;
-  minutes: { deposit: bigint; charged: bigint } | null;
+  minutes: { deposit: bigint; charged: bigint; sessions: number } | null;
+  /** The session a Stop signed now would name: 1 + the sessions settled (only TimeLimited counts them). */
+  session: number;
   settled: { availabilityBps: number; charge: bigint; refund: bigint; tx: string }[];
   closed: { refund: bigint; tx: string } | null;
   head: number;
@@ -111,7 +132,7 @@ const page: Page = async (root, [idText]) => {
       const model = view?.model;
       const [win, minutes, settledLogs, closedLogs] = await Promise.all([
         model === 'flexiblePeriod' ? (reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'windowOf', args: [BigInt(id)] }) as Promise<{ from: number; to: number; minimumCharge: bigint }>) : null,
-        model === 'timeLimited' ? (reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'minutesAccountOf', args: [BigInt(id)] }) as Promise<{ deposit: bigint; charged: bigint }>) : null,
+        model === 'timeLimited' ? (reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'minutesAccountOf', args: [BigInt(id)] }) as Promise<{ deposit: bigint; charged: bigint; sessions: number }>) : null,
         reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSettled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }),
         model === 'timeLimited' ? reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementClosed', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }) : [],
       ]);
@@ -124,6 +145,7 @@ const page: Page = async (root, [idText]) => {
         minimumCharge: win?.minimumCharge ?? 0n,
         window: win ? { from: Number(win.from), to: Number(win.to) } : null,
         minutes,
+        session: Number(minutes?.sessions ?? 0) + 1,
         settled: settledLogs.map((log) => ({ availabilityBps: Number(args(log).args.availabilityBps), charge: args(log).args.charge as bigint, refund: args(log).args.refund as bigint, tx: args(log).transactionHash })),
         closed: closedLogs[0] ? { refund: args(closedLogs[0]).args.refund as bigint, tx: args(closedLogs[0]).transactionHash } : null,
         head: Number(block.timestamp),
@@ -147,6 +169,7 @@ const page: Page = async (root, [idText]) => {
     // Who may join matters until the agreement is over; so does the notice of the last action.
     const over = v.status === 'settled' || v.status === 'refunded';
     participants.hidden = over;
+    if (over) localStorage.removeItem(heldStopKey(id));
     if (over && actionNotice && document.getElementById('notice')?.textContent === actionNotice) {
       actionNotice = null;
       showNotice(null);
@@ -198,8 +221,7 @@ const page: Page = async (root, [idText]) => {
   function tick(v: AgreementView, token: TokenInfo): void {
     if (v.status !== 'active' || v.startedAt == null) return;
     const elapsed = Math.max(0, Math.min(chainNow(), v.endsAt ?? Infinity) - v.startedAt);
-    const price = BigInt(v.price);
-    const cost = chargeOf(v.model, price, BigInt(elapsed), chain?.minimumCharge ?? 0n, 10000);
+    const cost = chargeFor(v.model, BigInt(v.price), v.surchargeBps, BigInt(elapsed), chain?.minimumCharge ?? 0n, 10000);
     live.querySelector('#started-at')!.textContent = formatTime(v.startedAt);
     live.querySelector('#running-for')!.textContent = formatDuration(elapsed);
     live.querySelector('#cost-so-far')!.textContent = formatAmount(cost, token);
@@ -212,7 +234,8 @@ const page: Page = async (root, [idText]) => {
       ['Model', v.model],
       ['Terms', String(v.termsId)],
       ['Customer', h('span', { class: 'mono', title: v.customer }, shortAddress(v.customer))],
-      ['Price', h('span', {}, formatAmount(BigInt(v.price), token), ` ${unit}`)],
+      ['Price', h('span', { id: 'price', 'data-units': v.price, 'data-surcharge-bps': v.surchargeBps }, formatAmount(BigInt(v.price), token), ` ${unit}`,
+        v.surchargeBps ? ` + ${formatBps(v.surchargeBps)} for your constraints: ${formatSurcharged(BigInt(v.price), v.surchargeBps, token)} ${unit}` : '')],
       ['Locked', h('span', { id: 'deposit', 'data-units': v.deposit }, formatAmount(BigInt(v.deposit), token))],
       ['May run in', regionNames(cfg, v.allowedRegions).join(', ') || '—'],
       ['GDPR', v.gdpr ? 'required' : 'not required'],
@@ -254,21 +277,32 @@ const page: Page = async (root, [idText]) => {
     }
     if (chainStatus === 'requested' || chainStatus === 'active') {
       list.push(button('stop', chainStatus === 'requested' ? 'Call the start off' : 'Stop the conference', () => void act(chainStatus === 'requested' ? 'call the start off' : 'stop the conference', 'stop'), 'danger'));
-      if (v.status === 'active') list.push(button('stop-signed', 'Stop without gas (sign)', () => void stopBySignature()));
+      const held = heldStop();
+      if (v.status === 'active' && !held) list.push(button('stop-signed', 'Stop without gas (sign)', () => void signStop()));
+      if (chainStatus === 'active' && held && selfSubmitDue(held)) {
+        list.push(button('stop-onchain', 'The service has not stopped it: submit your signed stop yourself (gas)', () => void act('submit your signed stop', 'stopBySignature', [BigInt(id), held.stoppedAt, held.deadline, held.signature]), 'secondary'));
+      }
     }
     if (v.status === 'settled' || v.status === 'refunded') list.push(h('a', { class: 'button secondary', href: '/', id: 'new-agreement' }, 'Book another conference'));
     replace(actions, ...list);
     if (focused) (document.getElementById(focused) ?? document.getElementById('agreement-title'))?.focus();
   }
 
-  async function act(what: string, functionName: 'start' | 'stop' | 'close'): Promise<void> {
+  const DONE = {
+    start: 'Started: the service is placing your conference.',
+    stop: 'Stopped: the service closes the room and settles; this page follows it.',
+    stopBySignature: 'Stopped on-chain at the time you signed: the service closes the room and settles; this page follows it.',
+    close: 'Closed: the unused minutes’ money is on its way back.',
+  } as const;
+
+  async function act(what: string, functionName: keyof typeof DONE, args: unknown[] = [BigInt(id)]): Promise<void> {
     if (busy) return;
     busy = true;
     showError(null);
     if (view) renderActions(view);
     try {
-      await send(what, { address: cfg.escrow, abi: escrowAbi, functionName, args: [BigInt(id)] });
-      noticeAction(functionName === 'stop' ? 'Stopped: the service closes the room and settles; this page follows it.' : functionName === 'close' ? 'Closed: the unused minutes’ money is on its way back.' : 'Started: the service is placing your conference.');
+      await send(what, { address: cfg.escrow, abi: escrowAbi, functionName, args });
+      noticeAction(DONE[functionName]);
     } catch (err) {
       showError(userMessage(err));
     } finally {
@@ -277,24 +311,41 @@ const page: Page = async (root, [idText]) => {
     }
   }
 
-  /** Stops without a transaction: the customer signs an EIP-712 `Stop`; the service submits it with the settlement. */
-  async function stopBySignature(): Promise<void> {
+  /** The signed stop this browser holds for the running conference, if its deadline has not passed. */
+  function heldStop(): HeldStop | null {
+    const held = JSON.parse(localStorage.getItem(heldStopKey(id)) ?? 'null') as HeldStop | null;
+    if (!held || !chain || held.session !== chain.session || chainNow() > held.deadline) return null;
+    return held;
+  }
+
+  /** Whether the operator had its time to act on the held stop. */
+  const selfSubmitDue = (held: HeldStop) => Date.now() >= held.recordedAt + SELF_SUBMIT_AFTER_MS;
+
+  /** Stops without a transaction: the customer signs an EIP-712 `Stop` naming the chain's session; the
+   *  service submits it with the settlement (and the customer may submit it itself, see renderActions). */
+  async function signStop(): Promise<void> {
     const v = view;
     if (busy || !v || v.status !== 'active' || v.startedAt == null) return;
     busy = true;
     showError(null);
     renderActions(v);
     try {
-      const head = Number((await reader.getBlock({ blockTag: 'latest' })).timestamp);
-      const stoppedAt = Math.max(v.startedAt, head);
+      const [block, minutes] = await Promise.all([
+        reader.getBlock({ blockTag: 'latest' }),
+        reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'minutesAccountOf', args: [BigInt(id)] }) as Promise<{ sessions: number }>,
+      ]);
+      const session = Number(minutes.sessions) + 1;
+      const stoppedAt = Math.max(v.startedAt, Number(block.timestamp));
       const deadline = stoppedAt + STOP_SIGNATURE_VALID_S;
       const signature = await signTypedData({
         domain: { name: 'ConferenceEscrow', version: '1', chainId: cfg.chainId, verifyingContract: cfg.escrow },
-        types: { Stop: [{ name: 'agreementId', type: 'uint256' }, { name: 'startedAt', type: 'uint40' }, { name: 'stoppedAt', type: 'uint40' }, { name: 'deadline', type: 'uint40' }] },
+        types: { Stop: [{ name: 'agreementId', type: 'uint256' }, { name: 'session', type: 'uint32' }, { name: 'stoppedAt', type: 'uint40' }, { name: 'deadline', type: 'uint40' }] },
         primaryType: 'Stop',
-        message: { agreementId: BigInt(id), startedAt: v.startedAt, stoppedAt, deadline },
+        message: { agreementId: BigInt(id), session, stoppedAt, deadline },
       } as unknown as Parameters<typeof signTypedData>[0]);
       await api.stop(id, { stoppedAt, deadline, signature });
+      const held: HeldStop = { session, stoppedAt, deadline, signature, recordedAt: Date.now() };
+      localStorage.setItem(heldStopKey(id), JSON.stringify(held));
       noticeAction('Stopped: the service closes the room and submits your signed stop with the settlement.');
     } catch (err) {
       showError(userMessage(err));
@@ -335,6 +386,7 @@ const page: Page = async (root, [idText]) => {
   function check(v: AgreementView, token: TokenInfo, sessions: SettledSession[]): HTMLElement | null {
     if (!chain || chain.settled.length === 0) return null;
     const price = chain.agreement.price;
+    const surcharge = chain.agreement.surchargeBps;
     const figures: { used: bigint; bps: number; charge: bigint }[] = [];
     if (v.model === 'timeLimited') {
       chain.settled.forEach((s, i) => {
@@ -346,18 +398,20 @@ const page: Page = async (root, [idText]) => {
       const s = chain.settled[0];
       figures.push({ used: BigInt(Math.max(0, chain.agreement.endedAt - chain.agreement.startedAt)), bps: s.availabilityBps, charge: s.charge });
     }
-    const computed = figures.map((f) => chargeOf(v.model, price, f.used, chain!.minimumCharge, f.bps));
+    const computed = figures.map((f) => chargeFor(v.model, price, surcharge, f.used, chain!.minimumCharge, f.bps));
     const total = computed.reduce((a, b) => a + b, 0n);
     const onChain = figures.reduce((a, f) => a + f.charge, 0n);
     const ok = total === onChain;
+    // The surcharge applies to each amount as a whole, rounded down once (k = 1 + the surcharge).
+    const k = surcharge ? ` × ${(10_000 + surcharge) / 10_000}` : '';
     const formula =
       v.model === 'fixedPrice'
-        ? 'the price'
+        ? `the price${k ? ` ${formatAmount(price, token)}${k}, rounded down` : ''}`
         : v.model === 'dynamicPrice'
-          ? `price × seconds used = ${formatAmount(price, token)} × ${figures[0].used}`
+          ? `⌊price × seconds used${k}⌋ = ⌊${formatAmount(price, token)} × ${figures[0].used}${k}⌋`
           : v.model === 'timeLimited'
-            ? `⌊price per minute × seconds used ÷ 60⌋ per session, ${figures.map((f) => f.used).join(' + ')} s`
-            : `minimum charge + price × seconds used = ${formatAmount(chain.minimumCharge, token)} + ${formatAmount(price, token)} × ${figures[0].used}`;
+            ? `⌊price per minute × seconds used${k} ÷ 60⌋ per session, ${figures.map((f) => f.used).join(' + ')} s`
+            : `minimum charge + ⌊price × seconds used${k}⌋ = ${formatAmount(chain.minimumCharge, token)} + ⌊${formatAmount(price, token)} × ${figures[0].used}${k}⌋`;
     return h(
       'p',
       { id: 'charge-check', 'data-testid': 'charge-check', 'data-ok': String(ok), 'data-computed': total.toString(), class: ok ? 'ok' : 'alert' },
@@ -400,8 +454,16 @@ const page: Page = async (root, [idText]) => {
     },
     () => replace(status, 'Waiting for the service to see your agreement on-chain…'),
   );
+  let selfSubmitShown = false;
   const ticker = setInterval(() => {
     if (view?.status === 'active') tick(view, tokenOf(cfg, view.tokenId));
+    // The offer to submit a held stop appears once the operator had its time, and goes with the deadline.
+    const held = heldStop();
+    const due = !!held && selfSubmitDue(held);
+    if (view && due !== selfSubmitShown) {
+      selfSubmitShown = due;
+      renderActions(view);
+    }
   }, 1000);
   return () => {
     stopFollowing();

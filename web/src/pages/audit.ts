@@ -8,7 +8,8 @@ import { config, regionNames, token, type Config, type ContractInfo } from '../c
 import { h, replace, showNotice } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
-import { readLedger, selfCheck, serviceMismatches, toCsv, usedSeconds, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
+import { readLedger, serviceMismatches, toCsv, usedSeconds, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
+import { selfCheck } from '../pricing';
 import type { Page } from '../router';
 
 /** The audit table's columns. */
@@ -170,7 +171,8 @@ async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement)
     ? h('p', {}, 'Starts called off: ', ag.cancellations.map((c) => `${c.reason} (refund ${formatAmount(c.refund, t)})`).join('; '), '.')
     : null;
   replace(cell, h('div', { class: 'evidence-body' },
-    h('p', {}, `Price ${formatAmount(ag.price, t)} per ${ag.model === 'fixedPrice' ? 'conference' : ag.model === 'timeLimited' ? 'minute' : 'second'} (recomputed ${formatAmount(ag.expectedPrice, t)}), `,
+    h('p', {}, `Price ${formatAmount(ag.price, t)} per ${ag.model === 'fixedPrice' ? 'conference' : ag.model === 'timeLimited' ? 'minute' : 'second'} (the terms’ ${formatAmount(ag.expectedPrice, t)}), `,
+      h('span', { 'data-surcharge-bps': ag.surchargeBps }, `surcharge ${formatBps(ag.surchargeBps)} (recomputed ${formatBps(ag.expectedSurchargeBps)}) on each amount as a whole, rounded down once; `),
       `regions ${regionNames(cfg, ag.allowedRegions).join(', ') || ag.allowedRegions}, GDPR ${ag.gdpr ? 'required' : 'not required'}.`),
     window, cancels, settlements, probes));
 }

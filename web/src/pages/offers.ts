@@ -16,7 +16,8 @@ import {
 import { config, regionNames, token as tokenOf, type Config, type TokenInfo } from '../config';
 import { h, replace, showError, showNotice } from '../dom';
 import { UserError, userMessage } from '../errors';
-import { formatAmount, formatBps, formatDuration } from '../format';
+import { formatAmount, formatBps, formatDuration, formatSurcharged } from '../format';
+import { depositFor } from '../pricing';
 import { navigate, type Page } from '../router';
 import { account, connect, eventsOf, onServiceChain, onWalletChange, send, type Call } from '../wallet';
 
@@ -308,9 +309,10 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
       return;
     }
     try {
-      const [deposit, price] = (await reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'quote', args: [terms.id, w.allowedRegions, w.gdpr, w.quantity] })) as [bigint, bigint];
-      // The part that cannot come back: FlexiblePeriod's minimum charge (after the surcharge).
-      const minimum = model === 'flexiblePeriod' ? deposit - price * w.quantity : 0n;
+      const [deposit, price, surchargeBps] = (await reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'quote', args: [terms.id, w.allowedRegions, w.gdpr, w.quantity] })) as [bigint, bigint, number];
+      // The part that cannot come back: FlexiblePeriod's minimum charge (after the surcharge), i.e. the
+      // deposit less what the window's seconds cost.
+      const minimum = model === 'flexiblePeriod' ? deposit - depositFor(model, price, surchargeBps, w.quantity, 0n) : 0n;
       const who = account();
       let needsApproval = false;
       let gasLine: HTMLElement | string = who ? 'Switch your wallet to the service’s network to estimate the gas.' : 'Connect your wallet to estimate the gas.';
@@ -344,7 +346,15 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
           'dl',
           { class: 'facts' },
           h('dt', {}, 'Price'),
-          h('dd', {}, amount(price, token, 'quote-price'), ` ${text.unit}`, price !== BigInt(terms.price) ? ' (with the surcharge of your constraints)' : ''),
+          h('dd', {}, amount(price, token, 'quote-price'), ` ${text.unit}`),
+          ...(surchargeBps
+            ? [
+                h('dt', {}, 'Surcharge'),
+                h('dd', { id: 'quote-surcharge', 'data-testid': 'quote-surcharge', 'data-bps': surchargeBps },
+                  `+${formatBps(surchargeBps)} for your constraints: `,
+                  h('span', { id: 'quote-effective-price' }, formatSurcharged(price, surchargeBps, token)), ` ${text.unit}, on each amount as a whole, rounded down once`),
+              ]
+            : []),
           h('dt', {}, 'Locked in the escrow'),
           h('dd', {}, amount(deposit, token, 'quote-deposit')),
           h('dt', {}, 'Can come back'),

@@ -15,32 +15,38 @@ import { account, connect, onWalletChange, send } from '../wallet';
 /** `IProviderRegistry.Role`, in order. */
 const ROLES = ['Infrastructure', 'Conference software', 'Monitoring', 'Other'];
 
-/** The refusals a provider can meet, in words; anything else as errors.ts explains it. */
-const REFUSALS: Record<string, string> = {
+/** The refusals a provider can meet, in words (some name whom they concern, from the error's
+ *  arguments); anything else as errors.ts explains it. */
+const REFUSALS: Record<string, string | ((args: readonly unknown[]) => string)> = {
   Registry_AlreadyRegistered: 'This account is already a registered provider: reload the page.',
   Registry_InvalidProvider: 'Give a payout address and at least one region.',
   Registry_NotActiveProvider: 'This account is not an active provider (it never registered, or it left).',
-  OfferBook_InvalidTerms: 'Every price component must be more than zero, and a minimum charge is for flexible-period offers only (and required there).',
+  Registry_NotRegistered: 'This account is not a registered provider: register it first.',
+  OfferBook_InvalidTerms: 'Every price component must be more than zero, a proposal names at most 16 providers, and a minimum charge is for flexible-period offers only (and required there).',
   OfferBook_WrongOfferStatus: 'The offer is not in the state this needs: components are set while it is a draft, proposals made while it is open.',
-  OfferBook_NotAProvider: 'Your provider is not one of this offer’s providers.',
+  OfferBook_NotAProvider: 'Your provider is not one of this offer’s current providers, or it has left the registry (a provider that left no longer proposes).',
   OfferBook_DuplicateProvider: 'A provider is named twice in the proposal.',
-  OfferBook_ProviderInactive: 'A provider in the proposal has left the registry.',
+  OfferBook_ProviderInactive: 'A provider in the proposal is not registered, or has left the registry.',
   OfferBook_NoCommonRegion: 'The proposed providers serve no region in common.',
   OfferBook_VoteClosed: 'The vote on this proposal is closed (its deadline passed, or it was executed).',
-  OfferBook_NotAVoter: 'Only the offer’s providers and the providers a proposal would add may vote on it.',
-  OfferBook_AlreadyVoted: 'Your provider has already voted on this proposal.',
+  OfferBook_NotAVoter: 'Only the offer’s owner, its providers and the providers a proposal would add vote on it, and only while they are registered.',
+  OfferBook_AlreadyVoted: 'You have already voted on this proposal.',
   OfferBook_AlreadyExecuted: 'This proposal was already executed.',
   OfferBook_ProposalStale: 'The offer’s terms changed since this proposal was made (or the offer closed): it can no longer be executed.',
-  OfferBook_NoQuorum: 'The proposal has not passed: more than half of the offer’s providers must vote yes.',
-  OfferBook_ConsentMissing: 'The proposal has not passed: every provider it adds must vote yes.',
-  Escrow_NoEarnings: 'There is nothing to withdraw in this token.',
+  OfferBook_NoQuorum: 'The proposal has not passed: more than half of its electorate (the offer’s providers still registered when it was made) must vote yes.',
+  OfferBook_ConsentMissing: ([, providerId]) =>
+    Number(providerId) === 0
+      ? 'The proposal has not passed: it changes the margin or lowers the owner’s part of the minimum charge, and the offer’s owner has not voted yes.'
+      : `The proposal has not passed: provider ${providerId} has not voted yes, and the proposal adds it or lowers its pay (its component or its part of the minimum charge).`,
 };
 
 function message(err: unknown): string {
   if (err instanceof BaseError) {
     const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError);
-    const name = reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
-    if (name && REFUSALS[name]) return REFUSALS[name];
+    const data = reverted instanceof ContractFunctionRevertedError ? reverted.data : undefined;
+    const refusal = data?.errorName ? REFUSALS[data.errorName] : undefined;
+    if (typeof refusal === 'function') return refusal(data?.args ?? []);
+    if (refusal) return refusal;
   }
   return userMessage(err);
 }
@@ -60,14 +66,41 @@ interface Proposal {
   offerId: number;
   baseTermsId: number;
   deadline: number;
+  /** Yes votes of the members of the base terms, and how many of them were registered when it was made. */
   yesVotes: number;
+  electorate: number;
   executed: boolean;
+  /** The new version's GDPR status and regions, computed when it was made. */
+  gdpr: boolean;
+  regions: number;
   margin: bigint;
   minimumCharge: bigint;
   shares: Share[];
   passed: boolean;
+  /** Ballots by provider id; 0 is the offer's owner. */
   votes: Map<number, boolean>;
   executedTermsId: number | null;
+}
+
+/** Who a proposal's voter is in words: provider id 0 is the offer's owner. */
+const voterName = (providerId: number) => (providerId === 0 ? 'the owner' : `provider ${providerId}`);
+
+/** Whose yes a proposal still lacks beyond the quorum (the offer book's consent rule, `_passFailure`):
+ *  each provider it adds or pays less (a lower component, or a lower part ⌊minimum · c / P⌋ of the
+ *  minimum charge), and the owner (0) if it changes the margin or lowers the owner's part of the minimum. */
+function consentsMissing(pr: Pick<Proposal, 'shares' | 'margin' | 'minimumCharge' | 'votes'>, base: Pick<ChainTerms, 'shares' | 'margin' | 'minimumCharge' | 'price'>): number[] {
+  const price = pr.shares.reduce((sum, s) => sum + s.component, pr.margin);
+  const part = (minimum: bigint, component: bigint, total: bigint) => (total === 0n ? 0n : (minimum * component) / total);
+  const missing = pr.shares
+    .filter((s) => {
+      const was = base.shares.find((b) => b.providerId === s.providerId)?.component ?? 0n;
+      const lowered = was === 0n || s.component < was || part(pr.minimumCharge, s.component, price) < part(base.minimumCharge, was, base.price);
+      return lowered && pr.votes.get(s.providerId) !== true;
+    })
+    .map((s) => s.providerId);
+  const ownerLowered = pr.margin !== base.margin || part(pr.minimumCharge, pr.margin, price) < part(base.minimumCharge, base.margin, base.price);
+  if (ownerLowered && pr.votes.get(0) !== true) missing.push(0);
+  return missing;
 }
 
 /** A decimal integer in base units, or an error sentence naming the field. */
@@ -155,16 +188,22 @@ const page: Page = async (root) => {
   }
 
   function providerCard(p: Provider): HTMLElement {
-    const form = h('form', { id: 'update-form' },
-      h('h3', {}, 'Change payout, regions or GDPR'),
+    // A provider that left joins no new terms, so only its payout still matters: it keeps earning under
+    // terms still open and must be able to move where that money goes. The registry still wants its
+    // regions, which are sent as they are.
+    const form = h('form', { id: 'update-form', 'data-payout-only': String(!p.active) },
+      h('h3', {}, p.active ? 'Change payout, regions or GDPR' : 'Change the payout address'),
       h('label', {}, 'Payout address ', h('input', { name: 'payout', id: 'update-payout', class: 'mono', value: p.payout, required: true, size: 44, autocomplete: 'off' })),
-      regionBoxes(cfg, 'update-region', p.regions),
-      h('label', {}, h('input', { type: 'checkbox', id: 'update-gdpr', checked: p.gdpr }), ' GDPR-compliant'),
-      h('button', { type: 'submit', id: 'update', class: 'button secondary', disabled: !p.active }, 'Update'));
+      p.active ? regionBoxes(cfg, 'update-region', p.regions) : null,
+      p.active ? h('label', {}, h('input', { type: 'checkbox', id: 'update-gdpr', checked: p.gdpr }), ' GDPR-compliant') : null,
+      h('button', { type: 'submit', id: 'update', class: 'button secondary' }, 'Update'));
     form.addEventListener('submit', (event) => {
       event.preventDefault();
-      void act(form.querySelector('button'), () =>
-        send('update your provider', { address: cfg.registry, abi: registryAbi, functionName: 'update', args: [payoutOf(form), maskOf(form, 'update-region'), (form.querySelector('#update-gdpr') as HTMLInputElement).checked] }));
+      void act(form.querySelector('button'), () => {
+        const regions = p.active ? maskOf(form, 'update-region') : p.regions;
+        const gdpr = p.active ? (form.querySelector('#update-gdpr') as HTMLInputElement).checked : p.gdpr;
+        return send(p.active ? 'update your provider' : 'change your payout address', { address: cfg.registry, abi: registryAbi, functionName: 'update', args: [payoutOf(form), regions, gdpr] });
+      });
     });
     return h('section', { class: 'card', id: 'provider', 'data-provider-id': p.id },
       h('h2', {}, `Provider ${p.id}`),
@@ -175,7 +214,9 @@ const page: Page = async (root) => {
         h('dt', {}, 'Payout address'), h('dd', { id: 'provider-payout', class: 'mono' }, p.payout),
         h('dt', {}, 'Regions'), h('dd', { id: 'provider-regions', 'data-mask': p.regions }, regionNames(cfg, p.regions).join(', ') || `mask ${p.regions}`),
         h('dt', {}, 'GDPR'), h('dd', { id: 'provider-gdpr', 'data-gdpr': String(p.gdpr) }, p.gdpr ? 'compliant' : 'not declared'),
-        h('dt', {}, 'Status'), h('dd', {}, p.active ? 'active' : 'left: no new offers, earned income stays withdrawable')),
+        h('dt', {}, 'Status'), h('dd', { id: 'provider-status', 'data-active': String(p.active) }, p.active
+          ? 'active'
+          : 'left: no new offers, proposals or votes; it keeps earning under terms still open, its income stays withdrawable and its payout address can still be changed')),
       form);
   }
 
@@ -189,8 +230,8 @@ const page: Page = async (root) => {
     const termsIds = [...new Set(offers.filter((o) => o.termsId).map((o) => o.termsId))];
     const terms = new Map<number, ChainTerms>(await Promise.all(termsIds.map(async (t) => [t, await readTerms(client, cfg, t)] as const)));
     /** The shares that count: the current terms' for an open or retired offer, the draft's otherwise. */
-    const sharesOf = (o: ChainOffer) => (o.termsId ? terms.get(o.termsId)!.shares : o.shares);
-    const mine = offers.filter((o) => sharesOf(o).some((s) => s.providerId === p.id) || o.shares.some((s) => s.providerId === p.id));
+    // `offerOf` gives an opened offer's current terms' shares, margin and minimum charge (a draft's as drafted).
+    const mine = offers.filter((o) => o.shares.some((s) => s.providerId === p.id));
 
     const proposalCount = Number(await client.readContract({ address: cfg.book, abi: bookAbi, functionName: 'proposalCount' }));
     const events = proposalCount ? await readEvents(client, cfg.book, bookAbi, BigInt(cfg.deployBlock), await client.getBlockNumber()) : [];
@@ -201,7 +242,10 @@ const page: Page = async (root) => {
         client.readContract({ address: cfg.book, abi: bookAbi, functionName: 'proposalOf', args: [BigInt(id)] }),
         client.readContract({ address: cfg.book, abi: bookAbi, functionName: 'hasPassed', args: [BigInt(id)] }),
       ]);
-      const r = raw as { offerId: number; baseTermsId: number; deadline: number; yesVotes: number; executed: boolean; margin: bigint; minimumCharge: bigint; shares: readonly { providerId: number; component: bigint }[] };
+      const r = raw as {
+        offerId: number; baseTermsId: number; deadline: number; yesVotes: number; electorate: number; executed: boolean; gdpr: boolean; regions: number;
+        margin: bigint; minimumCharge: bigint; shares: readonly { providerId: number; component: bigint }[];
+      };
       const votes = new Map<number, boolean>();
       let executedTermsId: number | null = null;
       for (const e of events) {
@@ -210,7 +254,8 @@ const page: Page = async (root) => {
         if (e.eventName === 'ProposalExecuted') executedTermsId = Number(e.args.termsId);
       }
       return {
-        id, offerId: Number(r.offerId), baseTermsId: Number(r.baseTermsId), deadline: Number(r.deadline), yesVotes: Number(r.yesVotes), executed: r.executed,
+        id, offerId: Number(r.offerId), baseTermsId: Number(r.baseTermsId), deadline: Number(r.deadline), yesVotes: Number(r.yesVotes), electorate: Number(r.electorate),
+        executed: r.executed, gdpr: r.gdpr, regions: Number(r.regions),
         margin: BigInt(r.margin), minimumCharge: BigInt(r.minimumCharge), shares: r.shares.map((s) => ({ providerId: Number(s.providerId), component: BigInt(s.component) })),
         passed: passed as boolean, votes, executedTermsId,
       };
@@ -218,15 +263,15 @@ const page: Page = async (root) => {
     // The members a proposal counts are those of the terms it was based on, which may be an older version.
     await Promise.all([...new Set(proposals.map((pr) => pr.baseTermsId))].filter((t) => !terms.has(t)).map(async (t) => terms.set(t, await readTerms(client, cfg, t))));
     const relevant = proposals.filter((pr) => mine.some((o) => o.id === pr.offerId) || pr.shares.some((s) => s.providerId === p.id)).reverse();
-    return [offersSection(p, mine, terms, sharesOf), proposalsSection(p, relevant, offers, terms, now), proposeForm(p, mine.filter((o) => o.status === 'open' && sharesOf(o).some((s) => s.providerId === p.id)), terms)];
+    return [offersSection(p, mine, terms), proposalsSection(p, relevant, offers, terms, now), proposeForm(p, mine.filter((o) => o.status === 'open'), terms)];
   }
 
-  function offersSection(p: Provider, offers: ChainOffer[], terms: Map<number, ChainTerms>, sharesOf: (o: ChainOffer) => Share[]): HTMLElement {
+  function offersSection(p: Provider, offers: ChainOffer[], terms: Map<number, ChainTerms>): HTMLElement {
     const rows = offers.map((o) => {
       const t = token(cfg, o.tokenId);
       const current = o.termsId ? terms.get(o.termsId)! : null;
-      const shares = sharesOf(o);
-      const mineShare = shares.find((s) => s.providerId === p.id) ?? o.shares.find((s) => s.providerId === p.id);
+      const shares = o.shares;
+      const mineShare = shares.find((s) => s.providerId === p.id);
       const price = current ? current.price : shares.reduce((sum, s) => sum + s.component, o.margin);
       let action: HTMLElement | string = o.status === 'open' ? 'changes by proposal (below)' : '—';
       if (o.status === 'draft') {
@@ -243,7 +288,7 @@ const page: Page = async (root) => {
         h('td', { class: 'amount', 'data-component': mineShare ? String(mineShare.component) : '' }, mineShare?.component ? formatAmount(mineShare.component, t) : 'not set'),
         h('td', { class: 'amount', 'data-price': String(price) }, formatAmount(price, t)),
         h('td', {}, action),
-        h('td', {}, shares.map((s) => `provider ${s.providerId}: ${s.component}`).join(', '), `; margin ${current ? current.margin : o.margin}`));
+        h('td', {}, shares.map((s) => `provider ${s.providerId}: ${s.component}`).join(', '), `; margin ${o.margin}`));
     });
     return h('section', { class: 'card', id: 'offers' },
       h('h2', {}, 'Your offers'),
@@ -269,7 +314,8 @@ const page: Page = async (root) => {
       const t = token(cfg, offer?.tokenId ?? 0);
       const members = terms.get(pr.baseTermsId)?.shares ?? [];
       const status = proposalStatus(pr, offer, now);
-      const canVote = status === 'open' && !pr.votes.has(p.id) && (members.some((s) => s.providerId === p.id) || pr.shares.some((s) => s.providerId === p.id));
+      // A provider that left the registry votes no more.
+      const canVote = p.active && status === 'open' && !pr.votes.has(p.id) && (members.some((s) => s.providerId === p.id) || pr.shares.some((s) => s.providerId === p.id));
       const actions: HTMLElement[] = [];
       if (canVote) {
         for (const support of [true, false]) {
@@ -286,7 +332,10 @@ const page: Page = async (root) => {
         actions.push(button);
       }
       const total = pr.shares.reduce((sum, s) => sum + s.component, pr.margin);
-      return h('tr', { 'data-proposal-id': pr.id, 'data-status': status, 'data-yes': pr.yesVotes },
+      const ballots = [...pr.votes].map(([pid, yes]) => `${voterName(pid)}: ${yes ? 'yes' : 'no'}`);
+      const base = terms.get(pr.baseTermsId);
+      const missing = base && (status === 'open' || status === 'expired') ? consentsMissing(pr, base) : [];
+      return h('tr', { 'data-proposal-id': pr.id, 'data-status': status, 'data-yes': pr.yesVotes, 'data-electorate': pr.electorate },
         h('th', { scope: 'row' }, `#${pr.id}`),
         h('td', {}, `offer ${pr.offerId} (from terms ${pr.baseTermsId})`),
         h('td', { class: 'proposal-status' }, status === 'executed' && pr.executedTermsId ? `executed: terms ${pr.executedTermsId}` : status),
@@ -294,14 +343,17 @@ const page: Page = async (root) => {
         h('td', {}, h('ul', { class: 'plain' }, ...pr.shares.map((s) => h('li', { 'data-share-provider': s.providerId, 'data-component': String(s.component) }, `provider ${s.providerId}: ${formatAmount(s.component, t)}`))),
           h('span', { 'data-margin': String(pr.margin) }, `margin ${formatAmount(pr.margin, t)}`),
           pr.minimumCharge ? h('span', { 'data-minimum': String(pr.minimumCharge) }, `, minimum charge ${formatAmount(pr.minimumCharge, t)}`) : '',
-          h('br'), h('span', { class: 'muted' }, `price ${formatAmount(total, t)}`)),
-        h('td', {}, `${pr.yesVotes} of ${members.length} yes (more than ${Math.floor(members.length / 2)} needed)`, h('br'),
-          h('span', { class: 'muted' }, [...pr.votes].map(([pid, yes]) => `provider ${pid}: ${yes ? 'yes' : 'no'}`).join(', ') || 'no votes yet')),
+          h('br'), h('span', { class: 'muted' }, `price ${formatAmount(total, t)}`),
+          h('br'), h('span', { class: 'muted', 'data-regions': pr.regions }, `regions ${regionNames(cfg, pr.regions).join(', ') || `mask ${pr.regions}`}, GDPR ${pr.gdpr ? 'yes' : 'no'}`)),
+        h('td', {}, `${pr.yesVotes} of ${pr.electorate} yes (more than ${Math.floor(pr.electorate / 2)} needed)`, h('br'),
+          h('span', { class: 'muted', 'data-ballots': '' }, ballots.join(', ') || 'no votes yet'),
+          missing.length ? h('br') : '',
+          missing.length ? h('span', { 'data-consent-missing': missing.join(' ') }, `also needs the yes of ${missing.map(voterName).join(', ')}`) : ''),
         h('td', {}, formatTime(pr.deadline)));
     });
     return h('section', { class: 'card', id: 'proposals' },
       h('h2', {}, 'Proposals'),
-      h('p', { class: 'hint' }, 'A proposal passes when more than half of the offer’s current providers vote yes before its deadline and every provider it adds votes yes; anyone may then execute it, which opens a new terms version. Agreements keep the terms they signed.'),
+      h('p', { class: 'hint' }, 'A proposal passes when, before its deadline, more than half of its electorate votes yes (the offer’s providers still registered when it was made), every provider it adds votes yes, every provider whose pay it lowers (its component, or its part of the minimum charge) votes yes, and the offer’s owner votes yes if it changes the margin or lowers the owner’s part of the minimum charge. Providers that left the registry no longer propose or vote. Anyone may then execute it, which opens a new terms version; agreements keep the terms they signed.'),
       proposals.length
         ? h('div', { class: 'table-scroll' }, h('table', { id: 'proposals-table' },
           h('thead', {}, h('tr', {}, ...['Proposal', 'Offer', 'Status', '', 'Proposed terms', 'Votes', 'Deadline'].map((x) => h('th', { scope: 'col' }, x)))),
@@ -310,6 +362,7 @@ const page: Page = async (root) => {
   }
 
   function proposeForm(p: Provider, offers: ChainOffer[], terms: Map<number, ChainTerms>): HTMLElement {
+    if (!p.active) return h('section', { class: 'card', id: 'propose' }, h('h2', {}, 'Propose new terms'), h('p', { class: 'muted' }, 'Your provider has left the registry: it no longer proposes or votes.'));
     if (!offers.length) return h('section', { class: 'card', id: 'propose' }, h('h2', {}, 'Propose new terms'), h('p', { class: 'muted' }, 'You can propose changes to the open offers you take part in; you take part in none.'));
     const select = h('select', { id: 'propose-offer' }, ...offers.map((o) => h('option', { value: o.id }, `Offer ${o.id} (${o.model}, terms ${o.termsId})`)));
     const fields = h('div', { id: 'propose-fields' });
