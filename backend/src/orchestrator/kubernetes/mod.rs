@@ -26,6 +26,7 @@ use super::jitsi_pod::{self, AGREEMENT, JitsiSettings, Owner, PodPlan, Sizing};
 use crate::{
     Error, Result,
     domain::{
+        availability::ProbeOutcome,
         conference::{Conference, Deployed, room_name},
         placement::{self, Candidate, LatencyTable, Need, NoFit},
     },
@@ -193,15 +194,18 @@ impl KubernetesOrchestrator {
     }
 
     /// Whether the agreement's pod is ready and its Service answers.
-    pub async fn probe(&self, agreement: u64) -> Result<bool> {
-        let Some((index, pod)) = self.find(agreement).await? else { return Ok(false) };
+    pub async fn probe(&self, agreement: u64) -> Result<ProbeOutcome> {
+        let Some((index, pod)) = self.find(agreement).await? else {
+            return Ok(ProbeOutcome::lost("no pod of the conference"));
+        };
         let cluster = &self.clusters[index];
         if !is_ready(&pod) {
-            return Ok(false);
+            return Ok(ProbeOutcome::down("its pod is not ready"));
         }
         match self.service_host(cluster, agreement).await? {
-            Some(host) => Ok(answers(&host).await),
-            None => Ok(false),
+            Some(host) if answers(&host).await => Ok(ProbeOutcome::up(format!("pod ready, {host}:443 answers"))),
+            Some(host) => Ok(ProbeOutcome::down(format!("{host}:443 does not answer"))),
+            None => Ok(ProbeOutcome::down("its Service has no address")),
         }
     }
 
