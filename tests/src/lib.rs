@@ -540,33 +540,65 @@ pub fn janus_pids(rooms_dir: &Path, id: u64) -> Vec<u32> {
     server_processes(&dir).into_iter().filter(|(agreement, _)| *agreement == id).map(|(_, pid)| pid).collect()
 }
 
+/// A participant's connection to a Janus server's WebSocket API (`janus-protocol`), as the room page
+/// speaks it.
+pub struct JanusClient {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    next: u64,
+}
+
+impl JanusClient {
+    pub async fn connect(join_url: &str) -> Result<Self> {
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+        let mut request = join_url.into_client_request()?;
+        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("janus-protocol"));
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self { socket, next: 0 })
+    }
+
+    /// Sends `body` with a new transaction; its answer (a keepalive's is its `ack`; other requests'
+    /// `ack` only says they arrived).
+    pub async fn request(&mut self, mut body: Value) -> Result<Value> {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        self.next += 1;
+        let transaction = format!("t{}", self.next);
+        body["transaction"] = transaction.clone().into();
+        let ack_answers = body["janus"] == "keepalive";
+        self.socket.send(Message::text(body.to_string())).await?;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(message) = self.socket.next().await {
+                if let Message::Text(text) = message? {
+                    let answer: Value = serde_json::from_str(&text)?;
+                    if answer["transaction"] == transaction.as_str() && (ack_answers || answer["janus"] != "ack") {
+                        return Ok(answer);
+                    }
+                }
+            }
+            bail!("the server closed the connection")
+        })
+        .await
+        .context("no answer from the server within 5 s")?
+    }
+
+    /// Creates a session with `token`: its id, or the error code Janus answered with.
+    pub async fn create(&mut self, token: Option<&str>) -> Result<Result<u64, u64>> {
+        let mut body = serde_json::json!({ "janus": "create" });
+        if let Some(token) = token {
+            body["token"] = token.into();
+        }
+        let answer = self.request(body).await?;
+        Ok(match answer["data"]["id"].as_u64() {
+            Some(session) => Ok(session),
+            None => Err(answer["error"]["code"].as_u64().unwrap_or_default()),
+        })
+    }
+}
+
 /// Asks the Janus server at `join_url` for a session with `token` (a participant's first request): the
 /// session id, or the error code Janus answered with (403: no, or no valid, token).
 pub async fn janus_create(join_url: &str, token: Option<&str>) -> Result<Result<u64, u64>> {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
-    let mut request = join_url.into_client_request()?;
-    request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("janus-protocol"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let mut body = serde_json::json!({ "janus": "create", "transaction": "c" });
-    if let Some(token) = token {
-        body["token"] = token.into();
-    }
-    socket.send(Message::text(body.to_string())).await?;
-    let answer = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(message) = socket.next().await {
-            if let Message::Text(text) = message? {
-                return Ok::<Value, anyhow::Error>(serde_json::from_str(&text)?);
-            }
-        }
-        bail!("the server closed the connection")
-    })
-    .await
-    .context("no answer from the server within 5 s")??;
-    Ok(match answer["data"]["id"].as_u64() {
-        Some(session) => Ok(session),
-        None => Err(answer["error"]["code"].as_u64().unwrap_or_default()),
-    })
+    JanusClient::connect(join_url).await?.create(token).await
 }
 
 /// Whether a Janus server's WebSocket API at `join_url` answers a `ping` (it needs no token).

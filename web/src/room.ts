@@ -4,7 +4,7 @@
 // else's audio and video (recvonly), renegotiated as people come and go.
 //
 // The server lets in only holders of a token the backend issued to this address (checked on every
-// request); the page renews its token every 10 s (the server's tokens live 30 s), so a participant the
+// request); the page renews its token every 5 s (the server's tokens live 15 s), so a participant the
 // customer removes is refused within seconds, and when the conference ends the renewal says so. When
 // the server goes away (the conference was brought back after a crash, or the network dropped), the
 // page reconnects by itself with a fresh token, for as long as the agreement is running.
@@ -33,7 +33,8 @@ export interface RoomOptions {
 }
 
 const ROOM = 1;
-const RENEW_MS = 10_000;
+/** A third of a token's life (15 s, `TOKEN_TTL_SECS` in the backend's orchestrator/janus.rs). */
+const RENEW_MS = 5_000;
 const RETRY_MS = [500, 1_000, 2_000, 4_000];
 
 interface Feed {

@@ -16,9 +16,11 @@
 //! ([`signed_token`]): `<expiry>,janus,janus.plugin.videoroom,<address>` followed by `:` and
 //! the base64 of its HMAC-SHA1 under the conference's own secret ([`token_secret`], derived from the
 //! backend's join secret and the agreement, so another conference's token fails its signature). Tokens
-//! live [`TOKEN_TTL_SECS`]; the page renews its token well before, which the API refuses once the
-//! customer removed the participant, so a removed participant's last token stops working within that
-//! time, and its session ends at the next keepalive after it.
+//! live [`TOKEN_TTL_SECS`]; the page renews its token every [`TOKEN_RENEW_SECS`], which the API refuses
+//! once the customer removed the participant. Revocation is effective on two clocks: the monitor's
+//! next probe (every 2 s by default) ends every session whose token names an address no longer
+//! admitted (the Admin API shows each handle's token), and the server refuses the removed
+//! participant's last token for anything at all once it expires, within [`TOKEN_TTL_SECS`].
 
 use std::{
     fmt::Write as _,
@@ -41,7 +43,7 @@ pub const ROOM: u64 = 1;
 
 /// How long a Janus token lets its holder in, in seconds: the bound on a removed participant's access
 /// with a token it already holds. The page renews its token every [`TOKEN_RENEW_SECS`].
-pub const TOKEN_TTL_SECS: u64 = 30;
+pub const TOKEN_TTL_SECS: u64 = 15;
 
 /// How often the page asks the API for a fresh token (a third of its life).
 pub const TOKEN_RENEW_SECS: u64 = TOKEN_TTL_SECS / 3;
@@ -374,7 +376,8 @@ impl HandleInfo {
     pub fn from_admin(session: u64, handle: u64, info: &Value) -> Self {
         let token = info["token"].as_str().unwrap_or_default();
         let webrtc = &info["webrtc"];
-        let media = webrtc["media"].as_array().map(Vec::as_slice).unwrap_or_default();
+        // One entry per m-line, keyed by its mid.
+        let media: Vec<&Value> = webrtc["media"].as_object().map(|m| m.values().collect()).unwrap_or_default();
         let sum = |direction: &str| media.iter().filter_map(|m| m["stats"][direction]["packets"].as_u64()).sum();
         let connected = webrtc["ice"]["state"] == "connected" || webrtc["ice"]["state"] == "ready";
         let connected = connected && webrtc["dtls"]["dtls-state"] == "connected";
@@ -584,10 +587,10 @@ mod tests {
             "webrtc": {
                 "ice": { "state": "connected" },
                 "dtls": { "dtls-state": "connected" },
-                "media": [
-                    { "direction": { "send": true, "recv": false }, "stats": { "in": { "packets": 1 }, "out": { "packets": 40 } } },
-                    { "direction": { "send": true, "recv": false }, "stats": { "in": { "packets": 2 }, "out": { "packets": 60 } } },
-                ],
+                "media": {
+                    "0": { "direction": { "send": true, "recv": false }, "stats": { "in": { "packets": 1 }, "out": { "packets": 40 } } },
+                    "1": { "direction": { "send": true, "recv": false }, "stats": { "in": { "packets": 2 }, "out": { "packets": 60 } } },
+                },
             },
         });
         let handle = HandleInfo::from_admin(3, 4, &info);
