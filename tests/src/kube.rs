@@ -484,18 +484,17 @@ async fn run_pods(pods: Api<Pod>, start_delay: Duration, stats: Arc<RwLock<Value
                     tokio::spawn(finish_deletion(pods.clone(), pod.name_any()));
                 } else if pod_ready(&pod) {
                     starting.remove(&uid);
-                } else if !starting.contains_key(&uid) {
+                } else if let std::collections::hash_map::Entry::Vacant(slot) = starting.entry(uid.clone()) {
                     let address = pod_address();
-                    match TcpListener::bind(SocketAddr::new(IpAddr::V4(address), 8080)).await {
+                    match bind(SocketAddr::new(IpAddr::V4(address), 8080)) {
                         Ok(listener) => {
-                            bridges
-                                .insert(uid.clone(), Owned(tokio::spawn(answer_videobridge(listener, stats.clone()))));
+                            bridges.insert(uid, Owned(tokio::spawn(answer_videobridge(listener, stats.clone()))));
                         }
                         Err(error) => {
                             eprintln!("fake node: the videobridge of pod {} on {address}: {error}", pod.name_any())
                         }
                     }
-                    starting.insert(uid, Owned(tokio::spawn(start_pod(pods.clone(), pod, start_delay, address))));
+                    slot.insert(Owned(tokio::spawn(start_pod(pods.clone(), pod, start_delay, address))));
                 }
             }
             Ok(Event::Delete(pod)) => {
@@ -616,6 +615,13 @@ async fn answer_http(listener: TcpListener) {
             let _ = stream.shutdown().await;
         });
     }
+}
+
+/// A listening socket on `address`, for the runtime.
+fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let listener = StdTcpListener::bind(address)?;
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
 }
 
 /// A pod's videobridge on its private REST interface: `/about/health` (200) and `/colibri/stats` (the
