@@ -22,7 +22,7 @@ use crate::{
     domain::{
         agreement::{Agreement, ChainStatus, ConferenceState, Model},
         availability::{ProbeOutcome, ProbeResult},
-        conference::lowercase,
+        conference::{Roster, lowercase},
     },
     orchestrator::Orchestrator,
     store::Store,
@@ -50,8 +50,8 @@ impl Monitor {
             }
             // An active agreement whose conference is not running is down, whatever the reason.
             let outcome = if a.conference_state == ConferenceState::Running {
-                let admitted = self.admitted(&a).await?;
-                self.orchestrator.probe(a.id, Some(&admitted)).await?
+                let roster = self.roster(&a).await?;
+                self.orchestrator.probe(a.id, Some(&roster)).await?
             } else {
                 ProbeOutcome::down(format!("conference {}", a.conference_state.as_str()))
             };
@@ -77,14 +77,16 @@ impl Monitor {
         self.store.record_probes(&probes).await
     }
 
-    /// Who may be in the agreement's conference now: its customer and the participants it registered
-    /// (lowercase addresses).
-    async fn admitted(&self, a: &Agreement) -> Result<BTreeSet<String>> {
+    /// Who may be in the agreement's conference now (its customer and the participants it registered,
+    /// lowercase addresses) and at what quality.
+    async fn roster(&self, a: &Agreement) -> Result<Roster> {
         let mut admitted = BTreeSet::from([a.customer.to_lowercase()]);
-        if let Some(settings) = self.store.conference_settings(a.id).await? {
+        let settings = self.store.conference_settings(a.id).await?;
+        if let Some(settings) = &settings {
             admitted.extend(settings.participants.iter().map(|(address, _)| lowercase(*address)));
         }
-        Ok(admitted)
+        let quality = settings.map(|s| s.quality).unwrap_or_default();
+        Ok(Roster { admitted, stream_kbps: quality.stream_kbps() })
     }
 
     /// Whether the agreement's record moved on since `seen` was read (another status, conference state,

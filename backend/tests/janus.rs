@@ -13,7 +13,7 @@ use std::{
 };
 
 use conference_backend::{
-    domain::conference::Conference,
+    domain::conference::{Conference, Roster},
     orchestrator::{
         janus::{self, ROOM, signed_token, token_secret},
         local::{LocalOrchestrator, LocalSettings, join_secret},
@@ -211,10 +211,21 @@ async fn the_sfu_lets_in_only_its_own_signed_tokens_and_survives_bad_input() {
     let bob_token = signed_token(&secret, now() + 30, BOB);
     let bob_session = bob_page.create(Some(&bob_token)).await.unwrap();
     assert_eq!(bob_page.join(bob_session, &bob_token, ROOM, BOB).await["videoroom"], "joined");
-    let admitted = BTreeSet::from([ALICE.to_owned()]);
-    let probe = conferences.probe(7, Some(&admitted)).await.unwrap();
+    // The registration now says Alice only, in HD: Bob is put out, and the room's cap follows the quality.
+    let roster = Roster { admitted: BTreeSet::from([ALICE.to_owned()]), stream_kbps: 1_500 };
+    let probe = conferences.probe(7, Some(&roster)).await.unwrap();
     assert!(probe.ok && !probe.lost, "{probe:?}");
     assert!(probe.detail.contains("ended 1 sessions no longer admitted"), "{probe:?}");
+    let info = conferences.read_info(7).unwrap();
+    let config = std::fs::read_to_string(dir.join("rooms/7/janus.plugin.videoroom.jcfg")).unwrap();
+    let admin_key =
+        config.lines().find_map(|l| l.trim().strip_prefix("admin_key = ")).unwrap().trim_matches('"').to_owned();
+    let mut admin =
+        conference_backend::orchestrator::janus::Admin::connect(info.admin_port, &info.admin_secret).await.unwrap();
+    let list = json!({ "plugin": "janus.plugin.videoroom", "request": { "request": "list", "admin_key": admin_key } });
+    let rooms = admin.request("message_plugin", list).await.unwrap();
+    assert_eq!(rooms["response"]["list"][0]["bitrate"], 1_500_000, "{rooms}");
+    assert_eq!(info.bitrate_bps, 500_000, "it started at the deploy's quality (sd)");
     let gone = bob_page.request(json!({ "janus": "keepalive", "session_id": bob_session, "token": bob_token })).await;
     assert_eq!(error_of(&gone).0, 458, "Bob's session is gone: {gone}");
     let alive = page.request(json!({ "janus": "keepalive", "session_id": session, "token": valid })).await;

@@ -272,6 +272,9 @@ pub struct ServerInfo {
     pub rtp_first_port: u16,
     pub admin_secret: String,
     pub room_secret: String,
+    /// The room's bitrate cap the server started with.
+    #[serde(default)]
+    pub bitrate_bps: u64,
 }
 
 /// A Janus Admin API connection (WebSocket, `janus-admin-protocol`): one per probe, requests one after
@@ -346,6 +349,19 @@ impl Admin {
             }
         }
         Ok(handles)
+    }
+
+    /// Sets the room's video bitrate cap (the VideoRoom's `edit`, through `message_plugin`).
+    pub async fn set_bitrate(&mut self, room_secret: &str, bitrate_bps: u64) -> Result<()> {
+        let edit = json!({ "request": "edit", "room": ROOM, "secret": room_secret, "new_bitrate": bitrate_bps });
+        let answer =
+            self.request("message_plugin", json!({ "plugin": "janus.plugin.videoroom", "request": edit })).await?;
+        let data = &answer["response"];
+        if data["videoroom"] == "edited" {
+            Ok(())
+        } else {
+            Err(Error::Orchestrator(format!("the room's bitrate was not set: {answer}").into()))
+        }
     }
 
     /// Ends a session and every handle in it (its peer connections are hung up).

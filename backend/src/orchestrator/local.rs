@@ -40,7 +40,7 @@ use crate::{
     config::ServiceArgs,
     domain::{
         availability::ProbeOutcome,
-        conference::{Conference, Deployed},
+        conference::{Conference, Deployed, Roster},
         placement::{self, NoFit},
     },
 };
@@ -86,6 +86,8 @@ pub struct LocalOrchestrator {
 struct ProbeMemory {
     last: Option<MediaCounters>,
     failures: u32,
+    /// The room's bitrate cap as last set by the backend, if known in this process.
+    bitrate_bps: Option<u64>,
 }
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -238,6 +240,7 @@ impl LocalOrchestrator {
             rtp_first_port,
             admin_secret: plan.secrets.admin.clone(),
             room_secret: plan.secrets.room.clone(),
+            bitrate_bps: plan.bitrate_bps,
         };
         let info_bytes = serde_json::to_vec(&info).map_err(|e| Error::orchestrator("writing the server's state", e))?;
         let tmp = self.info_path(agreement).with_extension("json.tmp");
@@ -330,9 +333,11 @@ impl LocalOrchestrator {
         Ok(ids.into_iter().collect())
     }
 
-    /// Probes the agreement's server (see the module's doc). With `admitted` (the addresses that may
-    /// be in the conference now), it also ends the sessions of anyone whose token names another one.
-    pub async fn probe(&self, agreement: u64, admitted: Option<&BTreeSet<String>>) -> Result<ProbeOutcome> {
+    /// Probes the agreement's server (see the module's doc). With a `roster`, it also ends the sessions
+    /// of anyone whose token names an address no longer admitted, and sets the room's bitrate cap to
+    /// the quality registered now (for the publishers that start from then on: Janus fixes each
+    /// publisher's cap when it starts publishing).
+    pub async fn probe(&self, agreement: u64, roster: Option<&Roster>) -> Result<ProbeOutcome> {
         let pids = self.pids(agreement);
         if !self.lock_held(agreement)? && pids.is_empty() {
             self.forget(agreement);
@@ -341,14 +346,18 @@ impl LocalOrchestrator {
         let Some(info) = self.read_info(agreement) else {
             return Ok(ProbeOutcome::lost("its Janus server's state is missing"));
         };
+        let capped = {
+            let memory = self.probes.lock().expect("not poisoned");
+            memory.get(&agreement).and_then(|m| m.bitrate_bps).unwrap_or(info.bitrate_bps)
+        };
         let measured = async {
             let mut admin = Admin::connect(info.admin_port, &info.admin_secret).await?;
             let handles = admin.handles().await?;
-            let mut evicted = 0;
-            if let Some(admitted) = admitted {
+            let (mut evicted, mut bitrate) = (0, None);
+            if let Some(roster) = roster {
                 let mut sessions: Vec<u64> = handles
                     .iter()
-                    .filter(|h| h.address.as_ref().is_none_or(|a| !admitted.contains(a)))
+                    .filter(|h| h.address.as_ref().is_none_or(|a| !roster.admitted.contains(a)))
                     .map(|h| h.session)
                     .collect();
                 sessions.dedup();
@@ -357,14 +366,22 @@ impl LocalOrchestrator {
                         evicted += 1;
                     }
                 }
+                let wanted = roster.stream_kbps * 1_000;
+                if wanted != capped && admin.set_bitrate(&info.room_secret, wanted).await.is_ok() {
+                    info!(agreement, bitrate_bps = wanted, "room bitrate cap set to the registered quality");
+                    bitrate = Some(wanted);
+                }
             }
-            Ok::<_, Error>((handles, evicted))
+            Ok::<_, Error>((handles, evicted, bitrate))
         };
         let outcome = measured.await;
         let mut memory = self.probes.lock().expect("not poisoned");
         let entry = memory.entry(agreement).or_default();
         match outcome {
-            Ok((handles, evicted)) => {
+            Ok((handles, evicted, bitrate)) => {
+                if bitrate.is_some() {
+                    entry.bitrate_bps = bitrate;
+                }
                 let counters = MediaCounters::of(pids.first().copied().unwrap_or_default(), &handles);
                 let (ok, mut detail) = janus::judge(entry.last.as_ref(), &counters);
                 if evicted > 0 {

@@ -14,13 +14,11 @@ pub mod kubernetes;
 pub mod local;
 pub mod noop;
 
-use std::collections::BTreeSet;
-
 use crate::{
     Result,
     domain::{
         availability::ProbeOutcome,
-        conference::{Conference, Deployed},
+        conference::{Conference, Deployed, Roster},
         placement::NoFit,
     },
 };
@@ -64,11 +62,12 @@ impl Orchestrator {
     }
 
     /// Whether the agreement's conference is available now, what was measured, and whether it is lost
-    /// (gone, to be deployed again). With `admitted` (the lowercase addresses that may be in the
-    /// conference now), an orchestrator that can tell who is connected ends the others' sessions.
-    pub async fn probe(&self, agreement: u64, admitted: Option<&BTreeSet<String>>) -> Result<ProbeOutcome> {
+    /// (gone, to be deployed again). With a `roster` (who may be in it now, at what quality), an
+    /// orchestrator that can tell who is connected ends the others' sessions, and one that can change
+    /// its room's bitrate cap follows the quality.
+    pub async fn probe(&self, agreement: u64, roster: Option<&Roster>) -> Result<ProbeOutcome> {
         match self {
-            Self::Local(local) => local.probe(agreement, admitted).await,
+            Self::Local(local) => local.probe(agreement, roster).await,
             Self::Kubernetes(kubernetes) => kubernetes.probe(agreement).await,
             Self::Noop(noop) => Ok(if noop.probe(agreement) {
                 ProbeOutcome::up("noop: deployed")
