@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 
 import { api, launch, openPage, screenshot, startStack, waitForAgreement } from './harness.mjs';
 import { MEDIA_ADDRESS, MEDIA_INTERFACE } from './netns.mjs';
-import { instrument, janusPids, mediaStats, serverInfo, waitDecoding } from './sfu.mjs';
+import { buyConference, janusPids, joinRoom, serverInfo, waitDecoding } from './sfu.mjs';
 
 const PARTICIPANTS = 5;
 /** The bound on a conference's recovery this test holds the service to: the server's death to every
@@ -37,42 +37,13 @@ after(async () => {
   await stack?.stop();
 });
 
-async function waitStatus(page, status, timeout = 90_000) {
-  await page.locator(`#status[data-status="${status}"]`).waitFor({ timeout });
-}
-
-/** Opens the join page as `who`, instrumented, and joins: the page once connected. */
-async function join(who) {
-  const page = await openPage(browser, new URL(`/join/${id}`, stack.web).href, { account: who, prepare: instrument });
-  await page.click('#join');
-  await page.locator('#room[data-state="connected"]').waitFor({ timeout: 60_000 });
-  return page;
-}
-
 test('six participants meet through the SFU: each decodes the five others, over connections to the server only', { timeout: 600_000 }, async () => {
   const customer = stack.customer;
   const participants = stack.accounts.slice(5, 5 + PARTICIPANTS);
-  customerPage = await openPage(browser, stack.web, { account: customer });
-  await customerPage.locator('[data-testid="choose-1"]').waitFor();
-  await customerPage.click('#connect');
-  await customerPage.locator('#account').waitFor();
-  await customerPage.click('[data-testid="choose-1"]');
-  await customerPage.locator('#pay:not([disabled])').waitFor();
-  await customerPage.click('#pay');
-  await customerPage.waitForURL(/\/agreement\/\d+$/, { timeout: 30_000 });
-  id = Number(new URL(customerPage.url()).pathname.split('/').pop());
-  await waitStatus(customerPage, 'active');
-
-  const rows = customerPage.locator('[data-testid="participant-row"]');
-  await rows.first().waitFor();
-  while ((await rows.count()) < participants.length) await customerPage.click('#add-participant');
-  for (const [i, who] of participants.entries()) await rows.nth(i).locator('input[name=address]').fill(who);
-  await customerPage.selectOption('#participants-quality', 'sd');
-  await customerPage.click('#register');
-  await customerPage.locator(`#participants-result[data-count="${participants.length}"]`).waitFor({ timeout: 30_000 });
+  ({ id, page: customerPage } = await buyConference(browser, stack, participants));
 
   const started = Date.now();
-  for (const who of [customer, ...participants]) rooms.push({ who, page: await join(who) });
+  for (const who of [customer, ...participants]) rooms.push({ who, page: await joinRoom(browser, stack, id, who) });
   log(`  ${rooms.length} participants joined in ${Date.now() - started} ms`);
 
   const server = serverInfo(stack.rooms, id);

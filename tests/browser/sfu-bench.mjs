@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 
 import { api, launch, openPage, root, startStack } from './harness.mjs';
 import { MEDIA_INTERFACE } from './netns.mjs';
-import { cpuSeconds, instrument, janusPids, mediaStats, waitDecoding } from './sfu.mjs';
+import { buyConference, cpuSeconds, instrument, janusPids, joinRoom, mediaStats, waitDecoding } from './sfu.mjs';
 
 const { values: options } = parseArgs({
   options: {
@@ -53,32 +53,9 @@ try {
   if (participants.length < needed) throw new Error(`only ${participants.length} dev accounts to join with`);
 
   // The customer buys a dynamic-price conference and registers the participants, as on its page.
-  const customerPage = await openPage(browser, stack.web, { account: stack.customer });
-  await customerPage.locator('[data-testid="choose-1"]').waitFor();
-  await customerPage.click('#connect');
-  await customerPage.locator('#account').waitFor();
-  await customerPage.click('[data-testid="choose-1"]');
-  await customerPage.locator('#pay:not([disabled])').waitFor();
-  await customerPage.click('#pay');
-  await customerPage.waitForURL(/\/agreement\/\d+$/, { timeout: 30_000 });
-  const id = Number(new URL(customerPage.url()).pathname.split('/').pop());
-  await customerPage.locator('#status[data-status="active"]').waitFor({ timeout: 90_000 });
-  const rows = customerPage.locator('[data-testid="participant-row"]');
-  await rows.first().waitFor();
-  while ((await rows.count()) < participants.length) await customerPage.click('#add-participant');
-  for (const [i, who] of participants.entries()) await rows.nth(i).locator('input[name=address]').fill(who);
-  await customerPage.selectOption('#participants-quality', 'sd');
-  await customerPage.click('#register');
-  await customerPage.locator(`#participants-result[data-count="${participants.length}"]`).waitFor({ timeout: 30_000 });
+  const { id } = await buyConference(browser, stack, participants);
   const joinUrl = new URL(`/join/${id}`, stack.web).href;
-
-  /** Opens the room as `who`; resolves once connected. */
-  const join = async (who) => {
-    const page = await openPage(browser, joinUrl, { account: who, prepare: instrument });
-    await page.click('#join');
-    await page.locator('#room[data-state="connected"]').waitFor({ timeout: 60_000 });
-    return page;
-  };
+  const join = (who) => joinRoom(browser, stack, id, who);
 
   // --- join time --------------------------------------------------------------------------------------
   const host = await join(participants[0]);

@@ -5,6 +5,40 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
+import { openPage } from './harness.mjs';
+
+/** The customer (`stack.customer`) buys a dynamic-price conference on the offers page and, once it is
+ *  active, registers `participants` on its agreement page in `quality`: the agreement's id and the
+ *  customer's page (on the agreement, where `#stop` is). */
+export async function buyConference(browser, stack, participants, quality = 'sd') {
+  const page = await openPage(browser, stack.web, { account: stack.customer });
+  await page.locator('[data-testid="choose-1"]').waitFor();
+  await page.click('#connect');
+  await page.locator('#account').waitFor();
+  await page.click('[data-testid="choose-1"]');
+  await page.locator('#pay:not([disabled])').waitFor();
+  await page.click('#pay');
+  await page.waitForURL(/\/agreement\/\d+$/, { timeout: 30_000 });
+  const id = Number(new URL(page.url()).pathname.split('/').pop());
+  await page.locator('#status[data-status="active"]').waitFor({ timeout: 90_000 });
+  const rows = page.locator('[data-testid="participant-row"]');
+  await rows.first().waitFor();
+  while ((await rows.count()) < participants.length) await page.click('#add-participant');
+  for (const [i, who] of participants.entries()) await rows.nth(i).locator('input[name=address]').fill(who);
+  await page.selectOption('#participants-quality', quality);
+  await page.click('#register');
+  await page.locator(`#participants-result[data-count="${participants.length}"]`).waitFor({ timeout: 30_000 });
+  return { id, page };
+}
+
+/** Opens agreement `id`'s room as `who` (instrumented) and joins: the page, once connected. */
+export async function joinRoom(browser, stack, id, who) {
+  const page = await openPage(browser, new URL(`/join/${id}`, stack.web).href, { account: who, prepare: instrument });
+  await page.click('#join');
+  await page.locator('#room[data-state="connected"]').waitFor({ timeout: 60_000 });
+  return page;
+}
+
 /** Runs in every page of `context` before its scripts: the camera at 320×180, 15 frames a second (two
  *  cores carry six browsers), and every RTCPeerConnection the page makes kept in `window.__pcs`. */
 export async function instrument(context, { width = 320, height = 180, frameRate = 15 } = {}) {
