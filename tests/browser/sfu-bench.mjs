@@ -15,7 +15,7 @@
 // - recovery: the server SIGKILLed to the first successful probe stored after it (the service's default
 //   probe interval, 2 s), p50 and max over --kills samples.
 //
-//   node tests/browser/sfu-bench.mjs [--joins 10] [--participants 2,4,6] [--window 20] [--kills 5]
+//   node tests/browser/sfu-bench.mjs [--joins 10] [--participants 2,4,6,8] [--window 20] [--kills 5]
 import './netns.mjs';
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -29,7 +29,7 @@ import { buyConference, cpuSeconds, instrument, janusPids, joinRoom, mediaStats,
 const { values: options } = parseArgs({
   options: {
     joins: { type: 'string', default: '10' },
-    participants: { type: 'string', default: '2,4,6' },
+    participants: { type: 'string', default: '2,4,6,8' },
     window: { type: 'string', default: '20' },
     kills: { type: 'string', default: '5' },
   },
@@ -41,6 +41,17 @@ const KILLS = Number(options.kills);
 const COMMAND = `node tests/browser/sfu-bench.mjs --joins ${JOINS} --participants ${LEVELS.join(',')} --window ${WINDOW_S} --kills ${KILLS}`;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The packets Janus had sent its participants at the last probe of agreement `id` (its stored detail:
+ *  `… N packets in, M out`), and when that probe was taken (ms, wall clock). */
+async function packetsSent(id) {
+  const probes = (await api(`/api/agreements/${id}/probes`)).sessions.flatMap((s) => s.probes);
+  for (const probe of probes.reverse()) {
+    const counted = /(\d+) packets in, (\d+) out/.exec(probe.detail ?? '');
+    if (counted) return { packets: Number(counted[2]), at: probe.at * 1000 };
+  }
+  return { packets: 0, at: Date.now() };
+}
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 const log = (...parts) => console.log(...parts);
 
@@ -48,21 +59,23 @@ const stack = await startStack({ env: { JANUS_ICE_INTERFACE: MEDIA_INTERFACE } }
 const browser = await launch();
 const figures = [];
 try {
+  // Anvil's ten dev accounts: the customer and up to nine others (the providers' accounts join too).
   const needed = Math.max(...LEVELS, 2);
-  const participants = stack.accounts.slice(5, 5 + needed);
+  const others = [5, 6, 7, 8, 9, 0, 2, 3, 4].map((i) => stack.accounts[i]);
+  const participants = [stack.customer, ...others].slice(0, needed);
   if (participants.length < needed) throw new Error(`only ${participants.length} dev accounts to join with`);
 
-  // The customer buys a dynamic-price conference and registers the participants, as on its page.
-  const { id } = await buyConference(browser, stack, participants);
+  // The customer buys a dynamic-price conference and registers the others, as on its page.
+  const { id } = await buyConference(browser, stack, participants.slice(1));
   const joinUrl = new URL(`/join/${id}`, stack.web).href;
   const join = (who) => joinRoom(browser, stack, id, who);
 
   // --- join time --------------------------------------------------------------------------------------
-  const host = await join(participants[0]);
+  const host = await join(participants[1]);
   const joinTimes = [];
   for (let i = 0; i < JOINS; i += 1) {
     const started = performance.now();
-    const page = await openPage(browser, joinUrl, { account: participants[1], prepare: instrument });
+    const page = await openPage(browser, joinUrl, { account: participants[0], prepare: instrument });
     await page.click('#join');
     for (;;) {
       const stats = await mediaStats(page);
@@ -91,18 +104,22 @@ try {
     while (pages.length < n) pages.push(await join(participants[pages.length]));
     for (const page of pages) await waitDecoding(page, n - 1, { timeout: 90_000 });
     const [pid] = janusPids(stack.rooms, id);
-    const before = { cpu: cpuSeconds(pid), at: performance.now() };
+    const before = { cpu: cpuSeconds(pid), at: performance.now(), sent: await packetsSent(id) };
     await sleep(WINDOW_S * 1000);
-    const after = { cpu: cpuSeconds(pid), at: performance.now() };
+    const after = { cpu: cpuSeconds(pid), at: performance.now(), sent: await packetsSent(id) };
     // Everyone still receives everyone: the window measured a full conference.
     for (const page of pages) await waitDecoding(page, n - 1, { timeout: 30_000 });
-    const share = ((after.cpu - before.cpu) / ((after.at - before.at) / 1000)) * 100;
+    const seconds = (after.at - before.at) / 1000;
+    const share = ((after.cpu - before.cpu) / seconds) * 100;
     const streams = n * (n - 1);
     perStream = share / streams;
-    log(`${n} participants: Janus ${share.toFixed(2)} % of a core for ${streams} streams, ${perStream.toFixed(3)} % each`);
+    // The probes' own count of the packets Janus sent the participants, so the cost can be read per packet.
+    const packetRate = (after.sent.packets - before.sent.packets) / ((after.sent.at - before.sent.at) / 1000);
+    log(`${n} participants: Janus ${share.toFixed(2)} % of a core for ${streams} streams (${packetRate.toFixed(0)} packets/s out), ${perStream.toFixed(3)} % each`);
     figures.push(
       { id: `sfu.cost.janusCpu.${n}`, group: 'SFU (Janus): cost', label: `Janus CPU with ${n} participants (${streams} forwarded streams)`, unit: '%', samples: [share], target: null, note: `% of one core, utime + stime of the Janus process over ${WINDOW_S} s, 320×180 at 15 frames/s with audio` },
       { id: `sfu.cost.perStream.${n}`, group: 'SFU (Janus): cost', label: `Janus CPU per forwarded stream, ${n} participants`, unit: '%', samples: [perStream], target: null, note: 'a stream: one participant\'s audio and video delivered to one other' },
+      { id: `sfu.cost.packetsOut.${n}`, group: 'SFU (Janus): cost', label: `RTP packets Janus sent its participants a second, ${n} participants`, unit: 'count', samples: [packetRate], target: null, note: 'from the probes\' Admin API counters (their stored detail) at the window\'s ends: what the CPU figure is per' },
     );
   }
   // Streams one core forwards at the largest level's cost, and the participants that is in the model
