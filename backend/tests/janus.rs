@@ -30,11 +30,31 @@ fn now() -> u64 {
     conference_backend::store::now_wall() as u64
 }
 
-fn temp_dir(name: &str) -> PathBuf {
+/// A test's folder; dropped (passed or failed), it kills the Janus servers started in it and goes.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let rooms = std::fs::canonicalize(self.0.join("rooms")).unwrap_or_else(|_| self.0.join("rooms"));
+        for (_, pid) in conference_backend::orchestrator::local::server_processes(&rooms) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("conference-janus-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn orchestrator(dir: &std::path::Path) -> LocalOrchestrator {
@@ -234,7 +254,6 @@ async fn the_sfu_lets_in_only_its_own_signed_tokens_and_survives_bad_input() {
 
     conferences.remove(7).await.unwrap();
     assert!(conferences.pids(7).is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -278,7 +297,6 @@ async fn one_server_per_conference_adopted_found_when_orphaned_and_lost_when_kil
     assert_ne!(conferences.pids(4), vec![killed]);
     assert_ne!(back.join_url, "", "{before:?}");
     conferences.remove(4).await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
