@@ -15,7 +15,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -117,10 +117,17 @@ export async function startStack({ env: extra = {} } = {}) {
         child.kill('SIGTERM');
       } catch {}
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      // Whatever is left of its process group (the backend after a timeout, anvil, rooms).
+      // Whatever is left of its process group (the backend after a timeout, anvil), and any conference
+      // server (each runs in a process group of its own) the backend did not remove.
       try {
         process.kill(-child.pid, 'SIGKILL');
       } catch {}
+      for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+        try {
+          const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+          if (args.some((a) => a.startsWith(`${stack.rooms}/`) && a.endsWith('/janus.jcfg'))) process.kill(Number(entry), 'SIGKILL');
+        } catch {}
+      }
       if (current === stack) current = null;
       if (keep) console.log(`stack kept for inspection: ${work}`);
       else rmSync(work, { recursive: true, force: true });
