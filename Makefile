@@ -18,7 +18,7 @@ BOUND := ConferenceEscrow OfferBook ProviderRegistry MockStablecoin
 # A bound contract's forge artifact, whichever source file declares it.
 artifact = $$(ls contracts/out/*/$(1).json)
 
-.PHONY: openapi help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres tools web contracts check-abi abi build browser analyze bench bench-gas bench-backend bench-kube bench-web bench-report soak deploy-contracts gas-snapshot
+.PHONY: openapi help run demo test test-contracts lint-rust test-rust test-api test-browser test-deploy kube postgres janus tools web contracts check-abi abi build browser analyze bench bench-gas bench-backend bench-kube bench-web bench-sfu bench-report soak deploy-contracts gas-snapshot
 
 help:
 	@echo "make run    start anvil, deploy the escrow, run the backend and web page on http://127.0.0.1:8080"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-gas         gas per operation of each model with its floor, beside Sablier, OZ PaymentSplitter and Escrow, a per-agreement baseline; cost in USD"
 	@echo "make bench-backend     watcher catch-up, the loop's latency, memory and CPU up to 10,000 live agreements, throughput"
 	@echo "make bench-web         the web app's bundle size (gzip), time to interactive and \"Pay\" to the join link, in headless Chromium"
+	@echo "make bench-sfu         the Janus SFU: join time, Janus CPU per forwarded stream and participants per core, recovery after a kill"
 	@echo "make soak              1,000 agreements through the loop with random kills of the backend; reports losses"
 	@echo "make bench-kube        signed agreement to Jitsi pod answering (cold, warm pool) on a test API server; placement speed"
 	@echo "make deploy-contracts  deploy to a throwaway anvil, record contracts/deployments/31337.json, verify"
@@ -87,6 +88,18 @@ deploy-contracts: tools
 browser:
 	@command -v chromium > /dev/null || { apt-get update -qq && apt-get install -y -qq chromium > /dev/null; }
 
+# Debian's Janus WebRTC Server (1.1.2): the local orchestrator runs one per conference, with a configuration
+# of its own (backend/src/orchestrator/janus.rs). Installed once, timed. The package's own service (its demo
+# configuration on every interface) is not used: where systemd runs it, it is stopped and disabled.
+janus:
+	@command -v janus > /dev/null || { \
+	  echo "installing Debian's janus (the local orchestrator's SFU)..."; started=$$(date +%s); \
+	  apt-get update -qq && apt-get install -y -qq janus > /dev/null; \
+	  echo "janus $$(dpkg-query -W -f='$${Version}' janus) installed in $$(( $$(date +%s) - started )) s"; \
+	  if command -v systemctl > /dev/null && systemctl is-active --quiet janus 2> /dev/null; then \
+	    systemctl disable --now janus > /dev/null 2>&1 && echo "stopped and disabled the package's own janus service"; \
+	  fi; }
+
 # Debian's PostgreSQL server programs: the store's tests run each case on a private server too.
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql > /dev/null; }
@@ -102,7 +115,7 @@ kube:
 
 # --- the two commands ---------------------------------------------------------------------------------
 
-run: build
+run: build janus
 	$(BACKEND) dev
 
 test: test-contracts check-abi analyze lint-rust test-rust test-deploy test-api test-browser
@@ -118,7 +131,7 @@ test-contracts: tools
 gas-snapshot: tools
 	cd contracts && $(FORGE) snapshot --no-match-test "invariant|testFuzz"
 
-test-rust: build postgres kube
+test-rust: build postgres kube janus
 	cargo test --workspace
 
 # The HTTP API fuzzed against its own OpenAPI document (schemathesis, pinned in backend/fuzz/requirements.txt
@@ -129,10 +142,11 @@ lint-rust: web
 	cargo fmt --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test-api: build
+test-api: build janus
 	bash backend/fuzz/api-fuzz.sh
 
-test-browser: build browser
+# room.test.mjs runs itself in a network namespace of its own (as root: tests/browser/netns.mjs).
+test-browser: build browser janus
 	node --test tests/browser/
 
 # The deploy/ manifests as kubectl 1.20's kustomize renders them, each document checked offline against
@@ -147,7 +161,7 @@ test-deploy: kube
 	  "$$venv/bin/kubernetes-validate" --strict --quiet -k $(KUBE_VALIDATE_VERSION) "$$rendered"; \
 	  echo "deploy/: $$(grep -c '^kind:' "$$rendered") manifests valid for Kubernetes $(KUBE_VALIDATE_VERSION)"
 
-demo: build
+demo: build janus
 	cargo run -q -p conference-e2e --bin demo
 
 # --- benchmarks ---------------------------------------------------------------------------------------
@@ -176,17 +190,17 @@ BENCH_BIN := CONFERENCE_BACKEND_BIN=target/release/conference-backend target/rel
 ifeq ($(BENCH_SCALE),small)
 BENCH_EVENTS := 5000
 BENCH_NOOP_LIVE := 1,100,1000
-BENCH_LOCAL_LIVE := 1,20
+BENCH_LOCAL_LIVE := 1,5
 BENCH_AGREEMENTS := 300
 BENCH_SAMPLES := 10
 else
 BENCH_EVENTS := 100000
 BENCH_NOOP_LIVE := 1,100,1000,10000
-BENCH_LOCAL_LIVE := 1,100,1000
+BENCH_LOCAL_LIVE := 1,10,100
 BENCH_AGREEMENTS := 2000
 BENCH_SAMPLES := 50
 endif
-bench-backend: build postgres
+bench-backend: build postgres janus
 	cargo build --release -p conference-backend -p conference-e2e
 	rm -f target/bench/backend.json
 	$(BENCH_BIN) catch-up --events $(BENCH_EVENTS)
@@ -223,6 +237,15 @@ bench-web: build browser
 	cargo build --release -p conference-backend
 	CONFERENCE_BACKEND_BIN=target/release/conference-backend node tests/browser/bench.mjs
 
+# The local orchestrator's SFU (tests/browser/sfu-bench.mjs, in a network namespace of its own like room.test.mjs):
+# the room page opened to the first remote video frame decoded (p50, p99); Janus's CPU (from /proc) per
+# forwarded stream with as many real Chromium participants as this machine carries at 320x180, and what that
+# makes in participants per core beside Jitsi Videobridge's and LiveKit's figures; a killed server to its
+# first good probe (p50, max). Release backend. Writes target/bench/sfu.json.
+bench-sfu: build browser janus
+	cargo build --release -p conference-backend
+	CONFERENCE_BACKEND_BIN=target/release/conference-backend node tests/browser/sfu-bench.mjs
+
 # Every benchmark, then BENCHMARKS.md and BENCHMARKS.json at the root (tests/README.md, "Benchmarks").
 # Gas is deterministic and measured once (target/bench/gas.json); the timed benchmarks run BENCH_RUNS
 # times, each run's JSON moved to target/bench/runs/<i>/, and the report merges their samples per figure.
@@ -233,7 +256,7 @@ bench:
 	$(MAKE) --no-print-directory bench-gas
 	for i in $$(seq 1 $(BENCH_RUNS)); do \
 	  echo "--- bench run $$i of $(BENCH_RUNS)"; \
-	  $(MAKE) --no-print-directory bench-backend bench-kube bench-web; \
+	  $(MAKE) --no-print-directory bench-backend bench-kube bench-web bench-sfu; \
 	  mkdir -p target/bench/runs/$$i; \
 	  for f in target/bench/*.json; do [ "$$f" = target/bench/gas.json ] || mv "$$f" target/bench/runs/$$i/; done; \
 	done

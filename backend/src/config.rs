@@ -24,10 +24,8 @@ pub enum Command {
     /// Run the service against an existing chain and escrow contract.
     Serve(ServeArgs),
     /// Start a whole local stack: a fresh anvil chain with the contracts deployed and an offer
-    /// published, and the service on its embedded defaults (SQLite, local rooms).
+    /// published, and the service on its embedded defaults (SQLite, a Janus server per conference).
     Dev(DevArgs),
-    /// Run one conference room (started by the local orchestrator).
-    Room(RoomArgs),
     /// Print the HTTP API's OpenAPI document (what `GET /api/openapi.json` serves), as the web app's
     /// committed copy `web/openapi.json` has it (`make openapi` writes it there).
     Openapi,
@@ -127,6 +125,21 @@ pub struct ServiceArgs {
     /// transactions (`<url>/tx/<hash>`) and addresses (`<url>/address/<address>`); none by default.
     #[arg(long, env = "EXPLORER_URL")]
     pub explorer_url: Option<String>,
+    #[command(flatten)]
+    pub janus: JanusArgs,
+}
+
+/// The local orchestrator's conference servers: Janus (Debian's `janus` package), one per conference.
+#[derive(Debug, Clone, Args)]
+pub struct JanusArgs {
+    /// The Janus binary (`make janus` installs Debian's package).
+    #[arg(long, env = "JANUS_BIN", default_value = "/usr/bin/janus")]
+    pub janus_bin: PathBuf,
+    /// The network interface (name or address) Janus gathers ICE candidates on and names in its SDP:
+    /// the one participants' browsers reach this machine at. Unset: Janus picks among every interface
+    /// but loopback (which it never uses for media).
+    #[arg(long = "janus-ice-interface", env = "JANUS_ICE_INTERFACE")]
+    pub janus_ice_interface: Option<String>,
 }
 
 /// What one client (and all of them) may hold of the HTTP server: connections, time, event streams and
@@ -362,16 +375,6 @@ pub struct DevArgs {
     pub anvil_port: u16,
     #[command(flatten)]
     pub service: ServiceArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct RoomArgs {
-    #[arg(long)]
-    pub agreement: u64,
-    #[arg(long)]
-    pub rooms_dir: PathBuf,
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
 }
 
 #[cfg(test)]

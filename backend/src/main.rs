@@ -6,7 +6,7 @@ use conference_backend::{
     config::{Cli, Command, DevArgs, ServeArgs},
     dev::devnet::{self, Devnet},
     domain::agreement::Model,
-    orchestrator::room,
+    orchestrator::local::{LocalOrchestrator, LocalSettings},
     service, signal,
 };
 use tracing_subscriber::EnvFilter;
@@ -25,14 +25,6 @@ async fn main() {
             println!("{}", conference_backend::http::openapi_text());
             Ok(())
         }
-        Command::Room(args) => match room::run(args.agreement, &args.rooms_dir, args.port).await {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                eprintln!("a room for agreement {} is already running", args.agreement);
-                std::process::exit(room::EXIT_ALREADY_RUNNING);
-            }
-            Err(err) => Err(err),
-        },
     };
     if let Err(err) = outcome {
         eprintln!("error: {err}");
@@ -118,13 +110,9 @@ async fn dev(args: DevArgs) -> Result<()> {
     };
     let outcome = service::serve(serve_args, listener, signal::shutdown_signal()).await;
     // The chain goes with this process: so do its conferences.
-    let rooms = conference_backend::orchestrator::local::LocalOrchestrator::new(
-        args.service.data_dir.join("rooms"),
-        std::env::current_exe()?,
-        args.service.region,
-    )?;
-    for id in rooms.list()? {
-        rooms.remove(id).await?;
+    let conferences = LocalOrchestrator::new(LocalSettings::from_args(&args.service))?;
+    for id in conferences.list()? {
+        conferences.remove(id).await?;
     }
     outcome
 }

@@ -27,7 +27,7 @@ use crate::domain::{event::ChainEvent, placement::NoFit};
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Every metric's name, for the docs and the tests: each one appears in a scrape from the start.
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 14] = [
     "conference_watcher_lag_blocks",
     "conference_watcher_head_block",
     "conference_watcher_last_read_timestamp_seconds",
@@ -40,6 +40,8 @@ pub const NAMES: [&str; 12] = [
     "conference_probes_total",
     "conference_settlement_availability_bps",
     "conference_placements_total",
+    "conference_lost_total",
+    "conference_redeploys_total",
 ];
 
 /// Availability buckets in basis points. A settlement under 7,500 (75%) refunds the customer in full,
@@ -68,6 +70,8 @@ struct Inner {
     probes: Family<OutcomeLabel, Counter>,
     availability: Histogram,
     placements: Family<OutcomeLabel, Counter>,
+    lost: Counter,
+    redeploys: Counter,
 }
 
 impl Default for Metrics {
@@ -136,6 +140,18 @@ impl Metrics {
              constraints (excluded) or none has room (full)",
             placements.clone(),
         );
+        let lost = Counter::default();
+        registry.register(
+            "lost",
+            "Running conferences a probe found lost (their server exited or stopped answering)",
+            lost.clone(),
+        );
+        let redeploys = Counter::default();
+        registry.register(
+            "redeploys",
+            "Lost conferences of active agreements deployed again by the reconciler",
+            redeploys.clone(),
+        );
         // Every outcome from the start, so that a rate over them is defined before the first of each.
         for outcome in ["ok", "failed"] {
             let _ = probes.get_or_create(&[("outcome", outcome)]);
@@ -157,6 +173,8 @@ impl Metrics {
             probes,
             availability,
             placements,
+            lost,
+            redeploys,
         }))
     }
 
@@ -208,6 +226,16 @@ impl Metrics {
     /// The monitor probed a conference.
     pub fn probe(&self, ok: bool) {
         self.0.probes.get_or_create(&[("outcome", if ok { "ok" } else { "failed" })]).inc();
+    }
+
+    /// The monitor found a running conference lost.
+    pub fn conference_lost(&self) {
+        self.0.lost.inc();
+    }
+
+    /// The reconciler deployed a lost conference again.
+    pub fn redeployed(&self) {
+        self.0.redeploys.inc();
     }
 
     /// The reconciler deployed a conference where placement put it, or found that none fits.

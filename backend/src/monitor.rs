@@ -1,14 +1,28 @@
-//! The monitor probes the conference of every active agreement and stores each probe: the
-//! availability reported at settlement is the share of probes that succeeded while the agreement
-//! ran, and the stored probes are the evidence behind it.
+//! The monitor probes the conference of every active agreement and stores each probe with what was
+//! measured (the orchestrator's detail: for Janus, whether it answered and whether its packets to the
+//! participants moved; for Jitsi, the videobridge's health and statistics): the availability reported
+//! at settlement is the share of probes that succeeded while the agreement ran, and the stored probes
+//! are the evidence behind it.
+//!
+//! A probe that finds the conference lost (its server exited, or stopped answering) marks it so in the
+//! store (`running` → `removed`): the reconciler's next pass deploys it again ([`next_step`] says
+//! Deploy for an active agreement without a running conference), while the probes go on failing until
+//! it is back, so the downtime is counted. The probe also passes who may be in the conference (the
+//! customer and the participants registered now), so that a participant the customer removed is put
+//! out of it.
+//!
+//! [`next_step`]: crate::domain::step::next_step
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
+
+use tracing::warn;
 
 use crate::{
     Result,
     domain::{
         agreement::{Agreement, ChainStatus, ConferenceState, Model},
-        availability::ProbeResult,
+        availability::{ProbeOutcome, ProbeResult},
+        conference::{Roster, lowercase},
     },
     orchestrator::Orchestrator,
     store::Store,
@@ -35,20 +49,44 @@ impl Monitor {
                 continue;
             }
             // An active agreement whose conference is not running is down, whatever the reason.
-            let ok = a.conference_state == ConferenceState::Running && self.orchestrator.probe(a.id).await?;
-            let detail = match (ok, a.conference_state) {
-                (true, _) => None,
-                (false, ConferenceState::Running) => Some("no answer".to_owned()),
-                (false, state) => Some(format!("conference {}", state.as_str())),
+            let outcome = if a.conference_state == ConferenceState::Running {
+                let roster = self.roster(&a).await?;
+                self.orchestrator.probe(a.id, Some(&roster)).await?
+            } else {
+                ProbeOutcome::down(format!("conference {}", a.conference_state.as_str()))
             };
-            if !ok && self.changed_meanwhile(&a).await? {
+            if !outcome.ok && self.changed_meanwhile(&a).await? {
                 // Removed on purpose while the probe ran (stopped, ended): not an outage.
                 continue;
             }
-            self.metrics.probe(ok);
-            probes.push(ProbeResult { agreement: a.id, session: a.session, ok, detail });
+            if outcome.lost
+                && a.conference_state == ConferenceState::Running
+                && self.store.conference_lost(a.id).await?
+            {
+                warn!(agreement = a.id, session = a.session, detail = %outcome.detail, "conference lost: it will be deployed again");
+                self.metrics.conference_lost();
+            }
+            self.metrics.probe(outcome.ok);
+            probes.push(ProbeResult {
+                agreement: a.id,
+                session: a.session,
+                ok: outcome.ok,
+                detail: Some(outcome.detail),
+            });
         }
         self.store.record_probes(&probes).await
+    }
+
+    /// Who may be in the agreement's conference now (its customer and the participants it registered,
+    /// lowercase addresses) and at what quality.
+    async fn roster(&self, a: &Agreement) -> Result<Roster> {
+        let mut admitted = BTreeSet::from([a.customer.to_lowercase()]);
+        let settings = self.store.conference_settings(a.id).await?;
+        if let Some(settings) = &settings {
+            admitted.extend(settings.participants.iter().map(|(address, _)| lowercase(*address)));
+        }
+        let quality = settings.map(|s| s.quality).unwrap_or_default();
+        Ok(Roster { admitted, stream_kbps: quality.stream_kbps() })
     }
 
     /// Whether the agreement's record moved on since `seen` was read (another status, conference state,

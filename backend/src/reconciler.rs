@@ -230,6 +230,11 @@ impl Reconciler {
                 if deployed.fresh {
                     self.metrics.placement(Ok(()));
                 }
+                if deployed.fresh && a.chain_status == C::Active {
+                    // An active agreement is deployed only when its conference was lost.
+                    warn!(join_url = %deployed.join_url, region = deployed.region, "lost conference brought back");
+                    self.metrics.redeployed();
+                }
                 crate::fault::crash_point("deployed");
                 info!(join_url = %deployed.join_url, fresh = deployed.fresh, region = deployed.region, "conference running");
                 return Ok(true);
@@ -247,7 +252,7 @@ impl Reconciler {
             Step::Activate => {
                 // Countersign only once the conference answers, naming the region it runs in.
                 if let Some(region) = a.conference_region
-                    && self.orchestrator.probe(a.id).await?
+                    && self.orchestrator.answers(a.id).await?
                 {
                     let requested_at = a.requested_at.unwrap_or_default();
                     self.queue(OperatorCall::Activate { agreement: a.id, session: a.session, requested_at, region })

@@ -28,8 +28,11 @@ use crate::{
     metrics::Metrics,
     monitor::Monitor,
     orchestrator::{
-        Orchestrator, jitsi_pod::Owner, kubernetes::KubernetesOrchestrator, local::LocalOrchestrator,
-        noop::NoopOrchestrator, room,
+        Orchestrator,
+        jitsi_pod::Owner,
+        kubernetes::KubernetesOrchestrator,
+        local::{self, LocalOrchestrator},
+        noop::NoopOrchestrator,
     },
     reconciler::{FULL_PASS_EVERY, Reconciler},
     settler::{Settler, SettlerConfig},
@@ -72,9 +75,7 @@ pub async fn serve(
         None if service.orchestrator == OrchestratorKind::Noop => {
             Orchestrator::Noop(NoopOrchestrator::new(service.region))
         }
-        None => {
-            Orchestrator::Local(LocalOrchestrator::new(rooms_dir.clone(), std::env::current_exe()?, service.region)?)
-        }
+        None => Orchestrator::Local(LocalOrchestrator::new(local::LocalSettings::from_args(service))?),
         Some(file) => {
             let owner = Owner { chain_id: chain.chain_id, contract: format!("{:#x}", chain.escrow) };
             let app_id = service.jitsi.jitsi_app_id.clone();
@@ -166,9 +167,10 @@ pub async fn serve(
             tokens,
         )
     };
-    // Local rooms check tokens signed with the rooms folder's secret; Jitsi Meet with JITSI_APP_SECRET.
+    // Local Janus servers check tokens signed under secrets derived from the conferences' folder's
+    // join secret; Jitsi Meet with JITSI_APP_SECRET.
     let join_tokens = match clusters_file {
-        None => JoinTokens::local(&room::join_secret(&rooms_dir)?, service.jitsi.jitsi_token_ttl_secs)?,
+        None => JoinTokens::local(&local::join_secret(&rooms_dir)?)?,
         Some(_) => JoinTokens::from_args(&service.jitsi)?,
     };
     let guards = Guards::new(limits.clone());

@@ -3,9 +3,10 @@
 //! ([`crate::store::Store::register_participants`]) and issues a join token ([`JoinTokens`]) to the
 //! customer (as moderator) and to each registered participant, signed in likewise. The Kubernetes
 //! orchestrator configures its Jitsi Meet with the same app id and secret, so that prosody accepts
-//! exactly these tokens ([`JoinClaims`]). The local orchestrator's rooms check theirs
-//! ([`RoomClaims`]) with the secret the backend keeps in the rooms folder
-//! ([`crate::orchestrator::room::join_secret`]).
+//! exactly these tokens ([`JoinClaims`]). The local orchestrator's Janus servers check theirs
+//! themselves: Janus signed tokens ([`crate::orchestrator::janus::signed_token`]) under a secret per
+//! conference derived from the one the backend keeps in the conferences' folder
+//! ([`crate::orchestrator::local::join_secret`]), valid [`TOKEN_TTL_SECS`] and renewed by the page.
 
 use alloy::primitives::Address;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -15,6 +16,7 @@ use crate::{
     Error, Result,
     config::JitsiArgs,
     domain::conference::{lowercase, room_name, short_address},
+    orchestrator::janus::{TOKEN_TTL_SECS, signed_token, token_secret},
 };
 
 /// The claims of a Jitsi Meet join token (prosody's `token` authentication, HS256).
@@ -49,26 +51,12 @@ pub struct JoinUser {
     pub moderator: bool,
 }
 
-/// The claims of a local room's join token (HS256 with the rooms folder's secret): the room checks the
-/// signature, `room` and `exp`, and shows `sub` as the participant's name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomClaims {
-    /// The wallet address that joins, EIP-55 checksummed.
-    pub sub: String,
-    /// [`room_name`] of the agreement.
-    pub room: String,
-    pub iat: u64,
-    pub nbf: u64,
-    pub exp: u64,
-    /// The customer moderates its conference; participants do not.
-    pub moderator: bool,
-}
-
 /// Which kind of conference join tokens are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomKind {
-    /// A room process of the local orchestrator: the page opens its WebSocket with the token.
+    /// A Janus server of the local orchestrator: the page opens its WebSocket API (the join URL) and
+    /// sends the token with every request.
     Local,
     /// Jitsi Meet (the Kubernetes orchestrator): the join URL carries the token as `jwt`.
     Jitsi,
@@ -96,6 +84,8 @@ pub struct JoinTokens {
     subject: String,
     ttl_secs: u64,
     key: EncodingKey,
+    /// The local conferences' join secret (their Janus token secrets derive from it).
+    local_secret: Vec<u8>,
     room: RoomKind,
 }
 
@@ -122,20 +112,23 @@ impl JoinTokens {
             subject: subject.into(),
             ttl_secs,
             key: EncodingKey::from_secret(secret),
+            local_secret: Vec::new(),
             room: RoomKind::Jitsi,
         })
     }
 
-    /// An issuer of local rooms' tokens ([`RoomClaims`]) signing with the rooms folder's `secret`.
-    pub fn local(secret: &[u8], ttl_secs: u64) -> Result<Self> {
+    /// An issuer of the local Janus servers' signed tokens, valid [`TOKEN_TTL_SECS`], each under its
+    /// conference's secret derived from the conferences' folder's join `secret`.
+    pub fn local(secret: &[u8]) -> Result<Self> {
         if secret.is_empty() {
-            return Err(Error::Config("the local rooms' join secret is empty".into()));
+            return Err(Error::Config("the local conferences' join secret is empty".into()));
         }
         Ok(Self {
             app_id: String::new(),
             subject: String::new(),
-            ttl_secs,
+            ttl_secs: TOKEN_TTL_SECS,
             key: EncodingKey::from_secret(secret),
+            local_secret: secret.to_vec(),
             room: RoomKind::Local,
         })
     }
@@ -178,20 +171,8 @@ impl JoinTokens {
         }
     }
 
-    /// The claims of a local room's token for `address` (see [`JoinTokens::claims`]).
-    pub fn room_claims(&self, agreement: u64, address: Address, moderator: bool, now: u64) -> RoomClaims {
-        RoomClaims {
-            sub: address.to_string(),
-            room: room_name(agreement),
-            iat: now,
-            nbf: now,
-            exp: now.saturating_add(self.ttl_secs),
-            moderator,
-        }
-    }
-
-    /// A signed token for `address`: Jitsi Meet's ([`JoinTokens::claims`]) or a local room's
-    /// ([`JoinTokens::room_claims`]).
+    /// A signed token for `address`: Jitsi Meet's ([`JoinTokens::claims`]) or a local Janus server's
+    /// ([`signed_token`], naming the conference's room and the address).
     pub fn issue(&self, agreement: u64, address: Address, moderator: bool, now: u64) -> Result<JoinToken> {
         let header = Header::new(Algorithm::HS256);
         let (token, expires_at) = match self.room {
@@ -200,8 +181,9 @@ impl JoinTokens {
                 (jsonwebtoken::encode(&header, &claims, &self.key), claims.exp)
             }
             RoomKind::Local => {
-                let claims = self.room_claims(agreement, address, moderator, now);
-                (jsonwebtoken::encode(&header, &claims, &self.key), claims.exp)
+                let expires_at = now.saturating_add(self.ttl_secs);
+                let secret = token_secret(&self.local_secret, agreement);
+                (Ok(signed_token(&secret, expires_at, &lowercase(address))), expires_at)
             }
         };
         let token = token.map_err(|e| Error::Config(format!("join token: {e}")))?;
@@ -209,7 +191,7 @@ impl JoinTokens {
     }
 
     /// The URL a token's holder joins at, from the conference's `base` URL: Jitsi Meet's with the token
-    /// as `jwt`; a local room's as it is (the page opens the room's WebSocket with the token).
+    /// as `jwt`; a local Janus server's as it is (its WebSocket API; the token goes with each request).
     pub fn join_url(&self, base: &str, token: &str) -> String {
         match self.room {
             RoomKind::Jitsi => join_url(base, token),

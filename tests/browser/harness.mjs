@@ -15,7 +15,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -50,6 +50,8 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
+  // No outside host is ever looked up (Chromium asks for Google's at start otherwise).
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
 ];
 const READY_TIMEOUT_MS = 120_000;
 /** Where screenshots go: the test artifacts folder. */
@@ -57,17 +59,18 @@ export const ARTIFACTS = path.join(root, 'target/browser-artifacts');
 
 let current = null; // the stack `rpc` talks to
 
-/** Starts `conference-backend dev` on free ports and waits for its READY line. Returns the line's
- *  fields (web, rpc, escrow, customer, customerKey, token), `accounts` (anvil's dev accounts),
- *  `chainId`, `config` (GET /api/config), `work` (its temp directory) and `stop()`. */
-export async function startStack() {
+/** Starts `conference-backend dev` on free ports (with `env` added to its environment) and waits for
+ *  its READY line. Returns the line's fields (web, rpc, escrow, customer, customerKey, token),
+ *  `accounts` (anvil's dev accounts), `chainId`, `config` (GET /api/config), `work` (its temp
+ *  directory), `rooms` (its conferences' folder) and `stop()`. */
+export async function startStack({ env: extra = {} } = {}) {
   if (!existsSync(BACKEND_BIN)) {
     throw new Error(`${BACKEND_BIN} does not exist: build it first (cargo build --workspace --bins, or make build)`);
   }
   const work = mkdtempSync(path.join(tmpdir(), 'conference-browser-'));
   const logFile = path.join(work, 'backend.log');
   const out = createWriteStream(logFile);
-  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' };
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...extra };
   if (!env.ANVIL_BIN) env.ANVIL_BIN = path.join(root, 'anvil/node_modules/.bin/anvil');
   // Its own process group, so that anvil and the rooms it starts are stopped with it.
   const child = spawn(BACKEND_BIN, ['dev', '--http', '127.0.0.1:0', '--anvil-port', '0', '--data-dir', path.join(work, 'data')], {
@@ -105,6 +108,8 @@ export async function startStack() {
   const stack = {
     ...ready,
     work,
+    /** The local orchestrator's conferences' folder (each conference's Janus state and log). */
+    rooms: path.join(work, 'data', 'rooms'),
     logFile,
     async stop({ keep = process.env.KEEP_STACK === '1' } = {}) {
       const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r));
@@ -112,10 +117,17 @@ export async function startStack() {
         child.kill('SIGTERM');
       } catch {}
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      // Whatever is left of its process group (the backend after a timeout, anvil, rooms).
+      // Whatever is left of its process group (the backend after a timeout, anvil), and any conference
+      // server (each runs in a process group of its own) the backend did not remove.
       try {
         process.kill(-child.pid, 'SIGKILL');
       } catch {}
+      for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+        try {
+          const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+          if (args.some((a) => a.startsWith(`${stack.rooms}/`) && a.endsWith('/janus.jcfg'))) process.kill(Number(entry), 'SIGKILL');
+        } catch {}
+      }
       if (current === stack) current = null;
       if (keep) console.log(`stack kept for inspection: ${work}`);
       else rmSync(work, { recursive: true, force: true });
@@ -254,10 +266,12 @@ function installWallet({ account, chainId, refuseSwitch, reject }) {
 /** A new page in its own browser context (its own cookies: one per person). With `account`, the
  *  test wallet acts as that account; `chainId` makes it report another chain and refuse to switch
  *  (a wrong network); `reject` (a method name, or true for any) makes it reject that next request with
- *  4001. Without `account`, no wallet at all. `viewport` defaults to 1280×900. Uncaught page errors
+ *  4001. Without `account`, no wallet at all. `viewport` defaults to 1280×900; `prepare(context)` runs
+ *  before the page opens (init scripts of a test's own). Uncaught page errors
  *  and any request to an origin other than the backend's and the RPC's collect in `page.errors`. */
-export async function openPage(browser, url, { account, chainId, reject, viewport, stack = current } = {}) {
+export async function openPage(browser, url, { account, chainId, reject, viewport, prepare, stack = current } = {}) {
   const context = await browser.newContext({ viewport: viewport ?? { width: 1280, height: 900 } });
+  await prepare?.(context);
   if (account) {
     if (!stack) throw new Error('no stack is running: call startStack() first');
     await context.exposeFunction('__rpc', async (method, params) => {

@@ -5,9 +5,12 @@
 //! admission, validation, resource versions, watches, the status subresource and server-side apply
 //! behave as on any cluster. What stands in: there is no scheduler, kubelet, kube-proxy or
 //! controller-manager. Pods are stored but never run, so [`FakeNode`] plays the node the way kwok
-//! does: it marks pods Running and Ready through the status subresource and, for each Service whose
-//! cluster IP is on loopback (every test cluster's service range is a loopback /24), answers HTTP
-//! on clusterIP:443 as Jitsi's web container would. The `default` ServiceAccount of each namespace is
+//! does: it marks pods Running and Ready through the status subresource, gives each pod an address
+//! of its own on loopback (127.250.0.0/16) where it answers as the pod's videobridge would on its
+//! private REST interface (port 8080: `/about/health`, and `/colibri/stats` with the statistics a test
+//! sets, [`KubeClusters::set_videobridge_stats`]) and, for each Service whose cluster IP is on loopback
+//! (every test cluster's service range is a loopback /24), answers HTTP on clusterIP:443 as Jitsi's web
+//! container would. The `default` ServiceAccount of each namespace is
 //! created by [`TestCluster::start`] (the controller-manager's job), and bound service-account
 //! token volumes are switched on so that pods admit without token Secrets.
 //!
@@ -22,7 +25,10 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -45,8 +51,12 @@ use nix::{
     sys::{prctl, signal::Signal},
     unistd::Pid,
 };
-use serde_json::json;
-use tokio::{io::AsyncWriteExt, net::TcpListener, task::JoinHandle};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+    task::JoinHandle,
+};
 
 /// The version `anvil/kube-apiserver.sh` builds.
 pub const KUBERNETES_VERSION: &str = "v1.20.2";
@@ -394,11 +404,28 @@ fn free_port() -> Result<u16> {
 }
 
 /// The kubelet's and kube-proxy's stand-in for one namespace (as kwok does): marks every pod
-/// Running and Ready `start_delay` after it appears, removes a pod being deleted at once (its
-/// containers "stop" without waiting out the grace period), and answers HTTP on clusterIP:443 of every
-/// Service with a loopback cluster IP for as long as the Service exists. Dropping it stops all.
+/// Running and Ready `start_delay` after it appears, with an address of its own where its videobridge
+/// answers, removes a pod being deleted at once (its containers "stop" without waiting out the grace
+/// period), and answers HTTP on clusterIP:443 of every Service with a loopback cluster IP for as long as
+/// the Service exists. Dropping it stops all.
 pub struct FakeNode {
     tasks: Vec<JoinHandle<()>>,
+    /// What every videobridge of this node reports at `/colibri/stats`.
+    pub videobridge_stats: Arc<RwLock<Value>>,
+}
+
+/// A videobridge's statistics with one conference of `participants` and media flowing at `packets` a
+/// second each way (the keys Jitsi Videobridge's `/colibri/stats` has).
+pub fn videobridge_stats(participants: u64, packets: u64) -> Value {
+    json!({
+        "conferences": 1,
+        "participants": participants,
+        "endpoints_sending_video": participants,
+        "packet_rate_upload": packets,
+        "packet_rate_download": packets,
+        "bit_rate_upload": packets * 1_000,
+        "bit_rate_download": packets * 1_000,
+    })
 }
 
 impl FakeNode {
@@ -407,7 +434,11 @@ impl FakeNode {
     pub fn start(client: Client, namespace: &str, start_delay: Duration) -> FakeNode {
         let pods = Api::<Pod>::namespaced(client.clone(), namespace);
         let services = Api::<Service>::namespaced(client, namespace);
-        FakeNode { tasks: vec![tokio::spawn(run_pods(pods, start_delay)), tokio::spawn(run_services(services))] }
+        let stats = Arc::new(RwLock::new(videobridge_stats(0, 0)));
+        FakeNode {
+            tasks: vec![tokio::spawn(run_pods(pods, start_delay, stats.clone())), tokio::spawn(run_services(services))],
+            videobridge_stats: stats,
+        }
     }
 }
 
@@ -428,8 +459,18 @@ impl Drop for Owned {
     }
 }
 
-async fn run_pods(pods: Api<Pod>, start_delay: Duration) {
+/// Hands out pod addresses, 127.250.0.1 and up, unique in the test process.
+static NEXT_POD_ADDRESS: AtomicU32 = AtomicU32::new(0);
+
+fn pod_address() -> Ipv4Addr {
+    let n = NEXT_POD_ADDRESS.fetch_add(1, Ordering::Relaxed);
+    Ipv4Addr::new(127, 250, (n / 250) as u8, (n % 250 + 1) as u8)
+}
+
+async fn run_pods(pods: Api<Pod>, start_delay: Duration, stats: Arc<RwLock<Value>>) {
     let mut starting: HashMap<String, Owned> = HashMap::new();
+    // Each started pod's videobridge, by pod uid: it answers for as long as the pod exists.
+    let mut bridges: HashMap<String, Owned> = HashMap::new();
     let mut events = watcher::watcher(pods.clone(), watcher::Config::default()).boxed();
     while let Some(event) = events.next().await {
         match event {
@@ -439,17 +480,27 @@ async fn run_pods(pods: Api<Pod>, start_delay: Duration) {
                     // A kubelet stops the containers within the grace period, then removes the pod for
                     // good; this stand-in's containers stop at once.
                     starting.remove(&uid);
+                    bridges.remove(&uid);
                     tokio::spawn(finish_deletion(pods.clone(), pod.name_any()));
                 } else if pod_ready(&pod) {
                     starting.remove(&uid);
-                } else {
-                    starting
-                        .entry(uid)
-                        .or_insert_with(|| Owned(tokio::spawn(start_pod(pods.clone(), pod, start_delay))));
+                } else if let std::collections::hash_map::Entry::Vacant(slot) = starting.entry(uid.clone()) {
+                    let address = pod_address();
+                    match bind(SocketAddr::new(IpAddr::V4(address), 8080)) {
+                        Ok(listener) => {
+                            bridges.insert(uid, Owned(tokio::spawn(answer_videobridge(listener, stats.clone()))));
+                        }
+                        Err(error) => {
+                            eprintln!("fake node: the videobridge of pod {} on {address}: {error}", pod.name_any())
+                        }
+                    }
+                    slot.insert(Owned(tokio::spawn(start_pod(pods.clone(), pod, start_delay, address))));
                 }
             }
             Ok(Event::Delete(pod)) => {
-                starting.remove(&pod.uid().unwrap_or_default());
+                let uid = pod.uid().unwrap_or_default();
+                starting.remove(&uid);
+                bridges.remove(&uid);
             }
             Ok(Event::Init | Event::InitDone) => {}
             Err(error) => {
@@ -474,7 +525,7 @@ pub fn pod_ready(pod: &Pod) -> bool {
     conditions.is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-async fn start_pod(pods: Api<Pod>, pod: Pod, start_delay: Duration) {
+async fn start_pod(pods: Api<Pod>, pod: Pod, start_delay: Duration, address: Ipv4Addr) {
     tokio::time::sleep(start_delay).await;
     let now = Timestamp::now().to_string();
     let containers = pod.spec.as_ref().map(|spec| spec.containers.as_slice()).unwrap_or_default();
@@ -498,8 +549,8 @@ async fn start_pod(pods: Api<Pod>, pod: Pod, start_delay: Duration) {
         "phase": "Running",
         "conditions": conditions,
         "hostIP": "127.0.0.1",
-        "podIP": "127.0.0.1",
-        "podIPs": [{"ip": "127.0.0.1"}],
+        "podIP": address.to_string(),
+        "podIPs": [{"ip": address.to_string()}],
         "startTime": now,
         "containerStatuses": container_statuses,
     }});
@@ -566,6 +617,43 @@ async fn answer_http(listener: TcpListener) {
     }
 }
 
+/// A listening socket on `address`, for the runtime.
+fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let listener = StdTcpListener::bind(address)?;
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
+}
+
+/// A pod's videobridge on its private REST interface: `/about/health` (200) and `/colibri/stats` (the
+/// node's statistics, as JSON); 404 for anything else.
+async fn answer_videobridge(listener: TcpListener, stats: Arc<RwLock<Value>>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&request).lines().next().unwrap_or_default().to_owned();
+            let (status, body) = match line.split(' ').nth(1) {
+                Some("/about/health") => ("200 OK", "{}".to_owned()),
+                Some("/colibri/stats") => ("200 OK", stats.read().expect("not poisoned").to_string()),
+                _ => ("404 Not Found", "{}".to_owned()),
+            };
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
 /// One test cluster as the backend's clusters file describes it.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -581,7 +669,7 @@ pub struct ClusterSpec {
 /// kubeconfig per cluster for the `backend` user, and the clusters file naming them.
 pub struct KubeClusters {
     // Dropped first: the stand-in nodes stop watching before their clusters go.
-    _nodes: Vec<FakeNode>,
+    nodes: Vec<FakeNode>,
     pub clusters: Vec<TestCluster>,
     /// The admin's client of each cluster, for the tests' own reads and writes.
     pub admins: Vec<Client>,
@@ -637,7 +725,7 @@ impl KubeClusters {
         }
         let path = dir.join("clusters.toml");
         fs::write(&path, file)?;
-        Ok(Self { clusters, admins, file: path, _nodes: nodes })
+        Ok(Self { clusters, admins, file: path, nodes })
     }
 
     /// The local stack with its backend on these clusters (the Kubernetes orchestrator).
@@ -650,6 +738,13 @@ impl KubeClusters {
         let file = self.file.to_string_lossy().into_owned();
         let flags = ["--orchestrator", "kubernetes", "--clusters-file", &file, "--jitsi-app-secret", TEST_JITSI_SECRET];
         crate::Stack::start_with(name, websocket, &flags).await
+    }
+
+    /// What every pod's videobridge in every cluster reports at `/colibri/stats` from now on.
+    pub fn set_videobridge_stats(&self, stats: Value) {
+        for node in &self.nodes {
+            *node.videobridge_stats.write().expect("not poisoned") = stats.clone();
+        }
     }
 
     pub fn pods(&self, cluster: usize) -> Api<Pod> {

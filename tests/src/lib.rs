@@ -18,7 +18,10 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use conference_backend::{
     chain::ConferenceEscrow,
     dev::devnet::{self, Devnet},
-    orchestrator::room::RoomInfo,
+    orchestrator::{
+        janus::ServerInfo,
+        local::{LocalOrchestrator, server_processes},
+    },
 };
 use nix::{sys::signal, unistd::Pid};
 use serde_json::Value;
@@ -502,17 +505,128 @@ impl Stack {
         Ok(self.customer.get_logs(&filter).await?.len())
     }
 
-    /// The room the local orchestrator published for an agreement, if any.
-    pub fn room(&self, id: u64) -> Option<RoomInfo> {
-        let bytes = fs::read(self.data_dir.join("rooms").join(format!("{id}.json"))).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    /// The conferences' folder of the local orchestrator (every replica shares it).
+    pub fn rooms_dir(&self) -> PathBuf {
+        self.data_dir.join("rooms")
     }
 
-    /// Whether the local room at `join_url` (its base URL) answers its health check.
-    pub async fn room_answers(&self, join_url: &str) -> bool {
-        let url = format!("{}/healthz", join_url.trim_end_matches('/'));
-        matches!(self.http.get(url).send().await, Ok(r) if r.status().is_success())
+    /// The conference server (Janus) the local orchestrator runs for an agreement, if one runs.
+    pub fn room(&self, id: u64) -> Option<Room> {
+        let bytes = fs::read(self.rooms_dir().join(id.to_string()).join("janus.json")).ok()?;
+        let info: ServerInfo = serde_json::from_slice(&bytes).ok()?;
+        let pid = janus_pids(&self.rooms_dir(), id).into_iter().next()?;
+        Some(Room { pid, join_url: LocalOrchestrator::join_url(&info), info })
     }
+
+    /// Waits until the conference server `pid` of agreement `id` is gone, with its folder (a removal
+    /// records the conference removed first, then stops the server, which takes Janus about a second).
+    pub async fn wait_room_gone(&self, id: u64, pid: u32, timeout: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        while process_alive(pid) || self.rooms_dir().join(id.to_string()).exists() {
+            ensure!(started.elapsed() < timeout, "the conference server {pid} of agreement {id} is still there");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Whether the conference server at `join_url` (its WebSocket API) answers a `ping`.
+    pub async fn room_answers(&self, join_url: &str) -> bool {
+        janus_answers(join_url).await
+    }
+}
+
+/// A conference server of the local orchestrator.
+#[derive(Debug, Clone)]
+pub struct Room {
+    pub pid: u32,
+    pub join_url: String,
+    pub info: ServerInfo,
+}
+
+/// The Janus processes of agreement `id` under the conferences' folder `rooms_dir`.
+pub fn janus_pids(rooms_dir: &Path, id: u64) -> Vec<u32> {
+    let dir = fs::canonicalize(rooms_dir).unwrap_or_else(|_| rooms_dir.to_owned());
+    server_processes(&dir).into_iter().filter(|(agreement, _)| *agreement == id).map(|(_, pid)| pid).collect()
+}
+
+/// A participant's connection to a Janus server's WebSocket API (`janus-protocol`), as the room page
+/// speaks it.
+pub struct JanusClient {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    next: u64,
+}
+
+impl JanusClient {
+    pub async fn connect(join_url: &str) -> Result<Self> {
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+        let mut request = join_url.into_client_request()?;
+        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("janus-protocol"));
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self { socket, next: 0 })
+    }
+
+    /// Sends `body` with a new transaction; its answer (a keepalive's is its `ack`; other requests'
+    /// `ack` only says they arrived).
+    pub async fn request(&mut self, mut body: Value) -> Result<Value> {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        self.next += 1;
+        let transaction = format!("t{}", self.next);
+        body["transaction"] = transaction.clone().into();
+        let ack_answers = body["janus"] == "keepalive";
+        self.socket.send(Message::text(body.to_string())).await?;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(message) = self.socket.next().await {
+                if let Message::Text(text) = message? {
+                    let answer: Value = serde_json::from_str(&text)?;
+                    if answer["transaction"] == transaction.as_str() && (ack_answers || answer["janus"] != "ack") {
+                        return Ok(answer);
+                    }
+                }
+            }
+            bail!("the server closed the connection")
+        })
+        .await
+        .context("no answer from the server within 5 s")?
+    }
+
+    /// Creates a session with `token`: its id, or the error code Janus answered with.
+    pub async fn create(&mut self, token: Option<&str>) -> Result<Result<u64, u64>> {
+        let mut body = serde_json::json!({ "janus": "create" });
+        if let Some(token) = token {
+            body["token"] = token.into();
+        }
+        let answer = self.request(body).await?;
+        Ok(match answer["data"]["id"].as_u64() {
+            Some(session) => Ok(session),
+            None => Err(answer["error"]["code"].as_u64().unwrap_or_default()),
+        })
+    }
+}
+
+/// Asks the Janus server at `join_url` for a session with `token` (a participant's first request): the
+/// session id, or the error code Janus answered with (403: no, or no valid, token).
+pub async fn janus_create(join_url: &str, token: Option<&str>) -> Result<Result<u64, u64>> {
+    JanusClient::connect(join_url).await?.create(token).await
+}
+
+/// Whether a Janus server's WebSocket API at `join_url` answers a `ping` (it needs no token).
+pub async fn janus_answers(join_url: &str) -> bool {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+    let Ok(mut request) = join_url.into_client_request() else { return false };
+    request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("janus-protocol"));
+    let exchange = async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.ok()?;
+        socket.send(Message::text(r#"{"janus":"ping","transaction":"p"}"#)).await.ok()?;
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Text(text) = message {
+                return Some(serde_json::from_str::<Value>(&text).ok()?["janus"] == "pong");
+            }
+        }
+        None
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(2), exchange).await, Ok(Some(true)))
 }
 
 fn free_loopback_addr() -> Result<String> {
@@ -551,14 +665,10 @@ impl Drop for Stack {
                 let _ = child.wait();
             }
         }
-        // Rooms run in their own process groups: stop any the test left behind.
-        if let Ok(entries) = fs::read_dir(self.data_dir.join("rooms")) {
-            for entry in entries.flatten() {
-                let info = fs::read(entry.path()).ok().and_then(|b| serde_json::from_slice::<RoomInfo>(&b).ok());
-                if let Some(info) = info {
-                    let _ = signal::kill(Pid::from_raw(info.pid as i32), signal::Signal::SIGKILL);
-                }
-            }
+        // Conference servers run in their own process groups: stop any the test left behind.
+        let rooms = fs::canonicalize(self.rooms_dir()).unwrap_or_else(|_| self.rooms_dir());
+        for (_, pid) in server_processes(&rooms) {
+            let _ = signal::kill(Pid::from_raw(pid as i32), signal::Signal::SIGKILL);
         }
         // Keep the logs of a failed test for reading; remove those of a passed one.
         if std::thread::panicking() {

@@ -32,18 +32,15 @@ async fn one_agreement_is_deployed_activated_stopped_and_settled_to_the_wei() ->
     let room = stack.room(id).expect("the local orchestrator published the room");
     assert!(process_alive(room.pid));
 
-    // The signed-in customer's join token opens the room's WebSocket: the room process checks it with
-    // the secret the backend made (past the token check, a plain GET is refused only for not upgrading).
+    // The signed-in customer's join token opens a session on the conference's Janus server, which
+    // checks it itself; without it the server refuses.
     let session = stack.sign_in_customer().await?;
     let (status, token) = stack.post_as(&session, &format!("/api/agreements/{id}/join-token"), &json!({})).await?;
     assert_eq!(status, 200, "{token}");
     assert_eq!((token["room"].as_str(), token["joinUrl"].as_str()), (Some("local"), Some(join_url.as_str())));
-    let ws = format!("{join_url}ws");
-    let http = reqwest::Client::new();
-    assert_eq!(http.get(&ws).send().await?.status(), 401, "no token");
-    // A JWT is URL-safe base64 and dots: it goes into the query as it is.
-    let with_token = http.get(format!("{ws}?token={}", token["token"].as_str().unwrap_or_default())).send().await?;
-    assert!(![401, 403].contains(&with_token.status().as_u16()), "the room refused the backend's token");
+    let token = token["token"].as_str().unwrap_or_default();
+    assert_eq!(conference_e2e::janus_create(&join_url, None).await?, Err(403), "no token");
+    assert!(conference_e2e::janus_create(&join_url, Some(token)).await?.is_ok(), "the backend's token is refused");
 
     // Let the monitor gather evidence, then stop exactly 600 s of chain time after the start.
     stack.wait_for(id, "two probes", STEP, |r| r["conference"]["probes"].as_u64() >= Some(2)).await?;
@@ -223,41 +220,45 @@ async fn a_customer_who_cancels_before_activation_gets_everything_back_and_no_ro
     assert_eq!(refunded["refundReason"], "cancelledByCustomer");
     let balance_after = stack.balance(customer).await?;
     assert_eq!(balance_before - balance_after, gas_cost(&sign_receipt) + gas_cost(&stop_receipt), "only gas was spent");
-    assert!(!process_alive(room.pid));
+    stack.wait_room_gone(id, room.pid, STEP).await?;
     // The activation the backend may have queued was overtaken by the cancellation and never mined.
     assert_eq!(stack.count_events(ConferenceEscrow::AgreementActivated::SIGNATURE_HASH, id).await?, 0);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_room_with_no_agreement_is_removed_when_the_backend_starts() -> Result<()> {
+async fn a_conference_server_with_no_agreement_is_removed_when_the_backend_starts() -> Result<()> {
+    use conference_backend::{
+        domain::conference::Conference,
+        orchestrator::local::{LocalOrchestrator, LocalSettings},
+    };
     let mut stack = Stack::start("orphan").await?;
     stack.kill_backend()?;
-    // A room for agreement 99, which the chain never saw (as if left by a crash on another chain).
-    let mut orphan = std::process::Command::new(conference_e2e::repo_root().join("target/debug/conference-backend"))
-        .args(["room", "--agreement", "99", "--port", "0", "--rooms-dir"])
-        .arg(stack.data_dir.join("rooms"))
-        .spawn()?;
-    let started = Instant::now();
-    while stack.room(99).is_none() && started.elapsed() < STEP {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let room = stack.room(99).expect("the orphan room started");
+    // A Janus server for agreement 99, which the chain never saw, started as a backend that then crashed
+    // would have left it (its own process group, its folder, its lock).
+    let crashed = LocalOrchestrator::new(LocalSettings {
+        dir: stack.rooms_dir(),
+        janus_bin: "/usr/bin/janus".into(),
+        ice_interface: None,
+        region: 0,
+    })?;
+    let conference = Conference {
+        agreement: 99,
+        customer: stack.customer_address().to_string(),
+        allowed_regions: 1,
+        gdpr: false,
+        participant_regions: Vec::new(),
+        participants: None,
+        stream_kbps: 500,
+        warm_start: false,
+    };
+    crashed.deploy(&conference).await?;
+    let orphan = stack.room(99).expect("the orphan server runs");
+    assert!(stack.room_answers(&orphan.join_url).await);
 
     stack.start_backend().await?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = orphan.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > STEP {
-            orphan.kill()?;
-            anyhow::bail!("the backend left the orphan room running");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
-    assert!(status.success(), "the room stopped on SIGTERM and exited cleanly: {status}");
-    assert!(stack.room(99).is_none(), "its published state is gone");
-    assert!(!process_alive(room.pid));
+    let took = stack.wait_room_gone(99, orphan.pid, STEP).await?;
+    assert!(stack.room(99).is_none(), "its state is gone");
+    println!("orphan server and its folder removed {} ms after the backend started", took.as_millis());
     Ok(())
 }

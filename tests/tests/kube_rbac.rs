@@ -117,7 +117,7 @@ async fn the_backend_is_refused_everything_else() -> Result<()> {
 }
 
 #[tokio::test]
-async fn the_fake_node_starts_pods_and_answers_on_cluster_ips() -> Result<()> {
+async fn the_fake_node_starts_pods_and_answers_on_cluster_ips_and_pod_addresses() -> Result<()> {
     let (cluster, backend) = cluster_with_deploy("node").await?;
     let _node = FakeNode::start(cluster.client("admin").await?, "conferences", Duration::from_millis(200));
     let pods = Api::<Pod>::namespaced(backend.clone(), "conferences");
@@ -133,8 +133,14 @@ async fn the_fake_node_starts_pods_and_answers_on_cluster_ips() -> Result<()> {
     })
     .await?;
     let status = pod.status.unwrap_or_default();
-    assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.1"));
+    let pod_ip = status.pod_ip.clone().context("a pod address")?;
+    assert!(pod_ip.starts_with("127.250."), "each pod an address of its own on loopback: {pod_ip}");
     assert!(status.container_statuses.unwrap_or_default().iter().all(|c| c.ready));
+    // Its videobridge answers on the pod's address, as the probe reads it.
+    let health = reqwest::get(format!("http://{pod_ip}:8080/about/health")).await?;
+    assert_eq!(health.status(), 200);
+    let stats: serde_json::Value = reqwest::get(format!("http://{pod_ip}:8080/colibri/stats")).await?.json().await?;
+    assert_eq!(stats["conferences"], 1, "{stats}");
 
     let cluster_ip = services.get("c-4").await?.spec.and_then(|spec| spec.cluster_ip).context("no cluster IP")?;
     let prefix = cluster.service_cidr().trim_end_matches("0/24");

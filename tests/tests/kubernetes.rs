@@ -11,7 +11,7 @@ use alloy::{
 };
 use anyhow::{Context, Result, ensure};
 use conference_backend::dev::devnet;
-use conference_e2e::kube::{ClusterSpec, KubeClusters};
+use conference_e2e::kube::{ClusterSpec, KubeClusters, videobridge_stats};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::serde::Deserialize;
 use kube::api::PostParams;
@@ -171,6 +171,68 @@ async fn a_signed_agreement_gets_exactly_its_pod_and_service_where_placement_cho
         Ok(clusters.pods(us).get_opt(&name).await?.is_none() && clusters.services(us).get_opt(&name).await?.is_none())
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_probe_reads_the_videobridges_health_and_statistics_and_counts_a_bridge_that_forwards_nothing() -> Result<()>
+{
+    let clusters = KubeClusters::start("k8s-probe", &eu_and_us(0), Duration::ZERO).await?;
+    let stack = clusters.stack("k8s-probe").await?;
+    let (id, _) = stack.customer_signs().await?;
+    let active = stack.wait_status(id, "active", WAIT).await?;
+    let probes = |what: &'static str, wanted: fn(&Value) -> bool| {
+        let (stack, api) = (&stack, stack.api.clone());
+        async move {
+            let started = Instant::now();
+            loop {
+                let evidence: Value = reqwest::get(format!("{api}/api/agreements/{id}/probes")).await?.json().await?;
+                let all: Vec<Value> = evidence["sessions"][0]["probes"].as_array().cloned().unwrap_or_default();
+                if all.iter().any(wanted) {
+                    return Ok::<_, anyhow::Error>(all);
+                }
+                ensure!(started.elapsed() < WAIT, "no probe {what}: {all:?}\n{}", stack.log_tail());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Three participants and media both ways: up, with the bridge's own figures as the evidence.
+    clusters.set_videobridge_stats(videobridge_stats(3, 450));
+    let all = probes("forwarding", |p| {
+        p["ok"] == true && p["detail"].as_str().is_some_and(|d| d.contains("videobridge healthy, forwarding"))
+    })
+    .await?;
+    let detail = all.iter().rev().find_map(|p| p["detail"].as_str()).unwrap_or_default().to_owned();
+    assert!(detail.contains("3 participants") && detail.contains("packets/s to them 450"), "{detail}");
+    // The bridge answers but sends nothing to three participants: down, not up as a mere answer would be.
+    clusters.set_videobridge_stats(videobridge_stats(3, 0));
+    probes("not forwarding", |p| {
+        p["ok"] == false && p["detail"].as_str().is_some_and(|d| d.contains("not forwarding"))
+    })
+    .await?;
+    clusters.set_videobridge_stats(videobridge_stats(3, 450));
+    let down = probes("down", |p| p["ok"] == false).await?.len();
+    let started = Instant::now();
+    loop {
+        let evidence: Value = reqwest::get(format!("{}/api/agreements/{id}/probes", stack.api)).await?.json().await?;
+        let all = evidence["sessions"][0]["probes"].as_array().cloned().unwrap_or_default();
+        if all.iter().skip(down).any(|p| p["ok"] == true) {
+            break;
+        }
+        ensure!(started.elapsed() < WAIT, "the probes did not count the bridge up again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let started_at = active["startedAt"].as_u64().context("startedAt")?;
+    stack.set_next_block_time(started_at + 600).await?;
+    stack.customer_stops(id).await?;
+    let settled = stack.wait_status(id, "settled", WAIT).await?;
+    let evidence: Value = reqwest::get(format!("{}/api/agreements/{id}/probes", stack.api)).await?.json().await?;
+    let all = evidence["sessions"][0]["probes"].as_array().context("probes")?;
+    let ok = all.iter().filter(|p| p["ok"] == true).count() as u64;
+    assert!(all.iter().any(|p| p["ok"] == false), "the bridge that forwarded nothing was counted down");
+    assert_eq!(settled["availabilityBps"].as_u64(), Some(ok * 10_000 / all.len() as u64), "exactly the probes' share");
+    conference_e2e::check_settlement(&settled)?;
     Ok(())
 }
 

@@ -22,6 +22,33 @@ pub struct ProbeResult {
     pub detail: Option<String>,
 }
 
+/// What an orchestrator measured when it probed a conference: whether it counts as available, what
+/// was measured (stored with the probe as its detail), and whether the conference is lost (its server
+/// exited, or stopped answering), so that the reconciler must bring it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    pub ok: bool,
+    pub detail: String,
+    pub lost: bool,
+}
+
+impl ProbeOutcome {
+    /// Available, with what was measured.
+    pub fn up(detail: impl Into<String>) -> Self {
+        Self { ok: true, detail: detail.into(), lost: false }
+    }
+
+    /// Not available now; the conference may recover by itself.
+    pub fn down(detail: impl Into<String>) -> Self {
+        Self { ok: false, detail: detail.into(), lost: false }
+    }
+
+    /// Not available, and gone: it must be deployed again.
+    pub fn lost(detail: impl Into<String>) -> Self {
+        Self { ok: false, detail: detail.into(), lost: true }
+    }
+}
+
 /// Probe counts of one conference (an agreement's session).
 #[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -120,6 +120,15 @@ pub struct Conference {
     pub warm_start: bool,
 }
 
+/// Who may be in a running conference now (the customer and the participants registered, lowercase
+/// addresses) and the bitrate of one video stream at the quality registered: what the monitor holds the
+/// conference to at each probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roster {
+    pub admitted: std::collections::BTreeSet<String>,
+    pub stream_kbps: u64,
+}
+
 /// A conference the orchestrator runs for an agreement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployed {

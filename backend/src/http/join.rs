@@ -31,11 +31,12 @@ pub(super) fn router() -> OpenApiRouter<ApiContext> {
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinTokenView {
-    /// HS256. Jitsi Meet's JWT (room, user: the address, moderator for the customer, validity), or a
-    /// local room's (`sub` the address, `room`, validity, `moderator`).
+    /// Jitsi: Meet's JWT, HS256 (room, user: the address, moderator for the customer, validity). Local:
+    /// a Janus signed token for the conference's server (`<expiry>,janus,janus.plugin.videoroom,<address>`
+    /// and its HMAC-SHA1), valid 15 s: the page asks for a new one every 5 s.
     pub token: String,
-    /// Jitsi: the conference's URL with the token as its `jwt` parameter. Local: the room process's base
-    /// URL (`http://127.0.0.1:<port>/`); the page opens `ws://127.0.0.1:<port>/ws?token=<token>`.
+    /// Jitsi: the conference's URL with the token as its `jwt` parameter. Local: the conference's Janus
+    /// WebSocket API (`ws://127.0.0.1:<port>/`); the page sends the token with every request.
     pub join_url: String,
     /// When the token stops letting anyone in (unix seconds).
     pub expires_at: u64,

@@ -34,8 +34,8 @@ pub struct PublicConfig {
     pub registry: String,
     /// The block the escrow was deployed in: the first block to read its events from.
     pub deploy_block: u64,
-    /// Where conferences run: `local` (room processes on the service's machine, reached on 127.0.0.1)
-    /// or `kubernetes` (Jitsi Meet pods).
+    /// Where conferences run: `local` (a Janus SFU per conference on the service's machine, reached on
+    /// 127.0.0.1) or `kubernetes` (Jitsi Meet pods).
     pub orchestrator: OrchestratorKind,
     /// The service's public origin (what Sign-In with Ethereum messages name).
     pub public_url: String,
@@ -114,7 +114,7 @@ impl PublicConfig {
 
     /// The page's Content-Security-Policy: its own origin's files only; it talks to its origin, to the
     /// chain's RPC endpoint (the web app reads the chain itself) and, with the local orchestrator, to the
-    /// room processes on 127.0.0.1 (their signalling WebSocket).
+    /// conferences' Janus servers on 127.0.0.1 (their WebSocket API).
     pub fn content_security_policy(&self) -> String {
         let mut connect = vec!["'self'".to_owned()];
         if let Some(Ok(rpc)) = self.rpc_url.as_deref().map(reqwest::Url::parse) {

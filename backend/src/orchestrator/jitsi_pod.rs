@@ -42,6 +42,8 @@ const HD_STREAMS_PER_CORE: u64 = 18 * 17;
 const HD_KBPS: u64 = 1_500;
 pub const HTTPS_PORT: i32 = 443;
 pub const JVB_PORT: i32 = 10_000;
+/// The videobridge's private REST interface (health, statistics), reached by the monitor only.
+pub const JVB_REST_PORT: i32 = 8080;
 
 /// Which chain and contract a conference belongs to: several deployments may share a namespace, and
 /// each only ever touches its own pods.
@@ -243,6 +245,9 @@ pub fn pod(plan: &PodPlan) -> Pod {
         plain("JVB_PORT", &JVB_PORT.to_string()),
         // The Java heap, leaving a quarter of the container's memory to everything else.
         plain("VIDEOBRIDGE_MAX_MEMORY", &format!("{}m", jvb_memory * 3 / 4)),
+        // Its private REST interface on 8080 (`/about/health`, `/colibri/stats`): the monitor's probe
+        // reads the bridge's health and statistics there.
+        plain("JVB_ENABLE_APIS", "rest,colibri"),
     ]);
     if let Some(ips) = &plan.jitsi.jvb_advertise_ips {
         jvb.push(plain("JVB_ADVERTISE_IPS", ips));
@@ -258,9 +263,9 @@ pub fn pod(plan: &PodPlan) -> Pod {
             &plan.jitsi.jvb_image,
             jvb,
             (sizing.jvb_millicores(), jvb_memory),
-            &[("jvb", JVB_PORT, "UDP"), ("jvb-health", 8080, "TCP")],
+            &[("jvb", JVB_PORT, "UDP"), ("jvb-health", JVB_REST_PORT, "TCP")],
         )
-        .with_readiness(8080, "/about/health"),
+        .with_readiness(JVB_REST_PORT, "/about/health"),
     ];
 
     Pod {

@@ -1,5 +1,6 @@
 //! Orchestrators run one conference per agreement. Three implement the same operations:
-//! - `local` (the embedded default): a room process on a loopback port, in this service's region;
+//! - `local` (the embedded default): a Janus WebRTC Server (the VideoRoom SFU) process per conference,
+//!   on this machine, in this service's region;
 //! - `kubernetes`: a Jitsi Meet pod and Service per conference, on the cluster placement picks
 //!   among several ([`crate::domain::placement`]), optionally from a pool of warm pods;
 //! - `noop` (for benchmarks: no conference is run): a deploy answers at once, the deployed agreements
@@ -7,16 +8,17 @@
 //!
 //! A new orchestrator is a new variant of [`Orchestrator`].
 
+pub mod janus;
 pub mod jitsi_pod;
 pub mod kubernetes;
 pub mod local;
 pub mod noop;
-pub mod room;
 
 use crate::{
     Result,
     domain::{
-        conference::{Conference, Deployed},
+        availability::ProbeOutcome,
+        conference::{Conference, Deployed, Roster},
         placement::NoFit,
     },
 };
@@ -59,12 +61,27 @@ impl Orchestrator {
         }
     }
 
-    /// Whether the agreement's conference answers now.
-    pub async fn probe(&self, agreement: u64) -> Result<bool> {
+    /// Whether the agreement's conference is available now, what was measured, and whether it is lost
+    /// (gone, to be deployed again). With a `roster` (who may be in it now, at what quality), an
+    /// orchestrator that can tell who is connected ends the others' sessions, and one that can change
+    /// its room's bitrate cap follows the quality.
+    pub async fn probe(&self, agreement: u64, roster: Option<&Roster>) -> Result<ProbeOutcome> {
+        match self {
+            Self::Local(local) => local.probe(agreement, roster).await,
+            Self::Kubernetes(kubernetes) => kubernetes.probe(agreement).await,
+            Self::Noop(noop) => Ok(if noop.probe(agreement) {
+                ProbeOutcome::up("noop: deployed")
+            } else {
+                ProbeOutcome::lost("noop: not deployed")
+            }),
+        }
+    }
+
+    /// Whether the agreement's conference answers now (before it is activated).
+    pub async fn answers(&self, agreement: u64) -> Result<bool> {
         match self {
             Self::Local(local) => Ok(local.find(agreement).await?.is_some()),
-            Self::Kubernetes(kubernetes) => kubernetes.probe(agreement).await,
-            Self::Noop(noop) => Ok(noop.probe(agreement)),
+            _ => Ok(self.probe(agreement, None).await?.ok),
         }
     }
 

@@ -50,6 +50,19 @@ impl Store {
         Ok(())
     }
 
+    /// Records a running conference as lost (its server exited or stops answering), so that the
+    /// reconciler deploys it again; false when it was no longer recorded as running (removed or being
+    /// deployed meanwhile), changing nothing.
+    pub async fn conference_lost(&self, id: u64) -> Result<bool> {
+        let lost = sqlx::query(
+            "UPDATE agreements SET conference_state = 'removed' WHERE id = $1 AND conference_state = 'running'",
+        )
+        .bind(id as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(lost.rows_affected() == 1)
+    }
+
     /// Conferences the store records as running (the conferences-running gauge).
     pub async fn conferences_running(&self) -> Result<u64> {
         let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM agreements WHERE conference_state = $1")

@@ -25,7 +25,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 /// The benchmarks in the order their tables appear; any other bench follows, by name.
-const BENCH_ORDER: [&str; 4] = ["gas", "backend", "kube", "web"];
+const BENCH_ORDER: [&str; 5] = ["gas", "backend", "kube", "web", "sfu"];
 /// This program's own command line, as printed in the report.
 const REPORT_COMMAND: &str = "cargo run -q -p conference-e2e --bin bench-report";
 /// What bounds each target's figure and what would change it, by figure id (written by hand).

@@ -1,8 +1,8 @@
 // The participant's way in (`/join/{id}`, the link the customer shares): connect a wallet, sign the
 // short Sign-In with Ethereum challenge, get a join token for this conference. Only the addresses the
 // customer registered (and the customer) get one; anyone else is refused with a sentence. Jitsi rooms
-// open at the URL the backend issued (it carries the token); the local orchestrator's room runs on this
-// page (room.ts) over the room's signalling WebSocket.
+// open at the URL the backend issued (it carries the token); the local orchestrator's conference runs
+// on this page (room.ts) through its Janus SFU, with the token renewed while the page is open.
 import { ApiError, api } from '../api';
 import { h, replace, showError, showNotice } from '../dom';
 import { userMessage } from '../errors';
@@ -10,13 +10,6 @@ import type { Page } from '../router';
 import { mountRoom } from '../room';
 import { ensureSession } from '../siwe';
 import { account, connect } from '../wallet';
-
-/** The room's signalling WebSocket for a local room at `joinUrl` (its base URL). */
-export function roomSocketUrl(joinUrl: string, token: string): string {
-  const base = new URL(joinUrl);
-  const scheme = base.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${base.host}/ws?token=${encodeURIComponent(token)}`;
-}
 
 const page: Page = (root, [idText]) => {
   const id = Number(idText);
@@ -57,7 +50,13 @@ const page: Page = (root, [idText]) => {
         return;
       }
       lobby.hidden = true;
-      leaveRoom = mountRoom(roomSlot, roomSocketUrl(pass.joinUrl, pass.token), me, backToLobby);
+      leaveRoom = mountRoom(roomSlot, {
+        me,
+        pass,
+        renew: () => api.joinToken(id),
+        running: async () => ['deploying', 'activating', 'active'].includes((await api.agreement(id)).status),
+        onLeft: backToLobby,
+      });
     } catch (err) {
       showNotice(null);
       join.disabled = false;

@@ -26,6 +26,7 @@ use super::jitsi_pod::{self, AGREEMENT, JitsiSettings, Owner, PodPlan, Sizing};
 use crate::{
     Error, Result,
     domain::{
+        availability::ProbeOutcome,
         conference::{Conference, Deployed, room_name},
         placement::{self, Candidate, LatencyTable, Need, NoFit},
     },
@@ -55,6 +56,8 @@ pub struct KubernetesOrchestrator {
     file_modified: Mutex<Option<SystemTime>>,
     /// Woken when a warm pod was handed over, so the pool is refilled at once.
     pool_drawn: Arc<Notify>,
+    /// The probe's client for the videobridges' REST interfaces.
+    http: reqwest::Client,
 }
 
 /// Annotation: the CPU a pod requests in all, for counting a cluster's load.
@@ -107,6 +110,10 @@ impl KubernetesOrchestrator {
             file: file.to_owned(),
             file_modified: Mutex::new(std::fs::metadata(file).and_then(|m| m.modified()).ok()),
             pool_drawn,
+            http: reqwest::Client::builder()
+                .timeout(PROBE_TIMEOUT)
+                .build()
+                .expect("a client without TLS settings builds"),
         }
     }
 
@@ -192,17 +199,40 @@ impl KubernetesOrchestrator {
         Ok(())
     }
 
-    /// Whether the agreement's pod is ready and its Service answers.
-    pub async fn probe(&self, agreement: u64) -> Result<bool> {
-        let Some((index, pod)) = self.find(agreement).await? else { return Ok(false) };
+    /// Whether the agreement's conference is up: its pod ready, its Service's HTTPS port answering, and
+    /// its videobridge healthy and, while two or more participants are in, forwarding media (its
+    /// private REST interface on the pod's address: `/about/health`, `/colibri/stats`; see
+    /// [`judge_videobridge`]). No pod at all: lost.
+    pub async fn probe(&self, agreement: u64) -> Result<ProbeOutcome> {
+        let Some((index, pod)) = self.find(agreement).await? else {
+            return Ok(ProbeOutcome::lost("no pod of the conference"));
+        };
         let cluster = &self.clusters[index];
         if !is_ready(&pod) {
-            return Ok(false);
+            return Ok(ProbeOutcome::down("its pod is not ready"));
         }
-        match self.service_host(cluster, agreement).await? {
-            Some(host) => Ok(answers(&host).await),
-            None => Ok(false),
-        }
+        let host = match self.service_host(cluster, agreement).await? {
+            Some(host) if answers(&host).await => host,
+            Some(host) => return Ok(ProbeOutcome::down(format!("its Service {host}:443 does not answer"))),
+            None => return Ok(ProbeOutcome::down("its Service has no address")),
+        };
+        let Some(pod_ip) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()) else {
+            return Ok(ProbeOutcome::down("its pod has no address"));
+        };
+        let bridge = format!("http://{}:{}", url_host(pod_ip), jitsi_pod::JVB_REST_PORT);
+        let health = match self.http.get(format!("{bridge}/about/health")).send().await {
+            Ok(response) => response.status(),
+            Err(err) => {
+                return Ok(ProbeOutcome::down(format!("its videobridge's REST interface does not answer: {err}")));
+            }
+        };
+        let stats = match self.http.get(format!("{bridge}/colibri/stats")).send().await {
+            Ok(response) if response.status().is_success() => response.json::<serde_json::Value>().await.ok(),
+            _ => None,
+        };
+        let (ok, detail) = judge_videobridge(health.is_success(), stats.as_ref());
+        let detail = format!("pod ready, {host}:443 answers; {detail}");
+        Ok(if ok { ProbeOutcome::up(detail) } else { ProbeOutcome::down(detail) })
     }
 
     /// Agreements with a pod or a Service of this deployment in any cluster.
@@ -399,6 +429,36 @@ fn agreement_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
 /// An IPv6 address in brackets, as URLs and socket addresses write it; anything else as it is.
 fn url_host(host: &str) -> String {
     if host.parse::<std::net::Ipv6Addr>().is_ok() { format!("[{host}]") } else { host.to_owned() }
+}
+
+/// What the videobridge's health and statistics say: up when healthy, its statistics readable, and,
+/// with two or more participants (one alone receives nothing), packets sent to them (its
+/// `packet_rate_upload`, packets a second from the bridge, above zero).
+pub fn judge_videobridge(healthy: bool, stats: Option<&serde_json::Value>) -> (bool, String) {
+    if !healthy {
+        return (false, "videobridge unhealthy (/about/health)".into());
+    }
+    let Some(stats) = stats else {
+        return (false, "videobridge healthy, its statistics unreadable (/colibri/stats)".into());
+    };
+    let number = |key: &str| stats[key].as_f64().or_else(|| stats[key].as_str().and_then(|s| s.parse().ok()));
+    let participants = number("participants").or_else(|| number("endpoints")).unwrap_or(0.0);
+    let conferences = number("conferences").unwrap_or(0.0);
+    let (up, down) = (number("packet_rate_upload").unwrap_or(0.0), number("packet_rate_download").unwrap_or(0.0));
+    let ok = participants < 2.0 || up > 0.0;
+    let verdict = if participants < 2.0 {
+        "answering"
+    } else if ok {
+        "forwarding"
+    } else {
+        "not forwarding"
+    };
+    (
+        ok,
+        format!(
+            "videobridge healthy, {verdict}: {conferences} conferences, {participants} participants, packets/s to them {up}, from them {down}"
+        ),
+    )
 }
 
 /// Whether the Service's HTTPS port accepts a connection.
@@ -640,5 +700,18 @@ mod tests {
         assert!(ClustersFile::parse(typo).unwrap_err().contains("capacity_milicores"));
         let far = "[[cluster]]\nname='a'\nregion=40\ncapacity_millicores=1\n";
         assert!(ClustersFile::parse(far).unwrap_err().contains("0..31"));
+    }
+
+    #[test]
+    fn the_videobridge_is_up_while_healthy_and_forwarding_to_two_or_more() {
+        let stats = |participants: u64, up: u64| json!({ "conferences": 1, "participants": participants, "packet_rate_upload": up, "packet_rate_download": up });
+        let (ok, detail) = judge_videobridge(true, Some(&stats(3, 120)));
+        assert!(ok && detail.contains("forwarding") && detail.contains("3 participants"), "{detail}");
+        let (ok, detail) = judge_videobridge(true, Some(&stats(3, 0)));
+        assert!(!ok && detail.contains("not forwarding"), "{detail}");
+        let (ok, detail) = judge_videobridge(true, Some(&stats(1, 0)));
+        assert!(ok && detail.contains("answering"), "one participant alone receives nothing: {detail}");
+        assert!(!judge_videobridge(false, Some(&stats(3, 120))).0, "unhealthy");
+        assert!(!judge_videobridge(true, None).0, "statistics unreadable");
     }
 }

@@ -654,7 +654,7 @@ pub async fn throughput(agreements: usize) -> Result<()> {
 }
 
 /// `samples` agreements, one after another, on the local orchestrator: from sending the signing
-/// transaction to the room answering its health check (`/healthz` on its loopback port).
+/// transaction to the conference's Janus server answering a `ping` on its WebSocket API.
 pub async fn room_start(samples: usize) -> Result<()> {
     ensure!(samples > 0, "at least one sample");
     let stack = Stack::start_with("bench-room-start", false, &["--probe-interval-ms", "2000"]).await?;
@@ -665,7 +665,7 @@ pub async fn room_start(samples: usize) -> Result<()> {
         let (id, _) = customers.sign(0).await?;
         loop {
             if let Some(room) = stack.room(id)
-                && stack.room_answers(&format!("http://127.0.0.1:{}/", room.port)).await
+                && stack.room_answers(&room.join_url).await
             {
                 break;
             }
