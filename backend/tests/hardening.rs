@@ -155,7 +155,7 @@ async fn open_stream(api: &str, id: u64) -> reqwest::Response {
 }
 
 #[tokio::test]
-async fn progress_streams_are_capped_end_after_their_lifetime_and_leave_nothing_followed() {
+async fn progress_streams_are_capped_end_after_their_lifetime_and_give_their_slots_back() {
     let limits = Limits {
         event_streams_max: 3,
         event_streams_per_client: 2,

@@ -70,11 +70,6 @@ impl ProgressFeed {
         (receiver, Following { feed: Arc::clone(self), id })
     }
 
-    /// How many agreements are followed now.
-    pub fn followed(&self) -> usize {
-        self.followed.lock().expect("not poisoned").len()
-    }
-
     /// Reads again the followed agreements the store changes (and, on PostgreSQL, all of them every
     /// [`REPLICA_POLL`]) and hands each new record to its streams. Runs for the process's life.
     pub async fn run(self: Arc<Self>) {
