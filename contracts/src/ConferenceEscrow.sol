@@ -38,6 +38,12 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     bytes32 public constant STOP_TYPEHASH =
         keccak256("Stop(uint256 agreementId,uint32 session,uint40 stoppedAt,uint40 deadline)");
 
+    /// @notice The EIP-712 type a terms' monitor signs to report a conference's availability over its measured
+    /// period, with the commitment to the probe records behind the figure (see {settle}).
+    bytes32 public constant AVAILABILITY_TYPEHASH = keccak256(
+        "Availability(uint256 agreementId,uint32 session,uint40 startedAt,uint40 endedAt,uint16 availabilityBps,bytes32 evidence)"
+    );
+
     /// @dev Gas forwarded with a pushed ETH refund: enough for a smart-contract wallet's receive hook, too
     /// little for a recipient to grief the caller; a refund that fails is credited instead.
     uint256 private constant REFUND_GAS = 50_000;
@@ -239,25 +245,29 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     }
 
     /// @inheritdoc IConferenceEscrow
-    function settle(uint256 agreementId, uint16 availabilityBps) external onlyRole(OPERATOR_ROLE) nonReentrant {
-        if (availabilityBps > Pricing.BPS) revert Errors.Escrow_InvalidAvailability(availabilityBps);
+    function settle(uint256 agreementId, uint16 availabilityBps, bytes32 evidence, bytes calldata report)
+        external
+        nonReentrant
+    {
         Agreement storage agreement = _agreement(agreementId);
-        _settlementOpensAt(agreementId, agreement);
-        _settle(agreementId, agreement, availabilityBps);
+        _requireMeasurement(agreementId, agreement, availabilityBps, evidence, report);
+        _settle(agreementId, agreement, availabilityBps, evidence);
     }
 
     /// @inheritdoc IConferenceEscrow
     function stopAndSettle(
         uint256 agreementId,
         uint16 availabilityBps,
+        bytes32 evidence,
+        bytes calldata report,
         uint40 stoppedAt,
         uint40 deadline,
         bytes calldata signature
-    ) external onlyRole(OPERATOR_ROLE) nonReentrant {
-        if (availabilityBps > Pricing.BPS) revert Errors.Escrow_InvalidAvailability(availabilityBps);
+    ) external nonReentrant {
         Agreement storage agreement = _agreement(agreementId);
         _endAtSignedTime(agreementId, agreement, stoppedAt, deadline, signature);
-        _settle(agreementId, agreement, availabilityBps);
+        _requireMeasurement(agreementId, agreement, availabilityBps, evidence, report);
+        _settle(agreementId, agreement, availabilityBps, evidence);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -292,10 +302,14 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     /// @inheritdoc IConferenceEscrow
     function settleOverdue(uint256 agreementId) external nonReentrant {
         Agreement storage agreement = _agreement(agreementId);
-        uint256 deadline = _settlementOpensAt(agreementId, agreement) + SETTLEMENT_WINDOW;
+        (, uint256 to) = _measuredPeriod(agreementId, agreement);
+        uint256 deadline = to + SETTLEMENT_WINDOW;
         if (block.timestamp <= deadline) revert Errors.Escrow_SettlementWindowOpen(agreementId, deadline);
+        // No report from the terms' monitor is no evidence of availability; without a monitor, the operator
+        // that alone reports let its window pass.
         // forge-lint: disable-next-line(unsafe-typecast)
-        _settle(agreementId, agreement, uint16(Pricing.BPS));
+        uint16 availabilityBps = _terms[agreement.termsId].monitor == address(0) ? uint16(Pricing.BPS) : 0;
+        _settle(agreementId, agreement, availabilityBps, bytes32(0));
     }
 
     /// @inheritdoc IConferenceEscrow
@@ -345,6 +359,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         stored.owner = terms.owner;
         stored.margin = terms.margin;
         stored.minimumCharge = terms.minimumCharge;
+        stored.monitor = terms.monitor;
         for (uint256 i; i < terms.shares.length; ++i) {
             stored.shares.push(terms.shares[i]);
         }
@@ -437,6 +452,18 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     }
 
     /// @inheritdoc IConferenceEscrow
+    function reportDigest(
+        uint256 agreementId,
+        uint32 session,
+        uint40 startedAt,
+        uint40 endedAt,
+        uint16 availabilityBps,
+        bytes32 evidence
+    ) external view returns (bytes32) {
+        return _reportDigest(agreementId, session, startedAt, endedAt, availabilityBps, evidence);
+    }
+
+    /// @inheritdoc IConferenceEscrow
     function earningsOf(uint32 providerId, uint8 tokenId) external view returns (uint256) {
         return _earnings[providerId][tokenId];
     }
@@ -500,7 +527,9 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     }
 
     /// @dev Pays for one conference (or a FlexiblePeriod window that passed unused) and splits the charge.
-    function _settle(uint256 agreementId, Agreement storage agreement, uint16 availabilityBps) private {
+    function _settle(uint256 agreementId, Agreement storage agreement, uint16 availabilityBps, bytes32 evidence)
+        private
+    {
         IOfferBook.Model model = agreement.model;
         uint256 used = agreement.status == Status.Ended ? agreement.endedAt - agreement.startedAt : 0;
         uint256 minimumCharge = model == IOfferBook.Model.FlexiblePeriod ? _windows[agreementId].minimumCharge : 0;
@@ -524,7 +553,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         }
         _split(agreement.termsId, agreement.tokenId, charge);
         bool deferred = _push(agreement.tokenId, agreement.customer, refund);
-        emit AgreementSettled(agreementId, availabilityBps, charge, refund, deferred);
+        emit AgreementSettled(agreementId, availabilityBps, evidence, charge, refund, deferred);
     }
 
     /// @dev The customer calls its start off. Only this branch of {stop} may push a refund, so only it takes
@@ -573,21 +602,54 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (rest != 0) _credit(terms.owner, tokenId, rest);
     }
 
-    /// @dev When a settlement may happen: an Ended conference from its end; a FlexiblePeriod window that
-    /// passed without a conference from its end: never started (Idle), or started too late to be owed an
-    /// activation (Requested, see {_owedActivation}): such a start lapses with the window. Reverts otherwise.
-    function _settlementOpensAt(uint256 agreementId, Agreement storage agreement) private view returns (uint256) {
+    /// @dev The period whose availability a settlement pays for, and which settles: an Ended conference's
+    /// [startedAt, endedAt); a FlexiblePeriod window that passed without a conference, [from, to): never started
+    /// (Idle), or started too late to be owed an activation (Requested, see {_owedActivation}): such a start
+    /// lapses with the window. The settlement may happen from the period's end. Reverts otherwise.
+    function _measuredPeriod(uint256 agreementId, Agreement storage agreement)
+        private
+        view
+        returns (uint256 from, uint256 to)
+    {
         Status status = agreement.status;
-        if (status == Status.Ended) return agreement.endedAt;
+        if (status == Status.Ended) return (agreement.startedAt, agreement.endedAt);
         if (
             agreement.model == IOfferBook.Model.FlexiblePeriod
                 && (status == Status.Idle || (status == Status.Requested && !_owedActivation(agreementId, agreement)))
         ) {
-            uint256 to = _windows[agreementId].to;
-            if (block.timestamp >= to) return to;
+            Window storage window = _windows[agreementId];
+            to = window.to;
+            if (block.timestamp >= to) return (window.from, to);
             revert Errors.Escrow_WindowOpen(agreementId, to);
         }
         revert Errors.Escrow_WrongStatus(agreementId, status);
+    }
+
+    /// @dev Whether the figure may settle: with a monitor, `report` is its signature over this conference,
+    /// its measured period, the figure and the evidence (whoever submits it); without one, the operator
+    /// reports and no report comes with it. Reverts otherwise, and if the agreement cannot settle now.
+    function _requireMeasurement(
+        uint256 agreementId,
+        Agreement storage agreement,
+        uint16 availabilityBps,
+        bytes32 evidence,
+        bytes calldata report
+    ) private view {
+        if (availabilityBps > Pricing.BPS) revert Errors.Escrow_InvalidAvailability(availabilityBps);
+        (uint256 from, uint256 to) = _measuredPeriod(agreementId, agreement);
+        address monitor = _terms[agreement.termsId].monitor;
+        if (monitor == address(0)) {
+            _checkRole(OPERATOR_ROLE);
+            if (report.length != 0) revert Errors.Escrow_NoMonitor(agreementId);
+            return;
+        }
+        // forge-lint: disable-next-line(unsafe-typecast)
+        bytes32 digest = _reportDigest(
+            agreementId, _minutesAccounts[agreementId].sessions + 1, uint40(from), uint40(to), availabilityBps, evidence
+        );
+        if (!SignatureChecker.isValidSignatureNowCalldata(monitor, digest, report)) {
+            revert Errors.Escrow_InvalidReport(agreementId);
+        }
     }
 
     /// @dev Whether a requested FlexiblePeriod start is owed an activation: it left the operator its whole
@@ -722,6 +784,21 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         returns (bytes32)
     {
         return _hashTypedDataV4(keccak256(abi.encode(STOP_TYPEHASH, agreementId, session, stoppedAt, deadline)));
+    }
+
+    function _reportDigest(
+        uint256 agreementId,
+        uint32 session,
+        uint40 startedAt,
+        uint40 endedAt,
+        uint16 availabilityBps,
+        bytes32 evidence
+    ) private view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(AVAILABILITY_TYPEHASH, agreementId, session, startedAt, endedAt, availabilityBps, evidence)
+            )
+        );
     }
 
     function _agreement(uint256 agreementId) private view returns (Agreement storage agreement) {

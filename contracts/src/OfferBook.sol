@@ -291,6 +291,7 @@ contract OfferBook is IOfferBook {
             owner: offer.owner,
             margin: margin,
             minimumCharge: minimumCharge,
+            monitor: _monitorOf(shares),
             shares: shares
         });
         termsId = ESCROW.publishTerms(terms, offer.termsId);
@@ -315,6 +316,7 @@ contract OfferBook is IOfferBook {
             gdpr = gdpr && provider.gdpr;
         }
         if (regions == 0) revert Errors.OfferBook_NoCommonRegion(offerId);
+        _monitorOf(shares);
         if (_price(shares, margin) > type(uint88).max) revert Errors.OfferBook_InvalidTerms();
     }
 
@@ -367,6 +369,20 @@ contract OfferBook is IOfferBook {
             if (shares[i].providerId == providerId) return shares[i].component;
         }
         return 0;
+    }
+
+    /// @dev The account of the one provider of `shares` registered with the Monitoring role (address(0) if
+    /// none): the independent monitor whose signed report alone settles the terms' conferences. Roles and
+    /// accounts never change in the registry, so a proposal checked by {_profile} publishes the same monitor.
+    /// Reverts if two providers have the role: one figure, from one monitor.
+    function _monitorOf(Share[] memory shares) private view returns (address monitor) {
+        for (uint256 i; i < shares.length; ++i) {
+            // slither-disable-next-line calls-loop -- the registry is immutable and trusted; at most MAX_SHARES calls
+            IProviderRegistry.Provider memory provider = REGISTRY.providerOf(shares[i].providerId);
+            if (provider.role != IProviderRegistry.Role.Monitoring) continue;
+            if (monitor != address(0)) revert Errors.OfferBook_SecondMonitor(shares[i].providerId);
+            monitor = provider.account;
+        }
     }
 
     /// @dev How many of `members` have not left the registry.

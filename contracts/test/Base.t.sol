@@ -65,6 +65,10 @@ abstract contract BaseTest {
     uint88 internal constant USD_MARGIN = 10; // price 100 units (0.0001 mUSD) per second
     uint88 internal constant MINIMUM_CHARGE = 1e15;
 
+    /// The monitor's key (its account is `monitor`), and the evidence commitment the tests' reports carry.
+    uint256 internal constant MONITOR_KEY = 13;
+    bytes32 internal constant EVIDENCE = keccak256("probe records");
+
     uint40 internal constant MAX_DURATION = 1 hours;
     uint40 internal constant MAX_MINUTES_SECONDS = 10 hours;
     uint40 internal constant MAX_WINDOW = 1 days;
@@ -104,7 +108,7 @@ abstract contract BaseTest {
         stranger = _account(5, "stranger");
         infra = _account(11, "infra");
         software = _account(12, "software");
-        monitor = _account(13, "monitor");
+        monitor = _account(MONITOR_KEY, "monitor");
         infraPayout = _account(21, "infraPayout");
         softwarePayout = _account(22, "softwarePayout");
         monitorPayout = _account(23, "monitorPayout");
@@ -312,8 +316,48 @@ abstract contract BaseTest {
     }
 
     function _settle(uint256 id, uint16 availabilityBps) internal {
+        bytes memory report = _report(id, availabilityBps, EVIDENCE, 0);
         vm.prank(operator);
-        escrow.settle(id, availabilityBps);
+        escrow.settle(id, availabilityBps, EVIDENCE, report);
+    }
+
+    /// The report of agreement `id`'s monitor (empty when its terms name none) on the conference's measured
+    /// period: [startedAt, endedAt) of the conference, ending at `endedAt` if it is still running (the end a
+    /// signed stop will give it), or the window [from, to) of a FlexiblePeriod agreement that has no conference.
+    function _report(uint256 id, uint16 availabilityBps, bytes32 evidence, uint256 endedAt)
+        internal
+        returns (bytes memory)
+    {
+        IConferenceEscrow.Agreement memory a = escrow.agreementOf(id);
+        if (escrow.termsOf(a.termsId).monitor == address(0)) return "";
+        uint256 from = a.startedAt;
+        uint256 to = a.status == IConferenceEscrow.Status.Ended ? a.endedAt : endedAt;
+        if (a.status != IConferenceEscrow.Status.Ended && a.status != IConferenceEscrow.Status.Active) {
+            IConferenceEscrow.Window memory w = escrow.windowOf(id);
+            (from, to) = (w.from, w.to);
+        }
+        return _signReport(MONITOR_KEY, id, _session(id), from, to, availabilityBps, evidence);
+    }
+
+    /// The availability an overdue settlement of agreement `id` counts: none when its terms name a monitor
+    /// (no report is no evidence), full when they do not.
+    function _overdueAvailability(uint256 id) internal view returns (uint16) {
+        return escrow.termsOf(escrow.agreementOf(id).termsId).monitor == address(0) ? 10_000 : 0;
+    }
+
+    /// `key`'s signature over an Availability report.
+    function _signReport(
+        uint256 key,
+        uint256 id,
+        uint32 session,
+        uint256 from,
+        uint256 to,
+        uint16 availabilityBps,
+        bytes32 evidence
+    ) internal returns (bytes memory) {
+        bytes32 digest = escrow.reportDigest(id, session, uint40(from), uint40(to), availabilityBps, evidence);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
     }
 
     /// Signs (FixedPrice, DynamicPrice), activates now, and stops `used` seconds later.

@@ -38,7 +38,17 @@ import {IOfferBook} from "./IOfferBook.sol";
 /// seconds, m the minimum charge after the surcharge), each rounded down once:
 ///     FixedPrice P·(1+s) · DynamicPrice P·u·(1+s) · TimeLimited P·u·(1+s)/60 per session ·
 ///     FlexiblePeriod m + P·u·(1+s)
-/// and 0 when availability < 75%. Each charge is split at once: provider i gets floor(charge·cᵢ/P), the
+/// and 0 when availability < 75%.
+///
+/// Availability: the share of the probes due over the measured period that succeeded, in basis points. The
+/// period is the conference's [startedAt, endedAt), or a FlexiblePeriod window's [from, to) when it passed
+/// without a conference. It is cut into slots of the probe interval (at least one); a slot counts when it
+/// holds a successful probe, and a slot without any probe counts as failed: no evidence is no availability.
+/// When the terms name a monitor (a provider with the Monitoring role), the figure is the monitor's: only its
+/// EIP-712 `Availability` report settles, whoever submits it, and an agreement nobody settled with a report
+/// within SETTLEMENT_WINDOW settles at 0 (everything back to the customer). Without a monitor the operator
+/// reports the figure, and an overdue settlement counts full availability. Each settlement emits the
+/// commitment to the probe records behind its figure (`evidence`, see the README for its encoding). Each charge is split at once: provider i gets floor(charge·cᵢ/P), the
 /// owner the rest (its margin and the rounding dust), where cᵢ are the components and P their sum plus
 /// the margin.
 interface IConferenceEscrow {
@@ -75,6 +85,8 @@ interface IConferenceEscrow {
     /// @param open Customers may sign these terms.
     /// @param owner The offer's owner: receives the margin and the rounding dust of every split.
     /// @param minimumCharge FlexiblePeriod only: the non-refundable charge for keeping the service ready.
+    /// @param monitor The account of the terms' provider with the Monitoring role, whose signed report alone
+    /// settles their conferences; address(0) when the terms name no monitor (the operator reports).
     /// @param shares The providers and their price components.
     struct Terms {
         uint88 price;
@@ -90,6 +102,7 @@ interface IConferenceEscrow {
         address owner;
         uint88 margin;
         uint88 minimumCharge;
+        address monitor;
         IOfferBook.Share[] shares;
     }
 
@@ -159,10 +172,16 @@ interface IConferenceEscrow {
     /// submitted it), or expired.
     event AgreementEnded(uint256 indexed agreementId, uint256 endedAt, address by);
 
-    /// @notice Emitted when a conference is paid for. `refund` is 0 for a TimeLimited session (the unused
-    /// minutes come back at {close}); `refundDeferred` is true when the refund was credited, not sent.
+    /// @notice Emitted when a conference is paid for. `evidence` commits to the probe records behind
+    /// `availabilityBps` (0 for an overdue settlement, which has none); `refund` is 0 for a TimeLimited session
+    /// (the unused minutes come back at {close}); `refundDeferred` is true when the refund was credited, not sent.
     event AgreementSettled(
-        uint256 indexed agreementId, uint16 availabilityBps, uint256 charge, uint256 refund, bool refundDeferred
+        uint256 indexed agreementId,
+        uint16 availabilityBps,
+        bytes32 evidence,
+        uint256 charge,
+        uint256 refund,
+        bool refundDeferred
     );
 
     /// @notice Emitted when a conference that never started is called off. `refund` is the whole deposit,
@@ -254,19 +273,25 @@ interface IConferenceEscrow {
     /// @dev Requirements: the caller has OPERATOR_ROLE; the agreement is Requested. Emits {StartCancelled}.
     function decline(uint256 agreementId) external;
 
-    /// @notice Pays for an ended conference given the availability the monitor measured, or for a
-    /// FlexiblePeriod window that passed without a conference (the minimum charge).
-    /// @dev Requirements: the caller has OPERATOR_ROLE; `availabilityBps` ≤ 10,000; the agreement is Ended,
-    /// or FlexiblePeriod with its window over and Idle or Requested too late to be owed an activation.
-    /// Emits {AgreementSettled}.
-    function settle(uint256 agreementId, uint16 availabilityBps) external;
+    /// @notice Pays for an ended conference given its measured availability, or for a FlexiblePeriod window
+    /// that passed without a conference (the minimum charge, for the readiness measured in the window).
+    /// @dev Requirements: `availabilityBps` ≤ 10,000; the agreement is Ended, or FlexiblePeriod with its
+    /// window over and Idle or Requested too late to be owed an activation; and either the terms name a
+    /// monitor and `report` is its signature over Availability(agreementId, session, startedAt, endedAt,
+    /// availabilityBps, evidence) for this conference and its measured period (see {reportDigest}), whoever
+    /// calls; or they name none, the caller has OPERATOR_ROLE and `report` is empty. Emits {AgreementSettled}.
+    /// @param evidence The commitment to the probe records behind the figure.
+    /// @param report The monitor's signature (EIP-712; ERC-1271 for a contract account), or empty.
+    function settle(uint256 agreementId, uint16 availabilityBps, bytes32 evidence, bytes calldata report) external;
 
-    /// @notice {stopBySignature}, then settles: the operator submits the customer's signed stop with the
-    /// settlement, in one transaction.
+    /// @notice {stopBySignature}, then {settle}: the customer's signed stop and the settlement in one
+    /// transaction. With a monitor, its report must name the end this stop gives the conference.
     /// @dev Requirements: as {settle} and {stopBySignature}. Emits {AgreementEnded} and {AgreementSettled}.
     function stopAndSettle(
         uint256 agreementId,
         uint16 availabilityBps,
+        bytes32 evidence,
+        bytes calldata report,
         uint40 stoppedAt,
         uint40 deadline,
         bytes calldata signature
@@ -296,10 +321,12 @@ interface IConferenceEscrow {
     /// @dev Requirements: the agreement is Requested and the window has passed. Emits {StartCancelled}.
     function reclaim(uint256 agreementId) external;
 
-    /// @notice Settles at full availability a conference the operator did not settle within
-    /// SETTLEMENT_WINDOW of its end (or of a FlexiblePeriod window's end, for a window without a conference).
-    /// @dev Requirements: as {settle} without the role, and the settlement window has passed.
-    /// Emits {AgreementSettled}.
+    /// @notice Settles a conference nobody settled within SETTLEMENT_WINDOW of its end (or of a FlexiblePeriod
+    /// window's end, for a window without a conference): at 0 availability when the terms name a monitor (no
+    /// report is no evidence: everything back to the customer), at full availability when they do not (the
+    /// operator, which alone reports for such terms, let its window pass).
+    /// @dev Requirements: the agreement is settleable as for {settle}, and the settlement window has passed.
+    /// Emits {AgreementSettled} with evidence 0.
     function settleOverdue(uint256 agreementId) external;
 
     /// @notice Pays the caller's credit in token `tokenId` (refunds that could not be sent, the owner's
@@ -375,6 +402,17 @@ interface IConferenceEscrow {
         external
         view
         returns (bytes32);
+
+    /// @notice The EIP-712 digest a monitor signs to report the availability of conference `session` of the
+    /// agreement over [startedAt, endedAt), with `evidence` the commitment to its probe records.
+    function reportDigest(
+        uint256 agreementId,
+        uint32 session,
+        uint40 startedAt,
+        uint40 endedAt,
+        uint16 availabilityBps,
+        bytes32 evidence
+    ) external view returns (bytes32);
 
     /// @notice The earnings provider `providerId` can withdraw in token `tokenId`.
     function earningsOf(uint32 providerId, uint8 tokenId) external view returns (uint256);

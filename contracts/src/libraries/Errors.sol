@@ -35,6 +35,9 @@ library Errors {
     /// charge on a model other than FlexiblePeriod (or none on a FlexiblePeriod offer).
     error OfferBook_InvalidTerms();
 
+    /// @notice Thrown when an offer's providers would include a second provider with the Monitoring role.
+    error OfferBook_SecondMonitor(uint32 providerId);
+
     /// @notice Thrown when an offer id was never used.
     error OfferBook_UnknownOffer(uint32 offerId);
 
@@ -167,6 +170,13 @@ library Errors {
 
     /// @notice Thrown when availability is above 10,000 basis points.
     error Escrow_InvalidAvailability(uint16 availabilityBps);
+
+    /// @notice Thrown when a settlement of an offer with a monitor carries no valid report from it (signed by
+    /// anyone else, or over another agreement, conference, period, figure or evidence).
+    error Escrow_InvalidReport(uint256 agreementId);
+
+    /// @notice Thrown when a settlement of an offer without a monitor carries a report.
+    error Escrow_NoMonitor(uint256 agreementId);
 
     /// @notice Thrown when a signed stop is submitted after its deadline.
     error Escrow_SignatureExpired(uint256 agreementId, uint256 deadline);

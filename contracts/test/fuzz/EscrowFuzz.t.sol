@@ -170,7 +170,7 @@ contract EscrowFuzzTest is BaseTest {
         _stop(id);
         vm.prank(operator);
         vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_InvalidAvailability.selector, availability));
-        escrow.settle(id, availability);
+        escrow.settle(id, availability, bytes32(0), "");
     }
 
     /// An agreement keeps the terms it signed: after the providers vote new components and margin, it is
@@ -451,11 +451,12 @@ contract EscrowFuzzTest is BaseTest {
             vm.warp(endedAt + SETTLEMENT_WINDOW + 1 + bound(s.stopOffset, 0, 1000));
             vm.prank(stranger);
             escrow.settleOverdue(d.id);
-            availability = 10_000;
+            availability = _overdueAvailability(d.id);
         } else {
             if (settlePath == 1) vm.warp(block.timestamp + bound(s.stopOffset, 0, SETTLEMENT_WINDOW * 3));
+            bytes memory report = _report(d.id, availability, EVIDENCE, 0);
             vm.prank(operator);
-            escrow.settle(d.id, availability);
+            escrow.settle(d.id, availability, EVIDENCE, report);
         }
     }
 
@@ -500,11 +501,12 @@ contract EscrowFuzzTest is BaseTest {
         uint256 stoppedAt = uint256(a.startedAt) - 10 + bound(s.stopOffset, 0, uint256(a.duration) + 2000);
         uint40 deadline = uint40(block.timestamp + 60);
         bytes memory sig = _stopSignature(d.key, d.id, uint40(stoppedAt), deadline);
-        vm.prank(operator);
-        escrow.stopAndSettle(d.id, availability, uint40(stoppedAt), deadline, sig);
         uint256 latest = block.timestamp < endsAt ? block.timestamp : endsAt;
         endedAt = stoppedAt > latest ? latest : stoppedAt;
         if (endedAt < a.startedAt) endedAt = a.startedAt;
+        bytes memory report = _report(d.id, availability, EVIDENCE, endedAt);
+        vm.prank(operator);
+        escrow.stopAndSettle(d.id, availability, EVIDENCE, report, uint40(stoppedAt), deadline, sig);
         assertEq(escrow.agreementOf(d.id).endedAt, endedAt, "signed stop clamped");
     }
 
@@ -542,17 +544,18 @@ contract EscrowFuzzTest is BaseTest {
         if (block.timestamp < to) {
             vm.prank(operator);
             vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_WindowOpen.selector, d.id, to));
-            escrow.settle(d.id, availability);
+            escrow.settle(d.id, availability, bytes32(0), "");
         }
         if (s.settlePath % 2 == 0) {
             vm.warp(to + bound(s.stopOffset, 0, 3 days));
+            bytes memory report = _report(d.id, availability, EVIDENCE, 0);
             vm.prank(operator);
-            escrow.settle(d.id, availability);
+            escrow.settle(d.id, availability, EVIDENCE, report);
         } else {
             vm.warp(to + SETTLEMENT_WINDOW + 1 + bound(s.stopOffset, 0, 1000));
             vm.prank(stranger);
             escrow.settleOverdue(d.id);
-            availability = 10_000;
+            availability = _overdueAvailability(d.id);
         }
         uint256 charge = availability >= 7500 ? d.minimum : 0;
         Snap memory post = _snap(offer, d.who);

@@ -41,10 +41,14 @@ contract Handler {
     uint8 public constant KINDS = 4;
 
     uint256 internal constant MAX_AGREEMENTS = 24;
+    /// The key of the registry's Monitoring provider (the tests' `monitor`), and a key that is nobody's.
+    uint256 internal constant MONITOR_KEY = 13;
+    uint256 internal constant STRANGER_KEY = 5;
+    bytes32 internal constant EVIDENCE = keccak256("probe records");
     uint40 internal immutable ACTIVATION_WINDOW;
     uint40 internal immutable SETTLEMENT_WINDOW;
 
-    bytes32 internal constant SETTLED_EVENT = keccak256("AgreementSettled(uint256,uint16,uint256,uint256,bool)");
+    bytes32 internal constant SETTLED_EVENT = keccak256("AgreementSettled(uint256,uint16,bytes32,uint256,uint256,bool)");
     bytes32 internal constant ENDED_EVENT = keccak256("AgreementEnded(uint256,uint256,address)");
     bytes32 internal constant CLOSED_EVENT = keccak256("AgreementClosed(uint256,uint256,bool)");
     bytes32 internal constant CANCELLED_EVENT = keccak256("StartCancelled(uint256,uint8,uint256,bool)");
@@ -249,8 +253,62 @@ contract Handler {
         uint16 availability = _availability(availabilitySeed);
         uint256 charge = _expectedSettlement(id, availability);
         Pre memory p = _pre(id);
-        _call(operator, abi.encodeCall(escrow.settle, (id, availability)), "settle");
+        IConferenceEscrow.Agreement memory ag = escrow.agreementOf(id);
+        (uint256 from, uint256 to) =
+            a.last == IConferenceEscrow.Status.Ended ? (uint256(ag.startedAt), uint256(ag.endedAt)) : (a.from, a.to);
+        bytes memory report = _reportFor(id, from, to, availability, availabilitySeed);
+        _call(operator, abi.encodeCall(escrow.settle, (id, availability, EVIDENCE, report)), "settle");
         _post(p, charge, availability);
+    }
+
+    /// The report a settlement of `id` over [from, to) carries: none without a monitor. With one, first tries
+    /// what must be refused (no report, one signed by a stranger, an altered figure or evidence, another
+    /// conference), checking that each changes nothing, then returns the monitor's own.
+    function _reportFor(uint256 id, uint256 from, uint256 to, uint16 availability, uint256 seed)
+        internal
+        returns (bytes memory)
+    {
+        if (escrow.termsOf(escrow.agreementOf(id).termsId).monitor == address(0)) return "";
+        uint32 session = escrow.minutesAccountOf(id).sessions + 1;
+        _refuse(id, _forged(id, session, from, to, availability, seed / 10 % 5), availability);
+        return _signReport(MONITOR_KEY, id, session, from, to, availability, EVIDENCE);
+    }
+
+    /// A report a settlement at `availability` must refuse: none, one signed by a stranger, one of another
+    /// figure, evidence or conference.
+    function _forged(uint256 id, uint32 session, uint256 from, uint256 to, uint16 availability, uint256 how)
+        internal
+        returns (bytes memory)
+    {
+        uint16 other = availability == 10_000 ? 0 : availability + 1;
+        if (how == 0) return "";
+        if (how == 1) return _signReport(STRANGER_KEY, id, session, from, to, availability, EVIDENCE);
+        if (how == 2) return _signReport(MONITOR_KEY, id, session, from, to, other, EVIDENCE);
+        if (how == 3) return _signReport(MONITOR_KEY, id, session, from, to, availability, bytes32(0));
+        return _signReport(MONITOR_KEY, id, session + 1, from, to, availability, EVIDENCE);
+    }
+
+    /// Submits a forged report and checks it is refused and changes nothing.
+    function _refuse(uint256 id, bytes memory forged, uint16 availability) internal {
+        Pre memory p = _pre(id);
+        bytes memory data = abi.encodeCall(escrow.settle, (id, availability, EVIDENCE, forged));
+        (bool ok,) = _rawCall(operator, address(escrow), data, 0);
+        if (ok) _violate(CHARGE, "settle accepted a report that is not the monitor's for this conference");
+        _post(p, 0, 0);
+    }
+
+    function _signReport(
+        uint256 key,
+        uint256 id,
+        uint32 session,
+        uint256 from,
+        uint256 to,
+        uint16 availability,
+        bytes32 evidence
+    ) internal returns (bytes memory) {
+        bytes32 digest = escrow.reportDigest(id, session, uint40(from), uint40(to), availability, evidence);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
     }
 
     function stopAndSettle(uint256 idSeed, uint256 availabilitySeed, uint256 waitSeed, uint256 stopSeed) external act {
@@ -272,9 +330,14 @@ contract Handler {
         }
         uint16 availability = _availability(availabilitySeed);
         uint256 charge = _chargeOf(_g[id], endedAt - ag.startedAt, availability);
+        bytes memory report = "";
+        if (escrow.termsOf(ag.termsId).monitor != address(0)) {
+            uint32 session = escrow.minutesAccountOf(id).sessions + 1;
+            report = _signReport(MONITOR_KEY, id, session, ag.startedAt, endedAt, availability, EVIDENCE);
+        }
         _call(
             operator,
-            abi.encodeCall(escrow.stopAndSettle, (id, availability, stoppedAt, deadline, sig)),
+            abi.encodeCall(escrow.stopAndSettle, (id, availability, EVIDENCE, report, stoppedAt, deadline, sig)),
             "stopAndSettle"
         );
         if (escrow.agreementOf(id).endedAt != endedAt) _violate(CHARGE, "stopAndSettle: end not clamped as specified");
@@ -333,10 +396,12 @@ contract Handler {
         Ghost storage a = _g[id];
         uint256 opensAt = a.last == IConferenceEscrow.Status.Ended ? escrow.agreementOf(id).endedAt : a.to;
         if (time <= opensAt + SETTLEMENT_WINDOW) _warpTo(opensAt + SETTLEMENT_WINDOW + 1);
-        uint256 charge = _expectedSettlement(id, 10_000);
+        // No report from a monitor is no availability; without a monitor, the operator's window passed.
+        uint16 availability = escrow.termsOf(escrow.agreementOf(id).termsId).monitor == address(0) ? 10_000 : 0;
+        uint256 charge = _expectedSettlement(id, availability);
         Pre memory p = _pre(id);
         _call(address(0xbeef), abi.encodeCall(escrow.settleOverdue, (id)), "settleOverdue");
-        _post(p, charge, 10_000);
+        _post(p, charge, availability);
     }
 
     function withdraw(uint256 accountSeed, bool inToken) external act {

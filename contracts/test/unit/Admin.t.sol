@@ -150,7 +150,7 @@ contract AdminTest is UnitBase {
         uint40 t = uint40(T0);
         bytes memory sig = _stopSignature(customerKey, a, t + 100, t + 200);
         vm.prank(operator);
-        escrow.stopAndSettle(a, 10_000, t + 100, t + 200, sig);
+        escrow.stopAndSettle(a, 10_000, bytes32(0), "", t + 100, t + 200, sig);
         assertEq(_status(a), IConferenceEscrow.Status.Settled, "signed stop settled");
         _stop(b);
         vm.warp(T0 + 100 + SETTLEMENT_WINDOW + 1);
@@ -274,8 +274,8 @@ contract AdminTest is UnitBase {
         _stop(charged);
         uint256 before = customer.balance;
         vm.startPrank(admin);
-        escrow.settle(refunded, 0);
-        escrow.settle(charged, 10_000);
+        escrow.settle(refunded, 0, bytes32(0), "");
+        escrow.settle(charged, 10_000, bytes32(0), "");
         vm.stopPrank();
 
         assertEq(customer.balance - before, DYNAMIC_DEPOSIT + (DYNAMIC_DEPOSIT - 6e14), "refunds to the customer");

@@ -52,7 +52,7 @@ contract FlexibleStartTest is UnitBase {
         assertEq(customer.balance, before, "nothing back: the minimum is not refundable");
 
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, MINIMUM_CHARGE, DEPOSIT - MINIMUM_CHARGE, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, MINIMUM_CHARGE, DEPOSIT - MINIMUM_CHARGE, false);
         _settle(id, 10_000);
         assertEq(customer.balance - before, DEPOSIT - MINIMUM_CHARGE, "all but the minimum");
         assertEq(escrow.earningsOf(infraId, 0), uint256(MINIMUM_CHARGE) * SECOND_INFRA / SECOND_PRICE, "providers paid");
@@ -95,7 +95,7 @@ contract FlexibleStartTest is UnitBase {
         _startAt(to - 1);
         vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_WindowOpen.selector, id, to));
         vm.prank(operator);
-        escrow.settle(id, 10_000);
+        escrow.settle(id, 10_000, bytes32(0), "");
     }
 
     /// The start after `to` is refused: the window is over; it settles with its minimum.
@@ -134,7 +134,7 @@ contract FlexibleStartTest is UnitBase {
         vm.warp(to);
         _expectWrongStatus(id, IConferenceEscrow.Status.Requested);
         vm.prank(operator);
-        escrow.settle(id, 10_000);
+        escrow.settle(id, 10_000, bytes32(0), "");
     }
 
     // ---- the honest paths ------------------------------------------------------------------------

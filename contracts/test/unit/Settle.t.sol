@@ -13,27 +13,27 @@ contract SettleTest is UnitBase {
         uint256 id = _ended(fixedTerms, 10);
         _expectUnauthorized(stranger, OPERATOR_ROLE);
         vm.prank(stranger);
-        escrow.settle(id, 10_000);
+        escrow.settle(id, 10_000, bytes32(0), "");
     }
 
     function test_RevertWhen_SettleAvailabilityAboveWhole() public {
         uint256 id = _ended(fixedTerms, 10);
         vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_InvalidAvailability.selector, uint16(10_001)));
         vm.prank(operator);
-        escrow.settle(id, 10_001);
+        escrow.settle(id, 10_001, bytes32(0), "");
     }
 
     function test_RevertWhen_SettleAgreementUnknown() public {
         vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_UnknownAgreement.selector, 1));
         vm.prank(operator);
-        escrow.settle(1, 10_000);
+        escrow.settle(1, 10_000, bytes32(0), "");
     }
 
     function test_RevertWhen_SettleRequested() public {
         uint256 id = _sign(fixedTerms);
         _expectWrongStatus(id, IConferenceEscrow.Status.Requested);
         vm.prank(operator);
-        escrow.settle(id, 10_000);
+        escrow.settle(id, 10_000, bytes32(0), "");
     }
 
     function test_RevertWhen_SettleActive() public {
@@ -41,7 +41,7 @@ contract SettleTest is UnitBase {
         vm.warp(T0 + 100);
         _expectWrongStatus(id, IConferenceEscrow.Status.Active);
         vm.prank(operator);
-        escrow.settle(id, 10_000);
+        escrow.settle(id, 10_000, bytes32(0), "");
     }
 
     function test_RevertWhen_SettleTwice() public {
@@ -49,7 +49,7 @@ contract SettleTest is UnitBase {
         _settle(id, 10_000);
         _expectWrongStatus(id, IConferenceEscrow.Status.Settled);
         vm.prank(operator);
-        escrow.settle(id, 10_000);
+        escrow.settle(id, 10_000, bytes32(0), "");
     }
 
     function test_RevertWhen_SettleRefunded() public {
@@ -57,14 +57,14 @@ contract SettleTest is UnitBase {
         _stop(id);
         _expectWrongStatus(id, IConferenceEscrow.Status.Refunded);
         vm.prank(operator);
-        escrow.settle(id, 10_000);
+        escrow.settle(id, 10_000, bytes32(0), "");
     }
 
     function test_RevertWhen_SettleIdleSession() public {
         uint256 id = _buyMinutes(10);
         _expectWrongStatus(id, IConferenceEscrow.Status.Idle);
         vm.prank(operator);
-        escrow.settle(id, 10_000);
+        escrow.settle(id, 10_000, bytes32(0), "");
     }
 
     function test_RevertWhen_SettleUnusedWindowBeforeItEnds() public {
@@ -73,7 +73,7 @@ contract SettleTest is UnitBase {
         vm.warp(to - 1);
         vm.expectRevert(abi.encodeWithSelector(Errors.Escrow_WindowOpen.selector, id, to));
         vm.prank(operator);
-        escrow.settle(id, 10_000);
+        escrow.settle(id, 10_000, bytes32(0), "");
     }
 
     // ---- settle: FixedPrice ----------------------------------------------------------------------
@@ -84,7 +84,7 @@ contract SettleTest is UnitBase {
         vm.expectEmit();
         emit IConferenceEscrow.Credited(admin, 0, FIXED_MARGIN);
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, FIXED_PRICE, 0, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, FIXED_PRICE, 0, false);
         _settle(id, 10_000);
 
         assertEq(_status(id), IConferenceEscrow.Status.Settled, "settled");
@@ -98,7 +98,7 @@ contract SettleTest is UnitBase {
     function test_WhenAvailabilityExactly75Percent_Charges() public {
         uint256 id = _ended(fixedTerms, 10);
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 7500, FIXED_PRICE, 0, false);
+        emit IConferenceEscrow.AgreementSettled(id, 7500, EVIDENCE, FIXED_PRICE, 0, false);
         _settle(id, 7500);
         assertEq(escrow.earningsOf(infraId, 0), FIXED_INFRA, "infra");
     }
@@ -107,7 +107,7 @@ contract SettleTest is UnitBase {
         uint256 id = _ended(fixedTerms, 10);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 7499, 0, FIXED_PRICE, false);
+        emit IConferenceEscrow.AgreementSettled(id, 7499, EVIDENCE, 0, FIXED_PRICE, false);
         _settle(id, 7499);
         assertEq(customer.balance - before, FIXED_PRICE, "everything back");
         assertEq(escrow.earningsOf(infraId, 0), 0, "infra nothing");
@@ -137,7 +137,7 @@ contract SettleTest is UnitBase {
         uint256 id = _ended(dynamicTerms, 600);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 9000, 6e14, 3e15, false);
+        emit IConferenceEscrow.AgreementSettled(id, 9000, EVIDENCE, 6e14, 3e15, false);
         _settle(id, 9000);
         assertEq(customer.balance - before, 3e15, "3.6e15 - 600 x 1e12");
         assertEq(escrow.earningsOf(infraId, 0), 3.6e14, "infra 600 x 6e11");
@@ -166,7 +166,7 @@ contract SettleTest is UnitBase {
         escrow.end(id);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, DYNAMIC_DEPOSIT, 0, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, DYNAMIC_DEPOSIT, 0, false);
         _settle(id, 10_000);
         assertEq(customer.balance, before, "nothing back");
     }
@@ -193,7 +193,7 @@ contract SettleTest is UnitBase {
         _stop(id);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, 6.1e13, 0, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, 6.1e13, 0, false);
         _settle(id, 10_000);
 
         IConferenceEscrow.Agreement memory a = escrow.agreementOf(id);
@@ -211,7 +211,7 @@ contract SettleTest is UnitBase {
         vm.warp(T0 + 300);
         _stop(id);
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 5000, 0, 0, false);
+        emit IConferenceEscrow.AgreementSettled(id, 5000, EVIDENCE, 0, 0, false);
         _settle(id, 5000);
         assertEq(escrow.agreementOf(id).duration, 600, "no seconds consumed");
         assertEq(escrow.minutesAccountOf(id).charged, 0, "nothing charged");
@@ -271,7 +271,7 @@ contract SettleTest is UnitBase {
         _stop(id);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, 1.3e15, 3.7e15, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, 1.3e15, 3.7e15, false);
         _settle(id, 10_000);
         assertEq(customer.balance - before, 3.7e15, "refund");
         assertEq(escrow.earningsOf(infraId, 0), 7.8e14, "infra 60% of 1.3e15");
@@ -286,7 +286,7 @@ contract SettleTest is UnitBase {
         _stop(id);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 7000, 0, 5e15, false);
+        emit IConferenceEscrow.AgreementSettled(id, 7000, EVIDENCE, 0, 5e15, false);
         _settle(id, 7000);
         assertEq(customer.balance - before, 5e15, "minimum included");
         assertEq(address(escrow).balance, 0, "escrow empty");
@@ -299,7 +299,7 @@ contract SettleTest is UnitBase {
         vm.warp(to);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, MINIMUM_CHARGE, 4e15, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, MINIMUM_CHARGE, 4e15, false);
         _settle(id, 10_000);
         assertEq(customer.balance - before, 4e15, "everything but the minimum");
         assertEq(escrow.earningsOf(infraId, 0), 6e14, "infra");
@@ -385,7 +385,7 @@ contract SettleTest is UnitBase {
         vm.warp(T0 + 600 + SETTLEMENT_WINDOW + 1);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, 6e14, 3e15, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, bytes32(0), 6e14, 3e15, false);
         vm.prank(stranger);
         escrow.settleOverdue(id);
         assertEq(customer.balance - before, 3e15, "refund");
@@ -411,7 +411,7 @@ contract SettleTest is UnitBase {
         vm.warp(to + SETTLEMENT_WINDOW + 1);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, MINIMUM_CHARGE, 4e15, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, bytes32(0), MINIMUM_CHARGE, 4e15, false);
         escrow.settleOverdue(id);
         assertEq(customer.balance - before, 4e15, "refund");
     }

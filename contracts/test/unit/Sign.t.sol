@@ -264,7 +264,7 @@ contract SignTest is UnitBase {
         vm.warp(block.timestamp + 1 hours);
         _stop(id);
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, 35_640, 0, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, 35_640, 0, false);
         _settle(id, 10_000);
         assertEq(escrow.earningsOf(infraId, usdId), 23_760, "infra: 6/9 of it");
         assertEq(escrow.earningsOf(softwareId, usdId), 11_880, "software: 3/9 of it");

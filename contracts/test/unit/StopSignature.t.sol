@@ -23,7 +23,7 @@ contract StopSignatureTest is UnitBase {
         internal
     {
         vm.prank(operator);
-        escrow.stopAndSettle(id, availabilityBps, stoppedAt, deadline, sig);
+        escrow.stopAndSettle(id, availabilityBps, EVIDENCE, "", stoppedAt, deadline, sig);
     }
 
     // ---- requirements ----------------------------------------------------------------------------
@@ -33,7 +33,7 @@ contract StopSignatureTest is UnitBase {
         bytes memory sig = _stopSignature(customerKey, id, _now(), _now() + 60);
         _expectUnauthorized(customer, OPERATOR_ROLE);
         vm.prank(customer);
-        escrow.stopAndSettle(id, 10_000, _now(), _now() + 60, sig);
+        escrow.stopAndSettle(id, 10_000, bytes32(0), "", _now(), _now() + 60, sig);
     }
 
     function test_RevertWhen_StopAndSettleAvailabilityAboveWhole() public {
@@ -143,7 +143,7 @@ contract StopSignatureTest is UnitBase {
         vm.expectEmit();
         emit IConferenceEscrow.AgreementEnded(id, T + 500, operator);
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, 5e14, 3.1e15, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, 5e14, 3.1e15, false);
         _stopAndSettle(id, 10_000, stoppedAt, deadline, sig);
 
         IConferenceEscrow.Agreement memory a = escrow.agreementOf(id);
@@ -192,7 +192,7 @@ contract StopSignatureTest is UnitBase {
         bytes memory sig = _stopSignature(customerKey, id, T + 4000, T + 6000);
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, DYNAMIC_DEPOSIT, 0, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, DYNAMIC_DEPOSIT, 0, false);
         _stopAndSettle(id, 10_000, T + 4000, T + 6000, sig);
         assertEq(escrow.agreementOf(id).endedAt, T + MAX_DURATION, "end time");
         assertEq(customer.balance, before, "nothing back");
@@ -208,7 +208,7 @@ contract StopSignatureTest is UnitBase {
         vm.expectEmit();
         emit IConferenceEscrow.AgreementEnded(id, T + 100, operator);
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, 0, DYNAMIC_DEPOSIT, false);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, 0, DYNAMIC_DEPOSIT, false);
         _stopAndSettle(id, 10_000, T + 50, T + 700, sig);
         assertEq(escrow.agreementOf(id).endedAt, T + 100, "start");
         assertEq(customer.balance - before, DYNAMIC_DEPOSIT, "nothing used");

@@ -278,7 +278,7 @@ contract WithdrawTest is UnitBase {
         vm.warp(T0 + 600);
         rc.stop(escrow, id);
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, 6e14, 3e15, true);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, 6e14, 3e15, true);
         _settle(id, 10_000);
         assertEq(_status(id), IConferenceEscrow.Status.Settled, "settled");
         assertEq(escrow.creditOf(address(rc), 0), 3e15, "refund credited");
@@ -322,7 +322,7 @@ contract WithdrawTest is UnitBase {
         vm.expectEmit();
         emit IConferenceEscrow.Credited(customer, usdId, 300_000);
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSettled(id, 10_000, 60_000, 300_000, true);
+        emit IConferenceEscrow.AgreementSettled(id, 10_000, EVIDENCE, 60_000, 300_000, true);
         _settle(id, 10_000);
         assertEq(usd.balanceOf(customer), USD_MINTED - USD_DEPOSIT, "nothing sent");
         assertEq(escrow.creditOf(customer, usdId), 300_000, "credited");
