@@ -1,8 +1,10 @@
-//! The monitor probes the conference of every active agreement and stores each probe with what was
-//! measured (the orchestrator's detail: for Janus, whether it answered and whether its packets to the
-//! participants moved; for Jitsi, the videobridge's health and statistics): the availability reported
-//! at settlement is the share of probes that succeeded while the agreement ran, and the stored probes
-//! are the evidence behind it.
+//! The monitor probes the conference of every active agreement once per availability slot (one probe
+//! interval, counted from the conference's start: see [`crate::domain::availability`]) and stores each
+//! probe with what was measured (the orchestrator's detail: for Janus, whether it answered and whether
+//! its packets to the participants moved; for Jitsi, the videobridge's health and statistics) and when,
+//! on the chain's clock. The availability the operator reports at settlement (for terms without an
+//! independent monitor) is the share of the slots due that hold a successful probe, and the stored probes
+//! are the evidence behind it, committed to on-chain.
 //!
 //! A probe that finds the conference lost (its server exited, or stopped answering) marks it so in the
 //! store (`running` → `removed`): the reconciler's next pass deploys it again ([`next_step`] says
@@ -13,39 +15,86 @@
 //!
 //! [`next_step`]: crate::domain::step::next_step
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+};
 
 use tracing::warn;
 
 use crate::{
     Result,
+    chain::Chain,
     domain::{
         agreement::{Agreement, ChainStatus, ConferenceState, Model},
-        availability::{ProbeOutcome, ProbeResult},
+        availability::{ChainClock, ProbeOutcome, ProbeResult, slot_of},
         conference::{Roster, lowercase},
     },
     orchestrator::Orchestrator,
-    store::Store,
+    store::{Store, now_wall_ms},
 };
 
 pub struct Monitor {
     pub store: Store,
+    pub chain: Chain,
     pub orchestrator: Arc<Orchestrator>,
     pub metrics: crate::metrics::Metrics,
+    /// The length of an availability slot: one probe per slot.
+    pub interval_ms: u64,
+    clock: Mutex<ChainClock>,
+    /// The slot each conference (agreement, session) was last probed in.
+    probed: Mutex<HashMap<(u64, u64), u64>>,
 }
 
 impl Monitor {
-    /// Probes once every conference the customer is paying for: each active one, and the warm one of a
-    /// FlexiblePeriod window (its readiness is what the minimum charge pays for).
+    pub fn new(
+        store: Store,
+        chain: Chain,
+        orchestrator: Arc<Orchestrator>,
+        metrics: crate::metrics::Metrics,
+        interval_ms: u64,
+    ) -> Self {
+        let (clock, probed) = (Mutex::default(), Mutex::default());
+        Self { store, chain, orchestrator, metrics, interval_ms: interval_ms.max(10), clock, probed }
+    }
+
+    /// How often [`Self::pass`] should run: four times a slot, so that each slot is probed early in it.
+    pub fn pass_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis((self.interval_ms / 4).max(5))
+    }
+
+    /// The chain's time now, in milliseconds (see [`ChainClock`]).
+    async fn chain_now_ms(&self) -> Result<u64> {
+        let (_, timestamp) = self.chain.head().await?;
+        let mut clock = self.clock.lock().expect("not poisoned");
+        clock.observe(timestamp, now_wall_ms());
+        Ok(clock.now_ms(now_wall_ms()))
+    }
+
+    /// Probes every conference the customer is paying for whose current slot has no probe yet: each
+    /// active one, and the warm one of a FlexiblePeriod window (its readiness is what the minimum charge
+    /// pays for).
     pub async fn pass(&self) -> Result<()> {
         let mut probes = Vec::new();
-        for a in self.store.open_agreements().await? {
+        let agreements = self.store.open_agreements().await?;
+        let now_ms = self.chain_now_ms().await?;
+        self.probed
+            .lock()
+            .expect("not poisoned")
+            .retain(|(id, session), _| agreements.iter().any(|a| a.id == *id && a.session == *session));
+        for a in agreements {
             let warm = a.model == Model::FlexiblePeriod
                 && a.chain_status == ChainStatus::Idle
                 && a.conference_state == ConferenceState::Running;
             // A conference the customer stopped by signature is removed before its stop reaches the
             // chain: from the signed time on, it is not owed, so its absence is no outage.
             if (a.chain_status != ChainStatus::Active && !warm) || a.signed_stop_of_running().is_some() {
+                continue;
+            }
+            // Slots count from the conference's start, or the window's for a warm one.
+            let start = if warm { a.window_from } else { a.started_at };
+            let Some(slot) = start.and_then(|start| slot_of(start, self.interval_ms, now_ms)) else { continue };
+            if self.probed.lock().expect("not poisoned").get(&(a.id, a.session)) == Some(&slot) {
                 continue;
             }
             // An active agreement whose conference is not running is down, whatever the reason.
@@ -67,9 +116,11 @@ impl Monitor {
                 self.metrics.conference_lost();
             }
             self.metrics.probe(outcome.ok);
+            self.probed.lock().expect("not poisoned").insert((a.id, a.session), slot);
             probes.push(ProbeResult {
                 agreement: a.id,
                 session: a.session,
+                at_ms: now_ms,
                 ok: outcome.ok,
                 detail: Some(outcome.detail),
             });
@@ -77,10 +128,12 @@ impl Monitor {
         self.store.record_probes(&probes).await
     }
 
-    /// Who may be in the agreement's conference now (its customer and the participants it registered,
-    /// lowercase addresses) and at what quality.
+    /// Who may be in the agreement's conference now (its customer, the participants it registered and
+    /// the terms' monitor, lowercase addresses) and at what quality.
     async fn roster(&self, a: &Agreement) -> Result<Roster> {
         let mut admitted = BTreeSet::from([a.customer.to_lowercase()]);
+        // The terms' independent monitor probes as a participant: never put out.
+        admitted.extend(a.monitor.clone());
         let settings = self.store.conference_settings(a.id).await?;
         if let Some(settings) = &settings {
             admitted.extend(settings.participants.iter().map(|(address, _)| lowercase(*address)));

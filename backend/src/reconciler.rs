@@ -21,6 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use alloy::primitives::{B256, Bytes};
 use tokio::sync::{Mutex, Notify};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -30,9 +31,11 @@ use crate::{
     chain::Chain,
     domain::{
         agreement::{Agreement, ChainStatus as C, ConferenceState as K, Model},
+        availability::measure,
         conference::Conference,
         operator::OperatorCall,
         step::{Step, next_step},
+        stop::chain_session,
     },
     orchestrator::Orchestrator,
     store::Store,
@@ -58,6 +61,8 @@ pub struct Reconciler {
     pub changed: Arc<Changed>,
     /// When the last pass over every open agreement started.
     last_full_pass: std::sync::Mutex<Option<Instant>>,
+    /// The probe interval: the length of an availability slot.
+    probe_interval_ms: u64,
 }
 
 impl Reconciler {
@@ -69,6 +74,7 @@ impl Reconciler {
         outbox_notify: Arc<Notify>,
         metrics: crate::metrics::Metrics,
         changed: Arc<Changed>,
+        probe_interval_ms: u64,
     ) -> Self {
         let (in_flight, tasks, last_full_pass) = (Mutex::default(), TaskTracker::new(), Default::default());
         Self {
@@ -82,6 +88,7 @@ impl Reconciler {
             metrics,
             changed,
             last_full_pass,
+            probe_interval_ms,
         }
     }
 
@@ -265,14 +272,20 @@ impl Reconciler {
             }
             Step::StopAndSettle => {
                 let Some(stop) = a.signed_stop.clone() else { return Ok(false) };
-                let availability_bps = self.store.probe_tally(a.id, a.session).await?.availability_bps();
-                let call = OperatorCall::StopAndSettle { agreement: a.id, session: a.session, availability_bps, stop };
-                self.queue(call).await?;
+                let Some((availability_bps, evidence, report)) = self.figure(a).await? else { return Ok(false) };
+                let (agreement, session) = (a.id, a.session);
+                self.queue(OperatorCall::StopAndSettle {
+                    agreement,
+                    session,
+                    availability_bps,
+                    evidence,
+                    report,
+                    stop,
+                })
+                .await?;
             }
             Step::Settle => {
-                let tally = self.store.probe_tally(a.id, a.session).await?;
-                let availability_bps = tally.availability_bps();
-                debug!(probes = tally.probes, ok = tally.probes_ok, availability_bps, "measured availability");
+                let Some((availability_bps, evidence, report)) = self.figure(a).await? else { return Ok(false) };
                 // An ended conference is named by its start, a lapsed FlexiblePeriod start by its request,
                 // an unused window by 0 (see OperatorCall).
                 let started_at = match a.chain_status {
@@ -280,11 +293,35 @@ impl Reconciler {
                     C::Requested => a.requested_at.unwrap_or_default(),
                     _ => 0,
                 };
-                let call = OperatorCall::Settle { agreement: a.id, session: a.session, started_at, availability_bps };
+                let (agreement, session) = (a.id, a.session);
+                let call = OperatorCall::Settle { agreement, session, started_at, availability_bps, evidence, report };
                 self.queue(call).await?;
             }
         }
         Ok(false)
+    }
+
+    /// The figure a settlement of the agreement's current conference carries: with the terms' monitor,
+    /// its signed report for exactly the period the contract will measure (None until one has arrived:
+    /// the settlement waits for it); without one, the operator's own measurement from the stored probes.
+    async fn figure(&self, a: &Agreement) -> Result<Option<(u16, B256, Bytes)>> {
+        let Some((from, to)) = a.measured_period() else { return Ok(None) };
+        if a.monitor.is_some() {
+            let session = chain_session(self.store.sessions_of(a.id).await?.len());
+            return Ok(match self.store.report(a.id, session).await? {
+                Some(r) if (r.started_at, r.ended_at) == (from, to) => {
+                    debug!(availability_bps = r.availability_bps, evidence = %r.evidence, "the monitor's report");
+                    Some((r.availability_bps, r.evidence, r.signature))
+                }
+                other => {
+                    debug!(from, to, report = ?other.map(|r| (r.started_at, r.ended_at)), "waiting for the monitor's report");
+                    None
+                }
+            });
+        }
+        let m = measure(from, to, self.probe_interval_ms, &self.store.probe_records(a.id, a.session).await?);
+        debug!(due = m.due, ok = m.ok_slots, availability_bps = m.availability_bps, evidence = %m.evidence, "measured availability");
+        Ok(Some((m.availability_bps, m.evidence, Bytes::new())))
     }
 
     /// The conference the agreement asks for: its constraints from the chain, its participants and

@@ -112,6 +112,7 @@ pub async fn serve(
             outbox.clone(),
             metrics.clone(),
             changed,
+            service.probe_interval_ms.max(10),
         )),
         settler: Arc::new(Settler::new(
             chain.clone(),
@@ -122,7 +123,13 @@ pub async fn serve(
             },
             metrics.clone(),
         )),
-        monitor: Arc::new(Monitor { store: store.clone(), orchestrator, metrics: metrics.clone() }),
+        monitor: Arc::new(Monitor::new(
+            store.clone(),
+            chain.clone(),
+            orchestrator,
+            metrics.clone(),
+            service.probe_interval_ms,
+        )),
         chain: chain.clone(),
         events,
         outbox,
@@ -130,7 +137,6 @@ pub async fn serve(
         rolled_back,
         upkeep,
         poll: service.poll_interval(),
-        probe: service.probe_interval(),
     });
 
     let lease = Lease::new(store.clone(), LeaseConfig::from_args(service));
@@ -160,6 +166,7 @@ pub async fn serve(
         orchestrator: service.orchestrator,
         public_url,
         explorer: service.explorer()?,
+        probe_interval_ms: service.probe_interval_ms.max(10),
         ..PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string()).with_deployment(
             book.to_string(),
             registry.to_string(),
@@ -240,7 +247,6 @@ struct Loops {
     /// Woken when the orchestrator wants upkeep at once (a warm pod was handed over).
     upkeep: Arc<Notify>,
     poll: Duration,
-    probe: Duration,
 }
 
 /// Runs the loops whenever this replica leads, and stops them (each after its current step) when it
@@ -293,7 +299,7 @@ impl Loops {
             async move { settler.pass().await }
         }));
         let this = self.clone();
-        tasks.spawn(repeat("monitor", self.probe, never.clone(), stop.clone(), move || {
+        tasks.spawn(repeat("monitor", self.monitor.pass_interval(), never.clone(), stop.clone(), move || {
             let monitor = this.monitor.clone();
             async move { monitor.pass().await }
         }));

@@ -147,6 +147,7 @@ async fn metrics_name_every_series_and_read_the_database_facts() {
     metrics.events_processed(&[ChainEvent::Settled {
         agreement: 1,
         availability_bps: 9_950,
+        evidence: Default::default(),
         charge: "1".into(),
         refund: "0".into(),
         refund_deferred: false,

@@ -35,6 +35,7 @@ fn settled() -> ChainEvent {
     ChainEvent::Settled {
         agreement: 1,
         availability_bps: 10_000,
+        evidence: Default::default(),
         charge: "600000000000000".into(),
         refund: "3000000000000000".into(),
         refund_deferred: false,
@@ -61,7 +62,7 @@ fn signed_tx(nonce: u64, byte: u8) -> SignedTx {
 async fn a_fork_removes_an_agreement_signed_on_the_abandoned_branch(store: Store) {
     read(&store, vec![at(5, 0, terms_published()), at(10, 3, signed())], 10).await;
     store.conference_running(1, &common::deployed()).await.unwrap();
-    let probe = ProbeResult { agreement: 1, session: 1, ok: true, detail: None };
+    let probe = ProbeResult { agreement: 1, session: 1, at_ms: SIGNED_AT * 1000, ok: true, detail: None };
     store.record_probes(&[probe]).await.unwrap();
     let activate = OperatorCall::Activate { agreement: 1, session: 1, requested_at: SIGNED_AT, region: 0 };
     store.enqueue(&activate).await.unwrap();
@@ -109,7 +110,14 @@ async fn a_fork_under_a_settlement_rebuilds_it_and_reopens_its_call(store: Store
     read(&store, history, 12).await;
     store.conference_running(1, &common::deployed()).await.unwrap();
     store.conference_removed(1).await.unwrap();
-    let settle = OperatorCall::Settle { agreement: 1, session: 1, started_at: STARTED_AT, availability_bps: 10_000 };
+    let settle = OperatorCall::Settle {
+        agreement: 1,
+        session: 1,
+        started_at: STARTED_AT,
+        availability_bps: 10_000,
+        evidence: Default::default(),
+        report: Default::default(),
+    };
     store.enqueue(&settle).await.unwrap();
     let id = store.unfinished_outbox().await.unwrap()[0].id;
     assert!(store.record_attempt(id, OutboxState::Pending, &signed_tx(1, 7)).await.unwrap());

@@ -27,7 +27,7 @@ async fn both_migration_sets_make_the_same_tables_and_columns() {
 on_both_databases!(
     events_applied_twice_change_nothing_the_second_time,
     the_outbox_holds_each_call_once,
-    availability_is_the_share_of_successful_probes,
+    availability_is_the_share_of_due_slots_with_a_successful_probe,
     the_api_answers_bad_ids_with_a_clear_4xx,
     one_replica_at_a_time_holds_the_lease_until_it_expires_or_is_given_up,
     the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes,
@@ -68,51 +68,81 @@ async fn the_outbox_holds_each_call_once(store: Store) {
     assert!(store.is_queued(1, 1, "activate").await.unwrap());
     assert!(!store.is_queued(1, 2, "activate").await.unwrap(), "another session");
     assert!(!store.is_queued(1, 1, "settle").await.unwrap(), "another call");
-    // A settlement queued once keeps its first availability figure.
-    let settle = |availability_bps| OperatorCall::Settle {
+    // A settlement queued once keeps its first availability figure, evidence and report.
+    let settle = |availability_bps, session, started_at| OperatorCall::Settle {
         agreement: 1,
-        session: 1,
-        started_at: 1_700_000_005,
+        session,
+        started_at,
         availability_bps,
+        evidence: alloy::primitives::B256::repeat_byte(7),
+        report: alloy::primitives::Bytes::from_static(&[1, 2, 3]),
     };
-    assert!(store.enqueue(&settle(9000)).await.unwrap());
-    assert!(!store.enqueue(&settle(100)).await.unwrap());
+    assert!(store.enqueue(&settle(9000, 1, 1_700_000_005)).await.unwrap());
+    assert!(!store.enqueue(&settle(100, 1, 1_700_000_005)).await.unwrap());
     // The next session of the same agreement is a call of its own.
-    let next = OperatorCall::Settle { agreement: 1, session: 2, started_at: 1_700_000_900, availability_bps: 10_000 };
+    let next = settle(10_000, 2, 1_700_000_900);
     assert!(store.enqueue(&next).await.unwrap());
     let items = store.unfinished_outbox().await.unwrap();
     assert_eq!(items.len(), 3);
     assert_eq!(items[0].call, activate);
-    assert_eq!(items[1].call, settle(9000));
+    assert_eq!(items[1].call, settle(9000, 1, 1_700_000_005));
     assert_eq!(items[2].call, next);
 }
 
-async fn availability_is_the_share_of_successful_probes(store: Store) {
-    store.apply_events(&signed_agreement_events(), 3, 1_700_000_000).await.unwrap();
-    assert_eq!(
-        store.probe_tally(1, 1).await.unwrap().availability_bps(),
-        10_000,
-        "no probes, no evidence of an outage"
-    );
-    let probe =
-        |session, ok, detail: Option<&str>| ProbeResult { agreement: 1, session, ok, detail: detail.map(Into::into) };
-    // As two monitor passes store them: three answers, then a failure and another session's.
-    store.record_probes(&[probe(1, true, None), probe(1, true, None), probe(1, true, None)]).await.unwrap();
-    store.record_probes(&[probe(1, false, None), probe(2, false, Some("another session"))]).await.unwrap();
+async fn availability_is_the_share_of_due_slots_with_a_successful_probe(store: Store) {
+    const START: u64 = 1_700_000_010;
+    let mut events = signed_agreement_events();
+    events.push(ChainEvent::Activated {
+        agreement: 1,
+        started_at: START,
+        ends_at: START + 3600,
+        region: 0,
+        tx_hash: "0x1".into(),
+    });
+    events.push(ChainEvent::Ended { agreement: 1, ended_at: START + 6, tx_hash: "0x2".into() });
+    store.apply_events(&events, 3, START + 6).await.unwrap();
+    let probe = |session, at, ok, detail: Option<&str>| ProbeResult {
+        agreement: 1,
+        session,
+        at_ms: START * 1000 + at,
+        ok,
+        detail: detail.map(Into::into),
+    };
+    // Slots of 2 s (the API's default interval) over 6 s: three due. Slot 0 holds two successes (one
+    // counts), slot 1 a failure, slot 2 nothing (a probe that did not happen fails); one probe of
+    // another session, and one before the start, count nowhere.
+    store
+        .record_probes(&[probe(1, 100, true, None), probe(1, 1_500, true, None), probe(1, 2_100, false, Some("down"))])
+        .await
+        .unwrap();
+    store.record_probes(&[probe(2, 100, true, Some("another session"))]).await.unwrap();
     let tally = store.probe_tally(1, 1).await.unwrap();
-    assert_eq!((tally.probes, tally.probes_ok, tally.availability_bps()), (4, 3, 7_500));
+    assert_eq!((tally.probes, tally.probes_ok), (3, 2));
 
-    // The evidence, as a customer or an auditor reads it: each conference's probes and its figure.
+    // The evidence, as a customer or an auditor reads it: each conference's probes, the figure and the
+    // commitment recomputed from them.
     let api = common::spawn_api(store).await;
     let view: Value = reqwest::get(format!("{api}/api/agreements/1/probes")).await.unwrap().json().await.unwrap();
     assert_eq!(view["fullRefundBelowBps"], 7_500);
+    assert_eq!(view["measuredBy"], Value::Null, "the operator measures terms without a monitor");
     let sessions = view["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2, "{view}");
-    assert_eq!((sessions[0]["session"].as_u64(), sessions[0]["availabilityBps"].as_u64()), (Some(1), Some(7_500)));
-    assert_eq!(sessions[0]["probes"].as_array().unwrap().len(), 4);
-    assert_eq!(sessions[1]["probes"][0]["ok"], false);
+    let m = &sessions[0]["measurement"];
+    assert_eq!(
+        (m["due"].as_u64(), m["okSlots"].as_u64(), m["availabilityBps"].as_u64()),
+        (Some(3), Some(1), Some(3_333)),
+        "{m}"
+    );
+    // keccak256(uint32 interval ‖ (uint64 atMs ‖ uint8 ok)…), as the contracts' README documents.
+    let mut bytes = 2_000u32.to_be_bytes().to_vec();
+    for (at, ok) in [(100, 1), (1_500, 1), (2_100, 0)] {
+        bytes.extend_from_slice(&(START * 1000 + at).to_be_bytes());
+        bytes.push(ok);
+    }
+    assert_eq!(m["evidence"], alloy::primitives::keccak256(&bytes).to_string());
+    assert_eq!(sessions[0]["probes"].as_array().unwrap().len(), 3);
     assert_eq!(sessions[1]["probes"][0]["detail"], "another session");
-    assert_eq!(sessions[1]["availabilityBps"], 0);
+    assert_eq!(sessions[1]["measurement"], Value::Null, "no period to measure for a session that never ran");
     let unknown = reqwest::get(format!("{api}/api/agreements/7/probes")).await.unwrap();
     assert_eq!(unknown.status().as_u16(), 404);
 }

@@ -51,6 +51,7 @@ impl Chain {
                     minimum_charge: terms.minimumCharge.to_string(),
                     regions: terms.regions,
                     gdpr: terms.gdpr,
+                    monitor: (!terms.monitor.is_zero()).then(|| terms.monitor.to_string().to_lowercase()),
                 }
             }
             EscrowEvent::TermsClosed(e) => ChainEvent::TermsClosed { terms: e.termsId.into() },
@@ -91,6 +92,7 @@ impl Chain {
             EscrowEvent::AgreementSettled(e) => ChainEvent::Settled {
                 agreement: id(e.agreementId),
                 availability_bps: e.availabilityBps,
+                evidence: e.evidence,
                 charge: e.charge.to_string(),
                 refund: e.refund.to_string(),
                 refund_deferred: e.refundDeferred,

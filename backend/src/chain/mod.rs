@@ -56,17 +56,22 @@ pub fn calldata(call: &OperatorCall) -> Bytes {
         }
         OperatorCall::Decline { agreement, .. } => E::declineCall { agreementId: U256::from(agreement) }.abi_encode(),
         OperatorCall::End { agreement, .. } => E::endCall { agreementId: U256::from(agreement) }.abi_encode(),
-        OperatorCall::Settle { agreement, availability_bps, .. } => {
-            E::settleCall { agreementId: U256::from(agreement), availabilityBps: availability_bps }.abi_encode()
+        OperatorCall::Settle { agreement, availability_bps, evidence, report, .. } => {
+            E::settleCall { agreementId: U256::from(agreement), availabilityBps: availability_bps, evidence, report }
+                .abi_encode()
         }
-        OperatorCall::StopAndSettle { agreement, availability_bps, stop, .. } => E::stopAndSettleCall {
-            agreementId: U256::from(agreement),
-            availabilityBps: availability_bps,
-            stoppedAt: U40::saturating_from(stop.stopped_at),
-            deadline: U40::saturating_from(stop.deadline),
-            signature: stop.signature,
+        OperatorCall::StopAndSettle { agreement, availability_bps, evidence, report, stop, .. } => {
+            E::stopAndSettleCall {
+                agreementId: U256::from(agreement),
+                availabilityBps: availability_bps,
+                evidence,
+                report,
+                stoppedAt: U40::saturating_from(stop.stopped_at),
+                deadline: U40::saturating_from(stop.deadline),
+                signature: stop.signature,
+            }
+            .abi_encode()
         }
-        .abi_encode(),
     }
     .into()
 }

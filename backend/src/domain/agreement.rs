@@ -198,6 +198,9 @@ pub struct Agreement {
     pub settle_tx: Option<String>,
     /// The customer's gasless stop of the current conference, waiting to be submitted.
     pub signed_stop: Option<SignedStop>,
+    /// Who measures the availability: the terms' independent monitor (its account, lowercase), whose
+    /// signed report alone settles; None when the terms name none and the operator reports.
+    pub monitor: Option<String>,
 }
 
 impl Agreement {
@@ -222,6 +225,26 @@ impl Agreement {
     pub fn signed_stop_of_running(&self) -> Option<&SignedStop> {
         self.signed_stop.as_ref().filter(|stop| self.started_at == Some(stop.started_at))
     }
+
+    /// The period a settlement of the current conference pays for, as the contract will take it
+    /// (unix seconds, `[from, to)`): an ended conference's `[startedAt, endedAt)`; a running one's up to
+    /// the end its customer's signed stop gives it (the signed time, no earlier than its start nor later
+    /// than its end time); a FlexiblePeriod window's `[from, to)` when it passes without a conference.
+    /// None while there is nothing to settle.
+    pub fn measured_period(&self) -> Option<(u64, u64)> {
+        match self.chain_status {
+            ChainStatus::Ended => Some((self.started_at?, self.ended_at?)),
+            ChainStatus::Active => {
+                let (started_at, stop) = (self.started_at?, self.signed_stop_of_running()?);
+                let end = stop.stopped_at.min(self.ends_at.unwrap_or(u64::MAX)).max(started_at);
+                Some((started_at, end))
+            }
+            ChainStatus::Idle | ChainStatus::Requested if self.model == Model::FlexiblePeriod => {
+                Some((self.window_from?, self.window_to?))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A terms version as published on-chain: what a customer signs.
@@ -242,6 +265,8 @@ pub struct Terms {
     pub regions: u32,
     pub gdpr: bool,
     pub open: bool,
+    /// The account of the terms' independent monitor (lowercase), if they name one.
+    pub monitor: Option<String>,
 }
 
 /// One settled conference of an agreement.
@@ -252,6 +277,8 @@ pub struct Session {
     pub started_at: Option<u64>,
     pub ended_at: Option<u64>,
     pub availability_bps: u16,
+    /// The commitment to the probe records behind the figure, as the settlement emitted it.
+    pub evidence: Option<String>,
     pub charge: String,
     pub settle_tx: String,
 }

@@ -22,6 +22,10 @@ pub enum ChainEvent {
         minimum_charge: String,
         regions: u32,
         gdpr: bool,
+        /// The account of the terms' monitor, whose signed report alone settles their conferences; None
+        /// when they name none (the operator reports).
+        #[serde(default)]
+        monitor: Option<String>,
     },
     TermsClosed {
         terms: u64,
@@ -68,6 +72,10 @@ pub enum ChainEvent {
     Settled {
         agreement: u64,
         availability_bps: u16,
+        /// The commitment to the probe records behind the figure (zero for an overdue settlement, or for
+        /// events kept before settlements carried one).
+        #[serde(default)]
+        evidence: alloy::primitives::B256,
         charge: String,
         refund: String,
         refund_deferred: bool,

@@ -1,7 +1,7 @@
 //! What the operator does on-chain about an agreement ([`OperatorCall`], queued in the outbox and sent
 //! by the settler), and the transactions it signs for it ([`SignedTx`]).
 
-use alloy::primitives::B256;
+use alloy::primitives::{B256, Bytes};
 
 use crate::domain::{agreement::ChainStatus, stop::SignedStop};
 
@@ -27,17 +27,23 @@ pub enum OperatorCall {
         session: u64,
         started_at: u64,
     },
+    /// Settles with the measured availability, the commitment to its evidence, and the monitor's signed
+    /// report of them (empty when the terms name no monitor: the operator's own figure).
     Settle {
         agreement: u64,
         session: u64,
         started_at: u64,
         availability_bps: u16,
+        evidence: B256,
+        report: Bytes,
     },
     /// Ends a running conference at the time the customer signed (EIP-712 `Stop`) and settles it.
     StopAndSettle {
         agreement: u64,
         session: u64,
         availability_bps: u16,
+        evidence: B256,
+        report: Bytes,
         stop: SignedStop,
     },
 }

@@ -145,6 +145,7 @@ mod tests {
             end_tx: None,
             settle_tx: None,
             signed_stop: None,
+            monitor: None,
         }
     }
 
@@ -177,8 +178,28 @@ mod tests {
         let calls = [
             (Step::Activate, OperatorCall::Activate { agreement: 1, session: 1, requested_at: 1, region: 0 }),
             (Step::End, OperatorCall::End { agreement: 1, session: 1, started_at: 1 }),
-            (Step::Settle, OperatorCall::Settle { agreement: 1, session: 1, started_at: 1, availability_bps: 1 }),
-            (Step::StopAndSettle, OperatorCall::StopAndSettle { agreement: 1, session: 1, availability_bps: 1, stop }),
+            (
+                Step::Settle,
+                OperatorCall::Settle {
+                    agreement: 1,
+                    session: 1,
+                    started_at: 1,
+                    availability_bps: 1,
+                    evidence: Default::default(),
+                    report: Default::default(),
+                },
+            ),
+            (
+                Step::StopAndSettle,
+                OperatorCall::StopAndSettle {
+                    agreement: 1,
+                    session: 1,
+                    availability_bps: 1,
+                    evidence: Default::default(),
+                    report: Default::default(),
+                    stop,
+                },
+            ),
         ];
         for (step, call) in calls {
             assert_eq!(step.call(), Some(call.name()));

@@ -18,7 +18,8 @@ use super::{
 };
 use crate::domain::{
     agreement::{Agreement, Progress, Terms},
-    availability::{Probe, ProbeTally},
+    availability::{Measurement, Probe, ProbeTally, Record, Report, measure},
+    stop::chain_session,
 };
 
 pub(super) fn router() -> OpenApiRouter<ApiContext> {
@@ -138,8 +139,10 @@ async fn agreements(
 }
 
 /// The evidence behind an agreement's availability: every probe of each of its conferences (when, and
-/// whether the conference answered, with what failed), the tally, and the figure that settlement
-/// reports (or reported) from it. Below 75 % the customer is refunded in full.
+/// whether the conference answered, with what failed), who measures the figure, and for each conference
+/// that has a measured period (settled, or ready to settle) the figure and the commitment recomputed from
+/// the records, beside what the settlement emitted and the monitor's signed report. Below 75 % the
+/// customer is refunded in full.
 #[utoipa::path(
     get,
     path = "/api/agreements/{id}/probes",
@@ -154,12 +157,13 @@ async fn agreements(
 )]
 async fn probes(State(ctx): State<ApiContext>, AgreementId(id): AgreementId) -> Result<Json<ProbesView>, ApiError> {
     let agreement = seen_agreement(&ctx.store, id).await?;
-    // Grouped by session (the store gives them in that order), each tally counted from its own probes.
+    let interval_ms = ctx.public.probe_interval_ms;
+    let settled = ctx.store.sessions_of(id).await?;
+    // Grouped by session (the store gives them in that order).
     let mut sessions: Vec<SessionProbes> = Vec::new();
     for probe in ctx.store.probes_of(id).await? {
         if sessions.last().is_none_or(|s| s.session != probe.session) {
-            let tally = ProbeTally::default();
-            sessions.push(SessionProbes { session: probe.session, tally, availability_bps: 0, probes: Vec::new() });
+            sessions.push(SessionProbes::new(probe.session));
         }
         if let Some(session) = sessions.last_mut() {
             session.tally.probes += 1;
@@ -167,14 +171,40 @@ async fn probes(State(ctx): State<ApiContext>, AgreementId(id): AgreementId) -> 
             session.probes.push(probe);
         }
     }
+    for s in &settled {
+        if !sessions.iter().any(|p| p.session == s.session) {
+            sessions.push(SessionProbes::new(s.session));
+        }
+    }
+    if agreement.measured_period().is_some() && !sessions.iter().any(|p| p.session == agreement.session) {
+        sessions.push(SessionProbes::new(agreement.session));
+    }
+    sessions.sort_by_key(|s| s.session);
     for session in &mut sessions {
-        session.availability_bps = session.tally.availability_bps();
+        let settlement = settled.iter().find(|s| s.session == session.session);
+        let period = match settlement {
+            Some(s) => s.started_at.zip(s.ended_at).or(agreement.window_from.zip(agreement.window_to)),
+            None if session.session == agreement.session => agreement.measured_period(),
+            None => None,
+        };
+        let records: Vec<Record> =
+            session.probes.iter().filter(|p| p.at_ms != 0).map(|p| Record { at_ms: p.at_ms, ok: p.ok }).collect();
+        session.measurement = period.map(|(from, to)| measure(from, to, interval_ms, &records));
+        session.settled_evidence = settlement.and_then(|s| s.evidence.clone());
+        session.settled_availability_bps = settlement.map(|s| s.availability_bps);
+    }
+    let mut reports = Vec::new();
+    for session in 1..=chain_session(settled.len()) {
+        reports.extend(ctx.store.report(id, session).await?);
     }
     Ok(Json(ProbesView {
         agreement_id: id,
         full_refund_below_bps: FULL_REFUND_BELOW_BPS,
         current_session: agreement.session,
+        measured_by: agreement.monitor.clone(),
+        probe_interval_ms: interval_ms,
         sessions,
+        reports,
     }))
 }
 
@@ -190,17 +220,41 @@ struct ProbesView {
     full_refund_below_bps: u16,
     /// The conference the agreement is on now.
     current_session: u64,
-    /// Each conference that was probed, oldest first.
+    /// Who measures the figure that settles: the terms' independent monitor (its account), or null for
+    /// the operator (these probes are then the evidence behind it).
+    measured_by: Option<String>,
+    /// The operator's probe interval (ms): the slot length of the measurements below.
+    probe_interval_ms: u64,
+    /// Each conference that was probed or settled, oldest first.
     sessions: Vec<SessionProbes>,
+    /// The monitor's signed reports received for the agreement's conferences (chain session numbers).
+    reports: Vec<Report>,
 }
 
-/// The probes of one conference of an agreement and what they add up to.
+/// The operator's probes of one conference of an agreement and what they add up to.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SessionProbes {
     session: u64,
     tally: ProbeTally,
-    /// Successful probes / probes, in basis points: the figure settlement reports for this conference.
-    availability_bps: u16,
+    /// The figure and the commitment these probes give over the conference's measured period (null
+    /// before it has one): what the operator's settlement carries when the terms name no monitor.
+    measurement: Option<Measurement>,
+    /// What the settlement emitted (null before it): its figure and its evidence commitment.
+    settled_availability_bps: Option<u16>,
+    settled_evidence: Option<String>,
     probes: Vec<Probe>,
+}
+
+impl SessionProbes {
+    fn new(session: u64) -> Self {
+        Self {
+            session,
+            tally: ProbeTally::default(),
+            measurement: None,
+            settled_availability_bps: None,
+            settled_evidence: None,
+            probes: Vec::new(),
+        }
+    }
 }

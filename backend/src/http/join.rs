@@ -44,7 +44,8 @@ pub struct JoinTokenView {
 }
 
 /// Issues a join token for the agreement's running conference to the signed-in address: its customer
-/// (as moderator) or a participant the customer registered. No body (or `{}`).
+/// (as moderator), a participant the customer registered, or the terms' independent monitor (its
+/// monitoring credential: it probes the conference through this public endpoint). No body (or `{}`).
 #[utoipa::path(
     post,
     path = "/api/agreements/{id}/join-token",
@@ -68,10 +69,12 @@ async fn join_token(
     let agreement = seen_agreement(&ctx.store, id).await?;
     let address = signed_in.address;
     let moderator = is_customer(&agreement, address);
-    if !moderator && !ctx.store.is_participant(id, address).await? {
+    // The terms' independent monitor probes the conference as a participant would: its credential.
+    let monitor = agreement.monitor.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&address.to_string()));
+    if !moderator && !monitor && !ctx.store.is_participant(id, address).await? {
         return Err(ApiError::Forbidden(format!(
-            "{address} is not registered for agreement {id}: only its customer and the participants the customer \
-             registered may join"
+            "{address} is not registered for agreement {id}: only its customer, the participants the customer \
+             registered and the terms' monitor may join"
         )));
     }
     let running = agreement.conference_state == ConferenceState::Running
@@ -85,7 +88,7 @@ async fn join_token(
     };
     let issued = ctx.join_tokens.issue(id, address, moderator, now_wall() as u64)?;
     // Never the token, nor who: the agreement and the role.
-    info!(agreement = id, moderator, "join token issued");
+    info!(agreement = id, moderator, monitor, "join token issued");
     Ok(Json(JoinTokenView {
         join_url: ctx.join_tokens.join_url(base, &issued.token),
         token: issued.token,

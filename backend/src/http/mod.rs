@@ -32,6 +32,7 @@ pub mod ops;
 pub mod participants;
 pub mod progress;
 pub mod public;
+pub mod reports;
 pub mod server;
 pub mod session;
 pub mod siwe;
@@ -68,6 +69,7 @@ fn documented_routes() -> OpenApiRouter<ApiContext> {
         .merge(agreements::router())
         .merge(events::router())
         .merge(stop::router())
+        .merge(reports::router())
         .merge(participants::router())
         .merge(join::router())
         .merge(session::router())

@@ -51,6 +51,9 @@ pub struct PublicConfig {
     pub events: BTreeMap<&'static str, String>,
     /// Custom error selectors to names, so the page can explain a revert in words.
     pub errors: BTreeMap<String, String>,
+    /// The operator's probe interval in milliseconds: the length of an availability slot, and the
+    /// interval its evidence commitments name (a monitor's reports name their own).
+    pub probe_interval_ms: u64,
 }
 
 /// The names of the contracts' region bits, from bit 0 (as the dev chain's providers use them).
@@ -91,6 +94,7 @@ impl PublicConfig {
             tokens: vec![TokenInfo { id: 0, symbol: "ETH".into(), decimals: 18, address: None }],
             regions: REGION_NAMES.to_vec(),
             explorer: None,
+            probe_interval_ms: 2_000,
             calls: BTreeMap::from([
                 ("sign", selector(ConferenceEscrow::signCall::SELECTOR)),
                 ("stop", selector(ConferenceEscrow::stopCall::SELECTOR)),

@@ -17,8 +17,9 @@ macro_rules! agreements_where {
     ($tail:literal) => {
         concat!(
             "SELECT a.*, s.started_at AS stop_started_at, s.stopped_at AS stop_stopped_at, ",
-            "s.deadline AS stop_deadline, s.signature AS stop_signature FROM agreements a ",
-            "LEFT JOIN signed_stops s ON s.agreement_id = a.id AND s.session = a.session ",
+            "s.deadline AS stop_deadline, s.signature AS stop_signature, t.monitor AS terms_monitor ",
+            "FROM agreements a LEFT JOIN signed_stops s ON s.agreement_id = a.id AND s.session = a.session ",
+            "LEFT JOIN terms t ON t.id = a.terms_id ",
             $tail
         )
     };
@@ -50,6 +51,7 @@ impl Store {
                     regions: r.get::<i64, _>("regions") as u32,
                     gdpr: r.get::<i64, _>("gdpr") != 0,
                     open: r.get::<i64, _>("open") != 0,
+                    monitor: r.get("monitor"),
                 })
             })
             .collect()
@@ -115,6 +117,7 @@ impl Store {
                 started_at: r.get::<Option<i64>, _>("started_at").map(|v| v as u64),
                 ended_at: r.get::<Option<i64>, _>("ended_at").map(|v| v as u64),
                 availability_bps: r.get::<i64, _>("availability_bps") as u16,
+                evidence: r.get("evidence"),
                 charge: r.get("charge"),
                 settle_tx: r.get("settle_tx"),
             })
@@ -196,6 +199,7 @@ fn agreement_from_row(r: &AnyRow) -> Result<Agreement> {
         end_tx: r.get("end_tx"),
         settle_tx: r.get("settle_tx"),
         signed_stop: signed_stop_from_row(r)?,
+        monitor: r.get("terms_monitor"),
     })
 }
 

@@ -192,10 +192,21 @@ impl Store {
 
 async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
     let query = match event {
-        ChainEvent::TermsPublished { terms, offer, model, token_id, price, max_duration, minimum_charge, regions, gdpr } => {
+        ChainEvent::TermsPublished {
+            terms,
+            offer,
+            model,
+            token_id,
+            price,
+            max_duration,
+            minimum_charge,
+            regions,
+            gdpr,
+            monitor,
+        } => {
             sqlx::query(
-                "INSERT INTO terms (id, offer_id, model, token_id, price, max_duration, minimum_charge, regions, gdpr) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO terms (id, offer_id, model, token_id, price, max_duration, minimum_charge, regions, gdpr, \
+                 monitor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
             )
             .bind(*terms as i64)
             .bind(*offer as i64)
@@ -206,6 +217,7 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
             .bind(minimum_charge)
             .bind(*regions as i64)
             .bind(*gdpr as i64)
+            .bind(monitor.as_deref())
         }
         ChainEvent::TermsClosed { terms } => sqlx::query("UPDATE terms SET open = 0 WHERE id = $1").bind(*terms as i64),
         ChainEvent::Signed {
@@ -273,13 +285,14 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
                 .bind(tx_hash)
                 .bind(*agreement as i64)
         }
-        ChainEvent::Settled { agreement, availability_bps, charge, refund, refund_deferred, tx_hash } => {
+        ChainEvent::Settled { agreement, availability_bps, evidence, charge, refund, refund_deferred, tx_hash } => {
             sqlx::query(
-                "INSERT INTO sessions (agreement_id, session, started_at, ended_at, availability_bps, charge, settle_tx) \
-                 SELECT id, session, started_at, ended_at, $1, $2, $3 FROM agreements WHERE id = $4 \
+                "INSERT INTO sessions (agreement_id, session, started_at, ended_at, availability_bps, evidence, charge, \
+                 settle_tx) SELECT id, session, started_at, ended_at, $1, $2, $3, $4 FROM agreements WHERE id = $5 \
                  ON CONFLICT (agreement_id, session) DO NOTHING",
             )
             .bind(*availability_bps as i64)
+            .bind(evidence.to_string())
             .bind(charge)
             .bind(tx_hash)
             .bind(*agreement as i64)

@@ -74,6 +74,11 @@ pub fn now_wall() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+/// The wall clock in unix milliseconds.
+pub fn now_wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 impl Store {
     /// Opens the database at `url` (`sqlite://path`, created if missing, or `postgres://…`) and applies
     /// the migrations.

@@ -86,15 +86,23 @@ impl Store {
     /// changes nothing. Returns whether the call was new.
     pub async fn enqueue(&self, call: &OperatorCall) -> Result<bool> {
         let (started_at, argument) = call_parts(call);
+        let (evidence, report) = match call {
+            OperatorCall::Settle { evidence, report, .. } | OperatorCall::StopAndSettle { evidence, report, .. } => {
+                (Some(evidence.to_string()), Some(report.to_string()))
+            }
+            _ => (None, None),
+        };
         let inserted = sqlx::query(
-            "INSERT INTO outbox (agreement_id, session, call, started_at, argument, created_wall_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agreement_id, session, call) DO NOTHING",
+            "INSERT INTO outbox (agreement_id, session, call, started_at, argument, evidence, report, created_wall_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (agreement_id, session, call) DO NOTHING",
         )
         .bind(call.agreement() as i64)
         .bind(call.session() as i64)
         .bind(call.name())
         .bind(started_at as i64)
         .bind(argument)
+        .bind(evidence)
+        .bind(report)
         .bind(now_wall())
         .execute(&self.pool)
         .await?;
@@ -291,6 +299,17 @@ fn outbox_from_row(r: &AnyRow) -> Result<OutboxItem> {
     let session = r.get::<i64, _>("session") as u64;
     let started_at = r.get::<i64, _>("started_at") as u64;
     let argument = r.get::<Option<i64>, _>("argument");
+    let hex = |column: &str| -> Result<Option<String>> { Ok(r.try_get::<Option<String>, _>(column)?) };
+    let evidence = hex("evidence")?
+        .map(|v| v.parse::<alloy::primitives::B256>())
+        .transpose()
+        .map_err(|e| Error::Config(format!("outbox row of agreement {agreement}: evidence: {e}")))?
+        .unwrap_or_default();
+    let report = hex("report")?
+        .map(|v| v.parse::<alloy::primitives::Bytes>())
+        .transpose()
+        .map_err(|e| Error::Config(format!("outbox row of agreement {agreement}: report: {e}")))?
+        .unwrap_or_default();
     let name: String = r.get("call");
     let call = match name.as_str() {
         "activate" => OperatorCall::Activate {
@@ -301,13 +320,20 @@ fn outbox_from_row(r: &AnyRow) -> Result<OutboxItem> {
         },
         "decline" => OperatorCall::Decline { agreement, session, requested_at: started_at },
         "end" => OperatorCall::End { agreement, session, started_at },
-        "settle" => {
-            OperatorCall::Settle { agreement, session, started_at, availability_bps: argument.unwrap_or(10_000) as u16 }
-        }
+        "settle" => OperatorCall::Settle {
+            agreement,
+            session,
+            started_at,
+            availability_bps: argument.unwrap_or_default() as u16,
+            evidence,
+            report,
+        },
         "stopAndSettle" => OperatorCall::StopAndSettle {
             agreement,
             session,
-            availability_bps: argument.unwrap_or(10_000) as u16,
+            availability_bps: argument.unwrap_or_default() as u16,
+            evidence,
+            report,
             stop: signed_stop_from_row(r)?.ok_or_else(|| {
                 Error::Config(format!("outbox stopAndSettle of agreement {agreement} has no signed stop"))
             })?,

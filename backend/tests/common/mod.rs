@@ -48,6 +48,7 @@ pub fn terms_published() -> ChainEvent {
         minimum_charge: "0".into(),
         regions: 0b11,
         gdpr: true,
+        monitor: None,
     }
 }
 
