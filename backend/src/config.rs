@@ -26,6 +26,10 @@ pub enum Command {
     /// Start a whole local stack: a fresh anvil chain with the contracts deployed and an offer
     /// published, and the service on its embedded defaults (SQLite, a Janus server per conference).
     Dev(DevArgs),
+    /// Run an independent monitor: the process of a provider with the Monitoring role, which probes the
+    /// conferences of the offers that name it through their public endpoints and signs their availability
+    /// (its own node, its own database, its own key).
+    Monitor(MonitorArgs),
     /// Print the HTTP API's OpenAPI document (what `GET /api/openapi.json` serves), as the web app's
     /// committed copy `web/openapi.json` has it (`make openapi` writes it there).
     Openapi,
@@ -286,6 +290,39 @@ pub struct ServeArgs {
     pub operator: OperatorKeyArgs,
     #[command(flatten)]
     pub service: ServiceArgs,
+}
+
+/// `conference-backend monitor`: an independent monitor's settings.
+#[derive(Debug, Clone, Args)]
+pub struct MonitorArgs {
+    /// JSON-RPC URL of the monitor's own node: `http(s)://` (polled) or `ws(s)://`.
+    #[arg(long, env = "RPC_URL")]
+    pub rpc_url: String,
+    /// Address of the ConferenceEscrow contract.
+    #[arg(long, env = "ESCROW_ADDRESS")]
+    pub escrow: Address,
+    /// The block the contract was deployed in: where the monitor's watcher starts on an empty database.
+    #[arg(long, env = "START_BLOCK", default_value_t = 0)]
+    pub start_block: u64,
+    /// The monitor's private key (hex): the account it registered as a provider with, which signs its
+    /// reports and signs in to the operator's API for its monitoring credential.
+    #[arg(long, env = "MONITOR_KEY", hide_env_values = true)]
+    pub monitor_key: Secret,
+    /// The operator's public API (its base URL): where the monitor gets join tokens and hands reports in.
+    #[arg(long, env = "BACKEND_URL")]
+    pub backend_url: String,
+    /// The monitor's own database: `sqlite://path` (created if missing) or `postgres://…`.
+    #[arg(long, env = "MONITOR_DATABASE_URL")]
+    pub database_url: String,
+    /// How often it probes each conference (the length of an availability slot), in milliseconds.
+    #[arg(long, env = "PROBE_INTERVAL_MS", default_value_t = 2_000)]
+    pub probe_interval_ms: u64,
+    /// How often its watcher asks an HTTP node for new blocks, in milliseconds.
+    #[arg(long, env = "POLL_INTERVAL_MS", default_value_t = 1_000)]
+    pub poll_interval_ms: u64,
+    /// Where it serves its reports and their records (`GET /api/reports`) and `/healthz`.
+    #[arg(long, env = "MONITOR_HTTP_ADDR", default_value = "127.0.0.1:8090")]
+    pub http_addr: std::net::SocketAddr,
 }
 
 /// Where the operator's key comes from: exactly one of a raw key and an encrypted JSON keystore (the

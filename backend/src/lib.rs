@@ -8,9 +8,12 @@
 //!    app), with [`tokens`] (join tokens), [`metrics`], [`health`] and [`wake`];
 //! 3. the loops: [`watcher`] (chain events → store) → [`reconciler`] (what must happen next: deploy,
 //!    activate, end, undeploy, settle) → [`settler`] (operator transactions) and [`monitor`]
-//!    (availability), with [`lease`] (one leader among replicas);
-//! 4. [`service`], which wires them, and [`dev`] (the local chain and database).
+//!    (availability), with [`lease`] (one leader among replicas); and [`attestor`], the independent
+//!    monitor's loop (its own probes of its offers' conferences, and the reports it signs);
+//! 4. [`service`], which wires them, [`monitor_process`], which wires the independent monitor's own
+//!    process (`conference-backend monitor`), and [`dev`] (the local chain and database).
 
+pub mod attestor;
 pub mod chain;
 pub mod config;
 pub mod dev;
@@ -22,6 +25,7 @@ pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod monitor;
+pub mod monitor_process;
 pub mod orchestrator;
 pub mod reconciler;
 pub mod service;

@@ -3,7 +3,7 @@
 use clap::Parser;
 use conference_backend::{
     Result,
-    config::{Cli, Command, DevArgs, ServeArgs},
+    config::{Cli, Command, DevArgs, MonitorArgs, ServeArgs},
     dev::devnet::{self, Devnet},
     domain::agreement::Model,
     orchestrator::local::{LocalOrchestrator, LocalSettings},
@@ -21,6 +21,7 @@ async fn main() {
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Dev(args) => dev(args).await,
+        Command::Monitor(args) => monitor(args).await,
         Command::Openapi => {
             println!("{}", conference_backend::http::openapi_text());
             Ok(())
@@ -35,6 +36,11 @@ async fn main() {
 async fn serve(args: ServeArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.service.http_addr).await?;
     service::serve(args, listener, signal::shutdown_signal()).await
+}
+
+async fn monitor(args: MonitorArgs) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
+    conference_backend::monitor_process::run(args, listener, signal::shutdown_signal()).await
 }
 
 async fn dev(args: DevArgs) -> Result<()> {

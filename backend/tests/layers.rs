@@ -32,7 +32,9 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("settler", 2, "loop: operator transactions"),
     ("monitor", 2, "loop: availability probes"),
     ("lease", 2, "loop: one leader among replicas"),
+    ("attestor", 2, "loop: the independent monitor's probes and signed reports"),
     ("service", 3, "wires the loops and the API"),
+    ("monitor_process", 3, "wires the independent monitor's process"),
     ("dev", 3, "the local chain and database"),
 ];
 

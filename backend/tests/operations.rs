@@ -216,6 +216,8 @@ async fn the_openapi_document_describes_every_route_and_error() {
         ("/api/session", "get"),
         ("/api/session", "delete"),
         ("/api/openapi.json", "get"),
+        ("/api/agreements/{id}/report", "post"),
+        ("/api/monitors/{address}/reports", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),

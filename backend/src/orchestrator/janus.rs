@@ -61,6 +61,9 @@ pub const RTP_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// The plugin and transport libraries a conference's server loads (Debian's `janus` package).
 pub const PLUGIN: &str = "libjanus_videoroom.so";
+
+/// The VideoRoom plugin's package name, as requests name it.
+pub const PLUGIN_NAME: &str = "janus.plugin.videoroom";
 pub const TRANSPORT: &str = "libjanus_websockets.so";
 
 /// Everything one conference's server is configured with.
@@ -127,7 +130,7 @@ pub fn token_secret(join_secret: &[u8], agreement: u64) -> String {
 /// A Janus signed token for `address` (lowercase hex) valid until `expires_at` (unix seconds), for the
 /// VideoRoom plugin, signed with the conference's `secret`.
 pub fn signed_token(secret: &str, expires_at: u64, address: &str) -> String {
-    let data = format!("{expires_at},janus,janus.plugin.videoroom,{address}");
+    let data = format!("{expires_at},janus,{PLUGIN_NAME},{address}");
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(data.as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
@@ -281,6 +284,8 @@ pub struct ServerInfo {
 /// another, each bounded by [`ADMIN_TIMEOUT`].
 pub struct Admin {
     socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// The credential every request carries: the Admin API's `admin_secret`, or a participant's `token`.
+    field: &'static str,
     secret: String,
     next: u64,
 }
@@ -289,15 +294,22 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Admin {
     pub async fn connect(port: u16, secret: &str) -> Result<Self> {
-        let mut request = format!("ws://127.0.0.1:{port}/")
-            .into_client_request()
-            .map_err(|e| Error::orchestrator("the Janus Admin API's URL", e))?;
-        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("janus-admin-protocol"));
+        Self::open(&format!("ws://127.0.0.1:{port}/"), "janus-admin-protocol", "admin_secret", secret).await
+    }
+
+    /// The public API at a conference's join URL, as a participant holding a join `token` reaches it.
+    pub async fn participant(join_url: &str, token: &str) -> Result<Self> {
+        Self::open(join_url, "janus-protocol", "token", token).await
+    }
+
+    async fn open(url: &str, protocol: &'static str, field: &'static str, secret: &str) -> Result<Self> {
+        let mut request = url.into_client_request().map_err(|e| Error::orchestrator("the Janus API's URL", e))?;
+        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
         let (socket, _) = tokio::time::timeout(ADMIN_TIMEOUT, tokio_tungstenite::connect_async(request))
             .await
-            .map_err(|_| Error::Orchestrator("the Janus Admin API did not accept a connection in time".into()))?
-            .map_err(|e| Error::orchestrator("connecting to the Janus Admin API", e))?;
-        Ok(Self { socket, secret: secret.to_owned(), next: 0 })
+            .map_err(|_| Error::Orchestrator("the Janus API did not accept a connection in time".into()))?
+            .map_err(|e| Error::orchestrator("connecting to the Janus API", e))?;
+        Ok(Self { socket, field, secret: secret.to_owned(), next: 0 })
     }
 
     /// Sends one request (`janus` is its name, `fields` the rest) and returns the answer; an error answer
@@ -308,7 +320,7 @@ impl Admin {
         let body = fields.as_object_mut().ok_or_else(|| Error::Orchestrator("an admin request is an object".into()))?;
         body.insert("janus".into(), json!(janus));
         body.insert("transaction".into(), json!(transaction));
-        body.insert("admin_secret".into(), json!(self.secret));
+        body.insert(self.field.into(), json!(self.secret));
         let text = Value::Object(body.clone()).to_string();
         let exchange = async {
             self.socket.send(Message::text(text)).await.map_err(|e| Error::orchestrator("a Janus admin request", e))?;
@@ -317,7 +329,8 @@ impl Admin {
                 let Message::Text(text) = message else { continue };
                 let answer: Value =
                     serde_json::from_str(&text).map_err(|e| Error::orchestrator("a Janus admin answer", e))?;
-                if answer["transaction"] == transaction.as_str() {
+                // A plugin request may be acknowledged before it is answered.
+                if answer["transaction"] == transaction.as_str() && answer["janus"] != "ack" {
                     return Ok(answer);
                 }
             }
@@ -331,6 +344,28 @@ impl Admin {
             return Err(Error::Orchestrator(format!("Janus refused {janus}: {reason}").into()));
         }
         Ok(answer)
+    }
+
+    /// Joins the conference's room as a participant would, through its public API with a join token (a
+    /// session, the VideoRoom plugin, the room's participants), then leaves: what an independent monitor
+    /// checks. Returns what it saw.
+    pub async fn probe_as_participant(join_url: &str, token: &str) -> Result<String> {
+        let mut api = Self::participant(join_url, token).await?;
+        let id = |answer: &Value, what: &str| {
+            answer["data"]["id"].as_u64().ok_or_else(|| Error::Orchestrator(format!("Janus gave no {what} id").into()))
+        };
+        let session = id(&api.request("create", json!({})).await?, "session")?;
+        let handle = id(&api.request("attach", json!({ "session_id": session, "plugin": PLUGIN_NAME })).await?, "handle")?;
+        let body = json!({ "request": "listparticipants", "room": ROOM });
+        let answer = api.request("message", json!({ "session_id": session, "handle_id": handle, "body": body })).await?;
+        let data = &answer["plugindata"]["data"];
+        if data["videoroom"] != "participants" {
+            let _ = api.request("destroy", json!({ "session_id": session })).await;
+            return Err(Error::Orchestrator(format!("the room did not list its participants: {data}").into()));
+        }
+        let publishing = data["participants"].as_array().map_or(0, |p| p.iter().filter(|p| p["publisher"] == true).count());
+        let _ = api.request("destroy", json!({ "session_id": session })).await;
+        Ok(format!("joined the room through its public API: {publishing} publishing"))
     }
 
     /// Every handle of every session with what the server measured on it.
@@ -355,7 +390,7 @@ impl Admin {
     pub async fn set_bitrate(&mut self, room_secret: &str, bitrate_bps: u64) -> Result<()> {
         let edit = json!({ "request": "edit", "room": ROOM, "secret": room_secret, "new_bitrate": bitrate_bps });
         let answer =
-            self.request("message_plugin", json!({ "plugin": "janus.plugin.videoroom", "request": edit })).await?;
+            self.request("message_plugin", json!({ "plugin": PLUGIN_NAME, "request": edit })).await?;
         let data = &answer["response"];
         if data["videoroom"] == "edited" {
             Ok(())
