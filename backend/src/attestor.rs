@@ -83,9 +83,9 @@ impl Attestor {
         self.signer.address()
     }
 
-    /// Four passes a slot, so that each slot is probed early in it.
+    /// Four passes a slot (at least one a second), so that each slot is probed early in it.
     pub fn pass_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_millis((self.interval_ms / 4).max(5))
+        std::time::Duration::from_millis((self.interval_ms / 4).clamp(5, 1_000))
     }
 
     /// Probes the conferences of its offers whose current slot has none yet, and signs and hands in the
@@ -113,7 +113,13 @@ impl Attestor {
                     Err(err) => (false, err.to_string()),
                 };
                 self.probed.lock().expect("not poisoned").insert((a.id, a.session), slot);
-                probes.push(ProbeResult { agreement: a.id, session: a.session, at_ms: now_ms, ok, detail: Some(detail) });
+                probes.push(ProbeResult {
+                    agreement: a.id,
+                    session: a.session,
+                    at_ms: now_ms,
+                    ok,
+                    detail: Some(detail),
+                });
             }
         }
         self.store.record_probes(&probes).await?;
@@ -179,7 +185,10 @@ impl Attestor {
                 return Ok(body);
             }
             if status.as_u16() != 401 {
-                return Err(Error::Config(format!("the operator refused a monitoring credential: {status} {}", body["error"])));
+                return Err(Error::Config(format!(
+                    "the operator refused a monitoring credential: {status} {}",
+                    body["error"]
+                )));
             }
         }
         Err(Error::Config("the operator does not accept the monitor's sign-in".into()))
@@ -207,9 +216,18 @@ impl Attestor {
             Some(kept) if (kept.started_at, kept.ended_at) == (from, to) => kept,
             _ => {
                 let m = measure(from, to, self.interval_ms, &self.store.probe_records(a.id, a.session).await?);
-                let digest =
-                    report_digest(a.id, session, from, to, m.availability_bps, m.evidence, self.chain.chain_id, self.chain.escrow);
-                let signature = self.signer.sign_hash_sync(&digest).map_err(|e| Error::Config(format!("signing: {e}")))?;
+                let digest = report_digest(
+                    a.id,
+                    session,
+                    from,
+                    to,
+                    m.availability_bps,
+                    m.evidence,
+                    self.chain.chain_id,
+                    self.chain.escrow,
+                );
+                let signature =
+                    self.signer.sign_hash_sync(&digest).map_err(|e| Error::Config(format!("signing: {e}")))?;
                 let report = Report {
                     agreement: a.id,
                     session,

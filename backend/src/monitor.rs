@@ -58,9 +58,10 @@ impl Monitor {
         Self { store, chain, orchestrator, metrics, interval_ms: interval_ms.max(10), clock, probed }
     }
 
-    /// How often [`Self::pass`] should run: four times a slot, so that each slot is probed early in it.
+    /// How often [`Self::pass`] should run: four times a slot (at least once a second), so that each slot
+    /// is probed early in it.
     pub fn pass_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_millis((self.interval_ms / 4).max(5))
+        std::time::Duration::from_millis((self.interval_ms / 4).clamp(5, 1_000))
     }
 
     /// The chain's time now, in milliseconds (see [`ChainClock`]).

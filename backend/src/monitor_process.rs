@@ -23,7 +23,11 @@ use crate::{
 };
 
 /// Runs the monitor on `listener` until `shutdown` resolves.
-pub async fn run(args: MonitorArgs, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn run(
+    args: MonitorArgs,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let signer: PrivateKeySigner = args
         .monitor_key
@@ -36,13 +40,19 @@ pub async fn run(args: MonitorArgs, listener: tokio::net::TcpListener, shutdown:
     let watcher = Watcher {
         chain: chain.clone(),
         store: store.clone(),
-        config: WatcherConfig { start_block: args.start_block, confirmations: 0, batch_blocks: 1_000, max_reorg_depth: 64 },
+        config: WatcherConfig {
+            start_block: args.start_block,
+            confirmations: 0,
+            batch_blocks: 1_000,
+            max_reorg_depth: 64,
+        },
         notify: Arc::new(Notify::new()),
         changed: Arc::new(Changed::default()),
         rolled_back: Arc::new(Notify::new()),
         metrics: Metrics::new(),
     };
-    let attestor = Arc::new(Attestor::new(store.clone(), chain.clone(), signer, args.backend_url.clone(), args.probe_interval_ms));
+    let attestor =
+        Arc::new(Attestor::new(store.clone(), chain.clone(), signer, args.backend_url.clone(), args.probe_interval_ms));
     info!(monitor = %attestor.address(), chain_id = chain.chain_id, escrow = %chain.escrow, backend = %args.backend_url, "independent monitor started");
 
     let poll = Duration::from_millis(args.poll_interval_ms.max(10));

@@ -89,6 +89,11 @@ impl Stack {
         Self::start_on(name, Database::Sqlite).await
     }
 
+    /// A stack whose backend takes [`TIME_TRAVEL`]: for tests that move the chain's clock on.
+    pub async fn start_time_travelling(name: &str) -> Result<Self> {
+        Self::start_with(name, false, TIME_TRAVEL).await
+    }
+
     pub async fn start_on(name: &str, database: Database) -> Result<Self> {
         let devnet = Devnet::start(&repo_root().join("anvil/node_modules/.bin/anvil"), 0).await?;
         let data_dir = std::env::temp_dir().join(format!("conference-e2e-{name}-{}", std::process::id()));
@@ -402,6 +407,40 @@ impl Stack {
         signed(pending.get_receipt().await?)
     }
 
+    /// Starts an independent monitor (`conference-backend monitor`) with the devnet's monitor key, its own
+    /// database, this chain and this backend's API, probing every `interval_ms`.
+    pub async fn start_monitor(&self, interval_ms: u64) -> Result<MonitorProcess> {
+        let http_addr = free_loopback_addr()?;
+        let dir = self.data_dir.join(format!("monitor-{}", http_addr.replace([':', '.'], "-")));
+        fs::create_dir_all(&dir)?;
+        let log_path = dir.join("monitor.log");
+        let log = File::options().create(true).append(true).open(&log_path)?;
+        let child = Command::new(backend_binary()?)
+            .args(["monitor", "--rpc-url", &self.devnet.rpc_url(), "--escrow", &self.devnet.escrow.to_string()])
+            .args(["--start-block", &self.devnet.deploy_block.to_string(), "--backend-url", &self.api])
+            .args(["--probe-interval-ms", &interval_ms.to_string(), "--poll-interval-ms", "100"])
+            .args(["--http-addr", &http_addr])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", dir.join("monitor.db").display()))
+            .env("MONITOR_KEY", alloy::hex::encode_prefixed(self.devnet.monitor().to_bytes()))
+            .env("RUST_LOG", "info,conference_backend=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let monitor = MonitorProcess { child, api: format!("http://{http_addr}"), log: log_path };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(response) = self.http.get(format!("{}/healthz", monitor.api)).send().await
+                && response.status().is_success()
+            {
+                return Ok(monitor);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("the monitor did not answer within 30 s; log: {}", fs::read_to_string(&monitor.log).unwrap_or_default())
+    }
+
     /// Signs terms version `terms` (FixedPrice or DynamicPrice) with these constraints, paying `deposit`.
     pub async fn customer_signs_terms(
         &self,
@@ -709,4 +748,38 @@ pub fn check_settlement(record: &Value) -> Result<Settlement> {
 
 pub fn gas_cost(receipt: &TransactionReceipt) -> U256 {
     U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price)
+}
+
+/// The backend flags of a test that moves the chain's clock on by up to an hour in a second: one
+/// availability slot an hour, so that the first probe after the start is the whole evidence (with the
+/// default interval, the skipped hour would be an hour without probes: an outage).
+pub const TIME_TRAVEL: &[&str] = &["--probe-interval-ms", "3600000"];
+
+/// An independent monitor's process, stopped when dropped.
+pub struct MonitorProcess {
+    pub child: Child,
+    /// Its API (`GET /api/reports`).
+    pub api: String,
+    pub log: PathBuf,
+}
+
+impl MonitorProcess {
+    /// SIGSTOP or SIGCONT: a monitor frozen for a while takes no probes, as if it were down.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let which = if frozen { signal::Signal::SIGSTOP } else { signal::Signal::SIGCONT };
+        signal::kill(Pid::from_raw(self.child.id() as i32), which)?;
+        Ok(())
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for MonitorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

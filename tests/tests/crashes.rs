@@ -16,7 +16,7 @@ const USED_SECONDS: u64 = 600;
 const BEFORE_ACTIVE: [&str; 3] = ["stored", "deployed", "sent-activate"];
 
 async fn killed_at(point: &str) -> Result<()> {
-    let mut stack = Stack::start(&format!("crash-{point}")).await?;
+    let mut stack = Stack::start_time_travelling(&format!("crash-{point}")).await?;
     stack.restart_crashing_at(point).await?;
     let customer = stack.customer_address();
     let balance_before = stack.balance(customer).await?;

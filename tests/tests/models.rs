@@ -39,13 +39,20 @@ async fn run_for(stack: &Stack, id: u64, used: u64) -> Result<alloy::rpc::types:
     let join_url = active["joinUrl"].as_str().context("an active agreement has a join URL")?;
     ensure!(stack.room_answers(join_url).await, "the room at {join_url} does not answer");
     let started_at = active["startedAt"].as_u64().context("startedAt")?;
+    wait_probed(stack, id).await?;
     stack.set_next_block_time(started_at + used).await?;
     stack.customer_stops(id).await
 }
 
+/// Waits for the first probe of the agreement's current conference (or window): with the stack's
+/// hour-long slot, the whole evidence of its availability.
+async fn wait_probed(stack: &Stack, id: u64) -> Result<()> {
+    stack.wait_for(id, "a probe", STEP, |r| r["conference"]["probes"].as_u64() >= Some(1)).await.map(drop)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fixed_price_conference_costs_its_price_however_short() -> Result<()> {
-    let stack = Stack::start("fixed").await?;
+    let stack = Stack::start_time_travelling("fixed").await?;
     let customer = stack.customer_address();
     let before = stack.balance(customer).await?;
     let price = price_of(FIXED_TERMS);
@@ -65,7 +72,7 @@ async fn a_fixed_price_conference_costs_its_price_however_short() -> Result<()> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn time_limited_minutes_are_used_in_sessions_and_the_rest_comes_back_on_closing() -> Result<()> {
-    let stack = Stack::start("minutes").await?;
+    let stack = Stack::start_time_travelling("minutes").await?;
     let customer = stack.customer_address();
     let before = stack.balance(customer).await?;
     let per_minute = price_of(MINUTES_TERMS);
@@ -104,7 +111,7 @@ async fn time_limited_minutes_are_used_in_sessions_and_the_rest_comes_back_on_cl
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flexible_window_is_kept_warm_and_its_use_is_charged_on_top_of_the_minimum() -> Result<()> {
-    let stack = Stack::start("flexible").await?;
+    let stack = Stack::start_time_travelling("flexible").await?;
     let customer = stack.customer_address();
     let before = stack.balance(customer).await?;
     let offer = &OFFERS[FLEXIBLE_TERMS as usize - 1];
@@ -143,7 +150,7 @@ async fn a_flexible_window_is_kept_warm_and_its_use_is_charged_on_top_of_the_min
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unused_flexible_window_pays_only_its_minimum() -> Result<()> {
-    let stack = Stack::start("flexible-unused").await?;
+    let stack = Stack::start_time_travelling("flexible-unused").await?;
     let customer = stack.customer_address();
     let before = stack.balance(customer).await?;
     let offer = &OFFERS[FLEXIBLE_TERMS as usize - 1];
@@ -157,6 +164,7 @@ async fn an_unused_flexible_window_pays_only_its_minimum() -> Result<()> {
     stack.mine().await?;
     stack.wait_for(id, "a warm conference", STEP, |r| r["conference"]["state"] == "running").await?;
     let room = stack.room(id).context("the warm room is published")?;
+    wait_probed(&stack, id).await?;
 
     // The window passes without a start: the warm room goes, the minimum is charged, the rest refunded.
     stack.set_next_block_time(to + 1).await?;
@@ -172,7 +180,7 @@ async fn an_unused_flexible_window_pays_only_its_minimum() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_conference_whose_constraints_exclude_this_region_is_declined_and_refunded() -> Result<()> {
-    let stack = Stack::start("constraints").await?;
+    let stack = Stack::start_time_travelling("constraints").await?;
     let customer = stack.customer_address();
     let before = stack.balance(customer).await?;
     // US only (region bit 1): the terms serve EU and US, so narrowing costs the region surcharge; this
@@ -197,13 +205,14 @@ async fn a_customer_stops_by_signing_and_pays_no_gas_for_the_stop() -> Result<()
     use alloy::signers::{SignerSync, local::PrivateKeySigner};
     use conference_backend::domain::stop::SignedStop;
 
-    let stack = Stack::start("signed-stop").await?;
+    let stack = Stack::start_time_travelling("signed-stop").await?;
     let customer = stack.customer_address();
     let before = stack.balance(customer).await?;
     let (id, sign) = stack.customer_signs().await?;
     let active = stack.wait_status(id, "active", STEP).await?;
     let started_at = active["startedAt"].as_u64().context("startedAt")?;
     let room = stack.room(id).context("room")?;
+    wait_probed(&stack, id).await?;
 
     // The customer signs in its wallet that it stopped 300 s after the start (chain time is past that).
     stack.set_next_block_time(started_at + 400).await?;

@@ -221,6 +221,51 @@ impl Devnet {
         })
     }
 
+    /// The key of anvil's dev account 6, which no set-up uses: the independent monitor's, when a test
+    /// registers one ([`Self::open_monitored_offer`]).
+    pub fn monitor(&self) -> PrivateKeySigner {
+        PrivateKeySigner::from(self.anvil.keys()[6].clone())
+    }
+
+    /// Registers [`Self::monitor`] as a provider with the Monitoring role (paid at dev account 7) and opens
+    /// a DynamicPrice offer like the demo one with the monitor as a third provider, earning
+    /// `monitor_component` wei a second: its conferences settle only with the monitor's signed report.
+    /// Returns the new terms version's id.
+    pub async fn open_monitored_offer(&self, monitor_component: u128) -> Result<u32> {
+        let rpc_url = self.rpc_url();
+        let monitor = self.monitor();
+        let registry = ProviderRegistry::new(self.registry, wallet_provider(&rpc_url, &monitor)?);
+        let monitor_id = registry
+            .register(2, self.anvil.addresses()[7], SOFTWARE_REGIONS, true)
+            .call()
+            .await
+            .map_err(Error::chain)?;
+        confirm(registry.register(2, self.anvil.addresses()[7], SOFTWARE_REGIONS, true).send().await).await?;
+        let offer = &OFFERS[DYNAMIC_TERMS as usize - 1];
+        let book = OfferBook::new(self.book, wallet_provider(&rpc_url, &self.owner)?);
+        let params = IOfferBook::OfferParams {
+            model: offer.model as u8,
+            tokenId: offer.token_id,
+            maxDuration: U40::from(offer.max_duration),
+            margin: U88::from(offer.components.2),
+            minimumCharge: U88::from(offer.minimum_charge),
+            gdprSurchargeBps: GDPR_SURCHARGE_BPS,
+            regionSurchargeBps: REGION_SURCHARGE_BPS,
+        };
+        let providers = vec![self.provider_ids.0, self.provider_ids.1, monitor_id];
+        let offer_id = book.createOffer(params.clone(), providers.clone()).call().await.map_err(Error::chain)?;
+        confirm(book.createOffer(params, providers).send().await).await?;
+        for (signer, component) in
+            [(&self.infra, offer.components.0), (&self.software, offer.components.1), (&monitor, monitor_component)]
+        {
+            let as_provider = OfferBook::new(self.book, wallet_provider(&rpc_url, signer)?);
+            confirm(as_provider.setComponent(offer_id, U88::from(component)).send().await).await?;
+        }
+        let terms = book.openOffer(offer_id).call().await.map_err(Error::chain)?;
+        confirm(book.openOffer(offer_id).send().await).await?;
+        Ok(terms)
+    }
+
     pub fn rpc_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.anvil.port())
     }

@@ -355,15 +355,18 @@ impl Admin {
             answer["data"]["id"].as_u64().ok_or_else(|| Error::Orchestrator(format!("Janus gave no {what} id").into()))
         };
         let session = id(&api.request("create", json!({})).await?, "session")?;
-        let handle = id(&api.request("attach", json!({ "session_id": session, "plugin": PLUGIN_NAME })).await?, "handle")?;
+        let handle =
+            id(&api.request("attach", json!({ "session_id": session, "plugin": PLUGIN_NAME })).await?, "handle")?;
         let body = json!({ "request": "listparticipants", "room": ROOM });
-        let answer = api.request("message", json!({ "session_id": session, "handle_id": handle, "body": body })).await?;
+        let answer =
+            api.request("message", json!({ "session_id": session, "handle_id": handle, "body": body })).await?;
         let data = &answer["plugindata"]["data"];
         if data["videoroom"] != "participants" {
             let _ = api.request("destroy", json!({ "session_id": session })).await;
             return Err(Error::Orchestrator(format!("the room did not list its participants: {data}").into()));
         }
-        let publishing = data["participants"].as_array().map_or(0, |p| p.iter().filter(|p| p["publisher"] == true).count());
+        let publishing =
+            data["participants"].as_array().map_or(0, |p| p.iter().filter(|p| p["publisher"] == true).count());
         let _ = api.request("destroy", json!({ "session_id": session })).await;
         Ok(format!("joined the room through its public API: {publishing} publishing"))
     }
@@ -389,8 +392,7 @@ impl Admin {
     /// Sets the room's video bitrate cap (the VideoRoom's `edit`, through `message_plugin`).
     pub async fn set_bitrate(&mut self, room_secret: &str, bitrate_bps: u64) -> Result<()> {
         let edit = json!({ "request": "edit", "room": ROOM, "secret": room_secret, "new_bitrate": bitrate_bps });
-        let answer =
-            self.request("message_plugin", json!({ "plugin": PLUGIN_NAME, "request": edit })).await?;
+        let answer = self.request("message_plugin", json!({ "plugin": PLUGIN_NAME, "request": edit })).await?;
         let data = &answer["response"];
         if data["videoroom"] == "edited" {
             Ok(())
