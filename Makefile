@@ -209,6 +209,7 @@ bench-backend: build postgres janus
 	$(BENCH_BIN) loop --orchestrator local --live $(BENCH_LOCAL_LIVE) --samples $(BENCH_SAMPLES)
 	$(BENCH_BIN) throughput --agreements $(BENCH_AGREEMENTS)
 	$(BENCH_BIN) room-start --samples 20
+	$(BENCH_BIN) monitor-cost --conferences 100
 	$(BENCH_BIN) streams --streams 1000
 	$(BENCH_BIN) signin-burst --requests 5000 --concurrency 50
 	$(BENCH_BIN) latency --live 1,100 --websocket

@@ -34,6 +34,8 @@ mod figures;
 mod http;
 #[path = "backend-bench/load.rs"]
 mod load;
+#[path = "backend-bench/monitor.rs"]
+mod monitor;
 
 use std::time::{Duration, Instant};
 
@@ -106,6 +108,15 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         concurrency: usize,
     },
+    /// An independent monitor's CPU and memory while it probes running conferences of its offer.
+    MonitorCost {
+        #[arg(long, default_value_t = 100)]
+        conferences: usize,
+        #[arg(long, default_value_t = 2_000)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+    },
     /// Signing block to the local room answering its health check.
     RoomStart {
         #[arg(long, default_value_t = 20)]
@@ -165,6 +176,9 @@ async fn main() -> Result<()> {
         }
         Command::Throughput { agreements } => load::throughput(agreements).await,
         Command::RoomStart { samples } => load::room_start(samples).await,
+        Command::MonitorCost { conferences, interval_ms, secs } => {
+            monitor::monitor_cost(conferences, interval_ms, secs).await
+        }
         Command::Streams { streams, agreements, rest_secs, rounds } => {
             http::streams(streams, agreements, rest_secs, rounds).await
         }
