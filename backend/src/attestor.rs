@@ -57,6 +57,9 @@ pub struct Attestor {
     probed: Mutex<HashMap<(u64, u64), u64>>,
     /// Reports the operator has (agreement, chain session): not handed in again.
     handed_in: Mutex<HashSet<(u64, u32)>>,
+    /// Conferences (agreement, session) whose last probe failed: only those may have been stopped by a
+    /// signed stop the chain does not show yet, so only for those is the operator asked.
+    failing: Mutex<HashSet<(u64, u64)>>,
 }
 
 impl Attestor {
@@ -76,6 +79,7 @@ impl Attestor {
             clock: Mutex::default(),
             probed: Mutex::default(),
             handed_in: Mutex::default(),
+            failing: Mutex::default(),
         }
     }
 
@@ -105,6 +109,7 @@ impl Attestor {
             .filter(|a| a.monitor.as_deref() == Some(self.me.as_str()))
             .collect();
         self.probed.lock().expect("not poisoned").retain(|key, _| mine.iter().any(|a| (a.id, a.session) == *key));
+        self.failing.lock().expect("not poisoned").retain(|key| mine.iter().any(|a| (a.id, a.session) == *key));
         let mut probes = Vec::new();
         for a in &mine {
             if let Some(slot) = self.slot_to_probe(a, now_ms) {
@@ -113,6 +118,12 @@ impl Attestor {
                     Err(err) => (false, err.to_string()),
                 };
                 self.probed.lock().expect("not poisoned").insert((a.id, a.session), slot);
+                let mut failing = self.failing.lock().expect("not poisoned");
+                if ok {
+                    failing.remove(&(a.id, a.session));
+                } else {
+                    failing.insert((a.id, a.session));
+                }
                 probes.push(ProbeResult {
                     agreement: a.id,
                     session: a.session,
@@ -276,6 +287,10 @@ impl Attestor {
     async fn period(&self, a: &Agreement) -> Result<Option<(u64, u64)>> {
         if a.chain_status != ChainStatus::Active {
             return Ok(a.measured_period());
+        }
+        // A conference still reachable was not stopped.
+        if !self.failing.lock().expect("not poisoned").contains(&(a.id, a.session)) {
+            return Ok(None);
         }
         let response = self
             .http

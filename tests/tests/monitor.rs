@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{B256, U256, keccak256};
+use alloy::{
+    primitives::{B256, U256, keccak256},
+    providers::Provider as _,
+};
 use anyhow::{Context, Result, ensure};
 use conference_backend::dev::devnet;
 use conference_e2e::{Stack, gas_cost};
@@ -148,5 +151,29 @@ async fn a_gap_in_the_operators_probing_counts_against_the_availability_exactly(
     assert_eq!(settled["availabilityBps"].as_u64(), Some(bps), "exactly the share of slots up");
     assert_eq!(settled["sessions"][0]["evidence"], commitment.to_string(), "the commitment on-chain is the records'");
     conference_e2e::check_settlement(&settled)?;
+    Ok(())
+}
+
+/// The flaw this issue names: a FlexiblePeriod window that passed while nothing was ready was charged
+/// its minimum at full availability. No probe in the window is no readiness: everything comes back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_nothing_was_ready_for_costs_nothing() -> Result<()> {
+    const FLEXIBLE_TERMS: u32 = 4;
+    let mut stack = Stack::start_time_travelling("window-unready").await?;
+    let offer = &devnet::OFFERS[FLEXIBLE_TERMS as usize - 1];
+    let now = stack.customer.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await?.context("block")?;
+    let (from, to) = (now.header.timestamp + 10, now.header.timestamp + 610);
+    let deposit = U256::from(offer.minimum_charge) + U256::from(offer.price()) * U256::from(to - from);
+    let (id, _) = stack.customer_reserves(FLEXIBLE_TERMS, from, to, deposit).await?;
+    stack.wait_status(id, "idle", STEP).await?;
+    // The service is down for the whole window.
+    stack.kill_backend()?;
+    stack.set_next_block_time(to + 1).await?;
+    stack.mine().await?;
+    stack.start_backend().await?;
+    let settled = stack.wait_status(id, "settled", STEP).await?;
+    assert_eq!(settled["availabilityBps"], 0, "{settled}");
+    assert_eq!(wei(&settled, "charged")?, U256::ZERO, "no readiness shown, no minimum");
+    assert_eq!(wei(&settled, "refund")?, deposit);
     Ok(())
 }

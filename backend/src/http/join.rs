@@ -77,8 +77,10 @@ async fn join_token(
              registered and the terms' monitor may join"
         )));
     }
+    // The monitor also probes a FlexiblePeriod window's warm conference: the readiness its minimum pays for.
     let running = agreement.conference_state == ConferenceState::Running
-        && matches!(agreement.chain_status, ChainStatus::Requested | ChainStatus::Active);
+        && (matches!(agreement.chain_status, ChainStatus::Requested | ChainStatus::Active)
+            || (monitor && agreement.chain_status == ChainStatus::Idle));
     let Some(base) = agreement.join_url.as_deref().filter(|_| running) else {
         return Err(ApiError::Conflict(format!(
             "agreement {id} has no conference running now (on-chain {}, conference {}): ask again once it is active",
