@@ -348,12 +348,12 @@ mod tests {
     fn a_token_for_one_conference_is_refused_by_another_conferences_pod() {
         let owner = Owner { chain_id: 31337, contract: "0xabc".into() };
         let jitsi = JitsiSettings::default();
-        let pod_of = |agreement: u64| {
-            let name = jitsi_pod::conference_name(agreement);
+        // A pod as the orchestrator makes it, on its own host `<name>.meet-eu.example.org`.
+        let pod_of = |name: &str, agreement: Option<u64>| {
             jitsi_pod::pod(&PodPlan {
                 host: format!("{name}.meet-eu.example.org"),
-                name,
-                agreement: Some(agreement),
+                name: name.to_owned(),
+                agreement,
                 owner: &owner,
                 sizing: Sizing { participants: 3, stream_kbps: 1_500 },
                 jitsi: &jitsi,
@@ -365,7 +365,7 @@ mod tests {
                 turn: None,
             })
         };
-        let (seven, eight) = (pod_of(7), pod_of(8));
+        let (seven, eight) = (pod_of("conference-7", Some(7)), pod_of("conference-8", Some(8)));
         let tokens = JoinTokens::new("conference", SECRET, "*", 3600).unwrap();
         let now = jsonwebtoken::get_current_timestamp();
         let for_seven = tokens.issue(7, CONFERENCE_7, CUSTOMER, true, now).unwrap().token;
@@ -376,25 +376,7 @@ mod tests {
         let for_eight = tokens.issue(8, "https://conference-8.meet-eu.example.org/conference-8", CUSTOMER, false, now);
         assert_eq!(prosody_accepts(&eight, SECRET, &for_eight.unwrap().token, "conference-8"), Ok(()));
         // A warm pod is bound to its own host, whichever agreement it is handed to.
-        let warm = jitsi_pod::pod(&PodPlan {
-            name: "conference-warm-0a1b2c3d".into(),
-            agreement: None,
-            host: "conference-warm-0a1b2c3d.meet-eu.example.org".into(),
-            ..PodPlan {
-                name: String::new(),
-                agreement: None,
-                owner: &owner,
-                sizing: Sizing { participants: 3, stream_kbps: 1_500 },
-                jitsi: &jitsi,
-                app_id: "conference",
-                internal_passwords: ("a".into(), "b".into()),
-                grace_period_secs: 30,
-                annotations: BTreeMap::new(),
-                host: String::new(),
-                media: MediaAddress { addresses: vec!["203.0.113.8".parse().unwrap()], port: 10_000 },
-                turn: None,
-            }
-        });
+        let warm = pod_of("conference-warm-0a1b2c3d", None);
         assert!(prosody_accepts(&warm, SECRET, &for_seven, "conference-7").is_err());
         let handed =
             tokens.issue(7, "https://conference-warm-0a1b2c3d.meet-eu.example.org/conference-7", CUSTOMER, true, now);
