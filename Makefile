@@ -149,7 +149,8 @@ test-api: build janus
 test-browser: build browser janus
 	node --test tests/browser/
 
-# The deploy/ manifests as kubectl 1.20's kustomize renders them, each document checked offline against
+# The deploy/ manifests as kubectl 1.20's kustomize renders them (and network-policy-node-ports.yaml,
+# which a NodePort cluster adds by hand), each document checked offline against
 # the schemas of a current Kubernetes, strictly (an unknown field fails): kubernetes-validate, pinned
 # in deploy/validate-requirements.txt and installed once into a virtualenv outside the clone.
 # tests/tests/kube_rbac.rs applies the same rendering to a real API server.
@@ -158,6 +159,7 @@ test-deploy: kube
 	@venv="$$(bash anvil/python-tool.sh kubernetes-validate deploy/validate-requirements.txt)"; \
 	  rendered="$$(mktemp)"; trap 'rm -f "$$rendered"' EXIT; \
 	  "$$(bash anvil/kube-apiserver.sh kubectl)" kustomize deploy > "$$rendered"; \
+	  echo --- >> "$$rendered"; cat deploy/network-policy-node-ports.yaml >> "$$rendered"; \
 	  "$$venv/bin/kubernetes-validate" --strict --quiet -k $(KUBE_VALIDATE_VERSION) "$$rendered"; \
 	  echo "deploy/: $$(grep -c '^kind:' "$$rendered") manifests valid for Kubernetes $(KUBE_VALIDATE_VERSION)"
 

@@ -29,7 +29,7 @@ on_both_databases!(
     a_rollback_deletes_the_registration_of_a_removed_agreement,
 );
 
-const JOIN_URL: &str = "http://127.0.0.1:1/conference-1";
+const JOIN_URL: &str = "https://conference-1.meet-eu.example.org/conference-1";
 
 fn now() -> u64 {
     conference_backend::store::now_wall() as u64
@@ -213,9 +213,10 @@ async fn registrations_not_by_the_customer_or_malformed_change_nothing(store: St
     assert_eq!(store.conference_settings(1).await.unwrap(), stored, "no refused registration changed anything");
 }
 
-fn decode(token: &str) -> JoinClaims {
+/// The token's claims, checked as the conference's prosody does: its own host as the audience.
+fn decode(token: &str, audience: &str) -> JoinClaims {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    validation.set_audience(&["jitsi"]);
+    validation.set_audience(&[audience]);
     validation.set_issuer(&["conference"]);
     validation.validate_nbf = true;
     let key = jsonwebtoken::DecodingKey::from_secret(common::JITSI_SECRET);
@@ -248,12 +249,12 @@ async fn the_customer_and_registered_participants_get_join_tokens(store: Store) 
         let token = answer["token"].as_str().unwrap();
         assert_eq!(answer["joinUrl"], format!("{JOIN_URL}?jwt={token}"));
         assert_eq!(answer["room"], "jitsi");
-        let claims = decode(token);
+        let claims = decode(token, "conference-1.meet-eu.example.org");
         assert!((before..=after).contains(&claims.iat), "issued now: {claims:?}");
         assert_eq!(
             claims,
             JoinClaims {
-                aud: "jitsi".into(),
+                aud: "conference-1.meet-eu.example.org".into(),
                 iss: "conference".into(),
                 sub: "*".into(),
                 room: "conference-1".into(),
@@ -279,6 +280,7 @@ async fn the_customer_and_registered_participants_get_join_tokens(store: Store) 
     assert_eq!(status, 200, "{answer}");
     let token = answer["token"].as_str().unwrap();
     assert_eq!(answer["joinUrl"], format!("https://meet.example/conference-1?lang=en&jwt={token}"));
+    assert_eq!(decode(token, "meet.example").aud, "meet.example", "bound to the conference's own host");
 }
 
 async fn join_tokens_are_refused_to_others_and_without_a_conference(store: Store) {

@@ -9,8 +9,11 @@
 //! of its own on loopback (127.250.0.0/16) where it answers as the pod's videobridge would on its
 //! private REST interface (port 8080: `/about/health`, and `/colibri/stats` with the statistics a test
 //! sets, [`KubeClusters::set_videobridge_stats`]) and, for each Service whose cluster IP is on loopback
-//! (every test cluster's service range is a loopback /24), answers HTTP on clusterIP:443 as Jitsi's web
-//! container would. The `default` ServiceAccount of each namespace is
+//! (every test cluster's service range is a loopback /24), answers HTTP on each of its TCP ports as
+//! Jitsi's web container would. It also plays the cloud's load balancer controller: a `LoadBalancer`
+//! Service gets an address (from 198.51.100.0/24, documentation space nothing is ever sent to) after a
+//! delay, and the node notes every such Service whose pod existed before the address did
+//! ([`FakeNode::media_violations`]). The `default` ServiceAccount of each namespace is
 //! created by [`TestCluster::start`] (the controller-manager's job), and bound service-account
 //! token volumes are switched on so that pods admit without token Secrets.
 //!
@@ -412,7 +415,12 @@ pub struct FakeNode {
     tasks: Vec<JoinHandle<()>>,
     /// What every videobridge of this node reports at `/colibri/stats`.
     pub videobridge_stats: Arc<RwLock<Value>>,
+    /// Load balancer Services whose pod was created before their address was assigned.
+    pub media_violations: Arc<RwLock<Vec<String>>>,
 }
+
+/// How long the stand-in load balancer controller takes to assign an address, as a cloud's does.
+pub const LOAD_BALANCER_DELAY: Duration = Duration::from_millis(700);
 
 /// A videobridge's statistics with one conference of `participants` and media flowing at `packets` a
 /// second each way (the keys Jitsi Videobridge's `/colibri/stats` has).
@@ -435,9 +443,14 @@ impl FakeNode {
         let pods = Api::<Pod>::namespaced(client.clone(), namespace);
         let services = Api::<Service>::namespaced(client, namespace);
         let stats = Arc::new(RwLock::new(videobridge_stats(0, 0)));
+        let violations = Arc::new(RwLock::new(Vec::new()));
         FakeNode {
-            tasks: vec![tokio::spawn(run_pods(pods, start_delay, stats.clone())), tokio::spawn(run_services(services))],
+            tasks: vec![
+                tokio::spawn(run_pods(pods.clone(), start_delay, stats.clone())),
+                tokio::spawn(run_services(services, pods, violations.clone())),
+            ],
             videobridge_stats: stats,
+            media_violations: violations,
         }
     }
 }
@@ -563,21 +576,33 @@ async fn start_pod(pods: Api<Pod>, pod: Pod, start_delay: Duration, address: Ipv
     }
 }
 
-async fn run_services(services: Api<Service>) {
-    // Service uid -> the listener answering on its cluster IP.
-    let mut listening: HashMap<String, Owned> = HashMap::new();
+async fn run_services(services: Api<Service>, pods: Api<Pod>, violations: Arc<RwLock<Vec<String>>>) {
+    // Service uid -> the listeners answering on its cluster IP, or its load balancer being assigned.
+    let mut listening: HashMap<String, Vec<Owned>> = HashMap::new();
     let mut listed: HashSet<String> = HashSet::new();
-    let mut events = watcher::watcher(services, watcher::Config::default()).boxed();
+    let mut events = watcher::watcher(services.clone(), watcher::Config::default()).boxed();
+    let on_apply = |listening: &mut HashMap<String, Vec<Owned>>, service: Service| {
+        let uid = service.uid().unwrap_or_default();
+        if listening.contains_key(&uid) {
+            return;
+        }
+        let mut tasks = listen(&service);
+        if needs_load_balancer(&service) {
+            let assign = assign_load_balancer(services.clone(), pods.clone(), service, violations.clone());
+            tasks.push(Owned(tokio::spawn(assign)));
+        }
+        listening.insert(uid, tasks);
+    };
     while let Some(event) = events.next().await {
         match event {
             Ok(Event::Init) => listed.clear(),
             Ok(Event::InitApply(service)) => {
                 listed.insert(service.uid().unwrap_or_default());
-                listen(&mut listening, &service).await;
+                on_apply(&mut listening, service);
             }
             // Services deleted while the watch was down are not reported: drop what the list lacks.
             Ok(Event::InitDone) => listening.retain(|uid, _| listed.contains(uid)),
-            Ok(Event::Apply(service)) => listen(&mut listening, &service).await,
+            Ok(Event::Apply(service)) => on_apply(&mut listening, service),
             Ok(Event::Delete(service)) => {
                 listening.remove(&service.uid().unwrap_or_default());
             }
@@ -589,19 +614,69 @@ async fn run_services(services: Api<Service>) {
     }
 }
 
-async fn listen(listening: &mut HashMap<String, Owned>, service: &Service) {
-    let uid = service.uid().unwrap_or_default();
-    let cluster_ip = service.spec.as_ref().and_then(|spec| spec.cluster_ip.as_deref()).unwrap_or_default();
-    let Ok(ip) = cluster_ip.parse::<Ipv4Addr>() else { return };
-    if !ip.is_loopback() || listening.contains_key(&uid) {
-        return;
+/// Listeners answering HTTP on each TCP port of the Service's cluster IP, if it is on loopback.
+fn listen(service: &Service) -> Vec<Owned> {
+    let spec = service.spec.as_ref();
+    let cluster_ip = spec.and_then(|spec| spec.cluster_ip.as_deref()).unwrap_or_default();
+    let Ok(ip) = cluster_ip.parse::<Ipv4Addr>() else { return vec![] };
+    if !ip.is_loopback() {
+        return vec![];
     }
-    let address = SocketAddr::new(IpAddr::V4(ip), 443);
-    match TcpListener::bind(address).await {
-        Ok(listener) => {
-            listening.insert(uid, Owned(tokio::spawn(answer_http(listener))));
+    let ports = spec.and_then(|spec| spec.ports.clone()).unwrap_or_default();
+    let tcp = ports.iter().filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP");
+    tcp.filter_map(|port| {
+        let address = SocketAddr::new(IpAddr::V4(ip), u16::try_from(port.port).ok()?);
+        match bind(address) {
+            Ok(listener) => Some(Owned(tokio::spawn(answer_http(listener)))),
+            Err(error) => {
+                eprintln!("fake node: listening on {address} for service {}: {error}", service.name_any());
+                None
+            }
         }
-        Err(error) => eprintln!("fake node: listening on {address} for service {}: {error}", service.name_any()),
+    })
+    .collect()
+}
+
+fn needs_load_balancer(service: &Service) -> bool {
+    let load_balancer = service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+    let assigned =
+        service.status.as_ref().and_then(|s| s.load_balancer.as_ref()?.ingress.as_ref()).is_some_and(|i| !i.is_empty());
+    load_balancer && !assigned
+}
+
+/// Hands out load balancer addresses, 198.51.100.1 and up (documentation space: never contacted).
+static NEXT_LOAD_BALANCER: AtomicU32 = AtomicU32::new(0);
+
+/// The cloud's load balancer controller, as far as the orchestrator can tell: after
+/// [`LOAD_BALANCER_DELAY`], the Service's status gets an address. If a pod the Service selects
+/// already exists then, it was created before its media address was known: a violation.
+async fn assign_load_balancer(
+    services: Api<Service>,
+    pods: Api<Pod>,
+    service: Service,
+    violations: Arc<RwLock<Vec<String>>>,
+) {
+    tokio::time::sleep(LOAD_BALANCER_DELAY).await;
+    let name = service.name_any();
+    let selector = service.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+    let selector: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !selector.is_empty() {
+        match pods.list(&kube::api::ListParams::default().labels(&selector.join(","))).await {
+            Ok(list) if !list.items.is_empty() => {
+                let names: Vec<String> = list.items.iter().map(|p| p.name_any()).collect();
+                violations.write().expect("not poisoned").push(format!("{name}: pods {names:?} before its address"));
+            }
+            Ok(_) => {}
+            Err(error) => eprintln!("fake node: listing the pods of service {name}: {error}"),
+        }
+    }
+    let n = NEXT_LOAD_BALANCER.fetch_add(1, Ordering::Relaxed);
+    let ip = Ipv4Addr::new(198, 51, 100, (n % 254 + 1) as u8);
+    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}}});
+    if let Err(error) = services.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await
+        && !matches!(&error, kube::Error::Api(status) if status.code == 404)
+    {
+        eprintln!("fake node: assigning {ip} to service {name}: {error}");
     }
 }
 
@@ -662,6 +737,24 @@ pub struct ClusterSpec {
     pub gdpr: bool,
     pub capacity_millicores: u64,
     pub warm_pool: u32,
+    pub media: Media,
+}
+
+/// How a test cluster exposes its videobridges' UDP (`[cluster.media]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// A load balancer per pod, assigned by the stand-in controller after [`LOAD_BALANCER_DELAY`].
+    LoadBalancer,
+    /// A node port per pod on [`TEST_NODE_ADDRESS`].
+    NodePort,
+}
+
+/// The public address of the test clusters' nodes (documentation space: never contacted).
+pub const TEST_NODE_ADDRESS: &str = "192.0.2.10";
+
+/// The DNS zone of test cluster `name`'s conferences (`.test` is reserved: never resolved).
+pub fn test_domain(name: &str) -> String {
+    format!("{name}.conference.test")
 }
 
 /// Several test clusters ready for the backend: `deploy/`'s manifests applied (so the backend acts as
@@ -712,15 +805,21 @@ impl KubeClusters {
             admins.push(admin);
             let kubeconfig = dir.join(format!("{}.kubeconfig", spec.name));
             cluster.kubeconfig("backend", &kubeconfig)?;
+            let media = match spec.media {
+                Media::LoadBalancer => "type = \"LoadBalancer\"".to_owned(),
+                Media::NodePort => format!("type = \"NodePort\"\nnode_addresses = [\"{TEST_NODE_ADDRESS}\"]"),
+            };
             file.push_str(&format!(
                 "\n[[cluster]]\nname = \"{}\"\nregion = {}\ngdpr = {}\ncapacity_millicores = {}\n\
-                 namespace = \"conferences\"\nkubeconfig = \"{}\"\nservice_type = \"ClusterIP\"\nwarm_pool = {}\n",
+                 namespace = \"conferences\"\nkubeconfig = \"{}\"\nwarm_pool = {}\n\
+                 [cluster.web]\ndomain = \"{}\"\ntls_secret = \"wildcard-tls\"\n[cluster.media]\n{media}\n",
                 spec.name,
                 spec.region,
                 spec.gdpr,
                 spec.capacity_millicores,
                 kubeconfig.display(),
-                spec.warm_pool
+                spec.warm_pool,
+                test_domain(spec.name),
             ));
         }
         let path = dir.join("clusters.toml");
@@ -738,6 +837,15 @@ impl KubeClusters {
         let file = self.file.to_string_lossy().into_owned();
         let flags = ["--orchestrator", "kubernetes", "--clusters-file", &file, "--jitsi-app-secret", TEST_JITSI_SECRET];
         crate::Stack::start_with(name, websocket, &flags).await
+    }
+
+    /// Every load balancer Service, in any cluster, whose pod existed before its address did.
+    pub fn media_violations(&self) -> Vec<String> {
+        self.nodes.iter().flat_map(|node| node.media_violations.read().expect("not poisoned").clone()).collect()
+    }
+
+    pub fn ingresses(&self, cluster: usize) -> Api<k8s_openapi::api::networking::v1::Ingress> {
+        Api::namespaced(self.admins[cluster].clone(), "conferences")
     }
 
     /// What every pod's videobridge in every cluster reports at `/colibri/stats` from now on.

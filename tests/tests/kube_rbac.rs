@@ -10,7 +10,10 @@ use conference_e2e::{
     kube::{FakeNode, TestCluster, apply_yaml, kustomize},
     repo_root,
 };
-use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
+use k8s_openapi::api::{
+    core::v1::{Node, Pod, Secret, Service},
+    networking::v1::Ingress,
+};
 use kube::{
     Client,
     api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams},
@@ -31,10 +34,7 @@ fn conference_service(name: &str) -> Service {
         "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "conference-backend"}},
         "spec": {
             "selector": {"conference": name},
-            "ports": [
-                {"name": "https", "port": 443, "protocol": "TCP"},
-                {"name": "jvb", "port": 10000, "protocol": "UDP"},
-            ],
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
         },
     }))
     .expect("a valid service")
@@ -79,13 +79,25 @@ async fn the_backend_manages_conference_pods_and_services() -> Result<()> {
     services.create(&pp, &conference_service("c-1")).await.context("create service")?;
     let service = services.get("c-1").await.context("get service")?;
     let ports = service.spec.and_then(|spec| spec.ports).unwrap_or_default();
-    assert_eq!(
-        ports.iter().map(|p| (p.port, p.protocol.as_deref())).collect::<Vec<_>>(),
-        [(443, Some("TCP")), (10000, Some("UDP"))]
-    );
+    assert_eq!(ports.iter().map(|p| (p.port, p.protocol.as_deref())).collect::<Vec<_>>(), [(80, Some("TCP"))]);
     assert_eq!(services.list(&ListParams::default()).await.context("list services")?.items.len(), 1);
     services.patch("c-1", &PatchParams::default(), &label).await.context("patch service")?;
     services.delete("c-1", &DeleteParams::default()).await.context("delete service")?;
+
+    // A conference's Ingress.
+    let ingresses = Api::<Ingress>::namespaced(backend.clone(), "conferences");
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "c-1", "labels": {"app.kubernetes.io/managed-by": "conference-backend"}},
+        "spec": {"rules": [{"host": "c-1.meet.conference.test", "http": {"paths": [{
+            "path": "/", "pathType": "Prefix", "backend": {"service": {"name": "c-1", "port": {"number": 80}}},
+        }]}}]},
+    }))?;
+    ingresses.create(&pp, &ingress).await.context("create ingress")?;
+    assert_eq!(ingresses.list(&ListParams::default()).await.context("list ingresses")?.items.len(), 1);
+    ingresses.patch("c-1", &PatchParams::default(), &label).await.context("patch ingress")?;
+    ingresses.delete("c-1", &DeleteParams::default()).await.context("delete ingress")?;
+    let other = Api::<Ingress>::namespaced(backend.clone(), "other");
+    assert_eq!(refused(other.create(&pp, &ingress).await, "ingress in other"), 403);
 
     // The orchestrator's watchers list, then watch (the request is authorized before any event).
     let _events = pods.watch(&Default::default(), "0").await.context("watch pods")?;
@@ -145,7 +157,7 @@ async fn the_fake_node_starts_pods_and_answers_on_cluster_ips_and_pod_addresses(
     let cluster_ip = services.get("c-4").await?.spec.and_then(|spec| spec.cluster_ip).context("no cluster IP")?;
     let prefix = cluster.service_cidr().trim_end_matches("0/24");
     assert!(cluster_ip.starts_with(prefix), "{cluster_ip} outside {}", cluster.service_cidr());
-    let address = format!("{cluster_ip}:443");
+    let address = format!("{cluster_ip}:80");
     let answer = eventually("an answer on the cluster IP", || async {
         let mut stream = TcpStream::connect(&address).await.ok()?;
         let mut answer = String::new();

@@ -11,7 +11,7 @@ use alloy::{
 };
 use anyhow::{Context, Result, ensure};
 use conference_backend::dev::devnet;
-use conference_e2e::kube::{ClusterSpec, KubeClusters, videobridge_stats};
+use conference_e2e::kube::{ClusterSpec, KubeClusters, Media, TEST_NODE_ADDRESS, videobridge_stats};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::serde::Deserialize;
 use kube::api::PostParams;
@@ -22,12 +22,51 @@ const FLEXIBLE_TERMS: u32 = 4;
 const EU: u8 = 0;
 const US: u8 = 1;
 
-/// EU: GDPR-compliant, small. US: not GDPR-compliant, four times the room.
+/// EU: GDPR-compliant, small, media on node ports. US: not GDPR-compliant, four times the room, media
+/// on load balancers.
 fn eu_and_us(warm_pool: u32) -> [ClusterSpec; 2] {
     [
-        ClusterSpec { name: "eu", region: EU, gdpr: true, capacity_millicores: 4_000, warm_pool },
-        ClusterSpec { name: "us", region: US, gdpr: false, capacity_millicores: 16_000, warm_pool: 0 },
+        ClusterSpec {
+            name: "eu",
+            region: EU,
+            gdpr: true,
+            capacity_millicores: 4_000,
+            warm_pool,
+            media: Media::NodePort,
+        },
+        ClusterSpec {
+            name: "us",
+            region: US,
+            gdpr: false,
+            capacity_millicores: 16_000,
+            warm_pool: 0,
+            media: Media::LoadBalancer,
+        },
     ]
+}
+
+/// A JWT's claims, read without checking it (prosody checks it; the unit tests check that it would).
+fn token_claims(token: &str) -> Result<Value> {
+    let payload = token.split('.').nth(1).context("a JWT has three parts")?;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (mut bits, mut count, mut bytes) = (0u32, 0, Vec::new());
+    for c in payload.bytes() {
+        let value = alphabet.iter().position(|&a| a == c).context("base64url")? as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// A container's variable `name` of `pod`, as its plain value.
+fn env_of(pod: &Pod, container: &str, name: &str) -> Option<String> {
+    let c = pod.spec.as_ref()?.containers.iter().find(|c| c.name == container)?;
+    c.env.as_ref()?.iter().find(|e| e.name == name)?.value.clone()
 }
 
 fn labels(object: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Value {
@@ -76,8 +115,10 @@ async fn a_signed_agreement_gets_exactly_its_pod_and_service_where_placement_cho
             "conference.escrow/agreement": id.to_string(),
             "conference.escrow/chain": "31337",
             "conference.escrow/contract": contract,
+            "conference.escrow/pod": name,
         })
     );
+    let host = format!("conference-{id}.us.conference.test");
     let annotations = pod.metadata.annotations.clone().unwrap_or_default();
     let customer = format!("{:#x}", stack.customer_address()).to_lowercase();
     for (key, value) in [
@@ -92,6 +133,7 @@ async fn a_signed_agreement_gets_exactly_its_pod_and_service_where_placement_cho
         ("conference.escrow/millicores", "600".into()),
         ("kubernetes.io/egress-bandwidth", "135M".into()),
         ("kubernetes.io/ingress-bandwidth", "23M".into()),
+        ("conference.escrow/host", host.clone()),
     ] {
         assert_eq!(annotations.get(key), Some(&value), "annotation {key}");
     }
@@ -112,9 +154,10 @@ async fn a_signed_agreement_gets_exactly_its_pod_and_service_where_placement_cho
         let container = spec.containers.iter().find(|c| c.name == name).unwrap();
         serde_json::to_value(container.resources.clone().unwrap()).unwrap()
     };
+    // 90 HD streams: a 692 MiB heap and 512 MiB beside it; no CPU limit on the videobridge.
     assert_eq!(
         resources("jvb"),
-        json!({"requests": {"cpu": "300m", "memory": "948Mi"}, "limits": {"cpu": "600m", "memory": "948Mi"}})
+        json!({"requests": {"cpu": "300m", "memory": "1204Mi"}, "limits": {"memory": "1204Mi"}})
     );
     assert_eq!(
         resources("web"),
@@ -138,8 +181,35 @@ async fn a_signed_agreement_gets_exactly_its_pod_and_service_where_placement_cho
     assert_eq!(spec.automount_service_account_token, Some(false));
     assert_eq!(spec.termination_grace_period_seconds, Some(30));
 
+    // The media: a UDP load balancer of the pod's own, whose address the pod was created with.
+    let media = clusters.services(us).get(&format!("{name}-media")).await?;
+    let media_spec = media.spec.clone().context("a media service spec")?;
+    assert_eq!(media_spec.type_.as_deref(), Some("LoadBalancer"));
+    assert_eq!(
+        serde_json::to_value(&media_spec.ports)?,
+        json!([{"name": "jvb", "port": 10000, "protocol": "UDP", "targetPort": "jvb", "nodePort": media_spec.ports.as_ref().unwrap()[0].node_port}])
+    );
+    let assigned = media.status.and_then(|s| s.load_balancer?.ingress?.first()?.ip.clone()).context("an address")?;
+    assert_eq!(env_of(pod, "jvb", "JVB_ADVERTISE_IPS"), Some(assigned.clone()), "the pod advertises its own");
+    assert_eq!(env_of(pod, "jvb", "JVB_PORT").as_deref(), Some("10000"));
+    assert_eq!(annotations.get("conference.escrow/media"), Some(&format!("{assigned} port 10000/udp")));
+    assert_eq!(clusters.media_violations(), Vec::<String>::new(), "no pod before its media address");
+    assert_eq!(env_of(pod, "web", "PUBLIC_URL"), Some(format!("https://{host}")));
+    assert_eq!(env_of(pod, "prosody", "JWT_ACCEPTED_AUDIENCES").as_deref(), Some(host.as_str()));
+
+    // The web: a cluster-internal Service behind an Ingress on the pod's host, with the certificate.
     let service = clusters.services(us).get(&name).await?;
-    assert_eq!(labels(&service.metadata), labels(&pod.metadata));
+    assert_eq!(
+        labels(&service.metadata),
+        labels(&pod.metadata)
+            .as_object()
+            .map(|l| {
+                let mut l = l.clone();
+                l.remove("conference.escrow/pod");
+                Value::Object(l)
+            })
+            .unwrap()
+    );
     let service_spec = service.spec.clone().context("a service spec")?;
     assert_eq!(service_spec.type_.as_deref(), Some("ClusterIP"));
     assert_eq!(
@@ -157,9 +227,30 @@ async fn a_signed_agreement_gets_exactly_its_pod_and_service_where_placement_cho
         .into_iter()
         .map(|p| (p.name.unwrap_or_default(), p.port, p.protocol.unwrap_or_default()))
         .collect();
-    assert_eq!(ports, [("https".into(), 443, "TCP".into()), ("jvb".into(), 10_000, "UDP".into())]);
-    let cluster_ip = service_spec.cluster_ip.context("a cluster IP")?;
-    assert_eq!(active["joinUrl"], format!("https://{cluster_ip}/conference-{id}"), "the join URL is the Service's");
+    assert_eq!(ports, [("http".into(), 80, "TCP".into())]);
+    let ingress = clusters.ingresses(us).get(&name).await?;
+    assert_eq!(
+        serde_json::to_value(ingress.spec)?,
+        json!({
+            "tls": [{"hosts": [host], "secretName": "wildcard-tls"}],
+            "rules": [{"host": host, "http": {"paths": [{
+                "path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": name, "port": {"number": 80}}},
+            }]}}],
+        })
+    );
+    assert_eq!(active["joinUrl"], format!("https://{host}/conference-{id}"), "the join URL is the pod's host");
+
+    // The customer's join token: for this pod's host, as the only moderator.
+    let customer_session = stack.sign_in_customer().await?;
+    let (status, answer) =
+        stack.post_as(&customer_session, &format!("/api/agreements/{id}/join-token"), &json!({})).await?;
+    assert_eq!(status, 200, "{answer}");
+    let token = answer["token"].as_str().context("a token")?;
+    let claims = token_claims(token)?;
+    assert_eq!(claims["aud"], host, "bound to this conference's pod");
+    assert_eq!(claims["room"], format!("conference-{id}"));
+    assert_eq!(claims["context"]["user"]["moderator"], true);
 
     // The customer stops: the pod and the Service go, and the agreement is settled.
     stack.customer_stops(id).await?;
@@ -167,8 +258,11 @@ async fn a_signed_agreement_gets_exactly_its_pod_and_service_where_placement_cho
     // Charged for the time used at the availability the probes of the pod measured, refunded the
     // rest, to the wei.
     conference_e2e::check_settlement(&settled)?;
-    eventually("the pod and Service removed", || async {
-        Ok(clusters.pods(us).get_opt(&name).await?.is_none() && clusters.services(us).get_opt(&name).await?.is_none())
+    eventually("the pod, its Services and its Ingress removed", || async {
+        Ok(clusters.pods(us).get_opt(&name).await?.is_none()
+            && clusters.services(us).get_opt(&name).await?.is_none()
+            && clusters.services(us).get_opt(&format!("{name}-media")).await?.is_none()
+            && clusters.ingresses(us).get_opt(&name).await?.is_none())
     })
     .await?;
     Ok(())
@@ -273,6 +367,17 @@ async fn constraints_outweigh_latency_and_room_and_a_conference_no_cluster_can_t
     let pod = &clusters.pods_of(0, Some(id)).await?[0];
     let annotations = pod.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(annotations["conference.escrow/participants"], "4", "three registered and the customer");
+    // The EU cluster's media are on node ports: the videobridge listens on the one the API server
+    // assigned to its Service, and advertises the nodes' addresses.
+    let pod_name = pod.metadata.name.clone().context("a name")?;
+    let media = clusters.services(0).get(&format!("{pod_name}-media")).await?.spec.context("a spec")?;
+    assert_eq!(media.type_.as_deref(), Some("NodePort"));
+    let node_port = media.ports.as_ref().and_then(|p| p[0].node_port).context("a node port")?;
+    assert!((30_000..=32_767).contains(&node_port), "{node_port}");
+    assert_eq!(env_of(pod, "jvb", "JVB_PORT"), Some(node_port.to_string()));
+    assert_eq!(env_of(pod, "jvb", "JVB_ADVERTISE_IPS").as_deref(), Some(TEST_NODE_ADDRESS));
+    let jvb = pod.spec.as_ref().unwrap().containers.iter().find(|c| c.name == "jvb").unwrap();
+    assert_eq!(jvb.ports.as_ref().unwrap()[0].container_port, node_port, "the port the node port targets");
 
     // GDPR in the US only: the one GDPR cluster is in the EU, so nothing fits; refunded, not left hanging.
     let deposit = escrow.quote(devnet::DYNAMIC_TERMS, 1 << US, true, U256::ZERO).call().await?.deposit;
@@ -339,15 +444,24 @@ async fn pods_with_no_live_agreement_are_collected_and_other_deployments_pods_ar
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_warm_pool_hands_over_a_ready_pod_and_refills() -> Result<()> {
-    // Pods take 2 s to "start" here: the hand-over must not wait for one.
-    let clusters = KubeClusters::start("k8s-warm", &eu_and_us(1)[..1], Duration::from_secs(2)).await?;
+    // Pods take 2 s to "start" here: the hand-over must not wait for one. Media on load balancers, so
+    // each warm pod waits for its own address before it is made.
+    let warm_cluster = ClusterSpec { media: Media::LoadBalancer, ..eu_and_us(1)[0].clone() };
+    let clusters = KubeClusters::start("k8s-warm", &[warm_cluster], Duration::from_secs(2)).await?;
     let stack = clusters.stack("k8s-warm").await?;
     let ready_warm = || async {
         let warm = clusters.pods_of(0, None).await?;
         Ok::<_, anyhow::Error>(warm.into_iter().find(conference_e2e::kube::pod_ready))
     };
     eventually("a warm pod ready", || async { Ok(ready_warm().await?.is_some()) }).await?;
-    let warm = ready_warm().await?.context("a warm pod")?.metadata.name.context("a name")?;
+    let warm_pod = ready_warm().await?.context("a warm pod")?;
+    let warm = warm_pod.metadata.name.clone().context("a name")?;
+    // The warm pod carries its media address: its own load balancer's, assigned before it was made.
+    let media = clusters.services(0).get(&format!("{warm}-media")).await?;
+    let assigned = media.status.and_then(|s| s.load_balancer?.ingress?.first()?.ip.clone()).context("an address")?;
+    assert_eq!(env_of(&warm_pod, "jvb", "JVB_ADVERTISE_IPS"), Some(assigned));
+    let warm_host = format!("{warm}.eu.conference.test");
+    assert_eq!(env_of(&warm_pod, "web", "PUBLIC_URL"), Some(format!("https://{warm_host}")));
 
     // A flexible window starting now: its conference is kept warm, from the pool.
     let latest = alloy::eips::BlockNumberOrTag::Latest;
@@ -355,14 +469,55 @@ async fn the_warm_pool_hands_over_a_ready_pod_and_refills() -> Result<()> {
     let (from, to) = (now + 1, now + 3_600);
     let deposit = stack.escrow().quote(FLEXIBLE_TERMS, 0, false, U256::from(to - from)).call().await?.deposit;
     let (id, _) = stack.customer_reserves(FLEXIBLE_TERMS, from, to, deposit).await?;
-    stack.wait_for(id, "a running conference", WAIT, |r| r["conference"]["state"] == "running").await?;
+    let running = stack.wait_for(id, "a running conference", WAIT, |r| r["conference"]["state"] == "running").await?;
     let pods = clusters.pods_of(0, Some(id)).await?;
     assert_eq!(pods.len(), 1);
     assert_eq!(pods[0].metadata.name.as_deref(), Some(warm.as_str()), "the warm pod was handed over");
+    // Participants reach it at the host it was made for, which its tokens name.
+    assert_eq!(running["joinUrl"], format!("https://{warm_host}/conference-{id}"));
+    let ingress = clusters.ingresses(0).get(&format!("conference-{id}")).await?;
+    let rule_host = ingress.spec.and_then(|s| s.rules?.first()?.host.clone());
+    assert_eq!(rule_host, Some(warm_host));
     eventually("the pool refilled", || async {
         Ok(ready_warm().await?.is_some_and(|p| p.metadata.name.as_deref() != Some(warm.as_str())))
     })
     .await?;
+    assert_eq!(clusters.media_violations(), Vec::<String>::new(), "no warm pod before its media address");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configuration_that_cannot_carry_a_conference_is_refused_at_start() -> Result<()> {
+    let clusters = KubeClusters::start("k8s-refused", &eu_and_us(0)[..1], Duration::ZERO).await?;
+    let good = std::fs::read_to_string(&clusters.file)?;
+    let refused = |why: &'static str| {
+        let stack = clusters.stack("k8s-refused");
+        async move {
+            let error = match stack.await {
+                Ok(_) => anyhow::bail!("the backend started; expected it to refuse ({why})"),
+                Err(error) => format!("{error:#}"),
+            };
+            ensure!(error.contains("exited"), "not a refusal at start: {error}");
+            ensure!(error.contains(why), "the refusal does not say {why:?}: {error}");
+            Ok(())
+        }
+    };
+
+    // Media on node ports with no node address to advertise: the bridge would offer its pod address.
+    std::fs::write(&clusters.file, good.replace(&format!("node_addresses = [\"{TEST_NODE_ADDRESS}\"]"), ""))?;
+    refused("media type NodePort needs node_addresses").await?;
+    // The old single Service, which mixed TCP and UDP.
+    std::fs::write(&clusters.file, good.replace("warm_pool = 0", "warm_pool = 0\nservice_type = \"LoadBalancer\""))?;
+    refused("service_type was replaced by [cluster.web]").await?;
+
+    // A Role from before Ingresses: the API server itself says the backend may not create them.
+    std::fs::write(&clusters.file, &good)?;
+    let roles = kube::Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(clusters.admins[0].clone(), "conferences");
+    let rules = json!({"rules": [
+        {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch", "create", "delete", "patch"]},
+    ]});
+    roles.patch("conference-backend", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&rules)).await?;
+    refused("may not create ingresses in namespace conferences: apply deploy/rbac.yaml").await?;
     Ok(())
 }
 

@@ -88,7 +88,7 @@ async fn join_token(
             agreement.conference_state.as_str()
         )));
     };
-    let issued = ctx.join_tokens.issue(id, address, moderator, now_wall() as u64)?;
+    let issued = ctx.join_tokens.issue(id, base, address, moderator, now_wall() as u64)?;
     // Never the token, nor who: the agreement and the role.
     info!(agreement = id, moderator, monitor, "join token issued");
     Ok(Json(JoinTokenView {

@@ -458,13 +458,21 @@ fn placement(clusters: u64, agreements: u64, runs: usize) -> Result<()> {
 
 /// Signs `samples` DynamicPrice agreements one after another and times each from sending its signing
 /// transaction (anvil mines it at once) to the backend recording its conference running, which it does once the pod is ready and the
-/// Service answers on 443. Cold: no warm pool. Warm: a pool of one, refilled between samples, with
-/// every model taking a warm pod.
+/// web Service answers. Cold: no warm pool. Warm: a pool of one, refilled between samples, with
+/// every model taking a warm pod. Media on node ports: the test cluster's stand-in load balancer
+/// controller would add its own fixed delay to every cold start.
 async fn kube_start(samples: usize, node_delay: Duration, websocket: bool) -> Result<()> {
-    use conference_e2e::kube::{ClusterSpec, KubeClusters, pod_ready};
+    use conference_e2e::kube::{ClusterSpec, KubeClusters, Media, pod_ready};
     let mut figures = Vec::new();
     for (mode, warm_pool) in [("cold", 0), ("warm pool", 1)] {
-        let spec = ClusterSpec { name: "bench", region: 0, gdpr: true, capacity_millicores: 1_000_000, warm_pool };
+        let spec = ClusterSpec {
+            name: "bench",
+            region: 0,
+            gdpr: true,
+            capacity_millicores: 1_000_000,
+            warm_pool,
+            media: Media::NodePort,
+        };
         let clusters = KubeClusters::start_with("kube-start", &[spec], node_delay, "all").await?;
         let stack = clusters.stack_over("kube-start", websocket).await?;
         let mut times = Vec::new();

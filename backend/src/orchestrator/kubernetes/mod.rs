@@ -1,10 +1,16 @@
-//! The Kubernetes orchestrator: one Jitsi Meet pod and Service per conference ([`super::jitsi_pod`]),
-//! on the cluster [`crate::domain::placement`] picks among those configured ([`clusters`]: the
-//! clusters file), optionally handed over from a pool of warm pods (`warm_pool.rs`). Everything it
-//! knows is in the clusters (labels name each object's agreement, chain and contract), so a restarted
-//! backend adopts what runs and collects what is left over.
+//! The Kubernetes orchestrator: one Jitsi Meet pod per conference with its media Service, web Service
+//! and Ingress ([`super::jitsi_pod`]), on the cluster [`crate::domain::placement`] picks among those
+//! configured ([`clusters`]: the clusters file), optionally handed over from a pool of warm pods
+//! (`warm_pool.rs`). Everything it knows is in the clusters (labels name each object's agreement,
+//! chain and contract), so a restarted backend adopts what runs and collects what is left over.
+//!
+//! A pod is only ever created once participants' media can reach it: its media Service first, the
+//! Service's public address read (a load balancer's, once the provider assigned it; or the node
+//! port the API server assigned, on the configured node addresses), then the pod advertising it.
+//! Warm pods are made the same way, so a handed-over pod carries its address with it.
 use std::{
     collections::BTreeSet,
+    net::IpAddr,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, RwLock,
@@ -13,7 +19,11 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::{
+    authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
+    core::v1::{Pod, Service},
+    networking::v1::Ingress,
+};
 use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, PostParams},
@@ -22,7 +32,7 @@ use kube::{
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::jitsi_pod::{self, AGREEMENT, JitsiSettings, Owner, PodPlan, Sizing};
+use super::jitsi_pod::{self, AGREEMENT, HOST, IngressStyle, JitsiSettings, MediaAddress, Owner, PodPlan, Sizing};
 use crate::{
     Error, Result,
     domain::{
@@ -35,12 +45,13 @@ use crate::{
 pub mod clusters;
 mod warm_pool;
 
-use clusters::{ClusterConfig, ClustersFile, ConferenceDefaults, WarmPoolFor, client_for};
+use clusters::{ClusterConfig, ClustersFile, ConferenceDefaults, MediaKind, WarmPoolFor, client_for};
 
 struct Cluster {
     config: ClusterConfig,
     pods: Api<Pod>,
     services: Api<Service>,
+    ingresses: Api<Ingress>,
     /// CPU requested by this deployment's pods there, as last counted (and added to on each deploy).
     used_millicores: AtomicU64,
 }
@@ -71,7 +82,9 @@ impl KubernetesOrchestrator {
         let config = ClustersFile::read(file)?;
         let mut clients = Vec::new();
         for cluster in &config.clusters {
-            clients.push(client_for(cluster).await?);
+            let client = client_for(cluster).await?;
+            check_access(cluster, &client).await?;
+            clients.push(client);
         }
         let this = Self::with_clients(config, clients, file, owner, app_id, pool_drawn);
         for cluster in &this.clusters {
@@ -95,7 +108,8 @@ impl KubernetesOrchestrator {
             .zip(clients)
             .map(|(cluster, client)| Cluster {
                 pods: Api::namespaced(client.clone(), &cluster.namespace),
-                services: Api::namespaced(client, &cluster.namespace),
+                services: Api::namespaced(client.clone(), &cluster.namespace),
+                ingresses: Api::namespaced(client, &cluster.namespace),
                 config: cluster,
                 used_millicores: AtomicU64::new(0),
             })
@@ -145,7 +159,7 @@ impl KubernetesOrchestrator {
     pub async fn deploy(&self, conference: &Conference) -> Result<Deployed> {
         let id = conference.agreement;
         let (index, pod, fresh) = match self.find(id).await? {
-            Some((index, pod)) => (index, pod.metadata.name.unwrap_or_default(), false),
+            Some((index, pod)) => (index, pod, false),
             None => {
                 // Room can go between the reconciler's fit check and here (another deploy took it).
                 let index = self
@@ -161,45 +175,74 @@ impl KubernetesOrchestrator {
                     None => {
                         let name = jitsi_pod::conference_name(id);
                         self.create_pod(cluster, Some(conference), &name, &sizing).await?;
-                        name
+                        cluster.pods.get(&name).await.map_err(|e| kube_error("reading the pod", e))?
                     }
                 };
                 (index, pod, true)
             }
         };
         let cluster = &self.clusters[index];
-        match cluster.services.create(&PostParams::default(), &self.service(cluster, id)).await {
-            Ok(_) => {}
-            Err(err) if is_status(&err, 409) => {}
-            Err(err) => return Err(kube_error("creating the Service", err)),
-        }
-        let host = self.wait_until_answering(cluster, id, &pod).await?;
-        info!(agreement = id, cluster = cluster.config.name, fresh, %host, "conference answers");
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        // The host the pod was made for (its PUBLIC_URL and tokens' audience), whatever it was made as.
+        let host = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(HOST).cloned())
+            .unwrap_or_else(|| cluster.config.conference_host(&name));
+        self.expose_web(cluster, id, &host).await?;
+        let web = self.wait_until_answering(cluster, id, &name).await?;
+        info!(agreement = id, cluster = cluster.config.name, fresh, %host, %web, "conference answers");
         Ok(Deployed { join_url: format!("https://{host}/{}", room_name(id)), fresh, region: cluster.config.region })
     }
 
-    /// Deletes the agreement's pods and Service in every cluster; what is already gone is fine.
+    /// The agreement's web Service and Ingress (`https://<host>/`); what exists already is kept.
+    async fn expose_web(&self, cluster: &Cluster, agreement: u64, host: &str) -> Result<()> {
+        let service = jitsi_pod::web_service(&self.owner, agreement);
+        match cluster.services.create(&PostParams::default(), &service).await {
+            Ok(_) => {}
+            Err(err) if is_status(&err, 409) => {}
+            Err(err) => return Err(kube_error("creating the web Service", err)),
+        }
+        let web = &cluster.config.web;
+        let style = IngressStyle {
+            tls_secret: &web.tls_secret,
+            class: web.ingress_class.as_deref(),
+            annotations: &web.annotations,
+        };
+        let ingress = jitsi_pod::ingress(&self.owner, agreement, host, style);
+        match cluster.ingresses.create(&PostParams::default(), &ingress).await {
+            Ok(_) => Ok(()),
+            Err(err) if is_status(&err, 409) => Ok(()),
+            Err(err) => Err(kube_error("creating the Ingress", err)),
+        }
+    }
+
+    /// Deletes the agreement's Ingress, web Service, pods and their media Services in every cluster;
+    /// what is already gone is fine.
     pub async fn remove(&self, agreement: u64) -> Result<()> {
         let grace = DeleteParams::default().grace_period(self.settings.grace_period_secs);
+        let name = jitsi_pod::conference_name(agreement);
         for cluster in &self.clusters {
-            match cluster.services.delete(&jitsi_pod::conference_name(agreement), &grace).await {
-                Ok(_) => {}
-                Err(err) if is_status(&err, 404) => {}
-                Err(err) => return Err(kube_error("deleting the Service", err)),
-            }
+            gone_if_missing(cluster.ingresses.delete(&name, &grace).await.map(|_| ()), "deleting the Ingress")?;
+            gone_if_missing(cluster.services.delete(&name, &grace).await.map(|_| ()), "deleting the web Service")?;
             for pod in self.pods_of(cluster, &format!("{AGREEMENT}={agreement}")).await? {
-                let name = pod.metadata.name.unwrap_or_default();
-                match cluster.pods.delete(&name, &grace).await {
-                    Ok(_) => info!(agreement, cluster = cluster.config.name, pod = name, "pod deleted"),
-                    Err(err) if is_status(&err, 404) => {}
-                    Err(err) => return Err(kube_error("deleting the pod", err)),
-                }
+                let pod = pod.metadata.name.unwrap_or_default();
+                self.delete_pod(cluster, &pod, &grace).await?;
+                info!(agreement, cluster = cluster.config.name, pod, "pod deleted");
             }
         }
         Ok(())
     }
 
-    /// Whether the agreement's conference is up: its pod ready, its Service's HTTPS port answering, and
+    /// Deletes a pod and its media Service; what is already gone is fine.
+    async fn delete_pod(&self, cluster: &Cluster, pod: &str, params: &DeleteParams) -> Result<()> {
+        gone_if_missing(cluster.pods.delete(pod, params).await.map(|_| ()), "deleting the pod")?;
+        let media = jitsi_pod::media_service_name(pod);
+        gone_if_missing(cluster.services.delete(&media, params).await.map(|_| ()), "deleting the media Service")
+    }
+
+    /// Whether the agreement's conference is up: its pod ready, its web Service answering, and
     /// its videobridge healthy and, while two or more participants are in, forwarding media (its
     /// private REST interface on the pod's address: `/about/health`, `/colibri/stats`; see
     /// [`judge_videobridge`]). No pod at all: lost.
@@ -211,10 +254,10 @@ impl KubernetesOrchestrator {
         if !is_ready(&pod) {
             return Ok(ProbeOutcome::down("its pod is not ready"));
         }
-        let host = match self.service_host(cluster, agreement).await? {
-            Some(host) if answers(&host).await => host,
-            Some(host) => return Ok(ProbeOutcome::down(format!("its Service {host}:443 does not answer"))),
-            None => return Ok(ProbeOutcome::down("its Service has no address")),
+        let web = match self.web_address(cluster, agreement).await? {
+            Some(web) if answers(&web).await => web,
+            Some(web) => return Ok(ProbeOutcome::down(format!("its web Service {web} does not answer"))),
+            None => return Ok(ProbeOutcome::down("its web Service has no address")),
         };
         let Some(pod_ip) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()) else {
             return Ok(ProbeOutcome::down("its pod has no address"));
@@ -231,7 +274,7 @@ impl KubernetesOrchestrator {
             _ => None,
         };
         let (ok, detail) = judge_videobridge(health.is_success(), stats.as_ref());
-        let detail = format!("pod ready, {host}:443 answers; {detail}");
+        let detail = format!("pod ready, {web} answers; {detail}");
         Ok(if ok { ProbeOutcome::up(detail) } else { ProbeOutcome::down(detail) })
     }
 
@@ -289,6 +332,8 @@ impl KubernetesOrchestrator {
         Ok(())
     }
 
+    /// Creates pod `name` once its media address is known (its media Service made first); a pod made
+    /// by an earlier attempt is kept.
     async fn create_pod(
         &self,
         cluster: &Cluster,
@@ -296,6 +341,7 @@ impl KubernetesOrchestrator {
         name: &str,
         sizing: &Sizing,
     ) -> Result<()> {
+        let media = self.media_address(cluster, name).await?;
         let mut annotations = self.annotations(cluster, sizing);
         if let Some(conference) = conference {
             annotations.extend(conference_annotations(conference));
@@ -310,6 +356,9 @@ impl KubernetesOrchestrator {
             internal_passwords: (random_secret(), random_secret()),
             grace_period_secs: i64::from(self.settings.grace_period_secs),
             annotations,
+            host: cluster.config.conference_host(name),
+            media,
+            turn: cluster.config.turn.as_ref(),
         };
         match cluster.pods.create(&PostParams::default(), &jitsi_pod::pod(&plan)).await {
             Ok(_) => {
@@ -332,29 +381,78 @@ impl KubernetesOrchestrator {
         ])
     }
 
-    fn service(&self, cluster: &Cluster, agreement: u64) -> Service {
-        jitsi_pod::service(&self.owner, agreement, &cluster.config.service_type)
+    /// Where pod `name`'s videobridge is reached from outside: its media Service is created (or found)
+    /// and its address read, waiting for a load balancer's; the pod is created only after this.
+    async fn media_address(&self, cluster: &Cluster, name: &str) -> Result<MediaAddress> {
+        let media = &cluster.config.media;
+        let service = jitsi_pod::media_service(&self.owner, name, media.kind.as_str(), &media.annotations);
+        let service_name = jitsi_pod::media_service_name(name);
+        let created = match cluster.services.create(&PostParams::default(), &service).await {
+            Ok(created) => created,
+            Err(err) if is_status(&err, 409) => {
+                cluster.services.get(&service_name).await.map_err(|e| kube_error("reading the media Service", e))?
+            }
+            Err(err) => return Err(kube_error("creating the media Service", err)),
+        };
+        match media.kind {
+            MediaKind::NodePort => {
+                let port =
+                    created.spec.as_ref().and_then(|s| s.ports.as_ref()?.first()?.node_port).ok_or_else(|| {
+                        Error::Orchestrator(format!("media Service {service_name} has no node port").into())
+                    })?;
+                Ok(MediaAddress { addresses: media.node_addresses.clone(), port })
+            }
+            MediaKind::LoadBalancer => {
+                let timeout = Duration::from_secs(self.settings.start_timeout_secs);
+                let deadline = Instant::now() + timeout;
+                let assigned = await_condition(cluster.services.clone(), &service_name, |s: Option<&Service>| {
+                    s.is_some_and(|s| !load_balancer_ingress(s).is_empty())
+                });
+                let service = match tokio::time::timeout(timeout, assigned).await {
+                    Ok(Ok(Some(service))) => service,
+                    Ok(Ok(None)) => {
+                        return Err(Error::Orchestrator(format!("media Service {service_name} was deleted").into()));
+                    }
+                    Ok(Err(err)) => return Err(Error::orchestrator(format!("watching Service {service_name}"), err)),
+                    Err(_) => {
+                        return Err(Error::Orchestrator(
+                            format!(
+                                "the load balancer of media Service {service_name} got no address within {} s: does \
+                                 cluster {} provide UDP load balancers? (media type LoadBalancer)",
+                                self.settings.start_timeout_secs, cluster.config.name
+                            )
+                            .into(),
+                        ));
+                    }
+                };
+                let addresses = resolve_ingress(&load_balancer_ingress(&service), deadline).await.ok_or_else(|| {
+                    Error::Orchestrator(
+                        format!("the load balancer of media Service {service_name} has a name that does not resolve")
+                            .into(),
+                    )
+                })?;
+                info!(cluster = cluster.config.name, pod = name, ?addresses, "media address assigned");
+                Ok(MediaAddress { addresses, port: jitsi_pod::JVB_PORT })
+            }
+        }
     }
 
-    /// The address participants reach the Service at, as a URL's host: the load balancer's, else the
-    /// cluster IP.
-    async fn service_host(&self, cluster: &Cluster, agreement: u64) -> Result<Option<String>> {
+    /// The agreement's web Service inside the cluster (its cluster IP and port 80), which the probe
+    /// connects to: the Ingress forwards participants there.
+    async fn web_address(&self, cluster: &Cluster, agreement: u64) -> Result<Option<String>> {
         let service = cluster
             .services
             .get_opt(&jitsi_pod::conference_name(agreement))
             .await
-            .map_err(|e| kube_error("reading the Service", e))?;
-        Ok(service.and_then(|s| {
-            let ingress = s.status.and_then(|st| st.load_balancer?.ingress?.into_iter().next());
-            let balanced = ingress.and_then(|i| i.hostname.or(i.ip));
-            let load_balancer = s.spec.as_ref().and_then(|spec| spec.type_.as_deref()) == Some("LoadBalancer");
-            let host = if load_balancer { balanced } else { s.spec?.cluster_ip.filter(|ip| ip != "None") };
-            host.map(|host| url_host(&host))
-        }))
+            .map_err(|e| kube_error("reading the web Service", e))?;
+        Ok(service
+            .and_then(|s| s.spec?.cluster_ip.filter(|ip| ip != "None" && !ip.is_empty()))
+            .map(|ip| format!("{}:{}", url_host(&ip), jitsi_pod::WEB_PORT)))
     }
 
-    /// Waits until the agreement's pod `name` is ready (watching it, so a start is seen as it happens)
-    /// and its Service answers; the Service's address.
+    /// Waits until the agreement's pod `name` is ready (watching it, so a start is seen as it happens:
+    /// all four containers' readiness, jicofo's only once it sees the bridge) and its web Service
+    /// answers; the web Service's address.
     async fn wait_until_answering(&self, cluster: &Cluster, agreement: u64, name: &str) -> Result<String> {
         let timeout = Duration::from_secs(self.settings.start_timeout_secs);
         let too_late = || {
@@ -375,10 +473,10 @@ impl KubernetesOrchestrator {
             Err(_) => return Err(too_late()),
         }
         loop {
-            if let Some(host) = self.service_host(cluster, agreement).await?
-                && answers(&host).await
+            if let Some(web) = self.web_address(cluster, agreement).await?
+                && answers(&web).await
             {
-                return Ok(host);
+                return Ok(web);
             }
             if Instant::now() > deadline {
                 return Err(too_late());
@@ -461,10 +559,85 @@ pub fn judge_videobridge(healthy: bool, stats: Option<&serde_json::Value>) -> (b
     )
 }
 
-/// Whether the Service's HTTPS port accepts a connection.
-async fn answers(host: &str) -> bool {
-    let address = format!("{host}:{}", jitsi_pod::HTTPS_PORT);
+/// Whether `address` (host:port) accepts a connection.
+async fn answers(address: &str) -> bool {
     matches!(tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address)).await, Ok(Ok(_)))
+}
+
+/// A load balancer Service's assigned addresses and names (empty until the provider assigns one).
+fn load_balancer_ingress(service: &Service) -> Vec<(Option<String>, Option<String>)> {
+    let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref()?.ingress.clone()).unwrap_or_default();
+    ingress.into_iter().map(|i| (i.ip, i.hostname)).filter(|(ip, host)| ip.is_some() || host.is_some()).collect()
+}
+
+/// The IP addresses of a load balancer's ingress entries: its addresses, and the names some providers
+/// give instead resolved (JVB advertises addresses only), retried until `deadline`.
+async fn resolve_ingress(entries: &[(Option<String>, Option<String>)], deadline: Instant) -> Option<Vec<IpAddr>> {
+    loop {
+        let mut addresses = Vec::new();
+        for (ip, host) in entries {
+            if let Some(ip) = ip.as_deref().and_then(|ip| ip.parse().ok()) {
+                addresses.push(ip);
+            } else if let Some(host) = host
+                && let Ok(resolved) = tokio::net::lookup_host((host.as_str(), 0)).await
+            {
+                addresses.extend(resolved.map(|a| a.ip()));
+            }
+        }
+        addresses.sort();
+        addresses.dedup();
+        if !addresses.is_empty() {
+            return Some(addresses);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Whether this backend may do what it does in the cluster's namespace (create pods, Services and
+/// Ingresses), asked of the API server itself at start (SelfSubjectAccessReview, which any
+/// authenticated user may ask): a Role from before Ingresses were used is refused here, not at the
+/// first paid conference.
+async fn check_access(cluster: &ClusterConfig, client: &Client) -> Result<()> {
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    for (group, resource) in [("", "pods"), ("", "services"), ("networking.k8s.io", "ingresses")] {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(cluster.namespace.clone()),
+                    verb: Some("create".into()),
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = reviews
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| Error::Config(format!("cluster {}: asking the API server for access: {e}", cluster.name)))?;
+        if !answer.status.is_some_and(|s| s.allowed) {
+            return Err(Error::Config(format!(
+                "cluster {}: this backend may not create {resource} in namespace {}: apply deploy/rbac.yaml there \
+                 (its Role grants pods, services and ingresses)",
+                cluster.name, cluster.namespace
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A deletion's result, with "already gone" as success.
+fn gone_if_missing(result: std::result::Result<(), kube::Error>, doing: &str) -> Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(err) if is_status(&err, 404) => Ok(()),
+        Err(err) => Err(kube_error(doing, err)),
+    }
 }
 
 fn is_status(err: &kube::Error, code: u16) -> bool {
@@ -498,6 +671,8 @@ mod tests {
         gdpr = true
         capacity_millicores = 8000
         warm_pool = 1
+        web = { domain = "meet-eu.example.org", tls_secret = "wildcard-tls" }
+        media = { type = "LoadBalancer" }
     "#;
 
     fn orchestrator() -> (KubernetesOrchestrator, Handle<Request<Body>, Response<Body>>, Arc<Notify>) {
@@ -563,9 +738,11 @@ mod tests {
     async fn removing_what_is_already_gone_succeeds() {
         let (orchestrator, mut api, _) = orchestrator();
         let served = tokio::spawn(async move {
-            let path = "/api/v1/namespaces/conferences/services/conference-7?";
+            let path = "/apis/networking.k8s.io/v1/namespaces/conferences/ingresses/conference-7?";
             let delete = answer(&mut api, Method::DELETE, path, StatusCode::NOT_FOUND, status(404, "NotFound")).await;
             assert_eq!(delete["gracePeriodSeconds"], 30, "deleted with the configured grace period");
+            let path = "/api/v1/namespaces/conferences/services/conference-7?";
+            answer(&mut api, Method::DELETE, path, StatusCode::NOT_FOUND, status(404, "NotFound")).await;
             let selector = format!("{PODS}?&labelSelector={OWNER},conference.escrow/agreement=7");
             answer(&mut api, Method::GET, &selector, StatusCode::OK, list(vec![])).await;
         });
@@ -632,7 +809,7 @@ mod tests {
         let sizing = orchestrator.sizing(&conference);
         let handed_over =
             orchestrator.hand_over_warm_pod(&orchestrator.clusters[0], &conference, &sizing).await.unwrap();
-        assert_eq!(handed_over.as_deref(), Some("conference-warm-b"));
+        assert_eq!(handed_over.and_then(|p| p.metadata.name).as_deref(), Some("conference-warm-b"));
         served.await.unwrap();
         tokio::time::timeout(Duration::from_secs(1), drawn.notified()).await.expect("the pool is refilled at once");
     }
@@ -645,8 +822,8 @@ mod tests {
         let file = |eu_to_eu: u32| {
             format!(
                 "[latency]\nms = [[{eu_to_eu}, 90], [90, 10]]\n\
-                 [[cluster]]\nname = 'eu'\nregion = 0\ncapacity_millicores = 8000\n\
-                 [[cluster]]\nname = 'us'\nregion = 1\ncapacity_millicores = 8000\n"
+                 [[cluster]]\nname = 'eu'\nregion = 0\ncapacity_millicores = 8000\n{EXPOSED}\
+                 [[cluster]]\nname = 'us'\nregion = 1\ncapacity_millicores = 8000\n{EXPOSED}"
             )
         };
         std::fs::write(&path, file(10)).unwrap();
@@ -690,16 +867,68 @@ mod tests {
         assert_eq!(url_host("meet-eu.example.org"), "meet-eu.example.org");
     }
 
+    /// A cluster's exposure that works: an Ingress domain with its certificate, load-balanced media.
+    const EXPOSED: &str =
+        "web = { domain = 'meet.example.org', tls_secret = 'wildcard-tls' }\nmedia = { type = 'LoadBalancer' }\n";
+
     #[test]
     fn the_clusters_file_is_checked() {
         assert!(ClustersFile::parse(FILE).is_ok());
         assert!(ClustersFile::parse("[latency]\nms = []\n").unwrap_err().contains("cluster"));
-        let twice = "[[cluster]]\nname='a'\nregion=0\ncapacity_millicores=1\n[[cluster]]\nname='a'\nregion=1\ncapacity_millicores=1\n";
-        assert!(ClustersFile::parse(twice).unwrap_err().contains("listed twice"));
-        let typo = "[[cluster]]\nname='a'\nregion=0\ncapacity_milicores=1\n";
-        assert!(ClustersFile::parse(typo).unwrap_err().contains("capacity_milicores"));
-        let far = "[[cluster]]\nname='a'\nregion=40\ncapacity_millicores=1\n";
-        assert!(ClustersFile::parse(far).unwrap_err().contains("0..31"));
+        let twice = format!(
+            "[[cluster]]\nname='a'\nregion=0\ncapacity_millicores=1\n{EXPOSED}[[cluster]]\nname='a'\nregion=1\ncapacity_millicores=1\n{EXPOSED}"
+        );
+        assert!(ClustersFile::parse(&twice).unwrap_err().contains("listed twice"));
+        let typo = format!("[[cluster]]\nname='a'\nregion=0\ncapacity_milicores=1\n{EXPOSED}");
+        assert!(ClustersFile::parse(&typo).unwrap_err().contains("capacity_milicores"));
+        let far = format!("[[cluster]]\nname='a'\nregion=40\ncapacity_millicores=1\n{EXPOSED}");
+        assert!(ClustersFile::parse(&far).unwrap_err().contains("0..31"));
+    }
+
+    #[test]
+    fn exposures_that_cannot_carry_a_conference_are_refused_with_the_reason() {
+        let cluster = |exposure: &str| format!("[[cluster]]\nname='eu'\nregion=0\ncapacity_millicores=1\n{exposure}\n");
+        let refused = |exposure: &str| ClustersFile::parse(&cluster(exposure)).unwrap_err();
+        let web = "web = { domain = 'meet.example.org', tls_secret = 'wildcard-tls' }\n";
+        assert!(refused("media = { type = 'LoadBalancer' }").contains("missing field `web`"));
+        assert!(refused(web).contains("missing field `media`"));
+        // A node port with no address to advertise: the bridge would offer its pod address.
+        let why = refused(&format!("{web}media = {{ type = 'NodePort' }}"));
+        assert!(why.starts_with("cluster eu: media type NodePort needs node_addresses"), "{why}");
+        let why = refused(&format!("{web}media = {{ type = 'NodePort', node_addresses = ['127.0.0.1'] }}"));
+        assert!(why.contains("127.0.0.1 reaches no participant"), "{why}");
+        let why = refused(&format!("{web}media = {{ type = 'NodePort', node_addresses = ['nodes.example.org'] }}"));
+        assert!(why.contains("node_addresses"), "addresses, not names: {why}");
+        assert!(refused(&format!("{web}media = {{ type = 'ClusterIP' }}")).contains("unknown variant `ClusterIP`"));
+        let why = refused("web = { domain = 'meet.example.org', tls_secret = '' }\nmedia = { type = 'LoadBalancer' }");
+        assert!(why.contains("web.tls_secret is empty"), "{why}");
+        let why = refused("web = { domain = 'localhost', tls_secret = 't' }\nmedia = { type = 'LoadBalancer' }");
+        assert!(why.contains("is not a DNS zone"), "{why}");
+        let media = "media = { type = 'LoadBalancer' }\n";
+        let why = refused(&format!(
+            "{web}{media}turn = {{ host = 'turn.example.org', transports = ['sctp'], secret_name = 'coturn' }}"
+        ));
+        assert!(why.contains("turn.transports"), "{why}");
+        // Keys of the old single-Service design say what replaced them.
+        let why = refused(&format!("service_type = 'LoadBalancer'\n{web}{media}"));
+        assert!(why.contains("service_type was replaced by [cluster.web]"), "{why}");
+        let old = format!("[jitsi]\njvb_advertise_ips = '203.0.113.7'\n{}", cluster(&format!("{web}{media}")));
+        assert!(ClustersFile::parse(&old).unwrap_err().contains("jvb_advertise_ips was removed"));
+
+        let node_port = format!(
+            "{web}[cluster.media]\ntype = 'NodePort'\nnode_addresses = ['203.0.113.10', '2001:db8::10']\n\
+             [cluster.turn]\nhost = 'turn.example.org'\nsecret_name = 'coturn'\n"
+        );
+        let file = ClustersFile::parse(&cluster(&node_port)).unwrap();
+        let eu = &file.clusters[0];
+        assert_eq!(eu.media.kind, MediaKind::NodePort);
+        assert_eq!(eu.media.node_addresses.len(), 2);
+        let turn = eu.turn.as_ref().unwrap();
+        assert_eq!(
+            (turn.port, turn.transports.as_slice(), turn.secret_key.as_str()),
+            (443, &["udp".to_owned(), "tcp".to_owned()][..], "static-auth-secret")
+        );
+        assert_eq!(eu.conference_host("conference-7"), "conference-7.meet.example.org");
     }
 
     #[test]
