@@ -6,7 +6,8 @@
 // (the monitor, by address; the operator for a demo offer), how the figure is computed, and links to the
 // evidence, which the audit page opens; the provider page shows the monitor its report, settled; the
 // audit page recomputes the report's commitment and figure and says they match, and flags a record the
-// service serves altered after the settlement.
+// service serves altered after the settlement. A monitored conference nobody reported on is settled
+// overdue by the customer at 0: both pages say it has no evidence, and the audit does not flag it.
 //
 //   node --test tests/browser/monitor.test.mjs
 
@@ -253,4 +254,36 @@ test('the audit page recomputes the monitor’s evidence: it matches, and a reco
   await screenshot(page, 'audit-evidence-flagged');
   assert.deepEqual(page.errors, []);
   await page.close();
+});
+
+test('a monitored conference nobody reported on settles overdue at 0: no evidence, which the pages say and do not flag', { timeout: 120_000 }, async () => {
+  const { termsId } = await read(cfg.escrow, escrowAbi, 'agreementOf', [BigInt(monitored.id)]);
+  const id = await sign(termsId);
+  await waitForAgreement(id, (v) => v.chainStatus === 'active' && v.status === 'active', { what: 'active' });
+  await advance(30);
+  await send(accounts[1], cfg.escrow, escrowAbi, 'stop', [BigInt(id)]);
+  await waitForAgreement(id, (v) => v.chainStatus === 'ended', { what: 'ended on-chain', describe: (v) => v.chainStatus });
+  // No report: the service waits; once the settlement window has passed, anyone settles it (the customer here).
+  await advance(Number(await read(cfg.escrow, escrowAbi, 'SETTLEMENT_WINDOW')) + 1);
+  await send(accounts[1], cfg.escrow, escrowAbi, 'settleOverdue', [BigInt(id)]);
+  const [settled] = await chain.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSettled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock) });
+  assert.equal(BigInt(settled.args.evidence), 0n);
+  assert.equal(settled.args.availabilityBps, 0);
+  assert.equal(settled.args.charge, 0n, 'everything back to the customer');
+  await waitForAgreement(id, (v) => v.chainStatus === 'settled', { what: 'settled', describe: (v) => v.chainStatus });
+
+  const agreement = await open(`/agreement/${id}`, '#evidence-list li[data-session="1"]');
+  assert.match(await agreement.textContent('#evidence-list li[data-session="1"]'), /Conference 1: 0%, settled overdue, with no evidence/);
+  assert.deepEqual(agreement.errors, []);
+  await agreement.close();
+
+  const audit = await open(`/audit#agreement-${id}`, '#audit-summary[data-agreements]');
+  const row = audit.locator(`tr.agreement[data-agreement-id="${id}"]`);
+  assert.equal(await row.getAttribute('data-mismatch'), null, 'the contract’s rule, not a mismatch');
+  assert.equal(await row.locator('[data-evidence]').getAttribute('data-evidence'), 'overdue');
+  const check = audit.locator(`tr[data-evidence-for="${id}"] table.evidence-checks tr[data-evidence-session="1"]`);
+  await check.waitFor();
+  assert.equal(await check.getAttribute('data-state'), 'overdue');
+  assert.deepEqual(audit.errors, []);
+  await audit.close();
 });
