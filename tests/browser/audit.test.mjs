@@ -2,14 +2,17 @@
 // agreements of every model were signed, run and settled through the chain: the contracts are listed,
 // every agreement is there and no figure differs, also for surcharged agreements at prices where rounding
 // the surcharge once differs from rounding the price per unit; a service answer tampered by one wei is
-// flagged on exactly that row and figure; the CSV download carries the chain's figures in base units.
+// flagged on exactly that row and figure; every settlement's evidence (the commitment to the operator's
+// probe records and the figure they give) recomputed from the records the service serves matches what the
+// settlement emitted, and a probe record served changed after the settlement is flagged on exactly that
+// row; the CSV download carries the chain's figures in base units.
 //
 //   node --test tests/browser/audit.test.mjs
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { abi, advance, launch, openPage, screenshot, startStack, transact, viem, waitForAgreement } from './harness.mjs';
+import { abi, advance, api, launch, openPage, screenshot, startStack, transact, viem, waitForAgreement } from './harness.mjs';
 
 const { createPublicClient, http } = viem;
 const escrowAbi = abi.ConferenceEscrow;
@@ -259,6 +262,75 @@ test('a figure the service misreports by one wei is flagged on exactly that row'
   assert.ok(text.includes(`shows ${tampered}`) && text.includes(`expected ${expected}`), text);
   await flagged.scrollIntoViewIfNeeded();
   await screenshot(page, 'audit-flagged');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+/** Every AgreementSettled event: one per settled conference (or window passed without one). */
+const settlements = () => chain.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSettled', fromBlock: BigInt(cfg.deployBlock) });
+
+test('every settlement’s evidence, recomputed from the probe records the service serves, matches what it emitted', { timeout: 120_000 }, async () => {
+  const page = await openAudit();
+  assert.equal(await page.getAttribute('#self-check', 'data-failures'), '0', await page.textContent('#self-check'));
+  const events = await settlements();
+  assert.ok(events.length > 0);
+  assert.ok(events.every((e) => /^0x[0-9a-f]{64}$/.test(e.args.evidence) && BigInt(e.args.evidence) !== 0n), 'every settlement committed to its records');
+  assert.equal(await page.getAttribute('#audit-summary', 'data-evidence-checked'), String(events.length));
+  assert.equal(await page.getAttribute('#audit-summary', 'data-evidence-matches'), String(events.length), await page.textContent('#audit-summary'));
+  assert.match(await page.textContent('#audit-summary'), new RegExp(`the evidence of ${events.length} settled conferences matches`));
+  for (const id of new Set(events.map((e) => Number(e.args.agreementId)))) {
+    assert.equal(await page.locator(`tr.agreement[data-agreement-id="${id}"] [data-evidence]`).getAttribute('data-evidence'), 'matches', `#${id}`);
+  }
+  // A time-limited agreement's two conferences, each checked against its own settlement, by the operator's probes.
+  const minutes = Number(events.find((e, i) => events.findIndex((f) => f.args.agreementId === e.args.agreementId) !== i).args.agreementId);
+  await page.locator(`button[data-toggle="${minutes}"]`).click();
+  const checks = page.locator(`tr[data-evidence-for="${minutes}"] table.evidence-checks tbody tr`);
+  await checks.first().waitFor();
+  assert.equal(await checks.count(), 2);
+  const own = events.filter((e) => Number(e.args.agreementId) === minutes);
+  for (let i = 0; i < 2; i++) {
+    const row = checks.nth(i);
+    assert.equal(await row.getAttribute('data-state'), 'matches');
+    assert.match(await row.textContent(), /the operator/);
+    assert.equal(await row.locator('td[data-evidence]').first().getAttribute('data-evidence'), own[i].args.evidence);
+    assert.equal(await row.locator('td[data-bps]').first().getAttribute('data-bps'), String(own[i].args.availabilityBps));
+  }
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('a probe record the service serves changed after the settlement is flagged on exactly that row', { timeout: 120_000 }, async () => {
+  // The first agreement whose settled conference has a successful probe inside its measured period.
+  let target = null;
+  for (let id = 1; id <= (await latestId()) && !target; id++) {
+    const view = await api(`/api/agreements/${id}/probes`);
+    const session = view.sessions.find((s) => s.settledEvidence && s.measurement?.records.some((r) => r.ok));
+    if (session) target = { id, evidence: session.settledEvidence, atMs: session.measurement.records.find((r) => r.ok).atMs };
+  }
+  assert.ok(target, 'a settled conference with a successful probe in its period');
+  const page = await openAudit((p) => p.route(`**/api/agreements/${target.id}/probes`, async (route) => {
+    const response = await route.fetch();
+    const view = await response.json();
+    for (const s of view.sessions) {
+      for (const record of [...s.probes, ...(s.measurement?.records ?? [])]) if (record.atMs === target.atMs) record.ok = false;
+    }
+    await route.fulfill({ response, json: view });
+  }));
+  assert.equal(await page.getAttribute('#audit-summary', 'data-flagged'), '1', await page.textContent('#audit-summary'));
+  const flagged = page.locator('tr.agreement[data-mismatch]');
+  assert.equal(await flagged.getAttribute('data-agreement-id'), String(target.id));
+  assert.ok((await flagged.getAttribute('data-mismatch')).split(' ').includes('evidence'));
+  assert.match(await flagged.locator('td.check').textContent(), /evidence/);
+  assert.equal(await flagged.locator('[data-evidence]').getAttribute('data-evidence'), 'differs');
+  const items = page.locator(`tr.mismatch-detail[data-mismatch-for="${target.id}"] li`);
+  assert.equal(await page.locator('tr.mismatch-detail li[data-source="records"]').count(), await items.count(), 'only the records differ');
+  const text = await items.filter({ has: page.locator('xpath=self::li[@data-figure="evidence"]') }).textContent();
+  assert.ok(text.includes(`the settlement committed to ${target.evidence}`), text);
+  // Every other settled agreement still matches.
+  const others = page.locator(`tr.agreement:not([data-agreement-id="${target.id}"]) [data-evidence]`);
+  for (const state of await others.evaluateAll((cells) => cells.map((c) => c.dataset.evidence))) assert.equal(state, 'matches');
+  await flagged.scrollIntoViewIfNeeded();
+  await screenshot(page, 'audit-probe-altered');
   assert.deepEqual(page.errors, []);
   await page.close();
 });

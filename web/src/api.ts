@@ -26,6 +26,8 @@ export type AgreementView = Schemas['AgreementView'];
 export type SettledSession = Schemas['Session'];
 export type JoinToken = Schemas['JoinTokenView'];
 export type ProbesView = Schemas['ProbesView'];
+/** A monitor's signed availability report of one conference, with the records it commits to. */
+export type Report = Schemas['Report'];
 export type Quality = Schemas['Quality'];
 export type PublicConfig = Schemas['PublicConfig'];
 export type TokenInfo = Schemas['TokenInfo'];
@@ -97,6 +99,7 @@ export const api = {
   agreement: (id: number) => call('get', '/api/agreements/{id}', { path: { id } }),
   agreements: (query: { customer?: string; limit?: number; before?: number } = {}) => call('get', '/api/agreements', { query }),
   probes: (id: number) => call('get', '/api/agreements/{id}/probes', { path: { id } }),
+  monitorReports: (address: string) => call('get', '/api/monitors/{address}/reports', { path: { address } }),
   siweNonce: () => call('post', '/api/siwe/nonce'),
   siweVerify: (message: string, signature: string) => call('post', '/api/siwe/verify', { body: { message, signature } }),
   session: () => call('get', '/api/session'),

@@ -78,6 +78,9 @@ export interface ChainTerms {
   owner: `0x${string}`;
   margin: bigint;
   minimumCharge: bigint;
+  /** The terms' independent monitor (a provider with the Monitoring role), whose signed report alone
+   *  settles their conferences; the zero address when the operator reports the figure. */
+  monitor: `0x${string}`;
   shares: readonly { providerId: number; component: bigint }[];
 }
 

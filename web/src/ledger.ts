@@ -2,10 +2,11 @@
 // the escrow's events, and every figure recomputed here from the contracts' formulas
 // (pricing.ts, which follows contracts/src/libraries/Pricing.sol; ConferenceEscrow `_settle`,
 // `_cancel`, `close`), so an auditor needs to trust neither the service nor the events' own arithmetic.
-import type { PublicClient } from 'viem';
-import type { AgreementSummary, Model } from './api';
+import { zeroAddress, type Hex, type PublicClient } from 'viem';
+import type { AgreementSummary, Model, ProbesView } from './api';
 import { bookAbi, escrowAbi } from './chain';
 import type { Config } from './config';
+import { measure, NO_EVIDENCE, type EvidenceRecord, type Measured } from './evidence';
 import { chargeFor, depositFor, minutesBought, splitCharge, surchargeBps, surcharged } from './pricing';
 
 /** The contracts' `IOfferBook.Model` enum, in order. */
@@ -36,6 +37,9 @@ export interface ChainTerms {
   owner: `0x${string}`;
   margin: bigint;
   minimumCharge: bigint;
+  /** The terms' independent monitor, whose signed report alone settles; the zero address when the
+   *  operator reports the figure. */
+  monitor: `0x${string}`;
   shares: Share[];
 }
 
@@ -54,17 +58,22 @@ export interface Session {
   charge: bigint | null;
   refund: bigint | null;
   refundDeferred: boolean | null;
+  /** The event's commitment to the probe records behind `availabilityBps` (zero when settled overdue). */
+  evidence: Hex | null;
   /** Recomputed here: the charge from the formula, given the event's availability. */
   expectedCharge: bigint | null;
   settleTx: `0x${string}` | null;
 }
 
-/** What differs: a figure, who shows it (the chain's events or the service), and both values. */
+/** What differs: a figure, who shows it (the chain's events, the service, or the records the service
+ *  serves as a settlement's evidence, recomputed), and both values. `evidence` and `measured` (the
+ *  availability the records give) are per conference: `session` numbers it (1 for the first). */
 export interface Mismatch {
-  figure: 'deposit' | 'price' | 'surcharge' | 'charged' | 'refund' | 'availability' | 'status' | 'listed';
-  source: 'chain' | 'service';
+  figure: 'deposit' | 'price' | 'surcharge' | 'charged' | 'refund' | 'availability' | 'status' | 'listed' | 'evidence' | 'measured';
+  source: 'chain' | 'service' | 'records';
   expected: string;
   shown: string;
+  session?: number;
 }
 
 export interface LedgerAgreement {
@@ -142,7 +151,7 @@ export async function readTerms(client: PublicClient, cfg: Config, termsId: numb
   const t = (await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'termsOf', args: [termsId] })) as {
     price: bigint; maxDuration: number; offerId: number; regions: number; gdprSurchargeBps: number; regionSurchargeBps: number;
     model: number; tokenId: number; gdpr: boolean; open: boolean; owner: `0x${string}`; margin: bigint; minimumCharge: bigint;
-    shares: readonly { providerId: number; component: bigint }[];
+    monitor: `0x${string}`; shares: readonly { providerId: number; component: bigint }[];
   };
   return {
     id: termsId,
@@ -159,6 +168,7 @@ export async function readTerms(client: PublicClient, cfg: Config, termsId: numb
     owner: t.owner,
     margin: BigInt(t.margin),
     minimumCharge: BigInt(t.minimumCharge),
+    monitor: t.monitor,
     shares: t.shares.map((s) => ({ providerId: Number(s.providerId), component: BigInt(s.component) })),
   };
 }
@@ -249,7 +259,7 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
       case 'AgreementActivated':
         ag.sessions.push({
           startedAt: blockTime.get(log.blockNumber) ?? null, endedAt: null, region: Number(a.region), availabilityBps: null,
-          charge: null, refund: null, refundDeferred: null, expectedCharge: null, settleTx: null,
+          charge: null, refund: null, refundDeferred: null, evidence: null, expectedCharge: null, settleTx: null,
         });
         ag.status = 'active';
         break;
@@ -261,7 +271,7 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
         // A conference that ended, or (FlexiblePeriod) a window that passed without one.
         let session = open && open.charge === null && open.endedAt !== null ? open : undefined;
         if (!session) {
-          session = { startedAt: null, endedAt: null, region: null, availabilityBps: null, charge: null, refund: null, refundDeferred: null, expectedCharge: null, settleTx: null };
+          session = { startedAt: null, endedAt: null, region: null, availabilityBps: null, charge: null, refund: null, refundDeferred: null, evidence: null, expectedCharge: null, settleTx: null };
           ag.sessions.push(session);
         }
         const used = session.startedAt !== null && session.endedAt !== null ? BigInt(session.endedAt - session.startedAt) : 0n;
@@ -269,6 +279,7 @@ export async function readLedger(client: PublicClient, cfg: Config): Promise<Led
         session.charge = a.charge as bigint;
         session.refund = a.refund as bigint;
         session.refundDeferred = a.refundDeferred as boolean;
+        session.evidence = a.evidence as Hex;
         session.settleTx = log.transactionHash;
         // Charged as the contract charges, from the terms' price and the surcharge the constraints give.
         session.expectedCharge = chargeFor(ag.model, ag.expectedPrice, ag.expectedSurchargeBps, used, ag.minimumCharge, session.availabilityBps);
@@ -350,6 +361,73 @@ export function serviceMismatches(ag: LedgerAgreement, summary: AgreementSummary
   if (lastSettled) check('availability', String(lastSettled.availabilityBps), summary.availabilityBps == null ? null : String(summary.availabilityBps));
   check('status', ag.status, summary.chainStatus);
   return out;
+}
+
+/** One settled conference's evidence: what the settlement emitted beside what the records the service
+ *  serves give, recomputed here (evidence.ts). */
+export interface EvidenceCheck {
+  /** 1 for the agreement's first conference (the chain's session number). */
+  session: number;
+  /** Whose records settle it: the terms' monitor (its signed report) or the operator (its probes). */
+  by: 'monitor' | 'operator';
+  /** The measured period, from the chain: the conference's [startedAt, endedAt), or the window's. */
+  from: number;
+  to: number;
+  evidence: Hex;
+  availabilityBps: number;
+  /** Recomputed from the records served; null when settled overdue (no evidence) or none was served. */
+  recomputed: Measured | null;
+  /** `overdue`: settled without evidence, at the contract's figure for that (0 with a monitor, full
+   *  without); `unserved`: the service serves no report of a monitored conference. */
+  state: 'matches' | 'differs' | 'overdue' | 'unserved';
+}
+
+/** Every settled conference's evidence checked against the chain's event: the records come from the
+ *  monitor's report for terms that name a monitor (the report of that chain session), from the
+ *  operator's probes otherwise (those of the service's session measured over the same period, else all
+ *  of the agreement's, which `measure` narrows to the period's slots). Mismatches name the conference. */
+export function checkEvidence(ag: LedgerAgreement, terms: ChainTerms, view: ProbesView): { checks: EvidenceCheck[]; mismatches: Mismatch[] } {
+  const checks: EvidenceCheck[] = [];
+  const mismatches: Mismatch[] = [];
+  const monitored = terms.monitor.toLowerCase() !== zeroAddress;
+  ag.sessions.forEach((s, i) => {
+    if (s.availabilityBps === null || s.evidence === null) return;
+    const period = s.startedAt !== null && s.endedAt !== null ? { from: s.startedAt, to: s.endedAt } : ag.window;
+    if (!period) return;
+    const session = i + 1;
+    const base = { session, by: monitored ? 'monitor' : 'operator', ...period, evidence: s.evidence, availabilityBps: s.availabilityBps } as const;
+    if (s.evidence.toLowerCase() === NO_EVIDENCE) {
+      // settleOverdue: no report in time is nothing available with a monitor; without one, the operator
+      // that alone reports let its window pass, and the contract counts full availability.
+      const rule = monitored ? 0 : 10_000;
+      checks.push({ ...base, recomputed: null, state: 'overdue' });
+      if (s.availabilityBps !== rule) mismatches.push({ figure: 'measured', source: 'chain', expected: String(rule), shown: String(s.availabilityBps), session });
+      return;
+    }
+    let interval: number;
+    let records: EvidenceRecord[];
+    if (monitored) {
+      const report = view.reports.find((r) => r.session === session);
+      if (!report) {
+        checks.push({ ...base, recomputed: null, state: 'unserved' });
+        mismatches.push({ figure: 'evidence', source: 'records', expected: s.evidence, shown: 'no report served', session });
+        return;
+      }
+      interval = report.intervalMs;
+      records = report.records;
+    } else {
+      const same = view.sessions.find((p) => p.measurement && p.measurement.from === period.from && p.measurement.to === period.to);
+      interval = same?.measurement?.intervalMs ?? view.probeIntervalMs;
+      records = (same ? [same] : view.sessions).flatMap((p) => p.probes);
+    }
+    const m = measure(period.from, period.to, interval, records);
+    const evidenceOk = m.evidence.toLowerCase() === s.evidence.toLowerCase();
+    const figureOk = m.availabilityBps === s.availabilityBps;
+    checks.push({ ...base, recomputed: m, state: evidenceOk && figureOk ? 'matches' : 'differs' });
+    if (!evidenceOk) mismatches.push({ figure: 'evidence', source: 'records', expected: s.evidence, shown: m.evidence, session });
+    if (!figureOk) mismatches.push({ figure: 'measured', source: 'records', expected: String(s.availabilityBps), shown: String(m.availabilityBps), session });
+  });
+  return { checks, mismatches };
 }
 
 /** Seconds the agreement's conferences ran, summed. */

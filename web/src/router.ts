@@ -43,7 +43,8 @@ async function show(path: string): Promise<void> {
 /** Navigates without a reload: same-origin links and `navigate('/agreement/7')`. */
 export function navigate(path: string): void {
   history.pushState(null, '', path);
-  void show(path);
+  // A fragment (`/audit#agreement-7`) stays in the address for the page to read; routes match the path.
+  void show(location.pathname);
 }
 
 /** Routes same-origin link clicks and the back and forward buttons through `table`, and shows the
@@ -55,7 +56,7 @@ export function startRouter(table: readonly Route[]): void {
     if (!link || link.origin !== location.origin || link.target || event.ctrlKey || event.metaKey || event.shiftKey) return;
     if (link.pathname.startsWith('/api/') || link.hasAttribute('download')) return;
     event.preventDefault();
-    navigate(link.pathname + link.search);
+    navigate(link.pathname + link.search + link.hash);
   });
   window.addEventListener('popstate', () => void show(location.pathname));
   void show(location.pathname);

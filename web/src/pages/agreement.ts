@@ -1,11 +1,12 @@
 // One agreement (`/agreement/{id}`), followed live over server-sent events: where it stands (a step
 // indicator), the join link once the conference runs, the participants the customer registers, the
 // customer's actions (stop with a transaction or a gasless signature, which the customer may submit
-// itself when the operator does not; start, close, for minutes and windows), and the settlement with the
-// charge recomputed here from the chain's figures.
-import { isAddress, type Address } from 'viem';
+// itself when the operator does not; start, close, for minutes and windows), who measures the availability
+// and how (with a link to the evidence), and the settlement with the charge recomputed here from the
+// chain's figures.
+import { isAddress, zeroAddress, type Address } from 'viem';
 import { api, follow, type AgreementView, type Quality, type SettledSession } from '../api';
-import { CHAIN_STATUS, escrowAbi, explorerLink, publicClient, type ChainAgreement } from '../chain';
+import { CHAIN_STATUS, escrowAbi, explorerLink, publicClient, type ChainAgreement, type ChainTerms } from '../chain';
 import { config, regionNames, token as tokenOf, type Config, type TokenInfo } from '../config';
 import { h, replace, showError, showNotice } from '../dom';
 import { UserError, userMessage } from '../errors';
@@ -78,7 +79,11 @@ interface ChainFacts {
   minutes: { deposit: bigint; charged: bigint; sessions: number } | null;
   /** The session a Stop signed now would name: 1 + the sessions settled (only TimeLimited counts them). */
   session: number;
-  settled: { availabilityBps: number; charge: bigint; refund: bigint; tx: string }[];
+  /** The terms' monitor as the escrow names it (the zero address: the operator measures). */
+  monitor: Address;
+  /** How long after a conference's end it may be settled before anyone may settle it overdue (seconds). */
+  settlementWindow: number;
+  settled: { availabilityBps: number; evidence: string; charge: bigint; refund: bigint; tx: string }[];
   closed: { refund: bigint; tx: string } | null;
   head: number;
 }
@@ -96,6 +101,7 @@ const page: Page = async (root, [idText]) => {
   const live = h('section', { id: 'live', class: 'live', hidden: true, 'aria-labelledby': 'live-title' });
   const facts = h('dl', { class: 'facts', id: 'agreement-facts' });
   const actions = h('div', { class: 'row', id: 'agreement-actions' });
+  const measuredBy = h('section', { id: 'measured-by-box', class: 'card', 'aria-labelledby': 'measured-by-title' });
   const settlement = h('section', { id: 'settlement', class: 'settlement', hidden: true, 'data-testid': 'settlement', 'aria-labelledby': 'settlement-title' });
   const transactions = h('section', { id: 'transactions-box', hidden: true }, h('h2', {}, 'Transactions'), h('ul', { class: 'tx-list', id: 'transactions' }));
   const participants = h('section', { id: 'participants-box', class: 'card', 'aria-labelledby': 'participants-title' });
@@ -109,6 +115,7 @@ const page: Page = async (root, [idText]) => {
     actions,
     h('section', { class: 'card', 'aria-label': 'Terms' }, facts),
     participants,
+    measuredBy,
     settlement,
     transactions,
   );
@@ -130,7 +137,9 @@ const page: Page = async (root, [idText]) => {
         reader.getBlock({ blockTag: 'latest' }),
       ]);
       const model = view?.model;
-      const [win, minutes, settledLogs, closedLogs] = await Promise.all([
+      const [terms, settlementWindow, win, minutes, settledLogs, closedLogs] = await Promise.all([
+        reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'termsOf', args: [agreement.termsId] }) as Promise<ChainTerms>,
+        reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'SETTLEMENT_WINDOW' }) as Promise<bigint | number>,
         model === 'flexiblePeriod' ? (reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'windowOf', args: [BigInt(id)] }) as Promise<{ from: number; to: number; minimumCharge: bigint }>) : null,
         model === 'timeLimited' ? (reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'minutesAccountOf', args: [BigInt(id)] }) as Promise<{ deposit: bigint; charged: bigint; sessions: number }>) : null,
         reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSettled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }),
@@ -146,7 +155,9 @@ const page: Page = async (root, [idText]) => {
         window: win ? { from: Number(win.from), to: Number(win.to) } : null,
         minutes,
         session: Number(minutes?.sessions ?? 0) + 1,
-        settled: settledLogs.map((log) => ({ availabilityBps: Number(args(log).args.availabilityBps), charge: args(log).args.charge as bigint, refund: args(log).args.refund as bigint, tx: args(log).transactionHash })),
+        monitor: terms.monitor,
+        settlementWindow: Number(settlementWindow),
+        settled: settledLogs.map((log) => ({ availabilityBps: Number(args(log).args.availabilityBps), evidence: String(args(log).args.evidence), charge: args(log).args.charge as bigint, refund: args(log).args.refund as bigint, tx: args(log).transactionHash })),
         closed: closedLogs[0] ? { refund: args(closedLogs[0]).args.refund as bigint, tx: args(closedLogs[0]).transactionHash } : null,
         head: Number(block.timestamp),
       };
@@ -164,6 +175,7 @@ const page: Page = async (root, [idText]) => {
     renderLive(v, token);
     renderFacts(v, token);
     renderActions(v);
+    renderMeasuredBy(v);
     renderSettlement(v, token);
     renderTransactions(v);
     // Who may join matters until the agreement is over; so does the notice of the last action.
@@ -353,6 +365,36 @@ const page: Page = async (root, [idText]) => {
       busy = false;
       if (view) renderActions(view);
     }
+  }
+
+  /** Who measures the availability that settles the conference (the escrow's terms name the monitor; the
+   *  service's record stands in until the chain is read), how the figure is computed, and where its
+   *  evidence is: the audit page recomputes each settlement's commitment from the records. */
+  function renderMeasuredBy(v: AgreementView): void {
+    const monitor = chain ? (chain.monitor.toLowerCase() === zeroAddress ? null : chain.monitor) : v.monitor ?? null;
+    const window = chain ? formatDuration(chain.settlementWindow) : 'the settlement window';
+    const interval = monitor ? 'the monitor’s probe interval' : `the probe interval (${cfg.probeIntervalMs / 1000} s)`;
+    replace(
+      measuredBy,
+      h('h2', { id: 'measured-by-title' }, 'Availability'),
+      h('p', { id: 'measured-by', 'data-monitor': monitor ?? '' },
+        ...(monitor
+          ? ['Measured by the offer’s independent monitor, ', h('span', { class: 'mono', 'data-address': monitor }, monitor), ': a provider of its own, with its own key. Only its signed report settles your conference, whoever submits it.']
+          : ['Measured by the operator: this offer names no independent monitor, so the service that runs your conference probes it and reports the figure.'])),
+      h('p', { id: 'availability-how' },
+        `How the figure is computed: the conference’s running time is cut into slots of ${interval}; a slot counts when it holds a successful probe, and a slot without one, probe failed or missing, counts as down. Below 75% you pay nothing and everything comes back to you. `,
+        monitor
+          ? `If no report of the monitor settles it within ${window} of its end, it settles at 0% and everything comes back to you.`
+          : `If the operator does not settle it within ${window} of its end, anyone may settle it, at full availability.`),
+      chain?.settled.length
+        ? h('ul', { id: 'evidence-list', class: 'plain', 'aria-label': 'Evidence committed on-chain' }, ...chain.settled.map((s, i) =>
+          h('li', { 'data-session': i + 1, 'data-evidence': s.evidence },
+            `Conference ${i + 1}: ${formatBps(s.availabilityBps)}, `,
+            ...(/^0x0+$/.test(s.evidence) ? ['settled overdue, with no evidence.'] : ['commitment to its probe records ', h('code', { title: s.evidence }, shortAddress(s.evidence)), '.']))))
+        : null,
+      h('p', {}, 'The evidence: ', h('a', { id: 'evidence-link', href: `/audit#agreement-${id}` }, 'each settlement’s commitment and figure recomputed from the probe records'),
+        ' on the audit page, or ', h('a', { id: 'evidence-json', href: `/api/agreements/${id}/probes` }, 'the records themselves (JSON)'), '.'),
+    );
   }
 
   function renderSettlement(v: AgreementView, token: TokenInfo): void {

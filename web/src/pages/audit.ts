@@ -1,14 +1,16 @@
 // The audit page (`/audit`): no wallet, no trust. The contracts and how to verify their sources; every
 // agreement read from the escrow's events with each charge and refund recomputed from the formulas
 // (ledger.ts) and compared with both the events' figures and the service's (`GET /api/agreements`);
-// the availability evidence behind each settlement; the whole table as CSV in base units.
-import { api, type AgreementSummary } from '../api';
+// the availability evidence behind each settlement, recomputed from the records the service serves and
+// checked against the commitment and the figure each settlement emitted; the whole table as CSV in base units.
+import { api, type AgreementSummary, type ProbesView } from '../api';
 import { explorerLink, publicClient } from '../chain';
 import { config, regionNames, token, type Config, type ContractInfo } from '../config';
 import { h, replace, showNotice } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
-import { readLedger, serviceMismatches, toCsv, usedSeconds, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
+import { evidenceSelfCheck } from '../evidence';
+import { checkEvidence, readLedger, serviceMismatches, toCsv, usedSeconds, type EvidenceCheck, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
 import { selfCheck } from '../pricing';
 import type { Page } from '../router';
 
@@ -18,6 +20,16 @@ const COLUMNS = ['Agreement', 'Offer', 'Status', 'Check', 'Deposit', 'Used', 'Av
 /** The columns of an agreement's conferences (its evidence) and of the service's probes. */
 const SETTLEMENT_COLUMNS = ['#', 'Started', 'Ended', 'Region', 'Availability reported', 'Charge (event)', 'Charge (recomputed)', 'Transaction'];
 const PROBE_COLUMNS = ['Conference', 'Probes', 'OK', 'Availability measured', 'Failures'];
+/** The columns of each settled conference's evidence check. */
+const EVIDENCE_COLUMNS = ['#', 'Measured by', 'Period', 'Slots OK / due', 'Availability (event)', 'Availability (records)', 'Commitment (event)', 'Commitment (records)', 'Check'];
+const REPORT_COLUMNS = ['Conference', 'Period', 'Probe interval', 'Records', 'Availability', 'Commitment'];
+
+/** The evidence behind an agreement's settlements as this page checked it: the service's records and
+ *  the checks, `pending` while they are being read, or why they could not be. */
+type Evidence = { view: ProbesView; checks: EvidenceCheck[] } | 'pending' | { error: string };
+
+/** How many agreements' records the page reads at once. */
+const EVIDENCE_READS = 4;
 
 /** A table's scroll box. The tables fit a 1280 px window and become one card per row below 760 px
  *  (style.css, `table.cards`); in between, or with unusually long figures, a table can still be wider than
@@ -80,12 +92,36 @@ function contractsSection(cfg: Config): HTMLElement {
 
 /** "charged: the service shows 5, the formula gives 4". */
 function describe(m: Mismatch): string {
+  const bps = (value: string) => (/^\d+$/.test(value) ? formatBps(Number(value)) : value);
+  if (m.source === 'records' && m.session === undefined) return `evidence: the service did not serve the records behind its settlements (${m.shown})`;
+  if (m.source === 'records' && m.figure === 'evidence') {
+    return m.shown === 'no report served'
+      ? `evidence of conference ${m.session}: the settlement committed to ${m.expected}, and the service serves no monitor’s report of it`
+      : `evidence of conference ${m.session}: the settlement committed to ${m.expected}, the records the service serves give ${m.shown}`;
+  }
+  if (m.source === 'records') return `measured availability of conference ${m.session}: the settlement emitted ${bps(m.expected)}, the records the service serves give ${bps(m.shown)}`;
+  if (m.figure === 'measured') return `availability of conference ${m.session}: settled overdue at ${bps(m.shown)}, the contract’s rule gives ${bps(m.expected)}`;
   const who = m.source === 'chain' ? 'the chain’s event shows' : 'the service shows';
   if (m.figure === 'listed') return 'the service does not list this agreement';
   return `${m.figure}: ${who} ${m.shown}, expected ${m.expected}`;
 }
 
-function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummary | undefined): HTMLElement[] {
+/** The evidence line of an agreement's Availability cell: whether every settled conference's records give
+ *  what its settlement emitted. */
+function evidenceLine(evidence: Evidence | null): HTMLElement | null {
+  if (evidence === null) return null;
+  if (evidence === 'pending') return h('span', { class: 'muted evidence-check', 'data-evidence': 'pending' }, 'evidence: checking…');
+  if ('error' in evidence) return h('span', { class: 'evidence-check warn', 'data-evidence': 'unread' }, '⚠ evidence not served');
+  const states = new Set(evidence.checks.map((c) => c.state));
+  if (states.has('differs') || states.has('unserved')) return h('span', { class: 'evidence-check warn', 'data-evidence': 'differs' }, '⚠ evidence differs');
+  if (states.has('overdue')) {
+    return h('span', { class: 'evidence-check', 'data-evidence': states.has('matches') ? 'matches' : 'overdue' },
+      states.has('matches') ? '✓ evidence matches; ' : '', 'settled overdue: no evidence');
+  }
+  return h('span', { class: 'evidence-check ok', 'data-evidence': 'matches' }, '✓ evidence matches');
+}
+
+function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummary | undefined, evidenceState: Evidence | null): HTMLElement[] {
   const t = token(cfg, ag.tokenId);
   const mismatches = [...ag.mismatches, ...serviceMismatches(ag, summary)];
   const last = [...ag.sessions].reverse().find((s) => s.availabilityBps !== null);
@@ -101,11 +137,12 @@ function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummar
     toggle.setAttribute('aria-expanded', String(open));
     if (open && !loaded) {
       loaded = true;
-      void showEvidence(cfg, ag, evidence.firstElementChild as HTMLElement);
+      void showEvidence(cfg, ag, evidence.firstElementChild as HTMLElement, evidenceState);
     }
   });
   const figures = [...new Set(mismatches.map((m) => m.figure))];
   const row = h('tr', {
+    id: `agreement-${ag.id}`,
     class: mismatches.length ? 'agreement mismatch' : 'agreement',
     'data-agreement-id': ag.id,
     'data-mismatch': mismatches.length ? figures.join(' ') : null,
@@ -117,7 +154,8 @@ function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummar
       mismatches.length ? `⚠ ${figures.join(', ')} differ${figures.length === 1 ? 's' : ''}` : '✓ agrees'),
     amount(ag.deposit, 'deposit', 'Deposit', summary?.deposit, ag.deposit),
     h('td', { class: 'nowrap', 'data-label': 'Used', 'data-seconds': usedSeconds(ag) }, ag.sessions.length ? formatDuration(usedSeconds(ag)) : '—'),
-    h('td', { 'data-label': 'Availability', 'data-bps': last?.availabilityBps ?? '' }, last?.availabilityBps != null ? formatBps(last.availabilityBps) : '—'),
+    h('td', { 'data-label': 'Availability', 'data-bps': last?.availabilityBps ?? '' }, last?.availabilityBps != null ? formatBps(last.availabilityBps) : '—',
+      ...(evidenceState === null ? [] : [h('br'), evidenceLine(evidenceState)])),
     amount(ag.expectedCharged, 'charged', 'Charged', summary?.charged, ag.charged),
     amount(ag.expectedRefund, 'refund', 'Refund', summary?.refund, ag.refund),
     h('td', { class: 'actions' }, toggle));
@@ -130,8 +168,37 @@ function agreementRow(cfg: Config, ag: LedgerAgreement, summary: AgreementSummar
   return detail ? [row, detail, evidence] : [row, evidence];
 }
 
-/** The availability evidence: the service's probes per conference beside what each settlement reported. */
-async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement): Promise<void> {
+/** A commitment, short, with the whole of it on hover and in `data-evidence`. */
+function commitmentCell(label: string, value: string | null, attributes: Record<string, string> = {}): HTMLElement {
+  return h('td', { class: 'mono', 'data-label': label, 'data-evidence': value ?? '', title: value ?? null, ...attributes }, value ? shortAddress(value) : '—');
+}
+
+/** Each settled conference's evidence: who measured it, over which period, and the figure and commitment
+ *  the settlement emitted beside those the served records give. */
+function evidenceTable(checks: EvidenceCheck[]): HTMLElement {
+  const [number, by, period, slots, bpsEvent, bpsRecords, evEvent, evRecords, verdict] = EVIDENCE_COLUMNS;
+  return h('table', { class: 'evidence-checks cards' },
+    h('caption', {}, 'Evidence per conference: the settlement’s commitment and figure, recomputed here from the records the service serves'),
+    h('thead', {}, h('tr', {}, ...EVIDENCE_COLUMNS.map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, ...checks.map((c) => {
+      const m = c.recomputed;
+      const text = c.state === 'matches' ? '✓ matches' : c.state === 'overdue' ? 'settled overdue: no evidence' : c.state === 'unserved' ? '⚠ no report served' : '⚠ differs';
+      return h('tr', { 'data-evidence-session': c.session, 'data-state': c.state },
+        h('th', { scope: 'row', 'data-label': number }, c.session),
+        h('td', { 'data-label': by }, c.by === 'monitor' ? 'the monitor (its signed report)' : 'the operator (its probes)'),
+        h('td', { 'data-label': period }, `${formatTime(c.from)} – ${formatTime(c.to)}`),
+        h('td', { 'data-label': slots }, m ? `${m.okSlots} / ${m.due} of ${m.intervalMs} ms (${m.records.length} records)` : '—'),
+        h('td', { 'data-label': bpsEvent, 'data-bps': c.availabilityBps }, formatBps(c.availabilityBps)),
+        h('td', { 'data-label': bpsRecords, 'data-bps': m?.availabilityBps ?? '' }, m ? formatBps(m.availabilityBps) : '—'),
+        commitmentCell(evEvent, c.evidence),
+        commitmentCell(evRecords, m?.evidence ?? null),
+        h('td', { class: c.state === 'differs' || c.state === 'unserved' ? 'check warn' : 'check ok', 'data-label': verdict }, text));
+    })));
+}
+
+/** The availability evidence: each settlement's evidence checked, the service's probes per conference,
+ *  and the monitor's signed reports, beside what each settlement reported. */
+async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement, evidence: Evidence | null): Promise<void> {
   const t = token(cfg, ag.tokenId);
   const [number, started, ended, region, availability, charge, recomputed, transaction] = SETTLEMENT_COLUMNS;
   const settlements = h('table', { class: 'settlements cards' },
@@ -150,8 +217,24 @@ async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement)
         h('td', { class: 'mono', 'data-label': transaction }, s.settleTx ? (link ? h('a', { href: link, target: '_blank', rel: 'noopener' }, shortAddress(s.settleTx)) : s.settleTx) : '—'));
     })));
   let probes: HTMLElement;
+  let checks: HTMLElement | null = null;
+  let reports: HTMLElement | null = null;
   try {
-    const view = await api.probes(ag.id);
+    const known = evidence && evidence !== 'pending' && !('error' in evidence) ? evidence : null;
+    const view = known?.view ?? (await api.probes(ag.id));
+    if (known?.checks.length) checks = evidenceTable(known.checks);
+    if (view.reports.length) {
+      reports = h('table', { class: 'reports cards' },
+        h('caption', {}, `The monitor’s signed reports (${view.measuredBy ?? 'no monitor'})`),
+        h('thead', {}, h('tr', {}, ...REPORT_COLUMNS.map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', {}, ...view.reports.map((r) => h('tr', { 'data-report-session': r.session },
+          h('th', { scope: 'row', 'data-label': REPORT_COLUMNS[0] }, r.session),
+          h('td', { 'data-label': REPORT_COLUMNS[1] }, `${formatTime(r.startedAt)} – ${formatTime(r.endedAt)}`),
+          h('td', { 'data-label': REPORT_COLUMNS[2] }, `${r.intervalMs} ms`),
+          h('td', { 'data-label': REPORT_COLUMNS[3] }, r.records.length),
+          h('td', { 'data-label': REPORT_COLUMNS[4], 'data-bps': r.availabilityBps }, formatBps(r.availabilityBps)),
+          commitmentCell(REPORT_COLUMNS[5], r.evidence)))));
+    }
     probes = view.sessions.length
       ? h('table', { class: 'probes cards' },
         h('caption', {}, `The service’s probes (below ${formatBps(view.fullRefundBelowBps)} the customer pays nothing)`),
@@ -160,9 +243,11 @@ async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement)
           h('th', { scope: 'row', 'data-label': PROBE_COLUMNS[0] }, s.session),
           h('td', { 'data-label': PROBE_COLUMNS[1], 'data-probes': s.tally.probes }, s.tally.probes),
           h('td', { 'data-label': PROBE_COLUMNS[2], 'data-probes-ok': s.tally.probesOk }, s.tally.probesOk),
-          h('td', { 'data-label': PROBE_COLUMNS[3], 'data-bps': s.availabilityBps }, formatBps(s.availabilityBps)),
+          h('td', { 'data-label': PROBE_COLUMNS[3], 'data-bps': s.measurement?.availabilityBps ?? '' }, s.measurement ? formatBps(s.measurement.availabilityBps) : '—'),
           h('td', { 'data-label': PROBE_COLUMNS[4] }, s.probes.filter((p) => !p.ok).slice(-5).map((p) => `${formatTime(p.at)}: ${p.detail ?? 'failed'}`).join('; ') || 'none')))))
-      : h('p', { class: 'muted' }, 'The service recorded no probes for this agreement (no conference ran, or none long enough to be probed): settlement then reports full availability.');
+      : h('p', { class: 'muted' }, view.measuredBy
+        ? 'The operator recorded no probes of its own for this agreement: its monitor’s report is what settles it.'
+        : 'The service recorded no probes for this agreement: no evidence is no availability, so a settlement reports 0 and refunds everything.');
   } catch (err) {
     probes = h('p', { class: 'alert' }, `The service’s probes could not be read: ${userMessage(err)}`);
   }
@@ -174,12 +259,21 @@ async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement)
     h('p', {}, `Price ${formatAmount(ag.price, t)} per ${ag.model === 'fixedPrice' ? 'conference' : ag.model === 'timeLimited' ? 'minute' : 'second'} (the terms’ ${formatAmount(ag.expectedPrice, t)}), `,
       h('span', { 'data-surcharge-bps': ag.surchargeBps }, `surcharge ${formatBps(ag.surchargeBps)} (recomputed ${formatBps(ag.expectedSurchargeBps)}) on each amount as a whole, rounded down once; `),
       `regions ${regionNames(cfg, ag.allowedRegions).join(', ') || ag.allowedRegions}, GDPR ${ag.gdpr ? 'required' : 'not required'}.`),
-    window, cancels, settlements, probes));
+    window, cancels, settlements, checks, reports, probes));
+}
+
+/** Runs `task` on every item, at most `limit` at a time. */
+async function inParallel<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await task(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 const page: Page = async (root) => {
   const cfg = await config();
-  const checks = selfCheck();
+  const checks = [...selfCheck(), ...evidenceSelfCheck()];
   let csvUrl: string | null = null;
   const status = h('p', { id: 'audit-summary', role: 'status' }, 'Reading the escrow’s events…');
   const tbody = h('tbody', {});
@@ -196,8 +290,9 @@ const page: Page = async (root) => {
     contractsSection(cfg),
     h('section', { class: 'card wide', id: 'agreements-section', 'aria-labelledby': 'agreements-title' },
       h('h2', { id: 'agreements-title' }, 'Agreements and settlements'),
+      h('p', { class: 'hint', id: 'evidence-how' }, 'Each settlement emits its availability and a commitment to the probe records behind it. This page reads those records from the service (the monitor’s signed report when the terms name a monitor, the operator’s probes otherwise), recomputes the commitment (keccak256 of the probe interval and each record’s time and outcome) and the availability (the share of the period’s slots of one probe interval that hold a successful probe), and flags any settlement they do not match.'),
       h('p', { id: 'self-check', 'data-failures': checks.length, class: checks.length ? 'alert' : 'hint' },
-        checks.length ? `The page’s formulas failed their own check: ${checks.join('; ')}` : 'The page’s formulas passed their self-check (every model, the surcharge, the split).'),
+        checks.length ? `The page’s formulas failed their own check: ${checks.join('; ')}` : 'The page’s formulas passed their self-check (every model, the surcharge, the split, the availability and its evidence commitment).'),
       status,
       h('div', { class: 'row' }, reload, csv),
       scrollBox('Agreements and settlements',
@@ -205,7 +300,10 @@ const page: Page = async (root) => {
           h('thead', {}, h('tr', {}, ...COLUMNS.map((t) => h('th', { scope: 'col' }, t)))),
           tbody))));
 
+  let generation = 0;
+  let anchored = false;
   async function load(): Promise<void> {
+    const mine = ++generation;
     status.textContent = 'Reading the escrow’s events…';
     status.removeAttribute('data-agreements');
     let ledger: Ledger;
@@ -216,8 +314,40 @@ const page: Page = async (root) => {
       status.textContent = `The history could not be read: ${userMessage(err)}`;
       return;
     }
+    if (mine !== generation) return;
     const byId = new Map(service.map((s) => [s.id, s]));
-    replace(tbody, ...ledger.agreements.flatMap((ag) => agreementRow(cfg, ag, byId.get(ag.id))));
+    // The rows first, then each settled agreement's evidence, redrawing its rows once checked.
+    const rows = new Map<number, HTMLElement[]>();
+    const draw = (ag: LedgerAgreement, evidence: Evidence | null): HTMLElement[] => {
+      const next = agreementRow(cfg, ag, byId.get(ag.id), evidence);
+      const previous = rows.get(ag.id);
+      if (previous) {
+        previous[0].before(...next);
+        for (const row of previous) row.remove();
+      }
+      rows.set(ag.id, next);
+      return next;
+    };
+    const settled = ledger.agreements.filter((ag) => ag.sessions.some((s) => s.evidence !== null));
+    replace(tbody, ...ledger.agreements.flatMap((ag) => draw(ag, settled.includes(ag) ? 'pending' : null)));
+    status.textContent = `Recomputing the evidence of ${settled.length} settled agreements from the records the service serves…`;
+    const evidence = new Map<number, EvidenceCheck[]>();
+    await inParallel(settled, EVIDENCE_READS, async (ag) => {
+      let state: Evidence;
+      try {
+        const view = await api.probes(ag.id);
+        const checked = checkEvidence(ag, ledger.terms.get(ag.termsId)!, view);
+        ag.mismatches.push(...checked.mismatches);
+        evidence.set(ag.id, checked.checks);
+        state = { view, checks: checked.checks };
+      } catch (err) {
+        ag.mismatches.push({ figure: 'evidence', source: 'records', expected: 'the records behind its settlements', shown: userMessage(err) });
+        state = { error: userMessage(err) };
+      }
+      if (mine === generation) draw(ag, state);
+    });
+    if (mine !== generation) return;
+    const conferences = [...evidence.values()].flat();
     const flagged = ledger.agreements.filter((ag) => ag.mismatches.length || serviceMismatches(ag, byId.get(ag.id)).length);
     const figures = ledger.agreements.reduce((n, ag) => n + ag.mismatches.length + serviceMismatches(ag, byId.get(ag.id)).length, 0);
     const onChain = new Set(ledger.agreements.map((a) => a.id));
@@ -226,16 +356,26 @@ const page: Page = async (root) => {
     status.dataset.mismatches = String(figures);
     status.dataset.flagged = String(flagged.length);
     status.dataset.block = String(ledger.toBlock);
+    status.dataset.evidenceChecked = String(conferences.length);
+    status.dataset.evidenceMatches = String(conferences.filter((c) => c.state === 'matches').length);
     status.className = figures || unknown.length ? 'alert' : '';
     const n = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
     status.textContent = `${n(ledger.agreements.length, 'agreement', 'agreements')} on chain up to block ${ledger.toBlock}; ` +
-      (figures ? `${n(figures, 'figure differs', 'figures differ')}, in ${n(flagged.length, 'agreement', 'agreements')} (flagged below).` : 'every figure agrees with the formulas and the service.') +
+      (figures ? `${n(figures, 'figure differs', 'figures differ')}, in ${n(flagged.length, 'agreement', 'agreements')} (flagged below).` : `every figure agrees with the formulas and the service, and the evidence of ${n(conferences.length, 'settled conference', 'settled conferences')} matches what its settlement emitted.`) +
       (unknown.length ? ` The service lists ${n(unknown.length, 'agreement', 'agreements')} the chain does not know: ${unknown.map((s) => `#${s.id}`).join(', ')}.` : '');
     if (csvUrl) URL.revokeObjectURL(csvUrl);
     csvUrl = URL.createObjectURL(new Blob([toCsv(ledger, byId)], { type: 'text/csv' }));
     csv.href = csvUrl;
     csv.removeAttribute('aria-disabled');
     showNotice(null);
+    // `/audit#agreement-7` (the agreement page's link to its evidence): that agreement's evidence, open.
+    const anchor = /^#agreement-(\d+)$/.exec(location.hash);
+    if (anchor && !anchored) {
+      anchored = true;
+      const toggle = tbody.querySelector<HTMLButtonElement>(`button[data-toggle="${anchor[1]}"]`);
+      if (toggle?.getAttribute('aria-expanded') === 'false') toggle.click();
+      document.getElementById(`agreement-${anchor[1]}`)?.scrollIntoView({ block: 'start' });
+    }
   }
   reload.addEventListener('click', () => void load());
   await load();

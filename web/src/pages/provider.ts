@@ -1,19 +1,23 @@
 // The provider page (`/provider`): register in the ProviderRegistry or update one's payout, regions and
 // GDPR declaration; the offers one takes part in and one's price component; the income of every
 // settlement split as the escrow splits it (ledger.ts), per offer and per agreement, beside what the
-// escrow holds to withdraw; the consensus decisions: proposals, votes, execution.
+// escrow holds to withdraw; a monitor's signed availability reports, each beside the settlement it made;
+// the consensus decisions: proposals, votes, execution.
 import { BaseError, ContractFunctionRevertedError, getAddress, isAddress, type Address } from 'viem';
+import { api, type Report } from '../api';
 import { bookAbi, escrowAbi, explorerLink, publicClient, registryAbi } from '../chain';
 import { config, regionNames, token, type Config } from '../config';
 import { h, replace, showError, showNotice } from '../dom';
 import { userMessage } from '../errors';
-import { formatAmount, formatTime, shortAddress } from '../format';
+import { formatAmount, formatBps, formatTime, shortAddress } from '../format';
 import { incomeOf, readEvents, readLedger, readOffer, readTerms, type ChainOffer, type ChainTerms, type IncomeLine, type Share } from '../ledger';
 import type { Page } from '../router';
 import { account, connect, onWalletChange, send } from '../wallet';
 
 /** `IProviderRegistry.Role`, in order. */
 const ROLES = ['Infrastructure', 'Conference software', 'Monitoring', 'Other'];
+/** The role whose providers are their offers' independent monitors. */
+const MONITORING = 2;
 
 /** The refusals a provider can meet, in words (some name whom they concern, from the error's
  *  arguments); anything else as errors.ts explains it. */
@@ -161,9 +165,9 @@ const page: Page = async (root) => {
     }
     const p = (await client.readContract({ address: cfg.registry, abi: registryAbi, functionName: 'providerOf', args: [id] })) as Omit<Provider, 'id'>;
     const provider: Provider = { id, account: p.account, role: Number(p.role), active: p.active, gdpr: p.gdpr, regions: Number(p.regions), payout: p.payout };
-    const sections = await Promise.all([offersAndProposals(provider), income(provider)]);
+    const sections = await Promise.all([offersAndProposals(provider), income(provider), provider.role === MONITORING ? reportsSection(provider) : null]);
     if (mine !== generation) return;
-    replace(root, h('h1', {}, 'Providers'), providerCard(provider), sections[1], ...sections[0]);
+    replace(root, h('h1', {}, 'Providers'), providerCard(provider), sections[2], sections[1], ...sections[0]);
     root.dataset.ready = String(Date.now());
   }
 
@@ -398,6 +402,49 @@ const page: Page = async (root) => {
       });
     });
     return h('section', { class: 'card', id: 'propose' }, h('h2', {}, 'Propose new terms'), form);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // A monitor's reports.
+  // -------------------------------------------------------------------------------------------
+
+  /** The reports the service received from this monitor, newest first, each beside what the escrow
+   *  settled for its conference: the chain's nth settlement of an agreement is its conference n. */
+  async function reportsSection(p: Provider): Promise<HTMLElement> {
+    let reports: Report[];
+    try {
+      reports = await api.monitorReports(p.account);
+    } catch (err) {
+      return h('section', { class: 'card', id: 'reports' }, h('h2', {}, 'Your availability reports'), h('p', { class: 'alert' }, `The service’s record of your reports could not be read: ${message(err)}`));
+    }
+    const agreements = [...new Set(reports.map((r) => r.agreement))];
+    const settled = new Map(await Promise.all(agreements.map(async (id) => {
+      const logs = await client.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSettled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock) });
+      return [id, logs.map((l) => (l as unknown as { args: { availabilityBps: number; evidence: string } }).args)] as const;
+    })));
+    const columns = ['Agreement', 'Conference', 'Period', 'Availability', 'Commitment', 'Records', 'On-chain'];
+    const rows = reports.map((r) => {
+      const onChain = settled.get(r.agreement)?.[r.session - 1];
+      const state = !onChain ? 'pending' : onChain.evidence.toLowerCase() === r.evidence.toLowerCase() && Number(onChain.availabilityBps) === r.availabilityBps ? 'settled' : 'differs';
+      return h('tr', { 'data-report-agreement': r.agreement, 'data-report-session': r.session, 'data-bps': r.availabilityBps, 'data-evidence': r.evidence, 'data-onchain': state },
+        h('th', { scope: 'row' }, h('a', { href: `/agreement/${r.agreement}` }, `#${r.agreement}`)),
+        h('td', {}, r.session),
+        h('td', {}, `${formatTime(r.startedAt)} – ${formatTime(r.endedAt)}`),
+        h('td', {}, formatBps(r.availabilityBps)),
+        h('td', { class: 'mono', title: r.evidence }, shortAddress(r.evidence)),
+        h('td', {}, `${r.records.length} at ${r.intervalMs} ms`),
+        h('td', { class: state === 'differs' ? 'check warn' : 'check' },
+          state === 'settled' ? '✓ settled with this report' : state === 'pending' ? 'not settled yet' : '⚠ settled with another figure or commitment'));
+    });
+    return h('section', { class: 'card', id: 'reports', 'aria-labelledby': 'reports-title' },
+      h('h2', { id: 'reports-title' }, 'Your availability reports'),
+      h('p', { class: 'hint' }, 'You are the independent monitor of the offers that name your provider: only your signed report of a conference settles it. These are the reports the service received from you, newest first, each with the commitment to its probe records.'),
+      reports.length
+        ? h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': 'Your availability reports' }, h('table', { id: 'reports-table' },
+          h('caption', {}, 'Your signed availability reports, newest first'),
+          h('thead', {}, h('tr', {}, ...columns.map((x) => h('th', { scope: 'col' }, x)))),
+          h('tbody', {}, ...rows)))
+        : h('p', { class: 'muted' }, 'The service has received no report from you yet.'));
   }
 
   // -------------------------------------------------------------------------------------------
