@@ -8,7 +8,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { abi, advance, api, launch, openPage, rpc, screenshot, startStack, viem } from './harness.mjs';
+import { abi, advance, api, launch, openPage, rpc, screenshot, startStack, viem, waitForProbes } from './harness.mjs';
 
 const { createPublicClient, http } = viem;
 const escrowAbi = abi.ConferenceEscrow;
@@ -446,6 +446,7 @@ test('participants are registered on the agreement page; the history lists the a
   await page.click('#register');
   await page.locator('#participants-result[data-count="2"]').waitFor({ timeout: 30_000 });
   assert.equal(await errorText(page), '');
+  await waitForProbes();
   await page.click('#stop');
   await waitStatus(page, 'settled');
 

@@ -70,7 +70,11 @@ export async function startStack({ env: extra = {} } = {}) {
   const work = mkdtempSync(path.join(tmpdir(), 'conference-browser-'));
   const logFile = path.join(work, 'backend.log');
   const out = createWriteStream(logFile);
-  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...extra };
+  // One availability slot an hour of chain time unless a test asks for real-time probing: the tests
+  // move the chain's clock on by minutes in a second (`advance`), and minutes without a probe would be
+  // an outage (a slot without a probe counts as down). `advance` first waits for each running
+  // conference's first probe, which is then the whole evidence of its slot.
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', PROBE_INTERVAL_MS: '3600000', ...extra };
   if (!env.ANVIL_BIN) env.ANVIL_BIN = path.join(root, 'anvil/node_modules/.bin/anvil');
   // Its own process group, so that anvil and the rooms it starts are stopped with it.
   const child = spawn(BACKEND_BIN, ['dev', '--http', '127.0.0.1:0', '--anvil-port', '0', '--data-dir', path.join(work, 'data')], {
@@ -160,8 +164,21 @@ export async function api(pathname, stack = current) {
   return response.json();
 }
 
-/** Moves the chain's clock `seconds` on and mines a block. */
+/** Waits until every running conference has been probed in its current session: its evidence. */
+export async function waitForProbes(stack = current) {
+  const deadline = Date.now() + 60_000;
+  const running = (await api('/api/agreements?limit=100', stack)).filter((a) => a.status === 'active').map((a) => a.id);
+  for (const id of running) {
+    while (!((await api(`/api/agreements/${id}`, stack)).conference?.probes >= 1)) {
+      assert.ok(Date.now() < deadline, `agreement ${id} was not probed within 60 s`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+/** Moves the chain's clock `seconds` on and mines a block, once every running conference was probed. */
 export async function advance(seconds) {
+  await waitForProbes();
   await rpc('evm_increaseTime', [seconds]);
   await rpc('evm_mine', []);
 }

@@ -8,7 +8,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { abi, launch, openPage, rpc, screenshot, startStack, transact, viem, waitForAgreement } from './harness.mjs';
+import { abi, advance, launch, openPage, screenshot, startStack, transact, viem, waitForAgreement } from './harness.mjs';
 
 const { createPublicClient, http } = viem;
 const escrowAbi = abi.ConferenceEscrow;
@@ -39,8 +39,7 @@ async function runAgreement(offerId, seconds) {
   const id = Number(await read(cfg.escrow, escrowAbi, 'agreementCount'));
   log(`agreement ${id} signed on terms ${termsId} (block ${receipt.blockNumber})`);
   await waitForStatus(id, 'active');
-  await rpc('evm_increaseTime', [seconds]);
-  await rpc('evm_mine', []);
+  await advance(seconds);
   await transact(chain, { from: accounts[1], to: cfg.escrow, abi: escrowAbi, functionName: 'stop', args: [BigInt(id)] });
   await waitForStatus(id, 'settled');
   return id;

@@ -16,14 +16,14 @@ use serde_json::{Value, json};
 
 const STEP: Duration = Duration::from_secs(60);
 
+/// The figure the backend measured for conference `session` from its probes: (slots up, slots due, bps).
+/// A slot of the probe interval is up when it holds a successful probe; one without a probe is down.
 fn availability_of_probes(evidence: &Value, session: u64) -> (u64, u64, u64) {
     let sessions = evidence["sessions"].as_array().expect("sessions");
-    let probes = sessions.iter().find(|s| s["session"] == session).expect("the session's probes")["probes"]
-        .as_array()
-        .expect("probes")
-        .clone();
-    let ok = probes.iter().filter(|p| p["ok"] == true).count() as u64;
-    (ok, probes.len() as u64, ok * 10_000 / probes.len() as u64)
+    let measured = &sessions.iter().find(|s| s["session"] == session).expect("the session's probes")["measurement"];
+    let (ok, due) = (measured["okSlots"].as_u64().expect("okSlots"), measured["due"].as_u64().expect("due"));
+    assert_eq!(measured["availabilityBps"].as_u64(), Some(ok * 10_000 / due), "{measured}");
+    (ok, due, ok * 10_000 / due)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -71,9 +71,9 @@ async fn a_conference_kept_down_settles_below_75_percent_with_a_full_refund_to_t
     let settled = stack.wait_status(id, "settled", STEP).await?;
     let settlement = check_settlement(&settled)?;
     let evidence: Value = reqwest::get(format!("{}/api/agreements/{id}/probes", stack.api)).await?.json().await?;
-    let (ok, probes, bps) = availability_of_probes(&evidence, settled["session"].as_u64().expect("session"));
-    println!("availability {} bps: {ok} of {probes} probes", settlement.availability_bps);
-    assert_eq!(settlement.availability_bps, bps, "the settlement reports exactly the probes' share");
+    let (ok, due, bps) = availability_of_probes(&evidence, settled["session"].as_u64().expect("session"));
+    println!("availability {} bps: {ok} of {due} slots up", settlement.availability_bps);
+    assert_eq!(settlement.availability_bps, bps, "the settlement reports exactly the share of slots up");
     assert!(settlement.availability_bps < 7_500, "kept down long enough: {}", settlement.availability_bps);
     assert_eq!(settlement.charge, U256::ZERO);
     assert_eq!(settlement.refund, U256::from_str_radix(settled["deposit"].as_str().expect("deposit"), 10)?);
