@@ -95,10 +95,13 @@ impl Attestor {
     /// Probes the conferences of its offers whose current slot has none yet, and signs and hands in the
     /// report of each conference whose measured period is over.
     pub async fn pass(&self) -> Result<()> {
-        let (_, timestamp) = self.chain.head().await?;
+        let head = self.chain.head().await;
         let now_ms = {
             let mut clock = self.clock.lock().expect("not poisoned");
-            clock.observe(timestamp, now_wall_ms());
+            match head {
+                Ok((_, timestamp)) => clock.observe(timestamp, now_wall_ms()),
+                Err(err) => warn!(%err, "the node does not answer: probing on the chain's clock as last seen"),
+            }
             clock.now_ms(now_wall_ms())
         };
         let mine: Vec<Agreement> = self

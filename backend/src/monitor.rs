@@ -64,11 +64,16 @@ impl Monitor {
         std::time::Duration::from_millis((self.interval_ms / 4).clamp(5, 1_000))
     }
 
-    /// The chain's time now, in milliseconds (see [`ChainClock`]).
+    /// The chain's time now, in milliseconds (see [`ChainClock`]). The node out of reach, the clock as
+    /// last seen: the conferences are probed all the same (their availability does not depend on the
+    /// operator's node).
     async fn chain_now_ms(&self) -> Result<u64> {
-        let (_, timestamp) = self.chain.head().await?;
+        let head = self.chain.head().await;
         let mut clock = self.clock.lock().expect("not poisoned");
-        clock.observe(timestamp, now_wall_ms());
+        match head {
+            Ok((_, timestamp)) => clock.observe(timestamp, now_wall_ms()),
+            Err(err) => warn!(%err, "the node does not answer: probing on the chain's clock as last seen"),
+        }
         Ok(clock.now_ms(now_wall_ms()))
     }
 

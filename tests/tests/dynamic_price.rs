@@ -162,6 +162,7 @@ async fn expires(downtime: bool) -> Result<()> {
     let room = stack.room(id).expect("room deployed");
     let started_at = active["startedAt"].as_u64().expect("startedAt");
     let max_duration = devnet::OFFERS[devnet::DYNAMIC_TERMS as usize - 1].max_duration;
+    stack.wait_for(id, "a probe", STEP, |r| r["conference"]["probes"].as_u64() >= Some(1)).await?;
 
     // Nobody calls anything: a block well past the expiry is enough for the backend to end it.
     if downtime {

@@ -62,12 +62,12 @@ async fn a_reorg_that_removes_a_signing_tears_the_conference_down_and_sends_noth
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reorg_that_removes_a_settlement_has_the_same_transaction_mined_again_once() -> Result<()> {
-    let stack = Stack::start("reorg-settlement").await?;
+    let stack = Stack::start_time_travelling("reorg-settlement").await?;
     let customer = stack.customer_address();
     let balance_before = stack.balance(customer).await?;
     let (id, sign_receipt) = stack.customer_signs().await?;
     let active = stack.wait_status(id, "active", STEP).await?;
-    stack.wait_for(id, "two probes", STEP, |r| r["conference"]["probes"].as_u64() >= Some(2)).await?;
+    stack.wait_for(id, "a probe", STEP, |r| r["conference"]["probes"].as_u64() >= Some(1)).await?;
     let started_at = active["startedAt"].as_u64().expect("startedAt");
     stack.set_next_block_time(started_at + USED_SECONDS).await?;
     let stop_receipt = stack.customer_stops(id).await?;
@@ -164,11 +164,13 @@ async fn a_stuck_activation_gets_its_fees_bumped_and_is_mined_once() -> Result<(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_whole_round_over_websocket_is_driven_by_new_heads() -> Result<()> {
     // The watcher polls once an hour: only the new-heads subscription can wake it.
-    let stack = Stack::start_with("websocket", true, &["--poll-interval-ms", "3600000"]).await?;
+    let stack =
+        Stack::start_with("websocket", true, &["--poll-interval-ms", "3600000", "--probe-interval-ms", "3600000"])
+            .await?;
     let round_wall = Instant::now();
     let (id, _) = stack.customer_signs().await?;
     let active = stack.wait_status(id, "active", STEP).await?;
-    stack.wait_for(id, "two probes", STEP, |r| r["conference"]["probes"].as_u64() >= Some(2)).await?;
+    stack.wait_for(id, "a probe", STEP, |r| r["conference"]["probes"].as_u64() >= Some(1)).await?;
     let started_at = active["startedAt"].as_u64().expect("startedAt");
     stack.set_next_block_time(started_at + USED_SECONDS).await?;
     stack.customer_stops(id).await?;
