@@ -26,7 +26,6 @@ interface Vm {
     function assume(bool condition) external pure;
     function setEvmVersion(string calldata evm) external;
     function etch(address account, bytes calldata code) external;
-    function cool(address target) external;
 }
 
 /// @notice The project's own assertions and shared defaults: a registry with three providers, the escrow and
