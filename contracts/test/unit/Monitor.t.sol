@@ -21,7 +21,9 @@ contract MonitorTest is UnitBase {
         super.setUp();
         monitoredTerms = _fixedOfferWithMonitor();
         otherMonitor = _account(OTHER_MONITOR_KEY, "otherMonitor");
-        _register(otherMonitor, IProviderRegistry.Role.Monitoring, _account(24, "otherMonitorPayout"), ALL_REGIONS, true);
+        _register(
+            otherMonitor, IProviderRegistry.Role.Monitoring, _account(24, "otherMonitorPayout"), ALL_REGIONS, true
+        );
     }
 
     /// A monitored FixedPrice conference that ran 600 s from T0.
