@@ -288,13 +288,13 @@ pub async fn this_project(chain: &Chain) -> Result<(Vec<Contestant>, MonitorComp
         );
         c.setup = std::mem::take(&mut setup);
         let shares = [(&project.provider, project.provider_id, model.component())];
-        let terms_id =
-            project.open_offer(model, &shares, &mut c).await.with_context(|| format!("{model:?} offer"))?;
+        let terms_id = project.open_offer(model, &shares, &mut c).await.with_context(|| format!("{model:?} offer"))?;
         let offer = Offer { model, terms_id, deposit: model.deposit(), monitor: None };
         for measured in [false, true] {
-            let ops = project.conference(&offer).await.with_context(|| {
-                format!("{model:?}, {}", if measured { "measured" } else { "first" })
-            })?;
+            let ops = project
+                .conference(&offer)
+                .await
+                .with_context(|| format!("{model:?}, {}", if measured { "measured" } else { "first" }))?;
             for (op, sent) in &ops {
                 if let Some(key) = recorded_as(model, measured, op) {
                     c.op_sent(key, sent);
@@ -440,7 +440,8 @@ impl Escrow<'_> {
                     .with("evidence", evidence),
             )
             .await?;
-        let digest = digest.first().and_then(DynSolValue::as_fixed_bytes).context("reportDigest returned no bytes32")?;
+        let digest =
+            digest.first().and_then(DynSolValue::as_fixed_bytes).context("reportDigest returned no bytes32")?;
         let signature = monitor.signer.sign_hash_sync(&B256::from_slice(digest.0)).context("signing the report")?;
         Ok(Bytes::from(signature.as_bytes().to_vec()))
     }
@@ -461,7 +462,8 @@ impl Escrow<'_> {
             let mut c = Contestant::new(key, title, &contract);
             let (second_id, gas) = self.register(&account, role, &account).await?;
             c.setup("register the second provider", gas);
-            let shares = [(&self.provider, self.provider_id, PRICE_PER_SECOND), (&account, second_id, SECOND_COMPONENT)];
+            let shares =
+                [(&self.provider, self.provider_id, PRICE_PER_SECOND), (&account, second_id, SECOND_COMPONENT)];
             let terms_id = self.open_offer(model, &shares, &mut c).await.with_context(|| format!("{title} offer"))?;
             let terms = self.escrow.view_struct("termsOf", &[("termsId", terms_id.to_string())]).await?;
             let named = terms.get("monitor").and_then(DynSolValue::as_address).context("the terms' monitor")?;
