@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {UnitBase} from "./UnitBase.sol";
+import {str} from "../Base.t.sol";
 import {IConferenceEscrow} from "../../src/interfaces/IConferenceEscrow.sol";
 import {IOfferBook} from "../../src/interfaces/IOfferBook.sol";
 import {IProviderRegistry} from "../../src/interfaces/IProviderRegistry.sol";
@@ -20,7 +21,9 @@ contract MonitorTest is UnitBase {
         super.setUp();
         monitoredTerms = _fixedOfferWithMonitor();
         otherMonitor = _account(OTHER_MONITOR_KEY, "otherMonitor");
-        _register(otherMonitor, IProviderRegistry.Role.Monitoring, _account(24, "otherMonitorPayout"), ALL_REGIONS, true);
+        _register(
+            otherMonitor, IProviderRegistry.Role.Monitoring, _account(24, "otherMonitorPayout"), ALL_REGIONS, true
+        );
     }
 
     /// A monitored FixedPrice conference that ran 600 s from T0.
@@ -222,5 +225,54 @@ contract MonitorTest is UnitBase {
         bytes memory report = _monitorReport(id, 10_000, EVIDENCE);
         escrow.settle(id, 10_000, EVIDENCE, report);
         assertEq(escrow.earningsOf(monitorId, 0), 0.02 ether, "the monitor is paid");
+    }
+
+    // ---- gas -----------------------------------------------------------------------------------------
+
+    /// What the monitor's report may add to a settlement (issue 18; `make bench-gas` measures it on anvil).
+    uint256 internal constant REPORT_GAS_BUDGET = 10_000;
+
+    /// Like with like: two DynamicPrice offers alike but for the second provider's role (the monitor, or
+    /// the software provider in its place), each settling its second conference (both providers' earnings
+    /// already non-zero). Isolated: each call of the test is a transaction of its own, so the settlement
+    /// pays what it would on chain (intrinsic gas and calldata, cold accounts and slots: the monitor's code
+    /// is looked up before its signature is checked).
+    /// forge-config: default.isolate = true
+    function test_MonitorsReportCostsAtMost10kGasMoreThanNoReport() public {
+        uint32 unmonitored = _customOffer(
+            IOfferBook.Model.DynamicPrice,
+            0,
+            MAX_DURATION,
+            _two(infra, software),
+            _amounts(SECOND_INFRA, SECOND_SOFTWARE),
+            SECOND_MARGIN,
+            0
+        );
+        uint32 monitored = _customOffer(
+            IOfferBook.Model.DynamicPrice,
+            0,
+            MAX_DURATION,
+            _two(infra, monitor),
+            _amounts(SECOND_INFRA, SECOND_SOFTWARE),
+            SECOND_MARGIN,
+            0
+        );
+        uint256 without = _steadySettlementGas(unmonitored);
+        uint256 with = _steadySettlementGas(monitored);
+        assertTrue(
+            with <= without + REPORT_GAS_BUDGET,
+            string.concat("settle with a report ", str(with), " gas, without ", str(without), ": over 10,000 more")
+        );
+    }
+
+    /// The gas of the operator's settlement of the offer's second conference (600 s, full availability).
+    function _steadySettlementGas(uint32 termsId) internal returns (uint256) {
+        _settle(_ended(termsId, 600), 10_000);
+        uint256 id = _ended(termsId, 600);
+        bytes memory report = _report(id, 10_000, EVIDENCE, 0);
+        vm.prank(operator);
+        uint256 before = gasleft();
+        escrow.settle(id, 10_000, EVIDENCE, report);
+        return before - gasleft();
     }
 }

@@ -14,6 +14,12 @@
 //! - OpenZeppelin 4.9's PaymentSplitter, three payees, and its `Escrow` (deposit, withdraw);
 //! - the per-agreement baseline (`contracts/bench/src/PerAgreementEscrow.sol`): one contract per agreement.
 //!
+//! And what an independent monitor's signed report adds to a settlement: on the same escrow, a dynamic-price
+//! offer of two providers whose second is its monitor (each conference settled with the monitor's report,
+//! signed with its anvil dev key), beside the same offer with a ConferenceSoftware provider second (settled
+//! by the operator's figure, no report); each side's second conference is measured, the target is a
+//! difference of at most 10,000 gas (issue 18).
+//!
 //! ABIs and bytecode are read at run time from the forge output (`contracts/out`, `contracts/bench/out`)
 //! and the npm package, and called through alloy's dynamic ABI, so building this crate never needs forge.
 //! The escrow's storage layout (for the floors) is `forge inspect ConferenceEscrow storageLayout`, which
@@ -84,7 +90,7 @@ async fn run(cli: &Cli) -> Result<()> {
         chain.url
     );
 
-    let mut models = contestants::this_project(&chain).await.context("this project")?;
+    let (mut models, monitor) = contestants::this_project(&chain).await.context("this project")?;
     contestants::price_floors(&chain, &layout, &mut models)?;
     let sablier = contestants::sablier(&chain).await.context("Sablier Lockup")?;
     let splitter = contestants::payment_splitter(&chain).await.context("PaymentSplitter")?;
@@ -101,7 +107,8 @@ async fn run(cli: &Cli) -> Result<()> {
     figures.extend(figures::operation_figures(&models, &peers[1..]));
     figures.extend(figures::money(&models, cli.eth_usd));
     figures.extend(figures::batching(dynamic)?);
-    figures.extend(figures::targets(dynamic, &sablier, &baseline)?);
+    figures.extend(figures::monitor(&monitor)?);
+    figures.extend(figures::targets(dynamic, &sablier, &baseline, &monitor)?);
     figures.extend(figures::setup_figures(&models, &peers[1..]));
     report::print_notes(&chain.noted()?);
     report::write(&root, &figures)

@@ -7,7 +7,7 @@
 //! has and the benchmark does not give is zero (and said so in the notes), so a changed signature shows.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     fs,
     path::{Path, PathBuf},
     sync::Mutex,
@@ -46,11 +46,13 @@ pub struct Chain {
     _anvil: AnvilInstance,
 }
 
-/// A dev account and a provider that signs with its key.
+/// A dev account, a provider that signs its transactions with its key, and the key itself (for what an
+/// account signs off chain, such as a monitor's report).
 #[derive(Clone)]
 pub struct Account {
     pub address: Address,
     pub rpc: DynProvider,
+    pub signer: PrivateKeySigner,
 }
 
 impl Chain {
@@ -68,13 +70,14 @@ impl Chain {
             .map(|key| {
                 let signer = PrivateKeySigner::from(key.clone());
                 let rpc = ProviderBuilder::new().wallet(signer.clone()).connect_http(url.parse()?).erased();
-                Ok(Account { address: signer.address(), rpc })
+                Ok(Account { address: signer.address(), rpc, signer })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { root: root.to_path_buf(), url, accounts, notes: Mutex::new(BTreeSet::new()), _anvil: anvil })
     }
 
-    /// anvil's dev account `i`: 0 admin, 1 customer, 2 provider, 3 provider payout, 9 operator.
+    /// anvil's dev account `i`: 0 admin, 1 customer, 2 provider, 3 provider payout, 4 and 5 the monitor
+    /// comparison's second providers (5 the monitor), 9 operator.
     pub fn account(&self, i: usize) -> Account {
         self.accounts[i].clone()
     }
@@ -301,6 +304,27 @@ impl Deployed<'_> {
             Err(err) => bail!("{label} reverted: {}", explain(abi, err.as_revert_data(), &err)),
         }
     }
+
+    /// A view call that returns one struct, as its fields by name.
+    pub async fn view_struct(
+        &self,
+        function_name: &str,
+        args: &[(&str, String)],
+    ) -> Result<BTreeMap<String, DynSolValue>> {
+        let f = function(self.interface.abi(), function_name)?;
+        let label = format!("{}.{}", self.name, f.name);
+        let [output] = f.outputs.as_slice() else { bail!("{label} does not return one value") };
+        ensure!(output.ty == "tuple", "{label} does not return a struct");
+        let values = self.view(function_name, args).await?;
+        let Some(DynSolValue::Tuple(fields)) = values.into_iter().next() else { bail!("{label} returned no struct") };
+        ensure!(fields.len() == output.components.len(), "{label} returned {} fields", fields.len());
+        Ok(output.components.iter().map(|c| c.name.clone()).zip(fields).collect())
+    }
+}
+
+/// A uint field of a struct read with [`Deployed::view_struct`].
+pub fn field_uint(fields: &BTreeMap<String, DynSolValue>, name: &str) -> Result<U256> {
+    fields.get(name).and_then(DynSolValue::as_uint).map(|(v, _)| v).with_context(|| format!("no uint field {name}"))
 }
 
 pub fn first_uint(values: &[DynSolValue]) -> Result<U256> {

@@ -8,13 +8,17 @@ use std::collections::BTreeMap;
 use alloy::{
     dyn_abi::{DynSolValue, JsonAbiExt},
     hex,
-    primitives::{Address, Bytes, U256},
+    primitives::{Address, B256, Bytes, U256, keccak256},
+    signers::SignerSync,
 };
 use anyhow::{Context, Result, ensure};
 
 use crate::{
     Model,
-    chain::{Account, Artifact, Chain, Deployed, Sent, With, args, encode_args, first_uint, function, package_version},
+    chain::{
+        Account, Artifact, Chain, Deployed, Sent, With, args, encode_args, field_uint, first_uint, function,
+        package_version,
+    },
     floors::{Floor, Layout, must_do},
 };
 
@@ -32,6 +36,13 @@ const PRICE_PER_MINUTE: u128 = 60 * PRICE_PER_SECOND;
 const MINUTES_BOUGHT: u64 = MAX_DURATION / 60;
 /// The flexible-period demo offer's minimum charge, on top of its price per second.
 const MINIMUM_CHARGE: u128 = 1_000_000_000_000_000;
+/// The monitor comparison's second provider's component: a tenth of the first's price per second.
+const SECOND_COMPONENT: u128 = PRICE_PER_SECOND / 10;
+/// `IProviderRegistry.Role`'s values: the one provider of each model's offer, and the second provider of
+/// the monitor comparison's offers (a monitor, or a provider of another role in its place).
+const INFRASTRUCTURE: u8 = 0;
+const CONFERENCE_SOFTWARE: u8 = 1;
+const MONITORING: u8 = 2;
 
 // --- where the contestants' artifacts are (relative to the repository root) ------------------------
 
@@ -200,6 +211,7 @@ impl DemoOffer for Model {
 /// The deployed escrow and the accounts that use it.
 struct Escrow<'c> {
     chain: &'c Chain,
+    registry: Deployed<'c>,
     escrow: Deployed<'c>,
     book: Deployed<'c>,
     provider_id: U256,
@@ -209,11 +221,32 @@ struct Escrow<'c> {
     operator: Account,
 }
 
+/// A dynamic-price settlement with a monitor's report beside one without, everything else alike: two
+/// offers of the same two providers' kind at the same prices, the first provider the models' own, the
+/// second a Monitoring provider (its terms name it their monitor: its signed report settles them) or, in
+/// its place, a ConferenceSoftware provider (no monitor: the operator's figure, no report). The operator
+/// submits both settlements. Each side's second conference is the one measured (its first warmed the
+/// providers' earnings), with all of its operations.
+pub struct MonitorComparison {
+    pub without: Contestant,
+    pub with: Contestant,
+}
+
+/// An open offer and what a conference of it needs: the deposit the contract must quote, and the
+/// terms' monitor (whose key signs the report its settlement carries), if they name one.
+struct Offer<'a> {
+    model: Model,
+    terms_id: U256,
+    deposit: U256,
+    monitor: Option<&'a Account>,
+}
+
 /// Deploys the escrow once, then runs each model on it: an offer, a first conference (for the dynamic
 /// price, the first agreement the escrow ever sees), the measured one, and the provider's withdrawal.
 /// The provider withdraws once per model, after two conferences, so a measured settlement adds to
-/// earnings not withdrawn yet (the steady state of a provider who withdraws now and then).
-pub async fn this_project(chain: &Chain) -> Result<Vec<Contestant>> {
+/// earnings not withdrawn yet (the steady state of a provider who withdraws now and then). Then, on the
+/// same escrow, the monitor comparison.
+pub async fn this_project(chain: &Chain) -> Result<(Vec<Contestant>, MonitorComparison)> {
     let mut setup = Vec::new();
     let (admin, customer, provider, payout, operator) =
         (chain.account(0), chain.account(1), chain.account(2), chain.account(3), chain.account(9));
@@ -240,22 +273,11 @@ pub async fn this_project(chain: &Chain) -> Result<Vec<Contestant>> {
             .context("BOOK() returned no address")?;
         chain.at(&chain.artifact(PROJECT_OUT, "OfferBook")?, address)
     };
-    let sent = registry
-        .send(
-            &provider,
-            "register",
-            &[
-                ("role", "0".into() /* Infrastructure */),
-                ("payout", payout.address.to_string()),
-                ("regions", "1".into()),
-                ("gdpr", "false".into()),
-            ],
-            U256::ZERO,
-        )
-        .await?;
-    setup.push(("register provider".to_owned(), sent.gas));
-    let provider_id = sent.id()?;
-    let project = Escrow { chain, escrow, book, provider_id, admin, customer, provider, operator };
+    let mut project =
+        Escrow { chain, registry, escrow, book, provider_id: U256::ZERO, admin, customer, provider, operator };
+    let (provider_id, gas) = project.register(&project.provider, INFRASTRUCTURE, &payout).await?;
+    setup.push(("register provider".to_owned(), gas));
+    project.provider_id = provider_id;
 
     let mut contestants = Vec::new();
     for model in MODELS {
@@ -265,19 +287,57 @@ pub async fn this_project(chain: &Chain) -> Result<Vec<Contestant>> {
             &format!("ConferenceEscrow, a {} offer in ETH with one provider", model.title()),
         );
         c.setup = std::mem::take(&mut setup);
-        let terms_id = project.open_offer(model, &mut c).await.with_context(|| format!("{model:?} offer"))?;
-        project.conference(model, terms_id, false, &mut c).await.with_context(|| format!("{model:?}, first"))?;
-        project.conference(model, terms_id, true, &mut c).await.with_context(|| format!("{model:?}, measured"))?;
+        let shares = [(&project.provider, project.provider_id, model.component())];
+        let terms_id = project.open_offer(model, &shares, &mut c).await.with_context(|| format!("{model:?} offer"))?;
+        let offer = Offer { model, terms_id, deposit: model.deposit(), monitor: None };
+        for measured in [false, true] {
+            let ops = project
+                .conference(&offer)
+                .await
+                .with_context(|| format!("{model:?}, {}", if measured { "measured" } else { "first" }))?;
+            for (op, sent) in &ops {
+                if let Some(key) = recorded_as(model, measured, op) {
+                    c.op_sent(key, sent);
+                }
+            }
+        }
         project.withdraw(model, &mut c).await?;
         c.lifecycle(model.lifecycle());
         contestants.push(c);
     }
-    Ok(contestants)
+    let monitor = project.monitor_comparison().await.context("the monitor comparison")?;
+    Ok((contestants, monitor))
+}
+
+/// What an operation of a model's conference is recorded as: every one of the measured conference; of
+/// the first, only the dynamic price's sign and settle (the first agreement ever, a provider's first
+/// earnings).
+fn recorded_as(model: Model, measured: bool, op: &'static str) -> Option<&'static str> {
+    match (measured, model, op) {
+        (true, _, _) => Some(op),
+        (false, Model::DynamicPrice, "sign") => Some("sign_first"),
+        (false, Model::DynamicPrice, "settle") => Some("settle_first"),
+        _ => None,
+    }
 }
 
 impl Escrow<'_> {
-    /// Drafts, prices and opens an offer of `model` with the one provider; returns its terms id.
-    async fn open_offer(&self, model: Model, c: &mut Contestant) -> Result<U256> {
+    /// Registers `account` as a provider of `role` (in region 1, paid to `payout`); returns its id and the gas.
+    async fn register(&self, account: &Account, role: u8, payout: &Account) -> Result<(U256, u64)> {
+        let register = [
+            ("role", role.to_string()),
+            ("payout", payout.address.to_string()),
+            ("regions", "1".into()),
+            ("gdpr", "false".into()),
+        ];
+        let sent = self.registry.send(account, "register", &register, U256::ZERO).await?;
+        Ok((sent.id()?, sent.gas))
+    }
+
+    /// Drafts, prices and opens an offer of `model` with the given providers (each its account, its id and
+    /// its component, which it sets itself); returns its terms id.
+    async fn open_offer(&self, model: Model, shares: &[(&Account, U256, u128)], c: &mut Contestant) -> Result<U256> {
+        let ids: Vec<String> = shares.iter().map(|(_, id, _)| id.to_string()).collect();
         let offer = [
             ("model", model.index()?.to_string()),
             ("tokenId", "0".into()),
@@ -286,35 +346,25 @@ impl Escrow<'_> {
             ("minimumCharge", model.minimum_charge().to_string()),
             ("gdprSurchargeBps", "0".into()),
             ("regionSurchargeBps", "0".into()),
-            ("providerIds", format!("[{}]", self.provider_id)),
+            ("providerIds", format!("[{}]", ids.join(","))),
         ];
         let sent = self.book.send(&self.admin, "createOffer", &offer, U256::ZERO).await?;
         c.setup("createOffer", sent.gas);
         let offer_id = sent.id()?;
-        let component = [("offerId", offer_id.to_string()), ("component", model.component().to_string())];
-        c.setup("setComponent", self.book.send(&self.provider, "setComponent", &component, U256::ZERO).await?.gas);
+        for (account, _, component) in shares {
+            let component = [("offerId", offer_id.to_string()), ("component", component.to_string())];
+            c.setup("setComponent", self.book.send(account, "setComponent", &component, U256::ZERO).await?.gas);
+        }
         let sent = self.book.send(&self.admin, "openOffer", &[("offerId", offer_id.to_string())], U256::ZERO).await?;
         c.setup("openOffer", sent.gas);
         sent.id()
     }
 
-    /// One conference of `model`, from the customer's payment to its settlement (and, time-limited,
-    /// the account's closing). Recorded when `measured`; of the first one, only the dynamic price's
-    /// sign and settle are (the first agreement ever, and a provider's first earnings).
-    async fn conference(&self, model: Model, terms_id: U256, measured: bool, c: &mut Contestant) -> Result<()> {
-        let key = |op: &'static str| -> Option<&'static str> {
-            match (measured, model, op) {
-                (true, _, _) => Some(op),
-                (false, Model::DynamicPrice, "sign") => Some("sign_first"),
-                (false, Model::DynamicPrice, "settle") => Some("settle_first"),
-                _ => None,
-            }
-        };
-        let mut record = |op: &'static str, sent: &Sent| {
-            if let Some(k) = key(op) {
-                c.op_sent(k, sent);
-            }
-        };
+    /// One conference of the offer, from the customer's payment to its settlement (and, time-limited, the
+    /// account's closing): each operation sent, in order, by its name.
+    async fn conference(&self, offer: &Offer<'_>) -> Result<Vec<(&'static str, Sent)>> {
+        let Offer { model, terms_id, .. } = *offer;
+        let mut ops = Vec::new();
         let (escrow, customer, operator) = (&self.escrow, &self.customer, &self.operator);
 
         // The deposit, as the contract quotes it.
@@ -322,7 +372,7 @@ impl Escrow<'_> {
         let mut quote = constraints.to_vec();
         quote.push(("quantity", model.quantity().to_string()));
         let deposit = first_uint(&escrow.view("quote", &quote).await?).context("quote's deposit")?;
-        ensure!(deposit == model.deposit(), "{model:?}: quoted deposit {deposit}, expected {}", model.deposit());
+        ensure!(deposit == offer.deposit, "{model:?}: quoted deposit {deposit}, expected {}", offer.deposit);
 
         let mut open = constraints.to_vec();
         let (open_fn, needs_start) = match model {
@@ -340,21 +390,100 @@ impl Escrow<'_> {
             }
         };
         let sent = escrow.send(customer, open_fn, &open, deposit).await?;
-        record(open_fn, &sent);
         let id = sent.id()?.to_string();
+        ops.push((open_fn, sent));
         if needs_start {
-            record("start", &escrow.send(customer, "start", &[("agreementId", id.clone())], U256::ZERO).await?);
+            ops.push(("start", escrow.send(customer, "start", &[("agreementId", id.clone())], U256::ZERO).await?));
         }
         let activate = [("agreementId", id.clone()), ("region", "0".into())];
-        record("activate", &escrow.send(operator, "activate", &activate, U256::ZERO).await?);
+        ops.push(("activate", escrow.send(operator, "activate", &activate, U256::ZERO).await?));
         self.chain.advance(USED_SECONDS).await?;
-        record("stop", &escrow.send(customer, "stop", &[("agreementId", id.clone())], U256::ZERO).await?);
-        let settle = [("agreementId", id.clone()), ("availabilityBps", AVAILABILITY_BPS.to_string())];
-        record("settle", &escrow.send(operator, "settle", &settle, U256::ZERO).await?);
+        ops.push(("stop", escrow.send(customer, "stop", &[("agreementId", id.clone())], U256::ZERO).await?));
+        // The settlement carries the commitment to the probe records behind the figure (a hash, as a real
+        // one is) and, when the terms name a monitor, its signed report; without one, the operator's figure
+        // comes with no report. The operator submits it either way.
+        let evidence = evidence(&id);
+        let report = match offer.monitor {
+            Some(monitor) => self.report(monitor, &id, evidence).await?,
+            None => Bytes::new(),
+        };
+        let settle = [
+            ("agreementId", id.clone()),
+            ("availabilityBps", AVAILABILITY_BPS.to_string()),
+            ("evidence", evidence.to_string()),
+            ("report", report.to_string()),
+        ];
+        ops.push(("settle", escrow.send(operator, "settle", &settle, U256::ZERO).await?));
         if model == Model::TimeLimited {
-            record("close", &escrow.send(customer, "close", &[("agreementId", id)], U256::ZERO).await?);
+            ops.push(("close", escrow.send(customer, "close", &[("agreementId", id)], U256::ZERO).await?));
         }
-        Ok(())
+        Ok(ops)
+    }
+
+    /// The monitor's report on an ended conference of agreement `id`: its signature (r ‖ s ‖ v) over the
+    /// escrow's `reportDigest` of the conference (session: the account's sessions + 1), its recorded
+    /// start and end, the figure and the evidence, all read from the chain.
+    async fn report(&self, monitor: &Account, id: &str, evidence: B256) -> Result<Bytes> {
+        let by_id = [("agreementId", id.to_owned())];
+        let agreement = self.escrow.view_struct("agreementOf", &by_id).await?;
+        let sessions = self.escrow.view_struct("minutesAccountOf", &by_id).await?;
+        let session = field_uint(&sessions, "sessions")? + U256::from(1);
+        let digest = self
+            .escrow
+            .view(
+                "reportDigest",
+                &args(&[("agreementId", id.to_owned())])
+                    .with("session", session)
+                    .with("startedAt", field_uint(&agreement, "startedAt")?)
+                    .with("endedAt", field_uint(&agreement, "endedAt")?)
+                    .with("availabilityBps", AVAILABILITY_BPS)
+                    .with("evidence", evidence),
+            )
+            .await?;
+        let digest =
+            digest.first().and_then(DynSolValue::as_fixed_bytes).context("reportDigest returned no bytes32")?;
+        let signature = monitor.signer.sign_hash_sync(&B256::from_slice(digest.0)).context("signing the report")?;
+        Ok(Bytes::from(signature.as_bytes().to_vec()))
+    }
+
+    /// The monitor comparison (see [`MonitorComparison`]): its second provider registered, an offer, two
+    /// conferences (the second measured, whole) and the second provider's earnings checked, per side.
+    async fn monitor_comparison(&self) -> Result<MonitorComparison> {
+        let model = Model::DynamicPrice;
+        let mut sides = Vec::new();
+        for (key, title, role, account) in [
+            ("twoProviders", "no monitor", CONFERENCE_SOFTWARE, self.chain.account(4)),
+            ("monitored", "monitored", MONITORING, self.chain.account(5)),
+        ] {
+            let contract = format!(
+                "ConferenceEscrow, a dynamic price offer in ETH with two providers, the second {}",
+                if role == MONITORING { "its monitor (Monitoring)" } else { "a ConferenceSoftware provider" }
+            );
+            let mut c = Contestant::new(key, title, &contract);
+            let (second_id, gas) = self.register(&account, role, &account).await?;
+            c.setup("register the second provider", gas);
+            let shares =
+                [(&self.provider, self.provider_id, PRICE_PER_SECOND), (&account, second_id, SECOND_COMPONENT)];
+            let terms_id = self.open_offer(model, &shares, &mut c).await.with_context(|| format!("{title} offer"))?;
+            let terms = self.escrow.view_struct("termsOf", &[("termsId", terms_id.to_string())]).await?;
+            let named = terms.get("monitor").and_then(DynSolValue::as_address).context("the terms' monitor")?;
+            let monitor = (role == MONITORING).then_some(&account);
+            let expected = monitor.map_or(Address::ZERO, |m| m.address);
+            ensure!(named == expected, "the {title} offer's terms name {named} their monitor, expected {expected}");
+            let deposit = U256::from(PRICE_PER_SECOND + SECOND_COMPONENT) * U256::from(MAX_DURATION);
+            let offer = Offer { model, terms_id, deposit, monitor };
+            self.conference(&offer).await.with_context(|| format!("{title}, first"))?;
+            for (op, sent) in self.conference(&offer).await.with_context(|| format!("{title}, measured"))? {
+                c.op_sent(op, &sent);
+            }
+            let account = [("providerId", second_id.to_string()), ("tokenId", "0".into())];
+            let earnings = first_uint(&self.escrow.view("earningsOf", &account).await?)?;
+            check_paid(&format!("the {title} offer's second provider's earnings"), earnings, 2 * SECOND_COMPONENT)?;
+            sides.push(c);
+        }
+        let with = sides.pop().context("the monitored side")?;
+        let without = sides.pop().context("the unmonitored side")?;
+        Ok(MonitorComparison { without, with })
     }
 
     /// Checks the provider's earnings of the model's two conferences, then withdraws them.
@@ -375,6 +504,12 @@ impl Escrow<'_> {
         c.op_sent("withdraw", &sent);
         Ok(())
     }
+}
+
+/// The commitment to a conference's probe records that its settlement carries: any 32 bytes, non-zero
+/// as a real one is (its calldata costs what a real one costs).
+fn evidence(agreement_id: &str) -> B256 {
+    keccak256(format!("the probe records of agreement {agreement_id}"))
 }
 
 /// Each measured operation's floor (floors.rs), from the calldata it was sent with, the escrow's storage
