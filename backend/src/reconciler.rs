@@ -45,6 +45,14 @@ use crate::{
 /// How often a pass looks at every open agreement, not only those the watcher marked as changed.
 pub const FULL_PASS_EVERY: Duration = Duration::from_millis(500);
 
+/// The times the reconciler decides by: the contract's activation window (seconds) and the probe
+/// interval (milliseconds, the length of an availability slot).
+#[derive(Debug, Clone, Copy)]
+pub struct Windows {
+    pub activation_window: u64,
+    pub probe_interval_ms: u64,
+}
+
 pub struct Reconciler {
     pub chain: Chain,
     pub store: Store,
@@ -70,12 +78,12 @@ impl Reconciler {
         chain: Chain,
         store: Store,
         orchestrator: Arc<Orchestrator>,
-        activation_window: u64,
+        windows: Windows,
         outbox_notify: Arc<Notify>,
         metrics: crate::metrics::Metrics,
         changed: Arc<Changed>,
-        probe_interval_ms: u64,
     ) -> Self {
+        let Windows { activation_window, probe_interval_ms } = windows;
         let (in_flight, tasks, last_full_pass) = (Mutex::default(), TaskTracker::new(), Default::default());
         Self {
             chain,

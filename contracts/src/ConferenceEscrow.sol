@@ -308,7 +308,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         // No report from the terms' monitor is no evidence of availability; without a monitor, the operator
         // that alone reports let its window pass.
         // forge-lint: disable-next-line(unsafe-typecast)
-        uint16 availabilityBps = _terms[agreement.termsId].monitor == address(0) ? uint16(Pricing.BPS) : 0;
+        uint16 availabilityBps = _terms[agreement.termsId].monitored ? 0 : uint16(Pricing.BPS);
         _settle(agreementId, agreement, availabilityBps, bytes32(0));
     }
 
@@ -359,6 +359,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         stored.owner = terms.owner;
         stored.margin = terms.margin;
         stored.minimumCharge = terms.minimumCharge;
+        stored.monitored = terms.monitor != address(0);
         stored.monitor = terms.monitor;
         for (uint256 i; i < terms.shares.length; ++i) {
             stored.shares.push(terms.shares[i]);
@@ -635,17 +636,20 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         bytes32 evidence,
         bytes calldata report
     ) private view {
-        if (availabilityBps > Pricing.BPS) revert Errors.Escrow_InvalidAvailability(availabilityBps);
+        if (availabilityBps > Pricing.BPS) {
+            revert Errors.Escrow_InvalidAvailability(availabilityBps);
+        }
         (uint256 from, uint256 to) = _measuredPeriod(agreementId, agreement);
-        address monitor = _terms[agreement.termsId].monitor;
-        if (monitor == address(0)) {
+        Terms storage terms = _terms[agreement.termsId];
+        if (!terms.monitored) {
             _checkRole(OPERATOR_ROLE);
             if (report.length != 0) revert Errors.Escrow_NoMonitor(agreementId);
             return;
         }
+        address monitor = terms.monitor;
         // forge-lint: disable-next-line(unsafe-typecast)
         bytes32 digest = _reportDigest(
-            agreementId, _minutesAccounts[agreementId].sessions + 1, uint40(from), uint40(to), availabilityBps, evidence
+            agreementId, _session(agreementId, agreement), uint40(from), uint40(to), availabilityBps, evidence
         );
         if (!SignatureChecker.isValidSignatureNowCalldata(monitor, digest, report)) {
             revert Errors.Escrow_InvalidReport(agreementId);
@@ -670,7 +674,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     ) private {
         _requireStatus(agreementId, agreement, Status.Active);
         if (block.timestamp > deadline) revert Errors.Escrow_SignatureExpired(agreementId, deadline);
-        uint32 session = _minutesAccounts[agreementId].sessions + 1;
+        uint32 session = _session(agreementId, agreement);
         if (!_signedByCustomer(agreement.customer, _stopDigest(agreementId, session, stoppedAt, deadline), signature)) {
             revert Errors.Escrow_InvalidSignature(agreementId);
         }
@@ -784,6 +788,13 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         returns (bytes32)
     {
         return _hashTypedDataV4(keccak256(abi.encode(STOP_TYPEHASH, agreementId, session, stoppedAt, deadline)));
+    }
+
+    /// @dev The number of the agreement's current (or next) conference: 1 + the sessions settled before it,
+    /// which only a TimeLimited agreement counts (read only for it: every other model has one conference).
+    function _session(uint256 agreementId, Agreement storage agreement) private view returns (uint32) {
+        if (agreement.model != IOfferBook.Model.TimeLimited) return 1;
+        return _minutesAccounts[agreementId].sessions + 1;
     }
 
     function _reportDigest(

@@ -290,6 +290,7 @@ contract OfferBook is IOfferBook {
             open: true,
             owner: offer.owner,
             margin: margin,
+            monitored: false, // derived by the escrow from `monitor`
             minimumCharge: minimumCharge,
             monitor: _monitorOf(shares),
             shares: shares

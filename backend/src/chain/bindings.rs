@@ -3,6 +3,8 @@
 //! about how they were compiled.
 
 // Each contract in a module of its own: their ABIs share struct types (`IOfferBook.Share`).
+// The generated call builders take each of a function's parameters (stopAndSettle has seven).
+#[allow(clippy::too_many_arguments)]
 pub mod escrow {
     alloy::sol!(
         #[sol(rpc)]

@@ -85,6 +85,8 @@ interface IConferenceEscrow {
     /// @param open Customers may sign these terms.
     /// @param owner The offer's owner: receives the margin and the rounding dust of every split.
     /// @param minimumCharge FlexiblePeriod only: the non-refundable charge for keeping the service ready.
+    /// @param monitored Whether `monitor` is set (kept beside `owner`, which every settlement reads, so that
+    /// a settlement learns who measures without reading another slot); the escrow derives it.
     /// @param monitor The account of the terms' provider with the Monitoring role, whose signed report alone
     /// settles their conferences; address(0) when the terms name no monitor (the operator reports).
     /// @param shares The providers and their price components.
@@ -101,6 +103,7 @@ interface IConferenceEscrow {
         bool open;
         address owner;
         uint88 margin;
+        bool monitored;
         uint88 minimumCharge;
         address monitor;
         IOfferBook.Share[] shares;

@@ -48,7 +48,8 @@ contract Handler {
     uint40 internal immutable ACTIVATION_WINDOW;
     uint40 internal immutable SETTLEMENT_WINDOW;
 
-    bytes32 internal constant SETTLED_EVENT = keccak256("AgreementSettled(uint256,uint16,bytes32,uint256,uint256,bool)");
+    bytes32 internal constant SETTLED_EVENT =
+        keccak256("AgreementSettled(uint256,uint16,bytes32,uint256,uint256,bool)");
     bytes32 internal constant ENDED_EVENT = keccak256("AgreementEnded(uint256,uint256,address)");
     bytes32 internal constant CLOSED_EVENT = keccak256("AgreementClosed(uint256,uint256,bool)");
     bytes32 internal constant CANCELLED_EVENT = keccak256("StartCancelled(uint256,uint8,uint256,bool)");
