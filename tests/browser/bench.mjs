@@ -1,6 +1,6 @@
 // The web app's benchmark (issue 7, part 5), a plain node script, not a test: the production bundle's
-// size, the offers page's time to interactive in headless Chromium on the local stack, and the time
-// from pressing "Pay" to the join link shown. Writes target/bench/web.json in the shared benchmark
+// size, what each page loads (bundle.mjs), the offers page's time to interactive in headless Chromium on
+// the local stack, and the time from pressing "Pay" to the join link shown. Writes target/bench/web.json in the shared benchmark
 // format (tests/README.md), which `bench-report` merges into BENCHMARKS.md.
 //
 //   node tests/browser/bench.mjs [--loads 10] [--pays 5]
@@ -13,6 +13,7 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { pageBundles } from './bundle.mjs';
 import { launch, openPage, root, startStack } from './harness.mjs';
 
 const DIST = path.join(root, 'web/dist');
@@ -207,6 +208,8 @@ async function browserFigures() {
   const stack = await startStack();
   const browser = await launch();
   try {
+    const pages = await pageBundles(browser, stack);
+    for (const p of pages) log(`  ${p.name} (${p.pathname}) loads ${kB(p.gzip)} kB gzip: ${p.files.join(', ')}`);
     log(`stack ready: ${stack.web}; one warm-up load, then ${LOADS} measured`);
     await loadOnce(browser, stack);
     const loads = [];
@@ -220,7 +223,17 @@ async function browserFigures() {
       log(`  pay ${i + 1}: join link shown after ${ms(pays[i])} ms`);
     }
     const group = 'Web app';
+    const perPage = pages.map((p) => ({
+      id: `web.bundle.page.${p.name}.gzip`,
+      group: 'Web app: what each page loads',
+      label: `${p.name} page (${p.pathname}), the files of web/dist it loads, gzip`,
+      unit: 'kB',
+      samples: [kB(p.gzip)],
+      target: null,
+      note: `A first visit without a wallet, until the network is idle: ${p.files.map(stableName).join(', ')}; raw ${kB(p.raw)} kB. Gzip at level 9 (node's zlib) of each file as built.`,
+    }));
     return [
+      ...perPage,
       {
         id: 'web.offers.timeToInteractive',
         group,
