@@ -72,8 +72,10 @@ export function firstLoadFiles(html) {
 
 function bundleFigures() {
   statSync(path.join(DIST, 'index.html')); // throws a clear ENOENT when `make web` has not run
+  // The build's precompressed copies (`.br`, `.gz`: what the backend sends a browser) are not files of
+  // the app: each figure counts the original, at its gzip size.
   const sizes = new Map(
-    filesUnder(DIST).map((file) => {
+    filesUnder(DIST).filter((file) => !/\.(br|gz)$/.test(file)).map((file) => {
       const bytes = readFileSync(path.join(DIST, file));
       return [file, { raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length }];
     }),
@@ -91,7 +93,7 @@ function bundleFigures() {
       unit: 'kB',
       samples: [kB(sum(first, 'gzip'))],
       target: null,
-      note: `Gzip at level 9 (node's zlib), 1 kB = 1,000 bytes; raw ${kB(sum(first, 'raw'))} kB. The backend serves the files uncompressed, so this is what a compressing proxy in front of it would send.`,
+      note: `Gzip at level 9 (node's zlib), 1 kB = 1,000 bytes; raw ${kB(sum(first, 'raw'))} kB. The backend sends the build's brotli copies (smaller still) to browsers that take them, its gzip copies to those that take only gzip.`,
     },
     {
       id: 'web.bundle.firstLoad.raw',
@@ -250,7 +252,7 @@ async function browserFigures() {
         unit: 'kB',
         samples: loads.map((l) => kB(l.fetched)),
         target: null,
-        note: "The navigation and resource entries that ended by then, at their transfer size: the first load plus the offers page's own chunk and the API answers, uncompressed as the backend serves them.",
+        note: "The navigation and resource entries that ended by then, at their transfer size: the first load plus the offers page's own chunk and the API answers, as the backend sends them (the build's brotli copies, the API's JSON gzipped).",
       },
       {
         id: 'web.pay.toJoinLink',
