@@ -1,10 +1,13 @@
-// The app's one entry (index.html loads it): the styles, the header's wallet, and the table of pages
-// handed to the router. Nothing imports this module; pages take `Page` and `navigate` from router.ts.
+// The app's one entry (index.html loads it): the styles, the header's "Connect wallet", and the table of
+// pages handed to the router. Nothing imports this module; pages take `Page` and `navigate` from router.ts.
 import './style.css';
-// The header's wallet (connect, account, network, balances) on every page.
-import './wallet';
+import { config } from './config';
+import { drawHeader } from './header';
 import { startRouter } from './router';
 
+// Every page needs the service's config: asked for while the page's code loads.
+void config().catch(() => {});
+drawHeader();
 startRouter([
   [/^\/$/, () => import('./pages/offers')],
   [/^\/agreement\/(\d+)$/, () => import('./pages/agreement')],
