@@ -9,10 +9,10 @@ import { startRouter } from './router';
 void config().catch(() => {});
 drawHeader();
 startRouter([
-  [/^\/$/, () => import('./pages/offers')],
-  [/^\/agreement\/(\d+)$/, () => import('./pages/agreement')],
-  [/^\/history$/, () => import('./pages/history')],
-  [/^\/join\/(\d+)$/, () => import('./pages/join')],
-  [/^\/provider$/, () => import('./pages/provider')],
-  [/^\/audit$/, () => import('./pages/audit')],
+  [/^\/$/, () => import('./pages/offers'), () => 'Book a conference'],
+  [/^\/agreement\/(\d+)$/, () => import('./pages/agreement'), ([id]) => `Agreement ${id}`],
+  [/^\/history$/, () => import('./pages/history'), () => 'My agreements'],
+  [/^\/join\/(\d+)$/, () => import('./pages/join'), ([id]) => `Join conference ${id}`],
+  [/^\/provider$/, () => import('./pages/provider'), () => 'Providers'],
+  [/^\/audit$/, () => import('./pages/audit'), () => 'Audit'],
 ]);

@@ -5,7 +5,7 @@
 import { api, type AgreementSummary } from '../api';
 import { explorerLink, publicClient } from '../chain';
 import { config, regionNames, token, type Config, type ContractInfo } from '../config';
-import { h, replace, showNotice } from '../dom';
+import { h, replace, scrollBox, showNotice } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
 import { readLedger, serviceMismatches, toCsv, usedSeconds, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
@@ -13,18 +13,14 @@ import { selfCheck } from '../pricing';
 import type { Page } from '../router';
 
 /** The audit table's columns. */
-const COLUMNS = ['Agreement', 'Offer', 'Status', 'Check', 'Deposit', 'Used', 'Availability', 'Charged', 'Refund', ''];
+const COLUMNS = ['Agreement', 'Offer', 'Status', 'Check', 'Deposit', 'Used', 'Availability', 'Charged', 'Refund', 'Evidence'];
 
 /** The columns of an agreement's conferences (its evidence) and of the service's probes. */
 const SETTLEMENT_COLUMNS = ['#', 'Started', 'Ended', 'Region', 'Availability reported', 'Charge (event)', 'Charge (recomputed)', 'Transaction'];
 const PROBE_COLUMNS = ['Conference', 'Probes', 'OK', 'Availability measured', 'Failures'];
 
-/** A table's scroll box. The tables fit a 1280 px window and become one card per row below 760 px
- *  (style.css, `table.cards`); in between, or with unusually long figures, a table can still be wider than
- *  its box, so the box is a labelled region that takes focus and scrolls from the keyboard. */
-function scrollBox(label: string, table: HTMLTableElement): HTMLElement {
-  return h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': label }, table);
-}
+// The tables fit a 1280 px window and become one card per row below 760 px (style.css, `table.cards`); in
+// between, or with unusually long figures, a table can still be wider than its box: `scrollBox` (dom.ts).
 
 /** The most agreements the service lists in one answer (the API's maximum). */
 const PAGE = 1000;
@@ -217,7 +213,12 @@ const page: Page = async (root) => {
       return;
     }
     const byId = new Map(service.map((s) => [s.id, s]));
-    replace(tbody, ...ledger.agreements.flatMap((ag) => agreementRow(cfg, ag, byId.get(ag.id))));
+    replace(
+      tbody,
+      ...(ledger.agreements.length
+        ? ledger.agreements.flatMap((ag) => agreementRow(cfg, ag, byId.get(ag.id)))
+        : [h('tr', { class: 'empty' }, h('td', { colspan: COLUMNS.length }, 'No agreement has been signed on this escrow yet.'))]),
+    );
     const flagged = ledger.agreements.filter((ag) => ag.mismatches.length || serviceMismatches(ag, byId.get(ag.id)).length);
     const figures = ledger.agreements.reduce((n, ag) => n + ag.mismatches.length + serviceMismatches(ag, byId.get(ag.id)).length, 0);
     const onChain = new Set(ledger.agreements.map((a) => a.id));
