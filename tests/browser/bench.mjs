@@ -10,14 +10,13 @@
 // figures run against `conference-backend dev` (harness.mjs; CONFERENCE_BACKEND_BIN picks the binary,
 // whose embedded web build is the one served).
 
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { pageBundles } from './bundle.mjs';
-import { launch, openPage, root, startStack } from './harness.mjs';
+import { launch, openPage, root, startStack, writeBenchFile } from './harness.mjs';
 
 const DIST = path.join(root, 'web/dist');
-const OUT = path.join(root, 'target/bench/web.json');
 const STEP_TIMEOUT_MS = 90_000;
 const log = (...args) => console.error(...args);
 
@@ -274,12 +273,4 @@ async function browserFigures() {
 
 const bundle = bundleFigures();
 const timed = await browserFigures();
-const command = [
-  ...(process.env.CONFERENCE_BACKEND_BIN ? [`CONFERENCE_BACKEND_BIN=${process.env.CONFERENCE_BACKEND_BIN}`] : []),
-  'node',
-  path.relative(process.cwd(), process.argv[1]) || process.argv[1],
-  ...process.argv.slice(2),
-].join(' ');
-mkdirSync(path.dirname(OUT), { recursive: true });
-writeFileSync(OUT, `${JSON.stringify({ bench: 'web', command, figures: [...timed, ...bundle] }, null, 2)}\n`);
-log(`wrote ${path.relative(process.cwd(), OUT)}`);
+log(`wrote ${path.relative(process.cwd(), writeBenchFile('web', 'web', [...timed, ...bundle]))}`);

@@ -14,10 +14,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { root, startStack } from './harness.mjs';
+import { root, startStack, writeBenchFile } from './harness.mjs';
 
 const TOOL = path.join(root, 'tests/browser/lighthouse/node_modules');
-const OUT = path.join(root, 'target/bench/lighthouse.json');
 const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const log = (...args) => console.error(...args);
 
@@ -148,12 +147,4 @@ for (const [name, pathname] of PAGES) {
     }
   }
 }
-const command = [
-  ...(process.env.CONFERENCE_BACKEND_BIN ? [`CONFERENCE_BACKEND_BIN=${process.env.CONFERENCE_BACKEND_BIN}`] : []),
-  'node',
-  path.relative(process.cwd(), process.argv[1]) || process.argv[1],
-  ...process.argv.slice(2),
-].join(' ');
-mkdirSync(path.dirname(OUT), { recursive: true });
-writeFileSync(OUT, `${JSON.stringify({ bench: 'web', command, figures }, null, 2)}\n`);
-log(`wrote ${path.relative(process.cwd(), OUT)}`);
+log(`wrote ${path.relative(process.cwd(), writeBenchFile('lighthouse', 'web', figures))}`);
