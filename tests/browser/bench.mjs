@@ -242,7 +242,7 @@ async function browserFigures() {
         unit: 'ms',
         samples: loads.map((l) => ms(l.interactive)),
         target: null,
-        note: `performance.now() in the page at the first document change after which the button is visible and enabled; ${LOADS} loads, each in a new browser context (empty cache, the wallet injected) after one uncounted warm-up load, on loopback with no network throttling. What bounds it: the first load's scripts, then GET /api/config and /api/offers, then three rounds of JSON-RPC reads of the chain (the terms of each offer, their providers, their offers' current terms) before the page draws the offers; reading them in one multicall, or from the backend's answer, would remove two round trips.`,
+        note: `performance.now() in the page at the first document change after which the button is visible and enabled; ${LOADS} loads, each in a new browser context (empty cache, the wallet injected) after one uncounted warm-up load, on loopback with no network throttling. What bounds it: the first load's scripts and the offers page's chunk, then GET /api/config and /api/offers (asked for together), after which the page draws the offers; the chain's details (two multicalls) fill in afterwards and are not waited for.`,
       },
       {
         id: 'web.offers.fetchedUntilInteractive',
