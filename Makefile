@@ -27,7 +27,7 @@ help:
 	@echo "make bench             every benchmark below (the timed ones BENCH_RUNS times, default 3) into BENCHMARKS.md and BENCHMARKS.json"
 	@echo "make bench-gas         gas per operation of each model with its floor, beside Sablier, OZ PaymentSplitter and Escrow, a per-agreement baseline; cost in USD"
 	@echo "make bench-backend     watcher catch-up, the loop's latency, memory and CPU up to 10,000 live agreements, throughput"
-	@echo "make bench-web         the web app's bundle size (gzip), time to interactive and \"Pay\" to the join link, in headless Chromium"
+	@echo "make bench-web         the web app's bundle size (gzip, per page), time to interactive, \"Pay\" to the join link, and Lighthouse's scores, in headless Chromium"
 	@echo "make bench-sfu         the Janus SFU: join time, Janus CPU per forwarded stream and participants per core, recovery after a kill"
 	@echo "make soak              1,000 agreements through the loop with random kills of the backend; reports losses"
 	@echo "make bench-kube        signed agreement to Jitsi pod answering (cold, warm pool) on a test API server; placement speed"
@@ -235,10 +235,16 @@ bench-kube: build kube
 # The web app (tests/browser/bench.mjs): the production bundle (every file of web/dist, raw and gzip, the
 # total and the first load), the offers page's time to interactive over 10 fresh loads and "Pay" to the
 # join link over 5 dynamic-price agreements, in headless Chromium on the local stack served by the release
-# backend, as an operator runs it. Writes target/bench/web.json.
-bench-web: build browser
+# backend, as an operator runs it. Writes target/bench/web.json. Then Lighthouse (tests/browser/lighthouse.mjs,
+# its npm package from tests/browser/lighthouse/'s lock file, Debian's Chromium): the offers and audit pages,
+# desktop and mobile, three runs each; the four scores and the first and largest paints, with issue 23's
+# targets, to target/bench/lighthouse.json.
+bench-web: build browser tests/browser/lighthouse/node_modules/.package-lock.json
 	cargo build --release -p conference-backend
 	CONFERENCE_BACKEND_BIN=target/release/conference-backend node tests/browser/bench.mjs
+	CONFERENCE_BACKEND_BIN=target/release/conference-backend node tests/browser/lighthouse.mjs
+tests/browser/lighthouse/node_modules/.package-lock.json: tests/browser/lighthouse/package.json tests/browser/lighthouse/package-lock.json
+	cd tests/browser/lighthouse && npm ci --no-audit --no-fund --loglevel=error
 
 # The local orchestrator's SFU (tests/browser/sfu-bench.mjs, in a network namespace of its own like room.test.mjs):
 # the room page opened to the first remote video frame decoded (p50, p99); Janus's CPU (from /proc) per

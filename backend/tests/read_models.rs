@@ -150,10 +150,13 @@ struct Events {
 }
 
 impl Events {
+    /// Opens the stream as a browser does, accepting compressed answers: each event must still come
+    /// as it happens, uncompressed (a compressor would hold it back until its buffer fills).
     async fn open(url: String) -> Self {
-        let response = reqwest::get(url).await.unwrap();
+        let response = reqwest::Client::new().get(url).header("accept-encoding", "gzip, br").send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
+        assert!(response.headers().get("content-encoding").is_none(), "{:?}", response.headers());
         Self { response, buffer: String::new() }
     }
 
@@ -367,8 +370,12 @@ async fn the_web_app_is_served_with_its_client_side_routes() {
         assert_eq!(&response.bytes().await.unwrap()[..], &index[..], "{path}");
     }
 
-    // Each hashed asset, as built, with its type, cached for good.
-    let assets: Vec<_> = files.iter().filter(|(name, _)| name.starts_with("assets/")).collect();
+    // Each hashed asset, as built, with its type, cached for good (their precompressed copies are
+    // the next test's).
+    let assets: Vec<_> = files
+        .iter()
+        .filter(|(name, _)| name.starts_with("assets/") && !name.ends_with(".br") && !name.ends_with(".gz"))
+        .collect();
     assert!(!assets.is_empty(), "web/dist/assets holds the build's scripts and styles");
     for (name, content) in assets {
         let response = reqwest::get(format!("{api}/{name}")).await.unwrap();
@@ -386,6 +393,21 @@ async fn the_web_app_is_served_with_its_client_side_routes() {
         assert_eq!(&response.bytes().await.unwrap()[..], &content[..], "{name}");
     }
 
+    // robots.txt is the build's own, never the app's page; a file the build does not have is a 404
+    // (JSON, as every error), while the app's routes still get the page.
+    let robots = reqwest::get(format!("{api}/robots.txt")).await.unwrap();
+    assert_eq!(robots.status().as_u16(), 200);
+    assert!(robots.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = robots.text().await.unwrap();
+    assert!(text.starts_with("User-agent: *\n") && text.contains("Disallow: /api/"), "{text}");
+    for path in ["/favicon.ico", "/wp-login.php", "/agreement/7/evil.js", "/assets/gone-1234abcd.js", "/assets/x"] {
+        let response = reqwest::get(format!("{api}{path}")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], format!("no such file: {path}"));
+    }
+
     // The API's paths keep their JSON 404; other methods than GET are not the app's.
     let http = reqwest::Client::new();
     for request in
@@ -397,4 +419,65 @@ async fn the_web_app_is_served_with_its_client_side_routes() {
         let body: Value = response.json().await.unwrap();
         assert!(body["error"].as_str().unwrap().starts_with("no such path: /"), "{body}");
     }
+}
+
+/// `bytes` gunzipped.
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn assets_go_precompressed_and_answers_gzipped_to_clients_that_accept_them() {
+    let api = spawn_with("compression", deployed_config()).await;
+    let http = reqwest::Client::new();
+    let get =
+        |path: String, accept: &'static str| http.get(format!("{api}{path}")).header("accept-encoding", accept).send();
+    let files: std::collections::BTreeMap<String, Vec<u8>> = dist_files().into_iter().collect();
+
+    // Every text file of the build worth compressing has its brotli and gzip copies (web/vite.config.ts),
+    // sent as they are to a client that takes their encoding, with the original's type; the original to
+    // one that takes neither. The copy of each decompresses to the original.
+    let scripts: Vec<&String> =
+        files.keys().filter(|name| name.starts_with("assets/") && name.ends_with(".js")).collect();
+    assert!(!scripts.is_empty());
+    for name in scripts.iter().copied().chain([&"index.html".to_owned()]) {
+        let original = &files[name];
+        if original.len() < 1024 {
+            continue;
+        }
+        let brotli = files.get(&format!("{name}.br")).unwrap_or_else(|| panic!("{name}.br is built"));
+        let gzip = files.get(&format!("{name}.gz")).unwrap_or_else(|| panic!("{name}.gz is built"));
+        assert_eq!(gunzip(gzip), *original, "{name}.gz");
+        let path = if name == "index.html" { "/".to_owned() } else { format!("/{name}") };
+        for (accept, encoding, body) in [
+            ("gzip, deflate, br, zstd", Some("br"), brotli),
+            ("gzip;q=1.0, br;q=0", Some("gzip"), gzip),
+            ("identity", None, original),
+        ] {
+            let response = get(path.clone(), accept).await.unwrap();
+            assert_eq!(response.status().as_u16(), 200, "{name} {accept}");
+            let headers = response.headers().clone();
+            assert_eq!(headers.get("content-encoding").map(|v| v.to_str().unwrap()), encoding, "{name} {accept}");
+            assert_eq!(headers["vary"], "accept-encoding", "{name} {accept}");
+            let expected_type = if name.ends_with(".js") { "text/javascript" } else { "text/html" };
+            assert!(headers["content-type"].to_str().unwrap().starts_with(expected_type), "{name}: {headers:?}");
+            assert_eq!(&response.bytes().await.unwrap()[..], &body[..], "{name} {accept}");
+        }
+    }
+
+    // The API's JSON is gzipped at answer time for a client that takes gzip, and varies with it;
+    // plain JSON otherwise.
+    let plain = get("/api/config".to_owned(), "identity").await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.unwrap();
+    let zipped = get("/api/config".to_owned(), "gzip, br").await.unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert!(zipped.headers()["vary"].to_str().unwrap().to_ascii_lowercase().contains("accept-encoding"));
+    assert!(zipped.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let zipped = zipped.bytes().await.unwrap();
+    assert!(zipped.len() < plain.len(), "{} bytes gzipped, {} plain", zipped.len(), plain.len());
+    assert_eq!(gunzip(&zipped), plain);
 }

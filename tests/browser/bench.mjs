@@ -1,6 +1,6 @@
 // The web app's benchmark (issue 7, part 5), a plain node script, not a test: the production bundle's
-// size, the offers page's time to interactive in headless Chromium on the local stack, and the time
-// from pressing "Pay" to the join link shown. Writes target/bench/web.json in the shared benchmark
+// size, what each page loads (bundle.mjs), the offers page's time to interactive in headless Chromium on
+// the local stack, and the time from pressing "Pay" to the join link shown. Writes target/bench/web.json in the shared benchmark
 // format (tests/README.md), which `bench-report` merges into BENCHMARKS.md.
 //
 //   node tests/browser/bench.mjs [--loads 10] [--pays 5]
@@ -10,13 +10,13 @@
 // figures run against `conference-backend dev` (harness.mjs; CONFERENCE_BACKEND_BIN picks the binary,
 // whose embedded web build is the one served).
 
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { launch, openPage, root, startStack } from './harness.mjs';
+import { pageBundles } from './bundle.mjs';
+import { launch, openPage, root, startStack, writeBenchFile } from './harness.mjs';
 
 const DIST = path.join(root, 'web/dist');
-const OUT = path.join(root, 'target/bench/web.json');
 const STEP_TIMEOUT_MS = 90_000;
 const log = (...args) => console.error(...args);
 
@@ -71,8 +71,10 @@ export function firstLoadFiles(html) {
 
 function bundleFigures() {
   statSync(path.join(DIST, 'index.html')); // throws a clear ENOENT when `make web` has not run
+  // The build's precompressed copies (`.br`, `.gz`: what the backend sends a browser) are not files of
+  // the app: each figure counts the original, at its gzip size.
   const sizes = new Map(
-    filesUnder(DIST).map((file) => {
+    filesUnder(DIST).filter((file) => !/\.(br|gz)$/.test(file)).map((file) => {
       const bytes = readFileSync(path.join(DIST, file));
       return [file, { raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length }];
     }),
@@ -90,7 +92,7 @@ function bundleFigures() {
       unit: 'kB',
       samples: [kB(sum(first, 'gzip'))],
       target: null,
-      note: `Gzip at level 9 (node's zlib), 1 kB = 1,000 bytes; raw ${kB(sum(first, 'raw'))} kB. The backend serves the files uncompressed, so this is what a compressing proxy in front of it would send.`,
+      note: `Gzip at level 9 (node's zlib), 1 kB = 1,000 bytes; raw ${kB(sum(first, 'raw'))} kB. The backend sends the build's brotli copies (smaller still) to browsers that take them, its gzip copies to those that take only gzip.`,
     },
     {
       id: 'web.bundle.firstLoad.raw',
@@ -207,6 +209,8 @@ async function browserFigures() {
   const stack = await startStack();
   const browser = await launch();
   try {
+    const pages = await pageBundles(browser, stack);
+    for (const p of pages) log(`  ${p.name} (${p.pathname}) loads ${kB(p.gzip)} kB gzip: ${p.files.join(', ')}`);
     log(`stack ready: ${stack.web}; one warm-up load, then ${LOADS} measured`);
     await loadOnce(browser, stack);
     const loads = [];
@@ -220,7 +224,17 @@ async function browserFigures() {
       log(`  pay ${i + 1}: join link shown after ${ms(pays[i])} ms`);
     }
     const group = 'Web app';
+    const perPage = pages.map((p) => ({
+      id: `web.bundle.page.${p.name}.gzip`,
+      group: 'Web app: what each page loads',
+      label: `${p.name} page (${p.pathname}), the files of web/dist it loads, gzip`,
+      unit: 'kB',
+      samples: [kB(p.gzip)],
+      target: null,
+      note: `A first visit without a wallet, until the network is idle: ${p.files.map(stableName).join(', ')}; raw ${kB(p.raw)} kB. Gzip at level 9 (node's zlib) of each file as built.`,
+    }));
     return [
+      ...perPage,
       {
         id: 'web.offers.timeToInteractive',
         group,
@@ -228,7 +242,7 @@ async function browserFigures() {
         unit: 'ms',
         samples: loads.map((l) => ms(l.interactive)),
         target: null,
-        note: `performance.now() in the page at the first document change after which the button is visible and enabled; ${LOADS} loads, each in a new browser context (empty cache, the wallet injected) after one uncounted warm-up load, on loopback with no network throttling. What bounds it: the first load's scripts, then GET /api/config and /api/offers, then three rounds of JSON-RPC reads of the chain (the terms of each offer, their providers, their offers' current terms) before the page draws the offers; reading them in one multicall, or from the backend's answer, would remove two round trips.`,
+        note: `performance.now() in the page at the first document change after which the button is visible and enabled; ${LOADS} loads, each in a new browser context (empty cache, the wallet injected) after one uncounted warm-up load, on loopback with no network throttling. What bounds it: the first load's scripts and the offers page's chunk, then GET /api/config and /api/offers (asked for together), after which the page draws the offers; the chain's details (two multicalls) fill in afterwards and are not waited for.`,
       },
       {
         id: 'web.offers.fetchedUntilInteractive',
@@ -237,7 +251,7 @@ async function browserFigures() {
         unit: 'kB',
         samples: loads.map((l) => kB(l.fetched)),
         target: null,
-        note: "The navigation and resource entries that ended by then, at their transfer size: the first load plus the offers page's own chunk and the API answers, uncompressed as the backend serves them.",
+        note: "The navigation and resource entries that ended by then, at their transfer size: the first load plus the offers page's own chunk and the API answers, as the backend sends them (the build's brotli copies, the API's JSON gzipped).",
       },
       {
         id: 'web.pay.toJoinLink',
@@ -259,12 +273,4 @@ async function browserFigures() {
 
 const bundle = bundleFigures();
 const timed = await browserFigures();
-const command = [
-  ...(process.env.CONFERENCE_BACKEND_BIN ? [`CONFERENCE_BACKEND_BIN=${process.env.CONFERENCE_BACKEND_BIN}`] : []),
-  'node',
-  path.relative(process.cwd(), process.argv[1]) || process.argv[1],
-  ...process.argv.slice(2),
-].join(' ');
-mkdirSync(path.dirname(OUT), { recursive: true });
-writeFileSync(OUT, `${JSON.stringify({ bench: 'web', command, figures: [...timed, ...bundle] }, null, 2)}\n`);
-log(`wrote ${path.relative(process.cwd(), OUT)}`);
+log(`wrote ${path.relative(process.cwd(), writeBenchFile('web', 'web', [...timed, ...bundle]))}`);

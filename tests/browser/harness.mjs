@@ -15,7 +15,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -328,5 +328,20 @@ export async function screenshot(page, name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/** Writes a benchmark's figures to target/bench/<name>.json in the shared format (tests/README.md,
+ *  "Benchmarks"), with the command line that ran it (and the backend binary it used); returns the path. */
+export function writeBenchFile(name, bench, figures) {
+  const command = [
+    ...(process.env.CONFERENCE_BACKEND_BIN ? [`CONFERENCE_BACKEND_BIN=${process.env.CONFERENCE_BACKEND_BIN}`] : []),
+    'node',
+    path.relative(process.cwd(), process.argv[1]) || process.argv[1],
+    ...process.argv.slice(2),
+  ].join(' ');
+  const file = path.join(root, 'target/bench', `${name}.json`);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ bench, command, figures }, null, 2)}\n`);
   return file;
 }

@@ -1,7 +1,14 @@
-// The chain as the page reads it: a viem public client straight to the public RPC endpoint the
-// service names (no wallet needed, so auditors can read everything), or through the visitor's wallet
-// when it names none; and the contracts' ABIs as the backend binds them. The formulas are in pricing.ts.
-import { createPublicClient, custom, defineChain, http, type Abi, type Chain, type EIP1193Provider, type PublicClient, type Transport } from 'viem';
+// The chain as the page reads it: a viem client straight to the public RPC endpoint the service names
+// (no wallet needed, so auditors can read everything), or through the visitor's wallet when it names
+// none; and the contracts' ABIs as the backend binds them. The formulas are in pricing.ts.
+//
+// The client carries only the reads the pages make (viem's public client would bring every action,
+// signature checks and all, into every page); the reads that send (simulate, estimate, receipts) live
+// in wallet.ts, loaded by the pages that sign. Contract reads made together go out as one multicall
+// (viem's deployless Multicall3: no contract needs to be deployed on the chain, the dev chain included),
+// and requests made together as one JSON-RPC batch, so a page asks the node in a few round trips.
+import { createClient, custom, defineChain, http, type Abi, type Chain, type Client, type EIP1193Provider, type PublicActions, type Transport } from 'viem';
+import { getBlock, getBlockNumber, getContractEvents, multicall, readContract } from 'viem/actions';
 import { abi as escrowAbiJson } from '../../backend/abi/ConferenceEscrow.json';
 import { abi as bookAbiJson } from '../../backend/abi/OfferBook.json';
 import { abi as registryAbiJson } from '../../backend/abi/ProviderRegistry.json';
@@ -30,21 +37,42 @@ export function serviceChain(cfg: Config): Chain {
   });
 }
 
-let client: PublicClient | undefined;
+/** The reads the pages make, as viem's public client names them. */
+type ReadActions = Pick<PublicActions<Transport, Chain>, 'readContract' | 'multicall' | 'getBlock' | 'getBlockNumber' | 'getContractEvents'>;
+
+/** A client of the service's chain with the pages' reads. */
+export type Reader = Client<Transport, Chain> & ReadActions;
+
+let client: Reader | undefined;
 
 /** Where reads go: the public endpoint the service names, else the wallet the page finds (EIP-1193). */
 function readTransport(cfg: Config): Transport {
-  if (cfg.rpcUrl) return http(cfg.rpcUrl);
+  // At most 50 requests a batch: public endpoints cap their batches, anvil does not.
+  if (cfg.rpcUrl) return http(cfg.rpcUrl, { batch: { batchSize: 50 } });
   const wallet = (globalThis as { ethereum?: EIP1193Provider }).ethereum;
   if (wallet) return custom(wallet);
   throw new UserError('This service names no public endpoint of its chain: install a wallet (MetaMask) to read it.');
 }
 
-/** One public client per page load, reading from the service's public RPC (or the wallet). */
-export function publicClient(cfg: Config): PublicClient {
+/** One client per page load, reading from the service's public RPC (or the wallet). */
+export function publicClient(cfg: Config): Reader {
   // No cached block number: a page that redraws right after its own transaction must read up to the
   // block that holds it (viem otherwise reuses the head it saw up to `cacheTime` ago).
-  client ??= createPublicClient({ chain: serviceChain(cfg), transport: readTransport(cfg), pollingInterval: 500, cacheTime: 0 });
+  client ??= createClient({
+    chain: serviceChain(cfg),
+    transport: readTransport(cfg),
+    pollingInterval: 500,
+    cacheTime: 0,
+    batch: { multicall: { deployless: true } },
+  }).extend(
+    (c): ReadActions => ({
+      readContract: (args) => readContract(c, args as Parameters<typeof readContract>[1]),
+      multicall: (args) => multicall(c, args as Parameters<typeof multicall>[1]),
+      getBlock: (args) => getBlock(c, args as Parameters<typeof getBlock>[1]),
+      getBlockNumber: (args) => getBlockNumber(c, args),
+      getContractEvents: (args) => getContractEvents(c, args as Parameters<typeof getContractEvents>[1]),
+    }) as ReadActions,
+  );
   return client;
 }
 

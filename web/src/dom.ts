@@ -41,3 +41,9 @@ export function showNotice(message: string | null): void {
   region.textContent = message ?? '';
   region.hidden = !message;
 }
+
+/** A wide table's scroll box: a labelled region that takes focus, so that it scrolls from the keyboard
+ *  (and Safari, which does not focus scroll boxes by itself, reaches it) when the table is wider than it. */
+export function scrollBox(label: string, table: HTMLTableElement): HTMLElement {
+  return h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': label }, table);
+}

@@ -2,9 +2,9 @@
 // the escrow's events, and every figure recomputed here from the contracts' formulas
 // (pricing.ts, which follows contracts/src/libraries/Pricing.sol; ConferenceEscrow `_settle`,
 // `_cancel`, `close`), so an auditor needs to trust neither the service nor the events' own arithmetic.
-import { zeroAddress, type Hex, type PublicClient } from 'viem';
+import { zeroAddress, type Hex } from 'viem';
 import type { AgreementSummary, Model, ProbesView } from './api';
-import { bookAbi, escrowAbi } from './chain';
+import { bookAbi, escrowAbi, type Reader } from './chain';
 import type { Config } from './config';
 import { measure, NO_EVIDENCE, type EvidenceRecord, type Measured } from './evidence';
 import { chargeFor, depositFor, minutesBought, splitCharge, surchargeBps, surcharged } from './pricing';
@@ -136,7 +136,7 @@ interface RawLog {
 const CHUNK = 5_000n;
 
 /** Every event `abi` describes that `address` emitted since `fromBlock`, oldest first, in chunks. */
-export async function readEvents(client: PublicClient, address: `0x${string}`, abi: typeof escrowAbi, fromBlock: bigint, toBlock: bigint): Promise<RawLog[]> {
+export async function readEvents(client: Reader, address: `0x${string}`, abi: typeof escrowAbi, fromBlock: bigint, toBlock: bigint): Promise<RawLog[]> {
   const logs: RawLog[] = [];
   for (let from = fromBlock; from <= toBlock; from += CHUNK) {
     const to = from + CHUNK - 1n < toBlock ? from + CHUNK - 1n : toBlock;
@@ -147,7 +147,7 @@ export async function readEvents(client: PublicClient, address: `0x${string}`, a
 }
 
 /** A terms version from `termsOf`, typed. */
-export async function readTerms(client: PublicClient, cfg: Config, termsId: number): Promise<ChainTerms> {
+export async function readTerms(client: Reader, cfg: Config, termsId: number): Promise<ChainTerms> {
   const t = (await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'termsOf', args: [termsId] })) as {
     price: bigint; maxDuration: number; offerId: number; regions: number; gdprSurchargeBps: number; regionSurchargeBps: number;
     model: number; tokenId: number; gdpr: boolean; open: boolean; owner: `0x${string}`; margin: bigint; minimumCharge: bigint;
@@ -174,7 +174,7 @@ export async function readTerms(client: PublicClient, cfg: Config, termsId: numb
 }
 
 /** Reads the escrow's whole history from `config.deployBlock` and recomputes every figure. */
-export async function readLedger(client: PublicClient, cfg: Config): Promise<Ledger> {
+export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
   const toBlock = await client.getBlockNumber();
   const logs = await readEvents(client, cfg.escrow, escrowAbi, BigInt(cfg.deployBlock), toBlock);
 
@@ -511,7 +511,7 @@ export interface ChainOffer {
 
 const OFFER_STATUSES: ChainOffer['status'][] = ['none', 'draft', 'open', 'retired'];
 
-export async function readOffer(client: PublicClient, cfg: Config, offerId: number): Promise<ChainOffer> {
+export async function readOffer(client: Reader, cfg: Config, offerId: number): Promise<ChainOffer> {
   const o = (await client.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] })) as {
     owner: `0x${string}`; status: number; termsId: number;
     params: { model: number; tokenId: number; maxDuration: number; margin: bigint; minimumCharge: bigint };

@@ -1,15 +1,18 @@
-// The app's one entry (index.html loads it): the styles, the header's wallet, and the table of pages
-// handed to the router. Nothing imports this module; pages take `Page` and `navigate` from router.ts.
+// The app's one entry (index.html loads it): the styles, the header's "Connect wallet", and the table of
+// pages handed to the router. Nothing imports this module; pages take `Page` and `navigate` from router.ts.
 import './style.css';
-// The header's wallet (connect, account, network, balances) on every page.
-import './wallet';
+import { config } from './config';
+import { drawHeader } from './header';
 import { startRouter } from './router';
 
+// Every page needs the service's config: asked for while the page's code loads.
+void config().catch(() => {});
+drawHeader();
 startRouter([
-  [/^\/$/, () => import('./pages/offers')],
-  [/^\/agreement\/(\d+)$/, () => import('./pages/agreement')],
-  [/^\/history$/, () => import('./pages/history')],
-  [/^\/join\/(\d+)$/, () => import('./pages/join')],
-  [/^\/provider$/, () => import('./pages/provider')],
-  [/^\/audit$/, () => import('./pages/audit')],
+  [/^\/$/, () => import('./pages/offers'), () => 'Book a conference'],
+  [/^\/agreement\/(\d+)$/, () => import('./pages/agreement'), ([id]) => `Agreement ${id}`],
+  [/^\/history$/, () => import('./pages/history'), () => 'My agreements'],
+  [/^\/join\/(\d+)$/, () => import('./pages/join'), ([id]) => `Join conference ${id}`],
+  [/^\/provider$/, () => import('./pages/provider'), () => 'Providers'],
+  [/^\/audit$/, () => import('./pages/audit'), () => 'Audit'],
 ]);

@@ -10,13 +10,19 @@ import { userMessage } from './errors';
 /** A page draws itself into `root`; it may return a function that stops its streams and timers. */
 export type Page = (root: HTMLElement, params: string[]) => Promise<(() => void) | void> | (() => void) | void;
 
-/** A path pattern (its groups are the page's params) and the page's module, loaded on demand. */
-export type Route = [pattern: RegExp, load: () => Promise<{ default: Page }>];
+/** A path pattern (its groups are the page's params), the page's module, loaded on demand, and the
+ *  page's title from its params (the document's title is `<title> · Conference escrow`). */
+export type Route = [pattern: RegExp, load: () => Promise<{ default: Page }>, title: (params: string[]) => string];
+
+const SITE = 'Conference escrow';
 
 let routes: readonly Route[] = [];
 let stopCurrent: (() => void) | void;
 
-async function show(path: string): Promise<void> {
+/** Shows the page at `path`. `moveFocus`: after an in-app navigation, focus moves to the new page's
+ *  content (screen readers announce it); on the first load it stays where the browser put it, so the
+ *  skip link, the navigation and "Connect wallet" come first in the tab order. */
+async function show(path: string, moveFocus: boolean): Promise<void> {
   stopCurrent?.();
   stopCurrent = undefined;
   showError(null);
@@ -26,10 +32,13 @@ async function show(path: string): Promise<void> {
   }
   const route = routes.find(([pattern]) => pattern.test(path));
   if (!route) {
+    document.title = `Not found · ${SITE}`;
     replace(main, h('h1', {}, 'Not found'), h('p', {}, 'There is no page here. ', h('a', { href: '/' }, 'See the offers.')));
+    if (moveFocus) main.focus({ preventScroll: true });
     return;
   }
   const params = path.match(route[0])!.slice(1);
+  document.title = `${route[2](params)} · ${SITE}`;
   replace(main);
   try {
     const page = (await route[1]()).default;
@@ -37,14 +46,14 @@ async function show(path: string): Promise<void> {
   } catch (err) {
     showError(userMessage(err));
   }
-  main.focus({ preventScroll: true });
+  if (moveFocus) main.focus({ preventScroll: true });
 }
 
 /** Navigates without a reload: same-origin links and `navigate('/agreement/7')`. */
 export function navigate(path: string): void {
   history.pushState(null, '', path);
   // A fragment (`/audit#agreement-7`) stays in the address for the page to read; routes match the path.
-  void show(location.pathname);
+  void show(location.pathname, true);
 }
 
 /** Routes same-origin link clicks and the back and forward buttons through `table`, and shows the
@@ -58,6 +67,6 @@ export function startRouter(table: readonly Route[]): void {
     event.preventDefault();
     navigate(link.pathname + link.search + link.hash);
   });
-  window.addEventListener('popstate', () => void show(location.pathname));
-  void show(location.pathname);
+  window.addEventListener('popstate', () => void show(location.pathname, true));
+  void show(location.pathname, false);
 }

@@ -1,6 +1,9 @@
 // The customer's wallet: EIP-6963 discovery (several wallets: the user chooses; none announced:
 // `window.ethereum`), connecting, the service's chain, the header's account and balances, and sending
 // transactions through a viem wallet client while reading receipts from the service's RPC.
+//
+// Only the pages that sign load this module (and the header's "Connect wallet", when pressed: see
+// header.ts): it brings viem's wallet client and the reads that come with sending.
 import {
   createWalletClient,
   custom,
@@ -12,11 +15,13 @@ import {
   type TransactionReceipt,
   type WalletClient,
 } from 'viem';
+import { estimateContractGas, getBalance, getGasPrice, simulateContract, waitForTransactionReceipt } from 'viem/actions';
 import { erc20Abi, explorerLink, publicClient, serviceChain } from './chain';
 import { config, type Config } from './config';
 import { h, replace, showError, showNotice } from './dom';
 import { errorCode, UserError, userMessage } from './errors';
 import { formatAmount, formatAmountShort, shortAddress } from './format';
+import { connectButton } from './header';
 
 /** What an EIP-1193 provider offers the page. */
 export interface Eip1193 {
@@ -248,8 +253,7 @@ export interface Call {
  *  for its receipt on the service's RPC, following a replacement. `what` names it in sentences. */
 export async function send(what: string, call: Call): Promise<TransactionReceipt> {
   const { cfg, account: from, client } = await ready();
-  const reader = publicClient(cfg);
-  await reader.simulateContract({ ...call, account: from } as Parameters<typeof reader.simulateContract>[0]);
+  await simulateContract(publicClient(cfg), { ...call, account: from } as Parameters<typeof simulateContract>[1]);
   showNotice(`Confirm in ${state.name}: ${what}.`);
   let hash: Hash;
   try {
@@ -260,6 +264,16 @@ export async function send(what: string, call: Call): Promise<TransactionReceipt
   return waitFor(cfg, what, hash);
 }
 
+/** What sending `call` from `from` would cost: its gas and the gas price, read from the service's RPC. */
+export async function gasCost(cfg: Config, call: Call, from: Address): Promise<{ gas: bigint; gasPrice: bigint }> {
+  const reader = publicClient(cfg);
+  const [gas, gasPrice] = await Promise.all([
+    estimateContractGas(reader, { ...call, account: from } as Parameters<typeof estimateContractGas>[1]),
+    getGasPrice(reader),
+  ]);
+  return { gas, gasPrice };
+}
+
 /** Waits for a transaction's receipt; a replaced transaction is followed and reported, a reverted or
  *  dropped one becomes a sentence. */
 export async function waitFor(cfg: Config, what: string, hash: Hash): Promise<TransactionReceipt> {
@@ -267,7 +281,7 @@ export async function waitFor(cfg: Config, what: string, hash: Hash): Promise<Tr
   showNotice(`Sent (${link}): waiting for it to be included in a block…`);
   let replacedBy: string | null = null;
   try {
-    const receipt = await publicClient(cfg).waitForTransactionReceipt({
+    const receipt = await waitForTransactionReceipt(publicClient(cfg), {
       hash,
       timeout: 300_000,
       onReplaced: (replacement) => {
@@ -314,7 +328,7 @@ async function refreshBalances(): Promise<void> {
       cfg.tokens.map(async (token) => {
         const units =
           token.address === null
-            ? await reader.getBalance({ address: state.account! })
+            ? await getBalance(reader, { address: state.account! })
             : ((await reader.readContract({ address: token.address, abi: erc20Abi, functionName: 'balanceOf', args: [state.account!] })) as bigint);
         return h(
           'li',
@@ -342,10 +356,7 @@ export async function renderHeader(): Promise<void> {
   if (!slot) return;
   const cfg = await config().catch(() => null);
   if (!state.account) {
-    replace(
-      slot,
-      h('button', { type: 'button', id: 'connect', 'data-testid': 'connect', onclick: () => void connectFromHeader() }, 'Connect wallet'),
-    );
+    replace(slot, connectButton());
     return;
   }
   const wrong = cfg !== null && state.chainId !== cfg.chainId;
@@ -369,7 +380,8 @@ export async function renderHeader(): Promise<void> {
   if (!wrong) await refreshBalances();
 }
 
-async function connectFromHeader(): Promise<void> {
+/** The header's "Connect wallet": connects, or shows why not. */
+export async function connectFromHeader(): Promise<void> {
   showError(null);
   try {
     await connect();

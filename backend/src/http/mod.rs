@@ -5,7 +5,9 @@
 //! [`participants`] (who may join), [`join`] (join tokens), [`session`] (Sign-In with Ethereum),
 //! [`ops`] (health, readiness, metrics, this API's OpenAPI document) and [`web`] (the web app's build).
 //! Handlers are small: they read the store and shape JSON; they never act on the chain or the
-//! orchestrator. Every 4xx and 5xx is an [`error::ApiError`].
+//! orchestrator. Every 4xx and 5xx is an [`error::ApiError`]. Answers are gzipped for clients that take
+//! it, except progress streams (server-sent events: each event must leave as it happens) and what the
+//! web app's build carries precompressed ([`web`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,7 +18,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::{compression::CompressionLayer, timeout::RequestBodyTimeoutLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -110,7 +112,25 @@ pub fn router(ctx: ApiContext) -> Router {
                 response
             }
         }))
+        // gzip where the client accepts it. Its default predicate leaves server-sent events
+        // (`text/event-stream`), images and answers under 32 bytes alone, and it never compresses an
+        // answer that already has a `Content-Encoding` (the build's precompressed files).
+        .layer(CompressionLayer::new())
+        .layer(axum::middleware::map_response(vary_on_encoding))
         .with_state(ctx)
+}
+
+/// A compressed answer varies with the request's `Accept-Encoding`: caches must not hand it to a
+/// client that did not ask for it (tower-http 0.6's compression does not say so itself).
+async fn vary_on_encoding(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let says_so = headers.get_all(header::VARY).iter().any(|value| {
+        value.to_str().is_ok_and(|v| v.split(',').any(|name| name.trim().eq_ignore_ascii_case("accept-encoding")))
+    });
+    if headers.contains_key(header::CONTENT_ENCODING) && !says_so {
+        headers.append(header::VARY, header::HeaderValue::from_static("accept-encoding"));
+    }
+    response
 }
 
 /// The answer to `request`, or a 408 if it is not ready within `timeout` (a progress stream is ready

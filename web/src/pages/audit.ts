@@ -6,7 +6,7 @@
 import { api, type AgreementSummary, type ProbesView } from '../api';
 import { explorerLink, publicClient } from '../chain';
 import { config, regionNames, token, type Config, type ContractInfo } from '../config';
-import { h, replace, showNotice } from '../dom';
+import { h, replace, scrollBox, showNotice } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
 import { evidenceSelfCheck } from '../evidence';
@@ -15,7 +15,7 @@ import { selfCheck } from '../pricing';
 import type { Page } from '../router';
 
 /** The audit table's columns. */
-const COLUMNS = ['Agreement', 'Offer', 'Status', 'Check', 'Deposit', 'Used', 'Availability', 'Charged', 'Refund', ''];
+const COLUMNS = ['Agreement', 'Offer', 'Status', 'Check', 'Deposit', 'Used', 'Availability', 'Charged', 'Refund', 'Evidence'];
 
 /** The columns of an agreement's conferences (its evidence) and of the service's probes. */
 const SETTLEMENT_COLUMNS = ['#', 'Started', 'Ended', 'Region', 'Availability reported', 'Charge (event)', 'Charge (recomputed)', 'Transaction'];
@@ -31,12 +31,8 @@ type Evidence = { view: ProbesView; checks: EvidenceCheck[] } | 'pending' | { er
 /** How many agreements' records the page reads at once. */
 const EVIDENCE_READS = 4;
 
-/** A table's scroll box. The tables fit a 1280 px window and become one card per row below 760 px
- *  (style.css, `table.cards`); in between, or with unusually long figures, a table can still be wider than
- *  its box, so the box is a labelled region that takes focus and scrolls from the keyboard. */
-function scrollBox(label: string, table: HTMLTableElement): HTMLElement {
-  return h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': label }, table);
-}
+// The tables fit a 1280 px window and become one card per row below 760 px (style.css, `table.cards`); in
+// between, or with unusually long figures, a table can still be wider than its box: `scrollBox` (dom.ts).
 
 /** The most agreements the service lists in one answer (the API's maximum). */
 const PAGE = 1000;
@@ -329,7 +325,12 @@ const page: Page = async (root) => {
       return next;
     };
     const settled = ledger.agreements.filter((ag) => ag.sessions.some((s) => s.evidence !== null));
-    replace(tbody, ...ledger.agreements.flatMap((ag) => draw(ag, settled.includes(ag) ? 'pending' : null)));
+    replace(
+      tbody,
+      ...(ledger.agreements.length
+        ? ledger.agreements.flatMap((ag) => draw(ag, settled.includes(ag) ? 'pending' : null))
+        : [h('tr', { class: 'empty' }, h('td', { colspan: COLUMNS.length }, 'No agreement has been signed on this escrow yet.'))]),
+    );
     status.textContent = `Recomputing the evidence of ${settled.length} settled agreements from the records the service serves…`;
     const evidence = new Map<number, EvidenceCheck[]>();
     await inParallel(settled, EVIDENCE_READS, async (ag) => {

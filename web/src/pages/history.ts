@@ -1,7 +1,7 @@
 // The connected customer's agreements (`/history`), newest first, each linking to its page.
 import { api } from '../api';
 import { config, token as tokenOf } from '../config';
-import { h, replace, showError } from '../dom';
+import { h, replace, scrollBox, showError } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatTime } from '../format';
 import type { Page } from '../router';
@@ -32,9 +32,8 @@ const page: Page = async (root) => {
       }
       replace(
         body,
-        h(
-          'div',
-          { class: 'table-scroll' },
+        scrollBox(
+          'Your agreements',
           h(
             'table',
             { id: 'history-table', 'data-testid': 'history-table' },

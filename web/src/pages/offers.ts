@@ -19,7 +19,7 @@ import { UserError, userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatSurcharged } from '../format';
 import { depositFor } from '../pricing';
 import { navigate, type Page } from '../router';
-import { account, connect, eventsOf, onServiceChain, onWalletChange, send, type Call } from '../wallet';
+import type { Call } from '../wallet';
 
 /** What each model sells, in one sentence. */
 const MODEL_TEXT: Record<string, { title: string; sentence: string; unit: string }> = {
@@ -75,44 +75,57 @@ interface Offer {
   token: TokenInfo;
 }
 
-const page: Page = async (root) => {
-  const cfg = await config();
+/** What the escrow, the book and the registry add to the service's listing: each offer's terms as the
+ *  escrow stores them (null where the chain did not answer), its providers' roles, and each offer's
+ *  current terms version (a vote may have replaced a listed one). */
+interface ChainDetails {
+  terms: Map<number, ChainTerms | null>;
+  roles: Map<number, string>;
+  current: Map<number, number>;
+}
+
+/** The chain's details of `listed`, in two rounds of reads (each one multicall: chain.ts). */
+async function readDetails(cfg: Config, listed: Terms[]): Promise<ChainDetails> {
   const reader = publicClient(cfg);
-  replace(
-    root,
-    h('h1', {}, 'Book a conference'),
-    h('p', { class: 'hint' }, 'Your money is locked in the escrow contract, not paid to anyone: providers are paid for what the conference used, and the rest comes back to you.'),
-    h('p', { id: 'offers-loading', class: 'hint' }, 'Loading the offers…'),
-  );
-  const listed = (await api.offers()).filter((t) => t.open).sort((a, b) => a.id - b.id);
-  const offers: Offer[] = await Promise.all(
-    listed.map(async (terms) => ({
-      terms,
-      token: tokenOf(cfg, terms.tokenId),
-      chain: (await reader
-        .readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'termsOf', args: [terms.id] })
-        .catch(() => null)) as ChainTerms | null,
-    })),
-  );
+  const terms = new Map<number, ChainTerms | null>();
+  const current = new Map<number, number>();
+  await Promise.all([
+    ...listed.map(async (t) => {
+      const chain = await reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'termsOf', args: [t.id] }).catch(() => null);
+      terms.set(t.id, chain as ChainTerms | null);
+    }),
+    ...[...new Set(listed.map((t) => t.offerId))].map(async (offerId) => {
+      const o = (await reader.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] }).catch(() => null)) as { termsId: number } | null;
+      if (o) current.set(offerId, Number(o.termsId));
+    }),
+  ]);
   // The providers' roles, for the division of income.
-  const providerIds = [...new Set(offers.flatMap((o) => o.chain?.shares.map((s) => s.providerId) ?? []))];
   const roles = new Map<number, string>();
+  const providerIds = [...new Set([...terms.values()].flatMap((chain) => chain?.shares.map((s) => s.providerId) ?? []))];
   await Promise.all(
     providerIds.map(async (id) => {
       const p = (await reader.readContract({ address: cfg.registry, abi: registryAbi, functionName: 'providerOf', args: [id] }).catch(() => null)) as { role: number } | null;
       if (p) roles.set(id, ROLES[p.role] ?? 'provider');
     }),
   );
-  // Offers whose book entry moved on (a vote replaced these terms) are flagged.
-  const currentTerms = new Map<number, number>();
-  await Promise.all(
-    [...new Set(offers.map((o) => o.terms.offerId))].map(async (offerId) => {
-      const o = (await reader.readContract({ address: cfg.book, abi: bookAbi, functionName: 'offerOf', args: [offerId] }).catch(() => null)) as { termsId: number } | null;
-      if (o) currentTerms.set(offerId, Number(o.termsId));
-    }),
-  );
+  return { terms, roles, current };
+}
+
+const page: Page = async (root) => {
+  const intro = () => [
+    h('h1', {}, 'Book a conference'),
+    h('p', { class: 'hint' }, 'Your money is locked in the escrow contract, not paid to anyone: providers are paid for what the conference used, and the rest comes back to you.'),
+  ];
+  replace(root, ...intro(), h('p', { id: 'offers-loading', class: 'hint' }, 'Loading the offers…'));
+  // The offers are drawn from the service's listing at once; what only the chain knows (surcharges, the
+  // division of income, a vote that replaced the terms) fills in when the chain answers.
+  const [cfg, all] = await Promise.all([config(), api.offers()]);
+  const listed = all.filter((t) => t.open).sort((a, b) => a.id - b.id);
+  const offers: Offer[] = listed.map((terms) => ({ terms, token: tokenOf(cfg, terms.tokenId), chain: null }));
+  const details = readDetails(cfg, listed);
 
   const formSlot = h('section', { id: 'terms', 'aria-label': 'Your terms' });
+  const cards: { offer: Offer; fill: (details: ChainDetails) => void }[] = [];
   const groups = MODELS.map((model) => {
     const ofModel = offers.filter((o) => o.terms.model === model);
     if (ofModel.length === 0) return null;
@@ -122,36 +135,67 @@ const page: Page = async (root) => {
       { class: 'model-group', 'data-model': model, 'aria-labelledby': `model-${model}` },
       h('h2', { id: `model-${model}` }, text.title),
       h('p', { class: 'hint' }, text.sentence),
-      h('ul', { class: 'offers' }, ...ofModel.map((o) => offerCard(cfg, o, roles, currentTerms, () => void choose(o)))),
+      h(
+        'ul',
+        { class: 'offers' },
+        ...ofModel.map((o) => {
+          const card = offerCard(cfg, o, () => void choose(o));
+          cards.push({ offer: o, fill: card.fill });
+          return card.element;
+        }),
+      ),
     );
   });
-  replace(
-    root,
-    h('h1', {}, 'Book a conference'),
-    h('p', { class: 'hint' }, 'Your money is locked in the escrow contract, not paid to anyone: providers are paid for what the conference used, and the rest comes back to you.'),
-    offers.length ? null : h('p', {}, 'No offer is open right now: come back later.'),
-    ...groups,
-    formSlot,
-  );
+  replace(root, ...intro(), offers.length ? null : h('p', {}, 'No offer is open right now: come back later.'), ...groups, formSlot);
+
+  let closed = false;
+  void details.then((d) => {
+    if (closed) return;
+    for (const { offer, fill } of cards) {
+      offer.chain = d.terms.get(offer.terms.id) ?? null;
+      fill(d);
+    }
+  });
 
   let stopForm: (() => void) | undefined;
   async function choose(o: Offer): Promise<void> {
     stopForm?.();
     showError(null);
-    stopForm = await termsForm(cfg, o, formSlot);
+    try {
+      // The form names the surcharges: it waits for the chain's copy of the terms (read by now, mostly).
+      o.chain = (await details).terms.get(o.terms.id) ?? null;
+      stopForm = await termsForm(cfg, o, formSlot);
+    } catch (err) {
+      showError(userMessage(err));
+      return;
+    }
     formSlot.querySelector<HTMLElement>('h2')?.focus();
   }
-  return () => stopForm?.();
+  return () => {
+    closed = true;
+    stopForm?.();
+  };
 };
 export default page;
 
-function offerCard(cfg: Config, o: Offer, roles: Map<number, string>, current: Map<number, number>, onChoose: () => void): HTMLElement {
-  const { terms, chain, token } = o;
+/** An offer's card from the service's listing, and the function that adds what the chain says. Every
+ *  figure the chain gives has its place from the start (an ellipsis until it is read), so the cards
+ *  do not move when it arrives. */
+function offerCard(cfg: Config, o: Offer, onChoose: () => void): { element: HTMLElement; fill: (details: ChainDetails) => void } {
+  const { terms, token } = o;
   const text = MODEL_TEXT[terms.model];
   const price = BigInt(terms.price);
   const served = regionNames(cfg, terms.regions).join(', ') || 'none';
-  const total = chain ? chain.shares.reduce((sum, s) => sum + s.component, 0n) + chain.margin : 0n;
-  return h(
+  const regionSurcharge = h('span', {}, ' (allowing fewer: +…)');
+  const gdprSurcharge = h('span', {}, terms.gdpr ? ' (requiring it: +…)' : '');
+  const split = h(
+    'details',
+    { class: 'split' },
+    h('summary', {}, 'Who gets what', h('span', { class: 'visually-hidden' }, ` for offer ${terms.offerId}, terms ${terms.id}`)),
+    h('p', { class: 'hint' }, 'Reading the division of income from the escrow…'),
+  );
+  const closing = h('p', { class: 'hint', hidden: true }, 'The providers voted new terms for this offer: this version is closing.');
+  const element = h(
     'li',
     { class: 'offer card', 'data-terms-id': terms.id, 'data-testid': `offer-${terms.id}` },
     h('h3', {}, `Offer ${terms.offerId}`, h('span', { class: 'hint' }, ` · terms ${terms.id} · paid in ${token.symbol}`)),
@@ -164,30 +208,41 @@ function offerCard(cfg: Config, o: Offer, roles: Map<number, string>, current: M
       terms.model === 'flexiblePeriod' ? h('dt', {}, 'Minimum charge') : null,
       terms.model === 'flexiblePeriod' ? h('dd', {}, amount(BigInt(terms.minimumCharge), token), ' (not refundable)') : null,
       h('dt', {}, 'Regions'),
-      h('dd', {}, served, chain ? ` (allowing fewer: +${formatBps(chain.regionSurchargeBps)})` : ''),
+      h('dd', {}, served, regionSurcharge),
       h('dt', {}, 'GDPR'),
-      h('dd', {}, terms.gdpr ? `every provider is compliant${chain ? ` (requiring it: +${formatBps(chain.gdprSurchargeBps)})` : ''}` : 'not available'),
+      h('dd', {}, terms.gdpr ? 'every provider is compliant' : 'not available', gdprSurcharge),
     ),
-    chain
-      ? h(
-          'details',
-          { class: 'split' },
-          h('summary', {}, 'Who gets what'),
-          h(
-            'ul',
-            { 'data-testid': `split-${terms.id}` },
-            ...chain.shares.map((s) =>
-              h('li', { 'data-provider-id': s.providerId }, `Provider ${s.providerId} (${roles.get(s.providerId) ?? 'provider'}): `, amount(s.component, token), ` ${text.unit}`, total ? ` (${formatBps(Number((s.component * 10000n) / total))})` : ''),
-            ),
-            h('li', {}, 'The offer’s owner (margin): ', amount(chain.margin, token), ` ${text.unit}`),
-          ),
-        )
-      : h('p', { class: 'hint' }, 'The chain did not answer: the division of income is not shown.'),
-    current.get(terms.offerId) !== undefined && current.get(terms.offerId) !== terms.id
-      ? h('p', { class: 'hint' }, 'The providers voted new terms for this offer: this version is closing.')
-      : null,
-    h('button', { type: 'button', 'data-testid': `choose-${terms.id}`, 'data-terms-id': terms.id, onclick: onChoose }, 'Choose this offer'),
+    split,
+    closing,
+    h(
+      'button',
+      { type: 'button', 'data-testid': `choose-${terms.id}`, 'data-terms-id': terms.id, onclick: onChoose },
+      'Choose this offer',
+      h('span', { class: 'visually-hidden' }, ` ${terms.offerId} (terms ${terms.id})`),
+    ),
   );
+  const fill = ({ terms: chainTerms, roles, current }: ChainDetails) => {
+    const chain = chainTerms.get(terms.id) ?? null;
+    regionSurcharge.textContent = chain ? ` (allowing fewer: +${formatBps(chain.regionSurchargeBps)})` : '';
+    gdprSurcharge.textContent = chain && terms.gdpr ? ` (requiring it: +${formatBps(chain.gdprSurchargeBps)})` : '';
+    closing.hidden = current.get(terms.offerId) === undefined || current.get(terms.offerId) === terms.id;
+    if (!chain) {
+      split.replaceWith(h('p', { class: 'hint' }, 'The chain did not answer: the division of income is not shown.'));
+      return;
+    }
+    const total = chain.shares.reduce((sum, s) => sum + s.component, 0n) + chain.margin;
+    split.lastElementChild!.replaceWith(
+      h(
+        'ul',
+        { 'data-testid': `split-${terms.id}` },
+        ...chain.shares.map((s) =>
+          h('li', { 'data-provider-id': s.providerId }, `Provider ${s.providerId} (${roles.get(s.providerId) ?? 'provider'}): `, amount(s.component, token), ` ${text.unit}`, total ? ` (${formatBps(Number((s.component * 10000n) / total))})` : ''),
+        ),
+        h('li', {}, 'The offer’s owner (margin): ', amount(chain.margin, token), ` ${text.unit}`),
+      ),
+    );
+  };
+  return { element, fill };
 }
 
 /** What the customer asked for, read from the form; throws a sentence when something is missing. */
@@ -205,6 +260,8 @@ interface Wanted {
 async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() => void> {
   const { terms, chain, token } = o;
   const reader = publicClient(cfg);
+  // Paying signs: the wallet's code loads with the form, not with the offers.
+  const { account, connect, eventsOf, gasCost, onServiceChain, onWalletChange, send } = await import('../wallet');
   const model = terms.model;
   const text = MODEL_TEXT[model];
   const chainNow = Number((await reader.getBlock({ blockTag: 'latest' })).timestamp);
@@ -323,10 +380,7 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
         }
         const gasCall: Call = needsApproval ? { address: token.address!, abi: erc20Abi, functionName: 'approve', args: [cfg.escrow, deposit] } : callFor(w, deposit);
         try {
-          const [gas, gasPrice] = await Promise.all([
-            reader.estimateContractGas({ ...gasCall, account: who } as Parameters<typeof reader.estimateContractGas>[0]),
-            reader.getGasPrice(),
-          ]);
+          const { gas, gasPrice } = await gasCost(cfg, gasCall, who);
           const eth = tokenOf(cfg, 0);
           gasLine = h('span', { id: 'quote-gas', 'data-testid': 'quote-gas', 'data-wei': (gas * gasPrice).toString(), 'data-gas': gas.toString() }, `about ${formatAmount(gas * gasPrice, eth)} (${gas} gas${needsApproval ? ', the approval; paying costs about as much again' : ''})`);
         } catch (err) {

@@ -7,7 +7,7 @@ import { BaseError, ContractFunctionRevertedError, getAddress, isAddress, type A
 import { api, type Report } from '../api';
 import { bookAbi, escrowAbi, explorerLink, publicClient, registryAbi } from '../chain';
 import { config, regionNames, token, type Config } from '../config';
-import { h, replace, showError, showNotice } from '../dom';
+import { h, replace, scrollBox, showError, showNotice } from '../dom';
 import { userMessage } from '../errors';
 import { formatAmount, formatBps, formatTime, shortAddress } from '../format';
 import { incomeOf, readEvents, readLedger, readOffer, readTerms, type ChainOffer, type ChainTerms, type IncomeLine, type Share } from '../ledger';
@@ -298,7 +298,7 @@ const page: Page = async (root) => {
       h('h2', {}, 'Your offers'),
       h('p', { class: 'hint' }, 'Each offer’s price is its providers’ components plus the owner’s margin; every charge is split in that proportion. Amounts in base units are per the model’s unit (conference, second or minute).'),
       offers.length
-        ? h('div', { class: 'table-scroll' }, h('table', { id: 'offers-table' },
+        ? scrollBox('Your offers', h('table', { id: 'offers-table' },
           h('thead', {}, h('tr', {}, ...['Offer', 'Model', 'Status', 'Your component', 'Price', '', 'Shares (base units)'].map((x) => h('th', { scope: 'col' }, x)))),
           h('tbody', {}, ...rows)))
         : h('p', { class: 'muted' }, 'No offer names your provider yet: an offer admin drafts offers and names their providers.'));
@@ -359,7 +359,7 @@ const page: Page = async (root) => {
       h('h2', {}, 'Proposals'),
       h('p', { class: 'hint' }, 'A proposal passes when, before its deadline, more than half of its electorate votes yes (the offer’s providers still registered when it was made), every provider it adds votes yes, every provider whose pay it lowers (its component, or its part of the minimum charge) votes yes, and the offer’s owner votes yes if it changes the margin or lowers the owner’s part of the minimum charge. Providers that left the registry no longer propose or vote. Anyone may then execute it, which opens a new terms version; agreements keep the terms they signed.'),
       proposals.length
-        ? h('div', { class: 'table-scroll' }, h('table', { id: 'proposals-table' },
+        ? scrollBox('Proposals', h('table', { id: 'proposals-table' },
           h('thead', {}, h('tr', {}, ...['Proposal', 'Offer', 'Status', '', 'Proposed terms', 'Votes', 'Deadline'].map((x) => h('th', { scope: 'col' }, x)))),
           h('tbody', {}, ...rows)))
         : h('p', { class: 'muted' }, 'No proposal on your offers.'));
@@ -514,7 +514,7 @@ const page: Page = async (root) => {
       h('h3', {}, 'Per offer'),
       offerRows.length ? h('table', { id: 'income-offers' }, h('thead', {}, h('tr', {}, ...['Offer', 'Settlements', 'Your income'].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...offerRows)) : h('p', { class: 'muted' }, 'No settled charge yet.'),
       h('h3', {}, 'Per agreement'),
-      agreementRows.length ? h('div', { class: 'table-scroll' }, h('table', { id: 'income-agreements' }, h('thead', {}, h('tr', {}, ...['Agreement', 'Terms', 'Charged', 'Your part', 'Last settlement'].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...agreementRows))) : null);
+      agreementRows.length ? scrollBox('Income per agreement', h('table', { id: 'income-agreements' }, h('thead', {}, h('tr', {}, ...['Agreement', 'Terms', 'Charged', 'Your part', 'Last settlement'].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...agreementRows))) : null);
   }
 
   const stop = onWalletChange(() => void render().catch((err) => showError(message(err))));
