@@ -280,7 +280,7 @@ contract OfferBook is IOfferBook {
         IConferenceEscrow.Terms memory terms = IConferenceEscrow.Terms({
             price: SafeCast.toUint88(_price(shares, margin)),
             maxDuration: params.maxDuration,
-            offerId: offerId,
+            offerId: SafeCast.toUint24(offerId),
             regions: regions,
             gdprSurchargeBps: params.gdprSurchargeBps,
             regionSurchargeBps: params.regionSurchargeBps,

@@ -71,7 +71,7 @@ interface IConferenceEscrow {
     }
 
     /// @notice One version of an offer's terms, as the offer book published it. Slot 0 holds everything
-    /// signing reads. Never edited, except that `open` is cleared when a newer version or a retirement
+    /// signing reads, and whether a monitor reports (every settlement reads it). Never edited, except that `open` is cleared when a newer version or a retirement
     /// replaces it.
     /// @param price The sum of the components plus the margin, per unit of the model: the whole conference
     /// (FixedPrice), a second (DynamicPrice, FlexiblePeriod) or a minute (TimeLimited).
@@ -85,15 +85,15 @@ interface IConferenceEscrow {
     /// @param open Customers may sign these terms.
     /// @param owner The offer's owner: receives the margin and the rounding dust of every split.
     /// @param minimumCharge FlexiblePeriod only: the non-refundable charge for keeping the service ready.
-    /// @param monitored Whether `monitor` is set (kept beside `owner`, which every settlement reads, so that
-    /// a settlement learns who measures without reading another slot); the escrow derives it.
+    /// @param monitored Whether `monitor` is set: kept in slot 0, which every settlement reads anyway, so that
+    /// a settlement learns who measures without reading another slot; the escrow derives it.
     /// @param monitor The account of the terms' provider with the Monitoring role, whose signed report alone
     /// settles their conferences; address(0) when the terms name no monitor (the operator reports).
     /// @param shares The providers and their price components.
     struct Terms {
         uint88 price;
         uint40 maxDuration;
-        uint32 offerId;
+        uint24 offerId;
         uint32 regions;
         uint16 gdprSurchargeBps;
         uint16 regionSurchargeBps;
@@ -101,9 +101,9 @@ interface IConferenceEscrow {
         uint8 tokenId;
         bool gdpr;
         bool open;
+        bool monitored;
         address owner;
         uint88 margin;
-        bool monitored;
         uint88 minimumCharge;
         address monitor;
         IOfferBook.Share[] shares;
