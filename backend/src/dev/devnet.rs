@@ -188,15 +188,7 @@ impl Devnet {
         let as_infra = OfferBook::new(book_address, wallet_provider(&rpc_url, &infra)?);
         let as_software = OfferBook::new(book_address, wallet_provider(&rpc_url, &software)?);
         for offer in &OFFERS {
-            let params = IOfferBook::OfferParams {
-                model: offer.model as u8,
-                tokenId: offer.token_id,
-                maxDuration: U40::from(offer.max_duration),
-                margin: U88::from(offer.components.2),
-                minimumCharge: U88::from(offer.minimum_charge),
-                gdprSurchargeBps: GDPR_SURCHARGE_BPS,
-                regionSurchargeBps: REGION_SURCHARGE_BPS,
-            };
+            let params = offer_params(offer);
             let offer_id = book.createOffer(params.clone(), provider_ids.clone()).call().await.map_err(Error::chain)?;
             confirm(book.createOffer(params, provider_ids.clone()).send().await).await?;
             confirm(as_infra.setComponent(offer_id, U88::from(offer.components.0)).send().await).await?;
@@ -243,15 +235,7 @@ impl Devnet {
         confirm(registry.register(2, self.anvil.addresses()[7], SOFTWARE_REGIONS, true).send().await).await?;
         let offer = &OFFERS[DYNAMIC_TERMS as usize - 1];
         let book = OfferBook::new(self.book, wallet_provider(&rpc_url, &self.owner)?);
-        let params = IOfferBook::OfferParams {
-            model: offer.model as u8,
-            tokenId: offer.token_id,
-            maxDuration: U40::from(offer.max_duration),
-            margin: U88::from(offer.components.2),
-            minimumCharge: U88::from(offer.minimum_charge),
-            gdprSurchargeBps: GDPR_SURCHARGE_BPS,
-            regionSurchargeBps: REGION_SURCHARGE_BPS,
-        };
+        let params = offer_params(offer);
         let providers = vec![self.provider_ids.0, self.provider_ids.1, monitor_id];
         let offer_id = book.createOffer(params.clone(), providers.clone()).call().await.map_err(Error::chain)?;
         confirm(book.createOffer(params, providers).send().await).await?;
@@ -293,6 +277,19 @@ async fn confirm(sent: std::result::Result<PendingTransactionBuilder<Ethereum>, 
         return Err(Error::Chain(format!("set-up transaction {} reverted", receipt.transaction_hash).into()));
     }
     Ok(())
+}
+
+/// What the owner fixes when drafting `offer` (its margin is the third component).
+fn offer_params(offer: &DemoOffer) -> IOfferBook::OfferParams {
+    IOfferBook::OfferParams {
+        model: offer.model as u8,
+        tokenId: offer.token_id,
+        maxDuration: U40::from(offer.max_duration),
+        margin: U88::from(offer.components.2),
+        minimumCharge: U88::from(offer.minimum_charge),
+        gdprSurchargeBps: GDPR_SURCHARGE_BPS,
+        regionSurchargeBps: REGION_SURCHARGE_BPS,
+    }
 }
 
 fn wallet_provider(rpc_url: &str, signer: &PrivateKeySigner) -> Result<DynProvider> {
