@@ -263,9 +263,16 @@ test('a monitored conference nobody reported on settles overdue at 0: no evidenc
   await advance(30);
   await send(accounts[1], cfg.escrow, escrowAbi, 'stop', [BigInt(id)]);
   await waitForAgreement(id, (v) => v.chainStatus === 'ended', { what: 'ended on-chain', describe: (v) => v.chainStatus });
-  // No report: the service waits; once the settlement window has passed, anyone settles it (the customer here).
+  // No report: the service waits; once the settlement window has passed, anyone settles it: the customer
+  // here, with the agreement page's button.
   await advance(Number(await read(cfg.escrow, escrowAbi, 'SETTLEMENT_WINDOW')) + 1);
-  await send(accounts[1], cfg.escrow, escrowAbi, 'settleOverdue', [BigInt(id)]);
+  const customerPage = await openPage(browser, new URL(`/agreement/${id}`, stack.web).href, { account: accounts[1] });
+  await customerPage.locator('#settle-overdue').waitFor({ timeout: 30_000 });
+  assert.match(await customerPage.textContent('#settle-overdue'), /No report from the monitor in time: settle now, everything back to you/);
+  await customerPage.click('#settle-overdue');
+  await waitForAgreement(id, (v) => v.chainStatus === 'settled', { what: 'settled', describe: (v) => v.chainStatus });
+  assert.deepEqual(customerPage.errors, []);
+  await customerPage.context().close();
   const [settled] = await chain.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSettled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock) });
   assert.equal(BigInt(settled.args.evidence), 0n);
   assert.equal(settled.args.availabilityBps, 0);

@@ -295,6 +295,15 @@ const page: Page = async (root, [idText]) => {
         list.push(button('stop-onchain', 'The service has not stopped it: submit your signed stop yourself (gas)', () => void act('submit your signed stop', 'stopBySignature', [BigInt(id), held.stoppedAt, held.deadline, held.signature]), 'secondary'));
       }
     }
+    // Nobody settled the ended conference within the settlement window: anyone may now, by the contract's
+    // rule (no report from the terms' monitor: nothing available, everything back; no monitor: full).
+    if (chainStatus === 'ended' && chain && chainNow() > chain.agreement.endedAt + chain.settlementWindow) {
+      const monitored = chain.monitor.toLowerCase() !== zeroAddress;
+      const label = monitored
+        ? 'No report from the monitor in time: settle now, everything back to you (gas)'
+        : 'Not settled in time: settle now at full availability (gas)';
+      list.push(button('settle-overdue', label, () => void act('settle the overdue conference', 'settleOverdue'), 'secondary'));
+    }
     if (v.status === 'settled' || v.status === 'refunded') list.push(h('a', { class: 'button secondary', href: '/', id: 'new-agreement' }, 'Book another conference'));
     replace(actions, ...list);
     if (focused) (document.getElementById(focused) ?? document.getElementById('agreement-title'))?.focus();
@@ -305,6 +314,7 @@ const page: Page = async (root, [idText]) => {
     stop: 'Stopped: the service closes the room and settles; this page follows it.',
     stopBySignature: 'Stopped on-chain at the time you signed: the service closes the room and settles; this page follows it.',
     close: 'Closed: the unused minutes’ money is on its way back.',
+    settleOverdue: 'Settled: the conference was not settled in time, so the contract’s rule decided it.',
   } as const;
 
   async function act(what: string, functionName: keyof typeof DONE, args: unknown[] = [BigInt(id)]): Promise<void> {
