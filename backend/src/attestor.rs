@@ -26,6 +26,7 @@ use alloy::{
     primitives::Address,
     signers::{SignerSync as _, local::PrivateKeySigner},
 };
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -40,6 +41,9 @@ use crate::{
     orchestrator::janus::Admin,
     store::{Store, now_wall_ms},
 };
+
+/// How many conferences the monitor probes at once.
+const PROBES_AT_ONCE: usize = 32;
 
 pub struct Attestor {
     store: Store,
@@ -113,29 +117,12 @@ impl Attestor {
             .collect();
         self.probed.lock().expect("not poisoned").retain(|key, _| mine.iter().any(|a| (a.id, a.session) == *key));
         self.failing.lock().expect("not poisoned").retain(|key| mine.iter().any(|a| (a.id, a.session) == *key));
-        let mut probes = Vec::new();
-        for a in &mine {
-            if let Some(slot) = self.slot_to_probe(a, now_ms) {
-                let (ok, detail) = match self.probe(a.id).await {
-                    Ok(seen) => (true, seen),
-                    Err(err) => (false, err.to_string()),
-                };
-                self.probed.lock().expect("not poisoned").insert((a.id, a.session), slot);
-                let mut failing = self.failing.lock().expect("not poisoned");
-                if ok {
-                    failing.remove(&(a.id, a.session));
-                } else {
-                    failing.insert((a.id, a.session));
-                }
-                probes.push(ProbeResult {
-                    agreement: a.id,
-                    session: a.session,
-                    at_ms: now_ms,
-                    ok,
-                    detail: Some(detail),
-                });
-            }
-        }
+        // Each due probe in its own task, at most PROBES_AT_ONCE at a time: a slow conference does not hold
+        // up the others' slots. Each is timed when it starts.
+        let due: Vec<(&Agreement, u64)> =
+            mine.iter().filter_map(|a| self.slot_to_probe(a, now_ms).map(|slot| (a, slot))).collect();
+        let tasks: Vec<_> = due.into_iter().map(|(a, slot)| self.probe_in(a, slot)).collect();
+        let probes: Vec<ProbeResult> = futures::stream::iter(tasks).buffer_unordered(PROBES_AT_ONCE).collect().await;
         self.store.record_probes(&probes).await?;
         for a in &mine {
             if let Err(err) = self.report(a, now_ms).await {
@@ -143,6 +130,23 @@ impl Attestor {
             }
         }
         Ok(())
+    }
+
+    /// Probes the agreement's conference for `slot`, timed when it starts, and remembers the outcome.
+    async fn probe_in(&self, a: &Agreement, slot: u64) -> ProbeResult {
+        let at_ms = self.clock.lock().expect("not poisoned").now_ms(now_wall_ms());
+        let (ok, detail) = match self.probe(a.id).await {
+            Ok(seen) => (true, seen),
+            Err(err) => (false, err.to_string()),
+        };
+        self.probed.lock().expect("not poisoned").insert((a.id, a.session), slot);
+        let mut failing = self.failing.lock().expect("not poisoned");
+        if ok {
+            failing.remove(&(a.id, a.session));
+        } else {
+            failing.insert((a.id, a.session));
+        }
+        ProbeResult { agreement: a.id, session: a.session, at_ms, ok, detail: Some(detail) }
     }
 
     /// The slot to probe now, if the conference is owed and this slot has no probe yet: a running one
