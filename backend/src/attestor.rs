@@ -35,7 +35,7 @@ use crate::{
     chain::Chain,
     domain::{
         agreement::{Agreement, ChainStatus, Model},
-        availability::{ChainClock, ProbeResult, Report, measure, report_digest, slot_of},
+        availability::{ChainClock, ProbeResult, Report, measure, pass_interval, report_digest, slot_of},
         stop::{SignedStop, chain_session},
     },
     orchestrator::janus::Admin,
@@ -91,23 +91,17 @@ impl Attestor {
         self.signer.address()
     }
 
-    /// Four passes a slot (at least one a second), so that each slot is probed early in it.
+    /// How often [`Self::pass`] should run (see [`pass_interval`]).
     pub fn pass_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_millis((self.interval_ms / 4).clamp(5, 1_000))
+        pass_interval(self.interval_ms)
     }
 
     /// Probes the conferences of its offers whose current slot has none yet, and signs and hands in the
     /// report of each conference whose measured period is over.
     pub async fn pass(&self) -> Result<()> {
-        let head = self.chain.head().await;
-        let now_ms = {
-            let mut clock = self.clock.lock().expect("not poisoned");
-            match head {
-                Ok((_, timestamp)) => clock.observe(timestamp, now_wall_ms()),
-                Err(err) => warn!(%err, "the node does not answer: probing on the chain's clock as last seen"),
-            }
-            clock.now_ms(now_wall_ms())
-        };
+        // On the chain's clock, from the newest block its watcher recorded.
+        let newest = self.store.chain_time().await?;
+        let now_ms = self.clock.lock().expect("not poisoned").tick(newest, now_wall_ms());
         let mine: Vec<Agreement> = self
             .store
             .open_agreements()

@@ -24,10 +24,9 @@ use tracing::warn;
 
 use crate::{
     Result,
-    chain::Chain,
     domain::{
         agreement::{Agreement, ChainStatus, ConferenceState, Model},
-        availability::{ChainClock, ProbeOutcome, ProbeResult, slot_of},
+        availability::{ChainClock, ProbeOutcome, ProbeResult, pass_interval, slot_of},
         conference::{Roster, lowercase},
     },
     orchestrator::Orchestrator,
@@ -36,7 +35,6 @@ use crate::{
 
 pub struct Monitor {
     pub store: Store,
-    pub chain: Chain,
     pub orchestrator: Arc<Orchestrator>,
     pub metrics: crate::metrics::Metrics,
     /// The length of an availability slot: one probe per slot.
@@ -49,32 +47,17 @@ pub struct Monitor {
 impl Monitor {
     pub fn new(
         store: Store,
-        chain: Chain,
         orchestrator: Arc<Orchestrator>,
         metrics: crate::metrics::Metrics,
         interval_ms: u64,
     ) -> Self {
         let (clock, probed) = (Mutex::default(), Mutex::default());
-        Self { store, chain, orchestrator, metrics, interval_ms: interval_ms.max(10), clock, probed }
+        Self { store, orchestrator, metrics, interval_ms: interval_ms.max(10), clock, probed }
     }
 
-    /// How often [`Self::pass`] should run: four times a slot (at least once a second), so that each slot
-    /// is probed early in it.
+    /// How often [`Self::pass`] should run (see [`pass_interval`]).
     pub fn pass_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_millis((self.interval_ms / 4).clamp(5, 1_000))
-    }
-
-    /// The chain's time now, in milliseconds (see [`ChainClock`]). The node out of reach, the clock as
-    /// last seen: the conferences are probed all the same (their availability does not depend on the
-    /// operator's node).
-    async fn chain_now_ms(&self) -> Result<u64> {
-        let head = self.chain.head().await;
-        let mut clock = self.clock.lock().expect("not poisoned");
-        match head {
-            Ok((_, timestamp)) => clock.observe(timestamp, now_wall_ms()),
-            Err(err) => warn!(%err, "the node does not answer: probing on the chain's clock as last seen"),
-        }
-        Ok(clock.now_ms(now_wall_ms()))
+        pass_interval(self.interval_ms)
     }
 
     /// Probes every conference the customer is paying for whose current slot has no probe yet: each
@@ -83,7 +66,11 @@ impl Monitor {
     pub async fn pass(&self) -> Result<()> {
         let mut probes = Vec::new();
         let agreements = self.store.open_agreements().await?;
-        let now_ms = self.chain_now_ms().await?;
+        // On the chain's clock, from the newest block the watcher recorded: no request to the node per pass,
+        // and probing goes on through an outage of the node (the conferences' availability does not
+        // depend on it).
+        let newest = self.store.chain_time().await?;
+        let now_ms = self.clock.lock().expect("not poisoned").tick(newest, now_wall_ms());
         self.probed
             .lock()
             .expect("not poisoned")

@@ -168,6 +168,20 @@ impl ChainClock {
     pub fn now_ms(&self, wall_ms: u64) -> u64 {
         wall_ms + self.ahead_ms
     }
+
+    /// Learns from the newest block timestamp known, if any, and gives the chain's time at `wall_ms`.
+    pub fn tick(&mut self, newest_block: Option<u64>, wall_ms: u64) -> u64 {
+        if let Some(timestamp) = newest_block {
+            self.observe(timestamp, wall_ms);
+        }
+        self.now_ms(wall_ms)
+    }
+}
+
+/// How often a prober passes over its conferences for slots of `interval_ms`: four times a slot (at
+/// least once a second), so that each slot is probed early in it.
+pub fn pass_interval(interval_ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis((interval_ms / 4).clamp(5, 1_000))
 }
 
 alloy::sol! {
@@ -322,5 +336,7 @@ mod tests {
         assert_eq!(clock.now_ms(1_001_500), 2_000_500);
         clock.observe(1_500, 1_002_000);
         assert_eq!(clock.now_ms(1_002_000), 2_001_000);
+        assert_eq!(clock.tick(None, 1_003_000), 2_002_000, "no block known: the clock as last seen");
+        assert_eq!(clock.tick(Some(3_000), 1_003_000), 3_000_000, "a block further ahead moves it on");
     }
 }
