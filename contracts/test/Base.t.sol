@@ -345,7 +345,7 @@ abstract contract BaseTest {
         return escrow.termsOf(escrow.agreementOf(id).termsId).monitor == address(0) ? 10_000 : 0;
     }
 
-    /// `key`'s signature over an Availability report.
+    /// `key`'s signature over an Availability report (see {signReport}).
     function _signReport(
         uint256 key,
         uint256 id,
@@ -355,9 +355,7 @@ abstract contract BaseTest {
         uint16 availabilityBps,
         bytes32 evidence
     ) internal returns (bytes memory) {
-        bytes32 digest = escrow.reportDigest(id, session, uint40(from), uint40(to), availabilityBps, evidence);
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
-        return abi.encodePacked(r, s, v);
+        return signReport(escrow, key, id, session, from, to, availabilityBps, evidence);
     }
 
     /// Signs (FixedPrice, DynamicPrice), activates now, and stops `used` seconds later.
@@ -420,6 +418,23 @@ abstract contract BaseTest {
         if (max <= min) return min;
         return min + x % (max - min + 1);
     }
+}
+
+/// @notice `key`'s EIP-712 signature (r ‖ s ‖ v) over an Availability report of `escrow`: what a monitor
+/// signs, for the unit tests and the invariant handler alike.
+function signReport(
+    ConferenceEscrow escrow,
+    uint256 key,
+    uint256 id,
+    uint32 session,
+    uint256 from,
+    uint256 to,
+    uint16 availabilityBps,
+    bytes32 evidence
+) returns (bytes memory) {
+    bytes32 digest = escrow.reportDigest(id, session, uint40(from), uint40(to), availabilityBps, evidence);
+    (uint8 v, bytes32 r, bytes32 s) = Vm(address(uint160(uint256(keccak256("hevm cheat code"))))).sign(key, digest);
+    return abi.encodePacked(r, s, v);
 }
 
 /// @notice `v` in decimal, for assertion messages (the one formatter every test file uses).

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {Vm, str} from "../Base.t.sol";
+import {Vm, signReport, str} from "../Base.t.sol";
 import {CustomerWallet} from "./CustomerWallet.sol";
 import {MockStablecoin} from "../mocks/Tokens.sol";
 import {ConferenceEscrow} from "../../src/ConferenceEscrow.sol";
@@ -272,7 +272,7 @@ contract Handler {
         if (escrow.termsOf(escrow.agreementOf(id).termsId).monitor == address(0)) return "";
         uint32 session = escrow.minutesAccountOf(id).sessions + 1;
         _refuse(id, _forged(id, session, from, to, availability, seed / 10 % 5), availability);
-        return _signReport(MONITOR_KEY, id, session, from, to, availability, EVIDENCE);
+        return signReport(escrow, MONITOR_KEY, id, session, from, to, availability, EVIDENCE);
     }
 
     /// A report a settlement at `availability` must refuse: none, one signed by a stranger, one of another
@@ -283,10 +283,10 @@ contract Handler {
     {
         uint16 other = availability == 10_000 ? 0 : availability + 1;
         if (how == 0) return "";
-        if (how == 1) return _signReport(STRANGER_KEY, id, session, from, to, availability, EVIDENCE);
-        if (how == 2) return _signReport(MONITOR_KEY, id, session, from, to, other, EVIDENCE);
-        if (how == 3) return _signReport(MONITOR_KEY, id, session, from, to, availability, bytes32(0));
-        return _signReport(MONITOR_KEY, id, session + 1, from, to, availability, EVIDENCE);
+        if (how == 1) return signReport(escrow, STRANGER_KEY, id, session, from, to, availability, EVIDENCE);
+        if (how == 2) return signReport(escrow, MONITOR_KEY, id, session, from, to, other, EVIDENCE);
+        if (how == 3) return signReport(escrow, MONITOR_KEY, id, session, from, to, availability, bytes32(0));
+        return signReport(escrow, MONITOR_KEY, id, session + 1, from, to, availability, EVIDENCE);
     }
 
     /// Submits a forged report and checks it is refused and changes nothing.
@@ -296,20 +296,6 @@ contract Handler {
         (bool ok,) = _rawCall(operator, address(escrow), data, 0);
         if (ok) _violate(CHARGE, "settle accepted a report that is not the monitor's for this conference");
         _post(p, 0, 0);
-    }
-
-    function _signReport(
-        uint256 key,
-        uint256 id,
-        uint32 session,
-        uint256 from,
-        uint256 to,
-        uint16 availability,
-        bytes32 evidence
-    ) internal returns (bytes memory) {
-        bytes32 digest = escrow.reportDigest(id, session, uint40(from), uint40(to), availability, evidence);
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
-        return abi.encodePacked(r, s, v);
     }
 
     function stopAndSettle(uint256 idSeed, uint256 availabilitySeed, uint256 waitSeed, uint256 stopSeed) external act {
@@ -334,7 +320,7 @@ contract Handler {
         bytes memory report = "";
         if (escrow.termsOf(ag.termsId).monitor != address(0)) {
             uint32 session = escrow.minutesAccountOf(id).sessions + 1;
-            report = _signReport(MONITOR_KEY, id, session, ag.startedAt, endedAt, availability, EVIDENCE);
+            report = signReport(escrow, MONITOR_KEY, id, session, ag.startedAt, endedAt, availability, EVIDENCE);
         }
         _call(
             operator,
