@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
+use alloy::signers::{SignerSync as _, local::PrivateKeySigner};
 use alloy::{
     primitives::{B256, U256, keccak256},
     providers::Provider as _,
 };
 use anyhow::{Context, Result, ensure};
-use conference_backend::dev::devnet;
+use conference_backend::{dev::devnet, domain::availability::report_digest};
 use conference_e2e::{Stack, gas_cost};
 use serde_json::Value;
 
@@ -109,6 +110,35 @@ async fn with_the_monitor_down_the_whole_time_nobody_settles_until_the_window_th
     let waiting = stack.agreement(id).await?.context("record")?;
     assert_eq!(waiting["status"], "settling", "{waiting}");
     assert!(waiting["outbox"].as_array().is_none_or(|calls| calls.iter().all(|c| c["call"] != "settle")), "{waiting}");
+
+    // Reports that must be refused, each with a clear 4xx, and nothing kept.
+    let (from, to) = (ended["startedAt"].as_u64().context("startedAt")?, ended["endedAt"].as_u64().context("endedAt")?);
+    let path = format!("/api/agreements/{id}/report");
+    let empty = conference_backend::domain::availability::commitment(400, &[]);
+    let report = |key: &PrivateKeySigner, from: u64, to: u64, bps: u16| -> Result<Value> {
+        let digest = report_digest(id, 1, from, to, bps, empty, stack.devnet.anvil.chain_id(), stack.devnet.escrow);
+        Ok(serde_json::json!({
+            "session": 1, "startedAt": from, "endedAt": to, "availabilityBps": bps,
+            "evidence": empty.to_string(), "intervalMs": 400, "records": [],
+            "signature": alloy::hex::encode_prefixed(key.sign_hash_sync(&digest)?.as_bytes()),
+        }))
+    };
+    let monitor = stack.devnet.monitor();
+    for (body, status, says) in [
+        (report(&PrivateKeySigner::random(), from, to, 0)?, 400, "not by the terms' monitor"),
+        (report(&monitor, from, to, 10_000)?, 400, "does not add up"),
+        (report(&monitor, from, to + 1, 0)?, 409, "with the period"),
+    ] {
+        let (answer, body) = stack.post(&path, &body).await?;
+        assert_eq!(answer, status, "{body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains(says) || (status == 409 && e.contains("session"))),
+            "{body}"
+        );
+    }
+    let (status, body) = stack.post("/api/agreements/999/report", &report(&monitor, from, to, 0)?).await?;
+    assert_eq!(status, 404, "{body}");
+    assert!(evidence(&stack, id).await?["reports"].as_array().is_some_and(Vec::is_empty), "nothing kept");
 
     // After the settlement window, anyone settles it: no report is no availability.
     let ended_at = ended["endedAt"].as_u64().context("endedAt")?;
