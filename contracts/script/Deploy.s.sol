@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {ProviderRegistry} from "../src/ProviderRegistry.sol";
 import {ConferenceEscrow} from "../src/ConferenceEscrow.sol";
+import {EscrowAnnex} from "../src/EscrowAnnex.sol";
 
 /// @notice The forge cheatcodes this script uses (forge-std cannot be installed here; forge has them built in).
 interface Vm {
@@ -33,7 +34,9 @@ contract Deploy {
 
         VM.startBroadcast(key);
         registry = new ProviderRegistry();
-        escrow = new ConferenceEscrow(admin, operator, registry, activationWindow, settlementWindow, votingPeriod);
+        escrow = new ConferenceEscrow(
+            admin, operator, registry, activationWindow, settlementWindow, votingPeriod, new EscrowAnnex()
+        );
         VM.stopBroadcast();
     }
 

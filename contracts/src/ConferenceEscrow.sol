@@ -10,6 +10,8 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
+import {EscrowAnnex} from "./EscrowAnnex.sol";
+import {EscrowState} from "./EscrowState.sol";
 import {OfferBook} from "./OfferBook.sol";
 import {IConferenceEscrow} from "./interfaces/IConferenceEscrow.sol";
 import {IOfferBook} from "./interfaces/IOfferBook.sol";
@@ -18,35 +20,17 @@ import {Errors} from "./libraries/Errors.sol";
 import {Pricing} from "./libraries/Pricing.sol";
 
 /// @title ConferenceEscrow
-/// @notice See {IConferenceEscrow}. One long-lived contract holds every agreement as an entry (two storage
-/// slots, three for TimeLimited and FlexiblePeriod), so an agreement costs storage, not a deployment.
+/// @notice See {IConferenceEscrow}. One long-lived contract holds every agreement as an entry: one storage
+/// slot for a FixedPrice or DynamicPrice agreement without narrowed regions (a second one for narrowed regions,
+/// a minutes account or a window, and for the end of a conference stopped by a call of its own), so an
+/// agreement costs storage, not a deployment. Customers may also keep an account here and open conferences
+/// from it by signed orders, which the operator opens, activates and settles in batches ({batch}).
 /// @dev Roles: DEFAULT_ADMIN_ROLE (pauses signing, adds tokens, manages roles), OFFER_ADMIN_ROLE (drafts
 /// offers) and OPERATOR_ROLE (the backend's hot key: activates, declines, settles). None of them has a path
 /// that sends escrow anywhere but to the agreement's customer, or earnings anywhere but to the providers'
 /// payout addresses and the offer owner.
-contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, ReentrancyGuardTransient {
+contract ConferenceEscrow is IConferenceEscrow, EscrowState {
     using SafeERC20 for IERC20;
-
-    /// @notice May activate, decline and settle agreements.
-    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
-
-    /// @notice May draft offers in the offer book.
-    bytes32 public constant OFFER_ADMIN_ROLE = keccak256("OFFER_ADMIN_ROLE");
-
-    /// @notice The EIP-712 type a customer signs to stop a conference without paying gas. `session` names the
-    /// conference: 1 + the sessions of the agreement settled before it ({MinutesAccount-sessions}).
-    bytes32 public constant STOP_TYPEHASH =
-        keccak256("Stop(uint256 agreementId,uint32 session,uint40 stoppedAt,uint40 deadline)");
-
-    /// @notice The EIP-712 type a terms' monitor signs to report a conference's availability over its measured
-    /// period, with the commitment to the probe records behind the figure (see {settle}).
-    bytes32 public constant AVAILABILITY_TYPEHASH = keccak256(
-        "Availability(uint256 agreementId,uint32 session,uint40 startedAt,uint40 endedAt,uint16 availabilityBps,bytes32 evidence)"
-    );
-
-    /// @dev Gas forwarded with a pushed ETH refund: enough for a smart-contract wallet's receive hook, too
-    /// little for a recipient to grief the caller; a refund that fails is credited instead.
-    uint256 private constant REFUND_GAS = 50_000;
 
     /// @notice The only source of terms: deployed here, so no key can publish terms past the providers.
     OfferBook public immutable BOOK;
@@ -60,39 +44,27 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     /// @notice Seconds from a conference's end within which the operator must settle.
     uint40 public immutable SETTLEMENT_WINDOW;
 
-    // Packed in one slot: signing reads and writes it once.
-    uint64 private _agreementCount;
-    /// @notice Whether signing is paused.
-    bool public paused;
-    uint8 private _tokenCount;
-
-    /// @inheritdoc IConferenceEscrow
-    uint32 public termsCount;
-
-    mapping(uint8 tokenId => address token) private _tokens;
-    mapping(uint32 termsId => Terms) private _terms;
-    mapping(uint256 agreementId => Agreement) private _agreements;
-    mapping(uint256 agreementId => MinutesAccount) private _minutesAccounts;
-    mapping(uint256 agreementId => Window) private _windows;
-    mapping(uint32 providerId => mapping(uint8 tokenId => uint256 amount)) private _earnings;
-    mapping(address account => mapping(uint8 tokenId => uint256 amount)) private _credits;
+    /// @notice The code of the escrow's customer accounts and payouts, run in this contract's storage.
+    EscrowAnnex public immutable ANNEX;
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE and OFFER_ADMIN_ROLE.
     /// @param operator Receives OPERATOR_ROLE.
     /// @param activationWindow Seconds the operator has to activate a requested start.
     /// @param settlementWindow Seconds the operator has to settle an ended conference.
     /// @param votingPeriod Seconds a proposal's vote stays open.
+    /// @param annex The code of the functions that run in {EscrowAnnex} (deployed once; it holds no state).
     constructor(
         address admin,
         address operator,
         IProviderRegistry registry,
         uint40 activationWindow,
         uint40 settlementWindow,
-        uint40 votingPeriod
-    ) EIP712("ConferenceEscrow", "1") {
+        uint40 votingPeriod,
+        EscrowAnnex annex
+    ) {
         if (
-            admin == address(0) || operator == address(0) || address(registry) == address(0) || activationWindow == 0
-                || settlementWindow == 0
+            admin == address(0) || operator == address(0) || address(registry) == address(0)
+                || address(annex).code.length == 0 || activationWindow == 0 || settlementWindow == 0
         ) {
             revert Errors.Escrow_InvalidConfiguration();
         }
@@ -103,10 +75,70 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         SETTLEMENT_WINDOW = settlementWindow;
         REGISTRY = registry;
         BOOK = new OfferBook(this, registry, votingPeriod);
+        ANNEX = annex;
     }
 
     // ---------------------------------------------------------------------------------------------
-    // Customer
+    // Customer accounts, payouts, terms publishing and admin: run in ANNEX's code (see {EscrowAnnex})
+    // ---------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IConferenceEscrow
+    function depositToAccount(uint8, uint256) external payable {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function requestWithdrawal(uint8, uint256) external {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function completeWithdrawal(uint8) external {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function cancelOrders(uint256, uint256) external {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function openOrder(Order calldata, address, bytes calldata) external returns (uint256) {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function withdraw(uint8) external {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function withdrawEarnings(uint32, uint8) external {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function publishTerms(Terms calldata, uint32) external returns (uint32) {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function closeTerms(uint32) external {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function addToken(address) external returns (uint8) {
+        _inAnnex();
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function setPaused(bool) external {
+        _inAnnex();
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Customer: direct agreements
     // ---------------------------------------------------------------------------------------------
 
     /// @inheritdoc IConferenceEscrow
@@ -121,12 +153,11 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (model != IOfferBook.Model.FixedPrice && model != IOfferBook.Model.DynamicPrice) {
             revert Errors.Escrow_WrongModel(termsId, model);
         }
-        (uint24 surchargeBps, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
-        uint256 duration = terms.maxDuration;
-        uint256 deposit = Pricing.deposit(model, terms.price, surchargeBps, duration, 0);
-        agreementId = _open(termsId, terms, regions, gdpr, surchargeBps, duration, Status.Requested);
-        emit AgreementSigned(agreementId, termsId, msg.sender, deposit);
-        _collect(terms.tokenId, deposit);
+        (uint24 surchargeBps, uint32 regions, uint8 flags) = _constrain(termsId, terms, allowedRegions, gdpr);
+        uint256 amount = Pricing.deposit(model, terms.price, surchargeBps, terms.maxDuration, 0);
+        agreementId = _open(msg.sender, termsId, regions, flags, 0, Status.Requested);
+        emit AgreementSigned(agreementId, termsId, msg.sender, amount);
+        _collect(terms.tokenId, amount);
     }
 
     /// @inheritdoc IConferenceEscrow
@@ -140,12 +171,12 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (terms.model != IOfferBook.Model.TimeLimited) revert Errors.Escrow_WrongModel(termsId, terms.model);
         uint256 duration = uint256(minuteCount) * 60;
         if (minuteCount == 0 || duration > terms.maxDuration) revert Errors.Escrow_InvalidQuantity(minuteCount);
-        (uint24 surchargeBps, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
-        uint256 deposit = Pricing.deposit(IOfferBook.Model.TimeLimited, terms.price, surchargeBps, duration, 0);
-        agreementId = _open(termsId, terms, regions, gdpr, surchargeBps, duration, Status.Idle);
-        _minutesAccounts[agreementId].deposit = SafeCast.toUint88(deposit);
-        emit AgreementSigned(agreementId, termsId, msg.sender, deposit);
-        _collect(terms.tokenId, deposit);
+        (uint24 surchargeBps, uint32 regions, uint8 flags) = _constrain(termsId, terms, allowedRegions, gdpr);
+        uint256 amount = Pricing.deposit(IOfferBook.Model.TimeLimited, terms.price, surchargeBps, duration, 0);
+        agreementId = _open(msg.sender, termsId, regions, flags | OWN_DURATION, duration, Status.Idle);
+        _minutesAccounts[agreementId].deposit = SafeCast.toUint88(amount);
+        emit AgreementSigned(agreementId, termsId, msg.sender, amount);
+        _collect(terms.tokenId, amount);
     }
 
     /// @inheritdoc IConferenceEscrow
@@ -160,23 +191,23 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (from >= to || to <= block.timestamp || to - from > terms.maxDuration) {
             revert Errors.Escrow_InvalidWindow(from, to);
         }
-        (uint24 surchargeBps, uint32 regions) = _constrain(termsId, terms, allowedRegions, gdpr);
+        (uint24 surchargeBps, uint32 regions, uint8 flags) = _constrain(termsId, terms, allowedRegions, gdpr);
         uint256 minimumCharge = Pricing.surcharged(terms.minimumCharge, surchargeBps);
-        uint256 deposit =
+        uint256 amount =
             Pricing.deposit(IOfferBook.Model.FlexiblePeriod, terms.price, surchargeBps, to - from, minimumCharge);
-        agreementId = _open(termsId, terms, regions, gdpr, surchargeBps, to - from, Status.Idle);
+        agreementId = _open(msg.sender, termsId, regions, flags | OWN_DURATION, to - from, Status.Idle);
         _windows[agreementId] = Window({from: from, to: to, minimumCharge: SafeCast.toUint88(minimumCharge)});
-        emit AgreementSigned(agreementId, termsId, msg.sender, deposit);
+        emit AgreementSigned(agreementId, termsId, msg.sender, amount);
         emit WindowReserved(agreementId, from, to);
-        _collect(terms.tokenId, deposit);
+        _collect(terms.tokenId, amount);
     }
 
     /// @inheritdoc IConferenceEscrow
     function start(uint256 agreementId) external {
-        Agreement storage agreement = _customersAgreement(agreementId);
+        Record storage agreement = _customersAgreement(agreementId);
         _requireStatus(agreementId, agreement, Status.Idle);
-        if (agreement.model == IOfferBook.Model.TimeLimited) {
-            if (agreement.duration == 0) revert Errors.Escrow_NoMinutesLeft(agreementId);
+        if (_modelOf(agreement) == IOfferBook.Model.TimeLimited) {
+            if (_details[agreementId].duration == 0) revert Errors.Escrow_NoMinutesLeft(agreementId);
         } else {
             // Only FlexiblePeriod agreements are Idle besides TimeLimited ones; an Idle one is not running.
             Window storage window = _windows[agreementId];
@@ -191,24 +222,23 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
 
     /// @inheritdoc IConferenceEscrow
     function stop(uint256 agreementId) external {
-        Agreement storage agreement = _customersAgreement(agreementId);
+        Record storage agreement = _customersAgreement(agreementId);
         if (agreement.status == Status.Requested) return _callOff(agreementId, agreement);
         _requireStatus(agreementId, agreement, Status.Active);
-        uint256 endsAt = _endsAt(agreement);
+        uint256 endsAt = _endsAt(agreementId, agreement);
         _end(agreementId, agreement, block.timestamp < endsAt ? block.timestamp : endsAt);
     }
 
     /// @inheritdoc IConferenceEscrow
     function close(uint256 agreementId) external nonReentrant {
-        Agreement storage agreement = _customersAgreement(agreementId);
-        if (agreement.model != IOfferBook.Model.TimeLimited) {
-            revert Errors.Escrow_WrongModel(agreement.termsId, agreement.model);
-        }
+        Record storage agreement = _customersAgreement(agreementId);
+        IOfferBook.Model model = _modelOf(agreement);
+        if (model != IOfferBook.Model.TimeLimited) revert Errors.Escrow_WrongModel(agreement.termsId, model);
         _requireStatus(agreementId, agreement, Status.Idle);
         MinutesAccount storage account = _minutesAccounts[agreementId];
         uint256 refund = uint256(account.deposit) - account.charged;
         agreement.status = Status.Settled;
-        bool deferred = _push(agreement.tokenId, agreement.customer, refund);
+        bool deferred = _push(_terms[agreement.termsId].tokenId, agreement.customer, refund);
         emit AgreementClosed(agreementId, refund, deferred);
     }
 
@@ -218,28 +248,29 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
 
     /// @inheritdoc IConferenceEscrow
     function activate(uint256 agreementId, uint8 region) external onlyRole(OPERATOR_ROLE) {
-        Agreement storage agreement = _agreement(agreementId);
+        Record storage agreement = _agreement(agreementId);
         _requireStatus(agreementId, agreement, Status.Requested);
         uint256 deadline = uint256(agreement.startedAt) + ACTIVATION_WINDOW;
         if (block.timestamp > deadline) revert Errors.Escrow_ActivationWindowClosed(agreementId, deadline);
-        if (region >= 32 || agreement.allowedRegions & (uint32(1) << region) == 0) {
-            revert Errors.Escrow_RegionNotAllowed(agreementId, region, agreement.allowedRegions);
+        uint32 allowed = _allowedRegions(agreementId, agreement);
+        if (region >= 32 || allowed & (uint32(1) << region) == 0) {
+            revert Errors.Escrow_RegionNotAllowed(agreementId, region, allowed);
         }
-        if (agreement.model == IOfferBook.Model.FlexiblePeriod) {
+        if (_hasWindow(agreement)) {
             // The conference may run until the window closes, however late it started.
             uint40 to = _windows[agreementId].to;
             if (block.timestamp >= to) revert Errors.Escrow_OutsideWindow(agreementId, _windows[agreementId].from, to);
-            agreement.duration = to - _now();
+            _details[agreementId].duration = to - _now();
         }
         agreement.status = Status.Active;
         agreement.region = region;
         agreement.startedAt = _now();
-        emit AgreementActivated(agreementId, region, _endsAt(agreement));
+        emit AgreementActivated(agreementId, region, _endsAt(agreementId, agreement));
     }
 
     /// @inheritdoc IConferenceEscrow
     function decline(uint256 agreementId) external onlyRole(OPERATOR_ROLE) nonReentrant {
-        Agreement storage agreement = _agreement(agreementId);
+        Record storage agreement = _agreement(agreementId);
         _requireStatus(agreementId, agreement, Status.Requested);
         _cancel(agreementId, agreement, CancelReason.DeclinedByOperator);
     }
@@ -249,9 +280,10 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         external
         nonReentrant
     {
-        Agreement storage agreement = _agreement(agreementId);
-        _requireMeasurement(agreementId, agreement, availabilityBps, evidence, report);
-        _settle(agreementId, agreement, availabilityBps, evidence);
+        Record storage agreement = _agreement(agreementId);
+        (uint256 from, uint256 to) = _measuredPeriod(agreementId, agreement);
+        _requireMeasurement(agreementId, agreement, from, to, availabilityBps, evidence, report);
+        _settle(agreementId, agreement, agreement.status == Status.Ended ? to - from : 0, availabilityBps, evidence);
     }
 
     /// @inheritdoc IConferenceEscrow
@@ -264,10 +296,12 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         uint40 deadline,
         bytes calldata signature
     ) external nonReentrant {
-        Agreement storage agreement = _agreement(agreementId);
-        _endAtSignedTime(agreementId, agreement, stoppedAt, deadline, signature);
-        _requireMeasurement(agreementId, agreement, availabilityBps, evidence, report);
-        _settle(agreementId, agreement, availabilityBps, evidence);
+        Record storage agreement = _agreement(agreementId);
+        uint256 endedAt = _signedEnd(agreementId, agreement, stoppedAt, deadline, signature);
+        emit AgreementEnded(agreementId, endedAt, msg.sender);
+        uint256 startedAt = agreement.startedAt;
+        _requireMeasurement(agreementId, agreement, startedAt, endedAt, availabilityBps, evidence, report);
+        _settle(agreementId, agreement, endedAt - startedAt, availabilityBps, evidence);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -275,10 +309,23 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     // ---------------------------------------------------------------------------------------------
 
     /// @inheritdoc IConferenceEscrow
+    function batch(bytes[] calldata calls) external returns (bool[] memory succeeded) {
+        succeeded = new bool[](calls.length);
+        for (uint256 i; i < calls.length; ++i) {
+            // The caller's own call, run in this contract's context: msg.sender and its roles are the caller's,
+            // and msg.value is 0 (this function is not payable).
+            // slither-disable-next-line calls-loop,low-level-calls -- this contract's own functions, each one the caller could send alone
+            (bool ok, bytes memory reason) = address(this).delegatecall(calls[i]);
+            succeeded[i] = ok;
+            if (!ok) emit BatchCallFailed(i, reason);
+        }
+    }
+
+    /// @inheritdoc IConferenceEscrow
     function end(uint256 agreementId) external {
-        Agreement storage agreement = _agreement(agreementId);
+        Record storage agreement = _agreement(agreementId);
         _requireStatus(agreementId, agreement, Status.Active);
-        uint256 endsAt = _endsAt(agreement);
+        uint256 endsAt = _endsAt(agreementId, agreement);
         if (block.timestamp < endsAt) revert Errors.Escrow_NotExpired(agreementId, endsAt);
         _end(agreementId, agreement, endsAt);
     }
@@ -287,12 +334,13 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     function stopBySignature(uint256 agreementId, uint40 stoppedAt, uint40 deadline, bytes calldata signature)
         external
     {
-        _endAtSignedTime(agreementId, _agreement(agreementId), stoppedAt, deadline, signature);
+        Record storage agreement = _agreement(agreementId);
+        _end(agreementId, agreement, _signedEnd(agreementId, agreement, stoppedAt, deadline, signature));
     }
 
     /// @inheritdoc IConferenceEscrow
     function reclaim(uint256 agreementId) external nonReentrant {
-        Agreement storage agreement = _agreement(agreementId);
+        Record storage agreement = _agreement(agreementId);
         _requireStatus(agreementId, agreement, Status.Requested);
         uint256 deadline = uint256(agreement.startedAt) + ACTIVATION_WINDOW;
         if (block.timestamp <= deadline) revert Errors.Escrow_ActivationWindowOpen(agreementId, deadline);
@@ -301,95 +349,15 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
 
     /// @inheritdoc IConferenceEscrow
     function settleOverdue(uint256 agreementId) external nonReentrant {
-        Agreement storage agreement = _agreement(agreementId);
-        (, uint256 to) = _measuredPeriod(agreementId, agreement);
+        Record storage agreement = _agreement(agreementId);
+        (uint256 from, uint256 to) = _measuredPeriod(agreementId, agreement);
         uint256 deadline = to + SETTLEMENT_WINDOW;
         if (block.timestamp <= deadline) revert Errors.Escrow_SettlementWindowOpen(agreementId, deadline);
         // No report from the terms' monitor is no evidence of availability; without a monitor, the operator
         // that alone reports let its window pass.
         // forge-lint: disable-next-line(unsafe-typecast)
         uint16 availabilityBps = _terms[agreement.termsId].monitored ? 0 : uint16(Pricing.BPS);
-        _settle(agreementId, agreement, availabilityBps, bytes32(0));
-    }
-
-    /// @inheritdoc IConferenceEscrow
-    function withdraw(uint8 tokenId) external nonReentrant {
-        uint256 amount = _credits[msg.sender][tokenId];
-        if (amount == 0) revert Errors.Escrow_NothingToWithdraw(msg.sender, tokenId);
-        _credits[msg.sender][tokenId] = 0;
-        emit Withdrawn(msg.sender, tokenId, amount);
-        _send(tokenId, msg.sender, amount);
-    }
-
-    /// @inheritdoc IConferenceEscrow
-    function withdrawEarnings(uint32 providerId, uint8 tokenId) external nonReentrant {
-        uint256 amount = _earnings[providerId][tokenId];
-        if (amount == 0) revert Errors.Escrow_NoEarnings(providerId, tokenId);
-        IProviderRegistry.Provider memory provider = REGISTRY.providerOf(providerId);
-        address payout = provider.payout;
-        // Only the provider decides when: a provider moving its payout away from a lost address must not be
-        // front-run into paying that address.
-        if (msg.sender != provider.account && msg.sender != payout) {
-            revert Errors.Escrow_NotProvider(providerId, msg.sender);
-        }
-        _earnings[providerId][tokenId] = 0;
-        emit EarningsWithdrawn(providerId, tokenId, payout, amount);
-        _send(tokenId, payout, amount);
-    }
-
-    // ---------------------------------------------------------------------------------------------
-    // Offer book
-    // ---------------------------------------------------------------------------------------------
-
-    /// @inheritdoc IConferenceEscrow
-    function publishTerms(Terms calldata terms, uint32 replacesTermsId) external returns (uint32 termsId) {
-        if (msg.sender != address(BOOK)) revert Errors.Escrow_NotOfferBook(msg.sender);
-        termsId = ++termsCount;
-        Terms storage stored = _terms[termsId];
-        stored.price = terms.price;
-        stored.maxDuration = terms.maxDuration;
-        stored.offerId = terms.offerId;
-        stored.regions = terms.regions;
-        stored.gdprSurchargeBps = terms.gdprSurchargeBps;
-        stored.regionSurchargeBps = terms.regionSurchargeBps;
-        stored.model = terms.model;
-        stored.tokenId = terms.tokenId;
-        stored.gdpr = terms.gdpr;
-        stored.open = true;
-        stored.owner = terms.owner;
-        stored.margin = terms.margin;
-        stored.minimumCharge = terms.minimumCharge;
-        stored.monitored = terms.monitor != address(0);
-        stored.monitor = terms.monitor;
-        for (uint256 i; i < terms.shares.length; ++i) {
-            stored.shares.push(terms.shares[i]);
-        }
-        emit TermsPublished(termsId, terms.offerId, terms.model, terms.price);
-        if (replacesTermsId != 0) _closeTerms(replacesTermsId);
-    }
-
-    /// @inheritdoc IConferenceEscrow
-    function closeTerms(uint32 termsId) external {
-        if (msg.sender != address(BOOK)) revert Errors.Escrow_NotOfferBook(msg.sender);
-        _closeTerms(termsId);
-    }
-
-    // ---------------------------------------------------------------------------------------------
-    // Admin
-    // ---------------------------------------------------------------------------------------------
-
-    /// @inheritdoc IConferenceEscrow
-    function addToken(address token) external onlyRole(DEFAULT_ADMIN_ROLE) returns (uint8 tokenId) {
-        if (token.code.length == 0 || _tokenCount == type(uint8).max) revert Errors.Escrow_InvalidToken(token);
-        tokenId = ++_tokenCount;
-        _tokens[tokenId] = token;
-        emit TokenAdded(tokenId, token);
-    }
-
-    /// @inheritdoc IConferenceEscrow
-    function setPaused(bool paused_) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        paused = paused_;
-        emit PausedSet(paused_);
+        _settle(agreementId, agreement, agreement.status == Status.Ended ? to - from : 0, availabilityBps, bytes32(0));
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -404,7 +372,7 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     {
         Terms storage terms = _terms[termsId];
         if (!terms.open) revert Errors.Escrow_TermsNotOpen(termsId);
-        (surchargeBps,) = _constrain(termsId, terms, allowedRegions, gdpr);
+        (surchargeBps,,) = _constrain(termsId, terms, allowedRegions, gdpr);
         price = terms.price;
         IOfferBook.Model model = terms.model;
         uint256 duration = model == IOfferBook.Model.TimeLimited
@@ -425,7 +393,23 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
 
     /// @inheritdoc IConferenceEscrow
     function agreementOf(uint256 agreementId) external view returns (Agreement memory) {
-        return _agreement(agreementId);
+        Record storage record = _agreement(agreementId);
+        Terms storage terms = _terms[record.termsId];
+        return Agreement({
+            customer: record.customer,
+            termsId: record.termsId,
+            allowedRegions: _allowedRegions(agreementId, record),
+            model: terms.model,
+            tokenId: terms.tokenId,
+            gdpr: record.flags & GDPR != 0,
+            status: record.status,
+            region: record.region,
+            price: terms.price,
+            surchargeBps: _surchargeOf(record, terms),
+            duration: SafeCast.toUint40(_duration(agreementId, record)),
+            startedAt: record.startedAt,
+            endedAt: _details[agreementId].endedAt
+        });
     }
 
     /// @inheritdoc IConferenceEscrow
@@ -441,6 +425,21 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     /// @inheritdoc IConferenceEscrow
     function depositOf(uint256 agreementId) external view returns (uint256) {
         return _deposit(agreementId, _agreement(agreementId));
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function accountOf(address customer, uint8 tokenId) external view returns (Account memory) {
+        return _accounts[customer][tokenId];
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function orderNonceUsed(address customer, uint256 nonce) external view returns (bool) {
+        return _orderNonces[customer][nonce >> 8] & (uint256(1) << (nonce & 0xff)) != 0;
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function orderDigest(Order calldata order) external view returns (bytes32) {
+        return _orderDigest(order);
     }
 
     /// @inheritdoc IConferenceEscrow
@@ -479,6 +478,16 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         return _tokens[tokenId];
     }
 
+    /// @notice Whether signing is paused.
+    function paused() external view returns (bool) {
+        return _paused;
+    }
+
+    /// @inheritdoc IConferenceEscrow
+    function termsCount() external view returns (uint32) {
+        return _termsCount;
+    }
+
     /// @inheritdoc IConferenceEscrow
     function agreementCount() external view returns (uint256) {
         return _agreementCount;
@@ -488,56 +497,46 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     // Internals: every status change of an agreement happens below or in the functions above.
     // ---------------------------------------------------------------------------------------------
 
-    function _closeTerms(uint32 termsId) private {
-        _terms[termsId].open = false;
-        emit TermsClosed(termsId);
+    /// @dev Runs the current call in ANNEX's code, in this contract's storage, balance and context (sender,
+    /// value), and returns or reverts with what it returns or reverts with: OpenZeppelin's `Proxy._delegate`,
+    /// for the functions listed above only.
+    function _inAnnex() private {
+        address annex = address(ANNEX);
+        assembly {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), annex, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            switch ok
+            case 0 { revert(0, returndatasize()) }
+            default { return(0, returndatasize()) }
+        }
     }
 
-    function _open(
-        uint32 termsId,
-        Terms storage terms,
-        uint32 regions,
-        bool gdpr,
-        uint24 surchargeBps,
-        uint256 duration,
-        Status status
-    ) private returns (uint256 agreementId) {
-        agreementId = ++_agreementCount;
-        _agreements[agreementId] = Agreement({
-            customer: msg.sender,
-            termsId: termsId,
-            allowedRegions: regions,
-            model: terms.model,
-            tokenId: terms.tokenId,
-            gdpr: gdpr,
-            status: status,
-            region: 0,
-            price: terms.price,
-            surchargeBps: surchargeBps,
-            duration: SafeCast.toUint40(duration),
-            startedAt: status == Status.Requested ? _now() : 0,
-            endedAt: 0
-        });
-    }
-
-    function _end(uint256 agreementId, Agreement storage agreement, uint256 endedAt) private {
+    function _end(uint256 agreementId, Record storage agreement, uint256 endedAt) private {
         agreement.status = Status.Ended;
         // forge-lint: disable-next-line(unsafe-typecast)
-        agreement.endedAt = uint40(endedAt);
+        _details[agreementId].endedAt = uint40(endedAt);
         emit AgreementEnded(agreementId, endedAt, msg.sender);
     }
 
-    /// @dev Pays for one conference (or a FlexiblePeriod window that passed unused) and splits the charge.
-    function _settle(uint256 agreementId, Agreement storage agreement, uint16 availabilityBps, bytes32 evidence)
-        private
-    {
-        IOfferBook.Model model = agreement.model;
-        uint256 used = agreement.status == Status.Ended ? agreement.endedAt - agreement.startedAt : 0;
-        uint256 minimumCharge = model == IOfferBook.Model.FlexiblePeriod ? _windows[agreementId].minimumCharge : 0;
-        uint256 charge =
-            Pricing.charge(model, agreement.price, agreement.surchargeBps, used, minimumCharge, availabilityBps);
+    /// @dev Pays for one conference that ran `used` seconds (0 for a FlexiblePeriod window that passed
+    /// unused) and splits the charge.
+    function _settle(
+        uint256 agreementId,
+        Record storage agreement,
+        uint256 used,
+        uint16 availabilityBps,
+        bytes32 evidence
+    ) private {
+        Terms storage terms = _terms[agreement.termsId];
+        IOfferBook.Model model = terms.model;
+        uint24 surchargeBps = _surchargeOf(agreement, terms);
+        uint256 minimumCharge =
+            model == IOfferBook.Model.FlexiblePeriod ? _minimumCharge(agreementId, agreement, terms, surchargeBps) : 0;
+        uint256 charge = Pricing.charge(model, terms.price, surchargeBps, used, minimumCharge, availabilityBps);
+        uint256 released = 0;
         uint256 refund = 0;
-        if (model == IOfferBook.Model.TimeLimited) {
+        if (model == IOfferBook.Model.TimeLimited && agreement.flags & FROM_ACCOUNT == 0) {
             // The session is paid; its seconds are consumed only if it was paid for. The account stays open, and
             // counts the session, so that a signed stop of this one cannot stop the next.
             agreement.status = Status.Idle;
@@ -545,36 +544,42 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
             ++account.sessions;
             if (availabilityBps >= Pricing.MIN_AVAILABILITY_BPS) {
                 // forge-lint: disable-next-line(unsafe-typecast)
-                agreement.duration -= uint40(used);
+                _details[agreementId].duration -= uint40(used);
                 account.charged += SafeCast.toUint88(charge);
             }
         } else {
             agreement.status = Status.Settled;
-            refund = _deposit(agreementId, agreement) - charge;
+            released = _deposit(agreementId, agreement);
+            refund = released - charge;
         }
-        _split(agreement.termsId, agreement.tokenId, charge);
-        bool deferred = _push(agreement.tokenId, agreement.customer, refund);
+        uint8 tokenId = terms.tokenId;
+        _split(terms, tokenId, charge);
+        bool deferred = _payBack(agreement, tokenId, released, refund);
         emit AgreementSettled(agreementId, availabilityBps, evidence, charge, refund, deferred);
     }
 
     /// @dev The customer calls its start off. Only this branch of {stop} may push a refund, so only it takes
     /// the reentrancy guard (ending a running conference moves no money, like {end}).
-    function _callOff(uint256 agreementId, Agreement storage agreement) private nonReentrant {
+    function _callOff(uint256 agreementId, Record storage agreement) private nonReentrant {
         _cancel(agreementId, agreement, CancelReason.CancelledByCustomer);
     }
 
     /// @dev Calls off a start that never ran. A TimeLimited session consumes nothing: back to Idle. A
     /// FlexiblePeriod reservation (and its non-refundable minimum) stays, back to Idle, unless the service was
     /// at fault: the operator declined, or let pass the activation window of a start it was owed (see
-    /// {_owedActivation}). Otherwise everything is refunded.
-    function _cancel(uint256 agreementId, Agreement storage agreement, CancelReason reason) private {
+    /// {_owedActivation}). Otherwise (and always for an agreement opened from an account, which is one
+    /// conference) everything is refunded.
+    function _cancel(uint256 agreementId, Record storage agreement, CancelReason reason) private {
+        Terms storage terms = _terms[agreement.termsId];
+        IOfferBook.Model model = terms.model;
         uint256 refund = 0;
-        IOfferBook.Model model = agreement.model;
         if (
-            model == IOfferBook.Model.TimeLimited
-                || (model == IOfferBook.Model.FlexiblePeriod
-                    && (reason == CancelReason.CancelledByCustomer
-                        || (reason == CancelReason.ActivationTimedOut && !_owedActivation(agreementId, agreement))))
+            agreement.flags & FROM_ACCOUNT == 0
+                && (model == IOfferBook.Model.TimeLimited
+                    || (model == IOfferBook.Model.FlexiblePeriod
+                        && (reason == CancelReason.CancelledByCustomer
+                            || (reason == CancelReason.ActivationTimedOut
+                                && !_owedActivation(agreementId, agreement)))))
         ) {
             agreement.status = Status.Idle;
             agreement.startedAt = 0;
@@ -582,15 +587,32 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
             agreement.status = Status.Refunded;
             refund = _deposit(agreementId, agreement);
         }
-        bool deferred = _push(agreement.tokenId, agreement.customer, refund);
+        bool deferred = _payBack(agreement, terms.tokenId, refund, refund);
         emit StartCancelled(agreementId, reason, refund, deferred);
+    }
+
+    /// @dev Returns money to the customer: for an agreement opened from an account, unlocks its `released`
+    /// deposit and frees `refund` of it in the account (returns true: credited, not sent); otherwise pushes
+    /// `refund` (see {_push}).
+    function _payBack(Record storage agreement, uint8 tokenId, uint256 released, uint256 refund)
+        private
+        returns (bool deferred)
+    {
+        if (agreement.flags & FROM_ACCOUNT == 0) return _push(tokenId, agreement.customer, refund);
+        if (released == 0) return false;
+        Account storage account = _accounts[agreement.customer][tokenId];
+        // The account holds at most 2^128 - 1 in all, and `refund` ≤ `released` ≤ what it locked.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        account.locked -= uint128(released);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        account.free += uint128(refund);
+        return true;
     }
 
     /// @dev Credits each provider floor(charge × component / price) and the owner the rest: its margin
     /// and the rounding dust. Nothing is lost: the parts add up to `charge` exactly.
-    function _split(uint32 termsId, uint8 tokenId, uint256 charge) private {
+    function _split(Terms storage terms, uint8 tokenId, uint256 charge) private {
         if (charge == 0) return;
-        Terms storage terms = _terms[termsId];
         uint256 price = terms.price;
         uint256 rest = charge;
         uint256 count = terms.shares.length;
@@ -607,15 +629,15 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     /// [startedAt, endedAt); a FlexiblePeriod window that passed without a conference, [from, to): never started
     /// (Idle), or started too late to be owed an activation (Requested, see {_owedActivation}): such a start
     /// lapses with the window. The settlement may happen from the period's end. Reverts otherwise.
-    function _measuredPeriod(uint256 agreementId, Agreement storage agreement)
+    function _measuredPeriod(uint256 agreementId, Record storage agreement)
         private
         view
         returns (uint256 from, uint256 to)
     {
         Status status = agreement.status;
-        if (status == Status.Ended) return (agreement.startedAt, agreement.endedAt);
+        if (status == Status.Ended) return (agreement.startedAt, _details[agreementId].endedAt);
         if (
-            agreement.model == IOfferBook.Model.FlexiblePeriod
+            _hasWindow(agreement)
                 && (status == Status.Idle || (status == Status.Requested && !_owedActivation(agreementId, agreement)))
         ) {
             Window storage window = _windows[agreementId];
@@ -626,12 +648,14 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         revert Errors.Escrow_WrongStatus(agreementId, status);
     }
 
-    /// @dev Whether the figure may settle: with a monitor, `report` is its signature over this conference,
-    /// its measured period, the figure and the evidence (whoever submits it); without one, the operator
-    /// reports and no report comes with it. Reverts otherwise, and if the agreement cannot settle now.
+    /// @dev Whether the figure may settle the period [from, to): with a monitor, `report` is its signature over
+    /// this conference, the period, the figure and the evidence (whoever submits it); without one, the
+    /// operator reports and no report comes with it. Reverts otherwise.
     function _requireMeasurement(
         uint256 agreementId,
-        Agreement storage agreement,
+        Record storage agreement,
+        uint256 from,
+        uint256 to,
         uint16 availabilityBps,
         bytes32 evidence,
         bytes calldata report
@@ -639,7 +663,6 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         if (availabilityBps > Pricing.BPS) {
             revert Errors.Escrow_InvalidAvailability(availabilityBps);
         }
-        (uint256 from, uint256 to) = _measuredPeriod(agreementId, agreement);
         Terms storage terms = _terms[agreement.termsId];
         if (!terms.monitored) {
             _checkRole(OPERATOR_ROLE);
@@ -659,58 +682,30 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     /// @dev Whether a requested FlexiblePeriod start is owed an activation: it left the operator its whole
     /// ACTIVATION_WINDOW inside the reserved window. A later start is served if the operator can activate it
     /// before the window ends; if it cannot, the start lapses and the minimum stays charged.
-    function _owedActivation(uint256 agreementId, Agreement storage agreement) private view returns (bool) {
+    function _owedActivation(uint256 agreementId, Record storage agreement) private view returns (bool) {
         return uint256(agreement.startedAt) + ACTIVATION_WINDOW < _windows[agreementId].to;
     }
 
-    /// @dev Ends a running conference at the time its customer signed (EIP-712 `Stop`): never later than now
-    /// or its end time, never earlier than its start.
-    function _endAtSignedTime(
+    /// @dev When a running conference ended by its customer's signed stop (EIP-712 `Stop`): the signed time,
+    /// never later than now or its end time, never earlier than its start. Reverts unless it is running, the
+    /// deadline has not passed and the signature is the customer's over this conference.
+    function _signedEnd(
         uint256 agreementId,
-        Agreement storage agreement,
+        Record storage agreement,
         uint40 stoppedAt,
         uint40 deadline,
         bytes calldata signature
-    ) private {
+    ) private view returns (uint256 endedAt) {
         _requireStatus(agreementId, agreement, Status.Active);
         if (block.timestamp > deadline) revert Errors.Escrow_SignatureExpired(agreementId, deadline);
         uint32 session = _session(agreementId, agreement);
         if (!_signedByCustomer(agreement.customer, _stopDigest(agreementId, session, stoppedAt, deadline), signature)) {
             revert Errors.Escrow_InvalidSignature(agreementId);
         }
-        uint256 latest = _endsAt(agreement);
+        uint256 latest = _endsAt(agreementId, agreement);
         if (block.timestamp < latest) latest = block.timestamp;
-        uint256 endedAt = stoppedAt > latest ? latest : stoppedAt;
+        endedAt = stoppedAt > latest ? latest : stoppedAt;
         if (endedAt < agreement.startedAt) endedAt = agreement.startedAt;
-        _end(agreementId, agreement, endedAt);
-    }
-
-    /// @dev Whether `signature` over `digest` is the customer's. Its own key first: an EOA, and an EOA that
-    /// delegated its code (EIP-7702), whose delegate need not implement ERC-1271 (the key still controls the
-    /// account). Then, for an account with code, ERC-1271 (a smart-contract wallet, or a delegate that does).
-    function _signedByCustomer(address customer, bytes32 digest, bytes calldata signature) private view returns (bool) {
-        // slither-disable-next-line unused-return -- the third value only details an error, and any error means "not the key's"
-        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
-        if (err == ECDSA.RecoverError.NoError && recovered == customer) return true;
-        return
-            customer.code.length != 0
-                && SignatureChecker.isValidERC1271SignatureNowCalldata(customer, digest, signature);
-    }
-
-    /// @dev Takes the deposit: ETH with the call, or exactly `amount` of the ERC-20 (a token that
-    /// delivers less, such as one with a fee on transfer, is refused).
-    // slither-disable-next-line msg-value-in-nonpayable -- reached only from the payable sign, buyMinutes and reserve (slither cannot build this contract's call graph: see SECURITY.md)
-    function _collect(uint8 tokenId, uint256 amount) private {
-        if (tokenId == 0) {
-            if (msg.value != amount) revert Errors.Escrow_WrongDeposit(amount, msg.value);
-            return;
-        }
-        if (msg.value != 0) revert Errors.Escrow_WrongDeposit(0, msg.value);
-        IERC20 token = IERC20(_tokens[tokenId]);
-        uint256 before = token.balanceOf(address(this));
-        token.safeTransferFrom(msg.sender, address(this), amount);
-        uint256 received = token.balanceOf(address(this)) - before;
-        if (received != amount) revert Errors.Escrow_UnsupportedToken(address(token), amount, received);
     }
 
     /// @dev Sends a refund without letting the recipient block the caller: ETH with bounded gas and no
@@ -730,56 +725,56 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         return !ok;
     }
 
-    /// @dev Pays a withdrawal; the caller asked for it, so a failure reverts (and blocks only the caller).
-    function _send(uint8 tokenId, address to, uint256 amount) private {
-        if (tokenId == 0) {
-            (bool ok,) = to.call{value: amount}("");
-            if (!ok) revert Errors.Escrow_TransferFailed(to, amount);
-        } else {
-            IERC20(_tokens[tokenId]).safeTransfer(to, amount);
-        }
+    function _surchargeOf(Record storage agreement, Terms storage terms) private view returns (uint24) {
+        return _surcharge(terms, agreement.flags);
     }
 
-    function _credit(address account, uint8 tokenId, uint256 amount) private {
-        _credits[account][tokenId] += amount;
-        emit Credited(account, tokenId, amount);
+    /// @dev What the agreement's customer paid in (or locked, from an account).
+    function _deposit(uint256 agreementId, Record storage agreement) private view returns (uint256) {
+        Terms storage terms = _terms[agreement.termsId];
+        uint24 surchargeBps = _surchargeOf(agreement, terms);
+        if (agreement.flags & OWN_DURATION == 0) return _fullDeposit(terms, surchargeBps);
+        if (terms.model == IOfferBook.Model.TimeLimited) return _minutesAccounts[agreementId].deposit;
+        Window storage window = _windows[agreementId];
+        return Pricing.deposit(
+            IOfferBook.Model.FlexiblePeriod, terms.price, surchargeBps, window.to - window.from, window.minimumCharge
+        );
     }
 
-    /// @dev The constraint surcharge and the regions the agreement allows. Reverts if the constraints cannot
-    /// be met by these terms.
-    function _constrain(uint32 termsId, Terms storage terms, uint32 allowedRegions, bool gdpr)
+    /// @dev A FlexiblePeriod agreement's minimum charge, after the surcharge: its window's, or the terms' for
+    /// one opened from an account.
+    function _minimumCharge(uint256 agreementId, Record storage agreement, Terms storage terms, uint24 surchargeBps)
         private
         view
-        returns (uint24 surchargeBps, uint32 regions)
+        returns (uint256)
     {
-        uint32 served = terms.regions;
-        regions = allowedRegions == 0 ? served : allowedRegions & served;
-        if (regions == 0) revert Errors.Escrow_NoRegionAllowed(termsId, allowedRegions);
-        if (gdpr && !terms.gdpr) revert Errors.Escrow_GdprUnavailable(termsId);
-        if (gdpr) surchargeBps += terms.gdprSurchargeBps;
-        if (regions != served) surchargeBps += terms.regionSurchargeBps;
+        if (agreement.flags & OWN_DURATION != 0) return _windows[agreementId].minimumCharge;
+        return Pricing.surcharged(terms.minimumCharge, surchargeBps);
     }
 
-    function _signable(uint32 termsId) private view returns (Terms storage terms) {
-        if (paused) revert Errors.Escrow_Paused();
-        terms = _terms[termsId];
-        if (!terms.open) revert Errors.Escrow_TermsNotOpen(termsId);
+    function _modelOf(Record storage agreement) private view returns (IOfferBook.Model) {
+        return _terms[agreement.termsId].model;
     }
 
-    function _deposit(uint256 agreementId, Agreement storage agreement) private view returns (uint256) {
-        IOfferBook.Model model = agreement.model;
-        if (model == IOfferBook.Model.TimeLimited) return _minutesAccounts[agreementId].deposit;
-        if (model == IOfferBook.Model.FlexiblePeriod) {
-            Window storage window = _windows[agreementId];
-            return Pricing.deposit(
-                model, agreement.price, agreement.surchargeBps, window.to - window.from, window.minimumCharge
-            );
-        }
-        return Pricing.deposit(model, agreement.price, agreement.surchargeBps, agreement.duration, 0);
+    /// @dev Whether the agreement is a FlexiblePeriod reservation with its window (not one opened from an
+    /// account, which runs from its activation for at most the terms' maxDuration).
+    function _hasWindow(Record storage agreement) private view returns (bool) {
+        return agreement.flags & OWN_DURATION != 0 && _modelOf(agreement) == IOfferBook.Model.FlexiblePeriod;
     }
 
-    function _endsAt(Agreement storage agreement) private view returns (uint256) {
-        return uint256(agreement.startedAt) + agreement.duration;
+    function _allowedRegions(uint256 agreementId, Record storage agreement) private view returns (uint32) {
+        if (agreement.flags & NARROWED != 0) return _details[agreementId].allowedRegions;
+        return _terms[agreement.termsId].regions;
+    }
+
+    /// @dev The longest the next conference may run (see {IConferenceEscrow-Agreement}).
+    function _duration(uint256 agreementId, Record storage agreement) private view returns (uint256) {
+        if (agreement.flags & OWN_DURATION != 0) return _details[agreementId].duration;
+        return _terms[agreement.termsId].maxDuration;
+    }
+
+    function _endsAt(uint256 agreementId, Record storage agreement) private view returns (uint256) {
+        return uint256(agreement.startedAt) + _duration(agreementId, agreement);
     }
 
     function _stopDigest(uint256 agreementId, uint32 session, uint40 stoppedAt, uint40 deadline)
@@ -791,9 +786,9 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
     }
 
     /// @dev The number of the agreement's current (or next) conference: 1 + the sessions settled before it,
-    /// which only a TimeLimited agreement counts (read only for it: every other model has one conference).
-    function _session(uint256 agreementId, Agreement storage agreement) private view returns (uint32) {
-        if (agreement.model != IOfferBook.Model.TimeLimited) return 1;
+    /// which only a TimeLimited agreement with bought minutes counts (every other agreement has one conference).
+    function _session(uint256 agreementId, Record storage agreement) private view returns (uint32) {
+        if (agreement.flags & OWN_DURATION == 0) return 1;
         return _minutesAccounts[agreementId].sessions + 1;
     }
 
@@ -812,23 +807,17 @@ contract ConferenceEscrow is IConferenceEscrow, AccessControl, EIP712, Reentranc
         );
     }
 
-    function _agreement(uint256 agreementId) private view returns (Agreement storage agreement) {
+    function _agreement(uint256 agreementId) private view returns (Record storage agreement) {
         agreement = _agreements[agreementId];
         if (agreement.status == Status.None) revert Errors.Escrow_UnknownAgreement(agreementId);
     }
 
-    function _customersAgreement(uint256 agreementId) private view returns (Agreement storage agreement) {
+    function _customersAgreement(uint256 agreementId) private view returns (Record storage agreement) {
         agreement = _agreement(agreementId);
         if (msg.sender != agreement.customer) revert Errors.Escrow_NotCustomer(agreementId, msg.sender);
     }
 
-    function _requireStatus(uint256 agreementId, Agreement storage agreement, Status expected) private view {
+    function _requireStatus(uint256 agreementId, Record storage agreement, Status expected) private view {
         if (agreement.status != expected) revert Errors.Escrow_WrongStatus(agreementId, agreement.status);
-    }
-
-    /// @dev Block timestamps fit in 40 bits until the year 36812.
-    function _now() private view returns (uint40) {
-        // forge-lint: disable-next-line(unsafe-typecast)
-        return uint40(block.timestamp);
     }
 }

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {ConferenceEscrow} from "../src/ConferenceEscrow.sol";
+import {EscrowAnnex} from "../src/EscrowAnnex.sol";
 import {OfferBook} from "../src/OfferBook.sol";
 import {ProviderRegistry} from "../src/ProviderRegistry.sol";
 import {IConferenceEscrow} from "../src/interfaces/IConferenceEscrow.sol";
@@ -11,6 +12,14 @@ import {MockStablecoin} from "./mocks/Tokens.sol";
 
 /// @notice The forge cheatcodes these tests use (forge-std cannot be installed here; forge has them built in).
 interface Vm {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory);
     function warp(uint256 timestamp) external;
     function prank(address sender) external;
     function startPrank(address sender) external;
@@ -75,6 +84,7 @@ abstract contract BaseTest {
 
     ProviderRegistry internal registry;
     ConferenceEscrow internal escrow;
+    EscrowAnnex internal annex;
     OfferBook internal book;
     MockStablecoin internal usd;
     uint8 internal usdId;
@@ -114,7 +124,9 @@ abstract contract BaseTest {
         monitorPayout = _account(23, "monitorPayout");
 
         registry = new ProviderRegistry();
-        escrow = new ConferenceEscrow(admin, operator, registry, ACTIVATION_WINDOW, SETTLEMENT_WINDOW, VOTING_PERIOD);
+        annex = new EscrowAnnex();
+        escrow =
+            new ConferenceEscrow(admin, operator, registry, ACTIVATION_WINDOW, SETTLEMENT_WINDOW, VOTING_PERIOD, annex);
         book = escrow.BOOK();
         usd = new MockStablecoin();
         vm.prank(admin);
@@ -386,6 +398,20 @@ abstract contract BaseTest {
     /// The number of the agreement's running (or next) conference, which a signed stop names.
     function _session(uint256 id) internal view returns (uint32) {
         return escrow.minutesAccountOf(id).sessions + 1;
+    }
+
+    /// @dev When the last AgreementEnded event recorded (`vm.recordLogs()` before the call) ended agreement `id`:
+    /// an agreement ended and settled in one call ({stopAndSettle}) keeps its end in that event only.
+    function _endedAtLogged(uint256 id) internal returns (uint256) {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i = logs.length; i > 0; --i) {
+            Vm.Log memory log = logs[i - 1];
+            if (log.topics[0] == IConferenceEscrow.AgreementEnded.selector && uint256(log.topics[1]) == id) {
+                (uint256 endedAt,) = abi.decode(log.data, (uint256, address));
+                return endedAt;
+            }
+        }
+        revert("no AgreementEnded recorded");
     }
 
     function _status(uint256 id) internal view returns (IConferenceEscrow.Status) {

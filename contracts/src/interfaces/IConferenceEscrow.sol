@@ -151,6 +151,35 @@ interface IConferenceEscrow {
         uint88 minimumCharge;
     }
 
+    /// @notice A customer's account in one token: deposited once, drawn on by orders.
+    /// @param free What orders may lock and the customer may withdraw.
+    /// @param locked The deposits of the account's agreements not yet settled or refunded.
+    /// @param withdrawal The amount of the pending withdrawal request (0: none).
+    /// @param withdrawalAt When it was requested; it may complete ACTIVATION_WINDOW later.
+    struct Account {
+        uint128 free;
+        uint128 locked;
+        uint128 withdrawal;
+        uint40 withdrawalAt;
+    }
+
+    /// @notice What a customer signs (EIP-712) to open one conference from its account, without a transaction.
+    /// The domain binds it to this chain and this escrow, the signature to the customer, and `nonce` (any
+    /// unused number, Permit2-style) makes it usable at most once.
+    /// @param termsId The offer's terms version: its model and price are what the customer agrees to.
+    /// @param allowedRegions, gdpr The constraints, as for {sign}.
+    /// @param maxCost The most the order may lock (and so cost): the agreement's deposit at the terms' longest
+    /// conference, after the constraint surcharge.
+    /// @param deadline The last second at which the operator may open it.
+    struct Order {
+        uint32 termsId;
+        uint32 allowedRegions;
+        bool gdpr;
+        uint256 maxCost;
+        uint256 nonce;
+        uint40 deadline;
+    }
+
     /// @notice Emitted when the offer book publishes a terms version: customers may sign it from now on.
     event TermsPublished(uint32 indexed termsId, uint32 indexed offerId, IOfferBook.Model model, uint256 price);
 
@@ -212,8 +241,55 @@ interface IConferenceEscrow {
     /// @notice Emitted when the admin pauses or unpauses signing.
     event PausedSet(bool paused);
 
+    /// @notice Emitted when a customer pays into its account.
+    event Deposited(address indexed customer, uint8 indexed tokenId, uint256 amount);
+
+    /// @notice Emitted when a customer asks to withdraw from its account; it may complete at `dueAt`.
+    event WithdrawalRequested(address indexed customer, uint8 indexed tokenId, uint256 amount, uint256 dueAt);
+
+    /// @notice Emitted when a withdrawal from an account completes (`amount` is what was free, up to the request).
+    event AccountWithdrawn(address indexed customer, uint8 indexed tokenId, uint256 amount);
+
+    /// @notice Emitted with {AgreementSigned} when the operator opens a customer's signed order.
+    event OrderFilled(uint256 indexed agreementId, address indexed customer, uint256 nonce);
+
+    /// @notice Emitted when a customer cancels the unused order nonces `mask` of word `word` (nonces
+    /// word·256 + i for each bit i set).
+    event OrdersCancelled(address indexed customer, uint256 word, uint256 mask);
+
+    /// @notice Emitted by {batch} for a call that reverted, with its revert data (the error and its
+    /// arguments): that call changed nothing, and the others went on.
+    event BatchCallFailed(uint256 index, bytes reason);
+
     // ----------------------------------------------------------------------------------------------
-    // Customer
+    // Customer accounts: one deposit, many conferences, each opened by a signed order
+    // ----------------------------------------------------------------------------------------------
+
+    /// @notice Pays `amount` of token `tokenId` into the caller's account.
+    /// @dev Requirements: `amount` is not zero and the account stays below 2^128; ETH: `msg.value` is `amount`;
+    /// ERC-20: no ETH, and the contract receives exactly `amount` (allowance needed). Deposits are never paused.
+    /// Emits {Deposited}.
+    function depositToAccount(uint8 tokenId, uint256 amount) external payable;
+
+    /// @notice Asks to withdraw up to `amount` from the caller's account, replacing any earlier request. The
+    /// withdrawal completes ({completeWithdrawal}) ACTIVATION_WINDOW later: until then the operator may still
+    /// open orders the customer signed, so a conference it accepted cannot be left unpaid; after it, nothing
+    /// the operator does can keep the free balance from the customer. 0 withdraws a request.
+    /// @dev Never paused. Emits {WithdrawalRequested}.
+    function requestWithdrawal(uint8 tokenId, uint256 amount) external;
+
+    /// @notice Pays the caller what is free in its account, up to its request's amount, once the request has
+    /// waited ACTIVATION_WINDOW. The locked part comes back to the free balance as each agreement settles.
+    /// @dev Requirements: a request, due; something free. Never paused. Emits {AccountWithdrawn}.
+    function completeWithdrawal(uint8 tokenId) external;
+
+    /// @notice Cancels the caller's order nonces word·256 + i for each bit i of `mask`: orders signed with
+    /// them can no longer be opened.
+    /// @dev Emits {OrdersCancelled}.
+    function cancelOrders(uint256 word, uint256 mask) external;
+
+    // ----------------------------------------------------------------------------------------------
+    // Customer: direct agreements, one transaction each
     // ----------------------------------------------------------------------------------------------
 
     /// @notice Signs a FixedPrice or DynamicPrice agreement by paying its deposit: the price (FixedPrice) or
@@ -265,6 +341,20 @@ interface IConferenceEscrow {
     // ----------------------------------------------------------------------------------------------
     // Operator
     // ----------------------------------------------------------------------------------------------
+
+    /// @notice Opens `customer`'s signed order: locks its deposit (as {sign} would take it: the terms' longest
+    /// conference, after the surcharge) from the account, and requests the conference. From here it is an
+    /// agreement like a signed one (activate, stop, settle), except that its refund returns to the account.
+    /// On an account every model opens one conference of at most the terms' maxDuration: TimeLimited and
+    /// FlexiblePeriod are charged per use as their direct agreements are (minutes used; minimum + seconds
+    /// used), with the account in place of bought minutes or a reserved window.
+    /// @dev Requirements: the caller has OPERATOR_ROLE; signing is not paused; `deadline` has not passed;
+    /// the nonce is unused; `signature` is the customer's over Order (its own key, or ERC-1271); the terms
+    /// are open and the constraints met; the deposit ≤ `maxCost` and ≤ the account's free balance.
+    /// Emits {AgreementSigned} and {OrderFilled}.
+    function openOrder(Order calldata order, address customer, bytes calldata signature)
+        external
+        returns (uint256 agreementId);
 
     /// @notice Countersigns: the conference is running in `region` from now on.
     /// @dev Requirements: the caller has OPERATOR_ROLE; the agreement is Requested; the activation window
@@ -331,6 +421,12 @@ interface IConferenceEscrow {
     /// @dev Requirements: the agreement is settleable as for {settle}, and the settlement window has passed.
     /// Emits {AgreementSettled} with evidence 0.
     function settleOverdue(uint256 agreementId) external;
+
+    /// @notice Runs each of `calls` (this contract's own functions, ABI-encoded) as if the caller had sent it
+    /// alone, in order. A call that reverts changes nothing and is reported ({BatchCallFailed}); the others go
+    /// on. The operator sends its activations, openings and settlements this way, many per transaction.
+    /// @dev Not payable: a batched call sees no ETH. Returns, per call, whether it succeeded.
+    function batch(bytes[] calldata calls) external returns (bool[] memory succeeded);
 
     /// @notice Pays the caller's credit in token `tokenId` (refunds that could not be sent, the owner's
     /// margin) to the caller.
@@ -428,4 +524,13 @@ interface IConferenceEscrow {
 
     /// @notice The number of agreements ever signed (the highest id).
     function agreementCount() external view returns (uint256);
+
+    /// @notice `customer`'s account in token `tokenId`.
+    function accountOf(address customer, uint8 tokenId) external view returns (Account memory);
+
+    /// @notice Whether `customer`'s order nonce was used or cancelled.
+    function orderNonceUsed(address customer, uint256 nonce) external view returns (bool);
+
+    /// @notice The EIP-712 digest a customer signs to place `order`.
+    function orderDigest(Order calldata order) external view returns (bytes32);
 }

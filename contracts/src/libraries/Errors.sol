@@ -199,4 +199,31 @@ library Errors {
 
     /// @notice Thrown when an ETH withdrawal is refused by its recipient.
     error Escrow_TransferFailed(address to, uint256 amount);
+
+    /// @notice Thrown when an order is opened after its deadline.
+    error Escrow_OrderExpired(address customer, uint256 nonce, uint256 deadline);
+
+    /// @notice Thrown when an order's nonce was already used or cancelled by its customer.
+    error Escrow_OrderNonceUsed(address customer, uint256 nonce);
+
+    /// @notice Thrown when an order is not its customer's signature (EIP-712 `Order`).
+    error Escrow_InvalidOrderSignature(address customer, uint256 nonce);
+
+    /// @notice Thrown when what an order locks is more than the most its customer allowed it to cost.
+    error Escrow_OrderOverLimit(uint256 cost, uint256 maxCost);
+
+    /// @notice Thrown when an account's free balance cannot cover an order's lock.
+    error Escrow_InsufficientBalance(address customer, uint8 tokenId, uint256 needed, uint256 free);
+
+    /// @notice Thrown when an account withdraws without a withdrawal request.
+    error Escrow_NoWithdrawalRequested(address customer, uint8 tokenId);
+
+    /// @notice Thrown when an account withdraws before its request has waited out the activation window.
+    error Escrow_WithdrawalNotDue(address customer, uint8 tokenId, uint256 dueAt);
+
+    /// @notice Thrown when a deposit into an account is zero or does not fit the account (2^128 - 1).
+    error Escrow_InvalidAmount(uint256 amount);
+
+    /// @notice Thrown when the escrow's annex is called at its own address instead of through the escrow.
+    error Escrow_NotThroughEscrow();
 }

@@ -8,32 +8,38 @@ import {IOfferBook} from "../../src/interfaces/IOfferBook.sol";
 import {IProviderRegistry} from "../../src/interfaces/IProviderRegistry.sol";
 import {Errors} from "../../src/libraries/Errors.sol";
 import {MockStablecoin} from "../mocks/Tokens.sol";
+import {EscrowAnnex} from "../../src/EscrowAnnex.sol";
 
 contract AdminTest is UnitBase {
     // ---- constructor -----------------------------------------------------------------------------
 
     function test_RevertWhen_DeployedWithZeroAdmin() public {
         vm.expectRevert(Errors.Escrow_InvalidConfiguration.selector);
-        new ConferenceEscrow(address(0), operator, registry, 1, 1, 1);
+        new ConferenceEscrow(address(0), operator, registry, 1, 1, 1, annex);
     }
 
     function test_RevertWhen_DeployedWithZeroOperator() public {
         vm.expectRevert(Errors.Escrow_InvalidConfiguration.selector);
-        new ConferenceEscrow(admin, address(0), registry, 1, 1, 1);
+        new ConferenceEscrow(admin, address(0), registry, 1, 1, 1, annex);
     }
 
     function test_RevertWhen_DeployedWithZeroRegistry() public {
         vm.expectRevert(Errors.Escrow_InvalidConfiguration.selector);
-        new ConferenceEscrow(admin, operator, IProviderRegistry(address(0)), 1, 1, 1);
+        new ConferenceEscrow(admin, operator, IProviderRegistry(address(0)), 1, 1, 1, annex);
     }
 
     function test_RevertWhen_DeployedWithZeroWindows() public {
         vm.expectRevert(Errors.Escrow_InvalidConfiguration.selector);
-        new ConferenceEscrow(admin, operator, registry, 0, 1, 1);
+        new ConferenceEscrow(admin, operator, registry, 0, 1, 1, annex);
         vm.expectRevert(Errors.Escrow_InvalidConfiguration.selector);
-        new ConferenceEscrow(admin, operator, registry, 1, 0, 1);
+        new ConferenceEscrow(admin, operator, registry, 1, 0, 1, annex);
         vm.expectRevert(Errors.Escrow_InvalidConfiguration.selector);
-        new ConferenceEscrow(admin, operator, registry, 1, 1, 0);
+        new ConferenceEscrow(admin, operator, registry, 1, 1, 0, annex);
+    }
+
+    function test_RevertWhen_DeployedWithoutAnnex() public {
+        vm.expectRevert(Errors.Escrow_InvalidConfiguration.selector);
+        new ConferenceEscrow(admin, operator, registry, 1, 1, 1, EscrowAnnex(address(0)));
     }
 
     function test_WhenDeployed_RolesAndWindowsSet() public view {
