@@ -14,7 +14,7 @@ FORGE := $(CURDIR)/anvil/node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 BACKEND := target/debug/conference-backend
 # The contracts the backend binds to: their ABI and bytecode are committed under backend/abi
 # (MockStablecoin, from contracts/test/mocks/Tokens.sol, is the dev chain's stablecoin).
-BOUND := ConferenceEscrow OfferBook ProviderRegistry MockStablecoin
+BOUND := ConferenceEscrow EscrowAnnex OfferBook ProviderRegistry MockStablecoin
 # A bound contract's forge artifact, whichever source file declares it.
 artifact = $$(ls contracts/out/*/$(1).json)
 

@@ -146,7 +146,7 @@ pub async fn serve(
     };
     let health = Health::new(&node_http, service.ready_max_lag_blocks, service.confirmations, leading.clone())?;
     // What the web app reads once: the contracts beside the escrow, and its currencies as they are now.
-    let (book, registry) = chain.book_and_registry().await?;
+    let deployed = chain.deployed_with().await?;
     let tokens = chain.tokens().await?;
     // The port is known only now: `--http 127.0.0.1:0` lets the kernel choose.
     let public_url = match &service.public_url {
@@ -161,8 +161,7 @@ pub async fn serve(
         explorer: service.explorer()?,
         probe_interval_ms: service.probe_interval_ms.max(10),
         ..PublicConfig::new(chain.chain_id, public_rpc, chain.escrow.to_string()).with_deployment(
-            book.to_string(),
-            registry.to_string(),
+            deployed,
             args.start_block,
             tokens,
         )

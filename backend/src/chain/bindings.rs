@@ -13,6 +13,17 @@ pub mod escrow {
         "abi/ConferenceEscrow.json"
     );
 }
+/// The code the escrow runs for its accounts, payouts, terms publishing and admin (deployed once, before
+/// the escrow, which takes its address; its functions are called at the escrow's address, through
+/// [`escrow::ConferenceEscrow`]).
+pub mod annex {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        EscrowAnnex,
+        "abi/EscrowAnnex.json"
+    );
+}
 pub mod book {
     alloy::sol!(
         #[sol(rpc)]
@@ -79,7 +90,7 @@ pub struct Optimizer {
 
 /// The contracts the service names in `GET /api/config`, with the compiler settings of their committed
 /// artifacts (written by contracts/export-abi.js, checked by `make check-abi`).
-pub fn compiler_settings() -> [(&'static str, CompilerSettings); 3] {
+pub fn compiler_settings() -> [(&'static str, CompilerSettings); 4] {
     #[derive(serde::Deserialize)]
     struct Artifact {
         compiler: CompilerSettings,
@@ -89,6 +100,7 @@ pub fn compiler_settings() -> [(&'static str, CompilerSettings); 3] {
     };
     [
         ("ConferenceEscrow", read(include_str!("../../abi/ConferenceEscrow.json"))),
+        ("EscrowAnnex", read(include_str!("../../abi/EscrowAnnex.json"))),
         ("OfferBook", read(include_str!("../../abi/OfferBook.json"))),
         ("ProviderRegistry", read(include_str!("../../abi/ProviderRegistry.json"))),
     ]

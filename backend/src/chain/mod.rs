@@ -27,6 +27,7 @@ pub mod decode;
 
 pub use ConferenceEscrow::ConferenceEscrowEvents as EscrowEvent;
 pub use bindings::{
+    annex::EscrowAnnex,
     book::OfferBook,
     escrow::{ConferenceEscrow, IConferenceEscrow},
     registry::ProviderRegistry,
@@ -137,12 +138,15 @@ impl Chain {
         ConferenceEscrow::new(self.escrow, self.provider.clone())
     }
 
-    /// The OfferBook and ProviderRegistry the escrow was deployed with.
-    pub async fn book_and_registry(&self) -> Result<(Address, Address)> {
+    /// The contracts the escrow was deployed with: its OfferBook, its ProviderRegistry and its annex (the
+    /// code it runs for accounts, payouts, terms publishing and admin).
+    pub async fn deployed_with(&self) -> Result<DeployedWith> {
         let contract = self.contract();
-        let book = contract.BOOK().call().await.map_err(Error::chain)?;
-        let registry = contract.REGISTRY().call().await.map_err(Error::chain)?;
-        Ok((book, registry))
+        Ok(DeployedWith {
+            book: contract.BOOK().call().await.map_err(Error::chain)?,
+            registry: contract.REGISTRY().call().await.map_err(Error::chain)?,
+            annex: contract.ANNEX().call().await.map_err(Error::chain)?,
+        })
     }
 
     /// ETH and every ERC-20 token the escrow takes (`tokenOf(1)`, `tokenOf(2)`, … up to the first
@@ -302,4 +306,12 @@ impl Chain {
     pub async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>> {
         self.provider.get_transaction_receipt(hash).await.map_err(Error::chain)
     }
+}
+
+/// The contracts an escrow names as its own ([`Chain::deployed_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployedWith {
+    pub book: Address,
+    pub registry: Address,
+    pub annex: Address,
 }

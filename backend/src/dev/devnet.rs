@@ -23,7 +23,7 @@ use alloy::{
 
 use crate::{
     Error, Result,
-    chain::{ConferenceEscrow, MockStablecoin, OfferBook, ProviderRegistry, bindings::book::IOfferBook},
+    chain::{ConferenceEscrow, EscrowAnnex, MockStablecoin, OfferBook, ProviderRegistry, bindings::book::IOfferBook},
     domain::agreement::Model,
 };
 
@@ -150,6 +150,7 @@ impl Devnet {
         let as_owner = wallet_provider(&rpc_url, &owner)?;
 
         let registry = ProviderRegistry::deploy(as_owner.clone()).await.map_err(Error::chain)?;
+        let annex = EscrowAnnex::deploy(as_owner.clone()).await.map_err(Error::chain)?;
         let escrow = ConferenceEscrow::deploy(
             as_owner.clone(),
             owner.address(),
@@ -158,6 +159,7 @@ impl Devnet {
             U40::from(ACTIVATION_WINDOW),
             U40::from(SETTLEMENT_WINDOW),
             U40::from(VOTING_PERIOD),
+            *annex.address(),
         )
         .await
         .map_err(Error::chain)?;

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::{
     chain::{
-        ConferenceEscrow, TokenInfo,
+        ConferenceEscrow, DeployedWith, TokenInfo,
         bindings::{Optimizer, compiler_settings, escrow_abi},
     },
     config::OrchestratorKind,
@@ -84,7 +84,7 @@ impl PublicConfig {
         Self {
             chain_id,
             rpc_url,
-            contracts: contracts(&escrow, &unknown, &unknown),
+            contracts: contracts(&escrow, &unknown, &unknown, &unknown),
             escrow,
             book: unknown.clone(),
             registry: unknown,
@@ -110,10 +110,19 @@ impl PublicConfig {
         }
     }
 
-    /// With the escrow's OfferBook and ProviderRegistry, its deployment block and its currencies, as
-    /// the service reads them from the chain at start.
-    pub fn with_deployment(self, book: String, registry: String, deploy_block: u64, tokens: Vec<TokenInfo>) -> Self {
-        Self { contracts: contracts(&self.escrow, &book, &registry), book, registry, deploy_block, tokens, ..self }
+    /// With the contracts the escrow was deployed with, its deployment block and its currencies, as the
+    /// service reads them from the chain at start.
+    pub fn with_deployment(self, deployed: DeployedWith, deploy_block: u64, tokens: Vec<TokenInfo>) -> Self {
+        let (book, registry, annex) =
+            (deployed.book.to_string(), deployed.registry.to_string(), deployed.annex.to_string());
+        Self {
+            contracts: contracts(&self.escrow, &annex, &book, &registry),
+            book,
+            registry,
+            deploy_block,
+            tokens,
+            ..self
+        }
     }
 
     /// The page's Content-Security-Policy: its own origin's files only; it talks to its origin, to the
@@ -140,11 +149,12 @@ impl PublicConfig {
     }
 }
 
-/// The three contracts at their addresses, with their artifacts' compiler settings.
-fn contracts(escrow: &str, book: &str, registry: &str) -> Vec<ContractInfo> {
+/// The contracts at their addresses (the escrow's annex is code it runs, at its own address), with their
+/// artifacts' compiler settings.
+fn contracts(escrow: &str, annex: &str, book: &str, registry: &str) -> Vec<ContractInfo> {
     compiler_settings()
         .into_iter()
-        .zip([escrow, book, registry])
+        .zip([escrow, annex, book, registry])
         .map(|((name, settings), address)| ContractInfo {
             name,
             address: address.to_owned(),
