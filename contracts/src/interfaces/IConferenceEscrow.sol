@@ -425,7 +425,9 @@ interface IConferenceEscrow {
     /// @notice Runs each of `calls` (this contract's own functions, ABI-encoded) as if the caller had sent it
     /// alone, in order. A call that reverts changes nothing and is reported ({BatchCallFailed}); the others go
     /// on. The operator sends its activations, openings and settlements this way, many per transaction.
-    /// @dev Not payable: a batched call sees no ETH. Returns, per call, whether it succeeded.
+    /// @dev Not payable: a batched call sees no ETH. Returns, per call, whether it succeeded. A call that reverts
+    /// without naming an error (it ran out of gas, or names no function) reverts the whole batch
+    /// (`Escrow_BatchCallWithoutReason`): a short gas limit skips nothing.
     function batch(bytes[] calldata calls) external returns (bool[] memory succeeded);
 
     /// @notice Pays the caller's credit in token `tokenId` (refunds that could not be sent, the owner's

@@ -226,4 +226,8 @@ library Errors {
 
     /// @notice Thrown when the escrow's annex is called at its own address instead of through the escrow.
     error Escrow_NotThroughEscrow();
+
+    /// @notice Thrown when a call of a batch reverted without naming an error: it ran out of gas (the batch needs
+    /// a higher gas limit) or names no function of the escrow. No call of the batch took effect.
+    error Escrow_BatchCallWithoutReason(uint256 index);
 }

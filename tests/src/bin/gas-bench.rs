@@ -14,6 +14,11 @@
 //! - OpenZeppelin 4.9's PaymentSplitter, three payees, and its `Escrow` (deposit, withdraw);
 //! - the per-agreement baseline (`contracts/bench/src/PerAgreementEscrow.sol`): one contract per agreement.
 //!
+//! And the account path (issue 19): per model, conferences opened from one deposit by the customer's signed
+//! orders, the operator's three batches (open, activate, stop and settle) at 1, 10 and 50 conferences a
+//! batch, the gas per conference; and what a conference costs in money on Ethereum and on an OP Stack
+//! rollup, beside a card payment of its price.
+//!
 //! And what an independent monitor's signed report adds to a settlement: on the same escrow, a dynamic-price
 //! offer of two providers whose second is its monitor (each conference settled with the monitor's report,
 //! signed with its anvil dev key), beside the same offer with a ConferenceSoftware provider second (settled
@@ -90,7 +95,7 @@ async fn run(cli: &Cli) -> Result<()> {
         chain.url
     );
 
-    let (mut models, monitor) = contestants::this_project(&chain).await.context("this project")?;
+    let (mut models, monitor, accounts) = contestants::this_project(&chain).await.context("this project")?;
     contestants::price_floors(&chain, &layout, &mut models)?;
     let sablier = contestants::sablier(&chain).await.context("Sablier Lockup")?;
     let splitter = contestants::payment_splitter(&chain).await.context("PaymentSplitter")?;
@@ -105,10 +110,10 @@ async fn run(cli: &Cli) -> Result<()> {
     report::print_table(&peers);
     let mut figures = Vec::new();
     figures.extend(figures::operation_figures(&models, &peers[1..]));
-    figures.extend(figures::money(&models, cli.eth_usd));
-    figures.extend(figures::batching(dynamic)?);
+    figures.extend(figures::accounts(&accounts));
+    figures.extend(figures::money(&models, &accounts, cli.eth_usd));
     figures.extend(figures::monitor(&monitor)?);
-    figures.extend(figures::targets(dynamic, &sablier, &baseline, &monitor)?);
+    figures.extend(figures::targets(dynamic, &sablier, &baseline, &monitor, &accounts)?);
     figures.extend(figures::setup_figures(&models, &peers[1..]));
     report::print_notes(&chain.noted()?);
     report::write(&root, &figures)

@@ -245,6 +245,9 @@ pub struct Sent {
     pub output: Vec<DynSolValue>,
     /// The transaction's input, for the floor's calldata cost.
     pub calldata: Bytes,
+    /// The signed transaction as the node holds it (EIP-2718 bytes): what a rollup posts to L1 and
+    /// charges a data fee for.
+    pub raw: Bytes,
 }
 
 impl Sent {
@@ -288,7 +291,29 @@ impl Deployed<'_> {
         };
         let receipt = call.send().await.with_context(|| format!("sending {label}"))?.get_receipt().await?;
         check(&receipt, &label)?;
-        Ok(Sent { gas: receipt.gas_used, output, calldata: call.calldata().clone() })
+        let raw: Bytes = from
+            .rpc
+            .raw_request("eth_getRawTransactionByHash".into(), (receipt.transaction_hash,))
+            .await
+            .with_context(|| format!("the signed bytes of {label}"))?;
+        Ok(Sent { gas: receipt.gas_used, output, calldata: call.calldata().clone(), raw })
+    }
+
+    /// Why `calldata` would revert if `from` sent it now (None if it would not).
+    pub async fn revert_reason(&self, from: &Account, calldata: &Bytes) -> Option<String> {
+        let tx = TransactionRequest::default().from(from.address).to(self.address).input(calldata.clone().into());
+        match from.rpc.call(tx).await {
+            Ok(_) => None,
+            Err(err) => Some(explain(self.interface.abi(), err.as_error_resp().and_then(|e| e.as_revert_data()), &err)),
+        }
+    }
+
+    /// A call's input (selector and arguments), to be sent inside another call (`batch`).
+    pub fn encode(&self, function_name: &str, args: &[(&str, String)]) -> Result<Bytes> {
+        let f = function(self.interface.abi(), function_name)?;
+        let label = format!("{}.{}", self.name, f.name);
+        let values = encode_args(self.chain, &f.inputs, &label, args)?;
+        Ok(f.abi_encode_input(&values).with_context(|| format!("encoding {label}"))?.into())
     }
 
     /// A view call with named arguments.

@@ -11,7 +11,7 @@ use alloy::{
     primitives::{Address, B256, Bytes, U256, keccak256},
     signers::SignerSync,
 };
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::{
     Model,
@@ -60,6 +60,8 @@ pub struct Contestant {
     pub setup: Vec<(String, u64)>,
     pub ops: BTreeMap<&'static str, u64>,
     pub calldata: BTreeMap<&'static str, Bytes>,
+    /// Each operation's signed transaction, for a rollup's data fee.
+    pub raw: BTreeMap<&'static str, Bytes>,
     pub floors: BTreeMap<&'static str, Floor>,
     pub lifecycle_ops: Vec<&'static str>,
 }
@@ -73,6 +75,7 @@ impl Contestant {
             setup: Vec::new(),
             ops: BTreeMap::new(),
             calldata: BTreeMap::new(),
+            raw: BTreeMap::new(),
             floors: BTreeMap::new(),
             lifecycle_ops: Vec::new(),
         }
@@ -90,6 +93,7 @@ impl Contestant {
     fn op_sent(&mut self, key: &'static str, sent: &Sent) {
         self.ops.insert(key, sent.gas);
         self.calldata.insert(key, sent.calldata.clone());
+        self.raw.insert(key, sent.raw.clone());
     }
 
     fn lifecycle(&mut self, ops: &[&'static str]) {
@@ -137,6 +141,8 @@ pub trait DemoOffer {
     fn deposit(self) -> U256;
     /// What one conference of USED_SECONDS costs the customer, in wei.
     fn conference_price(self) -> u128;
+    /// What one conference of `used` seconds costs the customer, in wei.
+    fn charge(self, used: u64) -> u128;
     /// A conference from the customer's payment to the provider's money, in order.
     fn lifecycle(self) -> &'static [&'static str];
 }
@@ -190,7 +196,11 @@ impl DemoOffer for Model {
     }
 
     fn conference_price(self) -> u128 {
-        let used = u128::from(USED_SECONDS);
+        self.charge(USED_SECONDS)
+    }
+
+    fn charge(self, used: u64) -> u128 {
+        let used = u128::from(used);
         match self {
             Model::FixedPrice => FIXED_PRICE,
             Model::DynamicPrice => PRICE_PER_SECOND * used,
@@ -199,11 +209,14 @@ impl DemoOffer for Model {
         }
     }
 
+    /// The product's flow: the customer stops by signature and the operator submits the stop with the
+    /// settlement (`stopAndSettle`); the customer's own `stop` and the operator's `settle` are measured
+    /// too, outside the lifecycle.
     fn lifecycle(self) -> &'static [&'static str] {
         match self {
-            Model::FixedPrice | Model::DynamicPrice => &["sign", "activate", "stop", "settle", "withdraw"],
-            Model::TimeLimited => &["buyMinutes", "start", "activate", "stop", "settle", "close"],
-            Model::FlexiblePeriod => &["reserve", "start", "activate", "stop", "settle"],
+            Model::FixedPrice | Model::DynamicPrice => &["sign", "activate", "stopAndSettle", "withdraw"],
+            Model::TimeLimited => &["buyMinutes", "start", "activate", "stopAndSettle", "close"],
+            Model::FlexiblePeriod => &["reserve", "start", "activate", "stopAndSettle"],
         }
     }
 }
@@ -243,10 +256,10 @@ struct Offer<'a> {
 
 /// Deploys the escrow once, then runs each model on it: an offer, a first conference (for the dynamic
 /// price, the first agreement the escrow ever sees), the measured one, and the provider's withdrawal.
-/// The provider withdraws once per model, after two conferences, so a measured settlement adds to
+/// The provider withdraws once per model, after three conferences, so a measured settlement adds to
 /// earnings not withdrawn yet (the steady state of a provider who withdraws now and then). Then, on the
 /// same escrow, the monitor comparison.
-pub async fn this_project(chain: &Chain) -> Result<(Vec<Contestant>, MonitorComparison)> {
+pub async fn this_project(chain: &Chain) -> Result<(Vec<Contestant>, MonitorComparison, Vec<AccountPath>)> {
     let mut setup = Vec::new();
     let (admin, customer, provider, payout, operator) =
         (chain.account(0), chain.account(1), chain.account(2), chain.account(3), chain.account(9));
@@ -255,9 +268,17 @@ pub async fn this_project(chain: &Chain) -> Result<(Vec<Contestant>, MonitorComp
     let registry_art = chain.artifact(PROJECT_OUT, "ProviderRegistry")?;
     let (registry, gas) = chain.deploy(&registry_art, &admin, &[], &[], U256::ZERO).await?;
     setup.push(("deploy ProviderRegistry".to_owned(), gas));
+    let annex_art = chain.artifact(PROJECT_OUT, "EscrowAnnex")?;
+    let (annex, gas) = chain.deploy(&annex_art, &admin, &[], &[], U256::ZERO).await?;
+    setup.push(("deploy EscrowAnnex (the escrow's code beyond 24 KB)".to_owned(), gas));
     let escrow_art = chain.artifact(PROJECT_OUT, "ConferenceEscrow")?;
     let windows = [("activationWindow", "600"), ("settlementWindow", "86400"), ("votingPeriod", "259200")];
-    let mut ctor = args(&[("admin", admin.address), ("operator", operator.address), ("registry", registry.address)]);
+    let mut ctor = args(&[
+        ("admin", admin.address),
+        ("operator", operator.address),
+        ("registry", registry.address),
+        ("annex", annex.address),
+    ]);
     ctor.extend(windows.iter().map(|(k, v)| (*k, v.to_string())));
     let (escrow, gas) = chain.deploy(&escrow_art, &admin, &ctor, &[], U256::ZERO).await?;
     setup.push(("deploy ConferenceEscrow (+ its OfferBook)".to_owned(), gas));
@@ -280,6 +301,7 @@ pub async fn this_project(chain: &Chain) -> Result<(Vec<Contestant>, MonitorComp
     project.provider_id = provider_id;
 
     let mut contestants = Vec::new();
+    let mut terms = Vec::new();
     for model in MODELS {
         let mut c = Contestant::new(
             model.key(),
@@ -290,9 +312,11 @@ pub async fn this_project(chain: &Chain) -> Result<(Vec<Contestant>, MonitorComp
         let shares = [(&project.provider, project.provider_id, model.component())];
         let terms_id = project.open_offer(model, &shares, &mut c).await.with_context(|| format!("{model:?} offer"))?;
         let offer = Offer { model, terms_id, deposit: model.deposit(), monitor: None };
-        for measured in [false, true] {
+        for (measured, ending) in
+            [(false, Ending::StopThenSettle), (true, Ending::StopThenSettle), (true, Ending::SignedStop)]
+        {
             let ops = project
-                .conference(&offer)
+                .conference(&offer, ending)
                 .await
                 .with_context(|| format!("{model:?}, {}", if measured { "measured" } else { "first" }))?;
             for (op, sent) in &ops {
@@ -304,14 +328,51 @@ pub async fn this_project(chain: &Chain) -> Result<(Vec<Contestant>, MonitorComp
         project.withdraw(model, &mut c).await?;
         c.lifecycle(model.lifecycle());
         contestants.push(c);
+        terms.push((model, terms_id));
     }
     let monitor = project.monitor_comparison().await.context("the monitor comparison")?;
-    Ok((contestants, monitor))
+    let mut accounts = Vec::new();
+    let customer = chain.account(7);
+    for (model, terms_id) in terms {
+        for batch in BATCH_SIZES {
+            let path = project.account_path(model, terms_id, batch, &customer).await;
+            accounts.push(path.with_context(|| format!("{model:?}, account path, {batch} a batch"))?);
+        }
+    }
+    Ok((contestants, monitor, accounts))
 }
 
-/// What an operation of a model's conference is recorded as: every one of the measured conference; of
-/// the first, only the dynamic price's sign and settle (the first agreement ever, a provider's first
-/// earnings).
+/// The batch sizes the account path is measured at.
+pub const BATCH_SIZES: [usize; 3] = [1, 10, 50];
+
+/// Conferences opened from a customer's account (issue 19), `batch` of them through each of the operator's
+/// three batches: `batch(openOrder…)` (the customer's signed orders), `batch(activate…)` and, 600 s later,
+/// `batch(stopAndSettle…)` (the customer's signed stops). The customer's only transaction is its deposit.
+pub struct AccountPath {
+    pub model: Model,
+    pub batch: usize,
+    /// The customer's deposit of the `batch` conferences' locks, in one transaction.
+    pub deposit_gas: u64,
+    /// The operator's three transactions, in order.
+    pub ops: Vec<(&'static str, Sent)>,
+}
+
+impl AccountPath {
+    /// The operator's gas per conference, from opening to settlement.
+    pub fn operator_per_conference(&self) -> u64 {
+        self.ops.iter().map(|(_, sent)| sent.gas).sum::<u64>() / self.batch as u64
+    }
+
+    /// The gas per conference of one of the operator's batches.
+    pub fn per_conference(&self, op: &str) -> Option<u64> {
+        self.ops.iter().find(|(name, _)| *name == op).map(|(_, sent)| sent.gas / self.batch as u64)
+    }
+}
+
+/// What an operation of a model's conference is recorded as: every one of the measured conferences (the
+/// one that ends by `stop` then `settle`, and the one that ends by `stopAndSettle`, whose opening and
+/// activation cost the same); of the first, only the dynamic price's sign and settle (the first agreement
+/// ever, a provider's first earnings).
 fn recorded_as(model: Model, measured: bool, op: &'static str) -> Option<&'static str> {
     match (measured, model, op) {
         (true, _, _) => Some(op),
@@ -362,7 +423,7 @@ impl Escrow<'_> {
 
     /// One conference of the offer, from the customer's payment to its settlement (and, time-limited, the
     /// account's closing): each operation sent, in order, by its name.
-    async fn conference(&self, offer: &Offer<'_>) -> Result<Vec<(&'static str, Sent)>> {
+    async fn conference(&self, offer: &Offer<'_>, ending: Ending) -> Result<Vec<(&'static str, Sent)>> {
         let Offer { model, terms_id, .. } = *offer;
         let mut ops = Vec::new();
         let (escrow, customer, operator) = (&self.escrow, &self.customer, &self.operator);
@@ -398,26 +459,66 @@ impl Escrow<'_> {
         let activate = [("agreementId", id.clone()), ("region", "0".into())];
         ops.push(("activate", escrow.send(operator, "activate", &activate, U256::ZERO).await?));
         self.chain.advance(USED_SECONDS).await?;
-        ops.push(("stop", escrow.send(customer, "stop", &[("agreementId", id.clone())], U256::ZERO).await?));
-        // The settlement carries the commitment to the probe records behind the figure (a hash, as a real
-        // one is) and, when the terms name a monitor, its signed report; without one, the operator's figure
-        // comes with no report. The operator submits it either way.
         let evidence = evidence(&id);
-        let report = match offer.monitor {
-            Some(monitor) => self.report(monitor, &id, evidence).await?,
-            None => Bytes::new(),
-        };
-        let settle = [
-            ("agreementId", id.clone()),
-            ("availabilityBps", AVAILABILITY_BPS.to_string()),
-            ("evidence", evidence.to_string()),
-            ("report", report.to_string()),
-        ];
-        ops.push(("settle", escrow.send(operator, "settle", &settle, U256::ZERO).await?));
+        if ending == Ending::SignedStop {
+            ensure!(offer.monitor.is_none(), "the signed stop is measured on offers without a monitor");
+            // Signed now (the latest block's time), submitted by the operator in the next block.
+            let stopped_at = self.chain.latest_timestamp().await?;
+            let deadline = stopped_at + 600;
+            let signature = self.stop_signature(&id, stopped_at, deadline).await?;
+            let stop_and_settle = args(&[("agreementId", id.clone())])
+                .with("availabilityBps", AVAILABILITY_BPS)
+                .with("evidence", evidence)
+                .with("report", Bytes::new())
+                .with("stoppedAt", stopped_at)
+                .with("deadline", deadline)
+                .with("signature", signature);
+            ops.push(("stopAndSettle", escrow.send(operator, "stopAndSettle", &stop_and_settle, U256::ZERO).await?));
+        } else {
+            ops.push(("stop", escrow.send(customer, "stop", &[("agreementId", id.clone())], U256::ZERO).await?));
+            // The settlement carries the commitment to the probe records behind the figure (a hash, as a
+            // real one is) and, when the terms name a monitor, its signed report; without one, the
+            // operator's figure comes with no report. The operator submits it either way.
+            let report = match offer.monitor {
+                Some(monitor) => self.report(monitor, &id, evidence).await?,
+                None => Bytes::new(),
+            };
+            let settle = [
+                ("agreementId", id.clone()),
+                ("availabilityBps", AVAILABILITY_BPS.to_string()),
+                ("evidence", evidence.to_string()),
+                ("report", report.to_string()),
+            ];
+            ops.push(("settle", escrow.send(operator, "settle", &settle, U256::ZERO).await?));
+        }
         if model == Model::TimeLimited {
             ops.push(("close", escrow.send(customer, "close", &[("agreementId", id)], U256::ZERO).await?));
         }
         Ok(ops)
+    }
+
+    /// The customer's EIP-712 stop of agreement `id`'s running conference (session: the account's sessions
+    /// + 1, as the escrow counts them) at `stopped_at`: its signature (r ‖ s ‖ v) over `stopDigest`.
+    async fn stop_signature(&self, id: &str, stopped_at: u64, deadline: u64) -> Result<Bytes> {
+        self.stop_signature_of(&self.customer, id, stopped_at, deadline).await
+    }
+
+    /// [`Escrow::stop_signature`] by `customer`.
+    async fn stop_signature_of(&self, customer: &Account, id: &str, stopped_at: u64, deadline: u64) -> Result<Bytes> {
+        let by_id = [("agreementId", id.to_owned())];
+        let sessions = self.escrow.view_struct("minutesAccountOf", &by_id).await?;
+        let session = field_uint(&sessions, "sessions")? + U256::from(1);
+        let digest = self
+            .escrow
+            .view(
+                "stopDigest",
+                &args(&[("agreementId", id.to_owned())])
+                    .with("session", session)
+                    .with("stoppedAt", stopped_at)
+                    .with("deadline", deadline),
+            )
+            .await?;
+        sign_digest(customer, &digest, "stopDigest")
     }
 
     /// The monitor's report on an ended conference of agreement `id`: its signature (r ‖ s ‖ v) over the
@@ -440,10 +541,7 @@ impl Escrow<'_> {
                     .with("evidence", evidence),
             )
             .await?;
-        let digest =
-            digest.first().and_then(DynSolValue::as_fixed_bytes).context("reportDigest returned no bytes32")?;
-        let signature = monitor.signer.sign_hash_sync(&B256::from_slice(digest.0)).context("signing the report")?;
-        Ok(Bytes::from(signature.as_bytes().to_vec()))
+        sign_digest(monitor, &digest, "reportDigest")
     }
 
     /// The monitor comparison (see [`MonitorComparison`]): its second provider registered, an offer, two
@@ -472,8 +570,9 @@ impl Escrow<'_> {
             ensure!(named == expected, "the {title} offer's terms name {named} their monitor, expected {expected}");
             let deposit = U256::from(PRICE_PER_SECOND + SECOND_COMPONENT) * U256::from(MAX_DURATION);
             let offer = Offer { model, terms_id, deposit, monitor };
-            self.conference(&offer).await.with_context(|| format!("{title}, first"))?;
-            for (op, sent) in self.conference(&offer).await.with_context(|| format!("{title}, measured"))? {
+            self.conference(&offer, Ending::StopThenSettle).await.with_context(|| format!("{title}, first"))?;
+            let measured = self.conference(&offer, Ending::StopThenSettle).await;
+            for (op, sent) in measured.with_context(|| format!("{title}, measured"))? {
                 c.op_sent(op, &sent);
             }
             let account = [("providerId", second_id.to_string()), ("tokenId", "0".into())];
@@ -486,24 +585,139 @@ impl Escrow<'_> {
         Ok(MonitorComparison { without, with })
     }
 
-    /// Checks the provider's earnings of the model's two conferences, then withdraws them.
+    /// The account path of `model`'s offer at `batch` conferences a batch (see [`AccountPath`]): checks that
+    /// every batched call succeeded, that nothing stays locked and that the account paid exactly each
+    /// conference's charge, to the wei.
+    async fn account_path(
+        &self,
+        model: Model,
+        terms_id: U256,
+        batch: usize,
+        customer: &Account,
+    ) -> Result<AccountPath> {
+        let escrow = &self.escrow;
+        let lock = model.deposit();
+        let total = lock * U256::from(batch);
+        let account = [("customer", customer.address.to_string()), ("tokenId", "0".into())];
+        let free_before = field_uint(&escrow.view_struct("accountOf", &account).await?, "free")?;
+        let deposit = [("tokenId", "0".to_owned()), ("amount", total.to_string())];
+        let deposit_gas = escrow.send(customer, "depositToAccount", &deposit, total).await?.gas;
+
+        let deadline = self.chain.latest_timestamp().await? + 3600;
+        let first_id = first_uint(&escrow.view("agreementCount", &[]).await?)? + U256::from(1);
+        let mut opens = Vec::new();
+        for i in 0..batch {
+            let nonce = u64::from(model.index()?) * 1_000_000 + batch as u64 * 1_000 + i as u64;
+            let order = args(&[("termsId", terms_id.to_string())])
+                .with("allowedRegions", 0)
+                .with("gdpr", false)
+                .with("maxCost", lock)
+                .with("nonce", nonce)
+                .with("deadline", deadline);
+            let signature = sign_digest(customer, &escrow.view("orderDigest", &order).await?, "orderDigest")?;
+            opens.push(
+                escrow.encode("openOrder", &order.with("customer", customer.address).with("signature", signature))?,
+            );
+        }
+        let mut ops = vec![("openOrder", self.batch(&opens).await.context("the openings")?)];
+        let opened = first_uint(&escrow.view("agreementCount", &[]).await?)?;
+        ensure!(
+            opened + U256::from(1) == first_id + U256::from(batch),
+            "{model:?}: {batch} orders opened agreements up to {opened}, from {first_id}"
+        );
+        let ids: Vec<U256> = (0..batch).map(|i| first_id + U256::from(i)).collect();
+        let activations = ids
+            .iter()
+            .map(|id| escrow.encode("activate", &args(&[("agreementId", id.to_string()), ("region", "0".into())])))
+            .collect::<Result<Vec<_>>>()?;
+        ops.push(("activate", self.batch(&activations).await.context("the activations")?));
+        let started_at =
+            field_uint(&escrow.view_struct("agreementOf", &[("agreementId", ids[0].to_string())]).await?, "startedAt")?;
+
+        self.chain.advance(USED_SECONDS).await?;
+        let stopped_at = self.chain.latest_timestamp().await?;
+        let mut settlements = Vec::new();
+        for id in &ids {
+            let id = id.to_string();
+            let signature = self.stop_signature_of(customer, &id, stopped_at, stopped_at + 600).await?;
+            let call = args(&[("agreementId", id)])
+                .with("availabilityBps", AVAILABILITY_BPS)
+                .with("evidence", evidence("account"))
+                .with("report", Bytes::new())
+                .with("stoppedAt", stopped_at)
+                .with("deadline", stopped_at + 600)
+                .with("signature", signature);
+            settlements.push(escrow.encode("stopAndSettle", &call)?);
+        }
+        ops.push(("stopAndSettle", self.batch(&settlements).await.context("the settlements")?));
+
+        let after = escrow.view_struct("accountOf", &account).await?;
+        let used = u64::try_from(U256::from(stopped_at) - started_at)?;
+        let charges = U256::from(model.charge(used)) * U256::from(batch);
+        ensure!(field_uint(&after, "locked")? == U256::ZERO, "{model:?}: money stays locked after the settlements");
+        let free = field_uint(&after, "free")?;
+        ensure!(
+            free == free_before + total - charges,
+            "{model:?}: the account holds {free}, expected {free_before} + {total} - {charges} ({used} s used)"
+        );
+        Ok(AccountPath { model, batch, deposit_gas, ops })
+    }
+
+    /// The operator's `batch` of `calls`; every call must succeed.
+    async fn batch(&self, calls: &[Bytes]) -> Result<Sent> {
+        let list: Vec<String> = calls.iter().map(ToString::to_string).collect();
+        let sent = self
+            .escrow
+            .send(&self.operator, "batch", &[("calls", format!("[{}]", list.join(",")))], U256::ZERO)
+            .await?;
+        let Some(DynSolValue::Array(items)) = sent.output.first() else { bail!("batch returned {:?}", sent.output) };
+        if let Some(i) = items.iter().position(|item| item.as_bool() != Some(true)) {
+            let reason = self.escrow.revert_reason(&self.operator, &calls[i]).await;
+            bail!(
+                "batched call {i} of {} failed: {}",
+                calls.len(),
+                reason.unwrap_or_else(|| "it succeeds alone now".into())
+            );
+        }
+        Ok(sent)
+    }
+
+    /// Checks the provider's earnings of the model's three conferences, then withdraws them.
     async fn withdraw(&self, model: Model, c: &mut Contestant) -> Result<()> {
         let account = [("providerId", self.provider_id.to_string()), ("tokenId", "0".into())];
         let earnings = first_uint(&self.escrow.view("earningsOf", &account).await?)?;
         let what = format!("this project, {}: the provider's earnings", model.title());
         match model {
-            Model::FixedPrice => ensure!(earnings == U256::from(2 * FIXED_PRICE), "{what} are {earnings}"),
-            Model::DynamicPrice | Model::TimeLimited => check_paid(&what, earnings, 2 * PRICE_PER_SECOND)?,
+            Model::FixedPrice => ensure!(earnings == U256::from(3 * FIXED_PRICE), "{what} are {earnings}"),
+            Model::DynamicPrice | Model::TimeLimited => check_paid(&what, earnings, 3 * PRICE_PER_SECOND)?,
             Model::FlexiblePeriod => {
-                let minimum = U256::from(2 * MINIMUM_CHARGE);
-                ensure!(earnings > minimum, "{what} are {earnings}, not above two minimum charges");
-                check_paid(&what, earnings - minimum, 2 * PRICE_PER_SECOND)?;
+                let minimum = U256::from(3 * MINIMUM_CHARGE);
+                ensure!(earnings > minimum, "{what} are {earnings}, not above three minimum charges");
+                check_paid(&what, earnings - minimum, 3 * PRICE_PER_SECOND)?;
             }
         }
         let sent = self.escrow.send(&self.provider, "withdrawEarnings", &account, U256::ZERO).await?;
         c.op_sent("withdraw", &sent);
         Ok(())
     }
+}
+
+/// How a conference ends: the customer's own `stop` transaction, then the operator's `settle`; or the
+/// customer's signed stop, which the operator submits with the settlement in one `stopAndSettle` (the
+/// product's flow: the web app stops by signature).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    StopThenSettle,
+    SignedStop,
+}
+
+/// `account`'s signature (r ‖ s ‖ v) over the digest a view (`what`) returned.
+fn sign_digest(account: &Account, digest: &[DynSolValue], what: &str) -> Result<Bytes> {
+    let digest =
+        digest.first().and_then(DynSolValue::as_fixed_bytes).with_context(|| format!("{what} returned no bytes32"))?;
+    let signature =
+        account.signer.sign_hash_sync(&B256::from_slice(digest.0)).with_context(|| format!("signing {what}"))?;
+    Ok(Bytes::from(signature.as_bytes().to_vec()))
 }
 
 /// The commitment to a conference's probe records that its settlement carries: any 32 bytes, non-zero

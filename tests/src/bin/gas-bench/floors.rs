@@ -77,68 +77,75 @@ pub struct Must {
 pub fn must_do(model: Model, op: &str) -> Option<Must> {
     use Recipient::{Other, Sender};
     use Write::{Changed, Cleared, New};
-    // A new agreement: its id from the counter, its entry (every slot holds something non-zero).
-    let open = || {
-        vec![
-            ("_agreementCount", Changed),
-            ("_agreements.customer", New),
-            ("_agreements.status", New),
-            ("_agreements.price", New),
-            ("_agreements.duration", New),
-        ]
-    };
+    // A new agreement: its id from the counter, its one slot (customer, terms, status, when). What its
+    // terms already say is not copied; a time-limited or flexible agreement also has its own duration
+    // (its second slot).
+    let open = || vec![("_agreementCount", Changed), ("_agreements.customer", New)];
     let with = |mut writes: Vec<(&'static str, Write)>, more: &[(&'static str, Write)]| {
         writes.extend_from_slice(more);
         writes
     };
     let must = |writes, sends, events| Some(Must { writes, sends, events });
     let (timed, flexible) = (model == Model::TimeLimited, model == Model::FlexiblePeriod);
+    // Paid for: the status (time-limited: Idle, the seconds used taken off its duration, the charge added
+    // to the account and its sessions counted), the provider's earnings raised, and the unused deposit
+    // pushed back to the customer (none at a fixed price; time-limited, at close).
+    let paid = || {
+        let mut writes = vec![("_agreements.status", Changed), ("_earnings", Changed)];
+        if timed {
+            writes.extend([
+                ("_details.duration", Changed),
+                ("_minutesAccounts.charged", Changed),
+                ("_minutesAccounts.sessions", Changed),
+            ]);
+        }
+        let sends = if timed || model == Model::FixedPrice { vec![] } else { vec![Other] };
+        (writes, sends)
+    };
     match op {
         "sign" if !timed && !flexible => must(open(), vec![], vec!["AgreementSigned"]),
-        "buyMinutes" if timed => {
-            must(with(open(), &[("_minutesAccounts.deposit", New)]), vec![], vec!["AgreementSigned"])
-        }
+        "buyMinutes" if timed => must(
+            with(open(), &[("_details.duration", New), ("_minutesAccounts.deposit", New)]),
+            vec![],
+            vec!["AgreementSigned"],
+        ),
         "reserve" if flexible => must(
-            with(open(), &[("_windows.from", New), ("_windows.to", New), ("_windows.minimumCharge", New)]),
+            with(
+                open(),
+                &[
+                    ("_details.duration", New),
+                    ("_windows.from", New),
+                    ("_windows.to", New),
+                    ("_windows.minimumCharge", New),
+                ],
+            ),
             vec![],
             vec!["AgreementSigned", "WindowReserved"],
         ),
-        // Requested, and when: the activation window runs from the request.
-        "start" if timed || flexible => must(
-            vec![("_agreements.status", Changed), ("_agreements.startedAt", Changed)],
-            vec![],
-            vec!["StartRequested"],
-        ),
-        // Active, where, from when (billing starts here) and, flexible, until the window's end.
-        "activate" => must(
-            vec![
-                ("_agreements.status", Changed),
-                ("_agreements.region", Changed),
-                ("_agreements.startedAt", Changed),
-                ("_agreements.duration", Changed),
-            ],
-            vec![],
-            vec!["AgreementActivated"],
-        ),
+        // Requested, and when (one slot): the activation window runs from the request.
+        "start" if timed || flexible => must(vec![("_agreements.status", Changed)], vec![], vec!["StartRequested"]),
+        // Active, where and from when (billing starts here), in one slot; flexible, until the window's end.
+        "activate" => {
+            let mut writes = vec![("_agreements.status", Changed)];
+            if flexible {
+                writes.push(("_details.duration", Changed));
+            }
+            must(writes, vec![], vec!["AgreementActivated"])
+        }
+        // Ended, and when: a fixed or dynamic price agreement's second slot is new here.
         "stop" => must(
-            vec![("_agreements.status", Changed), ("_agreements.endedAt", Changed)],
+            vec![("_agreements.status", Changed), ("_details.endedAt", if timed || flexible { Changed } else { New })],
             vec![],
             vec!["AgreementEnded"],
         ),
-        // Settled (time-limited: Idle, the seconds used taken off, the charge added to the account and
-        // its sessions counted, in the same slot), the provider's earnings raised, and the unused deposit
-        // pushed back to the customer (none at a fixed price; time-limited, at close).
         "settle" => {
-            let mut writes = vec![("_agreements.status", Changed), ("_earnings", Changed)];
-            if timed {
-                writes.extend([
-                    ("_agreements.duration", Changed),
-                    ("_minutesAccounts.charged", Changed),
-                    ("_minutesAccounts.sessions", Changed),
-                ]);
-            }
-            let sends = if timed || model == Model::FixedPrice { vec![] } else { vec![Other] };
+            let (writes, sends) = paid();
             must(writes, sends, vec!["AgreementSettled"])
+        }
+        // Ended and paid for in one call: the end is in the event, the rest as a settlement.
+        "stopAndSettle" => {
+            let (writes, sends) = paid();
+            must(writes, sends, vec!["AgreementEnded", "AgreementSettled"])
         }
         "close" if timed => must(vec![("_agreements.status", Changed)], vec![Sender], vec!["AgreementClosed"]),
         // The earnings cleared and sent to the provider's payout address (not the caller).
