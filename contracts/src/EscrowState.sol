@@ -40,9 +40,10 @@ abstract contract EscrowState is AccessControl, EIP712, ReentrancyGuardTransient
         "Availability(uint256 agreementId,uint32 session,uint40 startedAt,uint40 endedAt,uint16 availabilityBps,bytes32 evidence)"
     );
 
-    /// @notice The EIP-712 type a customer signs to open a conference from its account ({openOrder}).
+    /// @notice The EIP-712 type a customer signs to open a conference from its account ({openOrder}). Its name is
+    /// `Order` (an EIP-712 struct name is an identifier: the Solidity struct's qualified name would not be one).
     bytes32 public constant ORDER_TYPEHASH = keccak256(
-        "IConferenceEscrow.Order(uint32 termsId,uint32 allowedRegions,bool gdpr,uint256 maxCost,uint256 nonce,uint40 deadline)"
+        "Order(uint32 termsId,uint32 allowedRegions,bool gdpr,uint256 maxCost,uint256 nonce,uint40 deadline)"
     );
 
     /// @dev {Record-flags}: the customer requires GDPR compliance.

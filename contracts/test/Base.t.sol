@@ -378,6 +378,43 @@ abstract contract BaseTest {
         _stop(id);
     }
 
+    // ---- customer accounts and signed orders ----------------------------------------------------
+
+    /// `key`'s EIP-712 signature (r ‖ s ‖ v) over `order`, as the escrow's {orderDigest} gives it.
+    function _signOrder(uint256 key, IConferenceEscrow.Order memory order) internal returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, escrow.orderDigest(order));
+        return abi.encodePacked(r, s, v);
+    }
+
+    /// An order of `termsId` with no constraints, at most `maxCost`, valid for an hour.
+    function _order(uint32 termsId, uint256 maxCost, uint256 nonce)
+        internal
+        view
+        returns (IConferenceEscrow.Order memory)
+    {
+        return IConferenceEscrow.Order({
+            termsId: termsId,
+            allowedRegions: 0,
+            gdpr: false,
+            maxCost: maxCost,
+            nonce: nonce,
+            deadline: uint40(block.timestamp + 1 hours)
+        });
+    }
+
+    /// Pays `amount` of token `tokenId` into the customer's account.
+    function _depositToAccount(uint8 tokenId, uint256 amount) internal {
+        vm.prank(customer);
+        escrow.depositToAccount{value: tokenId == 0 ? amount : 0}(tokenId, amount);
+    }
+
+    /// The operator opens the customer's signed `order`.
+    function _openOrder(IConferenceEscrow.Order memory order) internal returns (uint256 id) {
+        bytes memory signature = _signOrder(customerKey, order);
+        vm.prank(operator);
+        id = escrow.openOrder(order, customer, signature);
+    }
+
     /// The customer's EIP-712 signature stopping the running conference of agreement `id` at `stoppedAt`.
     function _stopSignature(uint256 key, uint256 id, uint40 stoppedAt, uint40 deadline)
         internal
