@@ -18,12 +18,13 @@ export const accountAbi: Abi = [
 ];
 
 /** A revert's data decoded by the errors a call at the escrow can revert with (its own, its annex's, the
- *  stablecoin's, and Solidity's `Error(string)` and `Panic(uint256)`); null when none matches. */
-export function decodeRevert(data: Hex): { name: string; args: readonly unknown[] } | null {
+ *  stablecoin's, and Solidity's `Error(string)` and `Panic(uint256)`): the error's name, its arguments
+ *  and their names; null when none matches. */
+export function decodeRevert(data: Hex): { name: string; args: readonly unknown[]; names: string[] } | null {
   if (!data || data === '0x') return null;
   try {
     const decoded = decodeErrorResult({ abi: accountAbi, data });
-    return { name: decoded.errorName, args: decoded.args ?? [] };
+    return { name: decoded.errorName, args: decoded.args ?? [], names: 'inputs' in decoded.abiItem ? decoded.abiItem.inputs.map((input) => input.name ?? '') : [] };
   } catch {
     return null;
   }

@@ -47,4 +47,3 @@ export function showNotice(message: string | null): void {
 export function scrollBox(label: string, table: HTMLTableElement): HTMLElement {
   return h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': label }, table);
 }
-
