@@ -64,6 +64,12 @@ type Request<Op> = (Op extends { parameters: { path: infer P } } ? { path: P } :
 /** The request argument, optional when the operation needs nothing. */
 type RequestArgs<Op> = {} extends Request<Op> ? [request?: Request<Op>] : [request: Request<Op>];
 
+/** A signed order to open a conference from the customer's account (`POST /api/orders`), and where an
+ *  order stands (`GET /api/orders/{customer}/{nonce}`: pending, opened with its agreement, or failed with
+ *  the reason). Named by their routes, not by the document's schema names. */
+export type OrderRequest = Request<Operation<'/api/orders', 'post'>>['body'];
+export type OrderView = Answer<Operation<'/api/orders/{customer}/{nonce}', 'get'>>;
+
 async function call<R extends Route, M extends MethodOf<R>>(
   method: M,
   route: R,
@@ -108,6 +114,8 @@ export const api = {
     call('post', '/api/agreements/{id}/participants', { path: { id }, body: { participants, quality } }),
   joinToken: (id: number) => call('post', '/api/agreements/{id}/join-token', { path: { id } }),
   stop: (id: number, body: Schemas['StopRequest']) => call('post', '/api/agreements/{id}/stop', { path: { id }, body }),
+  submitOrder: (body: OrderRequest) => call('post', '/api/orders', { body }),
+  order: (customer: string, nonce: string) => call('get', '/api/orders/{customer}/{nonce}', { path: { customer, nonce } }),
 };
 
 /** Follows an agreement live (`GET /api/agreements/{id}/events`, server-sent events); the browser

@@ -8,7 +8,7 @@
 // (viem's deployless Multicall3: no contract needs to be deployed on the chain, the dev chain included),
 // and requests made together as one JSON-RPC batch, so a page asks the node in a few round trips.
 import { createClient, custom, defineChain, http, type Abi, type Chain, type Client, type EIP1193Provider, type PublicActions, type Transport } from 'viem';
-import { getBlock, getBlockNumber, getContractEvents, multicall, readContract } from 'viem/actions';
+import { getBlock, getBlockNumber, getContractEvents, getTransaction, multicall, readContract } from 'viem/actions';
 import { abi as escrowAbiJson } from '../../backend/abi/ConferenceEscrow.json';
 import { abi as bookAbiJson } from '../../backend/abi/OfferBook.json';
 import { abi as registryAbiJson } from '../../backend/abi/ProviderRegistry.json';
@@ -38,7 +38,7 @@ export function serviceChain(cfg: Config): Chain {
 }
 
 /** The reads the pages make, as viem's public client names them. */
-type ReadActions = Pick<PublicActions<Transport, Chain>, 'readContract' | 'multicall' | 'getBlock' | 'getBlockNumber' | 'getContractEvents'>;
+type ReadActions = Pick<PublicActions<Transport, Chain>, 'readContract' | 'multicall' | 'getBlock' | 'getBlockNumber' | 'getContractEvents' | 'getTransaction'>;
 
 /** A client of the service's chain with the pages' reads. */
 export type Reader = Client<Transport, Chain> & ReadActions;
@@ -71,6 +71,7 @@ export function publicClient(cfg: Config): Reader {
       getBlock: (args) => getBlock(c, args as Parameters<typeof getBlock>[1]),
       getBlockNumber: (args) => getBlockNumber(c, args),
       getContractEvents: (args) => getContractEvents(c, args as Parameters<typeof getContractEvents>[1]),
+      getTransaction: (args) => getTransaction(c, args as Parameters<typeof getTransaction>[1]),
     }) as ReadActions,
   );
   return client;

@@ -29,9 +29,26 @@ const CONTRACT_ERRORS: Record<string, string> = {
   Escrow_NotProvider: 'Only the provider’s own account or its payout address can withdraw its earnings: switch to one of them in your wallet.',
   Escrow_NoEarnings: 'There is nothing to withdraw in this token.',
   Escrow_TransferFailed: 'The payout address refused the payment: update the payout address, then withdraw again.',
+  // Customer accounts and orders (run in the escrow's annex; see accounts.ts).
+  Escrow_InvalidAmount: 'Enter an amount above zero (and no more than an account can hold).',
+  Escrow_InvalidToken: 'The escrow does not accept this token.',
+  Escrow_InsufficientBalance: 'Your account’s free balance does not cover what this conference locks: deposit more on your account page.',
+  Escrow_OrderOverLimit: 'The conference would lock more than your order allows: reload the page and sign again.',
+  Escrow_OrderExpired: 'Your signed order’s deadline passed before it was opened: sign a new one.',
+  Escrow_OrderNonceUsed: 'This order was already used or cancelled: sign a new one.',
+  Escrow_InvalidOrderSignature: 'The escrow does not take this signature as your order: sign it again from the account that holds the balance.',
+  Escrow_NoWithdrawalRequested: 'There is no withdrawal request to complete: request a withdrawal first.',
+  Escrow_WithdrawalNotDue: 'The withdrawal is not due yet: it waits out the activation window after its request.',
+  Escrow_NothingToWithdraw: 'There is nothing free to withdraw in this token.',
   ERC20InsufficientAllowance: 'The escrow may not take that much of your tokens yet: approve the amount first.',
   ERC20InsufficientBalance: 'Your account does not hold enough of the token to pay this.',
 };
+
+/** A contract's custom error in words, by its name (`Escrow_OrderExpired`): the sentence the page shows
+ *  when a call reverts with it, or the name itself when it has none. */
+export function contractErrorText(name: string): string {
+  return CONTRACT_ERRORS[name] ?? `The contract refused: ${name}.`;
+}
 
 /** The EIP-1193 / EIP-1474 error code of a wallet error, wherever the wallet put it. */
 export function errorCode(err: unknown): number | undefined {
@@ -51,7 +68,7 @@ export function userMessage(err: unknown): string {
     const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError);
     if (reverted instanceof ContractFunctionRevertedError) {
       const name = reverted.data?.errorName;
-      if (name) return CONTRACT_ERRORS[name] ?? `The contract refused: ${name}.`;
+      if (name) return contractErrorText(name);
       return `The contract refused: ${reverted.reason ?? 'it reverted without a reason'}.`;
     }
     if (err.name === 'TransactionReplacedError') return 'The transaction was replaced in your wallet; the page follows the one that replaced it.';

@@ -7,7 +7,7 @@ import type { AgreementSummary, Model, ProbesView } from './api';
 import { bookAbi, escrowAbi, type Reader } from './chain';
 import type { Config } from './config';
 import { measure, NO_EVIDENCE, type EvidenceRecord, type Measured } from './evidence';
-import { chargeFor, depositFor, minutesBought, splitCharge, surchargeBps, surcharged } from './pricing';
+import { accountLock, chargeFor, depositFor, minutesBought, splitCharge, surchargeBps, surcharged } from './pricing';
 
 /** The contracts' `IOfferBook.Model` enum, in order. */
 export const MODELS: Model[] = ['fixedPrice', 'dynamicPrice', 'timeLimited', 'flexiblePeriod'];
@@ -111,12 +111,52 @@ export interface LedgerAgreement {
   expectedRefund: bigint | null;
   /** Where the agreement stands according to its events. */
   status: 'requested' | 'idle' | 'active' | 'ended' | 'settled' | 'refunded';
+  /** Opened from its customer's account by a signed order (`OrderFilled`): the order's nonce; null for an
+   *  agreement signed directly. Such an agreement locked the deposit of the terms' longest conference
+   *  (every model), and its refund goes back to the account's free balance. */
+  orderNonce: bigint | null;
   signTx: `0x${string}`;
   mismatches: Mismatch[];
 }
 
+/** A customer's account in one token, recomputed from the events: what came in and went out of it, the
+ *  charges of the conferences it opened and what they still lock, against what `accountOf` holds. */
+export interface LedgerAccount {
+  customer: `0x${string}`;
+  tokenId: number;
+  /** Σ Deposited, Σ AccountWithdrawn, Σ AgreementSettled.charge of its agreements (the events' figures). */
+  deposits: bigint;
+  withdrawals: bigint;
+  charges: bigint;
+  /** Σ deposits (AgreementSigned) of its agreements not yet settled or refunded. */
+  expectedLocked: bigint;
+  /** deposits − withdrawals − charges − locked: what must be free. */
+  expectedFree: bigint;
+  /** `accountOf` as the escrow holds it. */
+  free: bigint;
+  locked: bigint;
+  withdrawal: bigint;
+  withdrawalAt: number;
+  agreements: number[];
+  /** The figures that differ: `free`, `locked`. */
+  mismatches: ('free' | 'locked')[];
+}
+
+/** One call a batch skipped (`BatchCallFailed`): its transaction, its place in the batch, and the revert
+ *  data it failed with (the page decodes it: annex.ts). */
+export interface BatchFailure {
+  tx: `0x${string}`;
+  blockNumber: bigint;
+  index: number;
+  reason: Hex;
+}
+
 export interface Ledger {
   agreements: LedgerAgreement[];
+  /** Every customer account (customer, token) the events name, recomputed. */
+  accounts: LedgerAccount[];
+  /** Every call a batch skipped, oldest first. */
+  batchFailures: BatchFailure[];
   terms: Map<number, ChainTerms>;
   /** EarningsWithdrawn events: what each provider was paid out, per token. */
   withdrawals: { providerId: number; tokenId: number; payout: `0x${string}`; amount: bigint; tx: `0x${string}` }[];
@@ -196,6 +236,17 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
   const blockTime = new Map<bigint, number>();
   await Promise.all(timedBlocks.map(async (n) => blockTime.set(n, Number((await client.getBlock({ blockNumber: n })).timestamp))));
   const activationWindow = Number(await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'ACTIVATION_WINDOW' }));
+  // Agreements opened from an account: `OrderFilled` follows their `AgreementSigned` in the same call.
+  const orders = new Map(logs.filter((l) => l.eventName === 'OrderFilled').map((l) => [Number(l.args.agreementId as bigint), l.args.nonce as bigint]));
+  const batchFailures: BatchFailure[] = [];
+  /** Per account (`customer:tokenId`): deposits and withdrawals, from the events. */
+  const moves = new Map<string, { customer: `0x${string}`; tokenId: number; deposits: bigint; withdrawals: bigint }>();
+  const moveOf = (customer: `0x${string}`, tokenId: number) => {
+    const key = `${customer.toLowerCase()}:${tokenId}`;
+    let m = moves.get(key);
+    if (!m) moves.set(key, (m = { customer, tokenId, deposits: 0n, withdrawals: 0n }));
+    return m;
+  };
 
   const byId = new Map<number, LedgerAgreement>();
   const withdrawals: Ledger['withdrawals'] = [];
@@ -205,6 +256,16 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
       withdrawals.push({ providerId: Number(a.providerId), tokenId: Number(a.tokenId), payout: a.payout as `0x${string}`, amount: a.amount as bigint, tx: log.transactionHash });
       continue;
     }
+    if (log.eventName === 'Deposited' || log.eventName === 'AccountWithdrawn') {
+      const m = moveOf(a.customer as `0x${string}`, Number(a.tokenId));
+      if (log.eventName === 'Deposited') m.deposits += a.amount as bigint;
+      else m.withdrawals += a.amount as bigint;
+      continue;
+    }
+    if (log.eventName === 'BatchCallFailed') {
+      batchFailures.push({ tx: log.transactionHash, blockNumber: log.blockNumber, index: Number(a.index as bigint), reason: a.reason as Hex });
+      continue;
+    }
     if (a.agreementId === undefined) continue;
     const id = Number(a.agreementId as bigint);
     if (log.eventName === 'AgreementSigned') {
@@ -212,6 +273,7 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
       const s = stored.get(id)!;
       const bps = surchargeBps(t, s.allowedRegions, s.gdpr);
       const model = MODELS[s.model];
+      const orderNonce = orders.get(id) ?? null;
       byId.set(id, {
         id,
         termsId: t.id,
@@ -226,7 +288,9 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
         surchargeBps: s.surchargeBps,
         expectedSurchargeBps: bps,
         deposit: a.deposit as bigint,
-        expectedDeposit: model === 'fixedPrice' || model === 'dynamicPrice' ? depositFor(model, t.price, bps, BigInt(t.maxDuration), 0n) : null,
+        expectedDeposit: orderNonce !== null
+          ? accountLock(model, t.price, bps, t.maxDuration, t.minimumCharge)
+          : model === 'fixedPrice' || model === 'dynamicPrice' ? depositFor(model, t.price, bps, BigInt(t.maxDuration), 0n) : null,
         minimumCharge: model === 'flexiblePeriod' ? surcharged(t.minimumCharge, bps) : 0n,
         window: null,
         sessions: [],
@@ -237,7 +301,8 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
         expectedCharged: 0n,
         refund: null,
         expectedRefund: null,
-        status: model === 'fixedPrice' || model === 'dynamicPrice' ? 'requested' : 'idle',
+        status: orderNonce !== null || model === 'fixedPrice' || model === 'dynamicPrice' ? 'requested' : 'idle',
+        orderNonce,
         signTx: log.transactionHash,
         mismatches: [],
       });
@@ -285,7 +350,7 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
         session.expectedCharge = chargeFor(ag.model, ag.expectedPrice, ag.expectedSurchargeBps, used, ag.minimumCharge, session.availabilityBps);
         ag.charged += session.charge;
         ag.expectedCharged += session.expectedCharge;
-        if (ag.model === 'timeLimited') {
+        if (ag.model === 'timeLimited' && ag.orderNonce === null) {
           ag.status = 'idle';
         } else {
           ag.status = 'settled';
@@ -296,7 +361,8 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
       }
       case 'StartCancelled': {
         const reason = Number(a.reason);
-        const backToIdle = ag.model === 'timeLimited' || (ag.model === 'flexiblePeriod' && !flexibleRefunded(ag, reason, activationWindow));
+        // An agreement opened from an account is one conference: a start called off refunds it all.
+        const backToIdle = ag.orderNonce === null && (ag.model === 'timeLimited' || (ag.model === 'flexiblePeriod' && !flexibleRefunded(ag, reason, activationWindow)));
         const expectedRefund = backToIdle ? 0n : ag.deposit;
         ag.cancellations.push({ reason: CANCEL_REASONS[reason] ?? `reason ${reason}`, refund: a.refund as bigint, expectedRefund });
         ag.refund = a.refund as bigint;
@@ -313,7 +379,40 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
   }
   const agreements = [...byId.values()].sort((x, y) => y.id - x.id);
   for (const ag of agreements) ag.mismatches = chainMismatches(ag, terms.get(ag.termsId)!);
-  return { agreements, terms, withdrawals, toBlock };
+  const accounts = await recomputeAccounts(client, cfg, agreements, moves, moveOf, toBlock);
+  return { agreements, accounts, batchFailures, terms, withdrawals, toBlock };
+}
+
+/** Every account the events name, recomputed: deposits − withdrawals − the charges of the agreements it
+ *  opened − what its open agreements lock must be `accountOf(customer, token).free`, to the wei, and the
+ *  locks must be its `locked`. */
+async function recomputeAccounts(
+  client: Reader,
+  cfg: Config,
+  agreements: LedgerAgreement[],
+  moves: Map<string, { customer: `0x${string}`; tokenId: number; deposits: bigint; withdrawals: bigint }>,
+  moveOf: (customer: `0x${string}`, tokenId: number) => { customer: `0x${string}`; tokenId: number; deposits: bigint; withdrawals: bigint },
+  toBlock: bigint,
+): Promise<LedgerAccount[]> {
+  const opened = agreements.filter((ag) => ag.orderNonce !== null);
+  for (const ag of opened) moveOf(ag.customer, ag.tokenId);
+  return Promise.all([...moves.values()].map(async (m) => {
+    const mine = opened.filter((ag) => ag.customer.toLowerCase() === m.customer.toLowerCase() && ag.tokenId === m.tokenId);
+    const charges = mine.reduce((sum, ag) => sum + ag.charged, 0n);
+    const expectedLocked = mine.filter((ag) => ag.status !== 'settled' && ag.status !== 'refunded').reduce((sum, ag) => sum + ag.deposit, 0n);
+    const expectedFree = m.deposits - m.withdrawals - charges - expectedLocked;
+    const held = (await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'accountOf', args: [m.customer, m.tokenId], blockNumber: toBlock })) as {
+      free: bigint; locked: bigint; withdrawal: bigint; withdrawalAt: number | bigint;
+    };
+    const account: LedgerAccount = {
+      customer: m.customer, tokenId: m.tokenId, deposits: m.deposits, withdrawals: m.withdrawals, charges, expectedLocked, expectedFree,
+      free: BigInt(held.free), locked: BigInt(held.locked), withdrawal: BigInt(held.withdrawal), withdrawalAt: Number(held.withdrawalAt),
+      agreements: mine.map((ag) => ag.id).sort((x, y) => x - y), mismatches: [],
+    };
+    if (account.free !== expectedFree) account.mismatches.push('free');
+    if (account.locked !== expectedLocked) account.mismatches.push('locked');
+    return account;
+  })).then((list) => list.sort((x, y) => (x.customer === y.customer ? x.tokenId - y.tokenId : x.customer.toLowerCase() < y.customer.toLowerCase() ? -1 : 1)));
 }
 
 /** Whether a FlexiblePeriod start called off for `reason` (`CancelReason`) refunds everything (`_cancel`):

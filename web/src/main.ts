@@ -12,6 +12,7 @@ startRouter([
   [/^\/$/, () => import('./pages/offers'), () => 'Book a conference'],
   [/^\/agreement\/(\d+)$/, () => import('./pages/agreement'), ([id]) => `Agreement ${id}`],
   [/^\/history$/, () => import('./pages/history'), () => 'My agreements'],
+  [/^\/account$/, () => import('./pages/account'), () => 'My account'],
   [/^\/join\/(\d+)$/, () => import('./pages/join'), ([id]) => `Join conference ${id}`],
   [/^\/provider$/, () => import('./pages/provider'), () => 'Providers'],
   [/^\/audit$/, () => import('./pages/audit'), () => 'Audit'],

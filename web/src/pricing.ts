@@ -37,6 +37,15 @@ export function depositFor(model: Model, price: bigint, surchargeBps: number, du
   return minimumCharge + (price * duration * k) / BPS;
 }
 
+/** What an order locks in its customer's account (`EscrowState._fullDeposit`): the deposit of the terms'
+ *  longest conference, whatever the model (an account's conference of any model runs at most the terms'
+ *  `maxDuration`): FixedPrice ⌊P · k⌋, DynamicPrice ⌊P · maxDuration · k⌋, TimeLimited
+ *  ⌊P · maxDuration · k / 60⌋, FlexiblePeriod ⌊minimum · k⌋ + ⌊P · maxDuration · k⌋. For the first two it is
+ *  `quote(termsId, regions, gdpr, 0).deposit`. */
+export function accountLock(model: Model, price: bigint, surchargeBps: number, maxDuration: number, minimumCharge: bigint): bigint {
+  return depositFor(model, price, surchargeBps, BigInt(maxDuration), model === 'flexiblePeriod' ? surcharged(minimumCharge, surchargeBps) : 0n);
+}
+
 /** `Pricing.charge`: nothing below 75 % availability; else what the deposit's formula gives for the
  *  seconds used (FixedPrice the whole surcharged price, FlexiblePeriod the minimum even for none). */
 export function chargeFor(model: Model, price: bigint, surchargeBps: number, used: bigint, minimumCharge: bigint, availabilityBps: number): bigint {
@@ -91,6 +100,9 @@ export function selfCheck(): string[] {
   eq('minutes bought: beyond the terms', minutesBought(61n, 3000, 555n, 360), null);
   eq('flexible deposit', depositFor('flexiblePeriod', 10n ** 12n, 0, 7200n, 10n ** 15n), 10n ** 15n + 72n * 10n ** 14n);
   eq('flexible deposit surcharged', depositFor('flexiblePeriod', 7n, 3000, 101n, surcharged(1001n, 3000)), 1301n + 919n); // 1301.3 + 919.1
+  eq('account lock, fixed', accountLock('fixedPrice', 999n, 3000, 3600, 0n), 1298n);
+  eq('account lock, minutes: the longest conference', accountLock('timeLimited', 61n, 3000, 3600, 0n), 4758n); // 61 · 3600 · 1.3 / 60
+  eq('account lock, window: surcharged minimum + the longest conference', accountLock('flexiblePeriod', 7n, 3000, 3600, 1001n), 1301n + 32_760n);
   eq('fixed charge', chargeFor('fixedPrice', 10n ** 15n, 0, 5n, 0n, 10_000), 10n ** 15n);
   eq('dynamic charge', chargeFor('dynamicPrice', 10n ** 12n, 0, 601n, 0n, 7_500), 601n * 10n ** 12n);
   eq('dynamic charge surcharged once', chargeFor('dynamicPrice', 10n ** 12n + 1n, 3000, 77n, 0n, 10_000), 100_100_000_000_100n); // not 1 300 000 000 001 × 77

@@ -71,6 +71,9 @@ export function onWalletChange(fn: () => void): () => void {
 }
 
 function changed(): void {
+  // The account page is a connected customer's: its link shows once a wallet shares an account.
+  const link = document.getElementById('nav-account');
+  if (link) link.hidden = !state.account;
   void renderHeader();
   for (const fn of watchers) fn();
 }

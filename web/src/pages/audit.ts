@@ -3,14 +3,18 @@
 // (ledger.ts) and compared with both the events' figures and the service's (`GET /api/agreements`);
 // the availability evidence behind each settlement, recomputed from the records the service serves and
 // checked against the commitment and the figure each settlement emitted; the whole table as CSV in base units.
+// Then the customer accounts (deposits − withdrawals − charges − locks = free, against `accountOf`) and
+// every call a batch skipped, with the error it failed with.
+import { decodeFunctionData, type Hex } from 'viem';
 import { api, type AgreementSummary, type ProbesView } from '../api';
-import { explorerLink, publicClient } from '../chain';
+import { decodeRevert } from '../annex';
+import { escrowAbi, explorerLink, publicClient, type Reader } from '../chain';
 import { config, regionNames, token, type Config, type ContractInfo } from '../config';
 import { h, replace, scrollBox, showNotice } from '../dom';
-import { userMessage } from '../errors';
+import { contractErrorText, userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatTime, shortAddress } from '../format';
 import { evidenceSelfCheck } from '../evidence';
-import { checkEvidence, readLedger, serviceMismatches, toCsv, usedSeconds, type EvidenceCheck, type Ledger, type LedgerAgreement, type Mismatch } from '../ledger';
+import { checkEvidence, readLedger, serviceMismatches, toCsv, usedSeconds, type BatchFailure, type EvidenceCheck, type Ledger, type LedgerAccount, type LedgerAgreement, type Mismatch } from '../ledger';
 import { selfCheck } from '../pricing';
 import type { Page } from '../router';
 
@@ -258,6 +262,112 @@ async function showEvidence(cfg: Config, ag: LedgerAgreement, cell: HTMLElement,
     window, cancels, settlements, checks, reports, probes));
 }
 
+/** The accounts table's columns. */
+const ACCOUNT_COLUMNS = ['Customer', 'Token', 'Deposited', 'Withdrawn', 'Charged', 'Locked', 'Free (recomputed)', 'Free (accountOf)', 'Withdrawal requested', 'Check'];
+
+/** Each customer account recomputed from the events beside what the escrow holds. */
+function accountsTable(cfg: Config, accounts: LedgerAccount[]): HTMLElement {
+  if (accounts.length === 0) return h('p', { class: 'muted', id: 'accounts-empty' }, 'No customer has deposited into an account yet.');
+  const cell = (label: string, value: bigint, t: ReturnType<typeof token>, figure: string) =>
+    h('td', { class: 'amount', 'data-label': label, 'data-figure': figure, 'data-wei': String(value) }, formatAmount(value, t));
+  return scrollBox('Customer accounts',
+    h('table', { id: 'accounts', class: 'cards' },
+      h('thead', {}, h('tr', {}, ...ACCOUNT_COLUMNS.map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, ...accounts.map((a) => {
+        const t = token(cfg, a.tokenId);
+        const [customer, tokenColumn, deposited, withdrawn, charged, locked, expectedFree, free, withdrawal, check] = ACCOUNT_COLUMNS;
+        const ok = a.mismatches.length === 0;
+        return h('tr', { 'data-account': `${a.customer}:${a.tokenId}`, class: ok ? 'account' : 'account mismatch', 'data-mismatch': ok ? null : a.mismatches.join(' '), 'data-agreements': a.agreements.join(' ') },
+          h('th', { scope: 'row', 'data-label': customer }, h('span', { class: 'mono', title: a.customer }, shortAddress(a.customer))),
+          h('td', { 'data-label': tokenColumn }, t.symbol),
+          cell(deposited, a.deposits, t, 'deposits'),
+          cell(withdrawn, a.withdrawals, t, 'withdrawals'),
+          cell(charged, a.charges, t, 'charges'),
+          h('td', { class: 'amount', 'data-label': locked, 'data-figure': 'locked', 'data-wei': String(a.expectedLocked), 'data-chain': String(a.locked) },
+            formatAmount(a.expectedLocked, t), a.locked === a.expectedLocked ? '' : h('span', { class: 'warn' }, ` (accountOf: ${formatAmount(a.locked, t)})`)),
+          cell(expectedFree, a.expectedFree, t, 'expected-free'),
+          cell(free, a.free, t, 'free'),
+          h('td', { 'data-label': withdrawal, 'data-wei': String(a.withdrawal) }, a.withdrawal ? `${formatAmount(a.withdrawal, t)}, requested ${formatTime(a.withdrawalAt)}` : '—'),
+          h('td', { class: ok ? 'check ok' : 'check warn', 'data-label': check }, ok ? '✓ agrees' : `⚠ ${a.mismatches.join(', ')} differ${a.mismatches.length === 1 ? 's' : ''}`));
+      }))));
+}
+
+/** A call's arguments in a few words: numbers in full, addresses short, an order by its terms and nonce. */
+function describeArgs(args: readonly unknown[]): string {
+  const one = (v: unknown): string => {
+    if (typeof v === 'bigint' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+    if (typeof v === 'string') return /^0x[0-9a-fA-F]{40}$/.test(v) ? shortAddress(v) : v.length > 20 ? shortAddress(v) : v;
+    if (v && typeof v === 'object' && 'nonce' in v && 'termsId' in v) {
+      const o = v as { termsId: unknown; nonce: unknown };
+      return `order (terms ${o.termsId}, nonce ${o.nonce})`;
+    }
+    return Array.isArray(v) ? `[${v.map(one).join(', ')}]` : JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x));
+  };
+  return args.map(one).join(', ');
+}
+
+/** A skipped call decoded: which call of which batch, what it was, and the error it reverted with. */
+interface DecodedFailure extends BatchFailure {
+  calls: number | null;
+  call: string | null;
+  error: { name: string; text: string; sentence: string } | null;
+}
+
+/** Each skipped call with the batch's own calldata (the call it skipped) and its error decoded by the
+ *  escrow's and its annex's errors (annex.ts). A batch sent through another contract shows no call. */
+async function decodeFailures(reader: Reader, failures: BatchFailure[]): Promise<DecodedFailure[]> {
+  const inputs = new Map<string, readonly Hex[] | null>();
+  await Promise.all([...new Set(failures.map((f) => f.tx))].map(async (hash) => {
+    try {
+      const tx = await reader.getTransaction({ hash });
+      const outer = decodeFunctionData({ abi: escrowAbi, data: tx.input });
+      inputs.set(hash, outer.functionName === 'batch' ? ((outer.args?.[0] as readonly Hex[]) ?? null) : null);
+    } catch {
+      inputs.set(hash, null);
+    }
+  }));
+  return failures.map((f) => {
+    const calls = inputs.get(f.tx) ?? null;
+    let call: string | null = null;
+    if (calls?.[f.index]) {
+      try {
+        const inner = decodeFunctionData({ abi: escrowAbi, data: calls[f.index] });
+        call = `${inner.functionName}(${describeArgs(inner.args ?? [])})`;
+      } catch {
+        call = null;
+      }
+    }
+    const decoded = decodeRevert(f.reason);
+    const error = decoded
+      ? {
+          name: decoded.name,
+          text: `${decoded.name}(${decoded.args.map((v, i) => `${decoded.names[i] ? `${decoded.names[i]} ` : ''}${describeArgs([v])}`).join(', ')})`,
+          sentence: contractErrorText(decoded.name),
+        }
+      : null;
+    return { ...f, calls: calls?.length ?? null, call, error };
+  });
+}
+
+/** The batches' skipped calls, one row each. */
+function batchTable(cfg: Config, failures: DecodedFailure[]): HTMLElement {
+  if (failures.length === 0) return h('p', { class: 'muted', id: 'batch-failures-empty' }, 'No batch has skipped a call.');
+  const columns = ['Transaction', 'Block', 'Call', 'What it called', 'Error', 'In words'];
+  return scrollBox('Calls the batches skipped',
+    h('table', { id: 'batch-failures', class: 'cards' },
+      h('thead', {}, h('tr', {}, ...columns.map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, ...failures.map((f) => {
+        const link = explorerLink(cfg, 'tx', f.tx);
+        return h('tr', { 'data-batch-tx': f.tx, 'data-index': f.index, 'data-error': f.error?.name ?? '' },
+          h('th', { scope: 'row', class: 'mono', 'data-label': columns[0], title: f.tx }, link ? h('a', { href: link, target: '_blank', rel: 'noopener' }, shortAddress(f.tx)) : shortAddress(f.tx)),
+          h('td', { 'data-label': columns[1] }, String(f.blockNumber)),
+          h('td', { 'data-label': columns[2] }, f.calls === null ? `#${f.index + 1}` : `#${f.index + 1} of ${f.calls}`),
+          h('td', { class: 'mono', 'data-label': columns[3] }, f.call ?? '—'),
+          h('td', { class: 'mono', 'data-label': columns[4], title: f.reason }, f.error?.text ?? `undecoded: ${shortAddress(f.reason)}`),
+          h('td', { 'data-label': columns[5] }, f.error?.sentence ?? '—'));
+      }))));
+}
+
 /** Runs `task` on every item, at most `limit` at a time. */
 async function inParallel<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -275,6 +385,10 @@ const page: Page = async (root) => {
   const tbody = h('tbody', {});
   const csv = h('a', { id: 'csv', class: 'button', download: 'agreements.csv', href: '#', 'aria-disabled': 'true' }, 'Download CSV');
   const reload = h('button', { type: 'button', id: 'reload', class: 'button secondary' }, 'Read again');
+  const accountsStatus = h('p', { id: 'accounts-summary', role: 'status' }, 'Reading the accounts…');
+  const accountsBox = h('div', {});
+  const batchesStatus = h('p', { id: 'batches-summary', role: 'status' }, 'Reading the batches…');
+  const batchesBox = h('div', {});
 
   replace(root,
     h('h1', {}, 'Audit'),
@@ -294,7 +408,17 @@ const page: Page = async (root) => {
       scrollBox('Agreements and settlements',
         h('table', { id: 'agreements', class: 'cards' },
           h('thead', {}, h('tr', {}, ...COLUMNS.map((t) => h('th', { scope: 'col' }, t)))),
-          tbody))));
+          tbody))),
+    h('section', { class: 'card wide', id: 'accounts-section', 'aria-labelledby': 'accounts-title' },
+      h('h2', { id: 'accounts-title' }, 'Customer accounts'),
+      h('p', { class: 'hint' }, 'For each customer and token: deposits (Deposited) − withdrawals (AccountWithdrawn) − the charges of the conferences opened from the account (AgreementSettled of the agreements OrderFilled opened) − what its open conferences lock (their AgreementSigned deposits) must be the free balance the escrow holds (accountOf), to the wei; the locks must be its locked balance.'),
+      accountsStatus,
+      accountsBox),
+    h('section', { class: 'card wide', id: 'batches-section', 'aria-labelledby': 'batches-title' },
+      h('h2', { id: 'batches-title' }, 'Batches: skipped calls'),
+      h('p', { class: 'hint' }, 'The operator opens, activates and settles many agreements in one transaction (batch). A call that reverts is skipped, changes nothing and is reported (BatchCallFailed): here each one with the call it was and its error, decoded.'),
+      batchesStatus,
+      batchesBox));
 
   let generation = 0;
   let anchored = false;
@@ -311,6 +435,8 @@ const page: Page = async (root) => {
       return;
     }
     if (mine !== generation) return;
+    drawAccounts(ledger);
+    void drawBatches(ledger, mine);
     const byId = new Map(service.map((s) => [s.id, s]));
     // The rows first, then each settled agreement's evidence, redrawing its rows once checked.
     const rows = new Map<number, HTMLElement[]>();
@@ -378,6 +504,36 @@ const page: Page = async (root) => {
       document.getElementById(`agreement-${anchor[1]}`)?.scrollIntoView({ block: 'start' });
     }
   }
+  function drawAccounts(ledger: Ledger): void {
+    const flagged = ledger.accounts.filter((a) => a.mismatches.length);
+    accountsStatus.dataset.accounts = String(ledger.accounts.length);
+    accountsStatus.dataset.mismatches = String(flagged.length);
+    accountsStatus.className = flagged.length ? 'alert' : '';
+    accountsStatus.textContent = ledger.accounts.length === 0
+      ? 'No account yet.'
+      : flagged.length
+        ? `${flagged.length} of ${ledger.accounts.length} accounts differ from their events (flagged below).`
+        : `${ledger.accounts.length} account${ledger.accounts.length === 1 ? '' : 's'}: each free and locked balance agrees with its events to the wei.`;
+    replace(accountsBox, accountsTable(cfg, ledger.accounts));
+  }
+
+  async function drawBatches(ledger: Ledger, mine: number): Promise<void> {
+    let decoded: DecodedFailure[];
+    try {
+      decoded = await decodeFailures(publicClient(cfg), ledger.batchFailures);
+    } catch (err) {
+      if (mine === generation) batchesStatus.textContent = `The batches could not be read: ${userMessage(err)}`;
+      return;
+    }
+    if (mine !== generation) return;
+    batchesStatus.dataset.failures = String(decoded.length);
+    batchesStatus.dataset.batches = String(new Set(decoded.map((f) => f.tx)).size);
+    batchesStatus.textContent = decoded.length
+      ? `${decoded.length} call${decoded.length === 1 ? '' : 's'} skipped in ${batchesStatus.dataset.batches} batch transaction${batchesStatus.dataset.batches === '1' ? '' : 's'}; the other calls of each went through.`
+      : 'No batch has skipped a call.';
+    replace(batchesBox, batchTable(cfg, decoded));
+  }
+
   reload.addEventListener('click', () => void load());
   await load();
   return () => {

@@ -2,7 +2,8 @@
 // its providers and its constraints as the chain stores them; a terms form per offer with a live quote
 // read from the escrow (`quote`), the gas estimate, and payment in ETH or the stablecoin (approval
 // first). A signed agreement opens its own page.
-import { api, type Terms } from '../api';
+import { nextOrderNonce, ORDER_TYPES, ORDER_VALID_S, orderDomain, readAccount } from '../accounts';
+import { api, ApiError, type Terms } from '../api';
 import {
   bookAbi,
   erc20Abi,
@@ -17,7 +18,7 @@ import { config, regionNames, token as tokenOf, type Config, type TokenInfo } fr
 import { h, replace, showError, showNotice } from '../dom';
 import { UserError, userMessage } from '../errors';
 import { formatAmount, formatBps, formatDuration, formatSurcharged } from '../format';
-import { depositFor } from '../pricing';
+import { accountLock, depositFor } from '../pricing';
 import { navigate, type Page } from '../router';
 import type { Call } from '../wallet';
 
@@ -261,7 +262,7 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
   const { terms, chain, token } = o;
   const reader = publicClient(cfg);
   // Paying signs: the wallet's code loads with the form, not with the offers.
-  const { account, connect, eventsOf, gasCost, onServiceChain, onWalletChange, send } = await import('../wallet');
+  const { account, connect, eventsOf, gasCost, onServiceChain, onWalletChange, send, signTypedData } = await import('../wallet');
   const model = terms.model;
   const text = MODEL_TEXT[model];
   const chainNow = Number((await reader.getBlock({ blockTag: 'latest' })).timestamp);
@@ -287,6 +288,9 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
   const quoteBox = h('div', { id: 'quote', class: 'quote', 'aria-live': 'polite', 'data-testid': 'quote' }, h('p', { class: 'hint' }, 'Reading the quote from the escrow…'));
   const approve = h('button', { type: 'button', id: 'approve', 'data-testid': 'approve', hidden: true }, 'Approve');
   const pay = h('button', { type: 'submit', id: 'pay', 'data-testid': 'pay', disabled: true }, 'Pay');
+  // Or one signature, no transaction: an order the operator opens from the customer's account.
+  const fromAccount = h('button', { type: 'button', id: 'pay-from-account', 'data-testid': 'pay-from-account', class: 'secondary', hidden: true }, 'From my account');
+  const orderStatus = h('p', { id: 'order-status', class: 'hint', 'aria-live': 'polite', hidden: true, 'data-status': '' });
   const form = h(
     'form',
     { id: 'terms-form', class: 'card', 'data-terms-id': terms.id, novalidate: true },
@@ -308,7 +312,8 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
     h('fieldset', {}, h('legend', {}, `Where the conference may run${chain ? ` (fewer than all: +${formatBps(chain.regionSurchargeBps)})` : ''}`), ...regionBoxes),
     h('p', {}, h('label', { class: 'inline' }, gdpr, ` Every provider GDPR-compliant${terms.gdpr ? (chain ? ` (+${formatBps(chain.gdprSurchargeBps)})` : '') : ' (not available for this offer)'}`)),
     quoteBox,
-    h('div', { class: 'row' }, approve, pay),
+    h('div', { class: 'row' }, approve, pay, fromAccount),
+    orderStatus,
   );
   replace(slot, form);
 
@@ -348,8 +353,9 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
     return { ...base, functionName: 'sign', args: [terms.id, w.allowedRegions, w.gdpr] };
   }
 
-  /** The quote as last read: what paying sends, and whether an approval is missing. */
-  let last: { w: Wanted; deposit: bigint; needsApproval: boolean } | null = null;
+  /** The quote as last read: what paying sends, whether an approval is missing, and (with a wallet) what
+   *  an order from the account would lock and whether its free balance covers it. */
+  let last: { w: Wanted; deposit: bigint; needsApproval: boolean; lock: bigint; covered: boolean } | null = null;
   let seq = 0;
   let busy = false;
 
@@ -358,6 +364,7 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
     last = null;
     pay.disabled = true;
     approve.hidden = true;
+    fromAccount.hidden = true;
     let w: Wanted;
     try {
       w = wanted();
@@ -372,12 +379,17 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
       const minimum = model === 'flexiblePeriod' ? deposit - depositFor(model, price, surchargeBps, w.quantity, 0n) : 0n;
       const who = account();
       let needsApproval = false;
+      // From the account, every model is one conference of at most the terms' longest: it locks that one's deposit.
+      const lock = accountLock(model, price, surchargeBps, chain?.maxDuration ?? terms.maxDuration, chain?.minimumCharge ?? BigInt(terms.minimumCharge));
+      let free: bigint | null = null;
       let gasLine: HTMLElement | string = who ? 'Switch your wallet to the service’s network to estimate the gas.' : 'Connect your wallet to estimate the gas.';
       if (who && onServiceChain(cfg)) {
-        if (token.address !== null) {
-          const allowance = (await reader.readContract({ address: token.address, abi: erc20Abi, functionName: 'allowance', args: [who, cfg.escrow] })) as bigint;
-          needsApproval = allowance < deposit;
-        }
+        const [allowance, held] = await Promise.all([
+          token.address === null ? null : (reader.readContract({ address: token.address, abi: erc20Abi, functionName: 'allowance', args: [who, cfg.escrow] }) as Promise<bigint>),
+          readAccount(reader, cfg, who, token.id).catch(() => null),
+        ]);
+        needsApproval = allowance !== null && allowance < deposit;
+        free = held?.free ?? null;
         const gasCall: Call = needsApproval ? { address: token.address!, abi: erc20Abi, functionName: 'approve', args: [cfg.escrow, deposit] } : callFor(w, deposit);
         try {
           const { gas, gasPrice } = await gasCost(cfg, gasCall, who);
@@ -415,9 +427,15 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
           h('dd', {}, ...refundable),
           h('dt', {}, 'Gas'),
           h('dd', {}, gasLine),
+          h('dt', {}, 'From your account'),
+          h('dd', { id: 'quote-account' }, ...accountLine(lock, free)),
         ),
       );
-      last = { w, deposit, needsApproval };
+      const covered = free !== null && free >= lock;
+      last = { w, deposit, needsApproval, lock, covered };
+      fromAccount.hidden = !covered;
+      fromAccount.disabled = busy;
+      fromAccount.textContent = `From my account: sign to lock ${formatAmount(lock, token)} (no gas)`;
       approve.hidden = !needsApproval;
       approve.textContent = `Approve ${formatAmount(deposit, token)}`;
       approve.disabled = busy;
@@ -429,6 +447,85 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
     }
   }
 
+  /** What an order from the account would lock, against the account's free balance. */
+  function accountLine(lock: bigint, free: bigint | null): (HTMLElement | string)[] {
+    const conference = model === 'timeLimited' || model === 'flexiblePeriod'
+      ? ` (one conference of at most ${formatDuration(chain?.maxDuration ?? terms.maxDuration)}, ${model === 'timeLimited' ? 'charged per minute used' : 'the minimum plus each second used'}; the rest is freed at its settlement)`
+      : ' (the rest is freed at its settlement)';
+    const locks = ['an order locks ', amount(lock, token, 'quote-account-lock'), conference];
+    if (free === null) return [...locks, '. ', h('a', { href: '/account' }, 'Your account'), ' could not be read.'];
+    if (free >= lock) return [...locks, ' of your free ', amount(free, token, 'quote-account-free'), '.'];
+    return [...locks, '; your free balance, ', amount(free, token, 'quote-account-free'), ', does not cover it: ', h('a', { href: '/account' }, 'deposit on your account'), ' to open conferences with one signature.'];
+  }
+
+  /** Where an order stands, in `#order-status` (its `data-status` for tests). */
+  const orderLine = (status: string, text: string) => {
+    orderStatus.hidden = false;
+    orderStatus.dataset.status = status;
+    orderStatus.textContent = text;
+  };
+
+  /** Signs an order for these terms in the wallet, hands it to the service and follows it until the
+   *  operator opens it (the agreement's page) or gives up (its reason). */
+  async function openFromAccount(): Promise<void> {
+    if (busy || !last?.covered) return;
+    showError(null);
+    busy = true;
+    fromAccount.disabled = true;
+    pay.disabled = true;
+    try {
+      const who = account() ?? (await connect());
+      const { w, lock } = last;
+      // The deadline is the chain's time, which the escrow checks (not this computer's clock).
+      const head = await reader.getBlock({ blockTag: 'latest' });
+      const clockOffset = Number(head.timestamp) - Date.now() / 1000;
+      const deadline = Number(head.timestamp) + ORDER_VALID_S;
+      const nonce = await nextOrderNonce(reader, cfg, who);
+      const order = { termsId: terms.id, allowedRegions: w.allowedRegions, gdpr: w.gdpr, maxCost: lock, nonce, deadline };
+      const signature = await signTypedData({ domain: orderDomain(cfg), types: ORDER_TYPES, primaryType: 'Order', message: order } as unknown as Parameters<typeof signTypedData>[0]);
+      await api.submitOrder({
+        customer: who,
+        order: { termsId: order.termsId, allowedRegions: order.allowedRegions, gdpr: order.gdpr, maxCost: lock.toString(), nonce: nonce.toString(), deadline },
+        signature,
+      });
+      orderLine('pending', `Order signed and sent: waiting for the service to open your conference (it locks ${formatAmount(lock, token)} from your account)…`);
+      for (;;) {
+        if (closed) return;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        if (closed) return;
+        let view;
+        try {
+          view = await api.order(who, nonce.toString());
+        } catch (err) {
+          // Just recorded: a moment's 404 is the service catching up; anything else is said.
+          if (err instanceof ApiError && err.status === 404) continue;
+          throw err;
+        }
+        if (view.status === 'opened' && view.agreementId != null) {
+          localStorage.setItem(`expected:${view.agreementId}`, JSON.stringify({ expected: w.expected, quality: w.quality }));
+          orderLine('opened', `Opened: agreement ${view.agreementId}.`);
+          navigate(`/agreement/${view.agreementId}`);
+          return;
+        }
+        if (view.status === 'failed') {
+          orderLine('failed', 'The service did not open this order: nothing was locked.');
+          throw new UserError(`The service could not open your order: ${view.reason ?? 'it gave no reason'}.`);
+        }
+        if (Date.now() / 1000 + clockOffset > deadline + 60) {
+          orderLine('expired', 'The order’s deadline passed before the service opened it: it can no longer be opened, and nothing was locked.');
+          return;
+        }
+      }
+    } catch (err) {
+      showError(userMessage(err));
+    } finally {
+      busy = false;
+      if (!closed) await quote();
+    }
+  }
+  fromAccount.addEventListener('click', () => void openFromAccount());
+
+  let closed = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const requote = () => {
     clearTimeout(timer);
@@ -486,6 +583,7 @@ async function termsForm(cfg: Config, o: Offer, slot: HTMLElement): Promise<() =
 
   await quote();
   return () => {
+    closed = true;
     clearTimeout(timer);
     unwatch();
   };
