@@ -79,28 +79,37 @@ abstract contract EscrowState is AccessControl, EIP712, ReentrancyGuardTransient
         uint40 endedAt;
     }
 
-    /// @dev Gas forwarded with a pushed ETH refund: enough for a smart-contract wallet's receive hook, too
-    /// little for a recipient to grief the caller; a refund that fails is credited instead.
-    uint256 internal constant REFUND_GAS = 50_000;
+    // The state below is written by both code contracts, each in the escrow's storage: slither, which reads
+    // each contract alone, sees some of it never written or never read in one of them (ignored below, each
+    // with the detectors it raises; "written by the annex" means by its code running in the escrow).
 
     // Packed in one slot: signing reads and writes it once.
     uint64 internal _agreementCount;
     /// @dev Whether signing is paused ({ConferenceEscrow-paused}).
+    // slither-disable-next-line uninitialized-state,constable-states -- written by the annex (setPaused)
     bool internal _paused;
+    // slither-disable-next-line unused-state,constable-states -- the annex's (addToken); the escrow reads _tokens
     uint8 internal _tokenCount;
 
     /// @dev The number of terms versions ever published ({ConferenceEscrow-termsCount}).
+    // slither-disable-next-line uninitialized-state,constable-states -- written by the annex (publishTerms)
     uint32 internal _termsCount;
 
+    // slither-disable-next-line uninitialized-state -- written by the annex (addToken)
     mapping(uint8 tokenId => address token) internal _tokens;
+    // slither-disable-next-line uninitialized-state -- written by the annex (publishTerms)
     mapping(uint32 termsId => IConferenceEscrow.Terms) internal _terms;
     mapping(uint256 agreementId => Record) internal _agreements;
     mapping(uint256 agreementId => Details) internal _details;
+    // slither-disable-next-line unused-state -- the escrow's alone (bought minutes)
     mapping(uint256 agreementId => IConferenceEscrow.MinutesAccount) internal _minutesAccounts;
+    // slither-disable-next-line unused-state -- the escrow's alone (reserved windows)
     mapping(uint256 agreementId => IConferenceEscrow.Window) internal _windows;
     mapping(uint32 providerId => mapping(uint8 tokenId => uint256 amount)) internal _earnings;
     mapping(address account => mapping(uint8 tokenId => uint256 amount)) internal _credits;
+    // slither-disable-next-line uninitialized-state -- written by the annex (depositToAccount, openOrder)
     mapping(address customer => mapping(uint8 tokenId => IConferenceEscrow.Account)) internal _accounts;
+    // slither-disable-next-line uninitialized-state -- written by the annex (openOrder, cancelOrders)
     mapping(address customer => mapping(uint256 word => uint256 bits)) internal _orderNonces;
 
     constructor() EIP712("ConferenceEscrow", "1") {}

@@ -106,6 +106,11 @@ impl Chain {
         Ok(())
     }
 
+    /// How many transactions `account` has sent (its nonce).
+    pub async fn nonce(&self, account: &Account) -> Result<u64> {
+        Ok(account.rpc.get_transaction_count(account.address).await?)
+    }
+
     /// The latest block's timestamp.
     pub async fn latest_timestamp(&self) -> Result<u64> {
         let block: Value = self.accounts[0].rpc.raw_request("eth_getBlockByNumber".into(), ("latest", false)).await?;

@@ -353,6 +353,8 @@ pub struct AccountPath {
     pub batch: usize,
     /// The customer's deposit of the `batch` conferences' locks, in one transaction.
     pub deposit_gas: u64,
+    /// The transactions the customer sent from its deposit to the last settlement (its nonce's rise).
+    pub customer_txs: u64,
     /// The operator's three transactions, in order.
     pub ops: Vec<(&'static str, Sent)>,
 }
@@ -603,6 +605,7 @@ impl Escrow<'_> {
         let deposit = [("tokenId", "0".to_owned()), ("amount", total.to_string())];
         let deposit_gas = escrow.send(customer, "depositToAccount", &deposit, total).await?.gas;
 
+        let nonce_after_deposit = self.chain.nonce(customer).await?;
         let deadline = self.chain.latest_timestamp().await? + 3600;
         let first_id = first_uint(&escrow.view("agreementCount", &[]).await?)? + U256::from(1);
         let mut opens = Vec::new();
@@ -660,7 +663,8 @@ impl Escrow<'_> {
             free == free_before + total - charges,
             "{model:?}: the account holds {free}, expected {free_before} + {total} - {charges} ({used} s used)"
         );
-        Ok(AccountPath { model, batch, deposit_gas, ops })
+        let customer_txs = self.chain.nonce(customer).await? - nonce_after_deposit;
+        Ok(AccountPath { model, batch, deposit_gas, customer_txs, ops })
     }
 
     /// The operator's `batch` of `calls`; every call must succeed.

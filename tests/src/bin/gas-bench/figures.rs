@@ -332,22 +332,29 @@ pub fn accounts(paths: &[AccountPath]) -> Vec<Figure> {
         "\nAccount path: conferences opened from one deposit by signed orders; the operator's batches (gas per conference):"
     );
     println!(
-        "{:<16} | {:>5} | {:>10} | {:>10} | {:>13} | {:>14} | {:>8} | {:>15}",
-        "model", "batch", "openOrder", "activate", "stopAndSettle", "operator total", "customer", "customer deposit"
+        "{:<16} | {:>5} | {:>10} | {:>10} | {:>13} | {:>14} | {:>12} | {:>15}",
+        "model",
+        "batch",
+        "openOrder",
+        "activate",
+        "stopAndSettle",
+        "operator total",
+        "customer txs",
+        "customer deposit"
     );
     for path in paths {
         let (model, batch) = (path.model, path.batch);
         let per = |op: &str| path.per_conference(op).unwrap_or(0);
         let total = path.operator_per_conference();
         println!(
-            "{:<16} | {:>5} | {:>10} | {:>10} | {:>13} | {:>14} | {:>8} | {:>15}",
+            "{:<16} | {:>5} | {:>10} | {:>10} | {:>13} | {:>14} | {:>12} | {:>15}",
             model.title(),
             batch,
             thousands(per("openOrder")),
             thousands(per("activate")),
             thousands(per("stopAndSettle")),
             thousands(total),
-            0,
+            path.customer_txs,
             thousands(path.deposit_gas)
         );
         let id = |what: &str| format!("gas.account.{}.{batch}.{what}", model.key());
@@ -374,11 +381,22 @@ pub fn accounts(paths: &[AccountPath]) -> Vec<Figure> {
             }
             figures.push(f);
         }
-        figures.push(
-            figure(id("customer"), GROUP_BATCH, label("the customer's gas per conference"), "gas", 0)
-                .max(0)
-                .note("the customer signs its orders and stops; it sends no transaction per conference".into()),
-        );
+        let mut customer = figure(
+            id("customer"),
+            GROUP_BATCH,
+            label("the customer's transactions per conference after its deposit"),
+            "transactions",
+            path.customer_txs as f64 / batch as f64,
+        )
+        .note(format!(
+            "the rise of the customer's nonce from its deposit to the last settlement: {} transaction(s) for {batch} \
+             conferences (it signs its orders and stops)",
+            path.customer_txs
+        ));
+        if batch == 50 {
+            customer = customer.max(0);
+        }
+        figures.push(customer);
         figures.push(figure(
             id("deposit"),
             GROUP_BATCH,
