@@ -60,10 +60,10 @@ contract AccountFuzzTest is BaseTest {
             uint16 availability = uint16(bound(r.availability, 0, 10_000));
             charge = _charge(t, bps, used, availability);
             if (path == 1) {
-                uint40 at = uint40(block.timestamp);
-                bytes memory sig = _stopSignature(customerKey, id, at, at);
+                uint40 stopAt = uint40(block.timestamp);
+                bytes memory sig = _stopSignature(customerKey, id, stopAt, stopAt);
                 vm.prank(operator);
-                escrow.stopAndSettle(id, availability, EVIDENCE, "", at, at, sig);
+                escrow.stopAndSettle(id, availability, EVIDENCE, "", stopAt, stopAt, sig);
             } else {
                 if (used == t.maxDuration) escrow.end(id);
                 else _stop(id);

@@ -482,6 +482,7 @@ contract Handler {
 
     function deposit(uint256 custSeed, bool inToken, uint256 amountSeed) external act {
         uint8 tokenId = inToken ? usdId : 0;
+        // forge-lint: disable-next-line(unsafe-typecast)
         _depositFor(uint8(custSeed % 3), tokenId, 1 + amountSeed % (tokenId == 0 ? 1e18 : 1e10));
     }
 
@@ -510,6 +511,7 @@ contract Handler {
 
     /// Asks to withdraw part of the free balance, all of it, or more than there is.
     function requestWithdrawal(uint256 custSeed, bool inToken, uint256 amountSeed) external act {
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint8 cust = uint8(custSeed % 3);
         uint8 tokenId = inToken ? usdId : 0;
         uint256 free = escrow.accountOf(customers[cust], tokenId).free;
@@ -525,6 +527,7 @@ contract Handler {
     /// Completes a pending request (waiting out ACTIVATION_WINDOW first): pays min(requested, free).
     function completeWithdrawal(uint256 seed) external act {
         for (uint256 k; k < 6; ++k) {
+            // forge-lint: disable-next-line(unsafe-typecast)
             uint8 cust = uint8((seed % 6 + k) % 6 / 2);
             uint8 tokenId = (seed % 6 + k) % 2 == 0 ? 0 : usdId;
             address who = customers[cust];
@@ -558,6 +561,7 @@ contract Handler {
         (bool found, uint32 termsId) = _pickTerms(offerSeed, 15);
         if (!found) return;
         uint256 id = escrow.agreementCount() + 1;
+        // forge-lint: disable-next-line(unsafe-typecast)
         IConferenceEscrow.Order memory order = _newOrder(id, uint8(custSeed % 3), termsId, regionSeed, gdpr, costSeed);
         Ghost storage a = _g[id];
         uint256 free = escrow.accountOf(customers[a.cust], a.tokenId).free;
@@ -626,6 +630,7 @@ contract Handler {
         order.gdpr = gdpr && t.gdpr;
         uint256 bps = (order.gdpr ? uint256(t.gdprSurchargeBps) : 0) + (regions != t.regions ? t.regionSurchargeBps : 0);
         a.price = t.price;
+        // forge-lint: disable-next-line(unsafe-typecast)
         a.bps = uint24(bps);
         uint256 scaled = uint256(t.price) * t.maxDuration * (10_000 + bps);
         if (t.model == IOfferBook.Model.FixedPrice) {
@@ -641,6 +646,7 @@ contract Handler {
         order.maxCost = costSeed % 3 == 0 ? a.deposit : a.deposit + costSeed % (a.deposit + 1);
         // Unique nonces: small ones (word 0, 1, ...) and random ones across the whole range.
         order.nonce = costSeed % 2 == 0 ? ++_nextNonce : uint256(keccak256(abi.encode("nonce", ++_nextNonce)));
+        // forge-lint: disable-next-line(unsafe-typecast)
         order.deadline = uint40(time + 1 + costSeed % 1 hours);
         a.maxCost = order.maxCost;
         a.nonce = order.nonce;
@@ -693,6 +699,7 @@ contract Handler {
             stale.termsId = 1;
             stale.maxCost = type(uint256).max;
             stale.nonce = type(uint256).max;
+            // forge-lint: disable-next-line(unsafe-typecast)
             stale.deadline = uint40(time - 1);
             (uint8 v, bytes32 r, bytes32 s) = vm.sign(keys[0], escrow.orderDigest(stale));
             return abi.encodeCall(escrow.openOrder, (stale, customers[0], abi.encodePacked(r, s, v)));
@@ -1218,6 +1225,7 @@ contract Handler {
         for (uint256 j; j < n; ++j) {
             uint256 id = ids[(seed % n + j) % n];
             Ghost storage a = _g[id];
+            // forge-lint: disable-next-line(incorrect-shift)
             uint256 modelBit = 1 << (uint256(a.model) + (a.fromAccount ? 4 : 0));
             if (statusMask & _bit(a.last) != 0 && modelMask & modelBit != 0) return (true, id);
         }
