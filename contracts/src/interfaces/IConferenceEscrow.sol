@@ -29,6 +29,10 @@ import {IOfferBook} from "./IOfferBook.sol";
 ///     Requested ──settle / settleOverdue after the window──► Settled   (FlexiblePeriod start too late to be
 ///                                                                    owed an activation: it lapsed; the minimum)
 ///
+///     From a customer's account, every model:   openOrder (operator) ──► Requested ──activate──► Active
+///        ──stop / end / stopBySignature──► Ended ──settle / settleOverdue──► Settled   (stopAndSettle: Active ──► Settled)
+///        Requested ──stop (customer) / decline / reclaim──► Refunded   (the whole lock back to the account's free balance)
+///
 /// A FlexiblePeriod start is owed an activation when it leaves the operator its whole ACTIVATION_WINDOW
 /// before the window ends (startedAt + ACTIVATION_WINDOW < to). A later start is served if the operator can
 /// activate it before `to`; if not, it lapses with the window, and the minimum is charged as if the window
@@ -109,7 +113,8 @@ interface IConferenceEscrow {
         IOfferBook.Share[] shares;
     }
 
-    /// @notice One agreement, in two storage slots.
+    /// @notice One agreement, as {agreementOf} returns it (stored in one slot when it matches its terms, the
+    /// rest read from them).
     /// @param allowedRegions Bit i set: the conference may run in region i.
     /// @param gdpr The customer requires every provider to be GDPR-compliant.
     /// @param region Where the operator said the current or last conference ran.
@@ -117,8 +122,13 @@ interface IConferenceEscrow {
     /// @param surchargeBps The constraint surcharge, in basis points: every deposit and charge is the amount at
     /// `price` raised by it as a whole, rounded down once.
     /// @param duration The longest the next conference may run: the terms' maximum (FixedPrice,
-    /// DynamicPrice), the seconds still unused (TimeLimited) or the window's length (FlexiblePeriod).
-    /// @param startedAt When the operator activated; while Requested, when the start was requested.
+    /// DynamicPrice, and every agreement opened from an account), the seconds still unused (TimeLimited) or
+    /// the window's length (FlexiblePeriod).
+    /// @param startedAt When the operator activated; while Requested, when the start was requested (or the
+    /// order opened).
+    /// @param endedAt When the last conference ended, if it ended by a call of its own ({stop}, {end},
+    /// {stopBySignature}); 0 when it was ended and settled at once ({stopAndSettle}), whose end is only in its
+    /// {AgreementEnded} event.
     struct Agreement {
         address customer;
         uint32 termsId;
@@ -163,9 +173,11 @@ interface IConferenceEscrow {
         uint40 withdrawalAt;
     }
 
-    /// @notice What a customer signs (EIP-712) to open one conference from its account, without a transaction.
+    /// @notice What a customer signs (EIP-712) to open one conference from its account, without a transaction:
+    /// `Order(uint32 termsId,uint32 allowedRegions,bool gdpr,uint256 maxCost,uint256 nonce,uint40 deadline)`,
+    /// domain {name "ConferenceEscrow", version "1", chainId, verifyingContract: this escrow} ({orderDigest}).
     /// The domain binds it to this chain and this escrow, the signature to the customer, and `nonce` (any
-    /// unused number, Permit2-style) makes it usable at most once.
+    /// unused number, Permit2-style: word = nonce / 256, bit = nonce % 256) makes it usable at most once.
     /// @param termsId The offer's terms version: its model and price are what the customer agrees to.
     /// @param allowedRegions, gdpr The constraints, as for {sign}.
     /// @param maxCost The most the order may lock (and so cost): the agreement's deposit at the terms' longest
@@ -206,7 +218,9 @@ interface IConferenceEscrow {
 
     /// @notice Emitted when a conference is paid for. `evidence` commits to the probe records behind
     /// `availabilityBps` (0 for an overdue settlement, which has none); `refund` is 0 for a TimeLimited session
-    /// (the unused minutes come back at {close}); `refundDeferred` is true when the refund was credited, not sent.
+    /// (the unused minutes come back at {close}); `refundDeferred` is true when the refund was credited, not sent:
+    /// always for an agreement opened from an account (its refund goes to the account's free balance and its
+    /// lock is released), and for a direct one whose push failed (credited for {withdraw}).
     event AgreementSettled(
         uint256 indexed agreementId,
         uint16 availabilityBps,
@@ -219,14 +233,16 @@ interface IConferenceEscrow {
     /// @notice Emitted when a conference that never started is called off. `refund` is the whole deposit,
     /// or 0 when the agreement goes back to Idle: a TimeLimited session (nothing was consumed; the account
     /// stays open) or a FlexiblePeriod start its customer called off, or that timed out without being owed
-    /// an activation (the reservation stays).
+    /// an activation (the reservation stays). From an account: always the whole lock, back to the account's
+    /// free balance (`refundDeferred` true).
     event StartCancelled(uint256 indexed agreementId, CancelReason reason, uint256 refund, bool refundDeferred);
 
     /// @notice Emitted when a customer closes a TimeLimited account and gets its unused minutes back.
     event AgreementClosed(uint256 indexed agreementId, uint256 refund, bool refundDeferred);
 
     /// @notice Emitted when a refund could not be sent and is kept for `account` to withdraw, or when the
-    /// offer owner's share of a charge is credited.
+    /// offer owner's share of a charge is credited (not for an account agreement's refund, which goes to the
+    /// account's free balance: see {accountOf}).
     event Credited(address indexed account, uint8 indexed tokenId, uint256 amount);
 
     /// @notice Emitted when an account withdraws its credit.
@@ -378,7 +394,8 @@ interface IConferenceEscrow {
     function settle(uint256 agreementId, uint16 availabilityBps, bytes32 evidence, bytes calldata report) external;
 
     /// @notice {stopBySignature}, then {settle}: the customer's signed stop and the settlement in one
-    /// transaction. With a monitor, its report must name the end this stop gives the conference.
+    /// transaction. With a monitor, its report must name the end this stop gives the conference. The end is
+    /// kept in {AgreementEnded} only: `agreementOf(id).endedAt` stays 0.
     /// @dev Requirements: as {settle} and {stopBySignature}. Emits {AgreementEnded} and {AgreementSettled}.
     function stopAndSettle(
         uint256 agreementId,
@@ -462,7 +479,8 @@ interface IConferenceEscrow {
     /// @dev Requirements: the caller has DEFAULT_ADMIN_ROLE; fewer than 255 tokens. Emits {TokenAdded}.
     function addToken(address token) external returns (uint8 tokenId);
 
-    /// @notice Pauses or unpauses signing. Nothing else ever pauses.
+    /// @notice Pauses or unpauses signing: new agreements ({sign}, {buyMinutes}, {reserve}) and the opening of
+    /// orders ({openOrder}). Nothing else ever pauses: deposits and withdrawals from accounts go on.
     /// @dev Requirements: the caller has DEFAULT_ADMIN_ROLE. Emits {PausedSet}.
     function setPaused(bool paused) external;
 

@@ -67,7 +67,7 @@ contract EscrowInvariantTest is BaseTest {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory s = new bytes4[](23);
+        bytes4[] memory s = new bytes4[](28);
         s[0] = Handler.sign.selector;
         s[1] = Handler.buyMinutes.selector;
         s[2] = Handler.reserve.selector;
@@ -92,6 +92,11 @@ contract EscrowInvariantTest is BaseTest {
         s[20] = Handler.activate.selector;
         s[21] = Handler.vote.selector;
         s[22] = Handler.vote.selector;
+        s[23] = Handler.deposit.selector;
+        s[24] = Handler.requestWithdrawal.selector;
+        s[25] = Handler.completeWithdrawal.selector;
+        s[26] = Handler.openOrder.selector;
+        s[27] = Handler.openOrder.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector({addr: address(handler), selectors: s});
     }
@@ -101,8 +106,9 @@ contract EscrowInvariantTest is BaseTest {
     // =============================================================================================
 
     /// Per token, the escrow's balance is exactly what it still holds for agreements (deposit − charged −
-    /// refunded, as the handler measured them) plus the providers' unwithdrawn earnings plus the unwithdrawn
-    /// credits (refunds that could not be pushed, the owner's margin and dust).
+    /// refunded, as the handler measured them: for an account agreement, what its account keeps locked) plus
+    /// the providers' unwithdrawn earnings plus the unwithdrawn credits (refunds that could not be pushed, the
+    /// owner's margin and dust) plus the accounts' free balances.
     function invariant_balanceEqualsLiabilities() public view {
         _checkBalance(0);
         _checkBalance(usdId);
@@ -122,11 +128,11 @@ contract EscrowInvariantTest is BaseTest {
                 assertEq(g.charged + g.refunded, g.deposit, string.concat(which, ": charged + refunded != deposit"));
             } else {
                 assertTrue(g.charged + g.refunded <= g.deposit, string.concat(which, ": more out than in"));
-                if (g.model != IOfferBook.Model.TimeLimited) {
+                if (g.model != IOfferBook.Model.TimeLimited || g.fromAccount) {
                     assertEq(g.charged + g.refunded, 0, string.concat(which, ": money moved before the end"));
                 }
             }
-            if (g.model == IOfferBook.Model.TimeLimited) {
+            if (g.model == IOfferBook.Model.TimeLimited && !g.fromAccount) {
                 IConferenceEscrow.MinutesAccount memory account = escrow.minutesAccountOf(id);
                 assertEq(account.charged, g.charged, string.concat(which, ": account charged"));
                 assertEq(account.deposit, g.deposit, string.concat(which, ": account deposit"));
@@ -163,7 +169,7 @@ contract EscrowInvariantTest is BaseTest {
             uint256 id = handler.ids(i);
             Handler.Ghost memory g = handler.ghost(id);
             string memory which = string.concat("agreement ", str(id));
-            if (g.model == IOfferBook.Model.TimeLimited) {
+            if (g.model == IOfferBook.Model.TimeLimited && !g.fromAccount) {
                 assertTrue(g.settleEvents <= g.endEvents, string.concat(which, ": a session settled twice"));
                 assertTrue(g.endEvents <= g.settleEvents + 1, string.concat(which, ": two sessions unsettled"));
                 assertTrue(g.closeEvents <= 1, string.concat(which, ": closed twice"));
@@ -171,7 +177,7 @@ contract EscrowInvariantTest is BaseTest {
                 assertTrue(g.settleEvents <= 1, string.concat(which, ": settled twice"));
                 assertTrue(g.endEvents <= 1, string.concat(which, ": ended twice"));
                 assertEq(g.closeEvents, 0, string.concat(which, ": closed"));
-                if (g.cancelEvents != 0 && g.model != IOfferBook.Model.FlexiblePeriod) {
+                if (g.cancelEvents != 0 && (g.model != IOfferBook.Model.FlexiblePeriod || g.fromAccount)) {
                     assertEq(g.settleEvents, 0, string.concat(which, ": settled after a refund"));
                 }
                 if (escrow.agreementOf(id).status == IConferenceEscrow.Status.Refunded) {
@@ -229,6 +235,40 @@ contract EscrowInvariantTest is BaseTest {
         assertEq(handler.violations(handler.CHARGE()), 0, handler.firstViolation(handler.CHARGE()));
     }
 
+    /// Customer accounts (issue 19). For every account and token, to the wei: deposits = withdrawals + charges
+    /// + locked + free, and locked is what the account's open agreements still hold. Nothing charges an account
+    /// beyond its orders: each order's agreement is charged at most its lock, and the lock is at most the
+    /// order's maxCost. Every order nonce opened at most one agreement, and is marked used.
+    function invariant_accountsAddUp() public view {
+        for (uint8 c; c < 3; ++c) {
+            for (uint8 t; t <= usdId; ++t) {
+                IConferenceEscrow.Account memory account = escrow.accountOf(handler.customers(c), t);
+                (uint256 charged, uint256 held) = handler.accountAgreements(c, t);
+                string memory which = string.concat("customer ", str(c), " token ", str(t));
+                assertEq(
+                    handler.accountDeposited(c, t),
+                    handler.accountWithdrawn(c, t) + charged + account.locked + account.free,
+                    string.concat(which, ": deposits != withdrawals + charges + locked + free")
+                );
+                assertEq(account.locked, held, string.concat(which, ": locked != what its agreements hold"));
+            }
+        }
+        uint256 n = handler.agreementCount();
+        for (uint256 i; i < n; ++i) {
+            Handler.Ghost memory g = handler.ghost(handler.ids(i));
+            if (!g.fromAccount) continue;
+            assertTrue(g.charged <= g.deposit, "an order's agreement charged beyond its lock");
+            assertTrue(g.deposit <= g.maxCost, "an order locked beyond its maxCost");
+        }
+        uint256 filled = handler.filledCount();
+        for (uint256 i; i < filled; ++i) {
+            uint256 nonce = handler.filledNonces(i);
+            address who = handler.nonceCustomer(nonce);
+            assertEq(handler.ordersFilled(who, nonce), 1, "an order nonce filled other than once");
+            assertTrue(escrow.orderNonceUsed(who, nonce), "a filled order nonce is not marked used");
+        }
+    }
+
     /// The handler only makes calls the specification allows; none of them reverts.
     function invariant_allowedCallsNeverRevert() public view {
         assertEq(handler.violations(handler.REVERT()), 0, handler.firstViolation(handler.REVERT()));
@@ -236,7 +276,7 @@ contract EscrowInvariantTest is BaseTest {
 
     /// After each run (visible with -vv): what the handler did.
     function afterInvariant() public view {
-        string[22] memory names = [
+        string[27] memory names = [
             "sign",
             "buyMinutes",
             "reserve",
@@ -258,13 +298,18 @@ contract EscrowInvariantTest is BaseTest {
             "withdrawEarnings",
             "warp",
             "toggleRefusal",
+            "deposit",
+            "requestWithdrawal",
+            "completeWithdrawal",
+            "openOrder",
+            "batch",
             "fallback"
         ];
         uint256 total;
-        for (uint256 i; i < 22; ++i) {
+        for (uint256 i; i < 27; ++i) {
             uint256 count = handler.done(names[i]);
             _log(names[i], count);
-            if (i < 21) total += count;
+            if (i < 25) total += count; // a batch is counted with the call it carried
         }
         _log("agreements", handler.agreementCount());
         uint256 replaced;
@@ -284,13 +329,16 @@ contract EscrowInvariantTest is BaseTest {
         for (uint256 i; i < 3; ++i) {
             owed += escrow.earningsOf(handler.providerIds(i), t);
             owed += escrow.creditOf(handler.customers(i), t);
+            owed += escrow.accountOf(handler.customers(i), t).free;
         }
         owed += escrow.creditOf(admin, t);
         uint256 balance = t == 0 ? address(escrow).balance : usd.balanceOf(address(escrow));
         assertEq(
             balance,
             heldSum + owed,
-            t == 0 ? "ETH: balance != held + earnings + credits" : "mUSD: balance != held + earnings + credits"
+            t == 0
+                ? "ETH: balance != held + earnings + credits + free"
+                : "mUSD: balance != held + earnings + credits + free"
         );
     }
 

@@ -28,6 +28,9 @@ contract Handler {
     uint8 public constant KINDS = 4;
 
     uint256 internal constant MAX_AGREEMENTS = 24;
+    /// {_pick}'s model mask for any agreement: bits 0..3 the direct ones by model, 4..7 those opened from an
+    /// account (one conference each, whatever the model).
+    uint256 internal constant ANY = 255;
     /// The key of the registry's Monitoring provider (the tests' `monitor`), and a key that is nobody's.
     uint256 internal constant MONITOR_KEY = 13;
     uint256 internal constant STRANGER_KEY = 5;
@@ -40,6 +43,7 @@ contract Handler {
     bytes32 internal constant ENDED_EVENT = keccak256("AgreementEnded(uint256,uint256,address)");
     bytes32 internal constant CLOSED_EVENT = keccak256("AgreementClosed(uint256,uint256,bool)");
     bytes32 internal constant CANCELLED_EVENT = keccak256("StartCancelled(uint256,uint8,uint256,bool)");
+    bytes32 internal constant ORDER_FILLED_EVENT = keccak256("OrderFilled(uint256,address,uint256)");
 
     ConferenceEscrow public immutable escrow;
     OfferBook public immutable book;
@@ -78,6 +82,9 @@ contract Handler {
         uint32 endEvents;
         uint32 closeEvents;
         uint32 cancelEvents;
+        bool fromAccount; // opened from the customer's account by a signed order
+        uint256 maxCost; // the order's limit
+        uint256 nonce; // the order's nonce
     }
 
     uint256[] public ids;
@@ -92,6 +99,17 @@ contract Handler {
 
     mapping(uint8 kind => uint256) public violations;
     mapping(uint8 kind => string) public firstViolation;
+
+    // Customer accounts, per customer (index) and token: what went in and out (measured on balances).
+    mapping(uint8 cust => mapping(uint8 tokenId => uint256)) public accountDeposited;
+    mapping(uint8 cust => mapping(uint8 tokenId => uint256)) public accountWithdrawn;
+    /// OrderFilled events per customer and nonce (at most one each).
+    mapping(address customer => mapping(uint256 nonce => uint256)) public ordersFilled;
+    uint256[] public filledNonces;
+    mapping(uint256 nonce => address) public nonceCustomer;
+    uint256 internal _nextNonce;
+    /// The last order the operator opened: replayed as a batch's bad item.
+    bytes internal _lastOrderCall;
 
     // Proposals the handler made, and who voted.
     uint256[] public proposals;
@@ -185,7 +203,7 @@ contract Handler {
 
     function stop(uint256 idSeed, uint256 waitSeed) external act {
         (bool found, uint256 id) =
-            _pick(idSeed, _bit(IConferenceEscrow.Status.Requested) | _bit(IConferenceEscrow.Status.Active), 15);
+            _pick(idSeed, _bit(IConferenceEscrow.Status.Requested) | _bit(IConferenceEscrow.Status.Active), ANY);
         if (!found) return _fallback(idSeed);
         _warp(waitSeed % 1200);
         Pre memory p = _pre(id);
@@ -210,22 +228,24 @@ contract Handler {
     // =============================================================================================
 
     function activate(uint256 idSeed, uint256 regionSeed) external act {
-        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Requested), 15);
+        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Requested), ANY);
         if (!found) return _fallback(idSeed);
         IConferenceEscrow.Agreement memory ag = escrow.agreementOf(id);
         if (time > uint256(ag.startedAt) + ACTIVATION_WINDOW) return _reclaimId(id); // too late: reclaim it instead
-        if (_g[id].model == IOfferBook.Model.FlexiblePeriod && time >= _g[id].to) return _reclaimId(id);
+        if (_g[id].model == IOfferBook.Model.FlexiblePeriod && !_g[id].fromAccount && time >= _g[id].to) {
+            return _reclaimId(id);
+        }
         uint8 region = _regionOf(ag.allowedRegions, regionSeed);
         Pre memory p = _pre(id);
-        _call(operator, abi.encodeCall(escrow.activate, (id, region)), "activate");
+        _operatorCall(abi.encodeCall(escrow.activate, (id, region)), "activate", regionSeed >> 8);
         _post(p, 0, 0);
     }
 
     function decline(uint256 idSeed) external act {
-        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Requested), 15);
+        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Requested), ANY);
         if (!found) return _fallback(idSeed);
         Pre memory p = _pre(id);
-        _call(operator, abi.encodeCall(escrow.decline, (id)), "decline");
+        _operatorCall(abi.encodeCall(escrow.decline, (id)), "decline", idSeed >> 8);
         _post(p, 0, 0);
     }
 
@@ -245,7 +265,9 @@ contract Handler {
         (uint256 from, uint256 to) =
             a.last == IConferenceEscrow.Status.Ended ? (uint256(ag.startedAt), uint256(ag.endedAt)) : (a.from, a.to);
         bytes memory report = _reportFor(id, from, to, availability, availabilitySeed);
-        _call(operator, abi.encodeCall(escrow.settle, (id, availability, EVIDENCE, report)), "settle");
+        _operatorCall(
+            abi.encodeCall(escrow.settle, (id, availability, EVIDENCE, report)), "settle", availabilitySeed >> 8
+        );
         _post(p, charge, availability);
     }
 
@@ -286,7 +308,7 @@ contract Handler {
     }
 
     function stopAndSettle(uint256 idSeed, uint256 availabilitySeed, uint256 waitSeed, uint256 stopSeed) external act {
-        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Active), 15);
+        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Active), ANY);
         if (!found) return _fallback(idSeed);
         _warp(waitSeed % 2400);
         IConferenceEscrow.Agreement memory ag = escrow.agreementOf(id);
@@ -310,10 +332,10 @@ contract Handler {
             report = signReport(escrow, MONITOR_KEY, id, session, ag.startedAt, endedAt, availability, EVIDENCE);
         }
         vm.recordLogs();
-        _call(
-            operator,
+        _operatorCall(
             abi.encodeCall(escrow.stopAndSettle, (id, availability, EVIDENCE, report, stoppedAt, deadline, sig)),
-            "stopAndSettle"
+            "stopAndSettle",
+            stopSeed >> 16
         );
         // Ended and settled at once, the agreement keeps its end in its AgreementEnded event only.
         if (_loggedEnd(id) != endedAt) _violate(CHARGE, "stopAndSettle: end not clamped as specified");
@@ -355,7 +377,7 @@ contract Handler {
     // =============================================================================================
 
     function end(uint256 idSeed) external act {
-        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Active), 15);
+        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Active), ANY);
         if (!found) return _fallback(idSeed);
         IConferenceEscrow.Agreement memory ag = escrow.agreementOf(id);
         uint256 endsAt = uint256(ag.startedAt) + ag.duration;
@@ -366,7 +388,7 @@ contract Handler {
     }
 
     function reclaim(uint256 idSeed) external act {
-        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Requested), 15);
+        (bool found, uint256 id) = _pick(idSeed, _bit(IConferenceEscrow.Status.Requested), ANY);
         if (!found) return _fallback(idSeed);
         _reclaimId(id);
     }
@@ -452,6 +474,243 @@ contract Handler {
         else if (r < 15) _warp(1 + seconds_ % 3 hours);
         else _warp(1 + seconds_ % 2 days);
         ++done["warp"];
+    }
+
+    // =============================================================================================
+    // Customer accounts and signed orders
+    // =============================================================================================
+
+    function deposit(uint256 custSeed, bool inToken, uint256 amountSeed) external act {
+        uint8 tokenId = inToken ? usdId : 0;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        _depositFor(uint8(custSeed % 3), tokenId, 1 + amountSeed % (tokenId == 0 ? 1e18 : 1e10));
+    }
+
+    /// Pays `amount` into customer `cust`'s account; checks the escrow received it and the free balance rose.
+    function _depositFor(uint8 cust, uint8 tokenId, uint256 amount) internal {
+        address who = customers[cust];
+        uint256 escrowBefore = _balance(tokenId, address(escrow));
+        uint256 freeBefore = escrow.accountOf(who, tokenId).free;
+        bytes memory data = abi.encodeCall(escrow.depositToAccount, (tokenId, amount));
+        uint256 value = tokenId == 0 ? amount : 0;
+        if (cust == 2) {
+            _walletCall(data, value, "deposit");
+        } else {
+            (bool ok, bytes memory ret) = _rawCall(who, address(escrow), data, value);
+            if (!ok) return _unexpected("deposit", ret);
+            ++done["deposit"];
+        }
+        if (_balance(tokenId, address(escrow)) - escrowBefore != amount) {
+            _violate(CHARGE, "deposit: escrow received other than the amount");
+        }
+        if (escrow.accountOf(who, tokenId).free - freeBefore != amount) {
+            _violate(CHARGE, "deposit: free rose otherwise");
+        }
+        accountDeposited[cust][tokenId] += amount;
+    }
+
+    /// Asks to withdraw part of the free balance, all of it, or more than there is.
+    function requestWithdrawal(uint256 custSeed, bool inToken, uint256 amountSeed) external act {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint8 cust = uint8(custSeed % 3);
+        uint8 tokenId = inToken ? usdId : 0;
+        uint256 free = escrow.accountOf(customers[cust], tokenId).free;
+        if (free == 0) return _fallback(amountSeed);
+        uint256 amount = amountSeed % 4 == 0 ? type(uint128).max : 1 + amountSeed % free;
+        bytes memory data = abi.encodeCall(escrow.requestWithdrawal, (tokenId, amount));
+        if (cust == 2) _walletCall(data, 0, "requestWithdrawal");
+        else _call(customers[cust], data, "requestWithdrawal");
+        IConferenceEscrow.Account memory account = escrow.accountOf(customers[cust], tokenId);
+        if (account.withdrawal != amount || account.withdrawalAt != time) _violate(CHARGE, "request not recorded");
+    }
+
+    /// Completes a pending request (waiting out ACTIVATION_WINDOW first): pays min(requested, free).
+    function completeWithdrawal(uint256 seed) external act {
+        for (uint256 k; k < 6; ++k) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            uint8 cust = uint8((seed % 6 + k) % 6 / 2);
+            uint8 tokenId = (seed % 6 + k) % 2 == 0 ? 0 : usdId;
+            address who = customers[cust];
+            IConferenceEscrow.Account memory account = escrow.accountOf(who, tokenId);
+            if (account.withdrawal == 0 || account.free == 0) continue;
+            if (who == address(wallet) && (tokenId == 0 ? !wallet.accept() : usd.blocked(who))) continue;
+            _warpTo(uint256(account.withdrawalAt) + ACTIVATION_WINDOW);
+            account = escrow.accountOf(who, tokenId); // nothing moves by time alone
+            uint256 expected = account.withdrawal < account.free ? account.withdrawal : account.free;
+            uint256 before = _balance(tokenId, who);
+            bytes memory data = abi.encodeCall(escrow.completeWithdrawal, (tokenId));
+            if (cust == 2) _walletCall(data, 0, "completeWithdrawal");
+            else _call(who, data, "completeWithdrawal");
+            uint256 paid = _balance(tokenId, who) - before;
+            if (paid != expected) _violate(CHARGE, "withdrawal: paid other than min(requested, free)");
+            if (escrow.accountOf(who, tokenId).free != account.free - paid) _violate(CHARGE, "withdrawal: free");
+            if (escrow.accountOf(who, tokenId).locked != account.locked) _violate(CHARGE, "withdrawal: locked moved");
+            accountWithdrawn[cust][tokenId] += paid;
+            return;
+        }
+        _fallback(seed);
+    }
+
+    /// The operator opens a customer's signed order (topping the account up first when its free balance is
+    /// short), alone or in a batch between calls that must fail.
+    function openOrder(uint256 custSeed, uint256 offerSeed, uint256 regionSeed, bool gdpr, uint256 costSeed)
+        external
+        act
+    {
+        if (ids.length >= MAX_AGREEMENTS) return _fallback(costSeed);
+        (bool found, uint32 termsId) = _pickTerms(offerSeed, 15);
+        if (!found) return;
+        uint256 id = escrow.agreementCount() + 1;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        IConferenceEscrow.Order memory order = _newOrder(id, uint8(custSeed % 3), termsId, regionSeed, gdpr, costSeed);
+        Ghost storage a = _g[id];
+        uint256 free = escrow.accountOf(customers[a.cust], a.tokenId).free;
+        if (free < a.deposit) _depositFor(a.cust, a.tokenId, a.deposit - free + costSeed % 1000);
+        _sendOrder(id, order, costSeed >> 128);
+    }
+
+    /// Signs `order` as its customer (the contract customer through ERC-1271), has the operator open it, and
+    /// checks the lock, the agreement and the nonce.
+    function _sendOrder(uint256 id, IConferenceEscrow.Order memory order, uint256 seed) internal {
+        Ghost storage a = _g[id];
+        address who = customers[a.cust];
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(keys[a.cust], escrow.orderDigest(order));
+        bytes memory data = abi.encodeCall(escrow.openOrder, (order, who, abi.encodePacked(r, s, v)));
+        IConferenceEscrow.Account memory before = escrow.accountOf(who, a.tokenId);
+        uint256 escrowBefore = _balance(a.tokenId, address(escrow));
+        vm.recordLogs();
+        if (!_operatorCall(data, "openOrder", seed)) return;
+        _countEvents();
+        IConferenceEscrow.Account memory afterwards = escrow.accountOf(who, a.tokenId);
+        if (before.free - afterwards.free != a.deposit || afterwards.locked - before.locked != a.deposit) {
+            _violate(CHARGE, "openOrder: the account did not lock the order's deposit");
+        }
+        if (_balance(a.tokenId, address(escrow)) != escrowBefore) _violate(CHARGE, "openOrder moved money");
+        if (escrow.depositOf(id) != a.deposit) _violate(CHARGE, "depositOf differs from the order's lock");
+        IConferenceEscrow.Agreement memory ag = escrow.agreementOf(id);
+        if (ag.price != a.price || ag.surchargeBps != a.bps || ag.customer != who) {
+            _violate(CHARGE, "order agreement differs from the order");
+        }
+        if (ag.status != IConferenceEscrow.Status.Requested) _violate(TRANSITION, "an order opens Requested");
+        if (!escrow.orderNonceUsed(who, order.nonce)) _violate(EVENTS, "filled order nonce not used");
+        a.last = IConferenceEscrow.Status.Requested;
+        ids.push(id);
+        filledNonces.push(order.nonce);
+        nonceCustomer[order.nonce] = who;
+        _lastOrderCall = data;
+    }
+
+    /// The ghost of the agreement an order of `termsId` opens, and the order: its lock computed by the formulas
+    /// (the deposit of the terms' longest conference), its limit at or above it.
+    function _newOrder(uint256 id, uint8 cust, uint32 termsId, uint256 regionSeed, bool gdpr, uint256 costSeed)
+        internal
+        returns (IConferenceEscrow.Order memory order)
+    {
+        IConferenceEscrow.Terms memory t = escrow.termsOf(termsId);
+        Ghost storage a = _g[id];
+        a.cust = cust;
+        a.tokenId = t.tokenId;
+        a.model = t.model;
+        a.termsId = termsId;
+        a.termsPrice = t.price;
+        a.termsHash = termsHash(termsId);
+        a.fromAccount = true;
+        if (signedTermsHash[termsId] == bytes32(0)) {
+            signedTermsHash[termsId] = a.termsHash;
+            signedTerms.push(termsId);
+        }
+        for (uint256 i; i < t.shares.length; ++i) {
+            for (uint256 k; k < 3; ++k) {
+                if (t.shares[i].providerId == providerIds[k]) a.comps[k] = t.shares[i].component;
+            }
+        }
+        order.termsId = termsId;
+        order.allowedRegions = _allowedRegions(t.regions, regionSeed);
+        uint32 regions = order.allowedRegions == 0 ? t.regions : order.allowedRegions & t.regions;
+        order.gdpr = gdpr && t.gdpr;
+        uint256 bps = (order.gdpr ? uint256(t.gdprSurchargeBps) : 0) + (regions != t.regions ? t.regionSurchargeBps : 0);
+        a.price = t.price;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        a.bps = uint24(bps);
+        uint256 scaled = uint256(t.price) * t.maxDuration * (10_000 + bps);
+        if (t.model == IOfferBook.Model.FixedPrice) {
+            a.deposit = uint256(t.price) * (10_000 + bps) / 10_000;
+        } else if (t.model == IOfferBook.Model.TimeLimited) {
+            a.deposit = scaled / 600_000;
+        } else {
+            if (t.model == IOfferBook.Model.FlexiblePeriod) {
+                a.minimum = uint256(t.minimumCharge) * (10_000 + bps) / 10_000;
+            }
+            a.deposit = a.minimum + scaled / 10_000;
+        }
+        order.maxCost = costSeed % 3 == 0 ? a.deposit : a.deposit + costSeed % (a.deposit + 1);
+        // Unique nonces: small ones (word 0, 1, ...) and random ones across the whole range.
+        order.nonce = costSeed % 2 == 0 ? ++_nextNonce : uint256(keccak256(abi.encode("nonce", ++_nextNonce)));
+        // forge-lint: disable-next-line(unsafe-typecast)
+        order.deadline = uint40(time + 1 + costSeed % 1 hours);
+        a.maxCost = order.maxCost;
+        a.nonce = order.nonce;
+    }
+
+    /// The operator's call: alone (two times in three), or in a batch between two calls that must fail (a
+    /// replayed order, an agreement already over, an expired order, an unknown agreement); each must fail
+    /// alone and the call in the middle take effect. Returns whether it did.
+    function _operatorCall(bytes memory data, string memory what, uint256 seed) internal returns (bool) {
+        if (seed % 3 != 0) {
+            (bool ok, bytes memory ret) = _rawCall(operator, address(escrow), data, 0);
+            if (!ok) {
+                _unexpected(what, ret);
+                return false;
+            }
+            ++done[what];
+            return true;
+        }
+        bytes[] memory calls = new bytes[](3);
+        calls[0] = _badItem(seed >> 8);
+        calls[1] = data;
+        calls[2] = _badItem(seed >> 16);
+        (bool sent, bytes memory out) = _rawCall(operator, address(escrow), abi.encodeCall(escrow.batch, (calls)), 0);
+        if (!sent) {
+            _unexpected("batch", out);
+            return false;
+        }
+        bool[] memory succeeded = abi.decode(out, (bool[]));
+        if (succeeded[0] || succeeded[2]) _violate(REVERT, "batch: a call that must fail succeeded");
+        if (!succeeded[1]) {
+            _violate(REVERT, string.concat(what, " failed in a batch although allowed"));
+            return false;
+        }
+        ++done[what];
+        ++done["batch"];
+        return true;
+    }
+
+    /// A call that must fail, whatever else the batch does.
+    function _badItem(uint256 seed) internal returns (bytes memory) {
+        uint256 how = seed % 4;
+        if (how == 0 && _lastOrderCall.length != 0) return _lastOrderCall; // its nonce is used
+        if (how == 1) {
+            (bool found, uint256 id) =
+                _pick(seed >> 8, _bit(IConferenceEscrow.Status.Settled) | _bit(IConferenceEscrow.Status.Refunded), ANY);
+            if (found) return abi.encodeCall(escrow.settle, (id, 10_000, EVIDENCE, ""));
+        }
+        if (how == 2) {
+            IConferenceEscrow.Order memory stale;
+            stale.termsId = 1;
+            stale.maxCost = type(uint256).max;
+            stale.nonce = type(uint256).max;
+            // forge-lint: disable-next-line(unsafe-typecast)
+            stale.deadline = uint40(time - 1);
+            (uint8 v, bytes32 r, bytes32 s) = vm.sign(keys[0], escrow.orderDigest(stale));
+            return abi.encodeCall(escrow.openOrder, (stale, customers[0], abi.encodePacked(r, s, v)));
+        }
+        return abi.encodeCall(escrow.activate, (type(uint64).max, 0));
+    }
+
+    /// What customer `who` has of token `tokenId` outside its agreements: its balance, its credit, and its
+    /// account's free balance (where an account agreement's refund goes).
+    function _holdings(address who, uint8 tokenId) internal view returns (uint256) {
+        return _balance(tokenId, who) + escrow.creditOf(who, tokenId) + escrow.accountOf(who, tokenId).free;
     }
 
     // =============================================================================================
@@ -595,6 +854,22 @@ contract Handler {
         }
     }
 
+    /// For customer `cust`'s account agreements in token `tokenId`: what they were charged (measured), and what
+    /// the account still holds locked for them (deposit − charged − refunded).
+    function accountAgreements(uint8 cust, uint8 tokenId) external view returns (uint256 charged, uint256 held_) {
+        uint256 n = ids.length;
+        for (uint256 i; i < n; ++i) {
+            Ghost storage a = _g[ids[i]];
+            if (!a.fromAccount || a.cust != cust || a.tokenId != tokenId) continue;
+            charged += a.charged;
+            held_ += a.deposit - a.charged - a.refunded;
+        }
+    }
+
+    function filledCount() external view returns (uint256) {
+        return filledNonces.length;
+    }
+
     /// The sum of the measured charges of the agreements in token `tokenId`.
     function chargedSum(uint8 tokenId) external view returns (uint256 sum) {
         uint256 n = ids.length;
@@ -695,7 +970,7 @@ contract Handler {
         p.id = id;
         p.status = a.last;
         address c = customers[a.cust];
-        p.customer = _balance(a.tokenId, c) + escrow.creditOf(c, a.tokenId);
+        p.customer = _holdings(c, a.tokenId);
         for (uint256 i; i < 3; ++i) {
             p.earnings[i] = escrow.earningsOf(providerIds[i], a.tokenId);
         }
@@ -710,7 +985,7 @@ contract Handler {
     function _post(Pre memory p, uint256 expectedCharge, uint16 availability) internal {
         Ghost storage a = _g[p.id];
         IConferenceEscrow.Status status = escrow.agreementOf(p.id).status;
-        if (!allowed(a.model, p.status, status)) {
+        if (!allowed(a.fromAccount ? IOfferBook.Model.DynamicPrice : a.model, p.status, status)) {
             _violate(
                 TRANSITION,
                 string.concat(
@@ -727,11 +1002,7 @@ contract Handler {
             );
         }
         uint256 charge = _measureCharge(p, a, expectedCharge);
-        uint256 refund = _delta(
-            _balance(a.tokenId, customers[a.cust]) + escrow.creditOf(customers[a.cust], a.tokenId),
-            p.customer,
-            "customer"
-        );
+        uint256 refund = _delta(_holdings(customers[a.cust], a.tokenId), p.customer, "customer");
         if (charge != expectedCharge) {
             _violate(
                 CHARGE,
@@ -798,6 +1069,12 @@ contract Handler {
         for (uint256 i; i < logs.length; ++i) {
             if (logs[i].emitter != address(escrow) || logs[i].topics.length < 2) continue;
             bytes32 sig = logs[i].topics[0];
+            if (sig == ORDER_FILLED_EVENT) {
+                address who = address(uint160(uint256(logs[i].topics[2])));
+                uint256 nonce = abi.decode(logs[i].data, (uint256));
+                if (ordersFilled[who][nonce]++ != 0) _violate(EVENTS, "an order nonce was filled twice");
+                continue;
+            }
             Ghost storage a = _g[uint256(logs[i].topics[1])];
             if (sig == SETTLED_EVENT) ++a.settleEvents;
             else if (sig == ENDED_EVENT) ++a.endEvents;
@@ -948,7 +1225,9 @@ contract Handler {
         for (uint256 j; j < n; ++j) {
             uint256 id = ids[(seed % n + j) % n];
             Ghost storage a = _g[id];
-            if (statusMask & _bit(a.last) != 0 && modelMask & (1 << uint256(a.model)) != 0) return (true, id);
+            // forge-lint: disable-next-line(incorrect-shift)
+            uint256 modelBit = 1 << (uint256(a.model) + (a.fromAccount ? 4 : 0));
+            if (statusMask & _bit(a.last) != 0 && modelMask & modelBit != 0) return (true, id);
         }
         return (false, 0);
     }
@@ -956,7 +1235,7 @@ contract Handler {
     /// An Ended agreement, or an Idle FlexiblePeriod one (settled once its window is over), or a FlexiblePeriod
     /// start too late to be owed an activation (it lapses with the window and is settled like an unused one).
     function _pickSettleable(uint256 seed) internal view returns (bool found, uint256 id) {
-        (found, id) = _pick(seed, _bit(IConferenceEscrow.Status.Ended), 15);
+        (found, id) = _pick(seed, _bit(IConferenceEscrow.Status.Ended), ANY);
         if (found && seed % 3 != 0) return (found, id);
         (bool f2, uint256 id2) = _pick(seed, _bit(IConferenceEscrow.Status.Idle), 1 << 3);
         if (f2) return (true, id2);
