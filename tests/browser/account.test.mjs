@@ -182,6 +182,9 @@ test('deposit, open a conference by one signature, join, stop: the balance moves
   await page.locator('#account').waitFor();
   await page.click('#stop');
   await waitStatus(page, 'settled');
+  // The progress page says where the lock came from and where the refund went.
+  assert.equal(await page.getAttribute('#from-account', 'data-nonce'), String(filled.args.nonce));
+  await page.locator('#refund-to-account').waitFor();
   const a = await read('agreementOf', [BigInt(id)]);
   const [ended] = await eventsOf(id, 'AgreementEnded');
   const used = BigInt(ended.args.endedAt) - BigInt(a.startedAt);
