@@ -88,6 +88,9 @@ interface ChainFacts {
   /** The order's nonce when the agreement was opened from its customer's account (`OrderFilled`): its
    *  refund then goes back to the account's free balance. */
   orderNonce: bigint | null;
+  /** When the last conference ended, from its `AgreementEnded` event: a conference stopped and settled in
+   *  one call (`stopAndSettle`) keeps its end only there (`agreementOf(id).endedAt` stays 0). */
+  endedAt: number | null;
   head: number;
 }
 
@@ -140,7 +143,7 @@ const page: Page = async (root, [idText]) => {
         reader.getBlock({ blockTag: 'latest' }),
       ]);
       const model = view?.model;
-      const [terms, settlementWindow, win, minutes, settledLogs, closedLogs, filledLogs] = await Promise.all([
+      const [terms, settlementWindow, win, minutes, settledLogs, closedLogs, filledLogs, endedLogs] = await Promise.all([
         reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'termsOf', args: [agreement.termsId] }) as Promise<ChainTerms>,
         reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'SETTLEMENT_WINDOW' }) as Promise<bigint | number>,
         model === 'flexiblePeriod' ? (reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'windowOf', args: [BigInt(id)] }) as Promise<{ from: number; to: number; minimumCharge: bigint }>) : null,
@@ -148,6 +151,7 @@ const page: Page = async (root, [idText]) => {
         reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSettled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }),
         model === 'timeLimited' ? reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementClosed', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }) : [],
         reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'OrderFilled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }),
+        reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementEnded', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }),
       ]);
       if (mine !== readSeq) return;
       clockOffset = Number(block.timestamp) - Date.now() / 1000;
@@ -164,6 +168,7 @@ const page: Page = async (root, [idText]) => {
         settled: settledLogs.map((log) => ({ availabilityBps: Number(args(log).args.availabilityBps), evidence: String(args(log).args.evidence), charge: args(log).args.charge as bigint, refund: args(log).args.refund as bigint, tx: args(log).transactionHash })),
         closed: closedLogs[0] ? { refund: args(closedLogs[0]).args.refund as bigint, tx: args(closedLogs[0]).transactionHash } : null,
         orderNonce: filledLogs[0] ? (args(filledLogs[0]).args.nonce as bigint) : null,
+        endedAt: endedLogs.length ? Number(args(endedLogs[endedLogs.length - 1]).args.endedAt as bigint) : null,
         head: Number(block.timestamp),
       };
       render();
@@ -457,7 +462,8 @@ const page: Page = async (root, [idText]) => {
       });
     } else {
       const s = chain.settled[0];
-      figures.push({ used: BigInt(Math.max(0, chain.agreement.endedAt - chain.agreement.startedAt)), bps: s.availabilityBps, charge: s.charge });
+      const endedAt = chain.agreement.endedAt || (chain.endedAt ?? 0);
+      figures.push({ used: BigInt(Math.max(0, endedAt - chain.agreement.startedAt)), bps: s.availabilityBps, charge: s.charge });
     }
     const computed = figures.map((f) => chargeFor(v.model, price, surcharge, f.used, chain!.minimumCharge, f.bps));
     const total = computed.reduce((a, b) => a + b, 0n);
