@@ -1,8 +1,9 @@
 // Accessibility of every page in headless Chromium against the real local stack (harness.mjs): axe-core
 // (its npm package, from anvil/node_modules, run inside the page) with the WCAG 2.1 A and AA rules on the
 // offers at 1280 and 375 px wide (and with the terms form open), an agreement while it runs and once
-// settled, the history, the join page (and its refusal), the provider page and the audit page (empty,
-// then with an agreement and its evidence open), each in the light and the dark colour scheme: any
+// settled, the history, the account (with a deposit, a pending withdrawal and an exact figure's tooltip
+// shown), the join page (and its refusal), the provider page and the audit page (empty, then with an
+// agreement and its evidence open, and an account), each in the light and the dark colour scheme: any
 // violation fails. Then what axe does not see: the tab order of a first load (the skip link first, focus
 // left where the browser put it) against an in-app navigation (focus on the new page's content), a
 // title per page, a focus ring of at least 3:1 against what surrounds it, and buttons named apart.
@@ -135,6 +136,27 @@ test('an agreement while it runs, the history and the join page (and its refusal
   }
 });
 
+test('the account page, with a deposit, a pending withdrawal and an exact figure focused, passes axe', async () => {
+  // A deposit and a withdrawal request, so that every part of the page is drawn (and the audit page's
+  // accounts table, checked below, has a row).
+  await transact(chain, { from: stack.customer, to: cfg.escrow, abi: escrowAbi, functionName: 'depositToAccount', args: [0, 10n ** 17n], value: 10n ** 17n });
+  await transact(chain, { from: stack.customer, to: cfg.escrow, abi: escrowAbi, functionName: 'requestWithdrawal', args: [0, 4n * 10n ** 16n] });
+  for (const scheme of SCHEMES) {
+    const page = await open('/account', scheme, { account: stack.customer });
+    await page.click('#account-connect');
+    await page.locator('#account-page[data-ready]').waitFor();
+    await page.locator('#withdrawal-0[data-wei="40000000000000000"]').waitFor();
+    await assertAccessible(page, `account (${scheme})`);
+    // The exact figure's tooltip, shown on keyboard focus, is text on the page too.
+    await page.focus('#free-0');
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Tab');
+    assert.ok(await page.locator('#free-0-exact').evaluate((el) => el.getBoundingClientRect().width > 1), 'the exact figure shows on focus');
+    await assertAccessible(page, `account, an exact figure focused (${scheme})`);
+    await page.context().close();
+  }
+});
+
 test('the provider page and the audit page with an agreement and its evidence pass axe', async () => {
   assert.ok(agreementId, 'an agreement was signed by the test before');
   await transact(chain, { from: stack.customer, to: cfg.escrow, abi: escrowAbi, functionName: 'stop', args: [BigInt(agreementId)] });
@@ -192,6 +214,7 @@ test('each page has a title of its own', async () => {
     ['/', 'Book a conference'],
     [`/agreement/${agreementId ?? 1}`, `Agreement ${agreementId ?? 1}`],
     ['/history', 'My agreements'],
+    ['/account', 'My account'],
     [`/join/${agreementId ?? 1}`, `Join conference ${agreementId ?? 1}`],
     ['/provider', 'Providers'],
     ['/audit', 'Audit'],

@@ -81,6 +81,17 @@ async function waitBalance(page, tokenId, { free, locked }, what) {
   assert.fail(`${what}: the account page shows ${JSON.stringify(last)}, expected free ${free} and locked ${locked}`);
 }
 
+/** Waits for `selector` on `page`, failing at once with the page's error sentence if it shows one. */
+async function waitFor(page, selector, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    await noError(page, `waiting for ${selector}`);
+    if (await page.locator(selector).count()) return;
+    await page.waitForTimeout(200);
+  }
+  throw new Error(`${selector} did not appear within ${timeout / 1000} s`);
+}
+
 /** Waits until the agreement page's `#status` says `status`, failing at once on the page's error sentence. */
 async function waitStatus(page, status) {
   const deadline = Date.now() + STATUS_TIMEOUT_MS;
@@ -143,7 +154,7 @@ test('deposit, open a conference by one signature, join, stop: the balance moves
   // A conference from the account: the offers page signs an order (no transaction) for the dynamic price.
   await page.click('nav a[href="/"]');
   await page.click('[data-testid="choose-1"]');
-  await page.locator('#pay-from-account:not([hidden])').waitFor();
+  await waitFor(page, '#pay-from-account:not([hidden])');
   const lock = BigInt(await page.getAttribute('#quote-account-lock', 'data-units'));
   const price = BigInt(await page.getAttribute('#quote-price', 'data-units'));
   const [quoted] = await read('quote', [1, 0, false, 0n]);
@@ -152,8 +163,8 @@ test('deposit, open a conference by one signature, join, stop: the balance moves
   const txCount = await chain.getTransactionCount({ address: customer });
   await page.evaluate(() => (window.__testWallet.requests.length = 0));
   await page.click('#pay-from-account');
-  await page.locator('#order-status[data-status="pending"]').waitFor();
-  await page.waitForURL(/\/agreement\/\d+$/, { timeout: 60_000 });
+  await waitFor(page, '#order-status[data-status="pending"]');
+  await waitFor(page, '#agreement-title', 60_000);
   const id = Number(new URL(page.url()).pathname.split('/').pop());
   const requests = await page.evaluate(() => window.__testWallet.requests);
   assert.ok(requests.includes('eth_signTypedData_v4'), `one signature: ${requests.join(', ')}`);
@@ -182,6 +193,9 @@ test('deposit, open a conference by one signature, join, stop: the balance moves
   await page.locator('#account').waitFor();
   await page.click('#stop');
   await waitStatus(page, 'settled');
+  // The progress page says where the lock came from and where the refund went.
+  assert.equal(await page.getAttribute('#from-account', 'data-nonce'), String(filled.args.nonce));
+  await page.locator('#refund-to-account').waitFor();
   const a = await read('agreementOf', [BigInt(id)]);
   const [ended] = await eventsOf(id, 'AgreementEnded');
   const used = BigInt(ended.args.endedAt) - BigInt(a.startedAt);

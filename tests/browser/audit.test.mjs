@@ -173,7 +173,7 @@ test('with no wallet, the audit page lists the contracts and every agreement, an
     if (c.sourceUrl) assert.equal(await verify.getAttribute('href'), c.sourceUrl);
     else if (!cfg.explorer) assert.match(await verify.textContent(), new RegExp(`^forge verify-contract ${c.address} src/${c.name}\\.sol:${c.name} `));
   }
-  assert.deepEqual(cfg.contracts.map((c) => c.name).sort(), ['ConferenceEscrow', 'OfferBook', 'ProviderRegistry']);
+  assert.deepEqual(cfg.contracts.map((c) => c.name).sort(), ['ConferenceEscrow', 'EscrowAnnex', 'OfferBook', 'ProviderRegistry']);
 
   // Every agreement, no mismatch.
   const count = await latestId();

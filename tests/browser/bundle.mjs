@@ -15,6 +15,7 @@ export const PAGES = [
   ['offers', '/'],
   ['agreement', '/agreement/1'],
   ['history', '/history'],
+  ['account', '/account'],
   ['join', '/join/1'],
   ['provider', '/provider'],
   ['audit', '/audit'],

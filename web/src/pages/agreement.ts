@@ -85,6 +85,12 @@ interface ChainFacts {
   settlementWindow: number;
   settled: { availabilityBps: number; evidence: string; charge: bigint; refund: bigint; tx: string }[];
   closed: { refund: bigint; tx: string } | null;
+  /** The order's nonce when the agreement was opened from its customer's account (`OrderFilled`): its
+   *  refund then goes back to the account's free balance. */
+  orderNonce: bigint | null;
+  /** When the last conference ended, from its `AgreementEnded` event: a conference stopped and settled in
+   *  one call (`stopAndSettle`) keeps its end only there (`agreementOf(id).endedAt` stays 0). */
+  endedAt: number | null;
   head: number;
 }
 
@@ -137,13 +143,15 @@ const page: Page = async (root, [idText]) => {
         reader.getBlock({ blockTag: 'latest' }),
       ]);
       const model = view?.model;
-      const [terms, settlementWindow, win, minutes, settledLogs, closedLogs] = await Promise.all([
+      const [terms, settlementWindow, win, minutes, settledLogs, closedLogs, filledLogs, endedLogs] = await Promise.all([
         reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'termsOf', args: [agreement.termsId] }) as Promise<ChainTerms>,
         reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'SETTLEMENT_WINDOW' }) as Promise<bigint | number>,
         model === 'flexiblePeriod' ? (reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'windowOf', args: [BigInt(id)] }) as Promise<{ from: number; to: number; minimumCharge: bigint }>) : null,
         model === 'timeLimited' ? (reader.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'minutesAccountOf', args: [BigInt(id)] }) as Promise<{ deposit: bigint; charged: bigint; sessions: number }>) : null,
         reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementSettled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }),
         model === 'timeLimited' ? reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementClosed', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }) : [],
+        reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'OrderFilled', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }),
+        reader.getContractEvents({ address: cfg.escrow, abi: escrowAbi, eventName: 'AgreementEnded', args: { agreementId: BigInt(id) }, fromBlock: BigInt(cfg.deployBlock ?? 0) }),
       ]);
       if (mine !== readSeq) return;
       clockOffset = Number(block.timestamp) - Date.now() / 1000;
@@ -159,6 +167,8 @@ const page: Page = async (root, [idText]) => {
         settlementWindow: Number(settlementWindow),
         settled: settledLogs.map((log) => ({ availabilityBps: Number(args(log).args.availabilityBps), evidence: String(args(log).args.evidence), charge: args(log).args.charge as bigint, refund: args(log).args.refund as bigint, tx: args(log).transactionHash })),
         closed: closedLogs[0] ? { refund: args(closedLogs[0]).args.refund as bigint, tx: args(closedLogs[0]).transactionHash } : null,
+        orderNonce: filledLogs[0] ? (args(filledLogs[0]).args.nonce as bigint) : null,
+        endedAt: endedLogs.length ? Number(args(endedLogs[endedLogs.length - 1]).args.endedAt as bigint) : null,
         head: Number(block.timestamp),
       };
       render();
@@ -248,7 +258,8 @@ const page: Page = async (root, [idText]) => {
       ['Customer', h('span', { class: 'mono', title: v.customer }, shortAddress(v.customer))],
       ['Price', h('span', { id: 'price', 'data-units': v.price, 'data-surcharge-bps': v.surchargeBps }, formatAmount(BigInt(v.price), token), ` ${unit}`,
         v.surchargeBps ? ` + ${formatBps(v.surchargeBps)} for your constraints: ${formatSurcharged(BigInt(v.price), v.surchargeBps, token)} ${unit}` : '')],
-      ['Locked', h('span', { id: 'deposit', 'data-units': v.deposit }, formatAmount(BigInt(v.deposit), token))],
+      ['Locked', h('span', { id: 'deposit', 'data-units': v.deposit }, formatAmount(BigInt(v.deposit), token),
+        chain?.orderNonce != null ? h('span', { id: 'from-account', 'data-nonce': chain.orderNonce.toString() }, ' from ', h('a', { href: '/account' }, 'your account'), ' by a signed order (the longest conference’s deposit)') : '')],
       ['May run in', regionNames(cfg, v.allowedRegions).join(', ') || '—'],
       ['GDPR', v.gdpr ? 'required' : 'not required'],
       ['Signed', formatTime(v.signedAt)],
@@ -423,7 +434,10 @@ const page: Page = async (root, [idText]) => {
       h('dt', {}, 'Charged'),
       h('dd', {}, h('span', { id: 'charge', 'data-testid': 'charge', 'data-wei': charged.toString(), 'data-units': charged.toString() }, formatAmount(charged, token))),
       h('dt', {}, 'Refunded to you'),
-      h('dd', {}, refund === null ? h('span', { id: 'refund', 'data-wei': '' }, v.model === 'timeLimited' ? 'when you close the account' : '—') : h('span', { id: 'refund', 'data-testid': 'refund', 'data-wei': refund.toString(), 'data-units': refund.toString() }, formatAmount(refund, token), v.refundDeferred ? ' (credited: withdraw it from the escrow)' : '')),
+      h('dd', {}, refund === null ? h('span', { id: 'refund', 'data-wei': '' }, v.model === 'timeLimited' ? 'when you close the account' : '—') : h('span', { id: 'refund', 'data-testid': 'refund', 'data-wei': refund.toString(), 'data-units': refund.toString() }, formatAmount(refund, token),
+        chain?.orderNonce != null
+          ? h('span', { id: 'refund-to-account' }, ' (back in ', h('a', { href: '/account' }, 'your account'), '’s free balance)')
+          : v.refundDeferred ? ' (credited: withdraw it from the escrow)' : '')),
     ];
     replace(
       settlement,
@@ -448,7 +462,8 @@ const page: Page = async (root, [idText]) => {
       });
     } else {
       const s = chain.settled[0];
-      figures.push({ used: BigInt(Math.max(0, chain.agreement.endedAt - chain.agreement.startedAt)), bps: s.availabilityBps, charge: s.charge });
+      const endedAt = chain.agreement.endedAt || (chain.endedAt ?? 0);
+      figures.push({ used: BigInt(Math.max(0, endedAt - chain.agreement.startedAt)), bps: s.availabilityBps, charge: s.charge });
     }
     const computed = figures.map((f) => chargeFor(v.model, price, surcharge, f.used, chain!.minimumCharge, f.bps));
     const total = computed.reduce((a, b) => a + b, 0n);
