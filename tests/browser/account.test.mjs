@@ -239,6 +239,15 @@ test('deposit, open a conference by one signature, join, stop: the balance moves
   assert.equal((await chain.getBalance({ address: customer })) - before, free - gas, 'the wallet received exactly what was free');
   const [withdrawn] = await chain.getContractEvents({ address: stack.escrow, abi: escrowAbi, eventName: 'AccountWithdrawn', args: { customer }, fromBlock: since });
   assert.equal(withdrawn.args.amount, free);
+
+  // The orders this browser signed and the service did not open are cancelled by their nonces' word: the
+  // opened one stays opened, a next nonce of the word can no longer be used.
+  const cancelledFrom = await chain.getBlockNumber();
+  await page.click('#cancel-orders');
+  await page.locator('#account-orders:not(:has(#cancel-orders))').waitFor({ timeout: 20_000 });
+  const [cancelled] = await chain.getContractEvents({ address: stack.escrow, abi: escrowAbi, eventName: 'OrdersCancelled', args: { customer }, fromBlock: cancelledFrom });
+  assert.equal(cancelled.args.mask, (1n << 256n) - 1n, 'every nonce of the word');
+  assert.equal(await read('orderNonceUsed', [customer, (cancelled.args.word << 8n) | 255n]), true, 'an unused nonce of the word is now unusable');
   assert.deepEqual(page.errors, []);
   await page.context().close();
 

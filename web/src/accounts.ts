@@ -61,7 +61,7 @@ export function orderDomain(cfg: Config) {
  *  A nonce the chain already used or cancelled is skipped (`orderNonceUsed`); a nonce is kept as used
  *  from the moment it is handed out, whether the order is then signed or not. */
 export async function nextOrderNonce(reader: Reader, cfg: Config, customer: Address): Promise<bigint> {
-  const key = `order-nonces:${cfg.chainId}:${cfg.escrow.toLowerCase()}:${customer.toLowerCase()}`;
+  const key = nonceKey(cfg, customer);
   let stored: { word: string; next: number } | null = null;
   try {
     stored = JSON.parse(localStorage.getItem(key) ?? 'null') as { word: string; next: number } | null;
@@ -86,5 +86,30 @@ export async function nextOrderNonce(reader: Reader, cfg: Config, customer: Addr
       // No storage (a private window): the nonce still is unused on-chain; the next one is drawn afresh.
     }
     return nonce;
+  }
+}
+
+function nonceKey(cfg: Config, customer: Address): string {
+  return `order-nonces:${cfg.chainId}:${cfg.escrow.toLowerCase()}:${customer.toLowerCase()}`;
+}
+
+/** The word this browser draws the customer's order nonces from (see {@link nextOrderNonce}), if any: every
+ *  order it signed and the service has not opened yet has its nonce there, so `cancelOrders(word, all bits)`
+ *  makes them all unusable. */
+export function orderWord(cfg: Config, customer: Address): bigint | null {
+  try {
+    const stored = JSON.parse(localStorage.getItem(nonceKey(cfg, customer)) ?? 'null') as { word?: string } | null;
+    return stored?.word && /^\d+$/.test(stored.word) ? BigInt(stored.word) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Forgets the word once its nonces are cancelled: the next order draws a new one. */
+export function forgetOrderWord(cfg: Config, customer: Address): void {
+  try {
+    localStorage.removeItem(nonceKey(cfg, customer));
+  } catch {
+    // No storage: nothing was kept.
   }
 }

@@ -8,7 +8,7 @@
 // the operator accepted can still be opened; then it pays min(requested, free). Locked money returns to
 // the free balance at each settlement, less its charge.
 import { parseUnits, type Address } from 'viem';
-import { readAccount, type Account } from '../accounts';
+import { forgetOrderWord, orderWord, readAccount, type Account } from '../accounts';
 import { accountAbi } from '../annex';
 import { CHAIN_STATUS, erc20Abi, escrowAbi, MODELS, publicClient, type ChainAgreement } from '../chain';
 import { config, token as tokenOf, type Config, type TokenInfo } from '../config';
@@ -79,8 +79,33 @@ const page: Page = async (root) => {
     opened = h('section', { class: 'card', id: 'account-agreements-box', 'aria-labelledby': 'account-agreements-title' },
       h('h2', { id: 'account-agreements-title' }, 'Conferences opened from the account'),
       h('p', { class: 'hint' }, 'Reading them from the escrow…'));
-    replace(body, ...[...sections.values()].map((s) => s.element), opened);
+    replace(body, ...[...sections.values()].map((s) => s.element), opened, pendingOrders(me));
     if (mine === generation) await refresh();
+  }
+
+  /** Cancelling the orders this browser signed that the service has not opened (their nonces' word, all
+   *  bits: the opened ones stay opened, the others can no longer be). */
+  function pendingOrders(who: Address): HTMLElement {
+    const word = orderWord(cfg, who);
+    const section = h('section', { class: 'card', id: 'account-orders', 'aria-labelledby': 'account-orders-title' },
+      h('h2', { id: 'account-orders-title' }, 'Orders not opened yet'));
+    if (word === null) {
+      section.append(h('p', { class: 'hint' }, 'This browser has signed no order for this account.'));
+      return section;
+    }
+    const cancel = h('button', { type: 'button', id: 'cancel-orders', class: 'secondary' }, 'Cancel the orders not opened yet');
+    cancel.addEventListener('click', () => void (async () => {
+      const ok = await act('cancel the orders not opened yet', { address: cfg.escrow, abi: escrowAbi, functionName: 'cancelOrders', args: [word, (1n << 256n) - 1n] },
+        'Every order this browser signed that was not opened yet is cancelled: the service can no longer open it.');
+      if (ok) {
+        forgetOrderWord(cfg, who);
+        section.replaceWith(pendingOrders(who));
+      }
+    })());
+    section.append(
+      h('p', { class: 'hint' }, 'An order you signed here is opened by the service when it can serve it, until its deadline. Cancelling makes every one the service has not opened yet unusable; the opened ones stay.'),
+      cancel);
+    return section;
   }
 
   /** Reads the account in every token and the conferences opened from it, and redraws the figures. */
