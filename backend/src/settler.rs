@@ -34,6 +34,9 @@
 //!
 //! Calls sent alone, before batches, are followed the same way (their attempts are theirs alone).
 //!
+//! While a transaction in flight has no receipt, no new batch is sent: a later nonce could not be mined
+//! before it anyway, and what becomes due meanwhile gathers for the next batch (one batch per block).
+//!
 //! Nonces: the next nonce is the larger of the node's pending count for the operator and one past the
 //! highest nonce of the transactions in flight. The node's count alone forgets transactions it dropped
 //! or has not seen since a restart; the store's alone forgets transactions of the operator key sent from
@@ -107,19 +110,26 @@ impl Settler {
         Self { chain, store, metrics, config, rebroadcast_at: Mutex::default() }
     }
 
-    /// Follows every transaction in flight, oldest first, then sends one batch of everything due.
+    /// Follows every transaction in flight, oldest first, then, unless one of them still waits for its
+    /// block, sends one batch of everything due.
     pub async fn pass(&self) -> Result<()> {
+        let mut unmined = false;
         for item in self.store.unfinished_outbox().await? {
             if item.state == OutboxState::Sent && item.batch.is_none() {
                 let span =
                     info_span!("outbox", agreement = item.agreement_id, session = item.session, call = item.call_name);
                 let id = item.id;
-                self.follow(Carrier::Lone(id), vec![Member::Call(item)]).instrument(span).await?;
+                unmined |= self.follow(Carrier::Lone(id), vec![Member::Call(item)]).instrument(span).await?;
             }
         }
         for batch in self.store.batches_in_flight().await? {
             let members = self.members(batch).await?;
-            self.follow(Carrier::Batch(batch), members).instrument(info_span!("batch", batch)).await?;
+            unmined |= self.follow(Carrier::Batch(batch), members).instrument(info_span!("batch", batch)).await?;
+        }
+        if unmined {
+            // A later nonce could not be mined before it anyway: what is due meanwhile gathers for the
+            // next batch, one batch per block.
+            return Ok(());
         }
         self.send_batch().instrument(info_span!("new batch")).await
     }
@@ -130,28 +140,33 @@ impl Settler {
         Ok(calls.chain(orders).collect())
     }
 
-    /// Signs, stores and broadcasts one batch of the calls and orders due now (calls first, oldest first).
+    /// Signs, stores and broadcasts one batch of the calls and orders due now, oldest first (an order
+    /// before a call queued in the same second: the customer waits for both).
     async fn send_batch(&self) -> Result<()> {
+        let calls = self.store.unfinished_outbox().await?.into_iter().filter(|item| item.state == OutboxState::Pending);
+        let mut queue: Vec<(i64, u8, Member)> =
+            calls.map(|item| (item.created_wall_at, 1, Member::Call(item))).collect();
+        queue.extend(self.store.orders_to_send().await?.into_iter().map(|o| (o.received_wall_at, 0, Member::Order(o))));
+        queue.sort_by_key(|(at, kind, _)| (*at, *kind));
         let (mut members, mut calls, mut names) = (Vec::new(), Vec::new(), Vec::new());
-        for item in self.store.unfinished_outbox().await? {
+        for (_, _, member) in queue {
             if members.len() >= self.config.batch_size {
                 break;
             }
-            if item.state == OutboxState::Pending && self.still_due(&Member::Call(item.clone())).await? {
-                calls.push(calldata(&item.call));
-                names.push(item.call_name);
-                members.push(BatchMember::Call(item.id));
+            if !self.still_due(&member).await? {
+                continue;
             }
-        }
-        for order in self.store.orders_to_send().await? {
-            if members.len() >= self.config.batch_size {
-                break;
-            }
-            let (id, open) = (order.id, batch::open_order_calldata(&order.signed));
-            if self.still_due(&Member::Order(order)).await? {
-                calls.push(open);
-                names.push("openOrder");
-                members.push(BatchMember::Order(id));
+            match member {
+                Member::Call(item) => {
+                    calls.push(calldata(&item.call));
+                    names.push(item.call_name);
+                    members.push(BatchMember::Call(item.id));
+                }
+                Member::Order(order) => {
+                    calls.push(batch::open_order_calldata(&order.signed));
+                    names.push("openOrder");
+                    members.push(BatchMember::Order(order.id));
+                }
             }
         }
         if members.is_empty() {
@@ -183,23 +198,24 @@ impl Settler {
             crate::fault::crash_point(&format!("sent-{name}"));
         }
         let members = self.members(batch).await?;
-        self.look_for_receipt(Carrier::Batch(batch), &members).await
+        self.look_for_receipt(Carrier::Batch(batch), &members).await.map(drop)
     }
 
     /// Follows a transaction in flight: its members done once mined deep enough; otherwise rebroadcast,
-    /// bumped, handed back to be sent anew, or given up, as the module documentation says.
-    async fn follow(&self, carrier: Carrier, members: Vec<Member>) -> Result<()> {
+    /// bumped, handed back to be sent anew, or given up, as the module documentation says. Returns whether
+    /// it still waits to be mined.
+    async fn follow(&self, carrier: Carrier, members: Vec<Member>) -> Result<bool> {
         let attempts = self.attempts(carrier).await?;
         let Some(newest) = attempts.last() else {
             return Err(Error::Config(format!("{carrier:?} is in flight without a stored transaction")));
         };
         if self.check_mined(carrier, &members, &attempts).await? {
-            return Ok(());
+            return Ok(false);
         }
         if self.chain.operator_nonce(false).await? > newest.nonce {
             // Taken by another transaction, unless one of ours was mined just now.
             if self.check_mined(carrier, &members, &attempts).await? {
-                return Ok(());
+                return Ok(false);
             }
             warn!(nonce = newest.nonce, "nonce taken by another transaction; sending what is still due anew");
             let outcome = format!("nonce {} taken by another transaction", newest.nonce);
@@ -211,7 +227,7 @@ impl Settler {
                     }
                 }
             }
-            return Ok(());
+            return Ok(false);
         }
         let mut due = Vec::with_capacity(members.len());
         for member in &members {
@@ -220,7 +236,7 @@ impl Settler {
         if due.iter().any(Option::is_some) {
             // Overtaken while in flight, unless our transaction was mined just now.
             if self.check_mined(carrier, &members, &attempts).await? {
-                return Ok(());
+                return Ok(false);
             }
             for (member, why) in members.iter().zip(&due) {
                 if let Some(why) = why {
@@ -229,7 +245,7 @@ impl Settler {
                 }
             }
             if due.iter().all(Option::is_some) {
-                return Ok(());
+                return Ok(false);
             }
         }
         let hash: B256 = newest.tx_hash.parse().map_err(Error::chain)?;
@@ -253,7 +269,7 @@ impl Settler {
         } else if waiting_since >= self.config.fee_bump_after {
             self.bump(carrier, newest).await?;
         }
-        self.look_for_receipt(carrier, &members).await
+        Ok(!self.look_for_receipt(carrier, &members).await?)
     }
 
     async fn attempts(&self, carrier: Carrier) -> Result<Vec<Attempt>> {
@@ -418,9 +434,9 @@ impl Settler {
     /// Looks once for a receipt of the transaction's attempts, without waiting: a node that mines at once
     /// (anvil) has it now, and on any other chain the next pass looks again. Waiting here would hold
     /// every call queued behind this one for as long as a block takes.
-    async fn look_for_receipt(&self, carrier: Carrier, members: &[Member]) -> Result<()> {
+    async fn look_for_receipt(&self, carrier: Carrier, members: &[Member]) -> Result<bool> {
         let attempts = self.attempts(carrier).await?;
-        self.check_mined(carrier, members, &attempts).await.map(drop)
+        self.check_mined(carrier, members, &attempts).await
     }
 }
 

@@ -17,9 +17,8 @@ use crate::domain::order::SignedOrder;
 /// The escrow call that opens `order` from its customer's account.
 pub fn open_order_calldata(order: &SignedOrder) -> Bytes {
     let o = &order.order;
-    // The escrow's entry point forwards to its annex and names no parameters: (order, customer, signature).
     ConferenceEscrow::openOrderCall {
-        _0: IConferenceEscrow::Order {
+        order: IConferenceEscrow::Order {
             termsId: o.terms_id,
             allowedRegions: o.allowed_regions,
             gdpr: o.gdpr,
@@ -27,8 +26,8 @@ pub fn open_order_calldata(order: &SignedOrder) -> Bytes {
             nonce: o.nonce,
             deadline: U40::saturating_from(o.deadline),
         },
-        _1: order.customer,
-        _2: order.signature.clone(),
+        customer: order.customer,
+        signature: order.signature.clone(),
     }
     .abi_encode()
     .into()

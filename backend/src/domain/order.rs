@@ -3,16 +3,25 @@
 //! when it can serve it; the escrow then locks [`lock`] of the account's free balance and opens an
 //! agreement like a signed one.
 
-use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use serde::Serialize;
 
 use crate::domain::agreement::Model;
 
-/// The type the escrow hashes an order as (`EscrowState.ORDER_TYPEHASH`), spelled exactly as the contract
-/// spells it: its digest must be the escrow's `orderDigest`. (The contract names the struct with its
-/// interface, `IConferenceEscrow.Order`; a wallet must sign that primary type.)
-pub const ORDER_TYPE: &str = "IConferenceEscrow.Order(uint32 termsId,uint32 allowedRegions,bool gdpr,uint256 maxCost,\
-uint256 nonce,uint40 deadline)";
+/// The message as the wallet signs it: its EIP-712 type is the struct's name and fields.
+mod typed {
+    alloy::sol! {
+        /// The typed message of `EscrowState.ORDER_TYPEHASH`, signed in the escrow's EIP-712 domain.
+        struct Order {
+            uint32 termsId;
+            uint32 allowedRegions;
+            bool gdpr;
+            uint256 maxCost;
+            uint256 nonce;
+            uint40 deadline;
+        }
+    }
+}
 
 /// The largest deadline the typed order can hold (a uint40).
 pub const MAX_DEADLINE: u64 = (1 << 40) - 1;
@@ -38,36 +47,23 @@ pub struct SignedOrder {
 }
 
 impl Order {
-    /// `hashStruct(order)`: keccak256(typeHash ‖ each field as a 32-byte word).
-    pub fn struct_hash(&self) -> B256 {
-        keccak256(self.encoded())
-    }
-
-    fn encoded(&self) -> Vec<u8> {
-        let mut words = Vec::with_capacity(7 * 32);
-        words.extend_from_slice(keccak256(ORDER_TYPE).as_slice());
-        for word in [
-            U256::from(self.terms_id),
-            U256::from(self.allowed_regions),
-            U256::from(self.gdpr as u8),
-            self.max_cost,
-            self.nonce,
-            U256::from(self.deadline),
-        ] {
-            words.extend_from_slice(&word.to_be_bytes::<32>());
-        }
-        words
-    }
-
     /// The EIP-712 digest the customer signs for the escrow at `escrow` on chain `chain_id` (the escrow's
-    /// `orderDigest`).
+    /// `orderDigest`): the type `Order(uint32 termsId,uint32 allowedRegions,bool gdpr,uint256 maxCost,
+    /// uint256 nonce,uint40 deadline)`.
     pub fn digest(&self, chain_id: u64, escrow: Address) -> B256 {
-        let domain = crate::domain::stop::escrow_domain(chain_id, escrow);
-        let mut bytes = Vec::with_capacity(66);
-        bytes.extend_from_slice(&[0x19, 0x01]);
-        bytes.extend_from_slice(domain.separator().as_slice());
-        bytes.extend_from_slice(self.struct_hash().as_slice());
-        keccak256(&bytes)
+        use alloy::sol_types::SolStruct;
+        self.typed().eip712_signing_hash(&crate::domain::stop::escrow_domain(chain_id, escrow))
+    }
+
+    fn typed(&self) -> typed::Order {
+        typed::Order {
+            termsId: self.terms_id,
+            allowedRegions: self.allowed_regions,
+            gdpr: self.gdpr,
+            maxCost: self.max_cost,
+            nonce: self.nonce,
+            deadline: alloy::primitives::aliases::U40::saturating_from(self.deadline),
+        }
     }
 }
 
@@ -172,30 +168,13 @@ mod tests {
     }
 
     #[test]
-    fn the_struct_hash_is_the_typed_encoding_of_the_contracts_type() {
-        // The same encoding alloy's `sol!` gives a struct of this shape, under the contract's type name.
-        alloy::sol! {
-            struct Order {
-                uint32 termsId;
-                uint32 allowedRegions;
-                bool gdpr;
-                uint256 maxCost;
-                uint256 nonce;
-                uint40 deadline;
-            }
-        }
+    fn the_type_is_the_contracts_order() {
         use alloy::sol_types::SolStruct;
-        let o = order();
-        let typed = Order {
-            termsId: o.terms_id,
-            allowedRegions: o.allowed_regions,
-            gdpr: o.gdpr,
-            maxCost: o.max_cost,
-            nonce: o.nonce,
-            deadline: alloy::primitives::aliases::U40::from(o.deadline),
-        };
-        assert_eq!(typed.eip712_encode_data(), o.encoded()[32..].to_vec());
-        assert_eq!(ORDER_TYPE.split_once('(').unwrap().1, Order::eip712_encode_type().split_once('(').unwrap().1);
+        // The type string whose hash is the escrow's ORDER_TYPEHASH.
+        assert_eq!(
+            typed::Order::eip712_encode_type(),
+            "Order(uint32 termsId,uint32 allowedRegions,bool gdpr,uint256 maxCost,uint256 nonce,uint40 deadline)"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct OrderRecord {
     pub reason: Option<String>,
     /// The batch carrying its `openOrder` and its position there, once sent.
     pub batch: Option<(i64, u64)>,
+    /// When the API accepted it (wall clock, unix seconds).
+    pub received_wall_at: i64,
 }
 
 /// How an address is stored (and looked up): lowercase hex with 0x.
@@ -141,5 +143,6 @@ fn order_from_row(r: &AnyRow) -> Result<OrderRecord> {
         agreement_id: r.get::<Option<i64>, _>("agreement_id").map(|id| id as u64),
         reason: r.get("reason"),
         batch: batch.map(|(id, index)| (id, index as u64)),
+        received_wall_at: r.get("received_wall_at"),
     })
 }

@@ -79,6 +79,9 @@ pub struct OutboxItem {
     pub batch_index: Option<u64>,
     /// How often it was queued again after failing (at most [`MAX_RETRIES`]).
     pub retries: u64,
+    /// When it was queued (wall clock, unix seconds).
+    #[serde(skip)]
+    pub created_wall_at: i64,
 }
 
 /// How often a failed call is queued again while the reconciler still finds it due; then it stays failed
@@ -553,5 +556,6 @@ fn outbox_from_row(r: &AnyRow) -> Result<OutboxItem> {
         batch: r.get("batch_id"),
         batch_index: r.get::<Option<i64>, _>("batch_index").map(|i| i as u64),
         retries: r.get::<i64, _>("retries") as u64,
+        created_wall_at: r.get("created_wall_at"),
     })
 }
