@@ -147,9 +147,22 @@ impl Store {
             (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for row in &undone {
             let event = stored_event(&row.get::<String, _>(0))?;
-            match event {
-                ChainEvent::Signed { agreement, .. } => signed.insert(agreement),
-                ChainEvent::TermsPublished { terms, .. } => published.insert(terms),
+            match &event {
+                ChainEvent::Signed { agreement, .. } => signed.insert(*agreement),
+                ChainEvent::TermsPublished { terms, .. } => published.insert(*terms),
+                ChainEvent::OrderFilled { customer, nonce, .. } => {
+                    // Opened on the abandoned branch only: pending again, in the batch that carried it (the
+                    // settler follows that batch, and sends its stored bytes again).
+                    sqlx::query(
+                        "UPDATE orders SET status = 'pending', agreement_id = NULL \
+                         WHERE customer = $1 AND nonce = $2 AND status = 'opened'",
+                    )
+                    .bind(customer)
+                    .bind(nonce)
+                    .execute(&mut *tx)
+                    .await?;
+                    false
+                }
                 _ => false,
             };
             agreements.extend(event.agreement());
@@ -410,9 +423,6 @@ async fn delete_agreement(tx: &mut AnyConnection, id: u64) -> Result<()> {
     for statement in [
         "DELETE FROM outbox_attempts WHERE outbox_id IN (SELECT id FROM outbox WHERE agreement_id = $1)",
         "DELETE FROM outbox WHERE agreement_id = $1",
-        // Its order was opened on the abandoned branch only: pending again, in the batch that carried it
-        // (the settler follows that batch, and sends its stored bytes again).
-        "UPDATE orders SET status = 'pending', agreement_id = NULL WHERE agreement_id = $1",
         "DELETE FROM probes WHERE agreement_id = $1",
         "DELETE FROM signed_stops WHERE agreement_id = $1",
         "DELETE FROM sessions WHERE agreement_id = $1",
