@@ -84,6 +84,10 @@ pub struct ServiceArgs {
     /// Seconds an operator transaction may wait unmined in the node's mempool before its fees are bumped.
     #[arg(long, env = "FEE_BUMP_AFTER_SECS", default_value_t = 30)]
     pub fee_bump_after_secs: u64,
+    /// The most operator calls (opening orders, activations, settlements, ...) sent in one `batch`
+    /// transaction; more wait for the next settler pass.
+    #[arg(long, env = "OPERATOR_BATCH_SIZE", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=500))]
+    pub operator_batch_size: u64,
     /// The most blocks per `eth_getLogs` call.
     #[arg(long, env = "LOG_BATCH_BLOCKS", default_value_t = 2_000)]
     pub batch_blocks: u64,

@@ -359,12 +359,19 @@ impl Reconciler {
         })
     }
 
-    /// Queues an operator call; whether it is new (a call already queued is not queued again).
+    /// Queues an operator call; whether it is new (a call already queued is not queued again). A call of
+    /// this step that failed (skipped in its batch with the chain's reason) is queued again while the
+    /// step is still due, at most `MAX_RETRIES` times; after that it stays failed (cancelled), and the
+    /// agreement waits for the customer's reclaim or an overdue settlement.
     async fn queue(&self, call: OperatorCall) -> Result<bool> {
         let new = self.store.enqueue(&call).await?;
         if new {
             info!(?call, "queued");
             self.outbox_notify.notify_one();
+        } else if self.store.retry_failed(call.agreement(), call.session(), call.name()).await? {
+            warn!(?call, "queued again after it failed");
+            self.outbox_notify.notify_one();
+            return Ok(true);
         }
         Ok(new)
     }

@@ -119,6 +119,7 @@ pub async fn serve(
             SettlerConfig {
                 confirmations: service.confirmations,
                 fee_bump_after: Duration::from_secs(service.fee_bump_after_secs),
+                batch_size: service.operator_batch_size as usize,
             },
             metrics.clone(),
         )),
@@ -176,7 +177,17 @@ pub async fn serve(
     let progress = ProgressFeed::new(store.clone());
     let feed = tokio::spawn(Arc::clone(&progress).run());
     let purge = tokio::spawn(purge_signins(store.clone(), Arc::clone(&guards)));
-    let app = http::router(ApiContext { store, public, metrics, health, join_tokens, signin, guards, progress });
+    let app = http::router(ApiContext {
+        store,
+        public,
+        metrics,
+        health,
+        join_tokens,
+        signin,
+        guards,
+        progress,
+        chain: Some(chain.clone()),
+    });
     info!(addr = %listener.local_addr()?, "HTTP API listening");
     let served = http::server::serve(listener, app, &limits, shutdown).await;
     feed.abort();

@@ -1,26 +1,46 @@
-//! The settler sends the outbox's operator calls (activate, decline, end, settle, stopAndSettle), each
-//! exactly once on the canonical chain: a transaction is signed and stored (as an attempt of its call)
-//! before it is broadcast; after a crash the stored bytes are broadcast again, never a second call. A
-//! call the chain shows as already done (or overtaken) counts as done without sending anything.
+//! The settler sends the outbox's operator calls (activate, decline, end, settle, stopAndSettle) and the
+//! customers' orders (`openOrder`), each exactly once on the canonical chain. Everything due at a pass
+//! goes out as ONE transaction, `batch(bytes[])` (at most `--operator-batch-size` calls; the rest wait for
+//! the next pass), for account and direct agreements alike. In a batch, a call that reverts changes
+//! nothing and is reported by `BatchCallFailed(index, reason)`; the others go on.
 //!
-//! A call is done once one of its attempts has a receipt at least `confirmations` blocks deep; until
-//! then every pass looks again, and a receipt that disappears (a reorganisation) makes the call sent
-//! again: its bytes are broadcast anew. Each pass over a sent call without a receipt:
+//! A batch is signed and stored before it is broadcast: in one database transaction the batch, its
+//! signed transaction (an attempt) and each member's place in it (its index) are written, and only the
+//! members still pending (a call) or pending outside any batch (an order) can join; if one moved, nothing
+//! is stored and nothing broadcast. After a crash the stored bytes are broadcast again, never a second
+//! batch. So each call and order belongs to at most one transaction in flight, and all attempts of that
+//! transaction share one nonce: at most one of them is ever mined.
+//!
+//! A member is done once an attempt of its batch has a receipt at least `confirmations` blocks deep: the
+//! receipt's `BatchCallFailed` events say which members failed, with the escrow's error decoded
+//! (`Escrow_InsufficientBalance`, `Escrow_WrongStatus`, ...); a failed call is marked failed with it (the
+//! reconciler queues it again while its step is still due, at most [`MAX_RETRIES`] times, else it stays
+//! failed: cancelled), a failed order too (for good: the customer signs a new one). A succeeded order is
+//! opened by the watcher, which links it to its agreement from the `OrderFilled` event. Until then every
+//! pass looks again, and a receipt that disappears (a reorganisation) makes the batch sent again: its
+//! bytes are broadcast anew (the watcher's rollback reopens its calls and sets its orders pending again).
+//! Each pass over a batch in flight without a receipt:
 //!
 //! - its nonce was passed on-chain by another transaction (it was dropped, or replaced by something
-//!   else): if the call is still due it is signed anew with a new nonce, else it is done;
-//! - it is no longer due (the customer overtook it, or a reorganisation removed its agreement): it is
-//!   never broadcast again (done, or failed "cancelled" when the agreement is gone from the chain);
+//!   else): no attempt can be mined any more, so each member still due leaves the batch (pending again,
+//!   for the next batch, with a new nonce), each other one is finished;
+//! - a member no longer due (the customer overtook it, a reorganisation removed its agreement, an order's
+//!   nonce was used or its deadline passed) is finished; if no member is left due, the batch is never
+//!   broadcast again (if it is mined after all, its calls fail harmlessly in it);
 //! - the node does not have it (a restart, a reorganisation that dropped it): the same bytes again;
-//! - the node has had it for `--fee-bump-after-secs` without mining it: the same nonce is signed again
-//!   with fees raised by 1/8 (nodes replace for 10% more) and at least the current estimate, stored as
-//!   a further attempt, then broadcast. Whichever attempt is mined is the call's transaction.
+//! - the node has had it for `--fee-bump-after-secs` without mining it: the same nonce and calls are
+//!   signed again with fees raised by 1/8 (nodes replace for 10% more) and at least the current estimate,
+//!   stored as a further attempt, then broadcast. Whichever attempt is mined is the batch's transaction.
+//!
+//! Calls sent alone, before batches, are followed the same way (their attempts are theirs alone).
+//!
+//! While a transaction in flight has no receipt, no new batch is sent: a later nonce could not be mined
+//! before it anyway, and what becomes due meanwhile gathers for the next batch (one batch per block).
 //!
 //! Nonces: the next nonce is the larger of the node's pending count for the operator and one past the
-//! highest nonce of the calls in flight (sent, not yet mined or known dropped). The node's count alone
-//! forgets transactions it dropped or has not seen since a restart; the store's alone forgets
-//! transactions of the operator key sent from elsewhere. One settler sends for an operator key, oldest
-//! call first, so the nonces it picks do not collide.
+//! highest nonce of the transactions in flight. The node's count alone forgets transactions it dropped
+//! or has not seen since a restart; the store's alone forgets transactions of the operator key sent from
+//! elsewhere. One settler sends for an operator key, so the nonces it picks do not collide.
 
 use std::{
     collections::HashMap,
@@ -33,11 +53,12 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     Error, Result,
-    chain::Chain,
+    chain::{Chain, batch, calldata},
     domain::{agreement::ChainStatus, operator::SignedTx},
     store::{
         Store, now_wall,
-        outbox::{Attempt, OutboxItem, OutboxState},
+        orders::OrderRecord,
+        outbox::{Attempt, BatchMember, MAX_RETRIES, OutboxItem, OutboxState},
     },
 };
 
@@ -47,6 +68,8 @@ pub struct SettlerConfig {
     pub confirmations: u64,
     /// How long a transaction the node holds may stay unmined before its fees are bumped.
     pub fee_bump_after: Duration,
+    /// The most calls in one batch transaction.
+    pub batch_size: usize,
 }
 
 pub struct Settler {
@@ -58,89 +81,172 @@ pub struct Settler {
     rebroadcast_at: Mutex<HashMap<String, Instant>>,
 }
 
+/// A transaction in flight: a batch, or a call sent alone before batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Lone(i64),
+    Batch(i64),
+}
+
+/// A call or an order a transaction carries.
+#[derive(Debug, Clone)]
+enum Member {
+    Call(OutboxItem),
+    Order(OrderRecord),
+}
+
+impl Member {
+    /// Its position in its batch (0 for a call sent alone).
+    fn index(&self) -> usize {
+        match self {
+            Self::Call(item) => item.batch_index.unwrap_or(0) as usize,
+            Self::Order(order) => order.batch.map_or(0, |(_, index)| index as usize),
+        }
+    }
+}
+
 impl Settler {
     pub fn new(chain: Chain, store: Store, config: SettlerConfig, metrics: crate::metrics::Metrics) -> Self {
         Self { chain, store, metrics, config, rebroadcast_at: Mutex::default() }
     }
 
-    /// Works through every unfinished call, oldest first (one sender: nonces stay in order).
+    /// Follows every transaction in flight, oldest first, then, unless one of them still waits for its
+    /// block, sends one batch of everything due.
     pub async fn pass(&self) -> Result<()> {
+        let mut unmined = false;
         for item in self.store.unfinished_outbox().await? {
-            let span =
-                info_span!("outbox", agreement = item.agreement_id, session = item.session, call = item.call_name);
-            self.advance(&item).instrument(span).await?;
+            if item.state == OutboxState::Sent && item.batch.is_none() {
+                let span =
+                    info_span!("outbox", agreement = item.agreement_id, session = item.session, call = item.call_name);
+                let id = item.id;
+                unmined |= self.follow(Carrier::Lone(id), vec![Member::Call(item)]).instrument(span).await?;
+            }
         }
-        Ok(())
+        for batch in self.store.batches_in_flight().await? {
+            let members = self.members(batch).await?;
+            unmined |= self.follow(Carrier::Batch(batch), members).instrument(info_span!("batch", batch)).await?;
+        }
+        if unmined {
+            // A later nonce could not be mined before it anyway: what is due meanwhile gathers for the
+            // next batch, one batch per block.
+            return Ok(());
+        }
+        self.send_batch().instrument(info_span!("new batch")).await
     }
 
-    async fn advance(&self, item: &OutboxItem) -> Result<()> {
-        match item.state {
-            OutboxState::Pending => self.send(item).await,
-            OutboxState::Sent => self.follow(item).await,
-            OutboxState::Done | OutboxState::Failed => Ok(()),
-        }
+    async fn members(&self, batch: i64) -> Result<Vec<Member>> {
+        let calls = self.store.calls_in_batch(batch).await?.into_iter().map(Member::Call);
+        let orders = self.store.orders_in_batch(batch).await?.into_iter().map(Member::Order);
+        Ok(calls.chain(orders).collect())
     }
 
-    /// Signs, stores and broadcasts a call's first transaction, unless the chain says it is not due.
-    async fn send(&self, item: &OutboxItem) -> Result<()> {
-        if !self.still_due(item).await? {
+    /// Signs, stores and broadcasts one batch of the calls and orders due now, oldest first (an order
+    /// before a call queued in the same second: the customer waits for both).
+    async fn send_batch(&self) -> Result<()> {
+        let calls = self.store.unfinished_outbox().await?.into_iter().filter(|item| item.state == OutboxState::Pending);
+        let mut queue: Vec<(i64, u8, Member)> =
+            calls.map(|item| (item.created_wall_at, 1, Member::Call(item))).collect();
+        queue.extend(self.store.orders_to_send().await?.into_iter().map(|o| (o.received_wall_at, 0, Member::Order(o))));
+        queue.sort_by_key(|(at, kind, _)| (*at, *kind));
+        let (mut members, mut calls, mut names) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, _, member) in queue {
+            if members.len() >= self.config.batch_size {
+                break;
+            }
+            if !self.still_due(&member).await? {
+                continue;
+            }
+            match member {
+                Member::Call(item) => {
+                    calls.push(calldata(&item.call));
+                    names.push(item.call_name);
+                    members.push(BatchMember::Call(item.id));
+                }
+                Member::Order(order) => {
+                    calls.push(batch::open_order_calldata(&order.signed));
+                    names.push("openOrder");
+                    members.push(BatchMember::Order(order.id));
+                }
+            }
+        }
+        if members.is_empty() {
             return Ok(());
         }
         let in_flight = self.store.next_nonce_in_flight().await?.unwrap_or_default();
         let nonce = self.chain.operator_nonce(true).await?.max(in_flight);
         let fees = self.chain.current_fees().await?;
-        let signed = match self.chain.sign(&item.call, nonce, fees).await {
+        let signed = match self.chain.sign_input(batch::batch_calldata(calls), nonce, fees).await {
             Ok(signed) => signed,
             Err(Error::Chain(reason)) if reason.to_string().contains("revert") => {
-                warn!(%reason, "the call would revert; not sending it");
+                // A batch reverts only as a whole (out of gas, the operator's role revoked): nothing of it
+                // was stored; the next pass tries again.
+                warn!(%reason, "the batch would revert; not sending it");
                 self.metrics.tx_failed();
-                return self.store.outbox_finished(item.id, OutboxState::Failed, &reason.to_string()).await;
+                return Ok(());
             }
             Err(err) => return Err(err),
         };
-        // Stored before broadcast: whatever happens next, this transaction is known to be the call's.
-        if !self.store.record_attempt(item.id, OutboxState::Pending, &signed).await? {
-            return Ok(());
-        }
-        info!(tx = %signed.hash, nonce = signed.nonce, max_fee = signed.fees.max_fee, "sending");
+        // Stored before broadcast: whatever happens next, this transaction is known to carry these calls.
+        let Some(batch) = self.store.record_batch(&members, &signed).await? else { return Ok(()) };
+        info!(batch, calls = members.len(), tx = %signed.hash, nonce = signed.nonce, max_fee = signed.fees.max_fee, "sending a batch");
         if let Err(err) = self.chain.broadcast(&signed.raw).await {
             warn!(%err, "broadcast failed; the next pass retries");
             return Ok(());
         }
         self.metrics.tx_sent();
-        crate::fault::crash_point(&format!("sent-{}", item.call_name));
-        self.look_for_receipt(item.id).await
+        for name in names {
+            crate::fault::crash_point(&format!("sent-{name}"));
+        }
+        let members = self.members(batch).await?;
+        self.look_for_receipt(Carrier::Batch(batch), &members).await.map(drop)
     }
 
-    /// Follows a sent call: done once mined deep enough; otherwise rebroadcast, bumped, signed anew
-    /// or given up, as the module documentation says.
-    async fn follow(&self, item: &OutboxItem) -> Result<()> {
-        let attempts = self.store.attempts(item.id).await?;
+    /// Follows a transaction in flight: its members done once mined deep enough; otherwise rebroadcast,
+    /// bumped, handed back to be sent anew, or given up, as the module documentation says. Returns whether
+    /// it still waits to be mined.
+    async fn follow(&self, carrier: Carrier, members: Vec<Member>) -> Result<bool> {
+        let attempts = self.attempts(carrier).await?;
         let Some(newest) = attempts.last() else {
-            return Err(Error::Config(format!("outbox row {} is sent without a stored transaction", item.id)));
+            return Err(Error::Config(format!("{carrier:?} is in flight without a stored transaction")));
         };
-        if self.check_mined(item.id, &attempts).await? {
-            return Ok(());
+        if self.check_mined(carrier, &members, &attempts).await? {
+            return Ok(false);
         }
         if self.chain.operator_nonce(false).await? > newest.nonce {
             // Taken by another transaction, unless one of ours was mined just now.
-            if self.check_mined(item.id, &attempts).await? {
-                return Ok(());
+            if self.check_mined(carrier, &members, &attempts).await? {
+                return Ok(false);
             }
-            if self.still_due(item).await? {
-                warn!(nonce = newest.nonce, "nonce taken by another transaction; signing the call anew");
-                let outcome = format!("nonce {} taken by another transaction", newest.nonce);
-                self.store.outbox_resign(item.id, &outcome).await?;
+            warn!(nonce = newest.nonce, "nonce taken by another transaction; sending what is still due anew");
+            let outcome = format!("nonce {} taken by another transaction", newest.nonce);
+            for member in &members {
+                if self.still_due(member).await? {
+                    match member {
+                        Member::Call(item) => self.store.outbox_resign(item.id, &outcome).await?,
+                        Member::Order(order) => self.store.order_unbatched(order.id).await?,
+                    }
+                }
             }
-            return Ok(());
+            return Ok(false);
         }
-        let (status, started_at) = self.chain.status_of(item.agreement_id).await?;
-        if !item.call.is_due(status, started_at) {
-            if !self.check_mined(item.id, &attempts).await? {
-                info!(?status, started_at, "no longer due and not mined; not sending it again");
-                self.finish_not_due(item, status, started_at).await?;
+        let mut due = Vec::with_capacity(members.len());
+        for member in &members {
+            due.push(self.due_now(member).await?);
+        }
+        if due.iter().any(Option::is_some) {
+            // Overtaken while in flight, unless our transaction was mined just now.
+            if self.check_mined(carrier, &members, &attempts).await? {
+                return Ok(false);
             }
-            return Ok(());
+            for (member, why) in members.iter().zip(&due) {
+                if let Some(why) = why {
+                    info!(?why, "no longer due and not mined; not sending it again");
+                    self.finish_not_due(member, why).await?;
+                }
+            }
+            if due.iter().all(Option::is_some) {
+                return Ok(false);
+            }
         }
         let hash: B256 = newest.tx_hash.parse().map_err(Error::chain)?;
         let known = self.chain.transaction_known(hash).await?;
@@ -149,7 +255,7 @@ impl Settler {
             None => Duration::from_secs(now_wall().saturating_sub(newest.sent_wall_at).max(0) as u64),
         };
         if !known {
-            // Lost by the node (a restart, a reorganisation): the same bytes again, never a new call.
+            // Lost by the node (a restart, a reorganisation): the same bytes again, never a new transaction.
             match self.chain.broadcast(&newest.raw_tx).await {
                 Ok(()) => {
                     info!(tx = %newest.tx_hash, nonce = newest.nonce, "broadcast again");
@@ -157,21 +263,33 @@ impl Settler {
                 }
                 Err(err) => {
                     warn!(%err, tx = %newest.tx_hash, "the node refuses the stored transaction; bumping its fees");
-                    self.bump(item, newest).await?;
+                    self.bump(carrier, newest).await?;
                 }
             }
         } else if waiting_since >= self.config.fee_bump_after {
-            self.bump(item, newest).await?;
+            self.bump(carrier, newest).await?;
         }
-        self.look_for_receipt(item.id).await
+        Ok(!self.look_for_receipt(carrier, &members).await?)
+    }
+
+    async fn attempts(&self, carrier: Carrier) -> Result<Vec<Attempt>> {
+        match carrier {
+            Carrier::Lone(id) => self.store.attempts(id).await,
+            Carrier::Batch(batch) => self.store.batch_attempts(batch).await,
+        }
     }
 
     /// Signs `newest` again with the same nonce and higher fees, stores it, broadcasts it.
-    async fn bump(&self, item: &OutboxItem, newest: &Attempt) -> Result<()> {
+    async fn bump(&self, carrier: Carrier, newest: &Attempt) -> Result<()> {
         let fees = Chain::fees_of(&newest.raw_tx)?.bumped(self.chain.current_fees().await?);
         let signed: SignedTx = self.chain.resign(&newest.raw_tx, fees).await?;
-        if !self.store.record_attempt(item.id, OutboxState::Sent, &signed).await? {
-            return Ok(());
+        match carrier {
+            Carrier::Lone(id) => {
+                if !self.store.record_attempt(id, OutboxState::Sent, &signed).await? {
+                    return Ok(());
+                }
+            }
+            Carrier::Batch(batch) => self.store.record_batch_attempt(batch, &signed).await?,
         }
         info!(
             tx = %signed.hash,
@@ -187,52 +305,142 @@ impl Settler {
         Ok(())
     }
 
-    /// Whether the call is still the next step on-chain; if not, records it as finished.
-    async fn still_due(&self, item: &OutboxItem) -> Result<bool> {
-        let (status, started_at) = self.chain.status_of(item.agreement_id).await?;
-        if item.call.is_due(status, started_at) {
-            return Ok(true);
+    /// Whether the member is still to be sent; if not, records it as finished.
+    async fn still_due(&self, member: &Member) -> Result<bool> {
+        match self.due_now(member).await? {
+            None => Ok(true),
+            Some(why) => {
+                info!(why, "already done on-chain, overtaken or gone; nothing to send");
+                self.finish_not_due(member, &why).await?;
+                Ok(false)
+            }
         }
-        info!(?status, started_at, "already done on-chain (or gone); nothing to send");
-        self.finish_not_due(item, status, started_at).await?;
-        Ok(false)
     }
 
-    async fn finish_not_due(&self, item: &OutboxItem, status: Option<ChainStatus>, started_at: u64) -> Result<()> {
-        let Some(status) = status else {
-            let outcome = "cancelled: the agreement is not on the chain (a reorganisation removed it)";
-            return self.store.outbox_finished(item.id, OutboxState::Failed, outcome).await;
-        };
-        let outcome = format!("on-chain status {status:?}, startedAt {started_at}");
-        self.store.outbox_finished(item.id, OutboxState::Done, &outcome).await
+    /// None while the member is still the next step on-chain; else why not.
+    async fn due_now(&self, member: &Member) -> Result<Option<String>> {
+        match member {
+            Member::Call(item) => {
+                let (status, started_at) = self.chain.status_of(item.agreement_id).await?;
+                if item.call.is_due(status, started_at) {
+                    return Ok(None);
+                }
+                Ok(Some(match status {
+                    None => "cancelled: the agreement is not on the chain (a reorganisation removed it)".to_owned(),
+                    Some(status) => not_due_outcome(status, started_at),
+                }))
+            }
+            Member::Order(order) => {
+                let (customer, nonce) = (order.signed.customer, order.signed.order.nonce);
+                if self.chain.order_nonce_used(customer, nonce).await? {
+                    return Ok(Some(
+                        "Escrow_OrderNonceUsed: the nonce was used on-chain (cancelled by the customer)".to_owned(),
+                    ));
+                }
+                let (_, chain_now) = self.chain.head().await?;
+                let deadline = order.signed.order.deadline;
+                if chain_now > deadline {
+                    return Ok(Some(format!(
+                        "Escrow_OrderExpired: its deadline {deadline} passed before it was opened"
+                    )));
+                }
+                Ok(None)
+            }
+        }
     }
 
-    /// Looks for a receipt of any attempt; records the one found (done if deep enough). Returns whether
-    /// one was found.
-    async fn check_mined(&self, id: i64, attempts: &[Attempt]) -> Result<bool> {
+    /// Records a member that is not (or no longer) to be sent as finished: a call done (or failed when
+    /// its agreement is gone), an order failed with why.
+    async fn finish_not_due(&self, member: &Member, why: &str) -> Result<()> {
+        match member {
+            Member::Call(item) if why.starts_with("cancelled") => {
+                self.store.outbox_finished(item.id, OutboxState::Failed, why).await
+            }
+            Member::Call(item) => self.store.outbox_finished(item.id, OutboxState::Done, why).await,
+            Member::Order(order) => self.store.order_failed(order.id, why).await,
+        }
+    }
+
+    /// Looks for a receipt of any attempt; records what it says of each member (done, or failed with its
+    /// reason, once deep enough). Returns whether one was found.
+    async fn check_mined(&self, carrier: Carrier, members: &[Member], attempts: &[Attempt]) -> Result<bool> {
         for attempt in attempts.iter().rev() {
             let hash: B256 = attempt.tx_hash.parse().map_err(Error::chain)?;
             let Some(receipt) = self.chain.receipt(hash).await? else { continue };
             let block = receipt.block_number.unwrap_or_default();
             let (head, _) = self.chain.head().await?;
             let confirmed = head.saturating_sub(block) >= self.config.confirmations;
-            // A reverted call means the chain moved on by other means (e.g. the customer cancelled).
-            let outcome = if receipt.status() { "mined" } else { "reverted" };
-            if confirmed {
-                info!(tx = %hash, attempt = attempt.attempt, block, outcome, gas = receipt.gas_used, "receipt");
+            let outcomes = match carrier {
+                // A call sent alone that reverted: the chain moved on by other means (e.g. the customer
+                // cancelled); it counts as done, as it always did.
+                Carrier::Lone(_) => vec![Ok(())],
+                Carrier::Batch(batch) => {
+                    self.store.batch_mined(batch, &attempt.tx_hash, block).await?;
+                    batch::outcomes(&receipt, self.chain.escrow, self.store.batch_size(batch).await?)
+                }
+            };
+            let mut finished = 0;
+            for member in members {
+                let outcome = outcomes.get(member.index()).cloned().unwrap_or(Ok(()));
+                finished += self.record_outcome(member, attempt, block, confirmed, outcome, receipt.status()).await?;
+            }
+            if confirmed && finished > 0 {
+                info!(tx = %hash, attempt = attempt.attempt, block, finished, gas = receipt.gas_used, "receipt");
                 self.metrics.tx_mined(receipt.status());
             }
-            self.store.outbox_mined(id, attempt, block, confirmed, outcome).await?;
             return Ok(true);
         }
         Ok(false)
     }
 
-    /// Looks once for a receipt of the call's attempts, without waiting: a node that mines at once
+    /// Records one member's outcome in a mined transaction; returns 1 if that finished it.
+    async fn record_outcome(
+        &self,
+        member: &Member,
+        attempt: &Attempt,
+        block: u64,
+        confirmed: bool,
+        outcome: std::result::Result<(), String>,
+        succeeded: bool,
+    ) -> Result<usize> {
+        match (member, outcome) {
+            (Member::Call(item), Ok(())) => {
+                let mined = if succeeded { "mined" } else { "reverted" };
+                self.store.outbox_mined(item.id, attempt, block, confirmed, mined).await?;
+            }
+            (Member::Call(item), Err(reason)) => {
+                // Recorded where it was mined; failed once deep enough.
+                self.store.outbox_mined(item.id, attempt, block, false, "mined").await?;
+                if !confirmed {
+                    return Ok(0);
+                }
+                let retry = if item.retries < MAX_RETRIES { "queued again while due" } else { "retries used up" };
+                warn!(call = item.call_name, agreement = item.agreement_id, %reason, retry, "a call failed in its batch");
+                self.store.outbox_finished(item.id, OutboxState::Failed, &reason).await?;
+            }
+            // Opened: the watcher links it to its agreement when it reads `OrderFilled`.
+            (Member::Order(_), Ok(())) => return Ok(0),
+            (Member::Order(order), Err(reason)) => {
+                if !confirmed {
+                    return Ok(0);
+                }
+                warn!(customer = %order.signed.customer, nonce = %order.signed.order.nonce, %reason, "an order failed in its batch");
+                self.store.order_failed(order.id, &reason).await?;
+            }
+        }
+        Ok(usize::from(confirmed))
+    }
+
+    /// Looks once for a receipt of the transaction's attempts, without waiting: a node that mines at once
     /// (anvil) has it now, and on any other chain the next pass looks again. Waiting here would hold
     /// every call queued behind this one for as long as a block takes.
-    async fn look_for_receipt(&self, id: i64) -> Result<()> {
-        let attempts = self.store.attempts(id).await?;
-        self.check_mined(id, &attempts).await.map(drop)
+    async fn look_for_receipt(&self, carrier: Carrier, members: &[Member]) -> Result<bool> {
+        let attempts = self.attempts(carrier).await?;
+        self.check_mined(carrier, members, &attempts).await
     }
+}
+
+/// How a call that is no longer due is recorded done.
+fn not_due_outcome(status: ChainStatus, started_at: u64) -> String {
+    format!("on-chain status {status:?}, startedAt {started_at}")
 }

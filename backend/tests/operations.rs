@@ -209,6 +209,8 @@ async fn the_openapi_document_describes_every_route_and_error() {
         ("/api/agreements/{id}/events", "get"),
         ("/api/agreements/{id}/probes", "get"),
         ("/api/agreements/{id}/stop", "post"),
+        ("/api/orders", "post"),
+        ("/api/orders/{customer}/{nonce}", "get"),
         ("/api/agreements/{id}/participants", "post"),
         ("/api/agreements/{id}/join-token", "post"),
         ("/api/siwe/nonce", "post"),

@@ -258,8 +258,11 @@ fn deployed_config() -> PublicConfig {
         explorer: Some("https://explorer.example".into()),
         ..PublicConfig::new(common::CHAIN_ID, Some("http://127.0.0.1:8545".into()), common::ESCROW.into())
             .with_deployment(
-                "0xa16E02E87b7454126E5E10d957A927A7F5B5d2be".into(),
-                "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512".into(),
+                conference_backend::chain::DeployedWith {
+                    book: "0xa16E02E87b7454126E5E10d957A927A7F5B5d2be".parse().unwrap(),
+                    registry: "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512".parse().unwrap(),
+                    annex: "0x5FbDB2315678afecb367f032d93F642f64180aa3".parse().unwrap(),
+                },
                 7,
                 vec![eth, token],
             )
@@ -291,9 +294,10 @@ async fn the_config_names_the_contracts_tokens_regions_and_compiler_settings() {
     // Each contract with the compiler settings of its committed artifact.
     let contracts = config["contracts"].as_array().unwrap();
     let names: Vec<&str> = contracts.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["ConferenceEscrow", "OfferBook", "ProviderRegistry"]);
+    assert_eq!(names, ["ConferenceEscrow", "EscrowAnnex", "OfferBook", "ProviderRegistry"]);
+    let annex = json!("0x5FbDB2315678afecb367f032d93F642f64180aa3");
     for (contract, address) in
-        contracts.iter().zip([config["escrow"].clone(), config["book"].clone(), config["registry"].clone()])
+        contracts.iter().zip([config["escrow"].clone(), annex, config["book"].clone(), config["registry"].clone()])
     {
         let name = contract["name"].as_str().unwrap();
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("abi/{name}.json"));

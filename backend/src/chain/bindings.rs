@@ -60,6 +60,16 @@ pub mod erc20 {
     }
 }
 
+/// What the service asks a smart-contract customer about its signatures (ERC-1271).
+pub mod erc1271 {
+    alloy::sol! {
+        #[sol(rpc)]
+        interface IERC1271 {
+            function isValidSignature(bytes32 hash, bytes signature) external view returns (bytes4 magicValue);
+        }
+    }
+}
+
 /// The escrow's JSON ABI, from the same committed artifact as the bindings.
 pub fn escrow_abi() -> alloy::json_abi::JsonAbi {
     #[derive(serde::Deserialize)]

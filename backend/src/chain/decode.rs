@@ -116,6 +116,11 @@ impl Chain {
                 refund_deferred: e.refundDeferred,
                 tx_hash,
             },
+            EscrowEvent::OrderFilled(e) => ChainEvent::OrderFilled {
+                agreement: id(e.agreementId),
+                customer: format!("{:#x}", e.customer),
+                nonce: e.nonce.to_string(),
+            },
             other => {
                 debug!(?other, "event with no effect on agreements");
                 return Ok(None);

@@ -22,6 +22,7 @@ use crate::{
     error::redact_url,
 };
 
+pub mod batch;
 pub mod bindings;
 pub mod decode;
 
@@ -215,6 +216,64 @@ impl Chain {
         Ok((ChainStatus::from_index(record.status), record.startedAt.to::<u64>()))
     }
 
+    /// Whether the order nonce `nonce` of `customer` is used on-chain (opened, or cancelled by the customer).
+    pub async fn order_nonce_used(&self, customer: Address, nonce: U256) -> Result<bool> {
+        self.contract().orderNonceUsed(customer, nonce).call().await.map_err(Error::chain)
+    }
+
+    /// The customer's account in token `token_id`: free, locked, and its withdrawal request.
+    pub async fn account_of(&self, customer: Address, token_id: u8) -> Result<IConferenceEscrow::Account> {
+        self.contract().accountOf(customer, token_id).call().await.map_err(Error::chain)
+    }
+
+    /// The escrow's own digest of an order (`orderDigest`).
+    pub async fn order_digest(&self, order: &crate::domain::order::Order) -> Result<B256> {
+        use alloy::primitives::aliases::U40;
+        let order = IConferenceEscrow::Order {
+            termsId: order.terms_id,
+            allowedRegions: order.allowed_regions,
+            gdpr: order.gdpr,
+            maxCost: order.max_cost,
+            nonce: order.nonce,
+            deadline: U40::saturating_from(order.deadline),
+        };
+        self.contract().orderDigest(order).call().await.map_err(Error::chain)
+    }
+
+    /// Whether `account` holds code (a smart-contract wallet, or an EOA that delegated its code).
+    pub async fn has_code(&self, account: Address) -> Result<bool> {
+        Ok(!self.provider.get_code_at(account).await.map_err(Error::chain)?.is_empty())
+    }
+
+    /// Whether the contract `account` says `signature` over `digest` is its own (ERC-1271); false when it
+    /// does not answer with the magic value, or does not implement it.
+    pub async fn erc1271_valid(&self, account: Address, digest: B256, signature: Bytes) -> Result<bool> {
+        let wallet = bindings::erc1271::IERC1271::new(account, self.provider.clone());
+        Ok(wallet
+            .isValidSignature(digest, signature)
+            .call()
+            .await
+            .is_ok_and(|magic| magic.0 == [0x16, 0x26, 0xba, 0x7e]))
+    }
+
+    /// Whether the escrow has paused signing (and opening orders).
+    pub async fn paused(&self) -> Result<bool> {
+        self.contract().paused().call().await.map_err(Error::chain)
+    }
+
+    /// The terms version as the contract holds it now.
+    pub async fn terms_now(&self, terms: u32) -> Result<IConferenceEscrow::Terms> {
+        self.contract().termsOf(terms).call().await.map_err(Error::chain)
+    }
+
+    /// The constraint surcharge (basis points) the escrow adds for these constraints on the terms; fails
+    /// with the escrow's reason when they are not allowed or the terms are not open.
+    pub async fn surcharge_bps(&self, terms: u32, allowed_regions: u32, gdpr: bool) -> Result<u32> {
+        let quote =
+            self.contract().quote(terms, allowed_regions, gdpr, U256::ZERO).call().await.map_err(Error::chain)?;
+        Ok(quote.surchargeBps.to::<u32>())
+    }
+
     pub async fn activation_window(&self) -> Result<u64> {
         let window = self.contract().ACTIVATION_WINDOW().call().await.map_err(Error::chain)?;
         Ok(window.to::<u64>())
@@ -234,10 +293,16 @@ impl Chain {
 
     /// Signs `call` with `nonce` and `fees`; fails (without signing) if the call would revert now.
     pub async fn sign(&self, call: &OperatorCall, nonce: u64, fees: Fees) -> Result<SignedTx> {
+        self.sign_input(calldata(call), nonce, fees).await
+    }
+
+    /// Signs a transaction to the escrow with `input` (a call, or a `batch` of calls), `nonce` and
+    /// `fees`, its gas limit the node's estimate plus a fifth; fails (without signing) if it would revert.
+    pub async fn sign_input(&self, input: Bytes, nonce: u64, fees: Fees) -> Result<SignedTx> {
         let request = TransactionRequest::default()
             .with_from(self.operator_address)
             .with_to(self.escrow)
-            .with_input(calldata(call))
+            .with_input(input)
             .with_chain_id(self.chain_id)
             .with_nonce(nonce);
         let gas = self.provider.estimate_gas(request.clone()).await.map_err(Error::chain)?;

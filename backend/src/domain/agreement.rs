@@ -201,6 +201,10 @@ pub struct Agreement {
     /// Who measures the availability: the terms' independent monitor (its account, lowercase), whose
     /// signed report alone settles; None when the terms name none and the operator reports.
     pub monitor: Option<String>,
+    /// Opened from the customer's account by a signed order: one conference of at most the terms'
+    /// maxDuration whatever the model, its deposit locked in the account and its refund credited back
+    /// there (`refundDeferred` true: never sent to the wallet).
+    pub from_account: bool,
 }
 
 impl Agreement {

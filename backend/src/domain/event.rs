@@ -95,6 +95,15 @@ pub enum ChainEvent {
         refund_deferred: bool,
         tx_hash: String,
     },
+    /// The agreement was opened from the customer's account by its signed order (`OrderFilled`, right
+    /// after its `AgreementSigned`): one conference, requested at once, whatever the model.
+    OrderFilled {
+        agreement: u64,
+        /// Lowercase hex, as orders are stored.
+        customer: String,
+        /// Decimal.
+        nonce: String,
+    },
 }
 
 impl ChainEvent {
@@ -109,7 +118,8 @@ impl ChainEvent {
             | Self::Ended { agreement, .. }
             | Self::Settled { agreement, .. }
             | Self::StartCancelled { agreement, .. }
-            | Self::Closed { agreement, .. } => Some(agreement),
+            | Self::Closed { agreement, .. }
+            | Self::OrderFilled { agreement, .. } => Some(agreement),
         }
     }
 

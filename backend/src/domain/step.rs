@@ -146,6 +146,7 @@ mod tests {
             settle_tx: None,
             signed_stop: None,
             monitor: None,
+            from_account: false,
         }
     }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{limits::Guards, progress::ProgressFeed, public::PublicConfig, siwe::SignIn};
-use crate::{health::Health, metrics::Metrics, store::Store, tokens::JoinTokens};
+use crate::{chain::Chain, health::Health, metrics::Metrics, store::Store, tokens::JoinTokens};
 
 /// What the handlers read: the store, the public facts, the operations side (metrics, readiness), and
 /// the issuer of join tokens.
@@ -20,4 +20,7 @@ pub struct ApiContext {
     pub guards: Arc<Guards>,
     /// What the progress streams follow ([`ProgressFeed::run`] must run beside the API).
     pub progress: Arc<ProgressFeed>,
+    /// The escrow, read (never written) to check customers' orders before they are kept; None where the
+    /// API runs without a chain (tests), and `POST /api/orders` answers 503.
+    pub chain: Option<Chain>,
 }

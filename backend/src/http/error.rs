@@ -24,6 +24,9 @@ pub enum ApiError {
     Forbidden(String),
     /// The request is well formed but the agreement is not in a state that allows it.
     Conflict(String),
+    /// Well formed and correctly signed, but it cannot be carried out as it stands (an order over its
+    /// limit or the account's balance, closed terms).
+    Unprocessable(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     /// The request was not answered (or its body not received) in time.
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             ApiError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, m),

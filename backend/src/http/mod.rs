@@ -1,7 +1,8 @@
 //! The HTTP API (axum) and the embedded web page, one module per resource, each with its router,
 //! merged here: [`config`] (the public facts the page needs, and its Content-Security-Policy),
 //! [`agreements`] (offers, agreements and the evidence of their availability), [`events`] (an
-//! agreement's progress as Server-Sent Events), [`stop`] (the customer's gasless stop),
+//! agreement's progress as Server-Sent Events), [`stop`] (the customer's gasless stop), [`orders`]
+//! (conferences opened from a customer's account by a signed order),
 //! [`participants`] (who may join), [`join`] (join tokens), [`session`] (Sign-In with Ethereum),
 //! [`ops`] (health, readiness, metrics, this API's OpenAPI document) and [`web`] (the web app's build).
 //! Handlers are small: they read the store and shape JSON; they never act on the chain or the
@@ -31,6 +32,7 @@ pub mod extract;
 pub mod join;
 pub mod limits;
 pub mod ops;
+pub mod orders;
 pub mod participants;
 pub mod progress;
 pub mod public;
@@ -52,12 +54,13 @@ use public::CONTENT_SECURITY_POLICY;
     info(
         title = "Conference escrow backend",
         description = "What the customer page and auditors read about agreements, offers and the chain; \
-                       the customer's gasless stop; Sign-In with Ethereum sessions; who may join a \
+                       the customer's gasless stop; orders that open conferences from a customer's account; Sign-In with Ethereum sessions; who may join a \
                        conference (the customer's participant list) and their join tokens; the service's health and metrics. \
                        Every 4xx and 5xx answer is JSON `{\"error\": \"...\"}` saying what was wrong."
     ),
     tags(
         (name = "agreements", description = "Agreements as the chain and the service see them"),
+        (name = "orders", description = "Conferences opened from a customer's account by a signed EIP-712 order"),
         (name = "session", description = "Sign-In with Ethereum (EIP-4361): the session cookie the private routes take"),
         (name = "operations", description = "Liveness, readiness, metrics and this document")
     )
@@ -71,6 +74,7 @@ fn documented_routes() -> OpenApiRouter<ApiContext> {
         .merge(agreements::router())
         .merge(events::router())
         .merge(stop::router())
+        .merge(orders::router())
         .merge(reports::router())
         .merge(participants::router())
         .merge(join::router())

@@ -200,6 +200,7 @@ fn agreement_from_row(r: &AnyRow) -> Result<Agreement> {
         settle_tx: r.get("settle_tx"),
         signed_stop: signed_stop_from_row(r)?,
         monitor: r.get("terms_monitor"),
+        from_account: r.get::<i64, _>("from_account") != 0,
     })
 }
 

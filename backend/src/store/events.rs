@@ -147,9 +147,22 @@ impl Store {
             (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for row in &undone {
             let event = stored_event(&row.get::<String, _>(0))?;
-            match event {
-                ChainEvent::Signed { agreement, .. } => signed.insert(agreement),
-                ChainEvent::TermsPublished { terms, .. } => published.insert(terms),
+            match &event {
+                ChainEvent::Signed { agreement, .. } => signed.insert(*agreement),
+                ChainEvent::TermsPublished { terms, .. } => published.insert(*terms),
+                ChainEvent::OrderFilled { customer, nonce, .. } => {
+                    // Opened on the abandoned branch only: pending again, in the batch that carried it (the
+                    // settler follows that batch, and sends its stored bytes again).
+                    sqlx::query(
+                        "UPDATE orders SET status = 'pending', agreement_id = NULL \
+                         WHERE customer = $1 AND nonce = $2 AND status = 'opened'",
+                    )
+                    .bind(customer)
+                    .bind(nonce)
+                    .execute(&mut *tx)
+                    .await?;
+                    false
+                }
                 _ => false,
             };
             agreements.extend(event.agreement());
@@ -298,13 +311,16 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
             .bind(*agreement as i64)
             .execute(&mut *tx)
             .await?;
-            // A TimeLimited session is paid; the account stays open for the next one.
+            // A TimeLimited session of bought minutes is paid; the account stays open for the next one. One
+            // opened from a customer account is one conference, like every agreement opened so.
             let charged = sum_wei(tx, *agreement, charge).await?;
             sqlx::query(
-                "UPDATE agreements SET chain_status = CASE model WHEN 'timeLimited' THEN 'idle' ELSE 'settled' END, \
-                 availability_bps = $1, charged = $2, refund = CASE model WHEN 'timeLimited' THEN refund ELSE $3 END, \
-                 refund_deferred = CASE model WHEN 'timeLimited' THEN refund_deferred ELSE $4 END, settle_tx = $5 \
-                 WHERE id = $6",
+                "UPDATE agreements SET \
+                 chain_status = CASE WHEN model = 'timeLimited' AND from_account = 0 THEN 'idle' ELSE 'settled' END, \
+                 availability_bps = $1, charged = $2, \
+                 refund = CASE WHEN model = 'timeLimited' AND from_account = 0 THEN refund ELSE $3 END, \
+                 refund_deferred = CASE WHEN model = 'timeLimited' AND from_account = 0 THEN refund_deferred ELSE $4 END, \
+                 settle_tx = $5 WHERE id = $6",
             )
             .bind(*availability_bps as i64)
             .bind(charged)
@@ -315,10 +331,11 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
         }
         ChainEvent::StartCancelled { agreement, reason, refund, refund_deferred, tx_hash } => {
             // A TimeLimited session consumes nothing, and a FlexiblePeriod customer who cancels keeps
-            // the reservation: both go back to idle. Anything else was refunded in full.
+            // the reservation: both go back to idle. Anything else (and anything opened from an account,
+            // one conference) was refunded in full.
             sqlx::query(
-                "UPDATE agreements SET chain_status = CASE \
-                   WHEN model = 'timeLimited' OR (model = 'flexiblePeriod' AND $1 = 'cancelledByCustomer') THEN 'idle' \
+                "UPDATE agreements SET chain_status = CASE WHEN from_account = 0 AND \
+                   (model = 'timeLimited' OR (model = 'flexiblePeriod' AND $1 = 'cancelledByCustomer')) THEN 'idle' \
                    ELSE 'refunded' END, \
                  refund = $2, refund_deferred = $3, refund_reason = $4, settle_tx = $5 WHERE id = $6",
             )
@@ -328,6 +345,26 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
             .bind(reason)
             .bind(tx_hash)
             .bind(*agreement as i64)
+        }
+        ChainEvent::OrderFilled { agreement, customer, nonce } => {
+            // Its order is opened (whatever the settler recorded of it), and linked to the agreement.
+            sqlx::query(
+                "UPDATE orders SET status = 'opened', agreement_id = $1, reason = NULL WHERE customer = $2 AND nonce = $3",
+            )
+            .bind(*agreement as i64)
+            .bind(customer)
+            .bind(nonce)
+            .execute(&mut *tx)
+            .await?;
+            // Requested at its opening, whatever the model (TimeLimited and FlexiblePeriod included).
+            sqlx::query(
+                "UPDATE agreements SET from_account = 1, chain_status = 'requested', session = 1, \
+                 requested_at = signed_at WHERE id = $1 AND session = 0",
+            )
+            .bind(*agreement as i64)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE agreements SET from_account = 1 WHERE id = $1").bind(*agreement as i64)
         }
         ChainEvent::Closed { agreement, refund, refund_deferred, tx_hash } => sqlx::query(
             "UPDATE agreements SET chain_status = 'settled', refund = $1, refund_deferred = $2, settle_tx = $3 WHERE id = $4",
@@ -417,7 +454,7 @@ async fn rebuild_agreement(tx: &mut AnyConnection, id: u64) -> Result<u64> {
         "UPDATE agreements SET chain_status = $1, session = $2, requested_at = $3, window_from = NULL, \
          window_to = NULL, started_at = NULL, ends_at = NULL, region = NULL, activate_tx = NULL, ended_at = NULL, \
          end_tx = NULL, charged = '0', availability_bps = NULL, refund = NULL, refund_deferred = NULL, \
-         refund_reason = NULL, settle_tx = NULL WHERE id = $4",
+         refund_reason = NULL, settle_tx = NULL, from_account = 0 WHERE id = $4",
     )
     .bind(status)
     .bind(session)

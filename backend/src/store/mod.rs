@@ -2,7 +2,8 @@
 //! [`events`] (the watcher's cursor, the recent blocks and the events it read, applied to the records
 //! and rolled back after a fork), [`agreements`] (terms, agreements, settled sessions, signed stops),
 //! [`conferences`] (what the reconciler ran and the monitor's probes), [`outbox`] (the operator's
-//! calls with every transaction signed for each), [`participants`] (who may join), [`sessions`]
+//! calls with every transaction signed for each, sent in batches), [`orders`] (customers' signed orders),
+//! [`participants`] (who may join), [`sessions`]
 //! (sign-in nonces and sessions) and [`lease`] (leadership among replicas). Every query is written
 //! once, in SQL both databases understand.
 
@@ -17,6 +18,7 @@ pub mod agreements;
 pub mod conferences;
 pub mod events;
 pub mod lease;
+pub mod orders;
 pub mod outbox;
 pub mod participants;
 pub mod sessions;

@@ -1,5 +1,7 @@
 //! The operator's outbox: each call queued once per agreement session, and every transaction signed
-//! for it, stored before it is broadcast (see [`crate::settler`]).
+//! for it, stored before it is broadcast (see [`crate::settler`]). Calls (and customers' orders, see
+//! [`super::orders`]) go out together in batches: one `batch(bytes[])` transaction, its attempts kept in
+//! `batch_attempts`, each call naming its batch and its position there.
 
 use serde::Serialize;
 use sqlx::{Row, any::AnyRow};
@@ -16,7 +18,8 @@ macro_rules! outbox_where {
         concat!(
             "SELECT o.*, s.started_at AS stop_started_at, s.stopped_at AS stop_stopped_at, ",
             "s.deadline AS stop_deadline, s.signature AS stop_signature, ",
-            "(SELECT CAST(COUNT(*) AS BIGINT) FROM outbox_attempts t WHERE t.outbox_id = o.id) AS attempts FROM outbox o ",
+            "(SELECT CAST(COUNT(*) AS BIGINT) FROM outbox_attempts t WHERE t.outbox_id = o.id) + ",
+            "(SELECT CAST(COUNT(*) AS BIGINT) FROM batch_attempts b WHERE b.batch_id = o.batch_id) AS attempts FROM outbox o ",
             "LEFT JOIN signed_stops s ON s.agreement_id = o.agreement_id AND s.session = o.session ",
             $tail
         )
@@ -69,6 +72,27 @@ pub struct OutboxItem {
     pub attempts: u64,
     /// The block its transaction was mined in, once seen.
     pub mined_block: Option<u64>,
+    /// The batch transaction carrying it, once sent in one (null: sent alone, before batches).
+    pub batch: Option<i64>,
+    /// Its position in that batch.
+    #[serde(skip)]
+    pub batch_index: Option<u64>,
+    /// How often it was queued again after failing (at most [`MAX_RETRIES`]).
+    pub retries: u64,
+    /// When it was queued (wall clock, unix seconds).
+    #[serde(skip)]
+    pub created_wall_at: i64,
+}
+
+/// How often a failed call is queued again while the reconciler still finds it due; then it stays failed
+/// (cancelled), and the agreement waits for the customer's reclaim or anyone's overdue settlement.
+pub const MAX_RETRIES: u64 = 3;
+
+/// A call or order of a batch about to be signed: which, and its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchMember {
+    Call(i64),
+    Order(i64),
 }
 
 /// One transaction signed for an outbox call.
@@ -110,16 +134,163 @@ impl Store {
         Ok(inserted.rows_affected() == 1)
     }
 
-    /// Whether the call `call` of the agreement's session is in the outbox (in any state): what
-    /// [`Self::enqueue`] would refuse as queued already.
+    /// Whether the call `call` of the agreement's session is in the outbox and nothing more is to be done
+    /// about it here: unfinished, done, or failed with its retries used up (a failed call with retries
+    /// left is not: [`Self::retry_failed`] queues it again).
     pub async fn is_queued(&self, agreement: u64, session: u64, call: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM outbox WHERE agreement_id = $1 AND session = $2 AND call = $3")
-            .bind(agreement as i64)
-            .bind(session as i64)
-            .bind(call)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT 1 FROM outbox WHERE agreement_id = $1 AND session = $2 AND call = $3 \
+             AND (state <> 'failed' OR retries >= $4)",
+        )
+        .bind(agreement as i64)
+        .bind(session as i64)
+        .bind(call)
+        .bind(MAX_RETRIES as i64)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
+    }
+
+    /// Queues a failed call again (pending, out of its batch), unless its retries are used up. Returns
+    /// whether it was.
+    pub async fn retry_failed(&self, agreement: u64, session: u64, call: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "UPDATE outbox SET state = 'pending', retries = retries + 1, batch_id = NULL, batch_index = NULL, \
+             nonce = NULL, tx_hash = NULL, raw_tx = NULL, mined_block = NULL, outcome = 'retrying after: ' || outcome \
+             WHERE agreement_id = $1 AND session = $2 AND call = $3 AND state = 'failed' AND retries < $4 \
+             RETURNING agreement_id",
+        )
+        .bind(agreement as i64)
+        .bind(session as i64)
+        .bind(call)
+        .bind(MAX_RETRIES as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        let retried = row.is_some();
+        self.outbox_changed(row);
+        Ok(retried)
+    }
+
+    /// Stores the first transaction of a new batch before it is broadcast: the batch, its attempt, and
+    /// each member in its position (calls still pending become sent; orders still pending and in no batch
+    /// join it), in one database transaction. Returns the batch's id, or None (storing nothing) if a
+    /// member moved meanwhile: then it must not be broadcast.
+    pub async fn record_batch(&self, members: &[BatchMember], tx: &SignedTx) -> Result<Option<i64>> {
+        let mut db = self.pool.begin().await?;
+        let batch: i64 = sqlx::query(
+            "INSERT INTO batches (calls, nonce, tx_hash, created_wall_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(members.len() as i64)
+        .bind(tx.nonce as i64)
+        .bind(tx.hash.to_string())
+        .bind(now_wall())
+        .fetch_one(&mut *db)
+        .await?
+        .get(0);
+        insert_batch_attempt(&mut db, batch, tx).await?;
+        let mut agreements = Vec::new();
+        for (index, member) in members.iter().enumerate() {
+            let row =
+                match *member {
+                    BatchMember::Call(id) => sqlx::query(
+                        "UPDATE outbox SET state = 'sent', batch_id = $1, batch_index = $2, nonce = $3, tx_hash = $4, \
+                         raw_tx = NULL, mined_block = NULL WHERE id = $5 AND state = 'pending' RETURNING agreement_id",
+                    )
+                    .bind(batch)
+                    .bind(index as i64)
+                    .bind(tx.nonce as i64)
+                    .bind(tx.hash.to_string())
+                    .bind(id)
+                    .fetch_optional(&mut *db)
+                    .await?,
+                    BatchMember::Order(id) => {
+                        sqlx::query(
+                            "UPDATE orders SET batch_id = $1, batch_index = $2 WHERE id = $3 AND status = 'pending' \
+                         AND batch_id IS NULL RETURNING CAST(0 AS BIGINT)",
+                        )
+                        .bind(batch)
+                        .bind(index as i64)
+                        .bind(id)
+                        .fetch_optional(&mut *db)
+                        .await?
+                    }
+                };
+            let Some(row) = row else {
+                db.rollback().await?;
+                return Ok(None);
+            };
+            agreements.push(row.get::<i64, _>(0) as u64);
+        }
+        db.commit().await?;
+        for agreement in agreements.into_iter().filter(|&a| a != 0) {
+            self.changed(Change::Agreement(agreement));
+        }
+        Ok(Some(batch))
+    }
+
+    /// Stores a replacement of batch `batch`'s transaction (the same nonce and calls, higher fees) before
+    /// it is broadcast, as its newest attempt.
+    pub async fn record_batch_attempt(&self, batch: i64, tx: &SignedTx) -> Result<()> {
+        let mut db = self.pool.begin().await?;
+        insert_batch_attempt(&mut db, batch, tx).await?;
+        sqlx::query("UPDATE batches SET tx_hash = $1 WHERE id = $2")
+            .bind(tx.hash.to_string())
+            .bind(batch)
+            .execute(&mut *db)
+            .await?;
+        sqlx::query("UPDATE outbox SET tx_hash = $1 WHERE batch_id = $2 AND state = 'sent'")
+            .bind(tx.hash.to_string())
+            .bind(batch)
+            .execute(&mut *db)
+            .await?;
+        db.commit().await?;
+        Ok(())
+    }
+
+    /// Every transaction signed for batch `batch`, first first.
+    pub async fn batch_attempts(&self, batch: i64) -> Result<Vec<Attempt>> {
+        let rows = sqlx::query("SELECT * FROM batch_attempts WHERE batch_id = $1 ORDER BY attempt")
+            .bind(batch)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(attempt_from_row).collect())
+    }
+
+    /// How many calls batch `batch` carries.
+    pub async fn batch_size(&self, batch: i64) -> Result<usize> {
+        let row = sqlx::query("SELECT calls FROM batches WHERE id = $1").bind(batch).fetch_one(&self.pool).await?;
+        Ok(row.get::<i64, _>(0) as usize)
+    }
+
+    /// Records where batch `batch`'s transaction `tx_hash` was mined.
+    pub async fn batch_mined(&self, batch: i64, tx_hash: &str, block: u64) -> Result<()> {
+        sqlx::query("UPDATE batches SET tx_hash = $1, mined_block = $2 WHERE id = $3")
+            .bind(tx_hash)
+            .bind(block as i64)
+            .bind(batch)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Batches with a member still in flight (a call sent, or an order pending in it), oldest first.
+    pub async fn batches_in_flight(&self) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT batch_id FROM outbox WHERE state = 'sent' AND batch_id IS NOT NULL \
+             UNION SELECT batch_id FROM orders WHERE status = 'pending' AND batch_id IS NOT NULL ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get::<i64, _>(0)).collect())
+    }
+
+    /// The calls of batch `batch` still sent (not finished), in their order there.
+    pub async fn calls_in_batch(&self, batch: i64) -> Result<Vec<OutboxItem>> {
+        let rows = sqlx::query(outbox_where!("WHERE o.batch_id = $1 AND o.state = 'sent' ORDER BY o.batch_index"))
+            .bind(batch)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
     }
 
     /// Calls not finished yet, oldest first.
@@ -180,16 +351,7 @@ impl Store {
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Attempt {
-                attempt: r.get("attempt"),
-                nonce: r.get::<i64, _>("nonce") as u64,
-                tx_hash: r.get("tx_hash"),
-                raw_tx: r.get("raw_tx"),
-                sent_wall_at: r.get("sent_wall_at"),
-            })
-            .collect())
+        Ok(rows.iter().map(attempt_from_row).collect())
     }
 
     /// Records that attempt `tx_hash` of call `id` was mined in `block`; the call is done once
@@ -224,8 +386,8 @@ impl Store {
     /// call is still due). Its attempts stay as history.
     pub async fn outbox_resign(&self, id: i64, outcome: &str) -> Result<()> {
         let row = sqlx::query(
-            "UPDATE outbox SET state = 'pending', outcome = $1, mined_block = NULL WHERE id = $2 AND state = 'sent' \
-             RETURNING agreement_id",
+            "UPDATE outbox SET state = 'pending', outcome = $1, mined_block = NULL, batch_id = NULL, \
+             batch_index = NULL WHERE id = $2 AND state = 'sent' RETURNING agreement_id",
         )
         .bind(outcome)
         .bind(id)
@@ -238,9 +400,13 @@ impl Store {
     /// One past the highest nonce of the operator's calls in flight (sent, not mined or dropped yet):
     /// with the node's pending count, the next nonce to sign with.
     pub async fn next_nonce_in_flight(&self) -> Result<Option<u64>> {
-        let row = sqlx::query("SELECT CAST(MAX(nonce) AS BIGINT) FROM outbox WHERE state = 'sent'")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT CAST(MAX(n) AS BIGINT) FROM (SELECT nonce AS n FROM outbox WHERE state = 'sent' \
+             UNION ALL SELECT b.nonce AS n FROM batches b JOIN orders r ON r.batch_id = b.id WHERE r.status = 'pending') \
+             AS in_flight",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.get::<Option<i64>, _>(0).map(|n| n as u64 + 1))
     }
 
@@ -277,6 +443,34 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.get::<i64, _>(0) as u64)
+    }
+}
+
+async fn insert_batch_attempt(db: &mut sqlx::AnyConnection, batch: i64, tx: &SignedTx) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO batch_attempts (batch_id, attempt, nonce, tx_hash, raw_tx, max_fee, priority_fee, sent_wall_at) \
+         SELECT $1, CAST(COALESCE(MAX(attempt), 0) + 1 AS BIGINT), $2, $3, $4, $5, $6, $7 \
+         FROM batch_attempts WHERE batch_id = $1",
+    )
+    .bind(batch)
+    .bind(tx.nonce as i64)
+    .bind(tx.hash.to_string())
+    .bind(&tx.raw)
+    .bind(tx.fees.max_fee.to_string())
+    .bind(tx.fees.priority_fee.to_string())
+    .bind(now_wall())
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+fn attempt_from_row(r: &AnyRow) -> Attempt {
+    Attempt {
+        attempt: r.get("attempt"),
+        nonce: r.get::<i64, _>("nonce") as u64,
+        tx_hash: r.get("tx_hash"),
+        raw_tx: r.get("raw_tx"),
+        sent_wall_at: r.get("sent_wall_at"),
     }
 }
 
@@ -359,5 +553,9 @@ fn outbox_from_row(r: &AnyRow) -> Result<OutboxItem> {
         outcome: r.get("outcome"),
         attempts: r.get::<i64, _>("attempts") as u64,
         mined_block: r.get::<Option<i64>, _>("mined_block").map(|b| b as u64),
+        batch: r.get("batch_id"),
+        batch_index: r.get::<Option<i64>, _>("batch_index").map(|i| i as u64),
+        retries: r.get::<i64, _>("retries") as u64,
+        created_wall_at: r.get("created_wall_at"),
     })
 }

@@ -149,7 +149,7 @@ pub async fn serve_api_limited(
     let progress = ProgressFeed::new(store.clone());
     tokio::spawn(std::sync::Arc::clone(&progress).run());
     let guards = Guards::new(limits.clone());
-    let ctx = ApiContext { store, public, metrics, health, join_tokens, signin, guards, progress };
+    let ctx = ApiContext { store, public, metrics, health, join_tokens, signin, guards, progress, chain: None };
     let app = http::router(ctx);
     tokio::spawn(async move { http::server::serve(listener, app, &limits, std::future::pending()).await.unwrap() });
     format!("http://{addr}")
