@@ -11,7 +11,7 @@ use alloy::{
     sol_types::{SolCall, SolError, SolEvent},
 };
 
-use super::{ConferenceEscrow, IConferenceEscrow};
+use super::{ConferenceEscrow, IConferenceEscrow, bindings::escrow_abi};
 use crate::domain::order::SignedOrder;
 
 /// The escrow call that opens `order` from its customer's account.
@@ -65,21 +65,9 @@ pub fn call_outcomes(
     outcomes
 }
 
-/// The escrow's (or its annex's) error selectors and their names.
-static ERRORS: LazyLock<HashMap<[u8; 4], String>> = LazyLock::new(|| {
-    #[derive(serde::Deserialize)]
-    struct Artifact {
-        abi: alloy::json_abi::JsonAbi,
-    }
-    let mut names = HashMap::new();
-    for json in [include_str!("../../abi/ConferenceEscrow.json"), include_str!("../../abi/EscrowAnnex.json")] {
-        let abi = serde_json::from_str::<Artifact>(json).expect("the committed artifacts are checked").abi;
-        for error in abi.errors() {
-            names.insert(error.selector().0, error.name.clone());
-        }
-    }
-    names
-});
+/// The escrow's (and its annex's) error selectors and their names.
+static ERRORS: LazyLock<HashMap<[u8; 4], String>> =
+    LazyLock::new(|| escrow_abi().errors().map(|error| (error.selector().0, error.name.clone())).collect());
 
 /// A revert's data as the name of the escrow's error (e.g. `Escrow_InsufficientBalance`), a
 /// `require` message, or the data in hex when it is neither.

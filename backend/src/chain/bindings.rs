@@ -70,15 +70,22 @@ pub mod erc1271 {
     }
 }
 
-/// The escrow's JSON ABI, from the same committed artifact as the bindings.
+/// The escrow's JSON ABI, from the same committed artifacts as the bindings, with the errors of its annex
+/// (the code it runs for accounts, payouts and admin), which the escrow's own artifact does not list: its
+/// callers see one contract, whose calls may revert with either's errors.
 pub fn escrow_abi() -> alloy::json_abi::JsonAbi {
     #[derive(serde::Deserialize)]
     struct Artifact {
         abi: alloy::json_abi::JsonAbi,
     }
-    serde_json::from_str::<Artifact>(include_str!("../../abi/ConferenceEscrow.json"))
-        .expect("the committed artifact is checked by `make check-abi`")
-        .abi
+    let read = |json: &str| {
+        serde_json::from_str::<Artifact>(json).expect("the committed artifacts are checked by `make check-abi`").abi
+    };
+    let mut abi = read(include_str!("../../abi/ConferenceEscrow.json"));
+    for (name, errors) in read(include_str!("../../abi/EscrowAnnex.json")).errors {
+        abi.errors.entry(name).or_insert(errors);
+    }
+    abi
 }
 
 /// How a committed artifact (backend/abi) was compiled: what an auditor needs to verify the deployed
