@@ -47,14 +47,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::B256;
+use alloy::primitives::{B256, Bytes};
 use tokio::sync::Mutex;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     Error, Result,
     chain::{Chain, batch, calldata},
-    domain::{agreement::ChainStatus, operator::SignedTx},
+    domain::{
+        agreement::ChainStatus,
+        operator::{Fees, SignedTx},
+    },
     store::{
         Store, now_wall,
         orders::OrderRecord,
@@ -148,7 +151,7 @@ impl Settler {
             calls.map(|item| (item.created_wall_at, 1, Member::Call(item))).collect();
         queue.extend(self.store.orders_to_send().await?.into_iter().map(|o| (o.received_wall_at, 0, Member::Order(o))));
         queue.sort_by_key(|(at, kind, _)| (*at, *kind));
-        let (mut members, mut calls, mut names) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut members, mut calls, mut names, mut due) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (_, _, member) in queue {
             if members.len() >= self.config.batch_size {
                 break;
@@ -156,7 +159,7 @@ impl Settler {
             if !self.still_due(&member).await? {
                 continue;
             }
-            match member {
+            match &member {
                 Member::Call(item) => {
                     calls.push(calldata(&item.call));
                     names.push(item.call_name);
@@ -168,6 +171,7 @@ impl Settler {
                     members.push(BatchMember::Order(order.id));
                 }
             }
+            due.push(member);
         }
         if members.is_empty() {
             return Ok(());
@@ -175,14 +179,17 @@ impl Settler {
         let in_flight = self.store.next_nonce_in_flight().await?.unwrap_or_default();
         let nonce = self.chain.operator_nonce(true).await?.max(in_flight);
         let fees = self.chain.current_fees().await?;
-        let signed = match self.chain.sign_input(batch::batch_calldata(calls), nonce, fees).await {
+        let signed = match self.chain.sign_input(batch::batch_calldata(calls.clone()), nonce, fees).await {
             Ok(signed) => signed,
             Err(Error::Chain(reason)) if reason.to_string().contains("revert") => {
-                // A batch reverts only as a whole (out of gas, the operator's role revoked): nothing of it
-                // was stored; the next pass tries again.
-                warn!(%reason, "the batch would revert; not sending it");
+                // A batch reverts as a whole only for a call that reverts without naming an error (one
+                // that runs out of gas whatever it is given, e.g. a contract wallet whose signature check
+                // burns it all), or for a reason none of its calls can help (the operator's role revoked).
+                // Nothing of it was stored: each call is tried alone, those that would revert alone too
+                // are failed, and the others go in the next batch.
+                warn!(%reason, calls = due.len(), "the batch would revert; trying its calls one by one");
                 self.metrics.tx_failed();
-                return Ok(());
+                return self.fail_reverting(&due, calls, nonce, fees).await;
             }
             Err(err) => return Err(err),
         };
@@ -347,6 +354,26 @@ impl Settler {
                 Ok(None)
             }
         }
+    }
+
+    /// Fails each of `due` whose call (`calls`, in the same order) would revert as a batch of its own, with
+    /// the reason the node gave; the others stay for the next batch.
+    async fn fail_reverting(&self, due: &[Member], calls: Vec<Bytes>, nonce: u64, fees: Fees) -> Result<()> {
+        for (member, call) in due.iter().zip(calls) {
+            match self.chain.sign_input(batch::batch_calldata(vec![call]), nonce, fees).await {
+                Ok(_) => {}
+                Err(Error::Chain(reason)) if reason.to_string().contains("revert") => {
+                    warn!(%reason, "this call makes the batch revert; failing it");
+                    let why = format!("makes its batch revert: {reason}");
+                    match member {
+                        Member::Call(item) => self.store.outbox_finished(item.id, OutboxState::Failed, &why).await?,
+                        Member::Order(order) => self.store.order_failed(order.id, &why).await?,
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     }
 
     /// Records a member that is not (or no longer) to be sent as finished: a call done (or failed when
