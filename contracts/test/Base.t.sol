@@ -439,16 +439,10 @@ abstract contract BaseTest {
 
     /// @dev When the last AgreementEnded event recorded (`vm.recordLogs()` before the call) ended agreement `id`:
     /// an agreement ended and settled in one call ({stopAndSettle}) keeps its end in that event only.
-    function _endedAtLogged(uint256 id) internal returns (uint256) {
-        Vm.Log[] memory logs = vm.getRecordedLogs();
-        for (uint256 i = logs.length; i > 0; --i) {
-            Vm.Log memory log = logs[i - 1];
-            if (log.topics[0] == IConferenceEscrow.AgreementEnded.selector && uint256(log.topics[1]) == id) {
-                (uint256 endedAt,) = abi.decode(log.data, (uint256, address));
-                return endedAt;
-            }
-        }
-        revert("no AgreementEnded recorded");
+    function _endedAtLogged(uint256 id) internal returns (uint256 endedAt) {
+        bool found;
+        (found, endedAt) = endedAtLogged(vm.getRecordedLogs(), id);
+        require(found, "no AgreementEnded recorded");
     }
 
     function _status(uint256 id) internal view returns (IConferenceEscrow.Status) {
@@ -509,4 +503,15 @@ function str(uint256 v) pure returns (string memory) {
         v /= 10;
     }
     return string(digits);
+}
+
+/// @notice The end the last of `logs`' AgreementEnded events gave agreement `id`, if any.
+function endedAtLogged(Vm.Log[] memory logs, uint256 id) pure returns (bool found, uint256 endedAt) {
+    for (uint256 i = logs.length; i > 0; --i) {
+        Vm.Log memory log = logs[i - 1];
+        if (log.topics[0] == IConferenceEscrow.AgreementEnded.selector && uint256(log.topics[1]) == id) {
+            (endedAt,) = abi.decode(log.data, (uint256, address));
+            return (true, endedAt);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {Vm, signReport, str} from "../Base.t.sol";
+import {Vm, endedAtLogged, signReport, str} from "../Base.t.sol";
 import {CustomerWallet} from "./CustomerWallet.sol";
 import {MockStablecoin} from "../mocks/Tokens.sol";
 import {ConferenceEscrow} from "../../src/ConferenceEscrow.sol";
@@ -344,15 +344,8 @@ contract Handler {
 
     /// The end the last recorded AgreementEnded event gave agreement `id` (type(uint256).max if none).
     function _loggedEnd(uint256 id) internal returns (uint256) {
-        Vm.Log[] memory logs = vm.getRecordedLogs();
-        for (uint256 i = logs.length; i > 0; --i) {
-            Vm.Log memory log = logs[i - 1];
-            if (log.topics[0] == IConferenceEscrow.AgreementEnded.selector && uint256(log.topics[1]) == id) {
-                (uint256 endedAt,) = abi.decode(log.data, (uint256, address));
-                return endedAt;
-            }
-        }
-        return type(uint256).max;
+        (bool found, uint256 endedAt) = endedAtLogged(vm.getRecordedLogs(), id);
+        return found ? endedAt : type(uint256).max;
     }
 
     /// The end stopAndSettle must record: the signed time, no later than now nor the end time, no earlier than
