@@ -536,12 +536,34 @@ impl Stack {
 
     /// How many times the escrow emitted `event` for agreement `id` (its first indexed topic).
     pub async fn count_events(&self, signature_hash: B256, id: u64) -> Result<usize> {
+        Ok(self.event_transactions(signature_hash, id).await?.len())
+    }
+
+    /// The transactions that emitted the escrow's `signature_hash` events of agreement `id`, one per event.
+    pub async fn event_transactions(&self, signature_hash: B256, id: u64) -> Result<Vec<B256>> {
         let filter = alloy::rpc::types::Filter::new()
             .address(self.devnet.escrow)
             .event_signature(signature_hash)
             .topic1(B256::from(U256::from(id)))
             .from_block(0);
-        Ok(self.customer.get_logs(&filter).await?.len())
+        Ok(self.customer.get_logs(&filter).await?.iter().filter_map(|log| log.transaction_hash).collect())
+    }
+
+    /// How many transactions carried the activations and settlements of `ids`: the operator batches its
+    /// calls, so one transaction may carry several. A test that checks each agreement was activated and
+    /// settled once compares the operator's nonce with this: "nothing else was sent".
+    pub async fn operator_transactions_for(&self, ids: &[u64]) -> Result<u64> {
+        use alloy::sol_types::SolEvent;
+        let mut hashes = std::collections::BTreeSet::new();
+        for &id in ids {
+            for event in [
+                ConferenceEscrow::AgreementActivated::SIGNATURE_HASH,
+                ConferenceEscrow::AgreementSettled::SIGNATURE_HASH,
+            ] {
+                hashes.extend(self.event_transactions(event, id).await?);
+            }
+        }
+        Ok(hashes.len() as u64)
     }
 
     /// The conferences' folder of the local orchestrator (every replica shares it).
