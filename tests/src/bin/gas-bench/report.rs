@@ -20,6 +20,7 @@ const MODEL_ROWS: &[(&str, [&str; 4])] = &[
     ("activate", ["activate", "activate", "activate", "activate"]),
     ("stop", ["stop", "stop", "stop", "stop"]),
     ("settle", ["settle", "settle", "settle", "settle"]),
+    ("stopAndSettle (signed stop, settled)", ["stopAndSettle", "stopAndSettle", "stopAndSettle", "stopAndSettle"]),
     ("close (unused minutes back)", ["", "", "close", ""]),
     ("provider withdraws", ["withdraw", "withdraw", "withdraw", "withdraw"]),
 ];
