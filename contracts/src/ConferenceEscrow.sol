@@ -24,7 +24,8 @@ import {Pricing} from "./libraries/Pricing.sol";
 /// slot for a FixedPrice or DynamicPrice agreement without narrowed regions (a second one for narrowed regions,
 /// a minutes account or a window, and for the end of a conference stopped by a call of its own), so an
 /// agreement costs storage, not a deployment. Customers may also keep an account here and open conferences
-/// from it by signed orders, which the operator opens, activates and settles in batches ({batch}).
+/// from it by signed orders, which the operator opens, activates and settles in batches ({batch}). The code
+/// beyond 24 KB runs from {EscrowAnnex}, in this contract's storage.
 /// @dev Roles: DEFAULT_ADMIN_ROLE (pauses signing, adds tokens, manages roles), OFFER_ADMIN_ROLE (drafts
 /// offers) and OPERATOR_ROLE (the backend's hot key: activates, declines, settles). None of them has a path
 /// that sends escrow anywhere but to the agreement's customer, or earnings anywhere but to the providers'
@@ -698,7 +699,8 @@ contract ConferenceEscrow is IConferenceEscrow, EscrowState {
             return;
         }
         address monitor = terms.monitor;
-        // forge-lint: disable-next-line(unsafe-typecast)
+        // The period's ends are block times or times stored in 40 bits.
+        // forge-lint: disable-next-item(unsafe-typecast)
         bytes32 digest = _reportDigest(
             agreementId, _session(agreementId, agreement), uint40(from), uint40(to), availabilityBps, evidence
         );

@@ -19,9 +19,10 @@ interface IEscrowSettings {
 
 /// @title EscrowAnnex
 /// @notice Code of {ConferenceEscrow} that does not fit in its 24 KB (EIP-170): customer accounts (deposit,
-/// withdrawal, orders, the opening of an order) and payouts (credits, providers' earnings). Deployed once, before the escrow (which
-/// takes its address), it holds no state: the escrow runs its functions in the escrow's own storage and balance (DELEGATECALL),
-/// as if they were its own: callers see one contract, one address, one ABI ({IConferenceEscrow}).
+/// withdrawal, orders and their opening), payouts (credits, providers' earnings), terms publishing and admin.
+/// Deployed once, before the escrow (which takes its address), it holds no state: the escrow runs its
+/// functions in the escrow's own storage and balance (DELEGATECALL), as if they were its own, so callers see
+/// one contract, one address and one ABI ({IConferenceEscrow}).
 /// @dev Called directly, at its own address, every function reverts: its own storage is empty and unused.
 contract EscrowAnnex is EscrowState {
     using SafeERC20 for IERC20;
@@ -68,6 +69,8 @@ contract EscrowAnnex is EscrowState {
         if (requested == 0) revert Errors.Escrow_NoWithdrawalRequested(msg.sender, tokenId);
         uint256 dueAt = uint256(account.withdrawalAt) + _settings().ACTIVATION_WINDOW();
         if (block.timestamp < dueAt) revert Errors.Escrow_WithdrawalNotDue(msg.sender, tokenId, dueAt);
+        // `requested` was stored as a uint128.
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint128 amount = account.free < requested ? account.free : uint128(requested);
         if (amount == 0) revert Errors.Escrow_NothingToWithdraw(msg.sender, tokenId);
         account.free -= amount;

@@ -18,7 +18,7 @@ import {Pricing} from "./libraries/Pricing.sol";
 /// @title EscrowState
 /// @notice The escrow's storage and the steps its two code contracts share: {ConferenceEscrow}, which holds the
 /// state, and {EscrowAnnex}, whose code the escrow runs in its own storage (DELEGATECALL) for its customer
-/// accounts and payouts, because one contract's code is limited to 24 KB (EIP-170). Both inherit this
+/// accounts, payouts, terms publishing and admin, because one contract's code is limited to 24 KB (EIP-170). Both inherit this
 /// contract and declare no state of their own, so their storage layouts are one.
 abstract contract EscrowState is AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
