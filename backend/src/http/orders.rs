@@ -33,7 +33,7 @@ pub(super) fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new().routes(routes!(place_order)).routes(routes!(order_status))
 }
 
-/// The typed `IConferenceEscrow.Order(uint32 termsId, uint32 allowedRegions, bool gdpr, uint256 maxCost,
+/// The typed `Order(uint32 termsId, uint32 allowedRegions, bool gdpr, uint256 maxCost,
 /// uint256 nonce, uint40 deadline)` the customer signed, in the escrow's EIP-712 domain.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
