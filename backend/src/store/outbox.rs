@@ -187,7 +187,7 @@ impl Store {
         .fetch_one(&mut *db)
         .await?
         .get(0);
-        insert_batch_attempt(&mut db, batch, tx).await?;
+        insert_attempt(&mut db, Sender::Batch(batch), tx).await?;
         let mut agreements = Vec::new();
         for (index, member) in members.iter().enumerate() {
             let row =
@@ -232,7 +232,7 @@ impl Store {
     /// it is broadcast, as its newest attempt.
     pub async fn record_batch_attempt(&self, batch: i64, tx: &SignedTx) -> Result<()> {
         let mut db = self.pool.begin().await?;
-        insert_batch_attempt(&mut db, batch, tx).await?;
+        insert_attempt(&mut db, Sender::Batch(batch), tx).await?;
         sqlx::query("UPDATE batches SET tx_hash = $1 WHERE id = $2")
             .bind(tx.hash.to_string())
             .bind(batch)
@@ -326,20 +326,7 @@ impl Store {
         .fetch_optional(&mut *db)
         .await?;
         let Some(agreement) = updated.map(|r| r.get::<i64, _>(0) as u64) else { return Ok(false) };
-        sqlx::query(
-            "INSERT INTO outbox_attempts (outbox_id, attempt, nonce, tx_hash, raw_tx, max_fee, priority_fee, sent_wall_at) \
-             SELECT $1, CAST(COALESCE(MAX(attempt), 0) + 1 AS BIGINT), $2, $3, $4, $5, $6, $7 \
-             FROM outbox_attempts WHERE outbox_id = $1",
-        )
-        .bind(id)
-        .bind(tx.nonce as i64)
-        .bind(tx.hash.to_string())
-        .bind(&tx.raw)
-        .bind(tx.fees.max_fee.to_string())
-        .bind(tx.fees.priority_fee.to_string())
-        .bind(now_wall())
-        .execute(&mut *db)
-        .await?;
+        insert_attempt(&mut db, Sender::Call(id), tx).await?;
         db.commit().await?;
         self.changed(Change::Agreement(agreement));
         Ok(true)
@@ -446,21 +433,40 @@ impl Store {
     }
 }
 
-async fn insert_batch_attempt(db: &mut sqlx::AnyConnection, batch: i64, tx: &SignedTx) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO batch_attempts (batch_id, attempt, nonce, tx_hash, raw_tx, max_fee, priority_fee, sent_wall_at) \
-         SELECT $1, CAST(COALESCE(MAX(attempt), 0) + 1 AS BIGINT), $2, $3, $4, $5, $6, $7 \
-         FROM batch_attempts WHERE batch_id = $1",
-    )
-    .bind(batch)
-    .bind(tx.nonce as i64)
-    .bind(tx.hash.to_string())
-    .bind(&tx.raw)
-    .bind(tx.fees.max_fee.to_string())
-    .bind(tx.fees.priority_fee.to_string())
-    .bind(now_wall())
-    .execute(&mut *db)
-    .await?;
+/// What an attempt is a transaction of: a call sent alone, or a batch.
+#[derive(Debug, Clone, Copy)]
+enum Sender {
+    Call(i64),
+    Batch(i64),
+}
+
+/// Stores `tx` as the next attempt of `sender` (its attempts' table, numbered from 1).
+async fn insert_attempt(db: &mut sqlx::AnyConnection, sender: Sender, tx: &SignedTx) -> Result<()> {
+    // Two fixed statements, one per table: the SQL stays static.
+    let (sql, id) = match sender {
+        Sender::Call(id) => (
+            "INSERT INTO outbox_attempts (outbox_id, attempt, nonce, tx_hash, raw_tx, max_fee, priority_fee, sent_wall_at) \
+             SELECT $1, CAST(COALESCE(MAX(attempt), 0) + 1 AS BIGINT), $2, $3, $4, $5, $6, $7 \
+             FROM outbox_attempts WHERE outbox_id = $1",
+            id,
+        ),
+        Sender::Batch(id) => (
+            "INSERT INTO batch_attempts (batch_id, attempt, nonce, tx_hash, raw_tx, max_fee, priority_fee, sent_wall_at) \
+             SELECT $1, CAST(COALESCE(MAX(attempt), 0) + 1 AS BIGINT), $2, $3, $4, $5, $6, $7 \
+             FROM batch_attempts WHERE batch_id = $1",
+            id,
+        ),
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .bind(tx.nonce as i64)
+        .bind(tx.hash.to_string())
+        .bind(&tx.raw)
+        .bind(tx.fees.max_fee.to_string())
+        .bind(tx.fees.priority_fee.to_string())
+        .bind(now_wall())
+        .execute(&mut *db)
+        .await?;
     Ok(())
 }
 
