@@ -467,7 +467,7 @@ impl Escrow<'_> {
             // Signed now (the latest block's time), submitted by the operator in the next block.
             let stopped_at = self.chain.latest_timestamp().await?;
             let deadline = stopped_at + 600;
-            let signature = self.stop_signature(&id, stopped_at, deadline).await?;
+            let signature = self.stop_signature(customer, &id, stopped_at, deadline).await?;
             let stop_and_settle = args(&[("agreementId", id.clone())])
                 .with("availabilityBps", AVAILABILITY_BPS)
                 .with("evidence", evidence)
@@ -499,17 +499,17 @@ impl Escrow<'_> {
         Ok(ops)
     }
 
-    /// The customer's EIP-712 stop of agreement `id`'s running conference (session: the account's sessions
-    /// + 1, as the escrow counts them) at `stopped_at`: its signature (r ‖ s ‖ v) over `stopDigest`.
-    async fn stop_signature(&self, id: &str, stopped_at: u64, deadline: u64) -> Result<Bytes> {
-        self.stop_signature_of(&self.customer, id, stopped_at, deadline).await
+    /// The number of agreement `id`'s current conference, as the escrow counts it: its minutes account's
+    /// sessions + 1 (1 for every model but bought minutes).
+    async fn session(&self, id: &str) -> Result<U256> {
+        let sessions = self.escrow.view_struct("minutesAccountOf", &[("agreementId", id.to_owned())]).await?;
+        Ok(field_uint(&sessions, "sessions")? + U256::from(1))
     }
 
-    /// [`Escrow::stop_signature`] by `customer`.
-    async fn stop_signature_of(&self, customer: &Account, id: &str, stopped_at: u64, deadline: u64) -> Result<Bytes> {
-        let by_id = [("agreementId", id.to_owned())];
-        let sessions = self.escrow.view_struct("minutesAccountOf", &by_id).await?;
-        let session = field_uint(&sessions, "sessions")? + U256::from(1);
+    /// `customer`'s EIP-712 stop of agreement `id`'s running conference at `stopped_at`: its signature
+    /// (r ‖ s ‖ v) over `stopDigest`.
+    async fn stop_signature(&self, customer: &Account, id: &str, stopped_at: u64, deadline: u64) -> Result<Bytes> {
+        let session = self.session(id).await?;
         let digest = self
             .escrow
             .view(
@@ -527,10 +527,8 @@ impl Escrow<'_> {
     /// escrow's `reportDigest` of the conference (session: the account's sessions + 1), its recorded
     /// start and end, the figure and the evidence, all read from the chain.
     async fn report(&self, monitor: &Account, id: &str, evidence: B256) -> Result<Bytes> {
-        let by_id = [("agreementId", id.to_owned())];
-        let agreement = self.escrow.view_struct("agreementOf", &by_id).await?;
-        let sessions = self.escrow.view_struct("minutesAccountOf", &by_id).await?;
-        let session = field_uint(&sessions, "sessions")? + U256::from(1);
+        let agreement = self.escrow.view_struct("agreementOf", &[("agreementId", id.to_owned())]).await?;
+        let session = self.session(id).await?;
         let digest = self
             .escrow
             .view(
@@ -642,7 +640,7 @@ impl Escrow<'_> {
         let mut settlements = Vec::new();
         for id in &ids {
             let id = id.to_string();
-            let signature = self.stop_signature_of(customer, &id, stopped_at, stopped_at + 600).await?;
+            let signature = self.stop_signature(customer, &id, stopped_at, stopped_at + 600).await?;
             let call = args(&[("agreementId", id)])
                 .with("availabilityBps", AVAILABILITY_BPS)
                 .with("evidence", evidence("account"))
