@@ -1,12 +1,11 @@
 //! What the progress streams follow: one task per process ([`ProgressFeed::run`]) re-reads an
-//! agreement's record when the store says this process changed it ([`crate::store::Change`]), once for
-//! all the streams that follow it, and on PostgreSQL (where other replicas write too) every
-//! [`REPLICA_POLL`] as well.
+//! agreement's record when the store's change feed says it changed ([`crate::store::feed`]: committed
+//! here, or on PostgreSQL by any replica), once for all the streams that follow it. Nothing is read on
+//! a timer: at rest, open streams cost nothing but their keep-alives.
 
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use tokio::sync::{
@@ -16,10 +15,7 @@ use tokio::sync::{
 use tracing::warn;
 
 use super::views::agreement_view;
-use crate::store::{Change, Dialect, Store};
-
-/// On PostgreSQL, how often followed records are read again for what other replicas changed.
-pub const REPLICA_POLL: Duration = Duration::from_secs(1);
+use crate::store::{Change, Heard, Store};
 
 /// What a followed agreement's streams see: the JSON of its record (None until it is seen on-chain).
 type View = Option<Arc<str>>;
@@ -70,30 +66,28 @@ impl ProgressFeed {
         (receiver, Following { feed: Arc::clone(self), id })
     }
 
-    /// Reads again the followed agreements the store changes (and, on PostgreSQL, all of them every
-    /// [`REPLICA_POLL`]) and hands each new record to its streams. Runs for the process's life.
+    /// Reads again the followed agreements the change feed names (all of them after `Change::All`, or
+    /// when this task fell behind the feed) and hands each new record to its streams. Runs for the
+    /// process's life.
     pub async fn run(self: Arc<Self>) {
         let mut changes = self.store.subscribe();
-        let replicas = self.store.dialect() == Dialect::Postgres;
-        let mut poll = tokio::time::interval(REPLICA_POLL);
         loop {
             let mut due: HashSet<u64> = HashSet::new();
             let mut all = false;
-            tokio::select! {
-                change = changes.recv() => match change {
-                    Ok(Change::Agreement(id)) => { due.insert(id); }
-                    Ok(Change::All) | Err(RecvError::Lagged(_)) => all = true,
-                    Err(RecvError::Closed) => return,
-                },
-                _ = poll.tick(), if replicas => all = true,
+            match changes.recv().await {
+                Ok(Heard { change: Change::Agreement(id), .. }) => {
+                    due.insert(id);
+                }
+                Ok(Heard { change: Change::All, .. }) | Err(RecvError::Lagged(_)) => all = true,
+                Err(RecvError::Closed) => return,
             }
             // Whatever else arrived meanwhile is taken in the same round.
             loop {
                 match changes.try_recv() {
-                    Ok(Change::Agreement(id)) => {
+                    Ok(Heard { change: Change::Agreement(id), .. }) => {
                         due.insert(id);
                     }
-                    Ok(Change::All) | Err(TryRecvError::Lagged(_)) => all = true,
+                    Ok(Heard { change: Change::All, .. }) | Err(TryRecvError::Lagged(_)) => all = true,
                     Err(_) => break,
                 }
             }

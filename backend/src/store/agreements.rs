@@ -140,8 +140,11 @@ impl Store {
         .bind(now_wall())
         .execute(&self.pool)
         .await?;
-        self.changed(Change::Agreement(agreement));
-        Ok(inserted.rows_affected() == 1)
+        let new = inserted.rows_affected() == 1;
+        if new {
+            self.committed(Change::Agreement(agreement)).await;
+        }
+        Ok(new)
     }
 
     /// The signed stop recorded for the agreement's conference `session`, if any.

@@ -3,7 +3,7 @@
 
 use sqlx::{Row, any::AnyRow};
 
-use super::{Change, Store, now_wall, stored_seconds};
+use super::{Change, Store, feed, now_wall, stored_seconds};
 use crate::{
     Error, Result,
     domain::{
@@ -19,7 +19,7 @@ impl Store {
             .bind(id as i64)
             .execute(&self.pool)
             .await?;
-        self.changed(Change::Agreement(id));
+        self.committed(Change::Agreement(id)).await;
         Ok(())
     }
 
@@ -37,7 +37,7 @@ impl Store {
         .bind(id as i64)
         .execute(&self.pool)
         .await?;
-        self.changed(Change::Agreement(id));
+        self.committed(Change::Agreement(id)).await;
         Ok(())
     }
 
@@ -47,7 +47,7 @@ impl Store {
             .bind(id as i64)
             .execute(&self.pool)
             .await?;
-        self.changed(Change::Agreement(id));
+        self.committed(Change::Agreement(id)).await;
         Ok(())
     }
 
@@ -61,7 +61,11 @@ impl Store {
         .bind(id as i64)
         .execute(&self.pool)
         .await?;
-        Ok(lost.rows_affected() == 1)
+        let lost = lost.rows_affected() == 1;
+        if lost {
+            self.committed(Change::Agreement(id)).await;
+        }
+        Ok(lost)
     }
 
     /// Conferences the store records as running (the conferences-running gauge).
@@ -94,8 +98,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let changes = feed::coalesce(probes.iter().map(|probe| Change::Agreement(probe.agreement)));
+        self.publish(&mut tx, &changes).await?;
         tx.commit().await?;
-        probes.iter().for_each(|probe| self.changed(Change::Agreement(probe.agreement)));
+        changes.into_iter().for_each(|change| self.changed(change));
         Ok(())
     }
 
@@ -172,8 +178,11 @@ impl Store {
         .bind(now_wall())
         .execute(&self.pool)
         .await?;
-        self.changed(Change::Agreement(report.agreement));
-        Ok(inserted.rows_affected() == 1)
+        let new = inserted.rows_affected() == 1;
+        if new {
+            self.committed(Change::Agreement(report.agreement)).await;
+        }
+        Ok(new)
     }
 
     /// The report kept for the agreement's chain session `session`, if any.

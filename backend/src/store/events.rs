@@ -4,7 +4,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Change, Store, stored_wei};
+use super::{Change, Store, feed, stored_wei};
 use crate::{
     Error, Result,
     domain::{agreement::Model, event::ChainEvent},
@@ -54,6 +54,7 @@ impl Store {
             apply_event(&mut tx, event).await?;
         }
         set_cursor(&mut tx, next_block, head_timestamp).await?;
+        self.publish(&mut tx, &[Change::All]).await?;
         tx.commit().await?;
         self.changed(Change::All);
         Ok(())
@@ -101,12 +102,13 @@ impl Store {
         sqlx::query("DELETE FROM chain_blocks WHERE number < $1").bind(keep_from as i64).execute(&mut *tx).await?;
         let clock_moved = self.chain_time().await? != Some(head_timestamp);
         set_cursor(&mut tx, next_block, head_timestamp).await?;
+        let changes: Vec<Change> = match clock_moved {
+            true => vec![Change::All],
+            false => feed::coalesce(events.iter().filter_map(|e| e.event.agreement()).map(Change::Agreement)),
+        };
+        self.publish(&mut tx, &changes).await?;
         tx.commit().await?;
-        if clock_moved {
-            self.changed(Change::All);
-        } else {
-            events.iter().filter_map(|e| e.event.agreement()).for_each(|id| self.changed(Change::Agreement(id)));
-        }
+        changes.into_iter().for_each(|change| self.changed(change));
         Ok(())
     }
 
@@ -197,6 +199,7 @@ impl Store {
                 }
             }
         }
+        self.publish(&mut tx, &[Change::All]).await?;
         tx.commit().await?;
         self.changed(Change::All);
         Ok(report)

@@ -4,19 +4,25 @@
 //! [`conferences`] (what the reconciler ran and the monitor's probes), [`outbox`] (the operator's
 //! calls with every transaction signed for each, sent in batches), [`orders`] (customers' signed orders),
 //! [`participants`] (who may join), [`sessions`]
-//! (sign-in nonces and sessions) and [`lease`] (leadership among replicas). Every query is written
-//! once, in SQL both databases understand.
+//! (sign-in nonces and sessions) and [`lease`] (leadership among replicas); [`feed`] tells whoever
+//! follows the records what changed, here and in the other replicas. Every query is written once, in
+//! SQL both databases understand.
 
 use std::str::FromStr;
 
-use sqlx::{AnyPool, Executor, Row, any::AnyPoolOptions};
+use std::sync::Arc;
+
+use sqlx::{AnyConnection, AnyPool, Executor, Row, any::AnyPoolOptions};
 use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::warn;
 
 use crate::{Error, Result, error::redact_url};
 
 pub mod agreements;
 pub mod conferences;
 pub mod events;
+pub mod feed;
 pub mod lease;
 pub mod orders;
 pub mod outbox;
@@ -34,19 +40,16 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
-    /// What this process changed, for whoever follows it here ([`Store::subscribe`]).
-    changes: broadcast::Sender<Change>,
+    /// The change feed ([`feed`]): what this store and, on PostgreSQL, the other stores of the database
+    /// changed, for whoever follows it here ([`Store::subscribe`]).
+    changes: broadcast::Sender<Heard>,
+    /// This store's name in what it publishes.
+    origin: Origin,
+    /// Stops the PostgreSQL listener once the last clone of this store is dropped.
+    _listening: Option<Arc<DropGuard>>,
 }
 
-/// A change this process made to what an agreement's record shows (its chain state, conference,
-/// probes, outbox, stop or participants), sent after the change is committed. Other processes sharing
-/// a PostgreSQL database do not hear of it: their followers read again on a timer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Agreement(u64),
-    /// Anything may have changed: a rollback, or the chain's clock (which every record shows) moved.
-    All,
-}
+pub use feed::{Change, Heard, Origin};
 
 /// How many changes a follower may fall behind before it is told to read everything again.
 const CHANGES_BUFFERED: usize = 4096;
@@ -109,18 +112,57 @@ impl Store {
             .connect(&url)
             .await?;
         migrations.run(&pool).await?;
-        Ok(Self { pool, dialect, changes: broadcast::Sender::new(CHANGES_BUFFERED) })
+        let (changes, origin) = (broadcast::Sender::new(CHANGES_BUFFERED), Origin::random());
+        // Listening before the store is handed out: a change committed after `open` returns is heard.
+        let listening = match dialect {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => {
+                let listener = feed::listen(&url).await?;
+                let stop = CancellationToken::new();
+                tokio::spawn(feed::follow(listener, url, origin, changes.clone(), stop.clone()));
+                Some(Arc::new(stop.drop_guard()))
+            }
+        };
+        Ok(Self { pool, dialect, changes, origin, _listening: listening })
     }
 
-    /// The changes this process makes from now on. A receiver that falls behind gets
-    /// `RecvError::Lagged`: it should read everything it follows again.
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+    /// The changes committed from now on, by this store and (PostgreSQL) by every other store of the
+    /// database. A receiver that falls behind gets `RecvError::Lagged`: it should read everything it
+    /// follows again.
+    pub fn subscribe(&self) -> broadcast::Receiver<Heard> {
         self.changes.subscribe()
     }
 
-    /// Tells followers that `change` was committed (nobody may be listening).
+    /// Tells this process's followers that `change` was committed (nobody may be listening); the other
+    /// processes hear of it by [`Store::publish`] in the transaction, or [`Store::committed`].
     fn changed(&self, change: Change) {
-        let _ = self.changes.send(change);
+        let _ = self.changes.send(Heard { change, remote: false });
+    }
+
+    /// Publishes `changes` to the other processes on the database when the transaction `conn` is in
+    /// commits (PostgreSQL; nothing on SQLite). Call it before the commit, and [`Store::changed`] after.
+    async fn publish(&self, conn: &mut AnyConnection, changes: &[Change]) -> Result<()> {
+        match self.dialect {
+            Dialect::Sqlite => Ok(()),
+            Dialect::Postgres => feed::publish(conn, self.origin, changes).await,
+        }
+    }
+
+    /// After a write of one statement (committed by itself): tells this process's followers, and on
+    /// PostgreSQL publishes it in a statement of its own. The write stands whatever happens to that
+    /// statement, so a failure is logged, not returned (the other replicas' followers then hear of the
+    /// agreement at its next change, or read everything when their listener reconnects).
+    async fn committed(&self, change: Change) {
+        self.changed(change);
+        if self.dialect == Dialect::Postgres {
+            let published = match self.pool.acquire().await {
+                Ok(mut conn) => feed::publish(&mut conn, self.origin, &[change]).await,
+                Err(err) => Err(err.into()),
+            };
+            if let Err(err) = published {
+                warn!(?change, error = %err, kind = err.label(), "change feed: could not publish a change");
+            }
+        }
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use sqlx::{Row, any::AnyRow};
 
-use super::{Change, Store, agreements::signed_stop_from_row, now_wall};
+use super::{Change, Store, agreements::signed_stop_from_row, feed, now_wall};
 use crate::{
     Error, Result,
     domain::operator::{OperatorCall, SignedTx},
@@ -130,8 +130,11 @@ impl Store {
         .bind(now_wall())
         .execute(&self.pool)
         .await?;
-        self.changed(Change::Agreement(call.agreement()));
-        Ok(inserted.rows_affected() == 1)
+        let new = inserted.rows_affected() == 1;
+        if new {
+            self.committed(Change::Agreement(call.agreement())).await;
+        }
+        Ok(new)
     }
 
     /// Whether the call `call` of the agreement's session is in the outbox and nothing more is to be done
@@ -167,7 +170,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let retried = row.is_some();
-        self.outbox_changed(row);
+        self.outbox_changed(row).await;
         Ok(retried)
     }
 
@@ -221,10 +224,10 @@ impl Store {
             };
             agreements.push(row.get::<i64, _>(0) as u64);
         }
+        let changes = feed::coalesce(agreements.into_iter().filter(|&a| a != 0).map(Change::Agreement));
+        self.publish(&mut db, &changes).await?;
         db.commit().await?;
-        for agreement in agreements.into_iter().filter(|&a| a != 0) {
-            self.changed(Change::Agreement(agreement));
-        }
+        changes.into_iter().for_each(|change| self.changed(change));
         Ok(Some(batch))
     }
 
@@ -327,6 +330,7 @@ impl Store {
         .await?;
         let Some(agreement) = updated.map(|r| r.get::<i64, _>(0) as u64) else { return Ok(false) };
         insert_attempt(&mut db, Sender::Call(id), tx).await?;
+        self.publish(&mut db, &[Change::Agreement(agreement)]).await?;
         db.commit().await?;
         self.changed(Change::Agreement(agreement));
         Ok(true)
@@ -365,7 +369,7 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        self.outbox_changed(row);
+        self.outbox_changed(row).await;
         Ok(())
     }
 
@@ -380,7 +384,7 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        self.outbox_changed(row);
+        self.outbox_changed(row).await;
         Ok(())
     }
 
@@ -411,14 +415,14 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        self.outbox_changed(row);
+        self.outbox_changed(row).await;
         Ok(())
     }
 
     /// Tells followers of the agreement an outbox update (its `RETURNING agreement_id` row) touched.
-    fn outbox_changed(&self, row: Option<AnyRow>) {
+    async fn outbox_changed(&self, row: Option<AnyRow>) {
         if let Some(row) = row {
-            self.changed(Change::Agreement(row.get::<i64, _>(0) as u64));
+            self.committed(Change::Agreement(row.get::<i64, _>(0) as u64)).await;
         }
     }
 

@@ -57,6 +57,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        self.publish(&mut tx, &[Change::Agreement(agreement)]).await?;
         tx.commit().await?;
         self.changed(Change::Agreement(agreement));
         Ok(true)
