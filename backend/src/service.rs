@@ -38,7 +38,7 @@ use crate::{
     settler::{Settler, SettlerConfig},
     store::{self, Store},
     tokens::JoinTokens,
-    wake::Changed,
+    wake::{self, Changed},
     watcher::{self, Watcher, WatcherConfig},
 };
 
@@ -284,6 +284,16 @@ impl Loops {
             tokio::select! {
                 _ = following.cancelled() => {}
                 _ = watcher::follow_new_heads(chain, new_heads) => {}
+            }
+        });
+        // What other replicas' APIs changed wakes the reconciler at once, not at its next timed pass.
+        let (feed, changed, events) =
+            (self.reconciler.store.subscribe(), self.reconciler.changed.clone(), self.events.clone());
+        let following = stop.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = following.cancelled() => {}
+                _ = wake::follow_other_replicas(feed, &changed, &events) => {}
             }
         });
         let this = self.clone();
