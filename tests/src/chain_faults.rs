@@ -12,13 +12,18 @@ use alloy::providers::Provider;
 use anyhow::{Result, bail};
 use serde_json::Value;
 
-use crate::Stack;
+use crate::{Database, Stack};
 
 impl Stack {
     /// A stack whose backend reads the chain over WebSocket (`websocket`) or HTTP, with `flags` added
     /// to its command line.
     pub async fn start_with(name: &str, websocket: bool, flags: &[&str]) -> Result<Self> {
-        let mut stack = Self::start(name).await?;
+        Self::start_on_with(name, Database::Sqlite, websocket, flags).await
+    }
+
+    /// [`Stack::start_with`] on `database`; replicas added later take the same flags.
+    pub async fn start_on_with(name: &str, database: Database, websocket: bool, flags: &[&str]) -> Result<Self> {
+        let mut stack = Self::start_on(name, database).await?;
         stack.kill_backend()?;
         if websocket {
             stack.backend_rpc_url = Some(stack.devnet.rpc_url().replacen("http://", "ws://", 1));

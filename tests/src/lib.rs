@@ -242,7 +242,12 @@ impl Stack {
 
     /// Replica 0's process id, while it runs.
     pub fn backend_pid(&self) -> Option<u32> {
-        self.replicas[0].process.as_ref().map(Child::id)
+        self.replica_pid(0)
+    }
+
+    /// Replica `replica`'s process id, while it runs.
+    pub fn replica_pid(&self, replica: usize) -> Option<u32> {
+        self.replicas.get(replica)?.process.as_ref().map(Child::id)
     }
 
     /// Whether replica 0's process still runs (it was neither killed nor has it exited).
