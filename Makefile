@@ -212,7 +212,8 @@ bench-backend: build postgres janus
 	$(BENCH_BIN) throughput --agreements $(BENCH_AGREEMENTS)
 	$(BENCH_BIN) room-start --samples 20
 	$(BENCH_BIN) monitor-cost --conferences 100
-	$(BENCH_BIN) streams --streams 1000
+	$(BENCH_BIN) streams --streams 1000 --database sqlite
+	$(BENCH_BIN) streams --streams 1000 --database postgres
 	$(BENCH_BIN) signin-burst --requests 5000 --concurrency 50
 	$(BENCH_BIN) latency --live 1,100 --websocket
 

@@ -12,7 +12,8 @@
 //!   settlement checked to the wei;
 //! - `room-start`: from the signing block to the local room answering its health check;
 //! - `streams`: N open progress streams: the backend's CPU at rest and memory per stream, and how long
-//!   a new block takes to reach every stream;
+//!   a new block takes to reach every stream (p50, p99, max), on SQLite or (`--database postgres`) on
+//!   the follower of two PostgreSQL replicas, where changes arrive through the change feed;
 //! - `signin-burst`: N sign-in nonce requests from one client, M at a time: what is stored, and
 //!   `GET /api/offers`' latency during the burst;
 //! - `soak`: N agreements through the whole loop while the backend is killed (SIGKILL) at random
@@ -98,8 +99,11 @@ enum Command {
         agreements: u64,
         #[arg(long, default_value_t = 30)]
         rest_secs: u64,
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 20)]
         rounds: usize,
+        /// sqlite: one backend; postgres: two replicas on one database, the streams on the follower.
+        #[arg(long, value_enum, default_value_t = StreamsDatabase::Sqlite)]
+        database: StreamsDatabase,
     },
     /// A burst of sign-in nonce requests from one client: what is stored, and other requests' latency.
     SigninBurst {
@@ -167,6 +171,13 @@ enum Command {
 
 const WAIT: Duration = Duration::from_secs(300);
 
+/// Where the `streams` bench keeps its records.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StreamsDatabase {
+    Sqlite,
+    Postgres,
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
@@ -179,8 +190,12 @@ async fn main() -> Result<()> {
         Command::MonitorCost { conferences, interval_ms, secs } => {
             monitor::monitor_cost(conferences, interval_ms, secs).await
         }
-        Command::Streams { streams, agreements, rest_secs, rounds } => {
-            http::streams(streams, agreements, rest_secs, rounds).await
+        Command::Streams { streams, agreements, rest_secs, rounds, database } => {
+            let database = match database {
+                StreamsDatabase::Sqlite => conference_e2e::Database::Sqlite,
+                StreamsDatabase::Postgres => conference_e2e::Database::Postgres,
+            };
+            http::streams(streams, agreements, rest_secs, rounds, database).await
         }
         Command::SigninBurst { requests, concurrency } => http::signin_burst(requests, concurrency).await,
         Command::Latency { live, samples, websocket } => latency(&live, samples, websocket).await,

@@ -1,5 +1,5 @@
 //! The HTTP surface under load: many open progress streams (the backend's CPU at rest, its memory,
-//! and how long a change takes to reach every stream), and a burst of sign-in nonce requests (what it
+//! and how long a change takes to reach every stream, on SQLite and across two PostgreSQL replicas), and a burst of sign-in nonce requests (what it
 //! stores, and what it does to other requests' latency).
 
 use std::{
@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, ensure};
-use conference_e2e::Stack;
+use conference_e2e::{Database, Stack};
 use futures::future::join_all;
 use tokio::sync::Mutex;
 
@@ -29,13 +29,31 @@ const ROOMY: [&str; 8] = [
     "20000",
 ];
 
-/// Opens `streams` progress streams spread over `agreements` agreements, measures the backend's CPU
-/// and memory with them open at rest for `rest_secs`, then how long a new block (a change every
-/// record shows: the chain's clock) takes to reach every stream, `rounds` times.
-pub async fn streams(streams: usize, agreements: u64, rest_secs: u64, rounds: usize) -> Result<()> {
+/// Opens `streams` progress streams spread over `agreements` agreements, measures the CPU and memory
+/// of the backend that serves them with them open at rest for `rest_secs`, then how long a new block
+/// (a change every record shows: the chain's clock) takes to reach every stream, `rounds` times. On
+/// PostgreSQL two replicas share the database and the streams are open on the one that does not lead:
+/// each block is recorded by the leader's watcher and reaches the streams through the change feed
+/// (NOTIFY, then the follower's listener). Nothing else changes meanwhile: the no-op orchestrator, and
+/// one probe an hour (a probe changes the record, and would reach every stream).
+pub async fn streams(streams: usize, agreements: u64, rest_secs: u64, rounds: usize, database: Database) -> Result<()> {
+    let db = match database {
+        Database::Sqlite => "sqlite",
+        Database::Postgres => "postgres",
+    };
+    let mut flags = ROOMY.to_vec();
+    flags.extend(["--orchestrator", "noop", "--probe-interval-ms", "3600000"]);
     // New heads over WebSocket: the watcher reads a block as soon as it is mined.
-    let stack = Stack::start_with("bench-streams", true, &ROOMY).await?;
-    let pid = stack.backend_pid().context("no backend")?;
+    let mut stack = Stack::start_on_with(&format!("bench-streams-{db}"), database, true, &flags).await?;
+    let serving = match database {
+        Database::Sqlite => 0,
+        Database::Postgres => {
+            stack.wait_leading(0, Duration::from_secs(60)).await?;
+            stack.add_replica().await?
+        }
+    };
+    let pid = stack.replica_pid(serving).context("no backend")?;
+    let leader = stack.backend_pid().context("no leader")?;
     let mut ids = Vec::new();
     for _ in 0..agreements {
         ids.push(stack.customer_signs().await?.0);
@@ -48,8 +66,9 @@ pub async fn streams(streams: usize, agreements: u64, rest_secs: u64, rounds: us
     // When each stream last received an event.
     let seen: Arc<Vec<Mutex<Option<Instant>>>> = Arc::new((0..streams).map(|_| Mutex::new(None)).collect());
     let mut tasks = Vec::new();
+    let api = stack.api_of(serving);
     for i in 0..streams {
-        let url = format!("{}/api/agreements/{}/events", stack.api, ids[i % ids.len()]);
+        let url = format!("{api}/api/agreements/{}/events", ids[i % ids.len()]);
         let response = http.get(url).send().await?;
         ensure!(response.status().is_success(), "stream {i}: {}", response.status());
         let seen = Arc::clone(&seen);
@@ -67,10 +86,13 @@ pub async fn streams(streams: usize, agreements: u64, rest_secs: u64, rounds: us
         ensure!(opened.elapsed() < Duration::from_secs(60), "not every stream got its first event");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Settled first: the last activations' writes and the streams' first reads are over.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_open = resident_mb(pid)?;
-    let cpu = cpu_seconds(pid)?;
+    let (cpu, leader_cpu) = (cpu_seconds(pid)?, cpu_seconds(leader)?);
     tokio::time::sleep(Duration::from_secs(rest_secs)).await;
     let at_rest = (cpu_seconds(pid)? - cpu) / rest_secs as f64 * 100.0;
+    let leader_at_rest = (cpu_seconds(leader)? - leader_cpu) / rest_secs as f64 * 100.0;
 
     let mut reach = Vec::new();
     for _ in 0..rounds {
@@ -95,29 +117,40 @@ pub async fn streams(streams: usize, agreements: u64, rest_secs: u64, rounds: us
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_closed = resident_mb(pid)?;
     let per_stream_kb = (rss_open - rss_before) * 1024.0 / streams as f64;
+    let (p50, p99, max) = (percentile(&reach, 50.0), percentile(&reach, 99.0), percentile(&reach, 100.0));
+    let where_open = match database {
+        Database::Sqlite => "one backend on SQLite".to_owned(),
+        Database::Postgres => {
+            format!("PostgreSQL, streams on the replica that does not lead (the leader: {leader_at_rest:.2} % at rest)")
+        }
+    };
     println!(
-        "{streams} progress streams over {agreements} agreements: backend CPU at rest {at_rest:.2} % of a core; \
-         memory {rss_before:.1} MB → {rss_open:.1} MB open ({per_stream_kb:.1} kB a stream) → {rss_closed:.1} MB \
-         closed; a new block reached every stream in {} ms (each round)",
+        "{streams} progress streams over {agreements} agreements, {where_open}: backend CPU at rest {at_rest:.2} % \
+         of a core; memory {rss_before:.1} MB → {rss_open:.1} MB open ({per_stream_kb:.1} kB a stream) → \
+         {rss_closed:.1} MB closed; a new block reached every stream in p50 {p50:.0} ms, p99 {p99:.0} ms, max \
+         {max:.0} ms ({} rounds: {})",
+        reach.len(),
         reach.iter().map(|ms| format!("{ms:.0}")).collect::<Vec<_>>().join(", ")
     );
-    let id = |name: &str| format!("http.streams.{streams}.{name}");
+    let id = |name: &str| format!("http.streams.{db}.{streams}.{name}");
     figures::record(
         "backend",
         vec![
             Figure {
                 id: id("cpu"),
                 group: "HTTP",
-                label: format!("{streams} open progress streams at rest: backend CPU"),
+                label: format!("{streams} open progress streams at rest ({db}): backend CPU"),
                 unit: "%",
                 samples: vec![at_rest],
                 target: figures::at_most(5.0),
-                note: Some(format!("{agreements} agreements, {rest_secs} s at rest, one loopback client")),
+                note: Some(format!(
+                    "{agreements} agreements, {rest_secs} s at rest (/proc/<pid>/stat), one loopback client; {where_open}"
+                )),
             },
             Figure {
                 id: id("memory"),
                 group: "HTTP",
-                label: format!("{streams} open progress streams: backend memory per stream"),
+                label: format!("{streams} open progress streams ({db}): backend memory per stream"),
                 unit: "kB",
                 samples: vec![per_stream_kb],
                 target: None,
@@ -128,14 +161,25 @@ pub async fn streams(streams: usize, agreements: u64, rest_secs: u64, rounds: us
             Figure {
                 id: id("reach"),
                 group: "HTTP",
-                label: format!("a new block to every one of {streams} streams"),
+                label: format!("a new block to every one of {streams} streams ({db})"),
                 unit: "ms",
                 samples: reach,
                 target: figures::at_most(100.0),
-                note: Some("from the mining call to the last stream's event, new heads over WebSocket".into()),
+                note: Some(format!(
+                    "from the mining call to the last stream's event, new heads over WebSocket; p50 {p50:.0} ms, \
+                     p99 {p99:.0} ms, max {max:.0} ms; {where_open}"
+                )),
             },
         ],
     )
+}
+
+/// The `p`th percentile of `samples` (nearest rank; 100: the largest), 0 for none.
+fn percentile(samples: &[f64], p: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied().unwrap_or(0.0)
 }
 
 /// Sends `requests` sign-in nonce requests, `concurrency` at a time, from one client, and measures
