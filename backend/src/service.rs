@@ -286,14 +286,16 @@ impl Loops {
                 _ = watcher::follow_new_heads(chain, new_heads) => {}
             }
         });
-        // What other replicas' APIs changed wakes the reconciler at once, not at its next timed pass.
-        let (feed, changed, events) =
-            (self.reconciler.store.subscribe(), self.reconciler.changed.clone(), self.events.clone());
+        // What other replicas' APIs changed wakes the reconciler at once, and a new order the settler,
+        // not at their next timed pass.
+        let (feed, this) = (self.reconciler.store.subscribe(), self.clone());
         let following = stop.clone();
         tasks.spawn(async move {
+            let wake =
+                wake::Wake { changed: &this.reconciler.changed, reconciler: &this.events, settler: &this.outbox };
             tokio::select! {
                 _ = following.cancelled() => {}
-                _ = wake::follow_other_replicas(feed, &changed, &events) => {}
+                _ = wake::follow_the_feed(feed, wake) => {}
             }
         });
         let this = self.clone();

@@ -79,6 +79,7 @@ impl ProgressFeed {
                     due.insert(id);
                 }
                 Ok(Heard { change: Change::All, .. }) | Err(RecvError::Lagged(_)) => all = true,
+                Ok(Heard { change: Change::Orders, .. }) => continue,
                 Err(RecvError::Closed) => return,
             }
             // Whatever else arrived meanwhile is taken in the same round.
@@ -88,6 +89,7 @@ impl ProgressFeed {
                         due.insert(id);
                     }
                     Ok(Heard { change: Change::All, .. }) | Err(TryRecvError::Lagged(_)) => all = true,
+                    Ok(Heard { change: Change::Orders, .. }) => {}
                     Err(_) => break,
                 }
             }

@@ -27,6 +27,9 @@ use crate::Result;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     Agreement(u64),
+    /// A customer's order was kept, to be sent in the operator's next batch (no agreement's record
+    /// shows it yet: the settler's business).
+    Orders,
     /// Anything may have changed: a rollback, or the chain's clock (which every record shows) moved.
     All,
 }
@@ -74,7 +77,7 @@ pub(super) fn coalesce(changes: impl IntoIterator<Item = Change>) -> Vec<Change>
 }
 
 /// The payloads that tell of `changes`: one per agreement (whatever else the transaction did to it),
-/// or one `all` that covers everything; `<origin in 16 hex digits>:<agreement id | all>`.
+/// or one `all` that covers everything; `<origin in 16 hex digits>:<agreement id | orders | all>`.
 fn payloads(origin: Origin, changes: &[Change]) -> Vec<String> {
     if changes.contains(&Change::All) {
         return vec![format!("{:016x}:all", origin.0)];
@@ -83,10 +86,11 @@ fn payloads(origin: Origin, changes: &[Change]) -> Vec<String> {
         .iter()
         .filter_map(|change| match change {
             Change::Agreement(id) => Some(*id),
-            Change::All => None,
+            Change::Orders | Change::All => None,
         })
         .collect();
-    ids.into_iter().map(|id| format!("{:016x}:{id}", origin.0)).collect()
+    let orders = changes.contains(&Change::Orders).then(|| format!("{:016x}:orders", origin.0));
+    ids.into_iter().map(|id| format!("{:016x}:{id}", origin.0)).chain(orders).collect()
 }
 
 /// What a notification's payload says: None for this store's own echo. A payload this version cannot
@@ -97,6 +101,7 @@ fn read_payload(payload: &str, me: Origin) -> Option<Change> {
         let origin = u64::from_str_radix(origin, 16).ok()?;
         let change = match what {
             "all" => Change::All,
+            "orders" => Change::Orders,
             id => Change::Agreement(id.parse().ok()?),
         };
         Some((origin, change))
@@ -201,13 +206,17 @@ mod tests {
         let changes = [Change::Agreement(7), Change::Agreement(3), Change::Agreement(7)];
         assert_eq!(payloads(me, &changes), ["00000000000000ab:3", "00000000000000ab:7"]);
         assert_eq!(payloads(me, &[Change::Agreement(1), Change::All]), ["00000000000000ab:all"]);
+        assert_eq!(
+            payloads(me, &[Change::Orders, Change::Agreement(1)]),
+            ["00000000000000ab:1", "00000000000000ab:orders"]
+        );
         assert!(payloads(me, &[]).is_empty());
     }
 
     #[test]
     fn a_payload_reads_back_and_an_echo_is_skipped() {
         let (me, other) = (Origin(1), Origin(u64::MAX));
-        for change in [Change::Agreement(u64::MAX), Change::Agreement(0), Change::All] {
+        for change in [Change::Agreement(u64::MAX), Change::Agreement(0), Change::Orders, Change::All] {
             let payload = payloads(other, &[change]).remove(0);
             assert_eq!(read_payload(&payload, me), Some(change), "{payload}");
             assert_eq!(read_payload(&payload, other), None, "{payload} is the other's own echo");

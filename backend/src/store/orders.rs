@@ -5,7 +5,7 @@
 use alloy::primitives::{Address, Bytes, U256};
 use sqlx::{Row, any::AnyRow};
 
-use super::{Store, now_wall, stored_wei};
+use super::{Change, Store, now_wall, stored_wei};
 use crate::{
     Error, Result,
     domain::order::{Order, OrderStatus, SignedOrder},
@@ -56,7 +56,11 @@ impl Store {
         .bind(now_wall())
         .execute(&self.pool)
         .await?;
-        Ok(inserted.rows_affected() == 1)
+        let new = inserted.rows_affected() == 1;
+        if new {
+            self.committed(Change::Orders).await;
+        }
+        Ok(new)
     }
 
     /// The customer's order with this nonce, if kept.
