@@ -8,9 +8,7 @@
 //! follows the records what changed, here and in the other replicas. Every query is written once, in
 //! SQL both databases understand.
 
-use std::str::FromStr;
-
-use std::sync::Arc;
+use std::{str::FromStr, sync::Arc};
 
 use sqlx::{AnyConnection, AnyPool, Executor, Row, any::AnyPoolOptions};
 use tokio::sync::broadcast;
