@@ -24,7 +24,7 @@
 use std::{sync::Arc, time::Duration};
 
 use alloy::providers::Provider;
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::StreamExt;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
@@ -35,9 +35,6 @@ use crate::{
     store::{Store, events::RecordedEvent},
     wake::Changed,
 };
-
-/// How many events' contract reads (state and block time at the event's block) are in flight at once.
-const READS_IN_FLIGHT: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct WatcherConfig {
@@ -98,21 +95,18 @@ impl Watcher {
                 next = self.store.cursor().await?.unwrap_or(self.config.start_block);
                 continue;
             }
-            let logs = self.chain.logs(next, to).await?;
+            let mut logs = self.chain.logs(next, to).await?;
             if self.chain.block_hash(to).await? != Some(last.hash) {
                 debug!(to, "the chain moved while reading; reading again on the next poll");
                 return Ok(recorded);
             }
             let mut events = Vec::with_capacity(logs.len());
             let mut blocks = vec![(to, last.hash.to_string())];
-            // Each event may need the contract's state at its block: read for several at once, in order.
-            let decoded: Vec<Option<ChainEvent>> = stream::iter(logs.iter().cloned())
-                .map(|log| async move { self.chain.event_of(&log).await })
-                .buffered(READS_IN_FLIGHT)
-                .try_collect()
-                .await?;
-            for (log, event) in logs.iter().zip(decoded) {
-                if let Some(event) = event {
+            // The events carry what the store needs; only a node that leaves out the logs' block times costs
+            // a header read, once per block.
+            self.chain.fill_block_timestamps(&mut logs).await?;
+            for log in &logs {
+                if let Some(event) = Chain::event_of(log)? {
                     let block = log.block_number.unwrap_or_default();
                     let block_hash = log.block_hash.unwrap_or_default().to_string();
                     if blocks.last().is_none_or(|(n, _)| *n != block) {

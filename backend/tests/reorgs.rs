@@ -22,6 +22,7 @@ on_both_databases!(
     a_fork_under_a_settlement_rebuilds_it_and_reopens_its_call,
     a_fork_under_a_closing_reopens_the_terms,
     the_next_nonce_is_past_every_call_in_flight,
+    a_range_of_thousands_of_events_is_recorded_in_order_once_and_rolled_back,
 );
 
 const STARTED_AT: u64 = 1_700_000_010;
@@ -198,4 +199,82 @@ async fn the_fork_block_follows_the_newest_stored_block_still_on_the_chain() {
     assert_eq!(shorter, Some(11), "a chain now shorter than what was read");
     let deeper = fork_block(&stored, chain(&[(10, "a2"), (11, "b2"), (12, "c2")])).await.unwrap();
     assert_eq!(deeper, None, "deeper than what is kept");
+}
+
+/// Agreement `id` on terms 1, its deposit and customer its own, signed in block `id / 100 + 2`.
+fn signed_as(id: u64) -> ChainEvent {
+    let ChainEvent::Signed { terms, model, token_id, price, allowed_regions, gdpr, duration, tx_hash, .. } = signed()
+    else {
+        unreachable!("signed() is a signature")
+    };
+    ChainEvent::Signed {
+        agreement: id,
+        terms,
+        customer: format!("0x{id:040x}"),
+        deposit: (id * 1_000).to_string(),
+        model,
+        token_id,
+        price,
+        surcharge_bps: (id % 3) as u32 * 1_000,
+        allowed_regions,
+        gdpr,
+        duration,
+        signed_at: SIGNED_AT + id / 100,
+        tx_hash,
+    }
+}
+
+/// More rows than one statement takes (a catch-up writes its range in multi-row statements), signatures
+/// interleaved with an activation and a settlement that must apply after their own signature; read twice
+/// (the second time nothing is applied again); then a fork in the middle of the range.
+async fn a_range_of_thousands_of_events_is_recorded_in_order_once_and_rolled_back(store: Store) {
+    const AGREEMENTS: u64 = 6_000;
+    let mut events = vec![at(1, 0, terms_published())];
+    for id in 1..=AGREEMENTS {
+        events.push(at(id / 100 + 2, id % 100, signed_as(id)));
+        if id == 2_500 {
+            let activated = ChainEvent::Activated {
+                agreement: 1,
+                started_at: STARTED_AT,
+                ends_at: STARTED_AT + 3_600,
+                region: 0,
+                tx_hash: "0xac7".into(),
+            };
+            events.push(at(id / 100 + 2, 100, activated));
+            events.push(at(
+                id / 100 + 2,
+                101,
+                ChainEvent::Ended { agreement: 1, ended_at: ENDED_AT, tx_hash: "0xe".into() },
+            ));
+            events.push(at(id / 100 + 2, 102, settled()));
+        }
+    }
+    let last = AGREEMENTS / 100 + 2;
+    read(&store, events.clone(), last).await;
+    read(&store, events, last).await;
+
+    for id in [2, 2_000, 2_001, 5_333, 5_334, AGREEMENTS] {
+        let a = store.agreement(id).await.unwrap().unwrap_or_else(|| panic!("agreement {id} recorded"));
+        assert_eq!(a.deposit, (id * 1_000).to_string(), "deposit of {id}");
+        assert_eq!(a.customer, format!("0x{id:040x}"), "customer of {id}");
+        assert_eq!(a.surcharge_bps, (id % 3) as u32 * 1_000, "surcharge of {id}");
+        assert_eq!(a.signed_at, SIGNED_AT + id / 100, "signed at, of {id}");
+        assert_eq!(a.chain_status, ChainStatus::Requested, "{id} waits for its activation");
+    }
+    assert!(store.agreement(AGREEMENTS + 1).await.unwrap().is_none());
+    let first = store.agreement(1).await.unwrap().unwrap();
+    assert_eq!(first.chain_status, ChainStatus::Settled, "activated, ended and settled after its signature");
+    assert_eq!(first.charged, "600000000000000", "charged once, though the range was read twice");
+    assert_eq!(store.last_block().await.unwrap().map(|b| b.0), Some(last));
+
+    // The fork at block 27 takes the settlement (block 27) and the agreements signed from it on.
+    let report = store.roll_back_to(27).await.unwrap();
+    assert_eq!(report.removed_agreements, (2_500..=AGREEMENTS).collect::<Vec<_>>());
+    assert_eq!(report.rebuilt_agreements, vec![1]);
+    assert!(store.agreement(2_499).await.unwrap().is_some());
+    assert!(store.agreement(2_500).await.unwrap().is_none());
+    let first = store.agreement(1).await.unwrap().unwrap();
+    assert_eq!(first.chain_status, ChainStatus::Requested, "its activation was on the abandoned branch");
+    assert_eq!(first.charged, "0");
+    assert_eq!(store.cursor().await.unwrap(), Some(27));
 }

@@ -179,7 +179,7 @@ contract ConferenceEscrow is IConferenceEscrow, EscrowState {
         (uint24 surchargeBps, uint32 regions, uint8 flags) = _constrain(termsId, terms, allowedRegions, gdpr);
         uint256 amount = Pricing.deposit(model, terms.price, surchargeBps, terms.maxDuration, 0);
         agreementId = _open(msg.sender, termsId, regions, flags, 0, Status.Requested);
-        emit AgreementSigned(agreementId, termsId, msg.sender, amount);
+        _announceSigned(agreementId, msg.sender, amount, terms, surchargeBps, regions, flags, terms.maxDuration);
         _collect(terms.tokenId, amount);
     }
 
@@ -198,7 +198,7 @@ contract ConferenceEscrow is IConferenceEscrow, EscrowState {
         uint256 amount = Pricing.deposit(IOfferBook.Model.TimeLimited, terms.price, surchargeBps, duration, 0);
         agreementId = _open(msg.sender, termsId, regions, flags | OWN_DURATION, duration, Status.Idle);
         _minutesAccounts[agreementId].deposit = SafeCast.toUint88(amount);
-        emit AgreementSigned(agreementId, termsId, msg.sender, amount);
+        _announceSigned(agreementId, msg.sender, amount, terms, surchargeBps, regions, flags, duration);
         _collect(terms.tokenId, amount);
     }
 
@@ -215,12 +215,16 @@ contract ConferenceEscrow is IConferenceEscrow, EscrowState {
             revert Errors.Escrow_InvalidWindow(from, to);
         }
         (uint24 surchargeBps, uint32 regions, uint8 flags) = _constrain(termsId, terms, allowedRegions, gdpr);
-        uint256 minimumCharge = Pricing.surcharged(terms.minimumCharge, surchargeBps);
-        uint256 amount =
-            Pricing.deposit(IOfferBook.Model.FlexiblePeriod, terms.price, surchargeBps, to - from, minimumCharge);
-        agreementId = _open(msg.sender, termsId, regions, flags | OWN_DURATION, to - from, Status.Idle);
-        _windows[agreementId] = Window({from: from, to: to, minimumCharge: SafeCast.toUint88(minimumCharge)});
-        emit AgreementSigned(agreementId, termsId, msg.sender, amount);
+        uint256 amount;
+        // Scoped: the stack has no room for it at the announcement below.
+        {
+            uint256 minimumCharge = Pricing.surcharged(terms.minimumCharge, surchargeBps);
+            amount =
+                Pricing.deposit(IOfferBook.Model.FlexiblePeriod, terms.price, surchargeBps, to - from, minimumCharge);
+            agreementId = _open(msg.sender, termsId, regions, flags | OWN_DURATION, to - from, Status.Idle);
+            _windows[agreementId] = Window({from: from, to: to, minimumCharge: SafeCast.toUint88(minimumCharge)});
+        }
+        _announceSigned(agreementId, msg.sender, amount, terms, surchargeBps, regions, flags, to - from);
         emit WindowReserved(agreementId, from, to);
         _collect(terms.tokenId, amount);
     }

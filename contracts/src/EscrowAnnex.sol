@@ -102,7 +102,7 @@ contract EscrowAnnex is EscrowState {
         if (amount > order.maxCost) revert Errors.Escrow_OrderOverLimit(amount, order.maxCost);
         _lock(customer, terms.tokenId, amount);
         agreementId = _open(customer, termsId, regions, flags | FROM_ACCOUNT, 0, IConferenceEscrow.Status.Requested);
-        emit IConferenceEscrow.AgreementSigned(agreementId, termsId, customer, amount);
+        _announceSigned(agreementId, customer, amount, terms, surchargeBps, regions, flags, terms.maxDuration);
         emit IConferenceEscrow.OrderFilled(agreementId, customer, order.nonce);
     }
 
@@ -193,7 +193,20 @@ contract EscrowAnnex is EscrowState {
         for (uint256 i; i < terms.shares.length; ++i) {
             stored.shares.push(terms.shares[i]);
         }
-        emit IConferenceEscrow.TermsPublished(termsId, terms.offerId, terms.model, terms.price);
+        emit IConferenceEscrow.TermsPublished(
+            termsId,
+            terms.offerId,
+            terms.model,
+            terms.tokenId,
+            terms.price,
+            terms.maxDuration,
+            terms.minimumCharge,
+            terms.regions,
+            terms.gdpr,
+            terms.gdprSurchargeBps,
+            terms.regionSurchargeBps,
+            terms.monitor
+        );
         if (replacesTermsId != 0) _closeTerms(replacesTermsId);
     }
 

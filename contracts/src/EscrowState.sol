@@ -139,6 +139,32 @@ abstract contract EscrowState is AccessControl, EIP712, ReentrancyGuardTransient
         }
     }
 
+    /// @dev Announces a new agreement with everything its amounts depend on ({IConferenceEscrow-AgreementSigned}).
+    function _announceSigned(
+        uint256 agreementId,
+        address customer,
+        uint256 deposit,
+        IConferenceEscrow.Terms storage terms,
+        uint24 surchargeBps,
+        uint32 regions,
+        uint8 flags,
+        uint256 duration
+    ) internal {
+        emit IConferenceEscrow.AgreementSigned(
+            agreementId,
+            _agreements[agreementId].termsId,
+            customer,
+            deposit,
+            terms.model,
+            terms.tokenId,
+            terms.price,
+            surchargeBps,
+            regions,
+            flags & GDPR != 0,
+            duration
+        );
+    }
+
     /// @dev Whether `signature` over `digest` is the customer's. Its own key first: an EOA, and an EOA that
     /// delegated its code (EIP-7702), whose delegate need not implement ERC-1271 (the key still controls the
     /// account). Then, for an account with code, ERC-1271 (a smart-contract wallet, or a delegate that does).

@@ -170,6 +170,8 @@ interface RawLog {
   blockNumber: bigint;
   logIndex: number;
   transactionHash: `0x${string}`;
+  /** The block's time, when the node gives it with the log (anvil does); else read once per block. */
+  blockTimestamp?: bigint | null;
 }
 
 /** Blocks per `eth_getLogs` request: well under the limits public RPCs set. */
@@ -218,23 +220,18 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
   const toBlock = await client.getBlockNumber();
   const logs = await readEvents(client, cfg.escrow, escrowAbi, BigInt(cfg.deployBlock), toBlock);
 
-  // What the formulas need beyond the events: each agreement's stored constraints, price and surcharge,
-  // its terms, the time of each activation block (startedAt is the activation block's timestamp) and of
-  // each start request, and the activation window (whether a FlexiblePeriod start was owed an activation).
-  const ids = [...new Set(logs.filter((l) => l.eventName === 'AgreementSigned').map((l) => BigInt(l.args.agreementId as bigint)))];
-  const stored = new Map<number, { allowedRegions: number; gdpr: boolean; price: bigint; surchargeBps: number; model: number; tokenId: number }>();
-  await Promise.all(ids.map(async (id) => {
-    const a = (await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'agreementOf', args: [id] })) as {
-      allowedRegions: number; gdpr: boolean; price: bigint; surchargeBps: number; model: number; tokenId: number;
-    };
-    stored.set(Number(id), { allowedRegions: Number(a.allowedRegions), gdpr: a.gdpr, price: BigInt(a.price), surchargeBps: Number(a.surchargeBps), model: Number(a.model), tokenId: Number(a.tokenId) });
-  }));
+  // What the formulas need beyond the events: each agreement's terms (its model, price, surcharge and
+  // constraints are in its AgreementSigned event, the terms' own shares and margin are not in any), the
+  // time of each activation block (startedAt is the activation block's timestamp) and of each start
+  // request, and the activation window (whether a FlexiblePeriod start was owed an activation).
   const termsIds = [...new Set(logs.filter((l) => l.eventName === 'AgreementSigned').map((l) => Number(l.args.termsId)))];
   const terms = new Map<number, ChainTerms>();
   await Promise.all(termsIds.map(async (id) => terms.set(id, await readTerms(client, cfg, id))));
-  const timedBlocks = [...new Set(logs.filter((l) => l.eventName === 'AgreementActivated' || l.eventName === 'StartRequested').map((l) => l.blockNumber))];
+  const timed = logs.filter((l) => l.eventName === 'AgreementActivated' || l.eventName === 'StartRequested');
   const blockTime = new Map<bigint, number>();
-  await Promise.all(timedBlocks.map(async (n) => blockTime.set(n, Number((await client.getBlock({ blockNumber: n })).timestamp))));
+  for (const l of timed) if (l.blockTimestamp != null) blockTime.set(l.blockNumber, Number(l.blockTimestamp));
+  const untimed = [...new Set(timed.map((l) => l.blockNumber).filter((n) => !blockTime.has(n)))];
+  await Promise.all(untimed.map(async (n) => blockTime.set(n, Number((await client.getBlock({ blockNumber: n })).timestamp))));
   const activationWindow = Number(await client.readContract({ address: cfg.escrow, abi: escrowAbi, functionName: 'ACTIVATION_WINDOW' }));
   // Agreements opened from an account: `OrderFilled` follows their `AgreementSigned` in the same call.
   const orders = new Map(logs.filter((l) => l.eventName === 'OrderFilled').map((l) => [Number(l.args.agreementId as bigint), l.args.nonce as bigint]));
@@ -270,7 +267,8 @@ export async function readLedger(client: Reader, cfg: Config): Promise<Ledger> {
     const id = Number(a.agreementId as bigint);
     if (log.eventName === 'AgreementSigned') {
       const t = terms.get(Number(a.termsId))!;
-      const s = stored.get(id)!;
+      // As the escrow recorded it at signing, from the event alone.
+      const s = { allowedRegions: Number(a.allowedRegions), gdpr: a.gdpr as boolean, price: BigInt(a.price as bigint), surchargeBps: Number(a.surchargeBps), model: Number(a.model), tokenId: Number(a.tokenId) };
       const bps = surchargeBps(t, s.allowedRegions, s.gdpr);
       const model = MODELS[s.model];
       const orderNonce = orders.get(id) ?? null;

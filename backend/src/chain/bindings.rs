@@ -16,6 +16,8 @@ pub mod escrow {
 /// The code the escrow runs for its accounts, payouts, terms publishing and admin (deployed once, before
 /// the escrow, which takes its address; its functions are called at the escrow's address, through
 /// [`escrow::ConferenceEscrow`]).
+// Its ABI has the events it emits, whose generated constructors take every field (TermsPublished twelve).
+#[allow(clippy::too_many_arguments)]
 pub mod annex {
     alloy::sol!(
         #[sol(rpc)]

@@ -178,16 +178,6 @@ impl Chain {
         Ok((block.header.number, block.header.timestamp))
     }
 
-    pub async fn block_timestamp(&self, number: u64) -> Result<u64> {
-        let block = self
-            .provider
-            .get_block_by_number(BlockNumberOrTag::Number(number))
-            .await
-            .map_err(Error::chain)?
-            .ok_or_else(|| Error::Chain(format!("block {number} not found").into()))?;
-        Ok(block.header.timestamp)
-    }
-
     /// The escrow's logs in `[from, to]`.
     pub async fn logs(&self, from: u64, to: u64) -> Result<Vec<Log>> {
         let filter = Filter::new().address(self.escrow).from_block(from).to_block(to);
@@ -203,11 +193,6 @@ impl Chain {
             None => call,
         };
         call.call().await.map_err(Error::chain)
-    }
-
-    /// A terms version as the contract holds it at `block`.
-    pub async fn terms_at(&self, terms: u32, block: u64) -> Result<IConferenceEscrow::Terms> {
-        self.contract().termsOf(terms).block(block.into()).call().await.map_err(Error::chain)
     }
 
     /// The agreement's on-chain status (None: the contract has no such agreement) and `startedAt` now.

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::agreement::Model;
 
-/// What the backend keeps of one contract event. Facts the event does not carry (an agreement's model,
-/// price and constraints; a terms version's duration and token) are read from the contract's state at the
-/// event's own block, so they are exactly what the event refers to.
+/// What the backend keeps of one contract event, built from the log alone: the escrow's events carry an
+/// agreement's model, price, surcharge, constraints and duration, and a terms version's token, duration,
+/// minimum charge, regions and monitor; the times (`signed_at`, `requested_at`, `started_at`) are the
+/// block's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ChainEvent {

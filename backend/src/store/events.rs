@@ -2,9 +2,11 @@
 //! to replay), applied to the records in the same transaction as the cursor, and the rollback to a
 //! fork point by replay (see [`crate::watcher`] for why replay).
 
-use sqlx::{AnyConnection, Row};
+use std::collections::{BTreeMap, HashSet};
 
-use super::{Change, Store, feed, stored_wei};
+use sqlx::{AnyConnection, Row, any::AnyArguments, query::Query};
+
+use super::{Change, Dialect, Store, feed, stored_wei};
 use crate::{
     Error, Result,
     domain::{agreement::Model, event::ChainEvent},
@@ -70,34 +72,62 @@ impl Store {
         head_timestamp: u64,
         keep_from: u64,
     ) -> Result<()> {
+        let params = Params::of(self.dialect);
         let mut tx = self.pool.begin().await?;
-        for recorded in events {
-            let json = serde_json::to_string(&recorded.event).map_err(|e| Error::Config(e.to_string()))?;
-            let inserted = sqlx::query(
+        let mut new = HashSet::with_capacity(events.len());
+        let jsons = events
+            .iter()
+            .map(|recorded| serde_json::to_string(&recorded.event).map_err(|e| Error::Config(e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        let rows: Vec<_> = events.iter().zip(&jsons).collect();
+        for chunk in rows.chunks(rows_per_statement(6)) {
+            let sql = format!(
                 "INSERT INTO chain_events (block_number, log_index, block_hash, agreement_id, terms_id, event) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (block_number, log_index) DO NOTHING",
-            )
-            .bind(recorded.block as i64)
-            .bind(recorded.log_index as i64)
-            .bind(&recorded.block_hash)
-            .bind(recorded.event.agreement().map(|id| id as i64))
-            .bind(recorded.event.terms().map(|id| id as i64))
-            .bind(json)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
-                apply_event(&mut tx, &recorded.event).await?;
+                 VALUES {} ON CONFLICT (block_number, log_index) DO NOTHING RETURNING block_number, log_index",
+                params.rows(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (recorded, json) in chunk {
+                query = query
+                    .bind(recorded.block as i64)
+                    .bind(recorded.log_index as i64)
+                    .bind(&recorded.block_hash)
+                    .bind(recorded.event.agreement().map(|id| id as i64))
+                    .bind(recorded.event.terms().map(|id| id as i64))
+                    .bind(json.as_str());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                new.insert((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64));
             }
         }
-        for (number, hash) in blocks {
-            sqlx::query(
-                "INSERT INTO chain_blocks (number, hash) VALUES ($1, $2) \
-                 ON CONFLICT (number) DO UPDATE SET hash = excluded.hash",
-            )
-            .bind(*number as i64)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
+        // Applied in chain order, each unless it was kept already; a run of signatures (a catch-up is mostly
+        // those) is one statement per chunk: new agreements, which no other event of the run touches.
+        let fresh: Vec<&ChainEvent> =
+            events.iter().filter(|e| new.contains(&(e.block, e.log_index))).map(|e| &e.event).collect();
+        let mut rest = &fresh[..];
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|e| matches!(e, ChainEvent::Signed { .. })).count();
+            if run == 0 {
+                apply_event(&mut tx, first).await?;
+                rest = &rest[1..];
+            } else {
+                insert_signed(&mut tx, params, &rest[..run]).await?;
+                rest = &rest[run..];
+            }
+        }
+        // The range's last block may also hold events: one row per number, the last hash given.
+        let blocks: BTreeMap<u64, &String> = blocks.iter().map(|(number, hash)| (*number, hash)).collect();
+        let blocks: Vec<_> = blocks.into_iter().collect();
+        for chunk in blocks.chunks(rows_per_statement(2)) {
+            let sql = format!(
+                "INSERT INTO chain_blocks (number, hash) VALUES {} ON CONFLICT (number) DO UPDATE SET hash = excluded.hash",
+                params.rows(chunk.len(), 2)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (number, hash) in chunk {
+                query = query.bind(*number as i64).bind(hash.as_str());
+            }
+            query.execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM chain_blocks WHERE number < $1").bind(keep_from as i64).execute(&mut *tx).await?;
         let clock_moved = self.chain_time().await? != Some(head_timestamp);
@@ -236,44 +266,7 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
             .bind(monitor.as_deref())
         }
         ChainEvent::TermsClosed { terms } => sqlx::query("UPDATE terms SET open = 0 WHERE id = $1").bind(*terms as i64),
-        ChainEvent::Signed {
-            agreement,
-            terms,
-            customer,
-            deposit,
-            model,
-            token_id,
-            price,
-            surcharge_bps,
-            allowed_regions,
-            gdpr,
-            duration,
-            signed_at,
-            tx_hash,
-        } => {
-            let (status, session, requested_at) = signed_state(*model, *signed_at);
-            sqlx::query(
-                "INSERT INTO agreements (id, terms_id, model, customer, token_id, price, deposit, allowed_regions, \
-                 gdpr, duration, chain_status, session, signed_at, sign_tx, requested_at, surcharge_bps) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(*agreement as i64)
-            .bind(*terms as i64)
-            .bind(model.as_str())
-            .bind(customer)
-            .bind(*token_id as i64)
-            .bind(price)
-            .bind(deposit)
-            .bind(*allowed_regions as i64)
-            .bind(*gdpr as i64)
-            .bind(*duration as i64)
-            .bind(status)
-            .bind(session)
-            .bind(*signed_at as i64)
-            .bind(tx_hash)
-            .bind(requested_at)
-            .bind(i64::from(*surcharge_bps))
-        }
+        ChainEvent::Signed { .. } => return insert_signed(tx, Params::Numbered, &[event]).await,
         ChainEvent::WindowReserved { agreement, from, to } => {
             sqlx::query("UPDATE agreements SET window_from = $1, window_to = $2 WHERE id = $3")
                 .bind(*from as i64)
@@ -379,6 +372,117 @@ async fn apply_event(tx: &mut AnyConnection, event: &ChainEvent) -> Result<()> {
     };
     query.execute(&mut *tx).await?;
     Ok(())
+}
+
+/// Bind parameters per statement, under both databases' limits (SQLite's 32,766, PostgreSQL's 65,535).
+const MAX_BINDS: usize = 32_000;
+
+/// How many rows of `columns` binds one multi-row statement takes.
+fn rows_per_statement(columns: usize) -> usize {
+    MAX_BINDS / columns
+}
+
+/// How a statement names its parameters. Both databases take numbered ones (`$1`); but SQLite looks
+/// each numbered parameter up by its name when it is bound, a walk over the statement's parameters, so
+/// that binding a statement of thousands costs their square (a 32,000-parameter insert took seconds).
+/// Its anonymous `?`, bound in order, costs nothing: multi-row statements use it on SQLite.
+#[derive(Debug, Clone, Copy)]
+enum Params {
+    Numbered,
+    InOrder,
+}
+
+impl Params {
+    fn of(dialect: Dialect) -> Self {
+        match dialect {
+            Dialect::Sqlite => Self::InOrder,
+            Dialect::Postgres => Self::Numbered,
+        }
+    }
+
+    /// `($1, $2), ($3, $4), …` (or `(?, ?), (?, ?), …`): `rows` rows of `columns` parameters.
+    fn rows(self, rows: usize, columns: usize) -> String {
+        let mut sql = String::with_capacity(rows * columns * 8);
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for column in 0..columns {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                match self {
+                    Self::Numbered => {
+                        sql.push('$');
+                        sql.push_str(&(row * columns + column + 1).to_string());
+                    }
+                    Self::InOrder => sql.push('?'),
+                }
+            }
+            sql.push(')');
+        }
+        sql
+    }
+}
+
+/// The agreements that `signed` (all [`ChainEvent::Signed`]) open, in multi-row statements; one already
+/// stored is left as it is.
+async fn insert_signed(tx: &mut AnyConnection, params: Params, signed: &[&ChainEvent]) -> Result<()> {
+    const COLUMNS: usize = 16;
+    for chunk in signed.chunks(rows_per_statement(COLUMNS)) {
+        let sql = format!(
+            "INSERT INTO agreements (id, terms_id, model, customer, token_id, price, deposit, allowed_regions, gdpr, \
+             duration, chain_status, session, signed_at, sign_tx, requested_at, surcharge_bps) VALUES {} \
+             ON CONFLICT (id) DO NOTHING",
+            params.rows(chunk.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for event in chunk {
+            query = bind_signed(query, event)?;
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+fn bind_signed<'q>(
+    query: Query<'q, sqlx::Any, AnyArguments>,
+    event: &ChainEvent,
+) -> Result<Query<'q, sqlx::Any, AnyArguments>> {
+    let ChainEvent::Signed {
+        agreement,
+        terms,
+        customer,
+        deposit,
+        model,
+        token_id,
+        price,
+        surcharge_bps,
+        allowed_regions,
+        gdpr,
+        duration,
+        signed_at,
+        tx_hash,
+    } = event
+    else {
+        return Err(Error::Config(format!("not a signature: {event:?}")));
+    };
+    let (status, session, requested_at) = signed_state(*model, *signed_at);
+    Ok(query
+        .bind(*agreement as i64)
+        .bind(*terms as i64)
+        .bind(model.as_str())
+        .bind(customer.as_str())
+        .bind(*token_id as i64)
+        .bind(price.as_str())
+        .bind(deposit.as_str())
+        .bind(*allowed_regions as i64)
+        .bind(*gdpr as i64)
+        .bind(*duration as i64)
+        .bind(status)
+        .bind(session)
+        .bind(*signed_at as i64)
+        .bind(tx_hash.as_str())
+        .bind(requested_at)
+        .bind(i64::from(*surcharge_bps)))
 }
 
 /// What a signature makes of an agreement: FixedPrice and DynamicPrice ask for their one conference
@@ -492,4 +596,15 @@ async fn sum_wei(tx: &mut AnyConnection, agreement: u64, charge: &str) -> Result
         .await?;
     let Some(row) = row else { return Ok(charge.to_string()) };
     Ok((stored_wei(&row.get::<String, _>(0))? + stored_wei(charge)?).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Params;
+
+    #[test]
+    fn multi_row_parameters_are_numbered_for_postgres_and_in_order_for_sqlite() {
+        assert_eq!(Params::Numbered.rows(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(Params::InOrder.rows(2, 3), "(?, ?, ?), (?, ?, ?)");
+    }
 }

@@ -192,15 +192,56 @@ interface IConferenceEscrow {
         uint40 deadline;
     }
 
-    /// @notice Emitted when the offer book publishes a terms version: customers may sign it from now on.
-    event TermsPublished(uint32 indexed termsId, uint32 indexed offerId, IOfferBook.Model model, uint256 price);
+    /// @notice Emitted when the offer book publishes a terms version: customers may sign it from now on. It
+    /// carries every term an agreement's amounts and constraints depend on (all of {Terms} but its owner, margin
+    /// and shares, which the offer book's events give), so that an auditor or the backend needs no state read.
+    /// @param price The price per unit (per second; per minute for TimeLimited; the whole price for FixedPrice).
+    /// @param maxDuration The longest conference, or window, in seconds.
+    /// @param minimumCharge FlexiblePeriod only: the non-refundable charge for keeping the service ready (0 else).
+    /// @param regions, gdpr Where the providers serve, and whether all of them declare GDPR compliance.
+    /// @param gdprSurchargeBps, regionSurchargeBps The constraint surcharges an agreement may add.
+    /// @param monitor The monitor whose signed report alone settles conferences; address(0) for none.
+    event TermsPublished(
+        uint32 indexed termsId,
+        uint32 indexed offerId,
+        IOfferBook.Model model,
+        uint8 tokenId,
+        uint256 price,
+        uint256 maxDuration,
+        uint256 minimumCharge,
+        uint32 regions,
+        bool gdpr,
+        uint16 gdprSurchargeBps,
+        uint16 regionSurchargeBps,
+        address monitor
+    );
 
     /// @notice Emitted when a terms version closes to new agreements (replaced by a vote, or retired).
     event TermsClosed(uint32 indexed termsId);
 
-    /// @notice Emitted when a customer signs (pays for) an agreement.
+    /// @notice Emitted when a customer signs (pays for) an agreement, or the operator opens its order. It carries
+    /// everything the agreement's amounts depend on, as {agreementOf} returns them at signing, so that its
+    /// deposit and every later charge can be recomputed from events alone (see the README's price table).
+    /// @param deposit What the customer paid (direct) or what the order locked in its account.
+    /// @param price The terms' price per unit, before the surcharge.
+    /// @param surchargeBps The constraint surcharge, in basis points, applied to each amount as a whole.
+    /// @param allowedRegions The regions the conference may run in (already intersected with the terms').
+    /// @param gdpr Whether the customer requires GDPR compliance.
+    /// @param duration The longest the first conference may run: the terms' maximum (FixedPrice, DynamicPrice,
+    /// and every agreement opened from an account), the minutes bought in seconds (TimeLimited) or the reserved
+    /// window's length (FlexiblePeriod).
     event AgreementSigned(
-        uint256 indexed agreementId, uint32 indexed termsId, address indexed customer, uint256 deposit
+        uint256 indexed agreementId,
+        uint32 indexed termsId,
+        address indexed customer,
+        uint256 deposit,
+        IOfferBook.Model model,
+        uint8 tokenId,
+        uint256 price,
+        uint24 surchargeBps,
+        uint32 allowedRegions,
+        bool gdpr,
+        uint256 duration
     );
 
     /// @notice Emitted with {AgreementSigned} for a FlexiblePeriod agreement.

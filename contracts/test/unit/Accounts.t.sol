@@ -646,8 +646,12 @@ contract AccountsTest is UnitBase {
         _depositToAccount(0, FUNDS);
         uint256 balance = address(escrow).balance;
         IConferenceEscrow.Order memory order = _order(termsId, lock, 42);
+        IConferenceEscrow.Terms memory terms = escrow.termsOf(termsId);
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSigned(1, termsId, customer, lock);
+        // One conference of at most the terms' maxDuration, whatever the model.
+        emit IConferenceEscrow.AgreementSigned(
+            1, termsId, customer, lock, terms.model, 0, terms.price, 0, EU_US, false, terms.maxDuration
+        );
         vm.expectEmit();
         emit IConferenceEscrow.OrderFilled(1, customer, 42);
         uint256 id = _openOrder(order);

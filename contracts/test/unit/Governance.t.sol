@@ -331,7 +331,21 @@ contract GovernanceTest is UnitBase {
         assertEq(book.hasPassed(id), true, "passed");
 
         vm.expectEmit();
-        emit IConferenceEscrow.TermsPublished(7, DYNAMIC_OFFER, IOfferBook.Model.DynamicPrice, 1.2e12);
+        // Every term of the new version: the monitor narrows nothing (it serves everywhere) but is not GDPR-compliant.
+        emit IConferenceEscrow.TermsPublished(
+            7,
+            DYNAMIC_OFFER,
+            IOfferBook.Model.DynamicPrice,
+            0,
+            1.2e12,
+            MAX_DURATION,
+            0,
+            EU_US,
+            false,
+            GDPR_SURCHARGE_BPS,
+            REGION_SURCHARGE_BPS,
+            monitor
+        );
         vm.expectEmit();
         emit IConferenceEscrow.TermsClosed(dynamicTerms);
         vm.expectEmit();

@@ -251,7 +251,20 @@ contract OffersTest is UnitBase {
         _setComponent(monitor, offerId, 11);
 
         vm.expectEmit();
-        emit IConferenceEscrow.TermsPublished(6, offerId, IOfferBook.Model.FixedPrice, 5 + 7 + 11 + FIXED_MARGIN);
+        emit IConferenceEscrow.TermsPublished(
+            6,
+            offerId,
+            IOfferBook.Model.FixedPrice,
+            0,
+            5 + 7 + 11 + FIXED_MARGIN,
+            MAX_DURATION,
+            0,
+            EU_US,
+            false,
+            GDPR_SURCHARGE_BPS,
+            REGION_SURCHARGE_BPS,
+            monitor
+        );
         vm.expectEmit();
         emit IOfferBook.OfferOpened(offerId, 6);
         vm.prank(admin);

@@ -144,7 +144,19 @@ contract SignTest is UnitBase {
     function test_WhenFixedPriceInEth_Signs() public {
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSigned(1, fixedTerms, customer, FIXED_PRICE);
+        emit IConferenceEscrow.AgreementSigned(
+            1,
+            fixedTerms,
+            customer,
+            FIXED_PRICE,
+            IOfferBook.Model.FixedPrice,
+            0,
+            FIXED_PRICE,
+            0,
+            EU_US,
+            false,
+            MAX_DURATION
+        );
         vm.prank(customer);
         uint256 id = escrow.sign{value: FIXED_PRICE}(fixedTerms, 0, false);
 
@@ -217,9 +229,31 @@ contract SignTest is UnitBase {
         assertEq(escrow.depositOf(id), 0.11 ether, "deposit");
     }
 
+    function test_WhenConstrained_EventCarriesConstraintsAndSurcharge() public {
+        // GDPR (+20%) and EU only (+10%): the event alone gives the deposit, ⌊0.1 ether · 1.3⌋.
+        vm.expectEmit();
+        emit IConferenceEscrow.AgreementSigned(
+            1,
+            fixedTerms,
+            customer,
+            0.13 ether,
+            IOfferBook.Model.FixedPrice,
+            0,
+            FIXED_PRICE,
+            3000,
+            EU_ONLY,
+            true,
+            MAX_DURATION
+        );
+        vm.prank(customer);
+        escrow.sign{value: 0.13 ether}(fixedTerms, EU_ONLY, true);
+    }
+
     function test_WhenErc20Terms_PullsExactDeposit() public {
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSigned(1, usdTerms, customer, USD_DEPOSIT);
+        emit IConferenceEscrow.AgreementSigned(
+            1, usdTerms, customer, USD_DEPOSIT, IOfferBook.Model.DynamicPrice, usdId, 100, 0, EU_US, false, MAX_DURATION
+        );
         vm.prank(customer);
         uint256 id = escrow.sign(usdTerms, 0, false);
         assertEq(usd.balanceOf(customer), USD_MINTED - USD_DEPOSIT, "customer paid");
@@ -343,7 +377,19 @@ contract SignTest is UnitBase {
     function test_WhenBuyingMinutes_IdleAccountOpened() public {
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSigned(1, minutesTerms, customer, 10 * MINUTE_PRICE);
+        emit IConferenceEscrow.AgreementSigned(
+            1,
+            minutesTerms,
+            customer,
+            10 * MINUTE_PRICE,
+            IOfferBook.Model.TimeLimited,
+            0,
+            MINUTE_PRICE,
+            0,
+            EU_US,
+            false,
+            10 minutes
+        );
         vm.prank(customer);
         uint256 id = escrow.buyMinutes{value: 10 * MINUTE_PRICE}(minutesTerms, 0, false, 10);
 
@@ -448,7 +494,9 @@ contract SignTest is UnitBase {
         uint256 deposit = MINIMUM_CHARGE + 4000 * SECOND_PRICE; // 5e15
         uint256 before = customer.balance;
         vm.expectEmit();
-        emit IConferenceEscrow.AgreementSigned(1, flexibleTerms, customer, deposit);
+        emit IConferenceEscrow.AgreementSigned(
+            1, flexibleTerms, customer, deposit, IOfferBook.Model.FlexiblePeriod, 0, SECOND_PRICE, 0, EU_US, false, 4000
+        );
         vm.expectEmit();
         emit IConferenceEscrow.WindowReserved(1, from, to);
         vm.prank(customer);

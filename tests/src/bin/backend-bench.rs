@@ -236,9 +236,8 @@ async fn sign_in_blocks(devnet: &Devnet, n: u64) -> Result<()> {
 
 async fn catch_up(events: u64) -> Result<()> {
     let devnet = Devnet::start(&repo_root().join("anvil/node_modules/.bin/anvil"), 0).await?;
-    // One AgreementSigned event per signing, 250 to a block (100,000 in 400 blocks): anvil keeps the
-    // state of the last devnet::HISTORY_STATES blocks only, and the watcher reads each agreement's
-    // record at its event's block.
+    // One AgreementSigned event per signing, 250 to a block (100,000 in 400 blocks). The watcher reads
+    // no state: the events carry what it records, and anvil's logs their block times.
     eprintln!("signing {events} agreements (one event each)…");
     sign_in_blocks(&devnet, events).await?;
     let dir = std::env::temp_dir().join(format!("conference-bench-{}", std::process::id()));
