@@ -107,8 +107,10 @@ async fn dev(args: DevArgs) -> Result<()> {
     // The local chain is public to whoever reaches this machine: the page reads it directly.
     let mut service = args.service.clone();
     service.public_rpc_url = service.public_rpc_url.or_else(|| Some(devnet.rpc_url()));
+    // The backend follows the chain's new heads over WebSocket: a signature is seen as its block is
+    // mined, not at the next poll. (The page and MetaMask keep the HTTP URL.)
     let serve_args = ServeArgs {
-        rpc_url: devnet.rpc_url(),
+        rpc_url: devnet.ws_url(),
         escrow: devnet.escrow,
         start_block: devnet.deploy_block,
         operator: conference_backend::config::OperatorKeyArgs::raw(devnet.operator_key()),
