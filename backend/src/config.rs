@@ -86,7 +86,7 @@ pub struct ServiceArgs {
     pub fee_bump_after_secs: u64,
     /// The most operator calls (opening orders, activations, settlements, ...) sent in one `batch`
     /// transaction; more wait for the next settler pass.
-    #[arg(long, env = "OPERATOR_BATCH_SIZE", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=500))]
+    #[arg(long, env = "OPERATOR_BATCH_SIZE", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=500))]
     pub operator_batch_size: u64,
     /// The most blocks per `eth_getLogs` call.
     #[arg(long, env = "LOG_BATCH_BLOCKS", default_value_t = 2_000)]
