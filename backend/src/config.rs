@@ -86,7 +86,7 @@ pub struct ServiceArgs {
     pub fee_bump_after_secs: u64,
     /// The most operator calls (opening orders, activations, settlements, ...) sent in one `batch`
     /// transaction; more wait for the next settler pass.
-    #[arg(long, env = "OPERATOR_BATCH_SIZE", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=500))]
+    #[arg(long, env = "OPERATOR_BATCH_SIZE", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=500))]
     pub operator_batch_size: u64,
     /// The most blocks per `eth_getLogs` call.
     #[arg(long, env = "LOG_BATCH_BLOCKS", default_value_t = 2_000)]
@@ -94,6 +94,11 @@ pub struct ServiceArgs {
     /// How often the watcher polls the chain, in milliseconds.
     #[arg(long, env = "POLL_INTERVAL_MS", default_value_t = 250)]
     pub poll_interval_ms: u64,
+    /// With an `http(s)://` RPC URL, poll only: do not follow new heads over the WebSocket of the same
+    /// endpoint (`ws(s)://`, same host, port and path), which is tried by default and falls back to
+    /// polling where the node offers none.
+    #[arg(long)]
+    pub poll_only: bool,
     /// How often the monitor probes each running conference, in milliseconds.
     #[arg(long, env = "PROBE_INTERVAL_MS", default_value_t = 2_000)]
     pub probe_interval_ms: u64,
@@ -281,7 +286,8 @@ impl ServiceArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// JSON-RPC URL of the chain: `http(s)://` (polled) or `ws(s)://` (new heads pushed).
+    /// JSON-RPC URL of the chain: `ws(s)://` (new heads pushed), or `http(s)://` (requests over HTTP,
+    /// new heads followed over the same endpoint's WebSocket if it answers, else polled; see `--poll-only`).
     #[arg(long, env = "RPC_URL")]
     pub rpc_url: String,
     /// Address of the ConferenceEscrow contract.

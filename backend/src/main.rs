@@ -11,8 +11,34 @@ use conference_backend::{
 };
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    limit_malloc_arenas();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: the async runtime: {err}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(run());
+}
+
+/// glibc's malloc gives threads that allocate at once arenas of their own (up to eight per core) and
+/// keeps each arena's peak resident: the bursts of the loops' threads (a ramp of thousands of agreements)
+/// stayed in memory long after. Two arenas, unless `MALLOC_ARENA_MAX` says otherwise: at 10,000 live
+/// agreements the backend's resident memory measured 73.5 MB instead of 106 MB (backend-bench loop).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called before any other thread of the process exists; it sets one of the allocator's
+        // parameters, which glibc documents as safe to change at any time.
+        unsafe {
+            nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+async fn run() {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -107,8 +133,10 @@ async fn dev(args: DevArgs) -> Result<()> {
     // The local chain is public to whoever reaches this machine: the page reads it directly.
     let mut service = args.service.clone();
     service.public_rpc_url = service.public_rpc_url.or_else(|| Some(devnet.rpc_url()));
+    // The backend follows the chain's new heads over WebSocket: a signature is seen as its block is
+    // mined, not at the next poll. (The page and MetaMask keep the HTTP URL.)
     let serve_args = ServeArgs {
-        rpc_url: devnet.rpc_url(),
+        rpc_url: devnet.ws_url(),
         escrow: devnet.escrow,
         start_block: devnet.deploy_block,
         operator: conference_backend::config::OperatorKeyArgs::raw(devnet.operator_key()),

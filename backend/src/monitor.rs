@@ -16,7 +16,7 @@
 //! [`next_step`]: crate::domain::step::next_step
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -25,12 +25,12 @@ use tracing::warn;
 use crate::{
     Result,
     domain::{
-        agreement::{Agreement, ChainStatus, ConferenceState, Model},
+        agreement::ConferenceState,
         availability::{ChainClock, ProbeOutcome, ProbeResult, pass_interval, slot_of},
         conference::{Roster, lowercase},
     },
     orchestrator::Orchestrator,
-    store::{Store, now_wall_ms},
+    store::{Store, conferences::Watched, now_wall_ms},
 };
 
 pub struct Monitor {
@@ -62,57 +62,50 @@ impl Monitor {
 
     /// Probes every conference the customer is paying for whose current slot has no probe yet: each
     /// active one, and the warm one of a FlexiblePeriod window (its readiness is what the minimum charge
-    /// pays for).
+    /// pays for). Reads only those conferences' narrow columns ([`Store::watched_conferences`]): a
+    /// pass costs a small row per running conference and a probe per conference whose slot turned.
     pub async fn pass(&self) -> Result<()> {
         let mut probes = Vec::new();
-        let agreements = self.store.open_agreements().await?;
+        let watched = self.store.watched_conferences().await?;
         // On the chain's clock, from the newest block the watcher recorded: no request to the node per pass,
         // and probing goes on through an outage of the node (the conferences' availability does not
         // depend on it).
         let newest = self.store.chain_time().await?;
         let now_ms = self.clock.lock().expect("not poisoned").tick(newest, now_wall_ms());
-        self.probed
-            .lock()
-            .expect("not poisoned")
-            .retain(|(id, session), _| agreements.iter().any(|a| a.id == *id && a.session == *session));
-        for a in agreements {
-            let warm = a.model == Model::FlexiblePeriod
-                && a.chain_status == ChainStatus::Idle
-                && a.conference_state == ConferenceState::Running;
-            // A conference the customer stopped by signature is removed before its stop reaches the
-            // chain: from the signed time on, it is not owed, so its absence is no outage.
-            if (a.chain_status != ChainStatus::Active && !warm) || a.signed_stop_of_running().is_some() {
-                continue;
-            }
+        {
+            let current: HashSet<(u64, u64)> = watched.iter().map(|w| (w.agreement, w.session)).collect();
+            self.probed.lock().expect("not poisoned").retain(|key, _| current.contains(key));
+        }
+        let roster_needed = self.orchestrator.takes_roster();
+        for w in watched {
             // Slots count from the conference's start, or the window's for a warm one.
-            let start = if warm { a.window_from } else { a.started_at };
-            let Some(slot) = start.and_then(|start| slot_of(start, self.interval_ms, now_ms)) else { continue };
-            if self.probed.lock().expect("not poisoned").get(&(a.id, a.session)) == Some(&slot) {
+            let Some(slot) = slot_of(w.slots_from, self.interval_ms, now_ms) else { continue };
+            if self.probed.lock().expect("not poisoned").get(&(w.agreement, w.session)) == Some(&slot) {
                 continue;
             }
             // An active agreement whose conference is not running is down, whatever the reason.
-            let outcome = if a.conference_state == ConferenceState::Running {
-                let roster = self.roster(&a).await?;
-                self.orchestrator.probe(a.id, Some(&roster)).await?
+            let outcome = if w.conference_state == ConferenceState::Running {
+                let roster = if roster_needed { Some(self.roster(&w).await?) } else { None };
+                self.orchestrator.probe(w.agreement, roster.as_ref()).await?
             } else {
-                ProbeOutcome::down(format!("conference {}", a.conference_state.as_str()))
+                ProbeOutcome::down(format!("conference {}", w.conference_state.as_str()))
             };
-            if !outcome.ok && self.changed_meanwhile(&a).await? {
+            if !outcome.ok && self.changed_meanwhile(&w).await? {
                 // Removed on purpose while the probe ran (stopped, ended): not an outage.
                 continue;
             }
             if outcome.lost
-                && a.conference_state == ConferenceState::Running
-                && self.store.conference_lost(a.id).await?
+                && w.conference_state == ConferenceState::Running
+                && self.store.conference_lost(w.agreement).await?
             {
-                warn!(agreement = a.id, session = a.session, detail = %outcome.detail, "conference lost: it will be deployed again");
+                warn!(agreement = w.agreement, session = w.session, detail = %outcome.detail, "conference lost: it will be deployed again");
                 self.metrics.conference_lost();
             }
             self.metrics.probe(outcome.ok);
-            self.probed.lock().expect("not poisoned").insert((a.id, a.session), slot);
+            self.probed.lock().expect("not poisoned").insert((w.agreement, w.session), slot);
             probes.push(ProbeResult {
-                agreement: a.id,
-                session: a.session,
+                agreement: w.agreement,
+                session: w.session,
                 at_ms: now_ms,
                 ok: outcome.ok,
                 detail: Some(outcome.detail),
@@ -123,11 +116,11 @@ impl Monitor {
 
     /// Who may be in the agreement's conference now (its customer, the participants it registered and
     /// the terms' monitor, lowercase addresses) and at what quality.
-    async fn roster(&self, a: &Agreement) -> Result<Roster> {
-        let mut admitted = BTreeSet::from([a.customer.to_lowercase()]);
+    async fn roster(&self, w: &Watched) -> Result<Roster> {
+        let mut admitted = BTreeSet::from([w.customer.to_lowercase()]);
         // The terms' independent monitor probes as a participant: never put out.
-        admitted.extend(a.monitor.clone());
-        let settings = self.store.conference_settings(a.id).await?;
+        admitted.extend(w.monitor.clone());
+        let settings = self.store.conference_settings(w.agreement).await?;
         if let Some(settings) = &settings {
             admitted.extend(settings.participants.iter().map(|(address, _)| lowercase(*address)));
         }
@@ -137,12 +130,12 @@ impl Monitor {
 
     /// Whether the agreement's record moved on since `seen` was read (another status, conference state,
     /// session, or a signed stop).
-    async fn changed_meanwhile(&self, seen: &Agreement) -> Result<bool> {
-        Ok(self.store.agreement(seen.id).await?.is_none_or(|now| {
+    async fn changed_meanwhile(&self, seen: &Watched) -> Result<bool> {
+        Ok(self.store.agreement(seen.agreement).await?.is_none_or(|now| {
             now.chain_status != seen.chain_status
                 || now.conference_state != seen.conference_state
                 || now.session != seen.session
-                || now.signed_stop.is_some() != seen.signed_stop.is_some()
+                || now.signed_stop.is_some() != seen.stop_signed
         }))
     }
 }

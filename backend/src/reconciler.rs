@@ -42,7 +42,8 @@ use crate::{
     wake::Changed,
 };
 
-/// How often a pass looks at every open agreement, not only those the watcher marked as changed.
+/// How often a pass looks at every open agreement the clock may have moved (see
+/// [`Store::due_agreements`]), not only those the watcher marked as changed.
 pub const FULL_PASS_EVERY: Duration = Duration::from_millis(500);
 
 /// The times the reconciler decides by: the contract's activation window (seconds) and the probe
@@ -100,9 +101,9 @@ impl Reconciler {
         }
     }
 
-    /// One pass: over every open agreement if [`FULL_PASS_EVERY`] has gone by since the last such pass
-    /// (or the watcher rolled back), else over those the watcher marked. Each agreement is reconciled
-    /// in a task of its own.
+    /// One pass: over every open agreement that may have a step by the clock ([`Store::due_agreements`])
+    /// if [`FULL_PASS_EVERY`] has gone by since the last such pass (or the watcher rolled back), else
+    /// over those the watcher marked. Each agreement is reconciled in a task of its own.
     pub async fn pass(self: &Arc<Self>) -> Result<()> {
         let marked = self.changed.take();
         let full = {
@@ -115,18 +116,33 @@ impl Reconciler {
         };
         let agreements = match marked {
             Some(ids) if !full => {
+                if ids.is_empty() {
+                    return Ok(());
+                }
                 let mut agreements = Vec::with_capacity(ids.len());
                 for id in ids {
                     agreements.extend(self.store.agreement(id).await?);
                 }
                 agreements
             }
-            _ => self.store.open_agreements().await?,
+            // What only the clock moves (an end time, a window, an expired activation or stop) and
+            // retries: the store selects what may have a step by the chain's clock, not every open
+            // agreement (the live ones wait, and cost the pass nothing).
+            _ => {
+                let (_, chain_now) = self.chain.head().await?;
+                let due = self.store.due_agreements(chain_now, self.activation_window).await?;
+                return self.reconcile_all(due, chain_now).await;
+            }
         };
         if agreements.is_empty() {
             return Ok(());
         }
         let (_, chain_now) = self.chain.head().await?;
+        self.reconcile_all(agreements, chain_now).await
+    }
+
+    /// Reconciles each agreement in a task of its own, unless its task is still at work.
+    async fn reconcile_all(self: &Arc<Self>, agreements: Vec<Agreement>, chain_now: u64) -> Result<()> {
         for agreement in agreements {
             if !self.in_flight.lock().await.insert(agreement.id) {
                 // Its task is still at work; the change is looked at again on the next pass.

@@ -65,6 +65,7 @@ pub async fn serve(
     let limits = Limits::from_args(&service.http)?;
     let store = Store::open(&service.database_url()).await?;
     let chain = Chain::connect(&args.rpc_url, args.escrow, signer).await?;
+    let chain = if service.poll_only { chain.polled() } else { chain };
     let metrics = Metrics::new();
     let activation_window = chain.activation_window().await?;
     info!(chain_id = chain.chain_id, escrow = %chain.escrow, operator = %chain.operator_address, activation_window, "connected");

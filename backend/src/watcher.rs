@@ -17,13 +17,13 @@
 //! operator calls of rebuilt agreements are reopened so that the settler checks them against the chain
 //! again (see [`crate::settler`]).
 //!
-//! Wake-ups. Over `ws://`/`wss://` the watcher also follows new heads ([`follow_new_heads`]) and reads
+//! Wake-ups. Over `ws://`/`wss://`, or a WebSocket beside an `http(s)://` node that offers one, the
+//! watcher also follows new heads ([`follow_new_heads`]) and reads
 //! as soon as a block arrives; it still reads logs by range from the cursor, so a dropped subscription
 //! loses nothing (it is resubscribed, and the poll interval remains as a fallback).
 
 use std::{sync::Arc, time::Duration};
 
-use alloy::providers::Provider;
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
@@ -192,25 +192,32 @@ where
 /// Over a pubsub connection (WebSocket), wakes `wake` at every new head, resubscribing whenever the
 /// subscription ends; over HTTP returns at once (the watcher polls).
 pub async fn follow_new_heads(chain: Chain, wake: Arc<Notify>) {
-    if !chain.is_pubsub() {
+    if !chain.follows_new_heads() {
         return;
     }
-
+    // Beside an HTTP node that offers no WebSocket, the watcher polls: asked again ever less often.
+    let mut retry = Duration::from_secs(1);
     loop {
-        match chain.provider.subscribe_blocks().await {
-            Ok(subscription) => {
-                info!("following new heads");
-                let mut heads = subscription.into_stream();
-                while let Some(header) = heads.next().await {
-                    debug!(block = header.number, "new head");
+        match chain.new_heads().await {
+            Ok(mut heads) => {
+                info!(beside_http = chain.new_heads_beside(), "following new heads");
+                retry = Duration::from_secs(1);
+                while let Some(number) = heads.next().await {
+                    debug!(block = number, "new head");
                     wake.notify_one();
                 }
                 warn!("the new-heads subscription ended; subscribing again");
             }
-            Err(err) => warn!(%err, "could not subscribe to new heads; retrying"),
+            Err(err) if retry == Duration::from_secs(1) => {
+                warn!(%err, beside_http = chain.new_heads_beside(), "could not subscribe to new heads; polling meanwhile")
+            }
+            Err(err) => debug!(%err, "could not subscribe to new heads; polling meanwhile"),
         }
         // Whatever was missed meanwhile is read by range from the cursor.
         wake.notify_one();
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(retry).await;
+        if chain.new_heads_beside().is_some() {
+            retry = (retry * 2).min(Duration::from_secs(60));
+        }
     }
 }

@@ -31,6 +31,7 @@ on_both_databases!(
     the_api_answers_bad_ids_with_a_clear_4xx,
     one_replica_at_a_time_holds_the_lease_until_it_expires_or_is_given_up,
     the_api_shows_an_agreement_its_offer_and_the_calls_the_page_makes,
+    the_full_pass_and_the_monitor_read_only_what_can_move,
 );
 
 fn signed_agreement_events() -> Vec<ChainEvent> {
@@ -193,4 +194,135 @@ async fn one_replica_at_a_time_holds_the_lease_until_it_expires_or_is_given_up(s
     assert_eq!(store.acquire_lease("leader", "a", TTL_MS).await.unwrap(), None, "only the holder gives it up");
     store.release_lease("leader", "b").await.unwrap();
     assert_eq!(store.acquire_lease("leader", "a", TTL_MS).await.unwrap(), Some(1), "given up: free at once");
+}
+
+/// Agreement `id` as [`common::signed`] signs agreement 1, of `model`.
+fn signed_as(id: u64, model: conference_backend::domain::agreement::Model) -> ChainEvent {
+    match common::signed() {
+        ChainEvent::Signed {
+            terms,
+            customer,
+            deposit,
+            token_id,
+            price,
+            surcharge_bps,
+            allowed_regions,
+            gdpr,
+            duration,
+            signed_at,
+            tx_hash,
+            ..
+        } => ChainEvent::Signed {
+            agreement: id,
+            terms,
+            customer,
+            deposit,
+            model,
+            token_id,
+            price,
+            surcharge_bps,
+            allowed_regions,
+            gdpr,
+            duration,
+            signed_at,
+            tx_hash,
+        },
+        other => other,
+    }
+}
+
+/// The reconciler's full pass reads only the agreements that may have a step by the chain's clock
+/// (`Store::due_agreements`): it must never leave out one whose next step is not `Wait` (an end time
+/// reached, an activation still open or expired with its conference up, a signed stop, a lost
+/// conference, a window opening or closing), and it leaves out the live ones that only wait. And the
+/// monitor reads the conferences it owes probes (`Store::watched_conferences`), in narrow columns.
+async fn the_full_pass_and_the_monitor_read_only_what_can_move(store: Store) {
+    use conference_backend::domain::{
+        agreement::{ConferenceState as K, Model},
+        step::{Step, next_step},
+        stop::SignedStop,
+    };
+    use conference_backend::store::outbox::OutboxState;
+    const WINDOW: u64 = 600;
+    let t0 = common::SIGNED_AT;
+    let activated = |agreement| ChainEvent::Activated {
+        agreement,
+        started_at: t0 + 5,
+        ends_at: t0 + 5 + 3600,
+        region: 0,
+        tx_hash: format!("0xa{agreement}"),
+    };
+    let mut events = vec![common::terms_published()];
+    events.extend((1..=9).map(|id| {
+        let model = match id {
+            8 => Model::TimeLimited,
+            9 => Model::FlexiblePeriod,
+            _ => Model::DynamicPrice,
+        };
+        signed_as(id, model)
+    }));
+    // 3: live, at rest; 4: live with its stop signed; 5: live, its conference lost; 6: ended, still up;
+    // 7: ended, removed (to settle).
+    events.extend([3, 4, 5, 6, 7].map(activated));
+    events.push(ChainEvent::Ended { agreement: 6, ended_at: t0 + 50, tx_hash: "0xe6".into() });
+    events.push(ChainEvent::Ended { agreement: 7, ended_at: t0 + 50, tx_hash: "0xe7".into() });
+    // 9: a FlexiblePeriod window from t0 + 100 to t0 + 200.
+    events.push(ChainEvent::WindowReserved { agreement: 9, from: t0 + 100, to: t0 + 200 });
+    store.apply_events(&events, 10, t0 + 5).await.unwrap();
+    for id in [2, 3, 4, 5, 6, 9] {
+        store.conference_running(id, &common::deployed()).await.unwrap();
+    }
+    assert!(store.conference_lost(5).await.unwrap());
+    store.conference_removed(7).await.unwrap();
+    let stop =
+        SignedStop { started_at: t0 + 5, stopped_at: t0 + 100, deadline: t0 + 1_000, signature: vec![1; 65].into() };
+    assert!(store.record_signed_stop(4, 1, &stop).await.unwrap());
+    // Agreement 3's end is queued already (as if a pass had reached its end time).
+    let end = OperatorCall::End { agreement: 3, session: 1, started_at: t0 + 5 };
+    assert!(store.enqueue(&end).await.unwrap());
+
+    let due_at = |now: u64| {
+        let store = store.clone();
+        async move { store.due_agreements(now, WINDOW).await.unwrap().iter().map(|a| a.id).collect::<Vec<_>>() }
+    };
+    for now in [t0, t0 + 50, t0 + 150, t0 + 250, t0 + WINDOW + 1, t0 + 1_001, t0 + 3_605, t0 + 5_000] {
+        let due = due_at(now).await;
+        for a in store.open_agreements().await.unwrap() {
+            let step = next_step(&a, now, WINDOW);
+            let queued = match step.call() {
+                Some(call) => store.is_queued(a.id, a.session, call).await.unwrap(),
+                None => false,
+            };
+            if step != Step::Wait && !queued {
+                assert!(due.contains(&a.id), "at {now}: agreement {} has {step:?} to take but was left out", a.id);
+            }
+        }
+    }
+    // At rest, agreement 3 (live, no stop signed, its end ahead), the idle TimeLimited one and the warm
+    // conference in its window wait: they are not read.
+    assert_eq!(due_at(t0 + 150).await, [1, 2, 4, 5, 6, 7]);
+    assert!(due_at(t0 + 50).await.contains(&9), "a warm conference before its window opens is removed");
+    assert!(due_at(t0 + 250).await.contains(&9), "the window passed: its conference goes, its minimum is charged");
+    // The activation window passed: the one without a conference waits for its reclaim; the one with a
+    // conference must remove it.
+    let expired = due_at(t0 + WINDOW + 1).await;
+    assert!(!expired.contains(&1) && expired.contains(&2), "{expired:?}");
+    // The stop's deadline passed: it runs on, like any live agreement, until its end time.
+    assert!(!due_at(t0 + 1_001).await.contains(&4));
+    let ended = due_at(t0 + 3_605).await;
+    assert!(ended.contains(&4), "the end time reached: {ended:?}");
+    assert!(!ended.contains(&3), "its end is queued already: it waits on the chain");
+    // The queued end failed: the agreement is read again, and the reconciler queues it once more.
+    let item = store.outbox_of(3).await.unwrap().into_iter().find(|i| i.call == end).unwrap();
+    store.outbox_finished(item.id, OutboxState::Failed, "Escrow_WrongStatus").await.unwrap();
+    assert!(due_at(t0 + 3_605).await.contains(&3), "a failed call with retries left is a step to retry");
+    assert!(!due_at(t0 + 3_604).await.contains(&3), "before its end time it waits, failed call or not");
+
+    // The monitor: the active conferences without a signed stop of them (running or lost), and the warm
+    // conference of the FlexiblePeriod window, with the time its slots count from.
+    let watched = store.watched_conferences().await.unwrap();
+    let seen: Vec<_> = watched.iter().map(|w| (w.agreement, w.conference_state, w.slots_from)).collect();
+    assert_eq!(seen, [(3, K::Running, t0 + 5), (5, K::Removed, t0 + 5), (9, K::Running, t0 + 100)]);
+    assert!(watched.iter().all(|w| !w.stop_signed && w.customer == common::CUSTOMER));
+    assert_eq!(watched.iter().map(|w| w.session).collect::<Vec<_>>(), [1, 1, 0], "a window is session 0");
 }

@@ -185,6 +185,29 @@ async fn a_whole_round_over_websocket_is_driven_by_new_heads() -> Result<()> {
     Ok(())
 }
 
+/// Given an HTTP URL, the backend follows new heads over the same node's WebSocket (anvil serves both on
+/// one port) and sends its requests over HTTP; with `--poll-only` it polls, the fallback for a node that
+/// offers no WebSocket.
+#[tokio::test(flavor = "multi_thread")]
+async fn over_http_new_heads_come_from_the_same_node_and_polling_is_the_fallback() -> Result<()> {
+    // The watcher polls once an hour: only new heads can wake it.
+    let flags = ["--poll-interval-ms", "3600000", "--probe-interval-ms", "3600000"];
+    let mut stack = Stack::start_with("heads-beside-http", false, &flags).await?;
+    let (id, _) = stack.customer_signs().await?;
+    stack.wait_status(id, "active", STEP).await?;
+    let log = std::fs::read_to_string(stack.data_dir.join("backend.log"))?;
+    let followed = log.matches("following new heads").count();
+    assert!(followed >= 1, "the backend followed new heads beside its HTTP connection");
+
+    // Polling only, every 100 ms: the next agreement is seen by a poll, and nothing subscribes.
+    stack.restart_with(None, &["--poll-only", "--poll-interval-ms", "100"]).await?;
+    let (id, _) = stack.customer_signs().await?;
+    stack.wait_status(id, "active", STEP).await?;
+    let log = std::fs::read_to_string(stack.data_dir.join("backend.log"))?;
+    assert_eq!(log.matches("following new heads").count(), followed, "no subscription with --poll-only");
+    Ok(())
+}
+
 /// With `--confirmations 2` the watcher reads an event only once two blocks are on top of it, and an
 /// operator call counts as done only once its receipt is two blocks deep. Blocks are mined by hand here
 /// (automine mines one per transaction), so every wait is on the chain, not on the clock.

@@ -78,6 +78,28 @@ pub fn calldata(call: &OperatorCall) -> Bytes {
     .into()
 }
 
+/// How long the WebSocket beside an HTTP node may take to open before the watcher polls instead.
+const HEADS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where a [`Chain`] follows new heads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Heads {
+    Connection,
+    Beside(String),
+    Polled,
+}
+
+/// The WebSocket URL of the node an HTTP(S) URL names: the same host, port and path (`ws://` for
+/// `http://`, `wss://` for `https://`), as anvil, geth, reth and most providers serve both on one
+/// endpoint. None for another scheme.
+pub fn websocket_of(rpc_url: &str) -> Option<String> {
+    match rpc_url.split_once("://") {
+        Some(("http", rest)) => Some(format!("ws://{rest}")),
+        Some(("https", rest)) => Some(format!("wss://{rest}")),
+        _ => None,
+    }
+}
+
 /// A block as the watcher checks it against what it stored.
 #[derive(Debug, Clone, Default)]
 pub struct BlockRef {
@@ -92,6 +114,9 @@ pub struct Chain {
     pub provider: DynProvider,
     /// Whether the connection is a WebSocket (subscriptions work) rather than HTTP.
     pubsub: bool,
+    /// Where new heads are followed from: over the connection itself (WebSocket), over a WebSocket to
+    /// the same node beside an HTTP connection, or nowhere (the watcher polls).
+    heads: Heads,
     pub escrow: Address,
     pub chain_id: u64,
     operator: EthereumWallet,
@@ -116,12 +141,73 @@ impl Chain {
         if code.is_empty() {
             return Err(Error::Config(format!("no contract at escrow address {escrow} on chain {chain_id}")));
         }
-        Ok(Self { provider, pubsub, escrow, chain_id, operator_address: signer.address(), operator: signer.into() })
+        let heads = if pubsub { Heads::Connection } else { websocket_of(rpc_url).map_or(Heads::Polled, Heads::Beside) };
+        Ok(Self {
+            provider,
+            pubsub,
+            heads,
+            escrow,
+            chain_id,
+            operator_address: signer.address(),
+            operator: signer.into(),
+        })
+    }
+
+    /// Polls an HTTP node without looking for its WebSocket endpoint (the watcher reads every poll
+    /// interval, and only then).
+    pub fn polled(mut self) -> Self {
+        if !self.pubsub {
+            self.heads = Heads::Polled;
+        }
+        self
     }
 
     /// Whether the connection can subscribe (WebSocket).
     pub fn is_pubsub(&self) -> bool {
         self.pubsub
+    }
+
+    /// Whether new heads are followed (over the connection, or a WebSocket beside an HTTP one).
+    pub fn follows_new_heads(&self) -> bool {
+        !matches!(self.heads, Heads::Polled)
+    }
+
+    /// Whether new heads come over a WebSocket of their own beside an HTTP connection: a node may not
+    /// offer one, and polling is then all there is.
+    pub fn new_heads_beside(&self) -> Option<&str> {
+        match &self.heads {
+            Heads::Beside(url) => Some(url),
+            _ => None,
+        }
+    }
+
+    /// The numbers of new heads as the node announces them. Beside an HTTP connection, the WebSocket is
+    /// opened for this subscription alone (requests stay on HTTP, which needs no reconnecting after an
+    /// outage) and closes with the stream.
+    pub async fn new_heads(&self) -> Result<futures::stream::BoxStream<'static, u64>> {
+        use futures::StreamExt;
+        let provider = match &self.heads {
+            Heads::Connection => self.provider.clone(),
+            Heads::Beside(url) => {
+                let ws = alloy::providers::WsConnect::new(url.as_str());
+                let connect = ProviderBuilder::new().disable_recommended_fillers().connect_ws(ws);
+                tokio::time::timeout(HEADS_CONNECT_TIMEOUT, connect)
+                    .await
+                    .map_err(|_| Error::Config(format!("{}: no answer", redact_url(url))))?
+                    .map_err(Error::chain)?
+                    .erased()
+            }
+            Heads::Polled => return Ok(futures::stream::empty().boxed()),
+        };
+        let subscription = provider.subscribe_blocks().await.map_err(Error::chain)?;
+        // The stream keeps its provider (and so its WebSocket) for as long as it is followed.
+        Ok(subscription
+            .into_stream()
+            .map(move |header| {
+                let _open = &provider;
+                header.number
+            })
+            .boxed())
     }
 
     /// The canonical block at `number`, if the chain has one there.

@@ -256,6 +256,11 @@ impl Devnet {
         format!("http://127.0.0.1:{}", self.anvil.port())
     }
 
+    /// The same node's WebSocket endpoint (anvil serves both on one port): new heads are pushed.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.anvil.port())
+    }
+
     pub fn operator_key(&self) -> String {
         hex::encode_prefixed(self.operator.to_bytes())
     }

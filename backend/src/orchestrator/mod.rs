@@ -77,6 +77,12 @@ impl Orchestrator {
         }
     }
 
+    /// Whether [`Self::probe`] uses the roster it is given (who may be in the conference): only local
+    /// rooms put out a participant the customer removed, so the others are spared its reads.
+    pub fn takes_roster(&self) -> bool {
+        matches!(self, Self::Local(_))
+    }
+
     /// Whether the agreement's conference answers now (before it is activated).
     pub async fn answers(&self, agreement: u64) -> Result<bool> {
         match self {

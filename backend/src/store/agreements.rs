@@ -3,7 +3,7 @@
 
 use sqlx::{Row, any::AnyRow};
 
-use super::{Change, Store, now_wall, stored_seconds, stored_wei};
+use super::{Change, Store, now_wall, outbox::MAX_RETRIES, stored_seconds, stored_wei};
 use crate::{
     Result,
     domain::{
@@ -99,6 +99,56 @@ impl Store {
             "WHERE a.chain_status NOT IN ('settled', 'refunded') \
              OR a.conference_state IN ('running', 'deploying') ORDER BY a.id"
         ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(agreement_from_row).collect()
+    }
+
+    /// The open agreements that may have a step to take at `chain_now` (see [`next_step`]), for the
+    /// reconciler's full pass: a superset of those whose next step is neither `Wait` nor a chain step
+    /// whose call is queued already, and nearly none of the others. At rest nearly every live agreement is active with its conference running,
+    /// no stop signed and its end time ahead: it waits whatever happens, until an event (which the
+    /// watcher marks) or the clock (its end time, compared here) moves it. So the pass reads a handful
+    /// of rows, not one per live agreement.
+    ///
+    /// [`next_step`]: crate::domain::step::next_step
+    pub async fn due_agreements(&self, chain_now: u64, activation_window: u64) -> Result<Vec<Agreement>> {
+        // Each line is a branch of next_step that does not wait; `up` is a conference running or being
+        // deployed. A chain step whose call is queued already (`queued`, as `is_queued` says) waits on the
+        // chain too: an activation, end or settlement in flight is not read again each pass (under load,
+        // thousands wait so). The store's tests check the superset against next_step itself.
+        let rows = sqlx::query(agreements_where!(
+            "WHERE (a.chain_status NOT IN ('settled', 'refunded') OR a.conference_state IN ('running', 'deploying')) \
+             AND ( \
+               a.chain_status = 'ended' AND (a.conference_state IN ('running', 'deploying') \
+                  OR NOT EXISTS (SELECT 1 FROM outbox o WHERE o.agreement_id = a.id AND o.session = a.session \
+                     AND o.call = 'settle' AND (o.state <> 'failed' OR o.retries >= $3))) \
+               OR (a.chain_status IN ('settled', 'refunded') OR (a.chain_status = 'idle' AND a.model <> 'flexiblePeriod')) \
+                  AND a.conference_state IN ('running', 'deploying') \
+               OR a.chain_status = 'requested' AND ( \
+                  a.conference_state = 'deploying' \
+                  OR a.conference_state = 'running' AND (a.requested_at + $2 < $1 \
+                     OR NOT EXISTS (SELECT 1 FROM outbox o WHERE o.agreement_id = a.id AND o.session = a.session \
+                        AND o.call = 'activate' AND (o.state <> 'failed' OR o.retries >= $3))) \
+                  OR a.conference_state NOT IN ('running', 'deploying') AND a.requested_at + $2 >= $1 \
+                  OR a.model = 'flexiblePeriod' AND a.window_to <= $1 \
+                     AND (a.conference_state IN ('running', 'deploying') \
+                        OR a.requested_at IS NULL OR a.requested_at + $2 >= a.window_to)) \
+               OR a.chain_status = 'active' AND ( \
+                  a.conference_state <> 'running' \
+                  OR s.started_at = a.started_at AND s.deadline >= $1 \
+                  OR a.ends_at <= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.agreement_id = a.id AND o.session = a.session \
+                        AND o.call = 'end' AND (o.state <> 'failed' OR o.retries >= $3))) \
+               OR a.chain_status = 'idle' AND a.model = 'flexiblePeriod' AND ( \
+                  a.window_to IS NULL OR a.window_to <= $1 \
+                  OR a.window_from <= $1 AND a.conference_state <> 'running' \
+                  OR (a.window_from IS NULL OR a.window_from > $1) AND a.conference_state IN ('running', 'deploying')) \
+             ) ORDER BY a.id"
+        ))
+        .bind(stored_seconds(chain_now)?)
+        .bind(stored_seconds(activation_window)?)
+        .bind(MAX_RETRIES as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(agreement_from_row).collect()

@@ -7,10 +7,32 @@ use super::{Change, Store, feed, now_wall, stored_seconds};
 use crate::{
     Error, Result,
     domain::{
+        agreement::{ChainStatus, ConferenceState},
         availability::{Probe, ProbeResult, ProbeTally, Record, Report},
         conference::Deployed,
     },
 };
+
+/// Probes written by one `INSERT` (six parameters each): SQLite's driver looks each numbered parameter
+/// up by name, so a statement's cost grows with the square of its parameters; 32 rows keep that small.
+const PROBES_PER_INSERT: usize = 32;
+
+/// A conference the monitor owes probes, as [`Store::watched_conferences`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched {
+    pub agreement: u64,
+    pub session: u64,
+    pub chain_status: ChainStatus,
+    pub conference_state: ConferenceState,
+    /// Unix seconds its slots count from: the conference's start, or the window's for a warm one.
+    pub slots_from: u64,
+    pub customer: String,
+    /// The terms' independent monitor, if they name one.
+    pub monitor: Option<String>,
+    /// Whether a stop of the agreement's current session is signed (of another conference: this one
+    /// is still owed).
+    pub stop_signed: bool,
+}
 
 impl Store {
     /// Marks a deploy as started, before the orchestrator is asked, so a crash leaves a trace.
@@ -77,6 +99,40 @@ impl Store {
         Ok(row.get::<i64, _>(0) as u64)
     }
 
+    /// The conferences the monitor owes a probe per slot, in its narrow columns only (it reads them every
+    /// pass, a few times a slot, with thousands running): each active agreement's, unless its customer
+    /// signed a stop of it (from the signed time on it is not owed), and the warm conference of a
+    /// FlexiblePeriod window. Rows are streamed into the narrow values, never held whole.
+    pub async fn watched_conferences(&self) -> Result<Vec<Watched>> {
+        use futures::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT a.id, a.session, a.chain_status, a.conference_state, a.customer, t.monitor, \
+             CASE WHEN a.chain_status = 'idle' THEN a.window_from ELSE a.started_at END AS slots_from, \
+             CAST(CASE WHEN s.started_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS stop_signed \
+             FROM agreements a LEFT JOIN signed_stops s ON s.agreement_id = a.id AND s.session = a.session \
+             LEFT JOIN terms t ON t.id = a.terms_id \
+             WHERE (a.chain_status = 'active' AND (s.started_at IS NULL OR s.started_at <> a.started_at) \
+                    OR a.chain_status = 'idle' AND a.model = 'flexiblePeriod' AND a.conference_state = 'running') \
+             ORDER BY a.id",
+        )
+        .fetch(&self.pool);
+        let mut watched = Vec::new();
+        while let Some(r) = rows.try_next().await? {
+            let Some(slots_from) = r.get::<Option<i64>, _>("slots_from") else { continue };
+            watched.push(Watched {
+                agreement: r.get::<i64, _>("id") as u64,
+                session: r.get::<i64, _>("session") as u64,
+                chain_status: r.get::<String, _>("chain_status").parse()?,
+                conference_state: r.get::<String, _>("conference_state").parse()?,
+                slots_from: slots_from as u64,
+                customer: r.get("customer"),
+                monitor: r.get("monitor"),
+                stop_signed: r.get::<i64, _>("stop_signed") != 0,
+            });
+        }
+        Ok(watched)
+    }
+
     /// Stores a pass's probes in one transaction: one write to the disk per pass, however many
     /// conferences run (a transaction per probe made the monitor the store's busiest writer).
     pub async fn record_probes(&self, probes: &[ProbeResult]) -> Result<()> {
@@ -85,18 +141,29 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         let at = now_wall();
-        for probe in probes {
-            sqlx::query(
-                "INSERT INTO probes (agreement_id, session, wall_at, at_ms, ok, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(probe.agreement as i64)
-            .bind(probe.session as i64)
-            .bind(at)
-            .bind(i64::try_from(probe.at_ms).unwrap_or(i64::MAX))
-                .bind(probe.ok as i64)
-                .bind(probe.detail.as_deref())
-                .execute(&mut *tx)
-                .await?;
+        // Many rows a statement: one parse and one round trip for each chunk, not for each probe.
+        for chunk in probes.chunks(PROBES_PER_INSERT) {
+            let mut sql =
+                String::from("INSERT INTO probes (agreement_id, session, wall_at, at_ms, ok, detail) VALUES ");
+            for i in 0..chunk.len() {
+                let n = i * 6;
+                let sep = if i == 0 { "" } else { ", " };
+                sql.push_str(&format!("{sep}(${}, ${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
+            }
+            // A full chunk's statement is kept prepared; a pass's remainder (another length each time)
+            // is not, or every length would stay cached on every connection.
+            // Safe: the text holds only the numbered placeholders written above; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == PROBES_PER_INSERT);
+            for probe in chunk {
+                query = query
+                    .bind(probe.agreement as i64)
+                    .bind(probe.session as i64)
+                    .bind(at)
+                    .bind(i64::try_from(probe.at_ms).unwrap_or(i64::MAX))
+                    .bind(probe.ok as i64)
+                    .bind(probe.detail.as_deref());
+            }
+            query.execute(&mut *tx).await?;
         }
         let changes = feed::coalesce(probes.iter().map(|probe| Change::Agreement(probe.agreement)));
         self.publish(&mut tx, &changes).await?;

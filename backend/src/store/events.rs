@@ -130,7 +130,11 @@ impl Store {
             query.execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM chain_blocks WHERE number < $1").bind(keep_from as i64).execute(&mut *tx).await?;
-        let clock_moved = self.chain_time().await? != Some(head_timestamp);
+        // Read on the transaction's own connection: asking the pool for another while holding the write
+        // lock deadlocks (until the busy timeout) once every other connection waits for that lock.
+        let before =
+            sqlx::query("SELECT head_timestamp FROM chain_cursor WHERE id = 1").fetch_optional(&mut *tx).await?;
+        let clock_moved = before.map(|r| r.get::<i64, _>(0) as u64) != Some(head_timestamp);
         set_cursor(&mut tx, next_block, head_timestamp).await?;
         let changes: Vec<Change> = match clock_moved {
             true => vec![Change::All],

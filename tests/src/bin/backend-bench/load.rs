@@ -311,8 +311,13 @@ struct Level {
 /// agreements. Then the backend's resident memory and its CPU over `idle` with nothing else going on.
 pub async fn live_levels(kind: Kind, levels: &[usize], samples: usize, idle: Duration, websocket: bool) -> Result<()> {
     ensure!(samples > 0 && !levels.is_empty(), "at least one level and one sample");
-    // The service's own probe interval (2 s), not the tests' quicker one.
-    let flags = ["--orchestrator", kind.name(), "--probe-interval-ms", "2000"];
+    // The service's own probe interval (2 s), not the tests' quicker one. Over HTTP the backend polls
+    // only: the figure is the fallback's, for a node without WebSocket (by default it would follow the
+    // same node's new heads over WebSocket, as the `ws` figures do).
+    let mut flags = vec!["--orchestrator", kind.name(), "--probe-interval-ms", "2000"];
+    if !websocket {
+        flags.push("--poll-only");
+    }
     let stack = Stack::start_with(&format!("bench-loop-{}", kind.name()), websocket, &flags).await?;
     let transport = if websocket { "ws" } else { "http" };
     let pid = stack.backend_pid().context("the backend runs")?;
@@ -476,18 +481,13 @@ fn level_figures(kind: Kind, transport: &str, samples: usize, idle: Duration, le
             high.live, low.live, high.live, low.live
         );
         let e = |v1: f64, v2: f64| exponent(low.live as f64, v1.max(0.01), high.live as f64, v2.max(0.01));
-        for (key, what_grows, k) in [
-            ("deploy_p50", "signing block to deploy call (p50)", e(low.deploy.0, high.deploy.0)),
-            ("activation_p50", "signing block to activation receipt (p50)", e(low.activation.0, high.activation.0)),
-            ("rss", "resident memory", e(low.rss_mb, high.rss_mb)),
-            ("cpu", "idle CPU", e(low.cpu_percent, high.cpu_percent)),
-        ] {
+        for (key, what_grows, v1, v2) in growing(low, high) {
             figures.push(Figure {
                 id: format!("backend.loop.{name}.growth.{key}"),
                 group: "Backend loop",
                 label: format!("growth of {what_grows} with live agreements, {what}, {transport} (exponent k)"),
                 unit: "ratio",
-                samples: vec![k],
+                samples: vec![e(v1, v2)],
                 target: None,
                 note: Some(growth_note.clone()),
             });
@@ -502,7 +502,44 @@ fn level_figures(kind: Kind, transport: &str, samples: usize, idle: Duration, le
             note: Some(format!("the growth of the idle CPU share {span}, per 1,000 agreements")),
         });
     }
+    // Between each level and the next (1 → 100 → 1,000 → 10,000): where a figure starts to grow.
+    for pair in levels.windows(2) {
+        let (low, high) = (&pair[0], &pair[1]);
+        let note = format!(
+            "k in value ∝ n^k between {} and {} live, n the live agreements: log(value at {} ÷ value at {}) ÷ \
+             log({} ÷ {}); 0 is constant (O(1)), 1 linear (O(n)), 2 quadratic",
+            low.live, high.live, high.live, low.live, high.live, low.live
+        );
+        let e = |v1: f64, v2: f64| exponent(low.live as f64, v1.max(0.01), high.live as f64, v2.max(0.01));
+        for (key, what_grows, v1, v2) in growing(low, high) {
+            figures.push(Figure {
+                id: format!("backend.loop.{name}.growth.{key}.live{}to{}", low.live, high.live),
+                group: "Backend loop",
+                label: format!(
+                    "growth of {what_grows} from {} to {} live, {what}, {transport} (exponent k)",
+                    low.live, high.live
+                ),
+                unit: "ratio",
+                samples: vec![e(v1, v2)],
+                target: None,
+                note: Some(note.clone()),
+            });
+        }
+    }
     figures
+}
+
+/// Each loop figure of two levels, for its growth: (id key, what it is, value at the lower level, at the
+/// higher).
+fn growing(low: &Level, high: &Level) -> [(&'static str, &'static str, f64, f64); 6] {
+    [
+        ("deploy_p50", "signing block to deploy call (p50)", low.deploy.0, high.deploy.0),
+        ("deploy_p99", "signing block to deploy call (p99)", low.deploy.1, high.deploy.1),
+        ("activation_p50", "signing block to activation receipt (p50)", low.activation.0, high.activation.0),
+        ("activation_p99", "signing block to activation receipt (p99)", low.activation.1, high.activation.1),
+        ("rss", "resident memory", low.rss_mb, high.rss_mb),
+        ("cpu", "idle CPU", low.cpu_percent, high.cpu_percent),
+    ]
 }
 
 /// Prints the exponent of each figure's growth between consecutive levels, and what it suggests.
@@ -511,23 +548,15 @@ fn print_growth(levels: &[Level]) {
     for pair in levels.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         let (n1, n2) = (a.live as f64, b.live as f64);
-        let e = |v1: f64, v2: f64| exponent(n1, v1, n2, v2);
-        let (deploy, activation, rss, cpu) = (
-            e(a.deploy.0, b.deploy.0),
-            e(a.activation.0, b.activation.0),
-            e(a.rss_mb, b.rss_mb),
-            e(a.cpu_percent.max(0.01), b.cpu_percent.max(0.01)),
-        );
-        println!(
-            "  {:>6} → {:<6} deploy p50 {deploy:+.2} ({}), activation p50 {activation:+.2} ({}), \
-             resident memory {rss:+.2} ({}), idle CPU {cpu:+.2} ({})",
-            a.live,
-            b.live,
-            complexity(deploy),
-            complexity(activation),
-            complexity(rss),
-            complexity(cpu)
-        );
+        let e = |v1: f64, v2: f64| exponent(n1, v1.max(0.01), n2, v2.max(0.01));
+        let shown: Vec<String> = growing(a, b)
+            .iter()
+            .map(|(key, _, v1, v2)| {
+                let k = e(*v1, *v2);
+                format!("{key} {k:+.2} ({})", complexity(k))
+            })
+            .collect();
+        println!("  {:>6} → {:<6} {}", a.live, b.live, shown.join(", "));
     }
 }
 
@@ -537,7 +566,8 @@ fn print_growth(levels: &[Level]) {
 /// is then checked to the wei, and every agreement deployed exactly once.
 pub async fn throughput(agreements: usize) -> Result<()> {
     let flags = ["--orchestrator", "noop", "--probe-interval-ms", "2000"];
-    let stack = Stack::start_with("bench-throughput", false, &flags).await?;
+    // Over WebSocket, the backend's default wherever the node offers it: new heads pushed.
+    let stack = Stack::start_with("bench-throughput", true, &flags).await?;
     let customers = Customers::new(&stack.devnet, STREAMS).await?;
     let from_block = stack.customer.get_block_number().await? + 1;
     println!("throughput: {agreements} agreements through the whole loop, no-op orchestrator, {STREAMS} customers");
@@ -620,7 +650,8 @@ pub async fn throughput(agreements: usize) -> Result<()> {
                 note: Some(format!(
                     "{agreements} agreements from {STREAMS} customers signing at once, each stopped as soon as it \
                  was activated; from the first signing sent to the last settlement seen; every settlement \
-                 checked to the wei; a block of every transaction waiting mined each 200 ms"
+                 checked to the wei; a block of every transaction waiting mined each 200 ms; the backend \
+                 follows new heads over WebSocket"
                 )),
             },
             Figure {
