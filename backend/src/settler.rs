@@ -56,12 +56,12 @@ use crate::{
     chain::{Chain, batch, calldata},
     domain::{
         agreement::ChainStatus,
-        operator::{Fees, SignedTx},
+        operator::{Fees, MAX_RETRIES, SignedTx},
     },
     store::{
         Store, now_wall,
         orders::OrderRecord,
-        outbox::{Attempt, BatchMember, MAX_RETRIES, OutboxItem, OutboxState},
+        outbox::{Attempt, BatchMember, OutboxItem, OutboxState},
     },
 };
 

@@ -5,6 +5,10 @@ use alloy::primitives::{B256, Bytes};
 
 use crate::domain::{agreement::ChainStatus, stop::SignedStop};
 
+/// How often a failed call is queued again while the reconciler still finds it due; then it stays failed
+/// (cancelled), and the agreement waits for the customer's reclaim or anyone's overdue settlement.
+pub const MAX_RETRIES: u64 = 3;
+
 /// A call the operator makes on an agreement. Each names the conference it is about by the time the
 /// chain records in the agreement's `startedAt` while the call is due (the request time before
 /// activation, the start time after it, 0 for a FlexiblePeriod window that was never used), so a call

@@ -3,11 +3,12 @@
 
 use sqlx::{Row, any::AnyRow};
 
-use super::{Change, Store, now_wall, outbox::MAX_RETRIES, stored_seconds, stored_wei};
+use super::{Change, Store, now_wall, stored_seconds, stored_wei};
 use crate::{
     Result,
     domain::{
         agreement::{Agreement, ConferenceState, Model, Session, Terms},
+        operator::MAX_RETRIES,
         stop::SignedStop,
     },
 };

@@ -9,7 +9,7 @@ use sqlx::{Row, any::AnyRow};
 use super::{Change, Store, agreements::signed_stop_from_row, feed, now_wall};
 use crate::{
     Error, Result,
-    domain::operator::{OperatorCall, SignedTx},
+    domain::operator::{MAX_RETRIES, OperatorCall, SignedTx},
 };
 
 /// Outbox rows with the signed stop a stopAndSettle call submits, then `$tail`.
@@ -83,10 +83,6 @@ pub struct OutboxItem {
     #[serde(skip)]
     pub created_wall_at: i64,
 }
-
-/// How often a failed call is queued again while the reconciler still finds it due; then it stays failed
-/// (cancelled), and the agreement waits for the customer's reclaim or anyone's overdue settlement.
-pub const MAX_RETRIES: u64 = 3;
 
 /// A call or order of a batch about to be signed: which, and its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
