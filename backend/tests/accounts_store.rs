@@ -8,13 +8,13 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use conference_backend::{
     domain::{
         event::ChainEvent,
-        operator::{Fees, OperatorCall, SignedTx},
+        operator::{Fees, MAX_RETRIES, OperatorCall, SignedTx},
         order::{Order, OrderStatus, SignedOrder},
     },
     store::{
         Store,
         events::RecordedEvent,
-        outbox::{BatchMember, MAX_RETRIES, OutboxState},
+        outbox::{BatchMember, OutboxState},
     },
 };
 
