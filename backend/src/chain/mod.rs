@@ -172,11 +172,12 @@ impl Chain {
         !matches!(self.heads, Heads::Polled)
     }
 
-    /// Whether new heads come over a WebSocket of their own beside an HTTP connection: a node may not
-    /// offer one, and polling is then all there is.
-    pub fn new_heads_beside(&self) -> Option<&str> {
+    /// The WebSocket new heads come over beside an HTTP connection, its credentials redacted (it is for
+    /// logs): a node may not offer one, and polling is then all there is. None over a WebSocket
+    /// connection, or when polling only.
+    pub fn new_heads_beside(&self) -> Option<String> {
         match &self.heads {
-            Heads::Beside(url) => Some(url),
+            Heads::Beside(url) => Some(redact_url(url)),
             _ => None,
         }
     }
