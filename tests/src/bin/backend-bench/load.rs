@@ -595,8 +595,10 @@ pub async fn throughput(agreements: usize, path: Path) -> Result<()> {
 /// Customers of the account path: each deposits once, then posts its orders one after another (the
 /// backend accepts one order at a time; more customers would only queue there).
 const ACCOUNT_CUSTOMERS: usize = 32;
-/// Requests to the API in flight at once on the account path (orders and stops together).
-const IN_FLIGHT: usize = 64;
+/// Requests to the API in flight at once on the account path (orders and stops together), and the
+/// connections kept for them: under the backend's 64 connections per client (more are closed at once),
+/// with room for the stack's own reads.
+const IN_FLIGHT: usize = 48;
 
 /// The JSON body of `POST /api/orders`: `order` signed by `key` in the escrow's EIP-712 domain.
 fn order_body(key: &PrivateKeySigner, order: &Order, chain_id: u64, escrow: Address) -> Result<serde_json::Value> {
@@ -691,7 +693,7 @@ async fn throughput_account(agreements: usize) -> Result<()> {
     let cpu_before = (cpu_seconds(backend)?, tree_cpu_seconds(anvil)?, cpu_seconds(bench)?);
     let miner_handle = Customers::new(&stack.devnet, 0).await?;
     let miner = Miner::start(&miner_handle).await?;
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(IN_FLIGHT).build()?;
     let limit = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let started = Instant::now();
     let ordering = {
