@@ -735,11 +735,14 @@ async fn throughput_account(agreements: usize) -> Result<()> {
     let (mut open_txs, mut activate_txs, mut settle_txs) = (HashSet::new(), HashSet::new(), HashSet::new());
     let (mut waiting, mut stops, mut done) = (Vec::<u64>::new(), Vec::new(), 0usize);
     let mut ordering = Some(ordering);
+    // When the API had accepted every order: how fast orders alone go in.
+    let mut ordered_in = None;
     let mut last_report = Instant::now();
     while done < agreements {
         ensure!(started.elapsed() < WAIT, "{done} of {agreements} settled within {WAIT:?}\n{}", stack.log_tail());
         if let Some(task) = ordering.take_if(|task| task.is_finished()) {
             task.await??;
+            ordered_in = Some(started.elapsed().as_secs_f64());
         }
         for log in opened.poll_logs(&rpc, escrow).await? {
             let customer = Address::from_word(log.topics()[2]);
@@ -787,6 +790,11 @@ async fn throughput_account(agreements: usize) -> Result<()> {
     if let Some(task) = ordering {
         task.await??;
     }
+    let ordered_in = ordered_in.unwrap_or(seconds);
+    println!(
+        "  every order accepted by the API after {ordered_in:.1} s ({:.0} orders/s, {n_customers} customers posting)",
+        agreements as f64 / ordered_in
+    );
     for stop in stops {
         stop.await??;
     }
