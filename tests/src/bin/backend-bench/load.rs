@@ -804,7 +804,7 @@ async fn throughput_account(agreements: usize) -> Result<()> {
         "  {agreements} settled in {seconds:.1} s: {rate:.0} agreements/s; the backend's CPU {backend_ms:.2} ms per \
          agreement (one core would keep up with {:.0}/s), anvil's {anvil_percent:.0} % of a core, the bench's own \
          {bench_percent:.0} %; the operator's batches: {} opening ({:.1} orders each), {} activating ({:.1} each), \
-         {} settling ({:.1} each); checking each settlement…",
+         {} settling ({:.1} each), {} operator transactions in all; checking each settlement…",
         1e3 / backend_ms,
         open_txs.len(),
         per_batch(&open_txs),
@@ -812,6 +812,7 @@ async fn throughput_account(agreements: usize) -> Result<()> {
         per_batch(&activate_txs),
         settle_txs.len(),
         per_batch(&settle_txs),
+        open_txs.iter().chain(&activate_txs).chain(&settle_txs).collect::<HashSet<_>>().len(),
     );
     let mut ids: Vec<u64> = customer_of.keys().copied().collect();
     ids.sort_unstable();
