@@ -209,7 +209,8 @@ bench-backend: build postgres janus
 	$(BENCH_BIN) loop --orchestrator noop --live $(BENCH_NOOP_LIVE) --samples $(BENCH_SAMPLES) --websocket
 	$(BENCH_BIN) loop --orchestrator noop --live $(BENCH_NOOP_LIVE) --samples $(BENCH_SAMPLES)
 	$(BENCH_BIN) loop --orchestrator local --live $(BENCH_LOCAL_LIVE) --samples $(BENCH_SAMPLES)
-	$(BENCH_BIN) throughput --agreements $(BENCH_AGREEMENTS)
+	$(BENCH_BIN) throughput --agreements $(BENCH_AGREEMENTS) --path account
+	$(BENCH_BIN) throughput --agreements $(BENCH_AGREEMENTS) --path direct
 	$(BENCH_BIN) room-start --samples 20
 	$(BENCH_BIN) monitor-cost --conferences 100
 	$(BENCH_BIN) streams --streams 1000 --database sqlite

@@ -9,7 +9,9 @@
 //!   number of live agreements, with how each grows (the exponent between levels);
 //! - `throughput`: N agreements through sign, deploy, activate, stop, undeploy and settle (no-op
 //!   orchestrator), agreements per second from the first signing to the last settlement, each
-//!   settlement checked to the wei;
+//!   settlement checked to the wei; `--path account` (the default): customers deposit once and post
+//!   signed orders and stops, the operator batches every call; `--path direct`: a signing and a stop
+//!   transaction per agreement;
 //! - `room-start`: from the signing block to the local room answering its health check;
 //! - `streams`: N open progress streams: the backend's CPU at rest and memory per stream, and how long
 //!   a new block takes to reach every stream (p50, p99, max), on SQLite or (`--database postgres`) on
@@ -89,6 +91,10 @@ enum Command {
     Throughput {
         #[arg(long, default_value_t = 2_000)]
         agreements: usize,
+        /// Account: one deposit per customer, then signed orders and stops through the API (the operator
+        /// batches every call). Direct: a signing and a stop transaction per agreement.
+        #[arg(long, value_enum, default_value_t = load::Path::Account)]
+        path: load::Path,
     },
     /// Open progress streams: the backend's CPU at rest, memory per stream, and a new block to every
     /// stream.
@@ -185,7 +191,7 @@ async fn main() -> Result<()> {
         Command::Loop { orchestrator, live, samples, idle_secs, websocket } => {
             load::live_levels(orchestrator, &live, samples, Duration::from_secs(idle_secs), websocket).await
         }
-        Command::Throughput { agreements } => load::throughput(agreements).await,
+        Command::Throughput { agreements, path } => load::throughput(agreements, path).await,
         Command::RoomStart { samples } => load::room_start(samples).await,
         Command::MonitorCost { conferences, interval_ms, secs } => {
             monitor::monitor_cost(conferences, interval_ms, secs).await
