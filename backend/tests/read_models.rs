@@ -26,37 +26,11 @@ const THIRD: &str = "0x90F79bf6EB2c4f870365E5551e1D95a87d6c43c4";
 
 /// Agreement `id` on terms 1, signed by `customer`.
 fn signed_by(id: u64, customer: &str) -> ChainEvent {
-    let ChainEvent::Signed {
-        terms,
-        deposit,
-        model,
-        token_id,
-        price,
-        surcharge_bps,
-        allowed_regions,
-        gdpr,
-        duration,
-        signed_at,
-        ..
-    } = common::signed()
-    else {
-        unreachable!()
-    };
-    ChainEvent::Signed {
-        agreement: id,
-        terms,
-        customer: customer.into(),
-        deposit,
-        model,
-        token_id,
-        price,
-        surcharge_bps,
-        allowed_regions,
-        gdpr,
-        duration,
-        signed_at,
-        tx_hash: format!("0x{id:064x}"),
+    let mut event = common::signed();
+    if let ChainEvent::Signed { agreement, customer: signer, tx_hash, .. } = &mut event {
+        (*agreement, *signer, *tx_hash) = (id, customer.into(), format!("0x{id:064x}"));
     }
+    event
 }
 
 async fn get(url: String) -> (u16, Value) {

@@ -198,37 +198,11 @@ async fn one_replica_at_a_time_holds_the_lease_until_it_expires_or_is_given_up(s
 
 /// Agreement `id` as [`common::signed`] signs agreement 1, of `model`.
 fn signed_as(id: u64, model: conference_backend::domain::agreement::Model) -> ChainEvent {
-    match common::signed() {
-        ChainEvent::Signed {
-            terms,
-            customer,
-            deposit,
-            token_id,
-            price,
-            surcharge_bps,
-            allowed_regions,
-            gdpr,
-            duration,
-            signed_at,
-            tx_hash,
-            ..
-        } => ChainEvent::Signed {
-            agreement: id,
-            terms,
-            customer,
-            deposit,
-            model,
-            token_id,
-            price,
-            surcharge_bps,
-            allowed_regions,
-            gdpr,
-            duration,
-            signed_at,
-            tx_hash,
-        },
-        other => other,
+    let mut event = common::signed();
+    if let ChainEvent::Signed { agreement, model: signed_model, .. } = &mut event {
+        (*agreement, *signed_model) = (id, model);
     }
+    event
 }
 
 /// The reconciler's full pass reads only the agreements that may have a step by the chain's clock

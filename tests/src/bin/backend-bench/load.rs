@@ -866,29 +866,8 @@ async fn throughput_account(agreements: usize) -> Result<()> {
                      the backend follows new heads over WebSocket"
                 )),
             },
-            Figure {
-                id: "backend.throughput.noop.backend_cpu".into(),
-                group: "Backend loop",
-                label: "the backend's CPU per agreement through the whole loop (no-op orchestrator, account path)"
-                    .into(),
-                unit: "ms",
-                samples: vec![backend_ms],
-                target: None,
-                note: Some(
-                    "utime + stime of the backend process over the throughput run, divided by the agreements: \
-                     1,000 ÷ this is what one core of backend alone would sustain"
-                        .into(),
-                ),
-            },
-            Figure {
-                id: "backend.throughput.noop.anvil_cpu".into(),
-                group: "Backend loop",
-                label: "anvil's CPU during the throughput run (% of one core, account path)".into(),
-                unit: "%",
-                samples: vec![anvil_percent],
-                target: None,
-                note: Some("utime + stime of the anvil process tree over the run's wall time".into()),
-            },
+            backend_cpu("backend.throughput.noop", "account path", backend_ms),
+            anvil_cpu("backend.throughput.noop", "account path", anvil_percent),
             Figure {
                 id: "backend.throughput.noop.bench_cpu".into(),
                 group: "Backend loop",
@@ -998,34 +977,44 @@ async fn throughput_direct(agreements: usize) -> Result<()> {
                  follows new heads over WebSocket"
                 )),
             },
-            Figure {
-                id: "backend.throughput.noop.direct.backend_cpu".into(),
-                group: "Backend loop",
-                label: "the backend's CPU per agreement through the whole loop (no-op orchestrator, direct path)".into(),
-                unit: "ms",
-                samples: vec![backend_ms],
-                target: None,
-                note: Some(
-                    "utime + stime of the backend process over the throughput run, divided by the agreements: \
-                 1,000 ÷ this is what one core of backend alone would sustain"
-                        .into(),
-                ),
-            },
-            Figure {
-                id: "backend.throughput.noop.direct.anvil_cpu".into(),
-                group: "Backend loop",
-                label: "anvil's CPU during the throughput run (% of one core, direct path)".into(),
-                unit: "%",
-                samples: vec![anvil_percent],
-                target: None,
-                note: Some(
-                    "utime + stime of the anvil process over the run's wall time: near 100 % the chain, not the \
-                 backend, sets the pace (anvil mines on one thread)"
-                        .into(),
-                ),
-            },
+            backend_cpu("backend.throughput.noop.direct", "direct path", backend_ms),
+            anvil_cpu("backend.throughput.noop.direct", "direct path", anvil_percent),
         ],
     )
+}
+
+/// The backend's CPU per agreement over a throughput run whose rate is figure `rate_id`.
+fn backend_cpu(rate_id: &str, path: &str, backend_ms: f64) -> Figure {
+    Figure {
+        id: format!("{rate_id}.backend_cpu"),
+        group: "Backend loop",
+        label: format!("the backend's CPU per agreement through the whole loop (no-op orchestrator, {path})"),
+        unit: "ms",
+        samples: vec![backend_ms],
+        target: None,
+        note: Some(
+            "utime + stime of the backend process over the throughput run, divided by the agreements: \
+             1,000 ÷ this is what one core of backend alone would sustain"
+                .into(),
+        ),
+    }
+}
+
+/// anvil's CPU over a throughput run whose rate is figure `rate_id`.
+fn anvil_cpu(rate_id: &str, path: &str, anvil_percent: f64) -> Figure {
+    Figure {
+        id: format!("{rate_id}.anvil_cpu"),
+        group: "Backend loop",
+        label: format!("anvil's CPU during the throughput run (% of one core, {path})"),
+        unit: "%",
+        samples: vec![anvil_percent],
+        target: None,
+        note: Some(
+            "utime + stime of the anvil process tree over the run's wall time: near 100 % the chain, not the \
+             backend, sets the pace (anvil mines on one thread)"
+                .into(),
+        ),
+    }
 }
 
 /// `samples` agreements, one after another, on the local orchestrator: from sending the signing
