@@ -161,7 +161,9 @@ async fn a_gap_in_the_operators_probing_counts_against_the_availability_exactly(
     let (id, _) = stack.customer_signs().await?;
     stack.wait_status(id, "active", STEP).await?;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    // The backend is away for three seconds: ten slots of 300 ms without a probe.
+    // The backend is away for three seconds and its restart: ten slots of 300 ms, of which at least nine
+    // whole ones go without a probe (the slot it is killed in may already hold one, and a fast restart
+    // probes in the tenth).
     stack.kill_backend()?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stack.start_backend().await?;
@@ -176,7 +178,7 @@ async fn a_gap_in_the_operators_probing_counts_against_the_availability_exactly(
         (settled["startedAt"].as_u64().context("startedAt")?, settled["endedAt"].as_u64().context("endedAt")?);
     let (due, ok, bps, commitment) = recompute(from, to, 300, records)?;
     println!("{ok} of {due} slots up: {bps} bps");
-    assert!(ok + 10 <= due, "the gap's slots are down: {ok} of {due}");
+    assert!(ok + 9 <= due, "the gap's slots are down: {ok} of {due}");
     assert_eq!((measured["due"].as_u64(), measured["okSlots"].as_u64()), (Some(due), Some(ok)));
     assert_eq!(settled["availabilityBps"].as_u64(), Some(bps), "exactly the share of slots up");
     assert_eq!(settled["sessions"][0]["evidence"], commitment.to_string(), "the commitment on-chain is the records'");
