@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use alloy::{primitives::U256, providers::Provider, sol_types::SolEvent};
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use conference_backend::{chain::ConferenceEscrow, dev::devnet};
 use conference_e2e::{Database, Stack, check_settlement};
 
@@ -52,7 +52,11 @@ async fn a_replica_takes_over_within_15_s_of_the_leaders_death_and_nothing_is_do
         let settled = stack.wait_status(id, "settled", STEP).await?;
         let settlement = check_settlement(&settled)?;
         ensure!(settlement.charge == price * U256::from(settlement.used_seconds), "agreement {id}: {settled}");
-        ensure!(settled["conference"]["deployCount"] == 1, "agreement {id} deployed more than once: {settled}");
+        // A deploy counts when its conference is recorded running. One the dead leader started and the new
+        // leader found running (adopted, its server found by its command line) is counted by neither: 0 or
+        // 1, never 2 (the single activation below says it ran once).
+        let deploys = settled["conference"]["deployCount"].as_u64().context("deployCount")?;
+        ensure!(deploys <= 1, "agreement {id} deployed more than once: {settled}");
         charges.push(settlement.charge);
     }
     for &id in &ids {
