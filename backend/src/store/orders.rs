@@ -73,15 +73,15 @@ impl Store {
         row.as_ref().map(order_from_row).transpose()
     }
 
-    /// What the customer's pending orders in token `token_id` will lock: the part of its free balance
-    /// that new orders cannot count on.
-    pub async fn pending_locks(&self, customer: Address, token_id: u8) -> Result<U256> {
-        let rows = sqlx::query("SELECT lock FROM orders WHERE customer = $1 AND token_id = $2 AND status = 'pending'")
+    /// The customer's pending orders in token `token_id`: what they will lock is the part of its free
+    /// balance that new orders cannot count on, until each is opened on-chain.
+    pub async fn pending_orders(&self, customer: Address, token_id: u8) -> Result<Vec<OrderRecord>> {
+        let rows = sqlx::query("SELECT * FROM orders WHERE customer = $1 AND token_id = $2 AND status = 'pending'")
             .bind(address_key(customer))
             .bind(i64::from(token_id))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().try_fold(U256::ZERO, |sum, r| Ok(sum + stored_wei(&r.get::<String, _>(0))?))
+        rows.iter().map(order_from_row).collect()
     }
 
     /// Pending orders not in a batch yet, oldest first.

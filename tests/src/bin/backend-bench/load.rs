@@ -593,7 +593,7 @@ pub async fn throughput(agreements: usize, path: Path) -> Result<()> {
 }
 
 /// Customers of the account path: each deposits once, then posts its orders one after another (the
-/// backend accepts one order at a time; more customers would only queue there).
+/// backend accepts one order of a customer at a time).
 const ACCOUNT_CUSTOMERS: usize = 32;
 /// Requests to the API in flight at once on the account path (orders and stops together), and the
 /// connections kept for them: under the backend's 64 connections per client (more are closed at once),
