@@ -88,6 +88,10 @@ pub struct ServiceArgs {
     /// transaction; more wait for the next settler pass.
     #[arg(long, env = "OPERATOR_BATCH_SIZE", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=500))]
     pub operator_batch_size: u64,
+    /// The most operator transactions waiting for their blocks at once: a new batch is sent while fewer
+    /// are in flight (a node mines one sender's next nonces together, in one block or in turn).
+    #[arg(long, env = "OPERATOR_IN_FLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub operator_in_flight: u64,
     /// The most blocks per `eth_getLogs` call.
     #[arg(long, env = "LOG_BATCH_BLOCKS", default_value_t = 2_000)]
     pub batch_blocks: u64,

@@ -121,6 +121,7 @@ pub async fn serve(
                 confirmations: service.confirmations,
                 fee_bump_after: Duration::from_secs(service.fee_bump_after_secs),
                 batch_size: service.operator_batch_size as usize,
+                in_flight: service.operator_in_flight as usize,
             },
             metrics.clone(),
         )),

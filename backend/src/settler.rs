@@ -34,8 +34,11 @@
 //!
 //! Calls sent alone, before batches, are followed the same way (their attempts are theirs alone).
 //!
-//! While a transaction in flight has no receipt, no new batch is sent: a later nonce could not be mined
-//! before it anyway, and what becomes due meanwhile gathers for the next batch (one batch per block).
+//! At most `--operator-in-flight` transactions (4) wait for their blocks at once: a batch is prepared
+//! while the ones before it wait, and the node mines one sender's next nonces together in a block (or in
+//! turn). With that many in flight no new batch is sent, and what becomes due gathers for the next one.
+//! A batch in flight never holds a step that depends on another in flight: the reconciler queues an
+//! agreement's next call only once the chain shows its previous one.
 //!
 //! Nonces: the next nonce is the larger of the node's pending count for the operator and one past the
 //! highest nonce of the transactions in flight. The node's count alone forgets transactions it dropped
@@ -48,6 +51,7 @@ use std::{
 };
 
 use alloy::primitives::{B256, Bytes};
+use futures::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Mutex;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -73,6 +77,8 @@ pub struct SettlerConfig {
     pub fee_bump_after: Duration,
     /// The most calls in one batch transaction.
     pub batch_size: usize,
+    /// The most transactions waiting for their blocks at once.
+    pub in_flight: usize,
 }
 
 pub struct Settler {
@@ -106,35 +112,49 @@ impl Member {
             Self::Order(order) => order.batch.map_or(0, |(_, index)| index as usize),
         }
     }
+
+    fn batch_member(&self) -> BatchMember {
+        match self {
+            Self::Call(item) => BatchMember::Call(item.id),
+            Self::Order(order) => BatchMember::Order(order.id),
+        }
+    }
 }
+
+/// Members whose on-chain state is read at once (one node request each) when deciding what is due.
+const DUE_READS_IN_FLIGHT: usize = 16;
 
 impl Settler {
     pub fn new(chain: Chain, store: Store, config: SettlerConfig, metrics: crate::metrics::Metrics) -> Self {
         Self { chain, store, metrics, config, rebroadcast_at: Mutex::default() }
     }
 
-    /// Follows every transaction in flight, oldest first, then, unless one of them still waits for its
-    /// block, sends one batch of everything due.
+    /// Follows every transaction in flight, oldest first, then, unless `in_flight` of them still wait
+    /// for their blocks, sends one batch of everything due.
     pub async fn pass(&self) -> Result<()> {
-        let mut unmined = false;
-        for item in self.store.unfinished_outbox().await? {
-            if item.state == OutboxState::Sent && item.batch.is_none() {
+        let mut unmined = 0;
+        let unfinished = self.store.unfinished_outbox().await?;
+        for item in unfinished.iter().filter(|item| item.state == OutboxState::Sent) {
+            if item.batch.is_none() {
                 let span =
                     info_span!("outbox", agreement = item.agreement_id, session = item.session, call = item.call_name);
                 let id = item.id;
-                unmined |= self.follow(Carrier::Lone(id), vec![Member::Call(item)]).instrument(span).await?;
+                unmined += usize::from(
+                    self.follow(Carrier::Lone(id), vec![Member::Call(item.clone())]).instrument(span).await?,
+                );
             }
         }
         for batch in self.store.batches_in_flight().await? {
             let members = self.members(batch).await?;
-            unmined |= self.follow(Carrier::Batch(batch), members).instrument(info_span!("batch", batch)).await?;
+            unmined +=
+                usize::from(self.follow(Carrier::Batch(batch), members).instrument(info_span!("batch", batch)).await?);
         }
-        if unmined {
-            // A later nonce could not be mined before it anyway: what is due meanwhile gathers for the
-            // next batch, one batch per block.
+        if unmined >= self.config.in_flight {
+            // What is due meanwhile gathers for the next batch.
             return Ok(());
         }
-        self.send_batch().instrument(info_span!("new batch")).await
+        let pending = unfinished.into_iter().filter(|item| item.state == OutboxState::Pending);
+        self.send_batch(pending).instrument(info_span!("new batch")).await
     }
 
     async fn members(&self, batch: i64) -> Result<Vec<Member>> {
@@ -143,20 +163,29 @@ impl Settler {
         Ok(calls.chain(orders).collect())
     }
 
-    /// Signs, stores and broadcasts one batch of the calls and orders due now, oldest first (an order
-    /// before a call queued in the same second: the customer waits for both).
-    async fn send_batch(&self) -> Result<()> {
-        let calls = self.store.unfinished_outbox().await?.into_iter().filter(|item| item.state == OutboxState::Pending);
+    /// Signs, stores and broadcasts one batch of the `pending` calls and the orders due now, oldest first
+    /// (an order before a call queued in the same second: the customer waits for both).
+    async fn send_batch(&self, pending: impl Iterator<Item = OutboxItem>) -> Result<()> {
         let mut queue: Vec<(i64, u8, Member)> =
-            calls.map(|item| (item.created_wall_at, 1, Member::Call(item))).collect();
+            pending.map(|item| (item.created_wall_at, 1, Member::Call(item))).collect();
         queue.extend(self.store.orders_to_send().await?.into_iter().map(|o| (o.received_wall_at, 0, Member::Order(o))));
+        if queue.is_empty() {
+            return Ok(());
+        }
         queue.sort_by_key(|(at, kind, _)| (*at, *kind));
+        let (_, chain_now) = self.chain.head().await?;
+        // Read a few ahead at once; those read past a full batch are read again next time.
+        let reads: Vec<_> = queue.into_iter().map(|(_, _, member)| self.checked(member, chain_now)).collect();
+        let mut checked = stream::iter(reads).buffered(DUE_READS_IN_FLIGHT);
         let (mut members, mut calls, mut names, mut due) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (_, _, member) in queue {
+        while let Some(checked) = checked.next().await {
             if members.len() >= self.config.batch_size {
                 break;
             }
-            if !self.still_due(&member).await? {
+            let (member, not_due) = checked?;
+            if let Some(why) = not_due {
+                info!(why, "already done on-chain, overtaken or gone; nothing to send");
+                self.finish_not_due(&member, &why).await?;
                 continue;
             }
             match &member {
@@ -226,20 +255,19 @@ impl Settler {
             }
             warn!(nonce = newest.nonce, "nonce taken by another transaction; sending what is still due anew");
             let outcome = format!("nonce {} taken by another transaction", newest.nonce);
-            for member in &members {
-                if self.still_due(member).await? {
-                    match member {
-                        Member::Call(item) => self.store.outbox_resign(item.id, &outcome).await?,
-                        Member::Order(order) => self.store.order_unbatched(order.id).await?,
+            for (member, why) in members.iter().zip(self.not_due(&members).await?) {
+                match (member, why) {
+                    (_, Some(why)) => {
+                        info!(why, "already done on-chain, overtaken or gone; nothing to send");
+                        self.finish_not_due(member, &why).await?;
                     }
+                    (Member::Call(item), None) => self.store.outbox_resign(item.id, &outcome).await?,
+                    (Member::Order(order), None) => self.store.order_unbatched(order.id).await?,
                 }
             }
             return Ok(false);
         }
-        let mut due = Vec::with_capacity(members.len());
-        for member in &members {
-            due.push(self.due_now(member).await?);
-        }
+        let due = self.not_due(&members).await?;
         if due.iter().any(Option::is_some) {
             // Overtaken while in flight, unless our transaction was mined just now.
             if self.check_mined(carrier, &members, &attempts).await? {
@@ -312,20 +340,21 @@ impl Settler {
         Ok(())
     }
 
-    /// Whether the member is still to be sent; if not, records it as finished.
-    async fn still_due(&self, member: &Member) -> Result<bool> {
-        match self.due_now(member).await? {
-            None => Ok(true),
-            Some(why) => {
-                info!(why, "already done on-chain, overtaken or gone; nothing to send");
-                self.finish_not_due(member, &why).await?;
-                Ok(false)
-            }
-        }
+    /// For each member, None while it is still the next step on-chain, else why not; read a few at once.
+    async fn not_due(&self, members: &[Member]) -> Result<Vec<Option<String>>> {
+        let (_, chain_now) = self.chain.head().await?;
+        let reads: Vec<_> = members.iter().map(|member| self.due_now(member, chain_now)).collect();
+        stream::iter(reads).buffered(DUE_READS_IN_FLIGHT).try_collect().await
     }
 
-    /// None while the member is still the next step on-chain; else why not.
-    async fn due_now(&self, member: &Member) -> Result<Option<String>> {
+    /// The member, with None while it is still the next step on-chain at `chain_now`, else why not.
+    async fn checked(&self, member: Member, chain_now: u64) -> Result<(Member, Option<String>)> {
+        let why = self.due_now(&member, chain_now).await?;
+        Ok((member, why))
+    }
+
+    /// None while the member is still the next step on-chain at `chain_now` (the head's time); else why not.
+    async fn due_now(&self, member: &Member, chain_now: u64) -> Result<Option<String>> {
         match member {
             Member::Call(item) => {
                 let (status, started_at) = self.chain.status_of(item.agreement_id).await?;
@@ -344,7 +373,6 @@ impl Settler {
                         "Escrow_OrderNonceUsed: the nonce was used on-chain (cancelled by the customer)".to_owned(),
                     ));
                 }
-                let (_, chain_now) = self.chain.head().await?;
                 let deadline = order.signed.order.deadline;
                 if chain_now > deadline {
                     return Ok(Some(format!(
@@ -397,20 +425,32 @@ impl Settler {
             let block = receipt.block_number.unwrap_or_default();
             let (head, _) = self.chain.head().await?;
             let confirmed = head.saturating_sub(block) >= self.config.confirmations;
-            let outcomes = match carrier {
+            let outcome = if receipt.status() { "mined" } else { "reverted" };
+            let finished = match carrier {
                 // A call sent alone that reverted: the chain moved on by other means (e.g. the customer
                 // cancelled); it counts as done, as it always did.
-                Carrier::Lone(_) => vec![Ok(())],
+                Carrier::Lone(id) => {
+                    self.store.outbox_mined(id, attempt, block, confirmed, outcome).await?;
+                    usize::from(confirmed)
+                }
                 Carrier::Batch(batch) => {
-                    self.store.batch_mined(batch, &attempt.tx_hash, block).await?;
-                    batch::outcomes(&receipt, self.chain.escrow, self.store.batch_size(batch).await?)
+                    let outcomes = batch::outcomes(&receipt, self.chain.escrow, self.store.batch_size(batch).await?);
+                    let failed: Vec<(BatchMember, String)> = members
+                        .iter()
+                        .filter_map(|member| match outcomes.get(member.index()) {
+                            Some(Err(reason)) => Some((member, reason.clone())),
+                            _ => None,
+                        })
+                        .inspect(|(member, reason)| {
+                            if confirmed {
+                                failed_in_batch(member, reason)
+                            }
+                        })
+                        .map(|(member, reason)| (member.batch_member(), reason))
+                        .collect();
+                    self.store.batch_mined(batch, attempt, block, confirmed, outcome, &failed).await?
                 }
             };
-            let mut finished = 0;
-            for member in members {
-                let outcome = outcomes.get(member.index()).cloned().unwrap_or(Ok(()));
-                finished += self.record_outcome(member, attempt, block, confirmed, outcome, receipt.status()).await?;
-            }
             if confirmed && finished > 0 {
                 info!(tx = %hash, attempt = attempt.attempt, block, finished, gas = receipt.gas_used, "receipt");
                 self.metrics.tx_mined(receipt.status());
@@ -420,50 +460,26 @@ impl Settler {
         Ok(false)
     }
 
-    /// Records one member's outcome in a mined transaction; returns 1 if that finished it.
-    async fn record_outcome(
-        &self,
-        member: &Member,
-        attempt: &Attempt,
-        block: u64,
-        confirmed: bool,
-        outcome: std::result::Result<(), String>,
-        succeeded: bool,
-    ) -> Result<usize> {
-        match (member, outcome) {
-            (Member::Call(item), Ok(())) => {
-                let mined = if succeeded { "mined" } else { "reverted" };
-                self.store.outbox_mined(item.id, attempt, block, confirmed, mined).await?;
-            }
-            (Member::Call(item), Err(reason)) => {
-                // Recorded where it was mined; failed once deep enough.
-                self.store.outbox_mined(item.id, attempt, block, false, "mined").await?;
-                if !confirmed {
-                    return Ok(0);
-                }
-                let retry = if item.retries < MAX_RETRIES { "queued again while due" } else { "retries used up" };
-                warn!(call = item.call_name, agreement = item.agreement_id, %reason, retry, "a call failed in its batch");
-                self.store.outbox_finished(item.id, OutboxState::Failed, &reason).await?;
-            }
-            // Opened: the watcher links it to its agreement when it reads `OrderFilled`.
-            (Member::Order(_), Ok(())) => return Ok(0),
-            (Member::Order(order), Err(reason)) => {
-                if !confirmed {
-                    return Ok(0);
-                }
-                warn!(customer = %order.signed.customer, nonce = %order.signed.order.nonce, %reason, "an order failed in its batch");
-                self.store.order_failed(order.id, &reason).await?;
-            }
-        }
-        Ok(usize::from(confirmed))
-    }
-
     /// Looks once for a receipt of the transaction's attempts, without waiting: a node that mines at once
     /// (anvil) has it now, and on any other chain the next pass looks again. Waiting here would hold
     /// every call queued behind this one for as long as a block takes.
     async fn look_for_receipt(&self, carrier: Carrier, members: &[Member]) -> Result<bool> {
         let attempts = self.attempts(carrier).await?;
         self.check_mined(carrier, members, &attempts).await
+    }
+}
+
+/// Logs a member that failed in its batch, confirmed: a call is queued again while its step is due (at most
+/// [`MAX_RETRIES`] times), an order is failed for good (the customer signs a new one).
+fn failed_in_batch(member: &Member, reason: &str) {
+    match member {
+        Member::Call(item) => {
+            let retry = if item.retries < MAX_RETRIES { "queued again while due" } else { "retries used up" };
+            warn!(call = item.call_name, agreement = item.agreement_id, %reason, retry, "a call failed in its batch");
+        }
+        Member::Order(order) => {
+            warn!(customer = %order.signed.customer, nonce = %order.signed.order.nonce, %reason, "an order failed in its batch");
+        }
     }
 }
 

@@ -46,14 +46,19 @@ fn tx(nonce: u64, byte: u8) -> SignedTx {
     SignedTx { nonce, hash: B256::repeat_byte(byte), raw: vec![byte; 8], fees: Fees { max_fee: 2, priority_fee: 1 } }
 }
 
+/// What the customer's pending orders in `token` will lock.
+async fn pending_locks(store: &Store, token: u8) -> U256 {
+    store.pending_orders(customer(), token).await.unwrap().iter().map(|order| order.lock).sum()
+}
+
 async fn orders_batches_and_their_outcomes_are_kept_exactly_once(store: Store) {
     store.apply_events(&[common::terms_published()], 2, common::SIGNED_AT).await.unwrap();
     let lock = U256::from(36) * U256::from(10u64.pow(14));
     assert!(store.insert_order(&order(1), 0, lock).await.unwrap());
     assert!(!store.insert_order(&order(1), 0, lock).await.unwrap(), "a nonce is kept once");
     assert!(store.insert_order(&order(2), 0, lock).await.unwrap());
-    assert_eq!(store.pending_locks(customer(), 0).await.unwrap(), lock * U256::from(2));
-    assert_eq!(store.pending_locks(customer(), 1).await.unwrap(), U256::ZERO, "another token");
+    assert_eq!(pending_locks(&store, 0).await, lock * U256::from(2));
+    assert_eq!(pending_locks(&store, 1).await, U256::ZERO, "another token");
 
     // A call and both orders in one batch, stored before broadcast.
     let signed = RecordedEvent { block: 39, log_index: 0, block_hash: "0x39".into(), event: common::signed() };
@@ -80,10 +85,23 @@ async fn orders_batches_and_their_outcomes_are_kept_exactly_once(store: Store) {
     assert_eq!(attempts.iter().map(|a| (a.attempt, a.nonce)).collect::<Vec<_>>(), [(1, 5), (2, 5)]);
     assert_eq!(store.calls_in_batch(batch).await.unwrap()[0].attempts, 2);
 
-    // Mined: the call failed in the batch, order 2 too; order 1 opened (its OrderFilled).
-    store.batch_mined(batch, &attempts[1].tx_hash, 40).await.unwrap();
-    store.outbox_finished(call, OutboxState::Failed, "Escrow_WrongStatus").await.unwrap();
-    store.order_failed(second, "Escrow_InsufficientBalance").await.unwrap();
+    // Mined: the call failed in the batch, order 2 too; order 1 opened (its OrderFilled). Not deep enough
+    // yet: where it was mined is recorded, and nothing is finished.
+    let failed = [
+        (BatchMember::Call(call), "Escrow_WrongStatus".to_owned()),
+        (BatchMember::Order(second), "Escrow_InsufficientBalance".to_owned()),
+    ];
+    assert_eq!(store.batch_mined(batch, &attempts[1], 40, false, "mined", &failed).await.unwrap(), 0);
+    let sent = &store.calls_in_batch(batch).await.unwrap()[0];
+    assert_eq!(
+        (sent.state, sent.mined_block, sent.tx_hash.as_deref()),
+        (OutboxState::Sent, Some(40), Some(attempts[1].tx_hash.as_str()))
+    );
+    assert_eq!(pending_locks(&store, 0).await, lock * U256::from(2));
+    // Deep enough: both failed members finished, with the escrow's reasons.
+    assert_eq!(store.batch_mined(batch, &attempts[1], 40, true, "mined", &failed).await.unwrap(), 2);
+    let call_row = store.outbox_of(1).await.unwrap().into_iter().find(|item| item.id == call).unwrap();
+    assert_eq!((call_row.state, call_row.outcome.as_deref()), (OutboxState::Failed, Some("Escrow_WrongStatus")));
     let filled = ChainEvent::OrderFilled { agreement: 1, customer: format!("{:#x}", customer()), nonce: "1".into() };
     let recorded = RecordedEvent { block: 40, log_index: 1, block_hash: "0x40".into(), event: filled };
     store.apply_block_events(&[recorded], &[(40, "0x40".into())], 41, common::SIGNED_AT, 0).await.unwrap();
@@ -91,7 +109,7 @@ async fn orders_batches_and_their_outcomes_are_kept_exactly_once(store: Store) {
     assert_eq!((opened.status, opened.agreement_id), (OrderStatus::Opened, Some(1)));
     let failed = store.order(customer(), U256::from(2)).await.unwrap().unwrap();
     assert_eq!((failed.status, failed.reason.as_deref()), (OrderStatus::Failed, Some("Escrow_InsufficientBalance")));
-    assert_eq!(store.pending_locks(customer(), 0).await.unwrap(), U256::ZERO);
+    assert_eq!(pending_locks(&store, 0).await, U256::ZERO);
     assert!(store.agreement(1).await.unwrap().unwrap().from_account);
     assert!(store.batches_in_flight().await.unwrap().is_empty());
 

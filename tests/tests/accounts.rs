@@ -26,15 +26,22 @@ const STEP: Duration = Duration::from_secs(60);
 const TERMS: [u32; 4] = [1, 2, 3, 4];
 const BATCH: usize = 10;
 
-/// A stack whose backend runs no rooms (the no-op orchestrator), sends at most [`BATCH`] calls a batch,
-/// and takes hour-long availability slots (the clock may jump).
-async fn stack(name: &str) -> Result<Stack> {
+/// A stack whose backend runs no rooms (the no-op orchestrator), sends at most [`BATCH`] calls a batch
+/// and `in_flight` batches waiting for their blocks at once, and takes hour-long availability slots (the
+/// clock may jump).
+async fn stack_in_flight(name: &str, in_flight: u64) -> Result<Stack> {
     let mut stack = Stack::start_time_travelling(name).await?;
     let mut flags = TIME_TRAVEL.to_vec();
-    let batch = BATCH.to_string();
-    flags.extend(["--orchestrator", "noop", "--operator-batch-size", &batch]);
+    let (batch, in_flight) = (BATCH.to_string(), in_flight.to_string());
+    flags.extend(["--orchestrator", "noop", "--operator-batch-size", &batch, "--operator-in-flight", &in_flight]);
     stack.restart_with(None, &flags).await?;
     Ok(stack)
+}
+
+/// [`stack_in_flight`] with one batch in flight: while it waits for its block, what becomes due gathers
+/// for the next one, so that the tests can count batches.
+async fn stack(name: &str) -> Result<Stack> {
+    stack_in_flight(name, 1).await
 }
 
 fn wei(record: &Value, key: &str) -> Result<U256> {
@@ -187,6 +194,57 @@ async fn hold_a_batch_in_the_mempool(stack: &Stack) -> Result<(u64, alloy::rpc::
 async fn release_blocks(stack: &Stack) -> Result<()> {
     stack.set_automine(true).await?;
     stack.mine().await
+}
+
+/// The operator's transactions the node holds unmined.
+async fn operator_unmined(stack: &Stack) -> Result<u64> {
+    let operator = stack.devnet.operator.address();
+    let pending = stack.customer.get_transaction_count(operator).pending().await?;
+    Ok(pending - stack.customer.get_transaction_count(operator).latest().await?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_two_batches_in_flight_the_second_waits_beside_the_first_and_the_rest_gather() -> Result<()> {
+    let stack = stack_in_flight("accounts-in-flight", 2).await?;
+    let terms: Vec<u32> = (0..20).map(|i| TERMS[i % 4]).collect();
+    deposit(&stack, terms.iter().map(|&t| lock_of(t)).sum()).await?;
+    // Blocks held: the decline's batch waits, a batch of orders is sent beside it, and then, with two in
+    // flight, the other orders wait in the store.
+    let (declined, direct_sign) = hold_a_batch_in_the_mempool(&stack).await?;
+    let deadline = chain_now(&stack).await? + 3600;
+    for (nonce, &t) in terms.iter().enumerate() {
+        let signed = signed(&stack, &stack.devnet.customer, &order(t, lock_of(t), nonce as u64, deadline))?;
+        let (status, answer) = stack.post("/api/orders", &body(&signed)).await?;
+        assert_eq!(status, 202, "order {nonce}: {answer}");
+    }
+    let waiting = Instant::now();
+    while operator_unmined(&stack).await? < 2 {
+        ensure!(waiting.elapsed() < STEP, "no second batch sent while the first waits; log:\n{}", stack.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(operator_unmined(&stack).await?, 2, "never more than two batches in flight");
+
+    release_blocks(&stack).await?;
+    for nonce in 0..terms.len() as u64 {
+        opened(&stack, nonce).await?;
+    }
+    stack.wait_status(declined, "refunded", STEP).await?;
+    let decline_block = stack.agreement(declined).await?.context("the declined record")?["outbox"]
+        .as_array()
+        .and_then(|calls| calls.iter().find(|c| c["call"] == "decline"))
+        .and_then(|call| call["minedBlock"].as_u64())
+        .context("the decline's block")?;
+    ensure!(decline_block > direct_sign.block_number.unwrap_or_default(), "declined after its signing");
+    let mut blocks = Vec::new();
+    for (tx, count) in order_batches(&stack).await? {
+        let receipt = stack.customer.get_transaction_receipt(tx).await?.context("the batch's receipt")?;
+        blocks.push((receipt.block_number.context("mined")?, count));
+    }
+    assert_eq!(blocks[0].0, decline_block, "the first orders were mined beside the held decline: {blocks:?}");
+    assert!(blocks[1..].iter().all(|(block, _)| *block > decline_block), "the others gathered for later: {blocks:?}");
+    assert_eq!(blocks.iter().map(|(_, count)| count).sum::<usize>(), terms.len());
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]

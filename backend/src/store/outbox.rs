@@ -261,15 +261,84 @@ impl Store {
         Ok(row.get::<i64, _>(0) as usize)
     }
 
-    /// Records where batch `batch`'s transaction `tx_hash` was mined.
-    pub async fn batch_mined(&self, batch: i64, tx_hash: &str, block: u64) -> Result<()> {
+    /// What a mined attempt of batch `batch` did, recorded in one transaction: where it was mined (the
+    /// batch, and each call still sent in it); once `confirmed` (deep enough), each member of `failed`
+    /// failed with the escrow's reason (a call, or an order), and every other call still sent done with
+    /// `outcome`. Returns how many members it finished.
+    pub async fn batch_mined(
+        &self,
+        batch: i64,
+        attempt: &Attempt,
+        block: u64,
+        confirmed: bool,
+        outcome: &str,
+        failed: &[(BatchMember, String)],
+    ) -> Result<usize> {
+        let mut db = self.pool.begin().await?;
         sqlx::query("UPDATE batches SET tx_hash = $1, mined_block = $2 WHERE id = $3")
-            .bind(tx_hash)
+            .bind(&attempt.tx_hash)
             .bind(block as i64)
             .bind(batch)
-            .execute(&self.pool)
+            .execute(&mut *db)
             .await?;
-        Ok(())
+        let (mut agreements, mut finished) = (Vec::new(), 0);
+        for (member, reason) in failed.iter().filter(|_| confirmed) {
+            match *member {
+                BatchMember::Call(id) => {
+                    let row = sqlx::query(
+                        "UPDATE outbox SET state = 'failed', outcome = $1, nonce = $2, tx_hash = $3, mined_block = $4 \
+                         WHERE id = $5 AND batch_id = $6 AND state = 'sent' RETURNING agreement_id",
+                    )
+                    .bind(reason)
+                    .bind(attempt.nonce as i64)
+                    .bind(&attempt.tx_hash)
+                    .bind(block as i64)
+                    .bind(id)
+                    .bind(batch)
+                    .fetch_optional(&mut *db)
+                    .await?;
+                    if let Some(row) = row {
+                        agreements.push(row.get::<i64, _>(0) as u64);
+                        finished += 1;
+                    }
+                }
+                BatchMember::Order(id) => {
+                    let result = sqlx::query(
+                        "UPDATE orders SET status = 'failed', reason = $1 WHERE id = $2 AND batch_id = $3 \
+                         AND status = 'pending'",
+                    )
+                    .bind(reason)
+                    .bind(id)
+                    .bind(batch)
+                    .execute(&mut *db)
+                    .await?;
+                    finished += result.rows_affected() as usize;
+                }
+            }
+        }
+        // The calls it carried that did not fail (or not yet deep enough to say): mined, done once confirmed.
+        let rows = sqlx::query(
+            "UPDATE outbox SET nonce = $1, tx_hash = $2, mined_block = $3, \
+             state = CASE WHEN $4 = 1 THEN 'done' ELSE state END, outcome = CASE WHEN $4 = 1 THEN $5 ELSE outcome END \
+             WHERE batch_id = $6 AND state = 'sent' RETURNING agreement_id",
+        )
+        .bind(attempt.nonce as i64)
+        .bind(&attempt.tx_hash)
+        .bind(block as i64)
+        .bind(confirmed as i64)
+        .bind(outcome)
+        .bind(batch)
+        .fetch_all(&mut *db)
+        .await?;
+        if confirmed {
+            finished += rows.len();
+        }
+        agreements.extend(rows.iter().map(|row| row.get::<i64, _>(0) as u64));
+        let changes = feed::coalesce(agreements.into_iter().map(Change::Agreement));
+        self.publish(&mut db, &changes).await?;
+        db.commit().await?;
+        changes.into_iter().for_each(|change| self.changed(change));
+        Ok(finished)
     }
 
     /// Batches with a member still in flight (a call sent, or an order pending in it), oldest first.
