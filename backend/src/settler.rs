@@ -24,9 +24,12 @@
 //! - its nonce was passed on-chain by another transaction (it was dropped, or replaced by something
 //!   else): no attempt can be mined any more, so each member still due leaves the batch (pending again,
 //!   for the next batch, with a new nonce), each other one is finished;
-//! - a member no longer due (the customer overtook it, a reorganisation removed its agreement, an order's
-//!   nonce was used or its deadline passed) is finished; if no member is left due, the batch is never
-//!   broadcast again (if it is mined after all, its calls fail harmlessly in it);
+//! - the node holds it and it is not stuck yet: nothing but a look for its receipt (a member overtaken
+//!   meanwhile fails harmlessly in it, and is recorded failed with the escrow's reason);
+//! - before it is sent again (below), a member no longer due (the customer overtook it, a reorganisation
+//!   removed its agreement, an order's nonce was used or its deadline passed) is finished; if no member
+//!   is left due, the batch is never broadcast again (if it is mined after all, its calls fail
+//!   harmlessly in it);
 //! - the node does not have it (a restart, a reorganisation that dropped it): the same bytes again;
 //! - the node has had it for `--fee-bump-after-secs` without mining it: the same nonce and calls are
 //!   signed again with fees raised by 1/8 (nodes replace for 10% more) and at least the current estimate,
@@ -267,6 +270,18 @@ impl Settler {
             }
             return Ok(false);
         }
+        let hash: B256 = newest.tx_hash.parse().map_err(Error::chain)?;
+        let known = self.chain.transaction_known(hash).await?;
+        let waiting_since = match self.rebroadcast_at.lock().await.get(&newest.tx_hash) {
+            Some(at) => at.elapsed(),
+            None => Duration::from_secs(now_wall().saturating_sub(newest.sent_wall_at).max(0) as u64),
+        };
+        if known && waiting_since < self.config.fee_bump_after {
+            // The node holds it and it is not stuck: only its receipt is awaited. A member overtaken
+            // meanwhile fails harmlessly in it.
+            return Ok(!self.look_for_receipt(carrier, &members).await?);
+        }
+        // About to be sent again (lost, or stuck): only what is still due.
         let due = self.not_due(&members).await?;
         if due.iter().any(Option::is_some) {
             // Overtaken while in flight, unless our transaction was mined just now.
@@ -283,12 +298,6 @@ impl Settler {
                 return Ok(false);
             }
         }
-        let hash: B256 = newest.tx_hash.parse().map_err(Error::chain)?;
-        let known = self.chain.transaction_known(hash).await?;
-        let waiting_since = match self.rebroadcast_at.lock().await.get(&newest.tx_hash) {
-            Some(at) => at.elapsed(),
-            None => Duration::from_secs(now_wall().saturating_sub(newest.sent_wall_at).max(0) as u64),
-        };
         if !known {
             // Lost by the node (a restart, a reorganisation): the same bytes again, never a new transaction.
             match self.chain.broadcast(&newest.raw_tx).await {
@@ -301,7 +310,7 @@ impl Settler {
                     self.bump(carrier, newest).await?;
                 }
             }
-        } else if waiting_since >= self.config.fee_bump_after {
+        } else {
             self.bump(carrier, newest).await?;
         }
         Ok(!self.look_for_receipt(carrier, &members).await?)
