@@ -208,9 +208,12 @@ impl Settler {
         if members.is_empty() {
             return Ok(());
         }
-        let in_flight = self.store.next_nonce_in_flight().await?.unwrap_or_default();
-        let nonce = self.chain.operator_nonce(true).await?.max(in_flight);
-        let fees = self.chain.current_fees().await?;
+        let (in_flight, pending, fees) = tokio::try_join!(
+            self.store.next_nonce_in_flight(),
+            self.chain.operator_nonce(true),
+            self.chain.current_fees()
+        )?;
+        let nonce = pending.max(in_flight.unwrap_or_default());
         let signed = match self.chain.sign_input(batch::batch_calldata(calls.clone()), nonce, fees).await {
             Ok(signed) => signed,
             Err(Error::Chain(reason)) if reason.to_string().contains("revert") => {
