@@ -25,6 +25,7 @@ use crate::{
 pub mod batch;
 pub mod bindings;
 pub mod decode;
+pub mod ws;
 
 pub use ConferenceEscrow::ConferenceEscrowEvents as EscrowEvent;
 pub use bindings::{
@@ -130,8 +131,13 @@ impl Chain {
         // By the URL: WebSocket (new heads are pushed) or HTTP (the watcher polls).
         let pubsub = rpc_url.starts_with("ws://") || rpc_url.starts_with("wss://");
         let provider = if pubsub {
-            let ws = alloy::providers::WsConnect::new(rpc_url);
-            ProviderBuilder::new().disable_recommended_fillers().connect_ws(ws).await.map_err(Error::chain)?.erased()
+            let ws = ws::QuickAckWs { url: rpc_url.to_owned() };
+            ProviderBuilder::new()
+                .disable_recommended_fillers()
+                .connect_pubsub_with(ws)
+                .await
+                .map_err(Error::chain)?
+                .erased()
         } else {
             let url = rpc_url.parse().map_err(|e| Error::Config(format!("RPC URL {}: {e}", redact_url(rpc_url))))?;
             ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased()
@@ -190,8 +196,8 @@ impl Chain {
         let provider = match &self.heads {
             Heads::Connection => self.provider.clone(),
             Heads::Beside(url) => {
-                let ws = alloy::providers::WsConnect::new(url.as_str());
-                let connect = ProviderBuilder::new().disable_recommended_fillers().connect_ws(ws);
+                let ws = ws::QuickAckWs { url: url.clone() };
+                let connect = ProviderBuilder::new().disable_recommended_fillers().connect_pubsub_with(ws);
                 tokio::time::timeout(HEADS_CONNECT_TIMEOUT, connect)
                     .await
                     .map_err(|_| Error::Config(format!("{}: no answer", redact_url(url))))?
