@@ -196,6 +196,18 @@ async fn release_blocks(stack: &Stack) -> Result<()> {
     stack.mine().await
 }
 
+/// Posts an order under each of `terms` in turn (its nonce: its place there), each accepted; the answers.
+async fn post_orders(stack: &Stack, terms: &[u32], deadline: u64) -> Result<Vec<Value>> {
+    let mut answers = Vec::new();
+    for (nonce, &t) in terms.iter().enumerate() {
+        let signed = signed(stack, &stack.devnet.customer, &order(t, lock_of(t), nonce as u64, deadline))?;
+        let (status, answer) = stack.post("/api/orders", &body(&signed)).await?;
+        ensure!(status == 202, "order {nonce}: {status} {answer}");
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
 /// The operator's transactions the node holds unmined.
 async fn operator_unmined(stack: &Stack) -> Result<u64> {
     let operator = stack.devnet.operator.address();
@@ -211,12 +223,7 @@ async fn with_two_batches_in_flight_the_second_waits_beside_the_first_and_the_re
     // Blocks held: the decline's batch waits, a batch of orders is sent beside it, and then, with two in
     // flight, the other orders wait in the store.
     let (declined, direct_sign) = hold_a_batch_in_the_mempool(&stack).await?;
-    let deadline = chain_now(&stack).await? + 3600;
-    for (nonce, &t) in terms.iter().enumerate() {
-        let signed = signed(&stack, &stack.devnet.customer, &order(t, lock_of(t), nonce as u64, deadline))?;
-        let (status, answer) = stack.post("/api/orders", &body(&signed)).await?;
-        assert_eq!(status, 202, "order {nonce}: {answer}");
-    }
+    post_orders(&stack, &terms, chain_now(&stack).await? + 3600).await?;
     let waiting = Instant::now();
     while operator_unmined(&stack).await? < 2 {
         ensure!(waiting.elapsed() < STEP, "no second batch sent while the first waits; log:\n{}", stack.log_tail());
@@ -263,11 +270,7 @@ async fn twenty_conferences_from_one_deposit_in_two_batches_are_paid_to_the_wei(
     // The twenty orders arrive while the operator's previous batch (a decline) waits for its block: they
     // go out in the next two batches of ten, whatever the timing of the posts.
     let (declined, direct_sign) = hold_a_batch_in_the_mempool(&stack).await?;
-    let deadline = chain_now(&stack).await? + 3600;
-    for (nonce, &t) in terms.iter().enumerate() {
-        let signed = signed(&stack, &stack.devnet.customer, &order(t, lock_of(t), nonce as u64, deadline))?;
-        let (status, answer) = stack.post("/api/orders", &body(&signed)).await?;
-        assert_eq!(status, 202, "order {nonce}: {answer}");
+    for (nonce, answer) in post_orders(&stack, &terms, chain_now(&stack).await? + 3600).await?.into_iter().enumerate() {
         assert_eq!(
             answer,
             json!({ "customer": format!("{customer:#x}"), "nonce": nonce.to_string(), "status": "pending", "agreementId": null, "reason": null })
