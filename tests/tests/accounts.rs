@@ -216,6 +216,30 @@ async fn operator_unmined(stack: &Stack) -> Result<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_order_opened_on_chain_but_not_yet_read_here_is_not_counted_twice() -> Result<()> {
+    // The watcher reads one block below the head: an order opened in the newest block is out of the
+    // free balance on-chain, and still pending here until the next block.
+    let stack =
+        Stack::start_with("accounts-opened-unread", false, &["--orchestrator", "noop", "--confirmations", "1"]).await?;
+    let lock = lock_of(TERMS[0]);
+    deposit(&stack, lock * U256::from(2)).await?;
+    let deadline = chain_now(&stack).await? + 3600;
+    post_orders(&stack, &[TERMS[0]], deadline).await?;
+    let waiting = Instant::now();
+    while account(&stack).await? != (lock, lock) {
+        ensure!(waiting.elapsed() < STEP, "the first order not opened on-chain; log:\n{}", stack.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, first) = get_order(&stack, 0).await?;
+    assert_eq!(first["status"], "pending", "not read here yet: {first}");
+    // What is free on-chain covers the second order: the first is not also counted as promised.
+    let second = signed(&stack, &stack.devnet.customer, &order(TERMS[0], lock, 1, deadline))?;
+    let (status, answer) = stack.post("/api/orders", &body(&second)).await?;
+    assert_eq!(status, 202, "{answer}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn with_two_batches_in_flight_the_second_waits_beside_the_first_and_the_rest_gather() -> Result<()> {
     let stack = stack_in_flight("accounts-in-flight", 2).await?;
     let terms: Vec<u32> = (0..20).map(|i| TERMS[i % 4]).collect();
