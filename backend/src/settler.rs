@@ -187,7 +187,6 @@ impl Settler {
             }
             let (member, not_due) = checked?;
             if let Some(why) = not_due {
-                info!(why, "already done on-chain, overtaken or gone; nothing to send");
                 self.finish_not_due(&member, &why).await?;
                 continue;
             }
@@ -263,10 +262,7 @@ impl Settler {
             let outcome = format!("nonce {} taken by another transaction", newest.nonce);
             for (member, why) in members.iter().zip(self.not_due(&members).await?) {
                 match (member, why) {
-                    (_, Some(why)) => {
-                        info!(why, "already done on-chain, overtaken or gone; nothing to send");
-                        self.finish_not_due(member, &why).await?;
-                    }
+                    (_, Some(why)) => self.finish_not_due(member, &why).await?,
                     (Member::Call(item), None) => self.store.outbox_resign(item.id, &outcome).await?,
                     (Member::Order(order), None) => self.store.order_unbatched(order.id).await?,
                 }
@@ -293,7 +289,6 @@ impl Settler {
             }
             for (member, why) in members.iter().zip(&due) {
                 if let Some(why) = why {
-                    info!(?why, "no longer due and not mined; not sending it again");
                     self.finish_not_due(member, why).await?;
                 }
             }
@@ -419,6 +414,7 @@ impl Settler {
     /// Records a member that is not (or no longer) to be sent as finished: a call done (or failed when
     /// its agreement is gone), an order failed with why.
     async fn finish_not_due(&self, member: &Member, why: &str) -> Result<()> {
+        info!(why, "already done on-chain, overtaken or gone; not sending it");
         match member {
             Member::Call(item) if why.starts_with("cancelled") => {
                 self.store.outbox_finished(item.id, OutboxState::Failed, why).await
