@@ -79,6 +79,21 @@ pub fn calldata(call: &OperatorCall) -> Bytes {
     .into()
 }
 
+/// Gas on top of a third more than a run used, for a state that moved a little before the transaction
+/// is mined (a slot cold again, a member's longer path).
+const GAS_HEADROOM: u64 = 100_000;
+
+/// The gas limit of a transaction whose one run on the latest state used `used` gas (what a receipt
+/// reports: refunds taken off), at most `block_limit`. A third more covers what a limit must hold beyond
+/// `used`: the refunds, paid back only at the end (at most a fifth of the gross since EIP-3529, so the
+/// gross is at most `used` × 5/4), and the 64th of the remaining gas that every call keeps back from
+/// its callee (EIP-150): a batch's delegatecall, the call it makes (an ERC-1271 check, a payment) and
+/// one more level need (64/63)³ ≈ 1.05 × 5/4 ≈ 1.31. A limit short of that would revert the batch as a
+/// whole (`Escrow_BatchCallWithoutReason`), skipping no call; gas not used is not paid.
+pub fn gas_limit_for(used: u64, block_limit: u64) -> u64 {
+    used.saturating_add(used / 3).saturating_add(GAS_HEADROOM).min(block_limit)
+}
+
 /// How long the WebSocket beside an HTTP node may take to open before the watcher polls instead.
 const HEADS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -262,13 +277,16 @@ impl Chain {
 
     /// The latest block's number and timestamp.
     pub async fn head(&self) -> Result<(u64, u64)> {
-        let block = self
-            .provider
+        let block = self.latest_block().await?;
+        Ok((block.header.number, block.header.timestamp))
+    }
+
+    async fn latest_block(&self) -> Result<alloy::rpc::types::Block> {
+        self.provider
             .get_block_by_number(BlockNumberOrTag::Latest)
             .await
             .map_err(Error::chain)?
-            .ok_or_else(|| Error::Chain("the node has no latest block".into()))?;
-        Ok((block.header.number, block.header.timestamp))
+            .ok_or_else(|| Error::Chain("the node has no latest block".into()))
     }
 
     /// The escrow's logs in `[from, to]`.
@@ -375,7 +393,10 @@ impl Chain {
     }
 
     /// Signs a transaction to the escrow with `input` (a call, or a `batch` of calls), `nonce` and
-    /// `fees`, its gas limit the node's estimate plus a fifth; fails (without signing) if it would revert.
+    /// `fees`; fails (without signing) if it would revert on the latest state. Its gas limit is
+    /// [`gas_limit_for`] what one run of it there uses: the node's `eth_createAccessList` reports that from
+    /// one or two runs, where `eth_estimateGas` searches for the least limit that works with a dozen or
+    /// more (about 450 ms for a batch of 200 calls on anvil, against 40 ms).
     pub async fn sign_input(&self, input: Bytes, nonce: u64, fees: Fees) -> Result<SignedTx> {
         let request = TransactionRequest::default()
             .with_from(self.operator_address)
@@ -383,8 +404,16 @@ impl Chain {
             .with_input(input)
             .with_chain_id(self.chain_id)
             .with_nonce(nonce);
-        let gas = self.provider.estimate_gas(request.clone()).await.map_err(Error::chain)?;
-        self.sign_request(request.with_gas_limit(gas + gas / 5), fees).await
+        let (run, block) = tokio::try_join!(
+            async { self.provider.create_access_list(&request).await.map_err(Error::chain) },
+            self.latest_block(),
+        )?;
+        if let Some(error) = run.error {
+            // Some nodes (geth) report a revert in the result rather than as an error.
+            return Err(Error::Chain(format!("execution reverted: {error}").into()));
+        }
+        let used = u64::try_from(run.gas_used).map_err(Error::chain)?;
+        self.sign_request(request.with_gas_limit(gas_limit_for(used, block.header.gas_limit)), fees).await
     }
 
     /// Signs the transaction `raw` again with other fees: the same nonce, call and gas limit, so that
@@ -457,4 +486,19 @@ pub struct DeployedWith {
     pub book: Address,
     pub registry: Address,
     pub annex: Address,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gas_limit_is_a_third_over_the_run_and_within_the_block() {
+        assert_eq!(gas_limit_for(9_000_000, 30_000_000), 12_100_000);
+        assert_eq!(gas_limit_for(21_000, 30_000_000), 128_000);
+        // 5/4 for refunds × (64/63)³ for three levels of calls, and no more than the block holds.
+        assert!(gas_limit_for(9_000_000, 30_000_000) as f64 >= 9_000_000.0 * 1.25 * (64.0f64 / 63.0).powi(3));
+        assert_eq!(gas_limit_for(25_000_000, 30_000_000), 30_000_000);
+        assert_eq!(gas_limit_for(u64::MAX, 30_000_000), 30_000_000);
+    }
 }
