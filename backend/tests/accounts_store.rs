@@ -1,5 +1,6 @@
 //! Customer orders and batched operator calls in the store, once on SQLite and once on PostgreSQL: an
-//! order is kept once per nonce and counted against the balance while pending; a batch is stored with
+//! order is kept once per nonce and counted against the balance while pending (with the nonce of the batch
+//! carrying it, once in one); a batch is stored with
 //! its members before broadcast, only if none moved; a failed call is queued again a bounded number of
 //! times; `OrderFilled` opens the order and makes the agreement an account one; a rollback of its block
 //! makes the order pending again, in the batch that carried it.
@@ -48,7 +49,7 @@ fn tx(nonce: u64, byte: u8) -> SignedTx {
 
 /// What the customer's pending orders in `token` will lock.
 async fn pending_locks(store: &Store, token: u8) -> U256 {
-    store.pending_orders(customer(), token).await.unwrap().iter().map(|order| order.lock).sum()
+    store.pending_locks(customer(), token).await.unwrap().iter().map(|order| order.lock).sum()
 }
 
 async fn orders_batches_and_their_outcomes_are_kept_exactly_once(store: Store) {
@@ -59,6 +60,10 @@ async fn orders_batches_and_their_outcomes_are_kept_exactly_once(store: Store) {
     assert!(store.insert_order(&order(2), 0, lock).await.unwrap());
     assert_eq!(pending_locks(&store, 0).await, lock * U256::from(2));
     assert_eq!(pending_locks(&store, 1).await, U256::ZERO, "another token");
+    let nonces = |store: Store| async move {
+        store.pending_locks(customer(), 0).await.unwrap().iter().map(|order| order.batch_nonce).collect::<Vec<_>>()
+    };
+    assert_eq!(nonces(store.clone()).await, [None, None], "in no batch yet");
 
     // A call and both orders in one batch, stored before broadcast.
     let signed = RecordedEvent { block: 39, log_index: 0, block_hash: "0x39".into(), event: common::signed() };
@@ -74,6 +79,7 @@ async fn orders_batches_and_their_outcomes_are_kept_exactly_once(store: Store) {
     let batch = store.record_batch(&members, &tx(5, 1)).await.unwrap().expect("stored");
     assert_eq!(store.record_batch(&members, &tx(6, 2)).await.unwrap(), None, "members in a batch join no other");
     assert_eq!(store.batches_in_flight().await.unwrap(), vec![batch]);
+    assert_eq!(nonces(store.clone()).await, [Some(5), Some(5)], "the nonce of the batch carrying them");
     assert_eq!(store.next_nonce_in_flight().await.unwrap(), Some(6));
     assert!(store.orders_to_send().await.unwrap().is_empty());
     let calls = store.calls_in_batch(batch).await.unwrap();

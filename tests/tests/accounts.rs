@@ -240,6 +240,35 @@ async fn an_order_opened_on_chain_but_not_yet_read_here_is_not_counted_twice() -
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_order_in_a_batch_not_yet_mined_is_still_promised() -> Result<()> {
+    let stack = stack("accounts-batch-unmined").await?;
+    let lock = lock_of(TERMS[0]);
+    deposit(&stack, lock).await?;
+    let deadline = chain_now(&stack).await? + 3600;
+    stack.set_automine(false).await?;
+    post_orders(&stack, &[TERMS[0]], deadline).await?;
+    let waiting = Instant::now();
+    while operator_unmined(&stack).await? == 0 {
+        ensure!(waiting.elapsed() < STEP, "the order's batch not sent; log:\n{}", stack.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Sent, not mined: the whole deposit is still free on-chain, and all of it promised to the first.
+    assert_eq!(account(&stack).await?, (lock, U256::ZERO));
+    let second = signed(&stack, &stack.devnet.customer, &order(TERMS[0], lock, 1, deadline))?;
+    let (status, answer) = stack.post("/api/orders", &body(&second)).await?;
+    assert_eq!(status, 422, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Escrow_InsufficientBalance") && error.contains(&format!("{lock} is promised")), "{answer}");
+    // Mined: the first is opened (its lock out of the free balance), and the second is still refused.
+    release_blocks(&stack).await?;
+    opened(&stack, 0).await?;
+    assert_eq!(account(&stack).await?, (U256::ZERO, lock));
+    let (status, answer) = stack.post("/api/orders", &body(&second)).await?;
+    assert_eq!(status, 422, "{answer}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn with_two_batches_in_flight_the_second_waits_beside_the_first_and_the_rest_gather() -> Result<()> {
     let stack = stack_in_flight("accounts-in-flight", 2).await?;
     let terms: Vec<u32> = (0..20).map(|i| TERMS[i % 4]).collect();

@@ -241,19 +241,24 @@ async fn place_order(
     let _one_at_a_time = accepting(customer).lock().await;
     // Read in this order, so that an order already out of the free balance is never also counted as
     // promised: the balance first; then the pending orders (one opened by then was in a batch by then: a
-    // batch is stored before it is sent); then whether each in a batch is opened (once opened, always).
-    // An order opened between the first read and the last is counted in neither; the chain refuses an
-    // order over the balance anyway (`Escrow_InsufficientBalance`).
+    // batch is stored before it is sent); then how many of the operator's transactions are mined. A
+    // pending order whose batch's nonce is below that count was opened, or failed and locks nothing, in
+    // its mined batch (once mined, always, unless a reorganisation undoes it: then it counts again). One
+    // read, however many orders are pending. An order opened between the first read and the last is
+    // counted in neither; so is one whose batch's nonce another transaction of the operator key took, until
+    // the settler sends it anew. The chain refuses an order over the balance anyway
+    // (`Escrow_InsufficientBalance`).
     let free = U256::from(chain.account_of(customer, terms.tokenId).await.map_err(unavailable)?.free);
-    let pending = ctx.store.pending_orders(customer, terms.tokenId).await?;
-    let opened = pending.iter().map(|order| async move {
-        match order.batch {
-            Some(_) => chain.order_nonce_used(customer, order.signed.order.nonce).await,
-            None => Ok(false),
-        }
-    });
-    let opened = futures::future::try_join_all(opened).await.map_err(unavailable)?;
-    let promised = pending.iter().zip(opened).filter(|(_, opened)| !opened).map(|(order, _)| order.lock).sum::<U256>();
+    let pending = ctx.store.pending_locks(customer, terms.tokenId).await?;
+    let mined = match pending.iter().any(|order| order.batch_nonce.is_some()) {
+        true => chain.operator_nonce(false).await.map_err(unavailable)?,
+        false => 0,
+    };
+    let promised = pending
+        .iter()
+        .filter(|order| order.batch_nonce.is_none_or(|nonce| nonce >= mined))
+        .map(|order| order.lock)
+        .sum::<U256>();
     let available = free.saturating_sub(promised);
     if amount > available {
         return Err(ApiError::Unprocessable(format!(

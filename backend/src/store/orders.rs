@@ -29,6 +29,14 @@ pub struct OrderRecord {
     pub received_wall_at: i64,
 }
 
+/// What a pending order will lock once opened, and the nonce of the batch transaction carrying it (None
+/// while it waits for a batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingLock {
+    pub lock: U256,
+    pub batch_nonce: Option<u64>,
+}
+
 /// How an address is stored (and looked up): lowercase hex with 0x.
 pub fn address_key(address: Address) -> String {
     format!("{address:#x}")
@@ -54,7 +62,7 @@ impl Store {
         .bind(i64::from(token_id))
         .bind(lock.to_string())
         .bind(now_wall())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let new = inserted.rows_affected() == 1;
         if new {
@@ -73,15 +81,24 @@ impl Store {
         row.as_ref().map(order_from_row).transpose()
     }
 
-    /// The customer's pending orders in token `token_id`: what they will lock is the part of its free
-    /// balance that new orders cannot count on, until each is opened on-chain.
-    pub async fn pending_orders(&self, customer: Address, token_id: u8) -> Result<Vec<OrderRecord>> {
-        let rows = sqlx::query("SELECT * FROM orders WHERE customer = $1 AND token_id = $2 AND status = 'pending'")
-            .bind(address_key(customer))
-            .bind(i64::from(token_id))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(order_from_row).collect()
+    /// What the customer's pending orders in token `token_id` will lock, each with the nonce of the
+    /// operator transaction carrying it once in a batch: the part of the free balance that new orders
+    /// cannot count on, until each is opened on-chain.
+    pub async fn pending_locks(&self, customer: Address, token_id: u8) -> Result<Vec<PendingLock>> {
+        let rows = sqlx::query(
+            "SELECT o.lock, b.nonce FROM orders o LEFT JOIN batches b ON b.id = o.batch_id \
+             WHERE o.customer = $1 AND o.token_id = $2 AND o.status = 'pending'",
+        )
+        .bind(address_key(customer))
+        .bind(i64::from(token_id))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let lock = stored_wei(&r.get::<String, _>(0))?;
+                Ok(PendingLock { lock, batch_nonce: r.get::<Option<i64>, _>(1).map(|nonce| nonce as u64) })
+            })
+            .collect()
     }
 
     /// Pending orders not in a batch yet, oldest first.
@@ -106,7 +123,7 @@ impl Store {
         sqlx::query("UPDATE orders SET status = 'failed', reason = $1 WHERE id = $2 AND status = 'pending'")
             .bind(reason)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -115,7 +132,7 @@ impl Store {
     pub async fn order_unbatched(&self, id: i64) -> Result<()> {
         sqlx::query("UPDATE orders SET batch_id = NULL, batch_index = NULL WHERE id = $1 AND status = 'pending'")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
