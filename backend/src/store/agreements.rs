@@ -189,7 +189,7 @@ impl Store {
         .bind(stored_seconds(stop.deadline)?)
         .bind(stop.signature.as_ref())
         .bind(now_wall())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let new = inserted.rows_affected() == 1;
         if new {

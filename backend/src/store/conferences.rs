@@ -39,7 +39,7 @@ impl Store {
     pub async fn conference_deploying(&self, id: u64) -> Result<()> {
         sqlx::query("UPDATE agreements SET conference_state = 'deploying' WHERE id = $1")
             .bind(id as i64)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         self.committed(Change::Agreement(id)).await;
         Ok(())
@@ -57,7 +57,7 @@ impl Store {
         .bind(deployed.fresh as i64)
         .bind(now_wall())
         .bind(id as i64)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.committed(Change::Agreement(id)).await;
         Ok(())
@@ -67,7 +67,7 @@ impl Store {
         sqlx::query("UPDATE agreements SET conference_state = 'removed', removed_wall_at = $1 WHERE id = $2")
             .bind(now_wall())
             .bind(id as i64)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         self.committed(Change::Agreement(id)).await;
         Ok(())
@@ -81,7 +81,7 @@ impl Store {
             "UPDATE agreements SET conference_state = 'removed' WHERE id = $1 AND conference_state = 'running'",
         )
         .bind(id as i64)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let lost = lost.rows_affected() == 1;
         if lost {
@@ -139,7 +139,7 @@ impl Store {
         if probes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let at = now_wall();
         // Many rows a statement: one parse and one round trip for each chunk, not for each probe.
         for chunk in probes.chunks(PROBES_PER_INSERT) {
@@ -243,7 +243,7 @@ impl Store {
         .bind(report.signature.to_string())
         .bind(serde_json::json!({ "intervalMs": report.interval_ms, "records": report.records }).to_string())
         .bind(now_wall())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let new = inserted.rows_affected() == 1;
         if new {

@@ -51,7 +51,7 @@ impl Store {
     /// both happen or neither, so no event is lost or applied twice across a crash. The events are not
     /// kept for a rollback (the watcher uses [`Store::apply_block_events`]).
     pub async fn apply_events(&self, events: &[ChainEvent], next_block: u64, head_timestamp: u64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for event in events {
             apply_event(&mut tx, event).await?;
         }
@@ -73,7 +73,7 @@ impl Store {
         keep_from: u64,
     ) -> Result<()> {
         let params = Params::of(self.dialect);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut new = HashSet::with_capacity(events.len());
         let jsons = events
             .iter()
@@ -174,7 +174,7 @@ impl Store {
     /// agreements are reopened for the settler to check against the chain again.
     pub async fn roll_back_to(&self, fork_block: u64) -> Result<Rollback> {
         use std::collections::BTreeSet;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let undone = sqlx::query("SELECT event FROM chain_events WHERE block_number >= $1")
             .bind(fork_block as i64)
             .fetch_all(&mut *tx)

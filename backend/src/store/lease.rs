@@ -23,7 +23,7 @@ impl Store {
         .bind(holder)
         .bind(now + ttl_ms as i64)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         Ok(row.map(|r| r.get::<i64, _>(0) as u64))
     }
@@ -34,7 +34,7 @@ impl Store {
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

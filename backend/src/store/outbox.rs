@@ -124,7 +124,7 @@ impl Store {
         .bind(evidence)
         .bind(report)
         .bind(now_wall())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let new = inserted.rows_affected() == 1;
         if new {
@@ -163,7 +163,7 @@ impl Store {
         .bind(session as i64)
         .bind(call)
         .bind(MAX_RETRIES as i64)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         let retried = row.is_some();
         self.outbox_changed(row).await;
@@ -175,7 +175,7 @@ impl Store {
     /// join it), in one database transaction. Returns the batch's id, or None (storing nothing) if a
     /// member moved meanwhile: then it must not be broadcast.
     pub async fn record_batch(&self, members: &[BatchMember], tx: &SignedTx) -> Result<Option<i64>> {
-        let mut db = self.pool.begin().await?;
+        let mut db = self.writer.begin().await?;
         let batch: i64 = sqlx::query(
             "INSERT INTO batches (calls, nonce, tx_hash, created_wall_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -230,7 +230,7 @@ impl Store {
     /// Stores a replacement of batch `batch`'s transaction (the same nonce and calls, higher fees) before
     /// it is broadcast, as its newest attempt.
     pub async fn record_batch_attempt(&self, batch: i64, tx: &SignedTx) -> Result<()> {
-        let mut db = self.pool.begin().await?;
+        let mut db = self.writer.begin().await?;
         insert_attempt(&mut db, Sender::Batch(batch), tx).await?;
         sqlx::query("UPDATE batches SET tx_hash = $1 WHERE id = $2")
             .bind(tx.hash.to_string())
@@ -274,7 +274,7 @@ impl Store {
         outcome: &str,
         failed: &[(BatchMember, String)],
     ) -> Result<usize> {
-        let mut db = self.pool.begin().await?;
+        let mut db = self.writer.begin().await?;
         sqlx::query("UPDATE batches SET tx_hash = $1, mined_block = $2 WHERE id = $3")
             .bind(&attempt.tx_hash)
             .bind(block as i64)
@@ -381,7 +381,7 @@ impl Store {
     /// latest transaction, if the call is still in state `from` (pending for a first transaction, sent
     /// for a replacement). Returns false, storing nothing, if it is not: it must not be broadcast then.
     pub async fn record_attempt(&self, id: i64, from: OutboxState, tx: &SignedTx) -> Result<bool> {
-        let mut db = self.pool.begin().await?;
+        let mut db = self.writer.begin().await?;
         let updated = sqlx::query(
             "UPDATE outbox SET state = 'sent', nonce = $1, tx_hash = $2, raw_tx = $3, mined_block = NULL \
              WHERE id = $4 AND state = $5 RETURNING agreement_id",
@@ -432,7 +432,7 @@ impl Store {
         .bind(&attempt.raw_tx)
         .bind(block as i64)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         self.outbox_changed(row).await;
         Ok(())
@@ -447,7 +447,7 @@ impl Store {
         )
         .bind(outcome)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         self.outbox_changed(row).await;
         Ok(())
@@ -478,7 +478,7 @@ impl Store {
         })
         .bind(outcome)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         self.outbox_changed(row).await;
         Ok(())

@@ -20,7 +20,7 @@ impl Store {
         settings: &ConferenceSettings,
         registered_by: Address,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // One statement decides: concurrent registrations serialize on the row, and only a newer one writes.
         let newer = sqlx::query(
             "INSERT INTO conference_settings (agreement_id, quality, issued_at, signature, received_wall_at, \

@@ -30,7 +30,7 @@ impl Store {
         .bind(stored_seconds(expires_at)?)
         .bind(now_wall())
         .bind(stored_seconds(max_outstanding)?)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(inserted.rows_affected() == 1)
     }
@@ -40,9 +40,9 @@ impl Store {
     pub async fn purge_expired_signins(&self, now: u64) -> Result<u64> {
         let now = stored_seconds(now)?;
         let nonces =
-            sqlx::query("DELETE FROM siwe_nonces WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM siwe_nonces WHERE expires_at <= $1").bind(now).execute(&self.writer).await?;
         let sessions =
-            sqlx::query("DELETE FROM siwe_sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM siwe_sessions WHERE expires_at <= $1").bind(now).execute(&self.writer).await?;
         Ok(nonces.rows_affected() + sessions.rows_affected())
     }
 
@@ -51,7 +51,7 @@ impl Store {
     pub async fn consume_siwe_nonce(&self, nonce: &str, now: u64) -> Result<NonceUse> {
         let row = sqlx::query("DELETE FROM siwe_nonces WHERE nonce = $1 RETURNING expires_at")
             .bind(nonce)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         Ok(match row.map(|r| r.get::<i64, _>(0) as u64) {
             None => NonceUse::Unknown,
@@ -67,7 +67,7 @@ impl Store {
             .bind(lowercase(address))
             .bind(stored_seconds(expires_at)?)
             .bind(now_wall())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -92,7 +92,7 @@ impl Store {
 
     /// Ends a session (signing out); nothing if there is none.
     pub async fn delete_siwe_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM siwe_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM siwe_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.writer).await?;
         Ok(())
     }
 }
