@@ -88,8 +88,9 @@ const GAS_HEADROOM: u64 = 100_000;
 /// `used`: the refunds, paid back only at the end (at most a fifth of the gross since EIP-3529, so the
 /// gross is at most `used` × 5/4), and the 64th of the remaining gas that every call keeps back from
 /// its callee (EIP-150): a batch's delegatecall, the call it makes (an ERC-1271 check, a payment) and
-/// one more level need (64/63)³ ≈ 1.05 × 5/4 ≈ 1.31. A limit short of that would revert the batch as a
-/// whole (`Escrow_BatchCallWithoutReason`), skipping no call; gas not used is not paid.
+/// one more level need (64/63)³ ≈ 1.05 of it, so 5/4 × 1.05 ≈ 1.31 in all. A limit short of that would
+/// revert the batch as a whole (`Escrow_BatchCallWithoutReason`), skipping no call; gas not used is not
+/// paid.
 pub fn gas_limit_for(used: u64, block_limit: u64) -> u64 {
     used.saturating_add(used / 3).saturating_add(GAS_HEADROOM).min(block_limit)
 }
