@@ -517,6 +517,11 @@ async fn kube_start(samples: usize, node_delay: Duration, websocket: bool) -> Re
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             times.push(signed.elapsed());
+            // Stopped once the activation is seen: a stop whose gas is estimated while the agreement is
+            // still requested (calling it off) but mined after the activation (ending it) takes another
+            // path than the estimated one. Sent before the activation was seen, a stop here reverted
+            // once (2026-12-05).
+            stack.wait_status(id, "active", WAIT).await?;
             stack.customer_stops(id).await?;
         }
         times.sort();
