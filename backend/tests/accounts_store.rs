@@ -1,9 +1,9 @@
 //! Customer orders and batched operator calls in the store, once on SQLite and once on PostgreSQL: an
-//! order is kept once per nonce and counted against the balance while pending (with the nonce of the batch
-//! carrying it, once in one); a batch is stored with
-//! its members before broadcast, only if none moved; a failed call is queued again a bounded number of
-//! times; `OrderFilled` opens the order and makes the agreement an account one; a rollback of its block
-//! makes the order pending again, in the batch that carried it.
+//! order is kept once per nonce and counted against the balance while pending (with the nonce of the
+//! batch carrying it, once in one); a batch is stored with its members before broadcast, only if none
+//! moved; a failed call is queued again a bounded number of times; `OrderFilled` opens the order and
+//! makes the agreement an account one; a rollback of its block makes the order pending again, in the
+//! batch that carried it.
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use conference_backend::{
