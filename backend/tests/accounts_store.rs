@@ -52,6 +52,11 @@ async fn pending_locks(store: &Store, token: u8) -> U256 {
     store.pending_locks(customer(), token).await.unwrap().iter().map(|order| order.lock).sum()
 }
 
+/// The nonce of the batch carrying each of the customer's pending orders in ETH (None: in no batch yet).
+async fn batch_nonces(store: &Store) -> Vec<Option<u64>> {
+    store.pending_locks(customer(), 0).await.unwrap().iter().map(|order| order.batch_nonce).collect()
+}
+
 async fn orders_batches_and_their_outcomes_are_kept_exactly_once(store: Store) {
     store.apply_events(&[common::terms_published()], 2, common::SIGNED_AT).await.unwrap();
     let lock = U256::from(36) * U256::from(10u64.pow(14));
@@ -60,10 +65,7 @@ async fn orders_batches_and_their_outcomes_are_kept_exactly_once(store: Store) {
     assert!(store.insert_order(&order(2), 0, lock).await.unwrap());
     assert_eq!(pending_locks(&store, 0).await, lock * U256::from(2));
     assert_eq!(pending_locks(&store, 1).await, U256::ZERO, "another token");
-    let nonces = |store: Store| async move {
-        store.pending_locks(customer(), 0).await.unwrap().iter().map(|order| order.batch_nonce).collect::<Vec<_>>()
-    };
-    assert_eq!(nonces(store.clone()).await, [None, None], "in no batch yet");
+    assert_eq!(batch_nonces(&store).await, [None, None], "in no batch yet");
 
     // A call and both orders in one batch, stored before broadcast.
     let signed = RecordedEvent { block: 39, log_index: 0, block_hash: "0x39".into(), event: common::signed() };
@@ -79,7 +81,7 @@ async fn orders_batches_and_their_outcomes_are_kept_exactly_once(store: Store) {
     let batch = store.record_batch(&members, &tx(5, 1)).await.unwrap().expect("stored");
     assert_eq!(store.record_batch(&members, &tx(6, 2)).await.unwrap(), None, "members in a batch join no other");
     assert_eq!(store.batches_in_flight().await.unwrap(), vec![batch]);
-    assert_eq!(nonces(store.clone()).await, [Some(5), Some(5)], "the nonce of the batch carrying them");
+    assert_eq!(batch_nonces(&store).await, [Some(5), Some(5)], "the nonce of the batch carrying them");
     assert_eq!(store.next_nonce_in_flight().await.unwrap(), Some(6));
     assert!(store.orders_to_send().await.unwrap().is_empty());
     let calls = store.calls_in_batch(batch).await.unwrap();

@@ -208,6 +208,16 @@ async fn post_orders(stack: &Stack, terms: &[u32], deadline: u64) -> Result<Vec<
     Ok(answers)
 }
 
+/// Waits until `done` holds, looking every 50 ms for at most [`STEP`]; `what` names it if it never does.
+async fn until<F: Future<Output = Result<bool>>>(stack: &Stack, what: &str, mut done: impl FnMut() -> F) -> Result<()> {
+    let waiting = Instant::now();
+    while !done().await? {
+        ensure!(waiting.elapsed() < STEP, "{what}: not within {STEP:?}; log:\n{}", stack.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// The operator's transactions the node holds unmined.
 async fn operator_unmined(stack: &Stack) -> Result<u64> {
     let operator = stack.devnet.operator.address();
@@ -225,11 +235,7 @@ async fn an_order_opened_on_chain_but_not_yet_read_here_is_not_counted_twice() -
     deposit(&stack, lock * U256::from(2)).await?;
     let deadline = chain_now(&stack).await? + 3600;
     post_orders(&stack, &[TERMS[0]], deadline).await?;
-    let waiting = Instant::now();
-    while account(&stack).await? != (lock, lock) {
-        ensure!(waiting.elapsed() < STEP, "the first order not opened on-chain; log:\n{}", stack.log_tail());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(&stack, "the first order opened on-chain", || async { Ok(account(&stack).await? == (lock, lock)) }).await?;
     let (_, first) = get_order(&stack, 0).await?;
     assert_eq!(first["status"], "pending", "not read here yet: {first}");
     // What is free on-chain covers the second order: the first is not also counted as promised.
@@ -247,11 +253,7 @@ async fn an_order_in_a_batch_not_yet_mined_is_still_promised() -> Result<()> {
     let deadline = chain_now(&stack).await? + 3600;
     stack.set_automine(false).await?;
     post_orders(&stack, &[TERMS[0]], deadline).await?;
-    let waiting = Instant::now();
-    while operator_unmined(&stack).await? == 0 {
-        ensure!(waiting.elapsed() < STEP, "the order's batch not sent; log:\n{}", stack.log_tail());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(&stack, "the order's batch sent", || async { Ok(operator_unmined(&stack).await? > 0) }).await?;
     // Sent, not mined: the whole deposit is still free on-chain, and all of it promised to the first.
     assert_eq!(account(&stack).await?, (lock, U256::ZERO));
     let second = signed(&stack, &stack.devnet.customer, &order(TERMS[0], lock, 1, deadline))?;
@@ -277,11 +279,8 @@ async fn with_two_batches_in_flight_the_second_waits_beside_the_first_and_the_re
     // flight, the other orders wait in the store.
     let (declined, direct_sign) = hold_a_batch_in_the_mempool(&stack).await?;
     post_orders(&stack, &terms, chain_now(&stack).await? + 3600).await?;
-    let waiting = Instant::now();
-    while operator_unmined(&stack).await? < 2 {
-        ensure!(waiting.elapsed() < STEP, "no second batch sent while the first waits; log:\n{}", stack.log_tail());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(&stack, "a second batch sent while the first waits", || async { Ok(operator_unmined(&stack).await? >= 2) })
+        .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(operator_unmined(&stack).await?, 2, "never more than two batches in flight");
 

@@ -250,9 +250,10 @@ async fn place_order(
     // (`Escrow_InsufficientBalance`).
     let free = U256::from(chain.account_of(customer, terms.tokenId).await.map_err(unavailable)?.free);
     let pending = ctx.store.pending_locks(customer, terms.tokenId).await?;
-    let mined = match pending.iter().any(|order| order.batch_nonce.is_some()) {
-        true => chain.operator_nonce(false).await.map_err(unavailable)?,
-        false => 0,
+    let mined = if pending.iter().any(|order| order.batch_nonce.is_some()) {
+        chain.operator_nonce(false).await.map_err(unavailable)?
+    } else {
+        0
     };
     let promised = pending
         .iter()
