@@ -31,15 +31,21 @@ impl PostgresServer {
         if is_root() {
             run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir), "chown")?;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let server = Self { dir, bin, port };
+        let mut server = Self { dir, bin, port: 0 };
         let data = server.data_dir();
         server.pg("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])?;
-        server.start_again().map_err(|err| {
+        // The port is free when chosen, but another process may bind it before the server does: then
+        // the server starts again on another one.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            server.port = free_port()?;
+            let Err(err) = server.start_again() else { return Ok(server) };
             let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default();
-            Error::Config(format!("PostgreSQL server for {name}: {err}\n{log}"))
-        })?;
-        Ok(server)
+            if tries == 5 || !log.contains("Address already in use") {
+                return Err(Error::Config(format!("PostgreSQL server for {name}: {err}\n{log}")));
+            }
+        }
     }
 
     /// The URL of the server's `postgres` database.
@@ -82,6 +88,21 @@ impl Drop for PostgresServer {
         let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A free loopback port below Linux's ephemeral range (32768 and up), where neither outgoing connections
+/// nor listeners on port 0 are given ports: so the port stays free while the server is stopped between
+/// [`PostgresServer::stop`] and [`PostgresServer::start_again`].
+fn free_port() -> Result<u16> {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..100 {
+        let port = rng.gen_range(20_000..32_768);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(Error::Config("no free loopback port between 20000 and 32767".into()))
 }
 
 /// Debian's versioned server programs folder, the newest if several are installed.
