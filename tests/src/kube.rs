@@ -36,6 +36,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, anyhow, bail};
+use conference_backend::dev::free_loopback_port;
 use futures::StreamExt;
 use k8s_openapi::serde::Deserialize;
 use k8s_openapi::{
@@ -207,8 +208,8 @@ impl TestCluster {
         let service_cidr = format!("127.{}.{}.0/24", 64 + slot / 256, slot % 256);
 
         let mut cluster = TestCluster { name: name.into(), dir, port: 0, service_cidr, tokens, processes: vec![] };
-        let etcd_port = free_port()?;
-        let peer_port = free_port()?;
+        let etcd_port = free_loopback_port()?;
+        let peer_port = free_loopback_port()?;
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let mut etcd = Command::new("etcd");
@@ -222,7 +223,7 @@ impl TestCluster {
             .args(["--logger=zap", "--log-level=warn"]);
         cluster.spawn(etcd, "etcd")?;
 
-        cluster.port = free_port()?;
+        cluster.port = free_loopback_port()?;
         let dir = cluster.dir.clone();
         let mut apiserver = Command::new(apiserver);
         apiserver
@@ -400,10 +401,6 @@ fn http_get(path: &str) -> Result<http::Request<Vec<u8>>> {
 
 fn nanos() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
-}
-
-fn free_port() -> Result<u16> {
-    Ok(StdTcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The kubelet's and kube-proxy's stand-in for one namespace (as kwok does): marks every pod

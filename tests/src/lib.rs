@@ -696,7 +696,7 @@ pub async fn janus_answers(join_url: &str) -> bool {
 }
 
 fn free_loopback_addr() -> Result<String> {
-    Ok(format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
+    Ok(format!("127.0.0.1:{}", conference_backend::dev::free_loopback_port()?))
 }
 
 /// The agreement id of a mined signing transaction (sign, buyMinutes or reserve).

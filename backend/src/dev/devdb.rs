@@ -39,7 +39,7 @@ impl PostgresServer {
         let mut tries = 0;
         loop {
             tries += 1;
-            server.port = free_port()?;
+            server.port = super::free_loopback_port()?;
             let Err(err) = server.start_again() else { return Ok(server) };
             let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default();
             if tries == 5 || !log.contains("Address already in use") {
@@ -88,21 +88,6 @@ impl Drop for PostgresServer {
         let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A free loopback port below Linux's ephemeral range (32768 and up), where neither outgoing connections
-/// nor listeners on port 0 are given ports: so the port stays free while the server is stopped between
-/// [`PostgresServer::stop`] and [`PostgresServer::start_again`].
-fn free_port() -> Result<u16> {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    for _ in 0..100 {
-        let port = rng.gen_range(20_000..32_768);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err(Error::Config("no free loopback port between 20000 and 32767".into()))
 }
 
 /// Debian's versioned server programs folder, the newest if several are installed.
