@@ -1,17 +1,21 @@
 //! The store's change feed across processes: two stores on one PostgreSQL database (as two replicas
 //! hold them) hear each other's committed changes, their own once (never echoed back), and after the
-//! server restarts, everything once, then each other again.
+//! server restarts, or after the listener's connection goes silent for good, everything once, then
+//! each other again.
 
 mod common;
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use conference_backend::{
     dev::devdb::PostgresServer,
     domain::availability::ProbeResult,
     store::{Change, Heard, Store},
 };
-use tokio::sync::broadcast;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{broadcast, watch},
+};
 
 /// How long a change may take to be heard before the test gives up (a bound against hanging, not a
 /// measurement: the benchmark measures).
@@ -82,4 +86,63 @@ async fn after_the_server_restarts_a_listener_says_everything_changed_and_hears_
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(next(&mut heard_b, "b").await, elsewhere(Change::Agreement(1)));
+}
+
+#[tokio::test]
+async fn a_listener_whose_connection_falls_silent_connects_again_and_says_everything_changed() {
+    let server = PostgresServer::start("feed_silent").unwrap();
+    let proxy = StallingProxy::start(([127, 0, 0, 1], server.port).into()).await;
+    let a = Store::open(&server.url()).await.unwrap();
+    let b =
+        Store::open(&server.url().replace(&format!(":{}/", server.port), &format!(":{}/", proxy.port))).await.unwrap();
+    let mut heard_b = b.subscribe();
+    a.apply_events(&[common::terms_published(), common::signed()], 3, common::SIGNED_AT).await.unwrap();
+    assert_eq!(next(&mut heard_b, "b").await, elsewhere(Change::All));
+
+    // b's connections stay open but nothing passes on them any more, as when the server's host is gone
+    // or a firewall between forgot them: no error ever comes. New connections pass.
+    proxy.stall_open_connections();
+    a.conference_deploying(1).await.unwrap();
+    // Lost on the silent connection; heard as "everything" once b's listener found it silent.
+    assert_eq!(next(&mut heard_b, "b").await, elsewhere(Change::All));
+    a.conference_removed(1).await.unwrap();
+    assert_eq!(next(&mut heard_b, "b").await, elsewhere(Change::Agreement(1)), "b hears again, on its new connection");
+}
+
+/// A loopback TCP proxy to `target` that can stall the connections open through it: they stay open but
+/// carry nothing more either way; connections opened afterwards pass.
+struct StallingProxy {
+    port: u16,
+    stalls: watch::Sender<u32>,
+}
+
+impl StallingProxy {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stalls = watch::Sender::new(0);
+        let stalled = stalls.subscribe();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut stalled = stalled.clone();
+                let opened_at = *stalled.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = async { stalled.wait_for(|stalls| *stalls > opened_at).await.map(drop) } => {
+                            // Both sockets held open, neither read nor written, until the test ends.
+                            let _held = (client, server);
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, stalls }
+    }
+
+    fn stall_open_connections(&self) {
+        self.stalls.send_modify(|stalls| *stalls += 1);
+    }
 }

@@ -43,6 +43,14 @@ const NOTIFY_PER_STATEMENT: usize = 500;
 /// The longest wait between two attempts to connect the listener again.
 const RECONNECT_AT_MOST: Duration = Duration::from_secs(5);
 
+/// After this long without a notification the listener asks its connection a query: one that died
+/// without a word (the server's host gone, or a firewall that forgot the connection) stays silent for
+/// good, as a quiet feed does, and there is no TCP keepalive on it to tell them apart.
+const QUIET: Duration = Duration::from_secs(10);
+
+/// How long that query may take before the connection counts as lost.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What a follower hears: a change, and whether another process (another replica) made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heard {
@@ -141,9 +149,10 @@ pub(super) async fn listen(url: &str) -> Result<PgListener> {
     Ok(listener)
 }
 
-/// Hands what other stores publish to `feed` until `stop` is cancelled. When the connection fails it
-/// connects again (waiting longer each time, at most [`RECONNECT_AT_MOST`]) and then sends
-/// [`Change::All`]: whatever was published meanwhile is lost.
+/// Hands what other stores publish to `feed` until `stop` is cancelled. When the connection fails, or
+/// after [`QUIET`] does not answer a query within [`QUERY_TIMEOUT`], it connects again (waiting longer
+/// each time, at most [`RECONNECT_AT_MOST`]) and then sends [`Change::All`]: whatever was published
+/// meanwhile is lost.
 pub(super) async fn follow(
     mut listener: PgListener,
     url: String,
@@ -155,7 +164,15 @@ pub(super) async fn follow(
         let lost = loop {
             let next = tokio::select! {
                 _ = stop.cancelled() => return,
-                next = listener.try_recv() => next,
+                next = listener.try_recv() => Some(next),
+                _ = tokio::time::sleep(QUIET) => None,
+            };
+            let Some(next) = next else {
+                match tokio::time::timeout(QUERY_TIMEOUT, sqlx::query("SELECT 1").execute(&mut listener)).await {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(err)) => break err.to_string(),
+                    Err(_) => break format!("a query got no answer within {} s", QUERY_TIMEOUT.as_secs()),
+                }
             };
             match next {
                 Ok(Some(notification)) => {
