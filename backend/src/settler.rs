@@ -1,8 +1,9 @@
 //! The settler sends the outbox's operator calls (activate, decline, end, settle, stopAndSettle) and the
 //! customers' orders (`openOrder`), each exactly once on the canonical chain. Everything due at a pass
-//! goes out as ONE transaction, `batch(bytes[])` (at most `--operator-batch-size` calls; the rest wait for
-//! the next pass), for account and direct agreements alike. In a batch, a call that reverts changes
-//! nothing and is reported by `BatchCallFailed(index, reason)`; the others go on.
+//! goes out as ONE transaction, `batch(bytes[])` (at most `--operator-batch-size` calls, and at most what
+//! runs as a whole within a block's gas; the rest wait for the next pass), for account and direct
+//! agreements alike. In a batch, a call that reverts changes nothing and is reported by
+//! `BatchCallFailed(index, reason)`; the others go on.
 //!
 //! A batch is signed and stored before it is broadcast: in one database transaction the batch, its
 //! signed transaction (an attempt) and each member's place in it (its index) are written, and only the
@@ -53,17 +54,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::{B256, Bytes};
+use alloy::primitives::B256;
 use futures::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Mutex;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     Error, Result,
-    chain::{Chain, batch, calldata},
+    chain::{Chain, WouldNotRun, batch, calldata},
     domain::{
         agreement::ChainStatus,
-        operator::{Fees, MAX_RETRIES, SignedTx},
+        operator::{MAX_RETRIES, SignedTx},
     },
     store::{
         Store, now_wall,
@@ -213,19 +214,31 @@ impl Settler {
             self.chain.current_fees()
         )?;
         let nonce = pending.max(in_flight.unwrap_or_default());
-        let signed = match self.chain.sign_input(batch::batch_calldata(calls.clone()), nonce, fees).await {
-            Ok(signed) => signed,
-            Err(Error::Chain(reason)) if reason.to_string().contains("revert") => {
-                // A batch reverts as a whole only for a call that reverts without naming an error (one
-                // that runs out of gas whatever it is given, e.g. a contract wallet whose signature check
-                // burns it all), or for a reason none of its calls can help (the operator's role revoked).
-                // Nothing of it was stored: each call is tried alone, those that would revert alone too
-                // are failed, and the others go in the next batch.
-                warn!(%reason, calls = due.len(), "the batch would revert; trying its calls one by one");
-                self.metrics.tx_failed();
-                return self.fail_reverting(&due, calls, nonce, fees).await;
+        // A batch that would not run as a whole is halved until one runs; what it leaves out waits for
+        // the next batch. So a batch never needs more gas than a block holds, and a call that reverts
+        // without naming an error (one that runs out of gas whatever it is given, e.g. a contract
+        // wallet whose signature check burns it all) ends up alone, and is failed.
+        let signed = loop {
+            match self.chain.sign_input(batch::batch_calldata(calls.clone()), nonce, fees).await? {
+                Ok(signed) => break signed,
+                Err(WouldNotRun(reason)) if calls.len() > 1 => {
+                    let half = calls.len() / 2;
+                    warn!(%reason, calls = calls.len(), "the batch would not run as a whole; trying its first {half} calls");
+                    calls.truncate(half);
+                    names.truncate(half);
+                    members.truncate(half);
+                    due.truncate(half);
+                }
+                Err(WouldNotRun(reason)) => {
+                    warn!(%reason, "this call would not run even alone; failing it");
+                    self.metrics.tx_failed();
+                    let why = format!("would not run even alone: {reason}");
+                    return match &due[0] {
+                        Member::Call(item) => self.store.outbox_finished(item.id, OutboxState::Failed, &why).await,
+                        Member::Order(order) => self.store.order_failed(order.id, &why).await,
+                    };
+                }
             }
-            Err(err) => return Err(err),
         };
         // Stored before broadcast: whatever happens next, this transaction is known to carry these calls.
         let Some(batch) = self.store.record_batch(&members, &signed).await? else { return Ok(()) };
@@ -389,26 +402,6 @@ impl Settler {
                 Ok(None)
             }
         }
-    }
-
-    /// Fails each of `due` whose call (`calls`, in the same order) would revert as a batch of its own, with
-    /// the reason the node gave; the others stay for the next batch.
-    async fn fail_reverting(&self, due: &[Member], calls: Vec<Bytes>, nonce: u64, fees: Fees) -> Result<()> {
-        for (member, call) in due.iter().zip(calls) {
-            match self.chain.sign_input(batch::batch_calldata(vec![call]), nonce, fees).await {
-                Ok(_) => {}
-                Err(Error::Chain(reason)) if reason.to_string().contains("revert") => {
-                    warn!(%reason, "this call makes the batch revert; failing it");
-                    let why = format!("makes its batch revert: {reason}");
-                    match member {
-                        Member::Call(item) => self.store.outbox_finished(item.id, OutboxState::Failed, &why).await?,
-                        Member::Order(order) => self.store.order_failed(order.id, &why).await?,
-                    }
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(())
     }
 
     /// Records a member that is not (or no longer) to be sent as finished: a call done (or failed when

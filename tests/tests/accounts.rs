@@ -218,6 +218,12 @@ async fn until<F: Future<Output = Result<bool>>>(stack: &Stack, what: &str, mut 
     Ok(())
 }
 
+/// Sets the gas a block holds, from the next block on (mined at once).
+async fn set_block_gas(stack: &Stack, gas: u64) -> Result<()> {
+    stack.customer.raw_request::<_, Value>("evm_setBlockGasLimit".into(), (format!("{gas:#x}"),)).await?;
+    stack.mine().await
+}
+
 /// The operator's transactions the node holds unmined.
 async fn operator_unmined(stack: &Stack) -> Result<u64> {
     let operator = stack.devnet.operator.address();
@@ -558,5 +564,49 @@ async fn replayed_expired_and_unfunded_orders_are_refused_by_the_api_and_skipped
     // The backend follows the agreement it did not open like any other.
     let active = stack.wait_status(direct, "active", STEP).await?;
     assert_eq!(active["fromAccount"], true);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_too_big_for_a_block_is_sent_in_parts_that_fit_and_an_order_no_block_holds_fails() -> Result<()> {
+    let stack = stack("accounts-block-limit").await?;
+    let terms: Vec<u32> = (0..=BATCH).map(|i| TERMS[i % 4]).collect();
+    deposit(&stack, terms.iter().map(|&t| lock_of(t)).sum()).await?;
+    // Blocks of 400,000 gas: two openings with their margin, where the batch of ten would need about
+    // 1.2 million (a chain with a lower block gas limit than the batch size assumes).
+    const BLOCK_GAS: u64 = 400_000;
+    set_block_gas(&stack, BLOCK_GAS).await?;
+    // The ten orders gather while the operator's previous batch waits for its block.
+    hold_a_batch_in_the_mempool(&stack).await?;
+    let deadline = chain_now(&stack).await? + 3600;
+    post_orders(&stack, &terms[..BATCH], deadline).await?;
+    release_blocks(&stack).await?;
+    for nonce in 0..BATCH as u64 {
+        opened(&stack, nonce).await?;
+    }
+    let batches = order_batches(&stack).await?;
+    ensure!(batches.len() > 1, "the ten orders went out in several batches: {batches:?}");
+    for (tx, _) in &batches {
+        let receipt = stack.customer.get_transaction_receipt(*tx).await?.context("the batch's receipt")?;
+        ensure!(receipt.status() && receipt.gas_used <= BLOCK_GAS, "a batch within a block: {receipt:?}");
+    }
+    assert_eq!(batches.iter().map(|(_, count)| count).sum::<usize>(), BATCH);
+
+    // An opening alone needs a limit of about 220,000 gas: in blocks of 150,000 the order is failed
+    // with why, not tried again and again.
+    set_block_gas(&stack, 150_000).await?;
+    let order =
+        signed(&stack, &stack.devnet.customer, &order(terms[BATCH], lock_of(terms[BATCH]), BATCH as u64, deadline))?;
+    let (status, answer) = stack.post("/api/orders", &body(&order)).await?;
+    ensure!(status == 202, "the last order: {status} {answer}");
+    until(&stack, "the order no block holds failed", || async {
+        let (_, view) = get_order(&stack, BATCH as u64).await?;
+        Ok(view["status"] == "failed")
+    })
+    .await?;
+    let (_, view) = get_order(&stack, BATCH as u64).await?;
+    let reason = view["reason"].as_str().unwrap_or_default();
+    ensure!(reason.contains("would not run even alone") && reason.contains("more than a block's 150000"), "{view}");
+    assert_eq!(order_batches(&stack).await?.iter().map(|(_, count)| count).sum::<usize>(), BATCH, "never sent");
     Ok(())
 }

@@ -84,15 +84,31 @@ pub fn calldata(call: &OperatorCall) -> Bytes {
 const GAS_HEADROOM: u64 = 100_000;
 
 /// The gas limit of a transaction whose one run on the latest state used `used` gas (what a receipt
-/// reports: refunds taken off), at most `block_limit`. A third more covers what a limit must hold beyond
-/// `used`: the refunds, paid back only at the end (at most a fifth of the gross since EIP-3529, so the
-/// gross is at most `used` × 5/4), and the 64th of the remaining gas that every call keeps back from
-/// its callee (EIP-150): a batch's delegatecall, the call it makes (an ERC-1271 check, a payment) and
-/// one more level need (64/63)³ ≈ 1.05 of it, so 5/4 × 1.05 ≈ 1.31 in all. A limit short of that would
-/// revert the batch as a whole (`Escrow_BatchCallWithoutReason`), skipping no call; gas not used is not
-/// paid.
-pub fn gas_limit_for(used: u64, block_limit: u64) -> u64 {
-    used.saturating_add(used / 3).saturating_add(GAS_HEADROOM).min(block_limit)
+/// reports: refunds taken off). A third more covers what a limit must hold beyond `used`: the refunds,
+/// paid back only at the end (at most a fifth of the gross since EIP-3529, so the gross is at most
+/// `used` × 5/4), and the 64th of the remaining gas that every call keeps back from its callee
+/// (EIP-150): a batch's delegatecall, the call it makes (an ERC-1271 check, a payment) and one more
+/// level need (64/63)³ ≈ 1.05 of it, so 5/4 × 1.05 ≈ 1.31 in all. A limit short of that would revert
+/// the batch as a whole (`Escrow_BatchCallWithoutReason`), skipping no call; gas not used is not paid.
+/// A transaction whose limit a block cannot hold is not signed ([`WouldNotRun`]).
+pub fn gas_limit_for(used: u64) -> u64 {
+    used.saturating_add(used / 3).saturating_add(GAS_HEADROOM)
+}
+
+/// Why a transaction was not signed: on the latest state it would not run as a whole. It reverts (a
+/// batch does when one of its calls reverts without naming an error: `Escrow_BatchCallWithoutReason`),
+/// runs out of the gas the node lets a call have, or needs more gas, with its margin
+/// ([`gas_limit_for`]), than a block holds. A smaller batch may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WouldNotRun(pub String);
+
+/// Whether the node's error answer to a run of a transaction says it would not run (it reverts, or
+/// runs out of gas), rather than that the node could not run it.
+fn says_would_not_run(error: &alloy::transports::RpcError<alloy::transports::TransportErrorKind>) -> bool {
+    error.as_error_resp().is_some_and(|answer| {
+        let message = answer.message.to_lowercase();
+        message.contains("revert") || message.replace(' ', "").contains("outofgas")
+    })
 }
 
 /// How long the WebSocket beside an HTTP node may take to open before the watcher polls instead.
@@ -388,33 +404,37 @@ impl Chain {
         if pending { count.pending().await } else { count.latest().await }.map_err(Error::chain)
     }
 
-    /// Signs `call` with `nonce` and `fees`; fails (without signing) if the call would revert now.
-    pub async fn sign(&self, call: &OperatorCall, nonce: u64, fees: Fees) -> Result<SignedTx> {
-        self.sign_input(calldata(call), nonce, fees).await
-    }
-
     /// Signs a transaction to the escrow with `input` (a call, or a `batch` of calls), `nonce` and
-    /// `fees`; fails (without signing) if it would revert on the latest state. Its gas limit is
-    /// [`gas_limit_for`] what one run of it there uses: the node's `eth_createAccessList` reports that from
-    /// one or two runs, where `eth_estimateGas` searches for the least limit that works with a dozen or
-    /// more (about 450 ms for a batch of 200 calls on anvil, against 40 ms).
-    pub async fn sign_input(&self, input: Bytes, nonce: u64, fees: Fees) -> Result<SignedTx> {
+    /// `fees`, or says why it [`WouldNotRun`] on the latest state. Its gas limit is [`gas_limit_for`]
+    /// what one run of it there uses: the node's `eth_createAccessList` reports that from one or two
+    /// runs, where `eth_estimateGas` searches for the least limit that works with a dozen or more (about
+    /// 450 ms for a batch of 200 calls on anvil, against 40 ms).
+    pub async fn sign_input(&self, input: Bytes, nonce: u64, fees: Fees) -> Result<Result<SignedTx, WouldNotRun>> {
         let request = TransactionRequest::default()
             .with_from(self.operator_address)
             .with_to(self.escrow)
             .with_input(input)
             .with_chain_id(self.chain_id)
             .with_nonce(nonce);
-        let (run, block) = tokio::try_join!(
-            async { self.provider.create_access_list(&request).await.map_err(Error::chain) },
-            self.latest_block(),
-        )?;
+        let (run, block) =
+            tokio::try_join!(async { Ok(self.provider.create_access_list(&request).await) }, self.latest_block())?;
+        let run = match run {
+            Ok(run) => run,
+            Err(err) if says_would_not_run(&err) => return Ok(Err(WouldNotRun(err.to_string()))),
+            Err(err) => return Err(Error::chain(err)),
+        };
         if let Some(error) = run.error {
             // Some nodes (geth) report a revert in the result rather than as an error.
-            return Err(Error::Chain(format!("execution reverted: {error}").into()));
+            return Ok(Err(WouldNotRun(format!("execution reverted: {error}"))));
         }
         let used = u64::try_from(run.gas_used).map_err(Error::chain)?;
-        self.sign_request(request.with_gas_limit(gas_limit_for(used, block.header.gas_limit)), fees).await
+        let (limit, block_limit) = (gas_limit_for(used), block.header.gas_limit);
+        if limit > block_limit {
+            return Ok(Err(WouldNotRun(format!(
+                "it needs a gas limit of {limit} (a run used {used}), more than a block's {block_limit}"
+            ))));
+        }
+        self.sign_request(request.with_gas_limit(limit), fees).await.map(Ok)
     }
 
     /// Signs the transaction `raw` again with other fees: the same nonce, call and gas limit, so that
@@ -494,12 +514,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_gas_limit_is_a_third_over_the_run_and_within_the_block() {
-        assert_eq!(gas_limit_for(9_000_000, 30_000_000), 12_100_000);
-        assert_eq!(gas_limit_for(21_000, 30_000_000), 128_000);
-        // 5/4 for refunds × (64/63)³ for three levels of calls, and no more than the block holds.
-        assert!(gas_limit_for(9_000_000, 30_000_000) as f64 >= 9_000_000.0 * 1.25 * (64.0f64 / 63.0).powi(3));
-        assert_eq!(gas_limit_for(25_000_000, 30_000_000), 30_000_000);
-        assert_eq!(gas_limit_for(u64::MAX, 30_000_000), 30_000_000);
+    fn a_gas_limit_is_a_third_over_the_run() {
+        assert_eq!(gas_limit_for(9_000_000), 12_100_000);
+        assert_eq!(gas_limit_for(21_000), 128_000);
+        // 5/4 for refunds × (64/63)³ for three levels of calls.
+        assert!(gas_limit_for(9_000_000) as f64 >= 9_000_000.0 * 1.25 * (64.0f64 / 63.0).powi(3));
+        assert_eq!(gas_limit_for(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn a_revert_or_running_out_of_gas_is_a_transaction_that_would_not_run() {
+        let answer = |code: i64, message: &str| {
+            alloy::transports::RpcError::ErrorResp(alloy::rpc::json_rpc::ErrorPayload {
+                code,
+                message: message.to_owned().into(),
+                data: None,
+            })
+        };
+        // anvil's answers, and geth's to eth_call.
+        assert!(says_would_not_run(&answer(3, "execution reverted: custom error 0x12345678")));
+        assert!(says_would_not_run(&answer(-32603, "EVM error OutOfGas")));
+        assert!(says_would_not_run(&answer(-32000, "out of gas")));
+        // The node could not run it: not the transaction's fault.
+        assert!(!says_would_not_run(&answer(-32000, "header not found")));
+        assert!(!says_would_not_run(&answer(-32005, "rate limit exceeded")));
+        assert!(!says_would_not_run(&alloy::transports::TransportErrorKind::backend_gone()));
     }
 }
