@@ -312,9 +312,7 @@ impl Stack {
     }
 
     fn replica_log_tail(&self, replica: usize) -> String {
-        let log = self.replica_log(replica);
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        log_tail(&self.replica_log(replica))
     }
 
     pub fn log_tail(&self) -> String {
@@ -799,14 +797,51 @@ impl MonitorProcess {
     }
 
     pub fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        log_tail(&fs::read_to_string(&self.log).unwrap_or_default())
     }
+}
+
+/// The last 40 lines of a log for a failed test's message, each run of lines that differ only in their
+/// time (the first word) shown once with how many followed it: what led up to the failure, not forty
+/// retries of one error.
+fn log_tail(log: &str) -> String {
+    let without_time = |line: &str| line.split_once(' ').map_or(line, |(_, rest)| rest).to_owned();
+    let mut runs: Vec<(&str, &str, usize)> = Vec::new();
+    for line in log.lines() {
+        match runs.last_mut() {
+            Some((first, last, more)) if without_time(first) == without_time(line) => {
+                (*last, *more) = (line, *more + 1)
+            }
+            _ => runs.push((line, line, 0)),
+        }
+    }
+    let shown = runs[runs.len().saturating_sub(40)..].iter().map(|(first, last, more)| match more {
+        0 => first.to_string(),
+        _ => format!(
+            "{first}\n    ... and {more} more like it, the last: {}",
+            last.split(' ').next().unwrap_or_default()
+        ),
+    });
+    shown.collect::<Vec<_>>().join("\n")
 }
 
 impl Drop for MonitorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_log_tail_shows_a_run_of_one_message_once() {
+        let log = "t1 WARN pass failed: a\nt2 WARN pass failed: a\nt3 WARN pass failed: a\nt4 INFO recorded\nt5 WARN pass failed: a";
+        assert_eq!(
+            super::log_tail(log),
+            "t1 WARN pass failed: a\n    ... and 2 more like it, the last: t3\nt4 INFO recorded\nt5 WARN pass failed: a"
+        );
+        let long: Vec<String> = (0..50).map(|i| format!("t{i} line {i}")).collect();
+        assert_eq!(super::log_tail(&long.join("\n")), long[10..].join("\n"));
     }
 }
