@@ -225,8 +225,8 @@ impl LocalOrchestrator {
             agreement,
             dir: self.conference_dir(agreement),
             library_dir: self.library_dir.clone(),
-            ws: format!("127.0.0.1:{}", free_port()?).parse().expect("a socket address"),
-            admin: format!("127.0.0.1:{}", free_port()?).parse().expect("a socket address"),
+            ws: format!("127.0.0.1:{}", free_loopback_port()?).parse().expect("a socket address"),
+            admin: format!("127.0.0.1:{}", free_loopback_port()?).parse().expect("a socket address"),
             rtp_first_port,
             ice_interface: self.ice_interface.clone(),
             bitrate_bps: conference.stream_kbps * 1_000,
@@ -495,9 +495,27 @@ pub fn server_processes(dir: &Path) -> Vec<(u64, u32)> {
     found
 }
 
-/// A free TCP port on loopback, as the kernel hands one out (Janus is told the number).
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A free loopback port below Linux's ephemeral range (32768 and up), for a server this process starts
+/// and then tells the number: a conference's Janus (and, in the tests, PostgreSQL, etcd, the backend).
+/// The kernel never gives such a port to an outgoing connection or to a listener on port 0, so it stays
+/// free between the check and the server's bind, and while a test has the server stopped. The ports
+/// are taken in turn from a random place in the range, so that servers this process starts at once
+/// never get the same one. Only a port another process picked from this range and has not bound yet
+/// may still be handed out (Janus then does not answer, and the deploy is tried again; a test's
+/// PostgreSQL starts on another). TCP: the media's UDP ports ([`janus::RTP_PORTS`]) do not collide.
+pub fn free_loopback_port() -> Result<u16> {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 32_768 - FIRST;
+    static NEXT: std::sync::LazyLock<std::sync::atomic::AtomicU32> =
+        std::sync::LazyLock::new(|| std::sync::atomic::AtomicU32::new(rand::random::<u32>() % COUNT));
+    for _ in 0..100 {
+        let turn = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(FIRST + turn % COUNT).expect("below 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(Error::Config("no free loopback port between 20000 and 32767".into()))
 }
 
 trait WriteAllSynced {

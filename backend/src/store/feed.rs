@@ -6,7 +6,7 @@
 //! PostgreSQL it is also published to the other processes sharing the database: a `NOTIFY` on
 //! [`CHANNEL`] inside the write's transaction, so that PostgreSQL delivers it exactly when the write
 //! commits and never when it rolls back (a write of one statement sends it in a statement of its own
-//! right after). Each store listens on its own connection ([`follow`]) and hands what other stores
+//! right after). Each store listens on its own connection (`follow`) and hands what other stores
 //! published to the same broadcast (`remote` true), skipping its own echoes by the origin each payload
 //! names. Notifications are not durable: while the listener's connection is down they are lost, so once
 //! it is back it tells every follower to read everything again ([`Change::All`]). On SQLite one process
