@@ -36,13 +36,17 @@ impl PostgresServer {
         server.pg("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])?;
         // The port is free when chosen, but another process may bind it before the server does: then
         // the server starts again on another one.
+        let log_path = server.dir.join("server.log");
         let mut tries = 0;
         loop {
             tries += 1;
             server.port = super::free_loopback_port()?;
+            let logged_before = std::fs::read_to_string(&log_path).unwrap_or_default().len();
             let Err(err) = server.start_again() else { return Ok(server) };
-            let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default();
-            if tries == 5 || !log.contains("Address already in use") {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let port_taken =
+                log.get(logged_before..).is_some_and(|this_try| this_try.contains("Address already in use"));
+            if tries == 5 || !port_taken {
                 return Err(Error::Config(format!("PostgreSQL server for {name}: {err}\n{log}")));
             }
         }
