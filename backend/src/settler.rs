@@ -232,11 +232,7 @@ impl Settler {
                 Err(WouldNotRun(reason)) => {
                     warn!(%reason, "this call would not run even alone; failing it");
                     self.metrics.tx_failed();
-                    let why = format!("would not run even alone: {reason}");
-                    return match &due[0] {
-                        Member::Call(item) => self.store.outbox_finished(item.id, OutboxState::Failed, &why).await,
-                        Member::Order(order) => self.store.order_failed(order.id, &why).await,
-                    };
+                    return self.fail(&due[0], &format!("would not run even alone: {reason}")).await;
                 }
             }
         };
@@ -409,10 +405,18 @@ impl Settler {
     async fn finish_not_due(&self, member: &Member, why: &str) -> Result<()> {
         info!(why, "already done on-chain, overtaken or gone; not sending it");
         match member {
-            Member::Call(item) if why.starts_with("cancelled") => {
-                self.store.outbox_finished(item.id, OutboxState::Failed, why).await
+            Member::Call(item) if !why.starts_with("cancelled") => {
+                self.store.outbox_finished(item.id, OutboxState::Done, why).await
             }
-            Member::Call(item) => self.store.outbox_finished(item.id, OutboxState::Done, why).await,
+            _ => self.fail(member, why).await,
+        }
+    }
+
+    /// Records a member that is not sent as failed, with why: a call (the reconciler may queue it again)
+    /// or an order (for good).
+    async fn fail(&self, member: &Member, why: &str) -> Result<()> {
+        match member {
+            Member::Call(item) => self.store.outbox_finished(item.id, OutboxState::Failed, why).await,
             Member::Order(order) => self.store.order_failed(order.id, why).await,
         }
     }
